@@ -5,12 +5,26 @@
 //! Application code depends on the `custodian` facade, which re-exports this crate.
 #![deny(missing_docs)]
 
+pub mod backend;
+pub mod config;
 pub mod conn;
+pub mod db;
 pub mod entity;
+pub mod error;
+pub mod pool;
 #[doc(hidden)]
 pub mod private;
+pub mod session;
+pub mod tx;
 pub mod value;
 
+pub use backend::Backend;
+pub use config::{Config, DatabaseConfig, DatabaseUrl, PoolConfig, SessionConfig};
 pub use conn::{AnyConnection, MultiBackend};
+pub use db::Db;
 pub use entity::{ColumnMeta, Entity, EntityMeta};
-pub use value::{stored, ColumnKind, ColumnValue, DbEnum, DecodeError, Decimal};
+pub use error::{BackendKind, DbError, Error, FieldError, Result, ValidationErrors};
+pub use pool::PoolStats;
+pub use session::Session;
+pub use tx::{IsolationLevel, RetryPolicy, TxOptions};
+pub use value::{stored, ColumnKind, ColumnValue, DbEnum, Decimal, DecodeError};

@@ -184,7 +184,10 @@ impl ColumnValue for chrono::DateTime<chrono::Utc> {
         truncate_to_micros(self.naive_utc())
     }
     fn from_storage(stored: Self::Storage) -> Result<Self, DecodeError> {
-        Ok(chrono::DateTime::from_naive_utc_and_offset(stored, chrono::Utc))
+        Ok(chrono::DateTime::from_naive_utc_and_offset(
+            stored,
+            chrono::Utc,
+        ))
     }
 }
 
@@ -228,7 +231,8 @@ impl ColumnValue for Decimal {
 impl<T> ColumnValue for Option<T>
 where
     T: ColumnValue,
-    T::SqlType: sql_types::SqlType<IsNull = sql_types::is_nullable::NotNull> + sql_types::SingleValue,
+    T::SqlType:
+        sql_types::SqlType<IsNull = sql_types::is_nullable::NotNull> + sql_types::SingleValue,
 {
     type SqlType = sql_types::Nullable<T::SqlType>;
     type Storage = Option<T::Storage>;
@@ -280,7 +284,10 @@ mod tests {
             .unwrap()
             .and_hms_nano_opt(23, 59, 59, 123_456_789)
             .unwrap();
-        assert_eq!(t.to_storage().and_utc().timestamp_subsec_nanos(), 123_456_000);
+        assert_eq!(
+            t.to_storage().and_utc().timestamp_subsec_nanos(),
+            123_456_000
+        );
         let u = Utc.from_utc_datetime(&t);
         let back = chrono::DateTime::<Utc>::from_storage(u.to_storage()).unwrap();
         assert_eq!(back.timestamp_subsec_nanos(), 123_456_000);

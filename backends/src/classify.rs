@@ -1,0 +1,143 @@
+//! Error classification shared by the backends: diesel's error kinds map to custodian's
+//! [`Error`] causes; each backend adds its code and what it can read from its messages.
+
+use custodian_core::{BackendKind, DbError, Error};
+use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind, Error as DieselError};
+
+/// A backend's refinement of a database error: code, column, and a cause override.
+#[derive(Debug, Default)]
+pub struct Refinement {
+    /// The database's code (SQLSTATE, errno, result code name).
+    pub code: Option<String>,
+    /// The column, when the message names it.
+    pub column: Option<String>,
+    /// The table, when the message names it.
+    pub table: Option<String>,
+    /// The constraint, when the message names it.
+    pub constraint: Option<String>,
+    /// A cause that diesel's kind does not show (deadlock, lock timeout, statement timeout).
+    pub cause: Option<Cause>,
+}
+
+/// Causes a backend can recognise from a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// Retryable: deadlock, lock wait timeout, busy database.
+    Serialization,
+    /// The statement ran past its time limit.
+    Timeout,
+    /// A constraint (not null, foreign key, check) refused the write.
+    Constraint,
+    /// A unique constraint refused the write.
+    Conflict,
+    /// The connection is gone.
+    Connection,
+}
+
+/// Classifies a diesel error, with `refine` reading backend-specific details from the kind
+/// and the database's error information.
+pub fn classify(
+    backend: BackendKind,
+    err: DieselError,
+    refine: impl Fn(&DatabaseErrorKind, &dyn DatabaseErrorInformation) -> Refinement,
+) -> Error {
+    match err {
+        DieselError::DatabaseError(kind, info) => {
+            let r = refine(&kind, info.as_ref());
+            let db = DbError {
+                backend,
+                code: r.code,
+                message: info.message().to_string(),
+                constraint: info.constraint_name().map(str::to_string).or(r.constraint),
+                table: info.table_name().map(str::to_string).or(r.table),
+                column: info.column_name().map(str::to_string).or(r.column),
+            };
+            let cause = r.cause.or(match kind {
+                DatabaseErrorKind::UniqueViolation => Some(Cause::Conflict),
+                DatabaseErrorKind::ForeignKeyViolation
+                | DatabaseErrorKind::NotNullViolation
+                | DatabaseErrorKind::CheckViolation
+                | DatabaseErrorKind::RestrictViolation
+                | DatabaseErrorKind::ExclusionViolation => Some(Cause::Constraint),
+                DatabaseErrorKind::SerializationFailure => Some(Cause::Serialization),
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand => {
+                    Some(Cause::Connection)
+                }
+                _ => None,
+            });
+            match cause {
+                Some(Cause::Conflict) => Error::Conflict { source: db },
+                Some(Cause::Constraint) => Error::Constraint { source: db },
+                Some(Cause::Serialization) => Error::Serialization { source: db },
+                Some(Cause::Timeout) => Error::Timeout(db.to_string()),
+                Some(Cause::Connection) => Error::Connection {
+                    message: db.message.clone(),
+                    source: Some(Box::new(db)),
+                },
+                None => Error::Database { source: db },
+            }
+        }
+        DieselError::NotFound => Error::NotFound {
+            entity: "row",
+            key: "(query)".into(),
+        },
+        DieselError::BrokenTransactionManager => Error::Connection {
+            message: "the connection's transaction state is broken; it will be discarded".into(),
+            source: None,
+        },
+        DieselError::DeserializationError(e) => {
+            Error::Integrity(format!("a stored value could not be read: {e}"))
+        }
+        DieselError::SerializationError(e) => {
+            Error::Integrity(format!("a value could not be written: {e}"))
+        }
+        other => Error::Database {
+            source: DbError {
+                backend,
+                code: None,
+                message: other.to_string(),
+                constraint: None,
+                table: None,
+                column: None,
+            },
+        },
+    }
+}
+
+/// Text between the first pair of `open`/`close` after `after` in `message`.
+pub fn between<'a>(message: &'a str, after: &str, open: char, close: char) -> Option<&'a str> {
+    let rest = &message[message.find(after)? + after.len()..];
+    let start = rest.find(open)? + open.len_utf8();
+    let end = rest[start..].find(close)? + start;
+    Some(&rest[start..end])
+}
+
+/// Maps a connection failure to [`Error::Connection`], naming the redacted URL.
+pub fn connection_error(url: &custodian_core::DatabaseUrl, err: diesel::ConnectionError) -> Error {
+    Error::Connection {
+        message: format!(
+            "could not connect to {}: {}",
+            url.redacted(),
+            err.to_string().trim()
+        ),
+        source: Some(Box::new(err)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn between_extracts_names() {
+        assert_eq!(
+            between("Key (code)=(A) already exists.", "Key", '(', ')'),
+            Some("code")
+        );
+        assert_eq!(
+            between("Duplicate entry 'A' for key 'code'", "for key", '\'', '\''),
+            Some("code")
+        );
+        assert_eq!(between("nothing here", "Key", '(', ')'), None);
+    }
+}

@@ -1,0 +1,201 @@
+//! MySQL / MariaDB: connection set-up (strict SQL mode, utf8mb4, UTC), `SET TRANSACTION` +
+//! `START TRANSACTION`, errno-based error classification, DDL (InnoDB, binary collation so
+//! text compares as on PostgreSQL and SQLite).
+
+use crate::classify::{self, between, Cause, Refinement};
+use crate::ddl::{self, DdlDialect};
+use crate::postgres::wrong_backend;
+use custodian_core::{
+    AnyConnection, Backend, BackendKind, ColumnKind, DatabaseUrl, EntityMeta, Error, SessionConfig,
+    TxOptions,
+};
+use diesel::connection::{AnsiTransactionManager, SimpleConnection};
+use diesel::result::DatabaseErrorKind;
+use diesel::{Connection, QueryResult, RunQueryDsl};
+use std::time::Duration;
+
+/// The MySQL / MariaDB backend (`mysql://`, `mariadb://`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mysql;
+
+fn my(conn: &mut AnyConnection) -> QueryResult<&mut diesel::MysqlConnection> {
+    match conn {
+        AnyConnection::Mysql(c) => Ok(c),
+        other => Err(wrong_backend("MySQL", other)),
+    }
+}
+
+fn statement_time_sql(limit_ms: Option<u64>) -> String {
+    // MariaDB's max_statement_time is in seconds (fractional); 0 means no limit.
+    format!(
+        "SET SESSION max_statement_time = {:.3}",
+        limit_ms.unwrap_or(0) as f64 / 1000.0
+    )
+}
+
+impl Backend for Mysql {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Mysql
+    }
+
+    fn schemes(&self) -> &'static [&'static str] {
+        &["mysql", "mariadb"]
+    }
+
+    fn establish(&self, url: &DatabaseUrl) -> Result<AnyConnection, Error> {
+        let raw = url.expose();
+        let raw = match raw.strip_prefix("mariadb://") {
+            Some(rest) => format!("mysql://{rest}"),
+            None => raw.to_string(),
+        };
+        diesel::MysqlConnection::establish(&raw)
+            .map(AnyConnection::Mysql)
+            .map_err(|e| classify::connection_error(url, e))
+    }
+
+    fn prepare(&self, conn: &mut AnyConnection, s: &SessionConfig) -> QueryResult<()> {
+        let sql = format!(
+            "SET NAMES utf8mb4 COLLATE utf8mb4_bin; SET time_zone = '+00:00'; \
+             SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'; {}",
+            statement_time_sql(s.statement_timeout_ms)
+        );
+        my(conn)?.batch_execute(&sql)
+    }
+
+    fn ping(&self, conn: &mut AnyConnection) -> QueryResult<()> {
+        my(conn)?.batch_execute("SELECT 1")
+    }
+
+    fn begin(&self, conn: &mut AnyConnection, o: &TxOptions) -> QueryResult<()> {
+        let c = my(conn)?;
+        if let Some(level) = o.isolation {
+            // Without SESSION/GLOBAL this applies to the next transaction only: it cannot leak.
+            c.batch_execute(&format!("SET TRANSACTION ISOLATION LEVEL {}", level.sql()))?;
+        }
+        let sql = if o.read_only {
+            "START TRANSACTION READ ONLY"
+        } else {
+            "START TRANSACTION"
+        };
+        AnsiTransactionManager::begin_transaction_sql(c, sql)
+    }
+
+    fn set_transaction_timeout(
+        &self,
+        conn: &mut AnyConnection,
+        limit: Duration,
+    ) -> QueryResult<()> {
+        let ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1);
+        my(conn)?.batch_execute(&statement_time_sql(Some(ms)))
+    }
+
+    fn reset_after_transaction(
+        &self,
+        conn: &mut AnyConnection,
+        s: &SessionConfig,
+    ) -> QueryResult<()> {
+        my(conn)?.batch_execute(&statement_time_sql(s.statement_timeout_ms))
+    }
+
+    fn last_insert_id(&self, conn: &mut AnyConnection) -> QueryResult<i64> {
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "CAST(LAST_INSERT_ID() AS SIGNED)",
+        ))
+        .get_result(conn)
+    }
+
+    fn classify(&self, err: diesel::result::Error) -> Error {
+        classify::classify(BackendKind::Mysql, err, |kind, info| {
+            let m = info.message();
+            let (code, cause) = match kind {
+                DatabaseErrorKind::UniqueViolation => ("1062", None),
+                DatabaseErrorKind::ForeignKeyViolation
+                    if m.contains("delete or update a parent") =>
+                {
+                    ("1451", None)
+                }
+                DatabaseErrorKind::ForeignKeyViolation => ("1452", None),
+                DatabaseErrorKind::NotNullViolation => ("1048", None),
+                DatabaseErrorKind::CheckViolation => ("3819", None),
+                DatabaseErrorKind::SerializationFailure => ("1213", None),
+                DatabaseErrorKind::ReadOnlyTransaction => ("1792", None),
+                _ if m.contains("Lock wait timeout exceeded") => {
+                    ("1205", Some(Cause::Serialization))
+                }
+                _ if m.contains("Deadlock found") => ("1213", Some(Cause::Serialization)),
+                _ if m.contains("max_statement_time exceeded") => ("1969", Some(Cause::Timeout)),
+                _ if m.starts_with("CONSTRAINT") && m.contains("failed for") => {
+                    ("4025", Some(Cause::Constraint))
+                }
+                _ if m.contains("server has gone away") || m.contains("Lost connection") => {
+                    ("2006", Some(Cause::Connection))
+                }
+                _ if m.contains("connection was killed") || m.contains("Connection was killed") => {
+                    ("1927", Some(Cause::Connection))
+                }
+                _ => ("", None),
+            };
+            // "Duplicate entry 'X' for key 'code'": custodian's DDL names unique keys after
+            // their column; MariaDB may prefix the table ("t.code").
+            let key = between(m, "for key", '\'', '\'')
+                .map(|k| k.rsplit('.').next().unwrap_or(k).to_string());
+            let column = match &key {
+                Some(k) if k != "PRIMARY" => Some(k.clone()),
+                _ => between(m, "Column", '\'', '\'').map(str::to_string),
+            };
+            Refinement {
+                code: (!code.is_empty()).then(|| code.to_string()),
+                column,
+                constraint: key,
+                cause,
+                ..Refinement::default()
+            }
+        })
+    }
+
+    fn create_table_sql(&self, meta: &EntityMeta) -> String {
+        ddl::create_table(&MyDdl, meta)
+    }
+
+    fn drop_table_sql(&self, meta: &EntityMeta) -> String {
+        ddl::drop_table(&MyDdl, meta)
+    }
+}
+
+struct MyDdl;
+
+impl DdlDialect for MyDdl {
+    fn quote(&self, ident: &str) -> String {
+        format!("`{}`", ident.replace('`', "``"))
+    }
+    fn column_type(&self, kind: ColumnKind, indexed: bool) -> &'static str {
+        match kind {
+            ColumnKind::SmallInt => "SMALLINT",
+            ColumnKind::Integer => "INT",
+            ColumnKind::BigInt => "BIGINT",
+            ColumnKind::Float => "FLOAT",
+            ColumnKind::Double => "DOUBLE",
+            ColumnKind::Bool => "BOOLEAN",
+            ColumnKind::Binary if indexed => "VARBINARY(255)",
+            ColumnKind::Binary => "LONGBLOB",
+            ColumnKind::Date => "DATE",
+            ColumnKind::Timestamp => "DATETIME(6)",
+            ColumnKind::Uuid => "CHAR(36)",
+            ColumnKind::Decimal | ColumnKind::Enum => "VARCHAR(255)",
+            _ if indexed => "VARCHAR(255)",
+            _ => "LONGTEXT",
+        }
+    }
+    fn auto_increment_column(&self, name: &str, kind: ColumnKind) -> String {
+        format!(
+            "{name} {} NOT NULL AUTO_INCREMENT PRIMARY KEY",
+            self.column_type(kind, true)
+        )
+    }
+    fn current_timestamp(&self) -> &'static str {
+        "CURRENT_TIMESTAMP(6)"
+    }
+    fn table_suffix(&self) -> &'static str {
+        " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+    }
+}

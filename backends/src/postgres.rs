@@ -1,0 +1,173 @@
+//! PostgreSQL: connection set-up (UTC, application name, statement timeout), `BEGIN` with
+//! isolation / read-only / deferrable, SQLSTATE-based error classification, DDL.
+
+use crate::classify::{self, between, Cause, Refinement};
+use crate::ddl::{self, DdlDialect};
+use custodian_core::{
+    AnyConnection, Backend, BackendKind, ColumnKind, DatabaseUrl, EntityMeta, Error, SessionConfig,
+    TxOptions,
+};
+use diesel::connection::{AnsiTransactionManager, SimpleConnection};
+use diesel::result::DatabaseErrorKind;
+use diesel::{Connection, QueryResult, RunQueryDsl};
+use std::time::Duration;
+
+/// The PostgreSQL backend (`postgres://`, `postgresql://`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Postgres;
+
+fn pg(conn: &mut AnyConnection) -> QueryResult<&mut diesel::PgConnection> {
+    match conn {
+        AnyConnection::Postgresql(c) => Ok(c),
+        other => Err(wrong_backend("PostgreSQL", other)),
+    }
+}
+
+/// The error for a connection of another backend handed to a backend's method.
+pub(crate) fn wrong_backend(expected: &str, conn: &AnyConnection) -> diesel::result::Error {
+    diesel::result::Error::QueryBuilderError(
+        format!("{expected} backend used with {conn:?}").into(),
+    )
+}
+
+/// Quotes a string literal for SQL by doubling single quotes.
+pub(crate) fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+impl Backend for Postgres {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Postgres
+    }
+
+    fn schemes(&self) -> &'static [&'static str] {
+        &["postgres", "postgresql"]
+    }
+
+    fn establish(&self, url: &DatabaseUrl) -> Result<AnyConnection, Error> {
+        diesel::PgConnection::establish(url.expose())
+            .map(AnyConnection::Postgresql)
+            .map_err(|e| classify::connection_error(url, e))
+    }
+
+    fn prepare(&self, conn: &mut AnyConnection, s: &SessionConfig) -> QueryResult<()> {
+        let sql = format!(
+            "SET TIME ZONE 'UTC'; SET application_name = {}; SET statement_timeout = {}",
+            literal(&s.application_name),
+            s.statement_timeout_ms.unwrap_or(0)
+        );
+        pg(conn)?.batch_execute(&sql)
+    }
+
+    fn ping(&self, conn: &mut AnyConnection) -> QueryResult<()> {
+        pg(conn)?.batch_execute("SELECT 1")
+    }
+
+    fn begin(&self, conn: &mut AnyConnection, o: &TxOptions) -> QueryResult<()> {
+        let mut sql = String::from("BEGIN");
+        if let Some(level) = o.isolation {
+            sql.push_str(" ISOLATION LEVEL ");
+            sql.push_str(level.sql());
+        }
+        if o.read_only {
+            sql.push_str(" READ ONLY");
+        }
+        if o.deferrable {
+            sql.push_str(" DEFERRABLE");
+        }
+        AnsiTransactionManager::begin_transaction_sql(pg(conn)?, &sql)
+    }
+
+    fn set_transaction_timeout(
+        &self,
+        conn: &mut AnyConnection,
+        limit: Duration,
+    ) -> QueryResult<()> {
+        // LOCAL: ends with the transaction, so nothing leaks to the next borrower.
+        pg(conn)?.batch_execute(&format!(
+            "SET LOCAL statement_timeout = {}",
+            limit.as_millis().max(1)
+        ))
+    }
+
+    fn reset_after_transaction(&self, _: &mut AnyConnection, _: &SessionConfig) -> QueryResult<()> {
+        Ok(())
+    }
+
+    fn last_insert_id(&self, conn: &mut AnyConnection) -> QueryResult<i64> {
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>("lastval()")).get_result(conn)
+    }
+
+    fn classify(&self, err: diesel::result::Error) -> Error {
+        classify::classify(BackendKind::Postgres, err, |kind, info| {
+            let message = info.message();
+            let (code, cause) = match kind {
+                DatabaseErrorKind::UniqueViolation => ("23505", None),
+                DatabaseErrorKind::ForeignKeyViolation => ("23503", None),
+                DatabaseErrorKind::NotNullViolation => ("23502", None),
+                DatabaseErrorKind::CheckViolation => ("23514", None),
+                DatabaseErrorKind::RestrictViolation => ("23001", None),
+                DatabaseErrorKind::ExclusionViolation => ("23P01", None),
+                DatabaseErrorKind::SerializationFailure => ("40001", None),
+                DatabaseErrorKind::ReadOnlyTransaction => ("25006", None),
+                DatabaseErrorKind::ClosedConnection => ("08006", None),
+                _ if message.contains("deadlock detected") => ("40P01", Some(Cause::Serialization)),
+                _ if message.contains("statement timeout") => ("57014", Some(Cause::Timeout)),
+                _ if message.contains("terminating connection") => {
+                    ("57P01", Some(Cause::Connection))
+                }
+                _ => ("", None),
+            };
+            Refinement {
+                code: (!code.is_empty()).then(|| code.to_string()),
+                // "Key (code)=(X) already exists." names the column of a unique violation.
+                column: info
+                    .details()
+                    .and_then(|d| between(d, "Key", '(', ')'))
+                    .map(|c| c.to_string()),
+                cause,
+                ..Refinement::default()
+            }
+        })
+    }
+
+    fn create_table_sql(&self, meta: &EntityMeta) -> String {
+        ddl::create_table(&PgDdl, meta)
+    }
+
+    fn drop_table_sql(&self, meta: &EntityMeta) -> String {
+        ddl::drop_table(&PgDdl, meta)
+    }
+}
+
+struct PgDdl;
+
+impl DdlDialect for PgDdl {
+    fn quote(&self, ident: &str) -> String {
+        format!("\"{}\"", ident.replace('"', "\"\""))
+    }
+    fn column_type(&self, kind: ColumnKind, _indexed: bool) -> &'static str {
+        match kind {
+            ColumnKind::SmallInt => "SMALLINT",
+            ColumnKind::Integer => "INTEGER",
+            ColumnKind::BigInt => "BIGINT",
+            ColumnKind::Float => "REAL",
+            ColumnKind::Double => "DOUBLE PRECISION",
+            ColumnKind::Bool => "BOOLEAN",
+            ColumnKind::Binary => "BYTEA",
+            ColumnKind::Date => "DATE",
+            ColumnKind::Timestamp => "TIMESTAMP",
+            ColumnKind::Uuid => "CHAR(36)",
+            _ => "TEXT",
+        }
+    }
+    fn auto_increment_column(&self, name: &str, kind: ColumnKind) -> String {
+        format!(
+            "{name} {} GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+            self.column_type(kind, true)
+        )
+    }
+    fn current_timestamp(&self) -> &'static str {
+        "(now() AT TIME ZONE 'UTC')"
+    }
+}

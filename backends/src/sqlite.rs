@@ -1,0 +1,172 @@
+//! SQLite: connection set-up (WAL, busy timeout, foreign keys), `BEGIN` / `BEGIN IMMEDIATE`,
+//! result-code-based error classification (busy and locked are retryable), DDL.
+
+use crate::classify::{self, Cause, Refinement};
+use crate::ddl::{self, DdlDialect};
+use crate::postgres::wrong_backend;
+use custodian_core::{
+    AnyConnection, Backend, BackendKind, ColumnKind, DatabaseUrl, EntityMeta, Error, SessionConfig,
+    TxOptions,
+};
+use diesel::connection::{AnsiTransactionManager, SimpleConnection};
+use diesel::result::DatabaseErrorKind;
+use diesel::{Connection, QueryResult, RunQueryDsl};
+use std::time::Duration;
+
+/// The SQLite backend (`sqlite://path`, `sqlite:path`, `sqlite::memory:`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sqlite;
+
+fn lite(conn: &mut AnyConnection) -> QueryResult<&mut diesel::SqliteConnection> {
+    match conn {
+        AnyConnection::Sqlite(c) => Ok(c),
+        other => Err(wrong_backend("SQLite", other)),
+    }
+}
+
+/// The file path (or `:memory:`) of an SQLite URL.
+pub fn path_of(url: &str) -> &str {
+    match url {
+        "sqlite::memory:" | "sqlite://:memory:" => ":memory:",
+        _ => {
+            let rest = url.strip_prefix("sqlite:").unwrap_or(url);
+            rest.strip_prefix("//").unwrap_or(rest)
+        }
+    }
+}
+
+impl Backend for Sqlite {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Sqlite
+    }
+
+    fn schemes(&self) -> &'static [&'static str] {
+        &["sqlite"]
+    }
+
+    fn establish(&self, url: &DatabaseUrl) -> Result<AnyConnection, Error> {
+        diesel::SqliteConnection::establish(path_of(url.expose()))
+            .map(AnyConnection::Sqlite)
+            .map_err(|e| classify::connection_error(url, e))
+    }
+
+    fn prepare(&self, conn: &mut AnyConnection, s: &SessionConfig) -> QueryResult<()> {
+        let c = lite(conn)?;
+        c.batch_execute(&format!("PRAGMA busy_timeout = {}", s.busy_timeout_ms))?;
+        c.batch_execute(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON",
+        )
+    }
+
+    fn ping(&self, conn: &mut AnyConnection) -> QueryResult<()> {
+        lite(conn)?.batch_execute("SELECT 1")
+    }
+
+    fn begin(&self, conn: &mut AnyConnection, o: &TxOptions) -> QueryResult<()> {
+        // SQLite transactions are always serializable; IMMEDIATE takes the write lock up front.
+        let sql = if o.immediate {
+            "BEGIN IMMEDIATE"
+        } else {
+            "BEGIN"
+        };
+        AnsiTransactionManager::begin_transaction_sql(lite(conn)?, sql)
+    }
+
+    fn set_transaction_timeout(&self, _: &mut AnyConnection, _: Duration) -> QueryResult<()> {
+        // No statement timeout in SQLite: the deadline is checked between statements.
+        Ok(())
+    }
+
+    fn reset_after_transaction(&self, _: &mut AnyConnection, _: &SessionConfig) -> QueryResult<()> {
+        Ok(())
+    }
+
+    fn last_insert_id(&self, conn: &mut AnyConnection) -> QueryResult<i64> {
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "last_insert_rowid()",
+        ))
+        .get_result(conn)
+    }
+
+    fn classify(&self, err: diesel::result::Error) -> Error {
+        classify::classify(BackendKind::Sqlite, err, |kind, info| {
+            let m = info.message();
+            let (code, cause) = match kind {
+                DatabaseErrorKind::UniqueViolation => ("SQLITE_CONSTRAINT_UNIQUE", None),
+                DatabaseErrorKind::ForeignKeyViolation => ("SQLITE_CONSTRAINT_FOREIGNKEY", None),
+                DatabaseErrorKind::NotNullViolation => ("SQLITE_CONSTRAINT_NOTNULL", None),
+                DatabaseErrorKind::CheckViolation => ("SQLITE_CONSTRAINT_CHECK", None),
+                _ if m.contains("database is locked") => {
+                    ("SQLITE_BUSY", Some(Cause::Serialization))
+                }
+                _ if m.contains("database table is locked") => {
+                    ("SQLITE_LOCKED", Some(Cause::Serialization))
+                }
+                _ => ("", None),
+            };
+            // "UNIQUE constraint failed: table.column" (several columns are comma-separated).
+            let target = m.split_once("constraint failed: ").map(|(_, t)| t);
+            let (table, column) = match target.and_then(|t| t.split(", ").next()?.split_once('.')) {
+                Some((t, c)) => (Some(t.to_string()), Some(c.to_string())),
+                None => (None, None),
+            };
+            Refinement {
+                code: (!code.is_empty()).then(|| code.to_string()),
+                column,
+                table,
+                cause,
+                ..Refinement::default()
+            }
+        })
+    }
+
+    fn create_table_sql(&self, meta: &EntityMeta) -> String {
+        ddl::create_table(&LiteDdl, meta)
+    }
+
+    fn drop_table_sql(&self, meta: &EntityMeta) -> String {
+        ddl::drop_table(&LiteDdl, meta)
+    }
+
+    fn max_bind_params(&self) -> usize {
+        // SQLITE_MAX_VARIABLE_NUMBER of the bundled library is 32 766.
+        32_000
+    }
+}
+
+struct LiteDdl;
+
+impl DdlDialect for LiteDdl {
+    fn quote(&self, ident: &str) -> String {
+        format!("\"{}\"", ident.replace('"', "\"\""))
+    }
+    fn column_type(&self, kind: ColumnKind, _indexed: bool) -> &'static str {
+        match kind {
+            ColumnKind::SmallInt | ColumnKind::Integer | ColumnKind::BigInt => "INTEGER",
+            ColumnKind::Float | ColumnKind::Double => "REAL",
+            ColumnKind::Bool => "BOOLEAN",
+            ColumnKind::Binary => "BLOB",
+            _ => "TEXT",
+        }
+    }
+    fn auto_increment_column(&self, name: &str, _kind: ColumnKind) -> String {
+        // Only this exact spelling makes the column an alias of the rowid.
+        format!("{name} INTEGER PRIMARY KEY AUTOINCREMENT")
+    }
+    fn current_timestamp(&self) -> &'static str {
+        "CURRENT_TIMESTAMP"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_of_urls() {
+        assert_eq!(path_of("sqlite::memory:"), ":memory:");
+        assert_eq!(path_of("sqlite:///tmp/a.db"), "/tmp/a.db");
+        assert_eq!(path_of("sqlite://ledger.db"), "ledger.db");
+        assert_eq!(path_of("sqlite:ledger.db"), "ledger.db");
+    }
+}

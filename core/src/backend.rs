@@ -1,0 +1,66 @@
+//! The seam between core and the database-specific code in `custodian-backends`.
+//!
+//! A [`Backend`] knows one database's dialect: how to connect and prepare a connection, how to
+//! begin a transaction with given options, how to read the last generated key, how to classify
+//! its errors, and how to write DDL. Core never contains backend-specific SQL; it calls these
+//! methods. The backends crate provides one unit struct per database.
+
+use crate::config::{DatabaseUrl, SessionConfig};
+use crate::conn::AnyConnection;
+use crate::entity::EntityMeta;
+use crate::error::{BackendKind, Error};
+use crate::tx::TxOptions;
+use diesel::QueryResult;
+use std::time::Duration;
+
+/// What differs per database. Implemented by `custodian-backends`; object-safe.
+pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
+    /// Which database this is.
+    fn kind(&self) -> BackendKind;
+
+    /// URL schemes this backend serves, e.g. `["postgres", "postgresql"]`.
+    fn schemes(&self) -> &'static [&'static str];
+
+    /// Opens a new connection. Errors are [`Error::Connection`] with the redacted URL.
+    fn establish(&self, url: &DatabaseUrl) -> Result<AnyConnection, Error>;
+
+    /// Prepares a freshly opened connection (time zone, strict modes, pragmas, timeouts).
+    fn prepare(&self, conn: &mut AnyConnection, settings: &SessionConfig) -> QueryResult<()>;
+
+    /// A cheap query proving the connection works.
+    fn ping(&self, conn: &mut AnyConnection) -> QueryResult<()>;
+
+    /// Begins a top-level transaction with the given options. Nothing set here may outlive the
+    /// transaction.
+    fn begin(&self, conn: &mut AnyConnection, options: &TxOptions) -> QueryResult<()>;
+
+    /// Limits each statement of the current transaction to `limit` (best effort: SQLite has
+    /// no statement timeout and returns `Ok`).
+    fn set_transaction_timeout(&self, conn: &mut AnyConnection, limit: Duration)
+        -> QueryResult<()>;
+
+    /// Undoes connection state that [`Backend::set_transaction_timeout`] could not scope to the
+    /// transaction. Called after every top-level commit or rollback that set a timeout.
+    fn reset_after_transaction(
+        &self,
+        conn: &mut AnyConnection,
+        settings: &SessionConfig,
+    ) -> QueryResult<()>;
+
+    /// The key the database generated for the last insert on this connection.
+    fn last_insert_id(&self, conn: &mut AnyConnection) -> QueryResult<i64>;
+
+    /// Turns a diesel error from this backend into a classified [`Error`].
+    fn classify(&self, err: diesel::result::Error) -> Error;
+
+    /// `CREATE TABLE` (and nothing else) for an entity, in this dialect.
+    fn create_table_sql(&self, meta: &EntityMeta) -> String;
+
+    /// `DROP TABLE IF EXISTS` for an entity, in this dialect.
+    fn drop_table_sql(&self, meta: &EntityMeta) -> String;
+
+    /// Most bind parameters one statement may carry.
+    fn max_bind_params(&self) -> usize {
+        30_000
+    }
+}

@@ -1,0 +1,531 @@
+//! Typed configuration: named databases, each with a primary URL, optional replicas, pool,
+//! connection-session settings and the transaction retry policy.
+//!
+//! Configuration comes from a TOML file ([`Config::from_toml_str`], [`Config::from_file`]) and/or
+//! the environment ([`Config::from_env`], [`Config::apply_env`]). Every knob has a documented
+//! default; every invalid value is a [`Error::Config`](crate::Error::Config) naming the setting.
+//! Passwords never appear in `Debug`, `Display`, logs or errors: [`DatabaseUrl`] redacts them.
+//!
+//! ```
+//! use custodian_core::config::Config;
+//! let cfg = Config::from_toml_str(r#"
+//!     [databases.main]
+//!     url = "postgres://app:s3cret@127.0.0.1/ledger"
+//!     replicas = ["postgres://app:s3cret@10.0.0.2/ledger"]
+//!     pool = { max_size = 16, connection_timeout_ms = 5000 }
+//!     session = { statement_timeout_ms = 30000 }
+//!     retry = { max_attempts = 5 }
+//! "#).unwrap();
+//! let main = cfg.database("main").unwrap();
+//! assert_eq!(main.pool.max_size, 16);
+//! assert!(!format!("{main:?}").contains("s3cret"));
+//! ```
+
+use crate::error::{Error, Result};
+use crate::tx::RetryPolicy;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// The name of the database used when only one is configured through `DATABASE_URL`.
+pub const DEFAULT_DATABASE: &str = "main";
+
+/// A database URL whose password is never shown.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        DatabaseUrl(url.into())
+    }
+
+    /// The URL with its password, to hand to a driver. Never log this.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The scheme, e.g. `postgres`, `mysql`, `sqlite` (the part before the first `:`).
+    pub fn scheme(&self) -> &str {
+        self.0.split(':').next().unwrap_or("")
+    }
+
+    /// The URL with any password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        let s = &self.0;
+        let Some(scheme_end) = s.find("://") else {
+            return s.clone();
+        };
+        let rest = &s[scheme_end + 3..];
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                let user = userinfo.split(':').next().unwrap_or("");
+                let masked = if userinfo.contains(':') {
+                    format!("{user}:***")
+                } else {
+                    user.to_string()
+                };
+                format!(
+                    "{}://{}@{}{}",
+                    &s[..scheme_end],
+                    masked,
+                    &authority[at + 1..],
+                    &rest[authority_end..]
+                )
+            }
+            None => s.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// All configured databases, by name.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Named databases; one named `main` is used by [`Config::from_env`].
+    #[serde(default)]
+    pub databases: BTreeMap<String, DatabaseConfig>,
+}
+
+/// One logical database: a primary, optional replicas, and how to talk to them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// URL of the primary (writes and, for now, reads).
+    pub url: DatabaseUrl,
+    /// Read replicas. Parsed and validated now; read routing arrives in a later release.
+    #[serde(default)]
+    pub replicas: Vec<DatabaseUrl>,
+    /// Connection pool knobs.
+    #[serde(default)]
+    pub pool: PoolConfig,
+    /// Settings applied to every new connection.
+    #[serde(default)]
+    pub session: SessionConfig,
+    /// Retry policy for serialization failures and deadlocks in transactions.
+    #[serde(default)]
+    pub retry: RetryPolicy,
+}
+
+/// r2d2 pool knobs. Durations are in milliseconds in TOML.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolConfig {
+    /// Most connections open at once. Default 10. (`sqlite::memory:` always uses 1.)
+    pub max_size: u32,
+    /// Idle connections kept ready; `None` (default) keeps `max_size`.
+    pub min_idle: Option<u32>,
+    /// Longest wait for a free connection before [`Error::Timeout`](crate::Error::Timeout).
+    /// Default 30 000 ms.
+    pub connection_timeout_ms: u64,
+    /// Close connections idle this long; `None` never. Default 600 000 ms (10 min).
+    pub idle_timeout_ms: Option<u64>,
+    /// Close connections this old; `None` never. Default 1 800 000 ms (30 min).
+    pub max_lifetime_ms: Option<u64>,
+    /// Ping a connection before handing it out. Default true.
+    pub test_on_check_out: bool,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            max_size: 10,
+            min_idle: None,
+            connection_timeout_ms: 30_000,
+            idle_timeout_ms: Some(600_000),
+            max_lifetime_ms: Some(1_800_000),
+            test_on_check_out: true,
+        }
+    }
+}
+
+impl PoolConfig {
+    /// Checkout timeout as a duration.
+    pub fn connection_timeout(&self) -> Duration {
+        Duration::from_millis(self.connection_timeout_ms)
+    }
+}
+
+/// Settings applied to each new connection by its backend.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// PostgreSQL `application_name`. Default `custodian`.
+    pub application_name: String,
+    /// Per-statement limit (PostgreSQL `statement_timeout`, MariaDB `max_statement_time`);
+    /// `None` (default) for no limit.
+    pub statement_timeout_ms: Option<u64>,
+    /// SQLite `busy_timeout`: how long to wait for a lock. Default 5 000 ms.
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            application_name: "custodian".into(),
+            statement_timeout_ms: None,
+            busy_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl Config {
+    /// Parses TOML and validates every database.
+    pub fn from_toml_str(text: &str) -> Result<Config> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let path = e.span().map(|s| format!("at {}..{}", s.start, s.end));
+            Error::config(
+                path.unwrap_or_else(|| "toml".into()),
+                e.message().to_string(),
+            )
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads and parses a TOML file, then applies environment overrides.
+    pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Config> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::config(path.display().to_string(), e.to_string()))?;
+        let mut cfg = Config::from_toml_str(&text)?;
+        cfg.apply_env(|k| std::env::var(k).ok())?;
+        Ok(cfg)
+    }
+
+    /// A configuration from the environment alone: `DATABASE_URL` plus `CUSTODIAN_*` overrides.
+    pub fn from_env() -> Result<Config> {
+        let mut cfg = Config::default();
+        cfg.apply_env(|k| std::env::var(k).ok())?;
+        if cfg.databases.is_empty() {
+            return Err(Error::config("DATABASE_URL", "not set"));
+        }
+        Ok(cfg)
+    }
+
+    /// Applies environment overrides to the `main` database, reading variables with `get`:
+    ///
+    /// | variable | setting |
+    /// |---|---|
+    /// | `DATABASE_URL` or `CUSTODIAN_URL` | `url` (creates `main` if absent) |
+    /// | `CUSTODIAN_REPLICAS` | `replicas`, comma-separated |
+    /// | `CUSTODIAN_POOL_MAX_SIZE`, `CUSTODIAN_POOL_MIN_IDLE` | pool sizes |
+    /// | `CUSTODIAN_POOL_CONNECTION_TIMEOUT_MS`, `CUSTODIAN_POOL_IDLE_TIMEOUT_MS`, `CUSTODIAN_POOL_MAX_LIFETIME_MS` | pool times |
+    /// | `CUSTODIAN_POOL_TEST_ON_CHECK_OUT` | `true`/`false` |
+    /// | `CUSTODIAN_STATEMENT_TIMEOUT_MS`, `CUSTODIAN_BUSY_TIMEOUT_MS`, `CUSTODIAN_APPLICATION_NAME` | session |
+    /// | `CUSTODIAN_RETRY_MAX_ATTEMPTS` | retry policy (0 or 1 turns retry off) |
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
+        let url = get("CUSTODIAN_URL").or_else(|| get("DATABASE_URL"));
+        if let Some(url) = url {
+            match self.databases.get_mut(DEFAULT_DATABASE) {
+                Some(db) => db.url = DatabaseUrl::new(url),
+                None => {
+                    self.databases.insert(
+                        DEFAULT_DATABASE.into(),
+                        DatabaseConfig::new(DatabaseUrl::new(url)),
+                    );
+                }
+            }
+        }
+        let Some(db) = self.databases.get_mut(DEFAULT_DATABASE) else {
+            return Ok(());
+        };
+        fn num<T: std::str::FromStr>(var: &str, v: String) -> Result<T> {
+            v.trim()
+                .parse()
+                .map_err(|_| Error::config(var, format!("`{v}` is not a valid number")))
+        }
+        if let Some(v) = get("CUSTODIAN_REPLICAS") {
+            db.replicas = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(DatabaseUrl::new)
+                .collect();
+        }
+        if let Some(v) = get("CUSTODIAN_POOL_MAX_SIZE") {
+            db.pool.max_size = num("CUSTODIAN_POOL_MAX_SIZE", v)?;
+        }
+        if let Some(v) = get("CUSTODIAN_POOL_MIN_IDLE") {
+            db.pool.min_idle = Some(num("CUSTODIAN_POOL_MIN_IDLE", v)?);
+        }
+        if let Some(v) = get("CUSTODIAN_POOL_CONNECTION_TIMEOUT_MS") {
+            db.pool.connection_timeout_ms = num("CUSTODIAN_POOL_CONNECTION_TIMEOUT_MS", v)?;
+        }
+        if let Some(v) = get("CUSTODIAN_POOL_IDLE_TIMEOUT_MS") {
+            db.pool.idle_timeout_ms = Some(num("CUSTODIAN_POOL_IDLE_TIMEOUT_MS", v)?);
+        }
+        if let Some(v) = get("CUSTODIAN_POOL_MAX_LIFETIME_MS") {
+            db.pool.max_lifetime_ms = Some(num("CUSTODIAN_POOL_MAX_LIFETIME_MS", v)?);
+        }
+        if let Some(v) = get("CUSTODIAN_POOL_TEST_ON_CHECK_OUT") {
+            db.pool.test_on_check_out = match v.trim() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => {
+                    return Err(Error::config(
+                        "CUSTODIAN_POOL_TEST_ON_CHECK_OUT",
+                        format!("`{v}` is not true or false"),
+                    ))
+                }
+            };
+        }
+        if let Some(v) = get("CUSTODIAN_STATEMENT_TIMEOUT_MS") {
+            db.session.statement_timeout_ms = Some(num("CUSTODIAN_STATEMENT_TIMEOUT_MS", v)?);
+        }
+        if let Some(v) = get("CUSTODIAN_BUSY_TIMEOUT_MS") {
+            db.session.busy_timeout_ms = num("CUSTODIAN_BUSY_TIMEOUT_MS", v)?;
+        }
+        if let Some(v) = get("CUSTODIAN_APPLICATION_NAME") {
+            db.session.application_name = v;
+        }
+        if let Some(v) = get("CUSTODIAN_RETRY_MAX_ATTEMPTS") {
+            db.retry.max_attempts = num("CUSTODIAN_RETRY_MAX_ATTEMPTS", v)?;
+        }
+        self.validate()
+    }
+
+    /// The database called `name`.
+    pub fn database(&self, name: &str) -> Result<&DatabaseConfig> {
+        self.databases.get(name).ok_or_else(|| {
+            Error::config(
+                format!("databases.{name}"),
+                format!(
+                    "no such database; configured: {}",
+                    self.databases
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })
+    }
+
+    /// Checks every database's settings.
+    pub fn validate(&self) -> Result<()> {
+        for (name, db) in &self.databases {
+            db.validate(&format!("databases.{name}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// URL schemes custodian understands, and the backend each selects.
+pub const SCHEMES: &[(&str, &str)] = &[
+    ("postgres", "postgres"),
+    ("postgresql", "postgres"),
+    ("mysql", "mysql"),
+    ("mariadb", "mysql"),
+    ("sqlite", "sqlite"),
+];
+
+impl DatabaseConfig {
+    /// A database with default pool, session and retry settings.
+    pub fn new(url: DatabaseUrl) -> Self {
+        DatabaseConfig {
+            url,
+            replicas: Vec::new(),
+            pool: PoolConfig::default(),
+            session: SessionConfig::default(),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// Parses and validates a URL into a database with default settings.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let cfg = DatabaseConfig::new(DatabaseUrl::new(url));
+        cfg.validate("url")?;
+        Ok(cfg)
+    }
+
+    /// Whether this is an in-memory SQLite database (one connection, gone when it closes).
+    pub fn is_sqlite_memory(&self) -> bool {
+        matches!(self.url.expose(), "sqlite::memory:" | "sqlite://:memory:")
+    }
+
+    /// Checks the settings; `at` is the dotted path used in error messages.
+    pub fn validate(&self, at: &str) -> Result<()> {
+        let url_field = if at == "url" {
+            "url".to_string()
+        } else {
+            format!("{at}.url")
+        };
+        check_url(&self.url, &url_field)?;
+        for (i, r) in self.replicas.iter().enumerate() {
+            check_url(r, &format!("{at}.replicas[{i}]"))?;
+            if r.scheme() != self.url.scheme() {
+                return Err(Error::config(
+                    format!("{at}.replicas[{i}]"),
+                    "a replica must use the same backend as the primary",
+                ));
+            }
+        }
+        let p = &self.pool;
+        let field = |k: &str| {
+            if at == "url" {
+                format!("pool.{k}")
+            } else {
+                format!("{at}.pool.{k}")
+            }
+        };
+        if p.max_size == 0 {
+            return Err(Error::config(field("max_size"), "must be at least 1"));
+        }
+        if let Some(min) = p.min_idle {
+            if min > p.max_size {
+                return Err(Error::config(
+                    field("min_idle"),
+                    format!("{min} is larger than max_size {}", p.max_size),
+                ));
+            }
+        }
+        if p.connection_timeout_ms == 0 {
+            return Err(Error::config(
+                field("connection_timeout_ms"),
+                "must be positive",
+            ));
+        }
+        if p.idle_timeout_ms == Some(0) || p.max_lifetime_ms == Some(0) {
+            return Err(Error::config(
+                field(if p.idle_timeout_ms == Some(0) {
+                    "idle_timeout_ms"
+                } else {
+                    "max_lifetime_ms"
+                }),
+                "must be positive (leave it out for no limit)",
+            ));
+        }
+        self.retry.validate(&format!("{at}.retry"))
+    }
+}
+
+fn check_url(url: &DatabaseUrl, field: &str) -> Result<()> {
+    let raw = url.expose();
+    if raw.trim().is_empty() {
+        return Err(Error::config(field, "is empty"));
+    }
+    let scheme = url.scheme();
+    if !raw.contains(':') || !SCHEMES.iter().any(|(s, _)| *s == scheme) {
+        return Err(Error::config(
+            field,
+            format!(
+                "unknown scheme in `{}`: expected postgres://, mysql://, sqlite://path or sqlite::memory:",
+                url.redacted()
+            ),
+        ));
+    }
+    if scheme == "sqlite" {
+        let path = raw.trim_start_matches("sqlite:").trim_start_matches("//");
+        if path.is_empty() {
+            return Err(Error::config(
+                field,
+                "sqlite URL has no path (use sqlite://path or sqlite::memory:)",
+            ));
+        }
+    } else {
+        let rest = raw.splitn(2, "://").nth(1).unwrap_or("");
+        let host = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
+        let host = host.split(['/', '?']).next().unwrap_or("");
+        if host.is_empty() {
+            return Err(Error::config(
+                field,
+                format!("`{}` has no host", url.redacted()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_everywhere() {
+        let u = DatabaseUrl::new("postgres://app:hunter2@db.local:5432/x?sslmode=disable");
+        assert_eq!(
+            u.redacted(),
+            "postgres://app:***@db.local:5432/x?sslmode=disable"
+        );
+        assert!(!format!("{u:?} {u}").contains("hunter2"));
+        let cfg = DatabaseConfig::from_url("mysql://root:pw@127.0.0.1/test").unwrap();
+        assert!(!format!("{cfg:?}").contains("pw@"));
+        let err = DatabaseConfig::from_url("oracle://u:topsecret@h/db").unwrap_err();
+        assert!(!err.to_string().contains("topsecret"), "{err}");
+    }
+
+    #[test]
+    fn bad_urls_and_knobs_name_the_field() {
+        let e = DatabaseConfig::from_url("ftp://x/y").unwrap_err();
+        assert!(
+            matches!(&e, Error::Config { field, .. } if field == "url"),
+            "{e}"
+        );
+        let e = DatabaseConfig::from_url("postgres:///db").unwrap_err();
+        assert!(e.to_string().contains("no host"), "{e}");
+        let e = DatabaseConfig::from_url("sqlite://").unwrap_err();
+        assert!(e.to_string().contains("no path"), "{e}");
+        let e = Config::from_toml_str(
+            "[databases.main]\nurl = \"sqlite::memory:\"\npool = { max_size = 0 }\n",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, Error::Config { field, .. } if field == "databases.main.pool.max_size"),
+            "{e}"
+        );
+        let e = Config::from_toml_str(
+            "[databases.main]\nurl = \"sqlite::memory:\"\npool = { max_sise = 3 }\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("max_sise"), "{e}");
+        let e = Config::from_toml_str(
+            "[databases.main]\nurl = \"sqlite::memory:\"\npool = { max_size = 2, min_idle = 5 }\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("min_idle"), "{e}");
+    }
+
+    #[test]
+    fn env_overrides_apply_to_main() {
+        let env = |k: &str| match k {
+            "DATABASE_URL" => Some("sqlite://ledger.db".to_string()),
+            "CUSTODIAN_POOL_MAX_SIZE" => Some("3".to_string()),
+            "CUSTODIAN_RETRY_MAX_ATTEMPTS" => Some("1".to_string()),
+            _ => None,
+        };
+        let mut cfg = Config::default();
+        cfg.apply_env(env).unwrap();
+        let main = cfg.database("main").unwrap();
+        assert_eq!(main.pool.max_size, 3);
+        assert_eq!(main.retry.max_attempts, 1);
+        let bad = |k: &str| match k {
+            "DATABASE_URL" => Some("sqlite://ledger.db".to_string()),
+            "CUSTODIAN_POOL_MAX_SIZE" => Some("many".to_string()),
+            _ => None,
+        };
+        let e = Config::default().apply_env(bad).unwrap_err();
+        assert!(
+            matches!(&e, Error::Config { field, .. } if field == "CUSTODIAN_POOL_MAX_SIZE"),
+            "{e}"
+        );
+        assert!(cfg.database("reporting").is_err());
+    }
+}

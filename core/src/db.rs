@@ -1,0 +1,138 @@
+//! [`Db`]: the one handle applications hold. It owns the configuration, the backend and the
+//! connection pool, and hands out [`Session`]s.
+
+use crate::backend::Backend;
+use crate::config::DatabaseConfig;
+use crate::entity::Entity;
+use crate::error::{BackendKind, Error, Result};
+use crate::pool::{self, Pool, PoolCounters, PoolStats};
+use crate::session::Session;
+use crate::tx::TxOptions;
+use std::sync::Arc;
+
+/// A pooled handle to one database. Cheap to clone; share it between threads.
+#[derive(Clone)]
+pub struct Db {
+    pub(crate) inner: Arc<DbInner>,
+}
+
+pub(crate) struct DbInner {
+    pub(crate) backend: &'static dyn Backend,
+    pub(crate) config: DatabaseConfig,
+    pool: Pool,
+    counters: Arc<PoolCounters>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("backend", &self.inner.backend.kind())
+            .field("url", &self.inner.config.url)
+            .finish()
+    }
+}
+
+impl Db {
+    /// Opens the database described by `config`, choosing among `backends` by URL scheme, and
+    /// fills the pool. An unknown scheme is [`Error::Config`]; an unreachable server or bad
+    /// credentials are [`Error::Connection`].
+    ///
+    /// Applications call `custodian::connect` or `custodian::open`, which pass every backend.
+    pub fn open(config: DatabaseConfig, backends: &[&'static dyn Backend]) -> Result<Db> {
+        config.validate("url")?;
+        let scheme = config.url.scheme();
+        let backend = backends
+            .iter()
+            .copied()
+            .find(|b| b.schemes().contains(&scheme))
+            .ok_or_else(|| {
+                Error::config(
+                    "url",
+                    format!(
+                        "no backend for scheme `{scheme}` in {}",
+                        config.url.redacted()
+                    ),
+                )
+            })?;
+        let counters = Arc::new(PoolCounters::default());
+        let pool = pool::build(backend, &config, counters.clone())?;
+        Ok(Db {
+            inner: Arc::new(DbInner {
+                backend,
+                config,
+                pool,
+                counters,
+            }),
+        })
+    }
+
+    /// Checks a connection out of the pool. Waits at most the pool's `connection_timeout`.
+    pub fn session(&self) -> Result<Session> {
+        let conn = self.inner.pool.get().map_err(|e| {
+            let msg = e.to_string();
+            let stats = self.pool_stats();
+            if msg.contains(": ") {
+                Error::Connection {
+                    message: format!(
+                        "no connection to {}: {msg}",
+                        self.inner.config.url.redacted()
+                    ),
+                    source: None,
+                }
+            } else {
+                Error::Timeout(format!(
+                    "no pooled connection free within {} ms ({} of {} in use)",
+                    self.inner.config.pool.connection_timeout_ms, stats.in_use, stats.size
+                ))
+            }
+        })?;
+        Ok(Session::new(conn, self.inner.clone()))
+    }
+
+    /// Runs `f` in a transaction on a fresh session: commit on `Ok`, rollback on `Err` or panic,
+    /// retried on serialization failures under the configured [`RetryPolicy`](crate::RetryPolicy).
+    pub fn transaction<T>(&self, f: impl FnMut(&mut Session) -> Result<T>) -> Result<T> {
+        self.session()?.transaction(f)
+    }
+
+    /// [`Db::transaction`] with explicit [`TxOptions`].
+    pub fn transaction_with<T>(
+        &self,
+        options: &TxOptions,
+        f: impl FnMut(&mut Session) -> Result<T>,
+    ) -> Result<T> {
+        self.session()?.transaction_with(options, f)
+    }
+
+    /// Which database this handle talks to.
+    pub fn backend_kind(&self) -> BackendKind {
+        self.inner.backend.kind()
+    }
+
+    /// The backend (dialect) in use.
+    pub fn backend(&self) -> &'static dyn Backend {
+        self.inner.backend
+    }
+
+    /// The configuration this handle was opened with.
+    pub fn config(&self) -> &DatabaseConfig {
+        &self.inner.config
+    }
+
+    /// Pool size, idle and busy connections, and activity counters.
+    pub fn pool_stats(&self) -> PoolStats {
+        self.inner.counters.snapshot(self.inner.pool.state())
+    }
+
+    /// Creates the table of entity `E` (no-op check: fails if it exists).
+    pub fn create_table<E: Entity>(&self) -> Result<()> {
+        let sql = self.inner.backend.create_table_sql(&E::META);
+        self.session()?.execute_sql(&sql).map(|_| ())
+    }
+
+    /// Drops the table of entity `E` if it exists.
+    pub fn drop_table<E: Entity>(&self) -> Result<()> {
+        let sql = self.inner.backend.drop_table_sql(&E::META);
+        self.session()?.execute_sql(&sql).map(|_| ())
+    }
+}

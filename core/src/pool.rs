@@ -1,0 +1,187 @@
+//! The r2d2 connection pool: a connection manager that opens and prepares connections through
+//! a [`Backend`], and statistics gathered through r2d2's event hooks.
+//!
+//! A connection is never handed to the next user if it is broken or was returned inside a
+//! transaction (diesel marks those as broken), and with `test_on_check_out` every checkout
+//! pings the server first, so a connection the server killed is replaced transparently.
+
+use crate::backend::Backend;
+use crate::config::DatabaseConfig;
+use crate::conn::AnyConnection;
+use crate::error::{Error, Result};
+use diesel::r2d2::{self, ManageConnection, R2D2Connection};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The pool type custodian uses.
+pub type Pool = r2d2::Pool<Manager>;
+
+/// A connection checked out of the pool.
+pub type PooledConnection = r2d2::PooledConnection<Manager>;
+
+/// Opens, checks and prepares connections for r2d2.
+#[derive(Debug)]
+pub struct Manager {
+    backend: &'static dyn Backend,
+    config: DatabaseConfig,
+}
+
+impl Manager {
+    /// A manager for the primary of `config`.
+    pub fn new(backend: &'static dyn Backend, config: DatabaseConfig) -> Self {
+        Manager { backend, config }
+    }
+}
+
+/// Error type of the manager: custodian's error (r2d2 needs `std::error::Error`).
+#[derive(Debug)]
+pub struct ManagerError(pub Error);
+
+impl std::fmt::Display for ManagerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for ManagerError {}
+
+impl ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = ManagerError;
+
+    fn connect(&self) -> std::result::Result<AnyConnection, ManagerError> {
+        let mut conn = self
+            .backend
+            .establish(&self.config.url)
+            .map_err(ManagerError)?;
+        self.backend
+            .prepare(&mut conn, &self.config.session)
+            .map_err(|e| ManagerError(self.backend.classify(e)))?;
+        Ok(conn)
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> std::result::Result<(), ManagerError> {
+        self.backend
+            .ping(conn)
+            .map_err(|e| ManagerError(self.backend.classify(e)))
+    }
+
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        // diesel reports a connection as broken when its transaction manager is broken or a
+        // transaction is still open: such a connection must not reach the next borrower.
+        conn.is_broken()
+    }
+}
+
+/// Counters of pool activity, fed by r2d2's event hooks.
+#[derive(Debug, Default)]
+pub struct PoolCounters {
+    connections_opened: AtomicU64,
+    connections_closed: AtomicU64,
+    checkouts: AtomicU64,
+    timeouts: AtomicU64,
+    wait_nanos_total: AtomicU64,
+    wait_nanos_max: AtomicU64,
+}
+
+/// Feeds [`PoolCounters`] from r2d2's events.
+#[derive(Debug, Clone)]
+pub struct CountingHandler(pub Arc<PoolCounters>);
+
+impl r2d2::HandleEvent for CountingHandler {
+    fn handle_acquire(&self, _: r2d2::event::AcquireEvent) {
+        self.0.connections_opened.fetch_add(1, Ordering::Relaxed);
+    }
+    fn handle_release(&self, _: r2d2::event::ReleaseEvent) {
+        self.0.connections_closed.fetch_add(1, Ordering::Relaxed);
+    }
+    fn handle_checkout(&self, event: r2d2::event::CheckoutEvent) {
+        let nanos = u64::try_from(event.duration().as_nanos()).unwrap_or(u64::MAX);
+        self.0.checkouts.fetch_add(1, Ordering::Relaxed);
+        self.0.wait_nanos_total.fetch_add(nanos, Ordering::Relaxed);
+        self.0.wait_nanos_max.fetch_max(nanos, Ordering::Relaxed);
+    }
+    fn handle_timeout(&self, _: r2d2::event::TimeoutEvent) {
+        self.0.timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A snapshot of pool state and activity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct PoolStats {
+    /// Connections open now (idle and in use).
+    pub size: u32,
+    /// Idle connections now.
+    pub idle: u32,
+    /// Connections checked out now.
+    pub in_use: u32,
+    /// Connections opened since start.
+    pub connections_opened: u64,
+    /// Connections closed since start (broken, expired or idle too long).
+    pub connections_closed: u64,
+    /// Successful checkouts since start.
+    pub checkouts: u64,
+    /// Checkouts that timed out since start.
+    pub timeouts: u64,
+    /// Total time spent waiting for a checkout.
+    pub wait_total: Duration,
+    /// Longest single checkout wait.
+    pub wait_max: Duration,
+}
+
+impl PoolCounters {
+    /// Combines the counters with the pool's current state.
+    pub fn snapshot(&self, state: r2d2::State) -> PoolStats {
+        PoolStats {
+            size: state.connections,
+            idle: state.idle_connections,
+            in_use: state.connections - state.idle_connections,
+            connections_opened: self.connections_opened.load(Ordering::Relaxed),
+            connections_closed: self.connections_closed.load(Ordering::Relaxed),
+            checkouts: self.checkouts.load(Ordering::Relaxed),
+            timeouts: self.timeouts.load(Ordering::Relaxed),
+            wait_total: Duration::from_nanos(self.wait_nanos_total.load(Ordering::Relaxed)),
+            wait_max: Duration::from_nanos(self.wait_nanos_max.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+/// Builds the pool for the primary of `config`, opening `min_idle` connections up front so a
+/// dead server or bad credentials fail here with a clear error.
+pub fn build(
+    backend: &'static dyn Backend,
+    config: &DatabaseConfig,
+    counters: Arc<PoolCounters>,
+) -> Result<Pool> {
+    let p = &config.pool;
+    let memory = config.is_sqlite_memory();
+    // An in-memory SQLite database lives and dies with its one connection.
+    let max_size = if memory { 1 } else { p.max_size };
+    let min_idle = if memory { Some(1) } else { p.min_idle };
+    let builder = r2d2::Pool::builder()
+        .max_size(max_size)
+        .min_idle(min_idle)
+        .connection_timeout(p.connection_timeout())
+        .idle_timeout(if memory {
+            None
+        } else {
+            p.idle_timeout_ms.map(Duration::from_millis)
+        })
+        .max_lifetime(if memory {
+            None
+        } else {
+            p.max_lifetime_ms.map(Duration::from_millis)
+        })
+        .test_on_check_out(p.test_on_check_out)
+        .error_handler(Box::new(r2d2::NopErrorHandler))
+        .event_handler(Box::new(CountingHandler(counters)));
+    let manager = Manager::new(backend, config.clone());
+    // Open one connection first so an unreachable server reports its own error, not a timeout.
+    let probe = manager.connect().map_err(|e| e.0)?;
+    drop(probe);
+    builder.build(manager).map_err(|e| Error::Connection {
+        message: format!("could not fill the pool for {}: {e}", config.url.redacted()),
+        source: None,
+    })
+}

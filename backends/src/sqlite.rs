@@ -64,12 +64,17 @@ impl Backend for Sqlite {
 
     fn begin(&self, conn: &mut AnyConnection, o: &TxOptions) -> QueryResult<()> {
         // SQLite transactions are always serializable; IMMEDIATE takes the write lock up front.
+        // Read-only is enforced with `query_only`, switched off again when the transaction ends.
+        let c = lite(conn)?;
+        if o.read_only {
+            c.batch_execute("PRAGMA query_only = 1")?;
+        }
         let sql = if o.immediate {
             "BEGIN IMMEDIATE"
         } else {
             "BEGIN"
         };
-        AnsiTransactionManager::begin_transaction_sql(lite(conn)?, sql)
+        AnsiTransactionManager::begin_transaction_sql(c, sql)
     }
 
     fn set_transaction_timeout(&self, _: &mut AnyConnection, _: Duration) -> QueryResult<()> {
@@ -77,8 +82,12 @@ impl Backend for Sqlite {
         Ok(())
     }
 
-    fn reset_after_transaction(&self, _: &mut AnyConnection, _: &SessionConfig) -> QueryResult<()> {
-        Ok(())
+    fn reset_after_transaction(
+        &self,
+        conn: &mut AnyConnection,
+        _: &SessionConfig,
+    ) -> QueryResult<()> {
+        lite(conn)?.batch_execute("PRAGMA query_only = 0")
     }
 
     fn last_insert_id(&self, conn: &mut AnyConnection) -> QueryResult<i64> {

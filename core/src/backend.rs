@@ -39,8 +39,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     fn set_transaction_timeout(&self, conn: &mut AnyConnection, limit: Duration)
         -> QueryResult<()>;
 
-    /// Undoes connection state that [`Backend::set_transaction_timeout`] could not scope to the
-    /// transaction. Called after every top-level commit or rollback that set a timeout.
+    /// Undoes connection state that [`Backend::begin`] or [`Backend::set_transaction_timeout`]
+    /// could not scope to the transaction. Called after every top-level commit or rollback of a
+    /// transaction with a timeout or read-only.
     fn reset_after_transaction(
         &self,
         conn: &mut AnyConnection,

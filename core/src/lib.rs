@@ -15,6 +15,7 @@ pub mod pool;
 #[doc(hidden)]
 pub mod private;
 pub mod session;
+pub mod sql_types;
 pub mod tx;
 pub mod value;
 

@@ -3,6 +3,7 @@
 
 pub use crate::conn::{AnyConnection, MultiBackend};
 pub use crate::entity::{ColumnMeta, Entity, EntityMeta};
+pub use crate::sql_types;
 pub use crate::value::{decode_enum, ColumnKind, ColumnValue, DbEnum, DecodeError};
 pub use diesel;
 

@@ -275,9 +275,11 @@ impl Session {
         f: &mut impl FnMut(&mut Session) -> Result<T>,
     ) -> Result<T> {
         let backend = self.db.backend;
-        backend
-            .begin(&mut self.conn, options)
-            .map_err(|e| backend.classify(e))?;
+        if let Err(e) = backend.begin(&mut self.conn, options) {
+            // Undo anything set before the failed BEGIN (e.g. SQLite's query_only).
+            let _ = self.end_transaction(options);
+            return Err(backend.classify(e));
+        }
         self.depth = 1;
         self.deadline = options.timeout.map(|t| Instant::now() + t);
         let setup = match options.timeout {
@@ -320,7 +322,7 @@ impl Session {
     fn end_transaction(&mut self, options: &TxOptions) -> Result<()> {
         self.depth = 0;
         self.deadline = None;
-        if options.timeout.is_none() {
+        if options.timeout.is_none() && !options.read_only {
             return Ok(());
         }
         let backend = self.db.backend;

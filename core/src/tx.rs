@@ -37,7 +37,7 @@ impl IsolationLevel {
 pub struct TxOptions {
     /// Isolation level; `None` uses the server's default.
     pub isolation: Option<IsolationLevel>,
-    /// Read-only transaction (PostgreSQL and MariaDB enforce it; SQLite ignores it).
+    /// Read-only transaction (PostgreSQL and MariaDB natively, SQLite through `query_only`).
     pub read_only: bool,
     /// PostgreSQL `DEFERRABLE` (with serializable read-only: waits for a safe snapshot).
     pub deferrable: bool,

@@ -13,8 +13,8 @@
 //! | `String` | `Text` | the text (UTF-8) |
 //! | `Vec<u8>` | `Binary` | the bytes |
 //! | `chrono::NaiveDate` | `Date` | the date |
-//! | `chrono::NaiveDateTime` | `Timestamp` | the timestamp, truncated to microseconds |
-//! | `chrono::DateTime<Utc>` | `Timestamp` | the UTC timestamp, truncated to microseconds |
+//! | `chrono::NaiveDateTime` | [`Datetime`](crate::sql_types::Datetime) | the timestamp, truncated to microseconds |
+//! | `chrono::DateTime<Utc>` | [`Datetime`](crate::sql_types::Datetime) | the UTC timestamp, truncated to microseconds |
 //! | `uuid::Uuid` | `Text` | the hyphenated lower-case form (36 characters) |
 //! | `serde_json::Value` | `Text` | compact JSON |
 //! | [`Decimal`] | `Text` | the exact decimal in plain notation |
@@ -24,6 +24,7 @@
 //! Timestamps are truncated to microseconds on the way in, so a value reads back identically from
 //! PostgreSQL, MariaDB (`DATETIME(6)`) and SQLite.
 
+use crate::sql_types::StoredDatetime;
 use diesel::sql_types;
 
 /// An exact decimal number for money and other amounts (re-export of `bigdecimal::BigDecimal`).
@@ -163,29 +164,29 @@ fn truncate_to_micros(t: chrono::NaiveDateTime) -> chrono::NaiveDateTime {
 }
 
 impl ColumnValue for chrono::NaiveDateTime {
-    type SqlType = sql_types::Timestamp;
-    type Storage = chrono::NaiveDateTime;
+    type SqlType = crate::sql_types::Datetime;
+    type Storage = StoredDatetime;
     const KIND: ColumnKind = ColumnKind::Timestamp;
     #[inline]
     fn to_storage(&self) -> Self::Storage {
-        truncate_to_micros(*self)
+        StoredDatetime(truncate_to_micros(*self))
     }
     fn from_storage(stored: Self::Storage) -> Result<Self, DecodeError> {
-        Ok(stored)
+        Ok(stored.0)
     }
 }
 
 impl ColumnValue for chrono::DateTime<chrono::Utc> {
-    type SqlType = sql_types::Timestamp;
-    type Storage = chrono::NaiveDateTime;
+    type SqlType = crate::sql_types::Datetime;
+    type Storage = StoredDatetime;
     const KIND: ColumnKind = ColumnKind::Timestamp;
     #[inline]
     fn to_storage(&self) -> Self::Storage {
-        truncate_to_micros(self.naive_utc())
+        StoredDatetime(truncate_to_micros(self.naive_utc()))
     }
     fn from_storage(stored: Self::Storage) -> Result<Self, DecodeError> {
         Ok(chrono::DateTime::from_naive_utc_and_offset(
-            stored,
+            stored.0,
             chrono::Utc,
         ))
     }

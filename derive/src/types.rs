@@ -31,8 +31,9 @@ pub(crate) enum SqlType {
     Binary,
     /// `Date` (`NaiveDate`).
     Date,
-    /// `Timestamp` (`NaiveDateTime`, `DateTime<Utc>`).
-    Timestamp,
+    /// custodian's `Datetime` (`NaiveDateTime`, `DateTime<Utc>`): bound as `TIMESTAMP` on
+    /// PostgreSQL and SQLite, `DATETIME` on MariaDB.
+    Datetime,
     /// `Nullable<T>` (`Option<T>`).
     Nullable(Box<SqlType>),
 }
@@ -59,7 +60,7 @@ impl SqlType {
             SqlType::Text => "Text",
             SqlType::Binary => "Binary",
             SqlType::Date => "Date",
-            SqlType::Timestamp => "Timestamp",
+            SqlType::Datetime => "Datetime",
             SqlType::Nullable(_) => "Nullable",
         }
     }
@@ -72,6 +73,8 @@ impl SqlType {
                 let inner = inner.table_tokens();
                 quote!(#name<#inner>)
             }
+            // custodian's own type: binds as DATETIME on MariaDB (full 1000-9999 range).
+            SqlType::Datetime => quote!(::custodian::__private::sql_types::#name),
             _ => quote!(#name),
         }
     }
@@ -85,6 +88,7 @@ impl SqlType {
                 let inner = inner.path_tokens();
                 quote!(#prefix::#name<#inner>)
             }
+            SqlType::Datetime => quote!(::custodian::__private::sql_types::#name),
             _ => quote!(#prefix::#name),
         }
     }
@@ -165,7 +169,7 @@ pub(crate) fn sql_type_of(ty: &Type) -> syn::Result<SqlType> {
                 "DateTime" => {
                     let tz = single_type_arg(last, ty, "DateTime<Utc>")?;
                     if is_named(tz, "Utc") {
-                        Ok(SqlType::Timestamp)
+                        Ok(SqlType::Datetime)
                     } else {
                         Err(error(
                             tz,
@@ -181,7 +185,7 @@ pub(crate) fn sql_type_of(ty: &Type) -> syn::Result<SqlType> {
                 "f64" => plain(last, SqlType::Double),
                 "bool" => plain(last, SqlType::Bool),
                 "NaiveDate" => plain(last, SqlType::Date),
-                "NaiveDateTime" => plain(last, SqlType::Timestamp),
+                "NaiveDateTime" => plain(last, SqlType::Datetime),
                 // String, Uuid, serde_json::Value, Decimal/BigDecimal and `DbEnum` enums are text;
                 // anything else is caught by the `ColumnValue` check with a clear message.
                 _ => Ok(SqlType::Text),

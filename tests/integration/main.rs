@@ -1,0 +1,13 @@
+//! Integration tests of the custodian facade against real PostgreSQL, MariaDB and SQLite.
+//! Every scenario runs on all three backends (see `common::on_all_backends!`).
+
+#[macro_use]
+pub mod common;
+pub mod entities;
+
+mod config;
+mod crud;
+mod errors;
+mod pool;
+mod transactions;
+mod types;

@@ -1,0 +1,112 @@
+//! The pool on every backend: killed connections are replaced, connections returned inside a
+//! transaction are discarded, statistics count what happened, exhaustion times out cleanly.
+
+use crate::common::TestDb;
+use crate::entities::*;
+use custodian::diesel::connection::TransactionManager;
+use custodian::diesel::sql_types::BigInt;
+use custodian::prelude::*;
+use custodian::{AnyConnection, BackendKind, Error};
+use std::time::Duration;
+
+fn connection_id(s: &mut Session, kind: BackendKind) -> i64 {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    let sql = match kind {
+        BackendKind::Postgres => "SELECT CAST(pg_backend_pid() AS BIGINT) AS id",
+        BackendKind::Mysql => "SELECT CAST(CONNECTION_ID() AS SIGNED) AS id",
+        _ => "SELECT CAST(1 AS BIGINT) AS id",
+    };
+    let rows: Vec<Row> = s.run(|c| custodian::diesel::sql_query(sql).load(c)).unwrap();
+    rows[0].id
+}
+
+fn one_connection(db: &TestDb) -> TestDb {
+    TestDb::with(db.kind, |c| {
+        c.pool.max_size = 1;
+        c.pool.min_idle = Some(1);
+        c.pool.connection_timeout_ms = 500;
+    })
+}
+
+fn killed_connection_is_replaced(db: &TestDb) {
+    let db = one_connection(db);
+    db.create_table::<Control>().unwrap();
+    let before = {
+        let mut s = db.session().unwrap();
+        connection_id(&mut s, db.kind)
+    };
+    match db.kind {
+        BackendKind::Postgres => db.raw_sql(&format!("SELECT pg_terminate_backend({before})")),
+        BackendKind::Mysql => db.raw_sql(&format!("KILL {before}")),
+        // SQLite has no server to kill the connection; a broken one is covered below.
+        _ => {}
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let mut s = db.session().expect("a fresh connection replaces the killed one");
+    s.insert(Control::new("K-1", 1)).unwrap();
+    if db.kind != BackendKind::Sqlite {
+        assert_ne!(connection_id(&mut s, db.kind), before, "the killed connection was not reused");
+        assert!(db.pool_stats().connections_closed >= 1, "{:?}", db.pool_stats());
+    }
+}
+
+fn connection_left_in_transaction_is_discarded(db: &TestDb) {
+    let db = one_connection(db);
+    db.create_table::<Control>().unwrap();
+    {
+        let mut s = db.session().unwrap();
+        // An escape hatch opens a transaction and the session is dropped without ending it.
+        <AnyConnection as Connection>::TransactionManager::begin_transaction(s.connection()).unwrap();
+        s.insert(Control::new("LEAK", 1)).unwrap();
+    }
+    let mut s = db.session().unwrap();
+    assert_eq!(s.transaction_depth(), 0);
+    // The abandoned insert was never committed, and the new connection is outside a transaction.
+    assert_eq!(s.count(controls::table.count()).unwrap(), 0);
+    s.transaction(|tx| tx.insert(Control::new("OK", 1)).map(|_| ())).unwrap();
+    assert_eq!(s.count(controls::table.count()).unwrap(), 1);
+    assert!(db.pool_stats().connections_closed >= 1);
+}
+
+fn stats_and_exhaustion(db: &TestDb) {
+    let db = one_connection(db);
+    let held = db.session().unwrap();
+    let stats = db.pool_stats();
+    assert_eq!((stats.size, stats.in_use, stats.idle), (1, 1, 0), "{stats:?}");
+    let err = db.session().unwrap_err();
+    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+    assert_eq!(db.pool_stats().timeouts, 1);
+    drop(held);
+    let checkouts = db.pool_stats().checkouts;
+    drop(db.session().unwrap());
+    let stats = db.pool_stats();
+    assert_eq!(stats.checkouts, checkouts + 1);
+    assert_eq!(stats.in_use, 0);
+    assert!(stats.connections_opened >= 1);
+}
+
+on_all_backends!(
+    killed_connection_is_replaced,
+    connection_left_in_transaction_is_discarded,
+    stats_and_exhaustion,
+);
+
+#[test]
+fn unreachable_server_is_a_connection_error_without_password() {
+    for url in [
+        "postgres://app:hunter2@127.0.0.1:1/none",
+        "mysql://app:hunter2@127.0.0.1:1/none",
+    ] {
+        let err = custodian::connect(url).unwrap_err();
+        assert!(matches!(err, Error::Connection { .. }), "{url}: {err:?}");
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("127.0.0.1:1"), "names the address: {text}");
+    }
+    let err = custodian::connect("sqlite:///nonexistent-dir/x/y.db").unwrap_err();
+    assert!(matches!(err, Error::Connection { .. }), "{err:?}");
+}

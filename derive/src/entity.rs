@@ -95,14 +95,37 @@ fn generate(m: &EntityModel) -> TokenStream {
     });
 
     let all_idents: Vec<&Ident> = m.columns.iter().map(|c| &c.ident).collect();
-    let storage = |c: &Column| {
-        let ty = &c.ty;
-        quote!(<#ty as #p::ColumnValue>::Storage)
+    let storage = |c: &Column| c.sql.storage_tokens(&c.ty);
+    // Conversions go through one helper per column and direction, spanned on the field type,
+    // so a wrong field type is reported there rather than in every use.
+    let to_fn = |i: usize| format_ident!("__custodian_to_{}", i);
+    let from_fn = |i: usize| format_ident!("__custodian_from_{}", i);
+    let index = |c: &Column| {
+        m.columns
+            .iter()
+            .position(|x| std::ptr::eq(x, c))
+            .unwrap_or_default()
     };
     let to_storage = |c: &Column, value: TokenStream| {
-        let ty = &c.ty;
-        quote!(<#ty as #p::ColumnValue>::to_storage(#value))
+        let f = to_fn(index(c));
+        quote!(#f(#value))
     };
+    let helpers = m.columns.iter().enumerate().map(|(i, c)| {
+        let ty = &c.ty;
+        let st = storage(c);
+        let to = to_fn(i);
+        let from = from_fn(i);
+        quote_spanned! {ty.span()=>
+            #[inline]
+            fn #to(value: &#ty) -> #st {
+                <#ty as #p::ColumnValue>::to_storage(value)
+            }
+            #[inline]
+            fn #from(stored: #st) -> ::core::result::Result<#ty, #p::DecodeError> {
+                <#ty as #p::ColumnValue>::from_storage(stored)
+            }
+        }
+    });
 
     // Queryable + Selectable.
     let sql_types = m.columns.iter().map(|c| c.sql.path_tokens());
@@ -110,10 +133,10 @@ fn generate(m: &EntityModel) -> TokenStream {
     let vars: Vec<Ident> = (0..m.columns.len())
         .map(|i| format_ident!("__custodian_{}", i))
         .collect();
-    let from_storage = m.columns.iter().zip(&vars).map(|(c, v)| {
-        let ty = &c.ty;
+    let from_storage = m.columns.iter().zip(&vars).enumerate().map(|(i, (c, v))| {
         let f = &c.ident;
-        quote!(#f: <#ty as #p::ColumnValue>::from_storage(#v)?)
+        let from = from_fn(i);
+        quote!(#f: #from(#v)?)
     });
     let skipped = &m.skipped;
     let queryable = quote! {
@@ -137,42 +160,28 @@ fn generate(m: &EntityModel) -> TokenStream {
 
     // Insert.
     let inserted: Vec<&Column> = m.columns.iter().filter(|c| c.inserted()).collect();
-    let (insert_struct, insert_body) = if inserted.is_empty() {
+    let insert_body = if inserted.is_empty() {
         // Every column is filled by the database: one `DEFAULT VALUES` insert per row.
-        (
-            quote!(),
-            quote! {
+        quote! {
                 let mut count = 0usize;
                 for _ in rows {
                     count += #p::dispatch!(conn, c => #d::insert_into(#tp::table).default_values().execute(c))?;
                 }
-                ::core::result::Result::Ok(count)
-            },
-        )
+            ::core::result::Result::Ok(count)
+        }
     } else {
-        let fields = inserted.iter().map(|c| &c.ident);
-        let types = inserted.iter().map(|c| storage(c));
         let values = inserted.iter().map(|c| {
             let f = &c.ident;
             let v = to_storage(c, quote!(&row.#f));
-            quote!(#f: #v)
+            quote!(#tp::#f.eq(#v))
         });
-        (
-            quote! {
-                #[derive(#d::Insertable)]
-                #[diesel(table_name = #tp, treat_none_as_default_value = false)]
-                struct __CustodianInsert {
-                    #(#fields: #types,)*
-                }
-            },
-            quote! {
-                let values: ::std::vec::Vec<__CustodianInsert> = rows
-                    .iter()
-                    .map(|row| __CustodianInsert { #(#values,)* })
-                    .collect();
-                #p::dispatch!(conn, c => #d::insert_into(#tp::table).values(&values).execute(c))
-            },
-        )
+        quote! {
+            let values: ::std::vec::Vec<_> = rows
+                .iter()
+                .map(|row| (#(#values,)*))
+                .collect();
+            #p::dispatch!(conn, c => #d::insert_into(#tp::table).values(values).execute(c))
+        }
     };
 
     // Keys.
@@ -208,36 +217,21 @@ fn generate(m: &EntityModel) -> TokenStream {
 
     // Update.
     let updated: Vec<&Column> = m.columns.iter().filter(|c| c.updated()).collect();
-    let (changes_struct, update_body) = if updated.is_empty() {
+    let update_body = if updated.is_empty() {
         // Nothing to set: report whether the row exists, as an update would.
-        (
-            quote!(),
-            quote! {
-                let found: i64 = #tp::table.find(key).count().get_result(conn)?;
-                ::core::result::Result::Ok(::core::convert::TryFrom::try_from(found).unwrap_or(0usize))
-            },
-        )
+        quote! {
+            let found: i64 = #tp::table.find(key).count().get_result(conn)?;
+            ::core::result::Result::Ok(::core::convert::TryFrom::try_from(found).unwrap_or(0usize))
+        }
     } else {
-        let fields = updated.iter().map(|c| &c.ident);
-        let types = updated.iter().map(|c| storage(c));
         let values = updated.iter().map(|c| {
             let f = &c.ident;
             let v = to_storage(c, quote!(&entity.#f));
-            quote!(#f: #v)
+            quote!(#tp::#f.eq(#v))
         });
-        (
-            quote! {
-                #[derive(#d::AsChangeset)]
-                #[diesel(table_name = #tp, treat_none_as_null = true, primary_key(#(#key_idents),*))]
-                struct __CustodianChanges {
-                    #(#fields: #types,)*
-                }
-            },
-            quote! {
-                let changes = __CustodianChanges { #(#values,)* };
-                #d::update(#tp::table.find(key)).set(changes).execute(conn)
-            },
-        )
+        quote! {
+            #d::update(#tp::table.find(key)).set((#(#values,)*)).execute(conn)
+        }
     };
 
     let set_key = match m.auto_increment() {
@@ -277,9 +271,8 @@ fn generate(m: &EntityModel) -> TokenStream {
             use #d;
 
             #(#asserts)*
+            #(#helpers)*
 
-            #insert_struct
-            #changes_struct
             #queryable
 
             impl #p::Entity for #ident {

@@ -322,14 +322,19 @@ fn table_ident(args: &EntityArgs, ident: &Ident) -> syn::Result<Ident> {
 
 /// The string of `lit` as an identifier, or an error under it.
 fn ident_from(lit: &LitStr, what: &str) -> syn::Result<Ident> {
+    let why = if what == "table" {
+        "it names the generated diesel table module"
+    } else {
+        "diesel's `table!` takes it as an identifier"
+    };
     let value = lit.value();
     match syn::parse_str::<Ident>(&value) {
         Ok(i) if !value.starts_with("r#") => Ok(Ident::new(&i.to_string(), lit.span())),
         _ => Err(syn::Error::new(
             lit.span(),
             format!(
-                "`{value}` is not a valid {what} name: it names a generated Rust module, \
-                 so it must be a Rust identifier (letters, digits and `_`, not a keyword)"
+                "`{value}` is not a valid {what} name: {why}, so it must be a Rust identifier \
+                 (letters, digits and `_`, not a keyword)"
             ),
         )),
     }

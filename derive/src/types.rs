@@ -94,6 +94,53 @@ impl SqlType {
     }
 }
 
+impl SqlType {
+    /// The storage type bound to and read from this SQL type, named concretely so that the
+    /// diesel side of the generated code type-checks even when the field type is wrong (the
+    /// field-type check then reports the problem once, under the field's type).
+    ///
+    /// `ty` is the field type, used as is for `Date` (whose storage is the field type itself).
+    pub(crate) fn storage_tokens(&self, ty: &Type) -> TokenStream {
+        match self {
+            SqlType::SmallInt => quote!(i16),
+            SqlType::Integer => quote!(i32),
+            SqlType::BigInt => quote!(i64),
+            SqlType::Float => quote!(f32),
+            SqlType::Double => quote!(f64),
+            SqlType::Bool => quote!(bool),
+            SqlType::Text => quote!(::std::string::String),
+            SqlType::Binary => quote!(::std::vec::Vec<u8>),
+            SqlType::Date => quote!(#ty),
+            SqlType::Datetime => quote!(::custodian::__private::sql_types::StoredDatetime),
+            SqlType::Nullable(inner) => {
+                let inner = inner.storage_tokens(option_inner(ty).unwrap_or(ty));
+                quote!(::core::option::Option<#inner>)
+            }
+        }
+    }
+}
+
+/// `T` of a type written `Option<T>`.
+fn option_inner(ty: &Type) -> Option<&Type> {
+    match ty {
+        Type::Paren(p) => option_inner(&p.elem),
+        Type::Group(g) => option_inner(&g.elem),
+        Type::Path(p) => {
+            let last = p.path.segments.last()?;
+            match &last.arguments {
+                PathArguments::AngleBracketed(args) if last.ident == "Option" => {
+                    match args.args.first() {
+                        Some(GenericArgument::Type(inner)) => Some(inner),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 /// Chooses the SQL type of a field from its type as written, or explains why it cannot be a
 /// column (the error sits under the offending part of the type).
 pub(crate) fn sql_type_of(ty: &Type) -> syn::Result<SqlType> {

@@ -1,0 +1,11 @@
+use custodian::entity;
+
+#[entity]
+struct Control {
+    #[column(primary_key, auto_increment)]
+    id: i32,
+    #[column(primary_key, auto_increment)]
+    other: i32,
+}
+
+fn main() {}

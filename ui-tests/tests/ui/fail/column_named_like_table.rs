@@ -1,0 +1,10 @@
+use custodian::entity;
+
+#[entity(table = "code")]
+struct Control {
+    #[column(primary_key)]
+    id: i32,
+    code: String,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use custodian::DbEnum;
+
+#[derive(DbEnum)]
+enum Status {}
+
+fn main() {}

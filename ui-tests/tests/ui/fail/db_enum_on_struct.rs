@@ -1,0 +1,8 @@
+use custodian::DbEnum;
+
+#[derive(DbEnum)]
+struct Status {
+    open: bool,
+}
+
+fn main() {}

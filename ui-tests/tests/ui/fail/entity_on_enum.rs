@@ -1,0 +1,8 @@
+use custodian::entity;
+
+#[entity]
+enum Control {
+    A,
+}
+
+fn main() {}

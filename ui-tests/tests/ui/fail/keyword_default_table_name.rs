@@ -1,0 +1,9 @@
+use custodian::entity;
+
+#[entity]
+struct Type {
+    #[column(primary_key)]
+    id: i32,
+}
+
+fn main() {}

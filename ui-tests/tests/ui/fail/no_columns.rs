@@ -1,0 +1,9 @@
+use custodian::entity;
+
+#[entity]
+struct Control {
+    #[skip]
+    cache: Vec<String>,
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use custodian::entity;
+
+#[entity]
+struct Control {
+    #[column(primary_key)]
+    id: Option<i32>,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use custodian::entity;
+
+#[entity]
+struct Control(i32, String);
+
+fn main() {}

@@ -1,0 +1,6 @@
+use custodian::entity;
+
+#[entity]
+struct Control;
+
+fn main() {}

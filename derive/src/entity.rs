@@ -5,11 +5,15 @@
 //! - the struct itself, with `#[column]` and `#[skip]` removed;
 //! - `mod __custodian_control` holding the `diesel::table!` for `controls`, and
 //!   `use __custodian_control::controls;` with the struct's visibility;
-//! - `const _: () = { ... }` holding a compile-time `assert_column` check per field, the
-//!   insertable and changeset structs, and the `Queryable`, `Selectable` and `Entity` impls.
+//! - `const _: () = { ... }` holding a compile-time `assert_column` check per field, one pair of
+//!   storage conversion functions per column (spanned on the field type, so a wrong type is
+//!   reported there once), and the `Queryable`, `Selectable` and `Entity` impls. Inserts and
+//!   updates bind tuples of `column.eq(storage)`; the SQL-side types are concrete, chosen from
+//!   the column's SQL type.
 //!
 //! Generated code names custodian's runtime only as `::custodian::__private`, and diesel only
-//! through it, so the derives find `diesel` without the user crate depending on it.
+//! through it. diesel's `table!` itself expands to `use ::diesel;`, so the user crate must still
+//! list `diesel` (any 2.3 version, `default-features = false`) among its dependencies.
 
 use crate::attrs::EntityArgs;
 use crate::model::{snake_case, Column, EntityModel};

@@ -11,3 +11,8 @@ mod errors;
 mod pool;
 mod transactions;
 mod types;
+mod example;
+
+/// The compliance example, compiled into the suite so it runs on every backend.
+#[path = "../../examples/compliance_reporting.rs"]
+pub mod compliance_example;

@@ -1,0 +1,247 @@
+//! The main job: a small SOX-style control register on embedded SQLite, no server needed.
+//!
+//! It registers controls, records evidence and findings, shows that a failed transaction leaves
+//! nothing behind, closes a finding, and prints the open-findings report from a read-only,
+//! repeatable-read snapshot.
+//!
+//! ```text
+//! cargo run --example compliance_reporting                     # in-memory SQLite
+//! DATABASE_URL=postgres://postgres@127.0.0.1/test cargo run --example compliance_reporting
+//! ```
+//! With `DATABASE_URL` set the same code runs on PostgreSQL or MariaDB (tables are dropped and
+//! re-created, so point it at a scratch database).
+
+use chrono::{DateTime, TimeZone, Utc};
+use custodian::prelude::*;
+use custodian::{Decimal, IsolationLevel};
+use std::collections::BTreeMap;
+
+/// How severe a finding is; stored as text.
+#[derive(DbEnum, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// Cosmetic.
+    Low,
+    /// Needs a plan.
+    Medium,
+    /// Needs a fix this quarter.
+    High,
+    /// Reportable to the audit committee.
+    Critical,
+}
+
+/// An internal control under test.
+#[entity(table = "controls")]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Control {
+    /// Assigned by the database.
+    #[column(primary_key, auto_increment)]
+    pub id: i64,
+    /// Stable reference, e.g. `ITGC-01`.
+    pub code: String,
+    /// What the control does.
+    pub title: String,
+    /// Accountable person, if assigned.
+    pub owner: Option<String>,
+    /// Inherent risk.
+    pub risk: Severity,
+}
+
+/// A piece of evidence that a control operated.
+#[entity(table = "evidence")]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evidence {
+    /// Random identifier.
+    #[column(primary_key)]
+    pub id: uuid::Uuid,
+    /// The control it supports.
+    pub control_id: i64,
+    /// When it was collected (UTC).
+    pub collected_at: DateTime<Utc>,
+    /// Digest of the collected artefact.
+    #[column(name = "sha256")]
+    pub digest: String,
+    /// Structured details.
+    pub details: serde_json::Value,
+}
+
+/// A deficiency found while testing a control.
+#[entity(table = "findings")]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    /// Assigned by the database.
+    #[column(primary_key, auto_increment)]
+    pub id: i64,
+    /// The control it concerns.
+    pub control_id: i64,
+    /// How severe it is.
+    pub severity: Severity,
+    /// Exposure in EUR, exact.
+    pub amount_at_risk: Decimal,
+    /// When it was raised (UTC).
+    pub opened_at: DateTime<Utc>,
+    /// When it was closed, if it was.
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+fn at(day: u32, hour: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, day, hour, 0, 0).single().unwrap_or_default()
+}
+
+/// One row of the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportLine {
+    /// Control code.
+    pub code: String,
+    /// Open findings.
+    pub open: usize,
+    /// Worst open severity.
+    pub worst: Option<Severity>,
+    /// Sum of exposure of open findings.
+    pub exposure: Decimal,
+}
+
+/// Runs the whole scenario on `db` and returns the report it printed.
+pub fn run(db: &Db) -> custodian::Result<Vec<ReportLine>> {
+    for drop in [
+        db.drop_table::<Finding>(),
+        db.drop_table::<Evidence>(),
+        db.drop_table::<Control>(),
+    ] {
+        drop?;
+    }
+    db.create_table::<Control>()?;
+    db.create_table::<Evidence>()?;
+    db.create_table::<Finding>()?;
+    println!("backend: {}", db.backend_kind());
+    // One session for the whole job (an in-memory SQLite database has exactly one connection).
+    let mut s = db.session()?;
+
+    // 1. Register the control catalogue in one transaction.
+    let catalogue = [
+        ("ITGC-01", "Quarterly user access review", Some("alice"), Severity::High),
+        ("ITGC-02", "Change management approval", Some("bob"), Severity::Medium),
+        ("FIN-07", "Three-way match on invoices", None, Severity::Critical),
+    ];
+    let controls = s.transaction(|tx| {
+        catalogue
+            .iter()
+            .map(|(code, title, owner, risk)| {
+                tx.insert(Control {
+                    id: 0,
+                    code: code.to_string(),
+                    title: title.to_string(),
+                    owner: owner.map(str::to_string),
+                    risk: *risk,
+                })
+            })
+            .collect::<custodian::Result<Vec<_>>>()
+    })?;
+    println!("registered {} controls", controls.len());
+
+    // 2. Evidence and findings.
+    let evidence: Vec<Evidence> = controls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Evidence {
+            id: uuid::Uuid::new_v4(),
+            control_id: c.id,
+            collected_at: at(1 + i as u32, 9),
+            digest: format!("{:064x}", 0xC0FFEE + i),
+            details: serde_json::json!({"sample": 25, "exceptions": i, "tester": "internal audit"}),
+        })
+        .collect();
+    s.insert_many(&evidence)?;
+    let amounts = ["12500.00", "980.50", "250000.10", "75.25"];
+    let mut findings = Vec::new();
+    for (i, amount) in amounts.iter().enumerate() {
+        let control = &controls[i % controls.len()];
+        findings.push(s.insert(Finding {
+            id: 0,
+            control_id: control.id,
+            severity: if i == 2 { Severity::Critical } else { Severity::Medium },
+            amount_at_risk: amount.parse().map_err(|e| custodian::Error::Integrity(format!("{e}")))?,
+            opened_at: at(10 + i as u32, 14),
+            closed_at: None,
+        })?);
+    }
+    println!("recorded {} evidence items and {} findings", evidence.len(), findings.len());
+
+    // 3. A transaction that fails leaves nothing behind.
+    let unknown_control = 9_999;
+    let failed = s.transaction(|tx| {
+        tx.insert(Finding {
+            id: 0,
+            control_id: unknown_control,
+            severity: Severity::Low,
+            amount_at_risk: Decimal::from(1),
+            opened_at: at(20, 8),
+            closed_at: None,
+        })?;
+        if tx.find::<Control>(&unknown_control)?.is_none() {
+            return Err(custodian::Error::NotFound {
+                entity: "Control",
+                key: unknown_control.to_string(),
+            });
+        }
+        Ok(())
+    });
+    let stray = s.count(findings::table.filter(findings::control_id.eq(unknown_control)).count())?;
+    let rejected = matches!(failed, Err(custodian::Error::NotFound { .. }));
+    println!("rejected a finding for an unknown control: {rejected}; rows left behind: {stray}");
+
+    // 4. Close one finding.
+    let mut closed = findings[0].clone();
+    closed.closed_at = Some(at(28, 17));
+    s.update(&closed)?;
+    println!("closed finding #{}", closed.id);
+
+    // 5. The report, from one consistent read-only snapshot.
+    let options = TxOptions::new()
+        .isolation(IsolationLevel::RepeatableRead)
+        .read_only();
+    let report = s.transaction_with(&options, |tx| {
+        let open: Vec<Finding> = tx.load(
+            Finding::query()
+                .filter(findings::closed_at.is_null())
+                .order(findings::control_id),
+        )?;
+        let controls: Vec<Control> = tx.load(Control::query().order(controls::code))?;
+        let mut by_control: BTreeMap<i64, Vec<&Finding>> = BTreeMap::new();
+        for f in &open {
+            by_control.entry(f.control_id).or_default().push(f);
+        }
+        Ok(controls
+            .iter()
+            .map(|c| {
+                let fs = by_control.get(&c.id).map(Vec::as_slice).unwrap_or_default();
+                ReportLine {
+                    code: c.code.clone(),
+                    open: fs.len(),
+                    worst: fs.iter().map(|f| f.severity).max(),
+                    exposure: fs.iter().map(|f| f.amount_at_risk.clone()).sum(),
+                }
+            })
+            .collect::<Vec<_>>())
+    })?;
+    println!("\nopen findings per control");
+    println!("{:<10} {:>5} {:<9} {:>14}", "control", "open", "worst", "exposure EUR");
+    for line in &report {
+        let worst = line.worst.map(|w| format!("{w:?}")).unwrap_or_else(|| "-".into());
+        println!("{:<10} {:>5} {:<9} {:>14}", line.code, line.open, worst, line.exposure.with_scale(2));
+    }
+    drop(s);
+    let stats = db.pool_stats();
+    println!(
+        "\npool: {} open, {} checkouts, longest wait {:?}",
+        stats.size, stats.checkouts, stats.wait_max
+    );
+    Ok(report)
+}
+
+#[allow(dead_code)] // the integration tests include this file and call `run` on every backend
+fn main() -> custodian::Result<()> {
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite::memory:".into());
+    let db = custodian::connect(&url)?;
+    run(&db)?;
+    Ok(())
+}

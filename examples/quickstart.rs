@@ -1,0 +1,48 @@
+//! The shortest useful custodian program: map a struct, create its table, write and query it.
+//!
+//! `cargo run --example quickstart` (in-memory SQLite; set `DATABASE_URL` for another database).
+
+use custodian::prelude::*;
+
+/// A user of the reporting system.
+#[entity(table = "reviewers")]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reviewer {
+    /// Assigned by the database.
+    #[column(primary_key, auto_increment)]
+    pub id: i64,
+    /// Login name.
+    pub login: String,
+    /// Department, if known.
+    pub department: Option<String>,
+}
+
+fn main() -> custodian::Result<()> {
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite::memory:".into());
+    let db = custodian::connect(&url)?;
+    db.drop_table::<Reviewer>()?;
+    db.create_table::<Reviewer>()?;
+
+    let mut s = db.session()?;
+    let ada = s.insert(Reviewer { id: 0, login: "ada".into(), department: Some("Risk".into()) })?;
+    s.insert_many(&[
+        Reviewer { id: 0, login: "grace".into(), department: None },
+        Reviewer { id: 0, login: "linus".into(), department: Some("IT".into()) },
+    ])?;
+    println!("inserted {ada:?}");
+
+    let with_department: Vec<Reviewer> = s.load(
+        Reviewer::query()
+            .filter(reviewers::department.is_not_null())
+            .order(reviewers::login),
+    )?;
+    println!("with a department: {:?}", with_department.iter().map(|r| &r.login).collect::<Vec<_>>());
+
+    let mut grace = s.first::<Reviewer, _>(Reviewer::query().filter(reviewers::login.eq("grace")))?
+        .ok_or_else(|| custodian::Error::Integrity("grace is missing".into()))?;
+    grace.department = Some("Audit".into());
+    s.update(&grace)?;
+    s.delete(&ada)?;
+    println!("{} reviewers left", s.count(reviewers::table.count())?);
+    Ok(())
+}

@@ -84,7 +84,9 @@ pub struct Finding {
 }
 
 fn at(day: u32, hour: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, day, hour, 0, 0).single().unwrap_or_default()
+    Utc.with_ymd_and_hms(2026, 3, day, hour, 0, 0)
+        .single()
+        .unwrap_or_default()
 }
 
 /// One row of the report.
@@ -118,9 +120,24 @@ pub fn run(db: &Db) -> custodian::Result<Vec<ReportLine>> {
 
     // 1. Register the control catalogue in one transaction.
     let catalogue = [
-        ("ITGC-01", "Quarterly user access review", Some("alice"), Severity::High),
-        ("ITGC-02", "Change management approval", Some("bob"), Severity::Medium),
-        ("FIN-07", "Three-way match on invoices", None, Severity::Critical),
+        (
+            "ITGC-01",
+            "Quarterly user access review",
+            Some("alice"),
+            Severity::High,
+        ),
+        (
+            "ITGC-02",
+            "Change management approval",
+            Some("bob"),
+            Severity::Medium,
+        ),
+        (
+            "FIN-07",
+            "Three-way match on invoices",
+            None,
+            Severity::Critical,
+        ),
     ];
     let controls = s.transaction(|tx| {
         catalogue
@@ -155,16 +172,28 @@ pub fn run(db: &Db) -> custodian::Result<Vec<ReportLine>> {
     let mut findings = Vec::new();
     for (i, amount) in amounts.iter().enumerate() {
         let control = &controls[i % controls.len()];
-        findings.push(s.insert(Finding {
-            id: 0,
-            control_id: control.id,
-            severity: if i == 2 { Severity::Critical } else { Severity::Medium },
-            amount_at_risk: amount.parse().map_err(|e| custodian::Error::Integrity(format!("{e}")))?,
-            opened_at: at(10 + i as u32, 14),
-            closed_at: None,
-        })?);
+        findings.push(
+            s.insert(Finding {
+                id: 0,
+                control_id: control.id,
+                severity: if i == 2 {
+                    Severity::Critical
+                } else {
+                    Severity::Medium
+                },
+                amount_at_risk: amount
+                    .parse()
+                    .map_err(|e| custodian::Error::Integrity(format!("{e}")))?,
+                opened_at: at(10 + i as u32, 14),
+                closed_at: None,
+            })?,
+        );
     }
-    println!("recorded {} evidence items and {} findings", evidence.len(), findings.len());
+    println!(
+        "recorded {} evidence items and {} findings",
+        evidence.len(),
+        findings.len()
+    );
 
     // 3. A transaction that fails leaves nothing behind.
     let unknown_control = 9_999;
@@ -185,7 +214,11 @@ pub fn run(db: &Db) -> custodian::Result<Vec<ReportLine>> {
         }
         Ok(())
     });
-    let stray = s.count(findings::table.filter(findings::control_id.eq(unknown_control)).count())?;
+    let stray = s.count(
+        findings::table
+            .filter(findings::control_id.eq(unknown_control))
+            .count(),
+    )?;
     let rejected = matches!(failed, Err(custodian::Error::NotFound { .. }));
     println!("rejected a finding for an unknown control: {rejected}; rows left behind: {stray}");
 
@@ -224,10 +257,22 @@ pub fn run(db: &Db) -> custodian::Result<Vec<ReportLine>> {
             .collect::<Vec<_>>())
     })?;
     println!("\nopen findings per control");
-    println!("{:<10} {:>5} {:<9} {:>14}", "control", "open", "worst", "exposure EUR");
+    println!(
+        "{:<10} {:>5} {:<9} {:>14}",
+        "control", "open", "worst", "exposure EUR"
+    );
     for line in &report {
-        let worst = line.worst.map(|w| format!("{w:?}")).unwrap_or_else(|| "-".into());
-        println!("{:<10} {:>5} {:<9} {:>14}", line.code, line.open, worst, line.exposure.with_scale(2));
+        let worst = line
+            .worst
+            .map(|w| format!("{w:?}"))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:<10} {:>5} {:<9} {:>14}",
+            line.code,
+            line.open,
+            worst,
+            line.exposure.with_scale(2)
+        );
     }
     drop(s);
     let stats = db.pool_stats();

@@ -24,10 +24,22 @@ fn main() -> custodian::Result<()> {
     db.create_table::<Reviewer>()?;
 
     let mut s = db.session()?;
-    let ada = s.insert(Reviewer { id: 0, login: "ada".into(), department: Some("Risk".into()) })?;
+    let ada = s.insert(Reviewer {
+        id: 0,
+        login: "ada".into(),
+        department: Some("Risk".into()),
+    })?;
     s.insert_many(&[
-        Reviewer { id: 0, login: "grace".into(), department: None },
-        Reviewer { id: 0, login: "linus".into(), department: Some("IT".into()) },
+        Reviewer {
+            id: 0,
+            login: "grace".into(),
+            department: None,
+        },
+        Reviewer {
+            id: 0,
+            login: "linus".into(),
+            department: Some("IT".into()),
+        },
     ])?;
     println!("inserted {ada:?}");
 
@@ -36,9 +48,13 @@ fn main() -> custodian::Result<()> {
             .filter(reviewers::department.is_not_null())
             .order(reviewers::login),
     )?;
-    println!("with a department: {:?}", with_department.iter().map(|r| &r.login).collect::<Vec<_>>());
+    println!(
+        "with a department: {:?}",
+        with_department.iter().map(|r| &r.login).collect::<Vec<_>>()
+    );
 
-    let mut grace = s.first::<Reviewer, _>(Reviewer::query().filter(reviewers::login.eq("grace")))?
+    let mut grace = s
+        .first::<Reviewer, _>(Reviewer::query().filter(reviewers::login.eq("grace")))?
         .ok_or_else(|| custodian::Error::Integrity("grace is missing".into()))?;
     grace.department = Some("Audit".into());
     s.update(&grace)?;

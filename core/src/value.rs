@@ -286,7 +286,7 @@ mod tests {
             .and_hms_nano_opt(23, 59, 59, 123_456_789)
             .unwrap();
         assert_eq!(
-            t.to_storage().and_utc().timestamp_subsec_nanos(),
+            t.to_storage().0.and_utc().timestamp_subsec_nanos(),
             123_456_000
         );
         let u = Utc.from_utc_datetime(&t);

@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Base URL of the PostgreSQL server used by tests (no database part).
 pub fn pg_base() -> String {
-    std::env::var("CUSTODIAN_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("CUSTODIAN_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 /// Base URL of the MariaDB server used by tests (no database part).
@@ -77,7 +78,9 @@ impl TestDb {
             }
             BackendKind::Mysql => {
                 mysql_admin()
-                    .batch_execute(&format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
+                    .batch_execute(&format!(
+                        "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+                    ))
                     .expect("create test database");
                 format!("{}/{name}", mysql_base())
             }
@@ -92,7 +95,12 @@ impl TestDb {
         cfg.pool.connection_timeout_ms = 10_000;
         tweak(&mut cfg);
         let db = custodian::open(cfg).unwrap_or_else(|e| panic!("open {kind} test database: {e}"));
-        TestDb { kind, url, name, db: Some(db) }
+        TestDb {
+            kind,
+            url,
+            name,
+            db: Some(db),
+        }
     }
 
     /// A fresh database on `kind` with test defaults.
@@ -111,10 +119,12 @@ impl TestDb {
                 .unwrap()
                 .batch_execute(sql)
                 .unwrap(),
-            _ => custodian::diesel::SqliteConnection::establish(custodian::backends::sqlite::path_of(&self.url))
-                .unwrap()
-                .batch_execute(sql)
-                .unwrap(),
+            _ => custodian::diesel::SqliteConnection::establish(
+                custodian::backends::sqlite::path_of(&self.url),
+            )
+            .unwrap()
+            .batch_execute(sql)
+            .unwrap(),
         }
     }
 }
@@ -125,10 +135,14 @@ impl Drop for TestDb {
         drop(self.db.take());
         match self.kind {
             BackendKind::Postgres => {
-                let _ = pg_admin().batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+                let _ = pg_admin().batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ));
             }
             BackendKind::Mysql => {
-                let _ = mysql_admin().batch_execute(&format!("DROP DATABASE IF EXISTS {}", self.name));
+                let _ =
+                    mysql_admin().batch_execute(&format!("DROP DATABASE IF EXISTS {}", self.name));
             }
             _ => {
                 let path = std::env::temp_dir().join(format!("{}.db", self.name));

@@ -20,7 +20,10 @@ fn toml_config_opens_the_named_database() {
     assert_eq!(db.config().retry.max_attempts, 2);
     assert!(db.pool_stats().size >= 1);
     let err = custodian::open_named(&cfg, "missing").unwrap_err();
-    assert!(matches!(&err, Error::Config { field, .. } if field == "databases.missing"), "{err}");
+    assert!(
+        matches!(&err, Error::Config { field, .. } if field == "databases.missing"),
+        "{err}"
+    );
     drop(db);
     let _ = std::fs::remove_file(&path);
     let _ = std::fs::remove_file(&db_path);
@@ -29,11 +32,17 @@ fn toml_config_opens_the_named_database() {
 #[test]
 fn bad_settings_name_the_field() {
     let err = custodian::connect("oracle://scott:tiger@db/orcl").unwrap_err();
-    assert!(matches!(&err, Error::Config { field, .. } if field == "url"), "{err}");
+    assert!(
+        matches!(&err, Error::Config { field, .. } if field == "url"),
+        "{err}"
+    );
     assert!(!err.to_string().contains("tiger"));
     let err = Config::from_toml_str("[databases.main]\nurl = \"postgres://h/db\"\nretry = { base_delay_ms = 900, max_delay_ms = 10 }\n")
         .unwrap_err();
-    assert!(matches!(&err, Error::Config { field, .. } if field == "databases.main.retry.base_delay_ms"), "{err}");
+    assert!(
+        matches!(&err, Error::Config { field, .. } if field == "databases.main.retry.base_delay_ms"),
+        "{err}"
+    );
     let err = Config::from_toml_str("[databases.main]\nurl = 5\n").unwrap_err();
     assert!(matches!(err, Error::Config { .. }));
 }

@@ -9,13 +9,17 @@ use custodian::{BackendKind, Error};
 fn unique_violation_is_conflict_naming_the_column(db: &TestDb) {
     db.create_table::<Control>().unwrap();
     db.raw_sql(match db.kind {
-        BackendKind::Mysql => "ALTER TABLE controls MODIFY code VARCHAR(64) NOT NULL, ADD UNIQUE KEY code (code)",
+        BackendKind::Mysql => {
+            "ALTER TABLE controls MODIFY code VARCHAR(64) NOT NULL, ADD UNIQUE KEY code (code)"
+        }
         _ => "CREATE UNIQUE INDEX controls_code ON controls (code)",
     });
     let mut s = db.session().unwrap();
     s.insert(Control::new("U-1", 1)).unwrap();
     let err = s.insert(Control::new("U-1", 2)).unwrap_err();
-    let Error::Conflict { source } = &err else { panic!("expected Conflict, got {err:?}") };
+    let Error::Conflict { source } = &err else {
+        panic!("expected Conflict, got {err:?}")
+    };
     assert_eq!(source.column.as_deref(), Some("code"), "{source:?}");
     let expected = match db.kind {
         BackendKind::Postgres => "23505",
@@ -28,7 +32,10 @@ fn unique_violation_is_conflict_naming_the_column(db: &TestDb) {
     assert_eq!(s.count(controls::table.count()).unwrap(), 1);
 
     // A duplicate primary key is a Conflict too.
-    let c = Counter { name: "k".into(), value: 1 };
+    let c = Counter {
+        name: "k".into(),
+        value: 1,
+    };
     db.create_table::<Counter>().unwrap();
     s.insert(c.clone()).unwrap();
     assert!(matches!(s.insert(c), Err(Error::Conflict { .. })));
@@ -41,7 +48,14 @@ fn not_null_violation_is_constraint(db: &TestDb) {
         .execute_sql("INSERT INTO controls (code, title, risk, active) VALUES (NULL, 't', 1, TRUE)")
         .unwrap_err();
     assert!(matches!(err, Error::Constraint { .. }), "{err:?}");
-    assert_eq!(err.db_error().and_then(|e| e.column.as_deref()), Some("code"), "{err:?}");
+    assert_eq!(
+        err.db_error().and_then(|e| e.column.as_deref()),
+        Some("code"),
+        "{err:?}"
+    );
 }
 
-on_all_backends!(unique_violation_is_conflict_naming_the_column, not_null_violation_is_constraint);
+on_all_backends!(
+    unique_violation_is_conflict_naming_the_column,
+    not_null_violation_is_constraint
+);

@@ -8,10 +8,10 @@ pub mod entities;
 mod config;
 mod crud;
 mod errors;
+mod example;
 mod pool;
 mod transactions;
 mod types;
-mod example;
 
 /// The compliance example, compiled into the suite so it runs on every backend.
 #[path = "../../examples/compliance_reporting.rs"]

@@ -20,7 +20,9 @@ fn connection_id(s: &mut Session, kind: BackendKind) -> i64 {
         BackendKind::Mysql => "SELECT CAST(CONNECTION_ID() AS SIGNED) AS id",
         _ => "SELECT CAST(1 AS BIGINT) AS id",
     };
-    let rows: Vec<Row> = s.run(|c| custodian::diesel::sql_query(sql).load(c)).unwrap();
+    let rows: Vec<Row> = s
+        .run(|c| custodian::diesel::sql_query(sql).load(c))
+        .unwrap();
     rows[0].id
 }
 
@@ -46,11 +48,21 @@ fn killed_connection_is_replaced(db: &TestDb) {
         _ => {}
     }
     std::thread::sleep(Duration::from_millis(100));
-    let mut s = db.session().expect("a fresh connection replaces the killed one");
+    let mut s = db
+        .session()
+        .expect("a fresh connection replaces the killed one");
     s.insert(Control::new("K-1", 1)).unwrap();
     if db.kind != BackendKind::Sqlite {
-        assert_ne!(connection_id(&mut s, db.kind), before, "the killed connection was not reused");
-        assert!(db.pool_stats().connections_closed >= 1, "{:?}", db.pool_stats());
+        assert_ne!(
+            connection_id(&mut s, db.kind),
+            before,
+            "the killed connection was not reused"
+        );
+        assert!(
+            db.pool_stats().connections_closed >= 1,
+            "{:?}",
+            db.pool_stats()
+        );
     }
 }
 
@@ -60,14 +72,16 @@ fn connection_left_in_transaction_is_discarded(db: &TestDb) {
     {
         let mut s = db.session().unwrap();
         // An escape hatch opens a transaction and the session is dropped without ending it.
-        <AnyConnection as Connection>::TransactionManager::begin_transaction(s.connection()).unwrap();
+        <AnyConnection as Connection>::TransactionManager::begin_transaction(s.connection())
+            .unwrap();
         s.insert(Control::new("LEAK", 1)).unwrap();
     }
     let mut s = db.session().unwrap();
     assert_eq!(s.transaction_depth(), 0);
     // The abandoned insert was never committed, and the new connection is outside a transaction.
     assert_eq!(s.count(controls::table.count()).unwrap(), 0);
-    s.transaction(|tx| tx.insert(Control::new("OK", 1)).map(|_| ())).unwrap();
+    s.transaction(|tx| tx.insert(Control::new("OK", 1)).map(|_| ()))
+        .unwrap();
     assert_eq!(s.count(controls::table.count()).unwrap(), 1);
     assert!(db.pool_stats().connections_closed >= 1);
 }
@@ -76,7 +90,11 @@ fn stats_and_exhaustion(db: &TestDb) {
     let db = one_connection(db);
     let held = db.session().unwrap();
     let stats = db.pool_stats();
-    assert_eq!((stats.size, stats.in_use, stats.idle), (1, 1, 0), "{stats:?}");
+    assert_eq!(
+        (stats.size, stats.in_use, stats.idle),
+        (1, 1, 0),
+        "{stats:?}"
+    );
     let err = db.session().unwrap_err();
     assert!(matches!(err, Error::Timeout(_)), "{err:?}");
     assert_eq!(db.pool_stats().timeouts, 1);

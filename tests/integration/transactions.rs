@@ -10,7 +10,10 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 fn count(db: &TestDb) -> i64 {
-    db.session().unwrap().count(controls::table.count()).unwrap()
+    db.session()
+        .unwrap()
+        .count(controls::table.count())
+        .unwrap()
 }
 
 fn commit_on_ok_rollback_on_err(db: &TestDb) {
@@ -21,7 +24,12 @@ fn commit_on_ok_rollback_on_err(db: &TestDb) {
             Ok(tx.insert(Control::new("T-1", 1))?.id)
         })
         .unwrap();
-    assert!(db.session().unwrap().find::<Control>(&id).unwrap().is_some());
+    assert!(db
+        .session()
+        .unwrap()
+        .find::<Control>(&id)
+        .unwrap()
+        .is_some());
 
     let err = db
         .transaction(|tx| {
@@ -47,7 +55,8 @@ fn rollback_on_panic(db: &TestDb) {
     assert!(result.is_err(), "the panic propagates");
     assert_eq!(count(db), 0, "the panicking transaction left nothing");
     // The pool still works and the connection is clean.
-    db.transaction(|tx| tx.insert(Control::new("P-2", 1)).map(|_| ())).unwrap();
+    db.transaction(|tx| tx.insert(Control::new("P-2", 1)).map(|_| ()))
+        .unwrap();
     assert_eq!(count(db), 1);
 }
 
@@ -87,13 +96,17 @@ fn serialization_conflict_is_retried(db: &TestDb) {
     db.create_table::<Counter>().unwrap();
     db.session()
         .unwrap()
-        .insert(Counter { name: "n".into(), value: 0 })
+        .insert(Counter {
+            name: "n".into(),
+            value: 0,
+        })
         .unwrap();
     let barrier = Arc::new(Barrier::new(2));
     let attempts = Arc::new(AtomicUsize::new(0));
-    let options = TxOptions::new()
-        .serializable()
-        .retry(RetryPolicy { max_attempts: 10, ..RetryPolicy::default() });
+    let options = TxOptions::new().serializable().retry(RetryPolicy {
+        max_attempts: 10,
+        ..RetryPolicy::default()
+    });
     let handles: Vec<_> = (0..2)
         .map(|_| {
             let db = (**db).clone();
@@ -109,7 +122,10 @@ fn serialization_conflict_is_retried(db: &TestDb) {
                         // Both have read before either writes.
                         barrier.wait();
                     }
-                    tx.update(&Counter { value: c.value + 1, ..c })
+                    tx.update(&Counter {
+                        value: c.value + 1,
+                        ..c
+                    })
                 })
             })
         })
@@ -117,14 +133,28 @@ fn serialization_conflict_is_retried(db: &TestDb) {
     for h in handles {
         h.join().unwrap().unwrap();
     }
-    let final_value = db.session().unwrap().get::<Counter>(&"n".to_string()).unwrap().value;
+    let final_value = db
+        .session()
+        .unwrap()
+        .get::<Counter>(&"n".to_string())
+        .unwrap()
+        .value;
     assert_eq!(final_value, 2, "both increments applied exactly once");
-    assert!(attempts.load(Ordering::SeqCst) >= 3, "one transaction was retried");
+    assert!(
+        attempts.load(Ordering::SeqCst) >= 3,
+        "one transaction was retried"
+    );
 }
 
 fn conflict_without_retry_surfaces_as_serialization(db: &TestDb) {
     db.create_table::<Counter>().unwrap();
-    db.session().unwrap().insert(Counter { name: "n".into(), value: 0 }).unwrap();
+    db.session()
+        .unwrap()
+        .insert(Counter {
+            name: "n".into(),
+            value: 0,
+        })
+        .unwrap();
     let barrier = Arc::new(Barrier::new(2));
     let options = TxOptions::new().serializable().no_retry();
     let handles: Vec<_> = (0..2)
@@ -136,7 +166,10 @@ fn conflict_without_retry_surfaces_as_serialization(db: &TestDb) {
                 db.transaction_with(&options, |tx| {
                     let c = tx.get::<Counter>(&"n".to_string())?;
                     barrier.wait();
-                    tx.update(&Counter { value: c.value + 1, ..c })
+                    tx.update(&Counter {
+                        value: c.value + 1,
+                        ..c
+                    })
                 })
             })
         })
@@ -145,7 +178,12 @@ fn conflict_without_retry_surfaces_as_serialization(db: &TestDb) {
     let failures: Vec<&Error> = results.iter().filter_map(|r| r.as_ref().err()).collect();
     assert_eq!(failures.len(), 1, "{results:?}");
     assert!(failures[0].is_retryable(), "{:?}", failures[0]);
-    let value = db.session().unwrap().get::<Counter>(&"n".to_string()).unwrap().value;
+    let value = db
+        .session()
+        .unwrap()
+        .get::<Counter>(&"n".to_string())
+        .unwrap()
+        .value;
     assert_eq!(value, 1);
 }
 
@@ -162,7 +200,9 @@ fn settings_do_not_leak_to_next_borrower(db: &TestDb) {
             #[diesel(sql_type = Text)]
             v: String,
         }
-        let rows: Vec<Row> = s.run(|c| custodian::diesel::sql_query(sql).load(c)).unwrap();
+        let rows: Vec<Row> = s
+            .run(|c| custodian::diesel::sql_query(sql).load(c))
+            .unwrap();
         rows.into_iter().next().unwrap().v
     };
     let opts = TxOptions::new()
@@ -173,15 +213,24 @@ fn settings_do_not_leak_to_next_borrower(db: &TestDb) {
     let inside = s
         .transaction_with(&opts, |tx| {
             Ok(match db.kind {
-                BackendKind::Postgres => (probe(tx, "SELECT current_setting('transaction_isolation') AS v"), probe(tx, "SELECT current_setting('statement_timeout') AS v")),
-                BackendKind::Mysql => (String::new(), probe(tx, "SELECT CAST(@@max_statement_time AS CHAR) AS v")),
+                BackendKind::Postgres => (
+                    probe(tx, "SELECT current_setting('transaction_isolation') AS v"),
+                    probe(tx, "SELECT current_setting('statement_timeout') AS v"),
+                ),
+                BackendKind::Mysql => (
+                    String::new(),
+                    probe(tx, "SELECT CAST(@@max_statement_time AS CHAR) AS v"),
+                ),
                 _ => (String::new(), String::new()),
             })
         })
         .unwrap();
     // A read-only transaction refuses writes where the backend enforces it.
     let write_in_ro = s.transaction_with(&opts, |tx| tx.insert(Control::new("RO", 1)).map(|_| ()));
-    assert!(write_in_ro.is_err(), "read-only is enforced: {write_in_ro:?}");
+    assert!(
+        write_in_ro.is_err(),
+        "read-only is enforced: {write_in_ro:?}"
+    );
     drop(s);
     let mut s = db.session().unwrap();
     match db.kind {
@@ -190,28 +239,43 @@ fn settings_do_not_leak_to_next_borrower(db: &TestDb) {
             assert_eq!(inside.1, "5s");
             assert!(write_in_ro.is_err());
             s.transaction(|tx| {
-                assert_eq!(probe(tx, "SELECT current_setting('transaction_isolation') AS v"), "read committed");
+                assert_eq!(
+                    probe(tx, "SELECT current_setting('transaction_isolation') AS v"),
+                    "read committed"
+                );
                 Ok(())
             })
             .unwrap();
-            assert_eq!(probe(&mut s, "SELECT current_setting('statement_timeout') AS v"), "0");
+            assert_eq!(
+                probe(&mut s, "SELECT current_setting('statement_timeout') AS v"),
+                "0"
+            );
         }
         BackendKind::Mysql => {
             assert_eq!(inside.1, "5.000000");
             assert!(write_in_ro.is_err());
-            assert_eq!(probe(&mut s, "SELECT CAST(@@max_statement_time AS CHAR) AS v"), "0.000000");
-            assert_eq!(probe(&mut s, "SELECT @@tx_isolation AS v"), "REPEATABLE-READ");
+            assert_eq!(
+                probe(&mut s, "SELECT CAST(@@max_statement_time AS CHAR) AS v"),
+                "0.000000"
+            );
+            assert_eq!(
+                probe(&mut s, "SELECT @@tx_isolation AS v"),
+                "REPEATABLE-READ"
+            );
         }
         _ => {}
     }
     // The next borrower can write: no read-only or lock state survived.
-    s.transaction(|tx| tx.insert(Control::new("AFTER", 1)).map(|_| ())).unwrap();
+    s.transaction(|tx| tx.insert(Control::new("AFTER", 1)).map(|_| ()))
+        .unwrap();
     assert_eq!(s.count(controls::table.count()).unwrap(), 1);
 }
 
 fn transaction_deadline_rolls_back(db: &TestDb) {
     db.create_table::<Control>().unwrap();
-    let opts = TxOptions::new().timeout(Duration::from_millis(300)).no_retry();
+    let opts = TxOptions::new()
+        .timeout(Duration::from_millis(300))
+        .no_retry();
     let kind = db.kind;
     let err = db
         .transaction_with(&opts, |tx| {
@@ -219,7 +283,9 @@ fn transaction_deadline_rolls_back(db: &TestDb) {
             match kind {
                 // The server stops the statement at the deadline.
                 BackendKind::Postgres => tx.execute_sql("SELECT pg_sleep(2)").map(|_| ()),
-                BackendKind::Mysql => tx.execute_sql("SELECT * FROM controls WHERE SLEEP(2) = 0").map(|_| ()),
+                BackendKind::Mysql => tx
+                    .execute_sql("SELECT * FROM controls WHERE SLEEP(2) = 0")
+                    .map(|_| ()),
                 // SQLite: the deadline is checked at the next statement.
                 _ => {
                     std::thread::sleep(Duration::from_millis(400));

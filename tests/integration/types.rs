@@ -8,7 +8,10 @@ use custodian::prelude::*;
 use custodian::Decimal;
 
 pub fn extreme() -> AllTypes {
-    let at = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap().and_hms_micro_opt(23, 59, 59, 999_999).unwrap();
+    let at = NaiveDate::from_ymd_opt(9999, 12, 31)
+        .unwrap()
+        .and_hms_micro_opt(23, 59, 59, 999_999)
+        .unwrap();
     AllTypes {
         id: uuid::Uuid::new_v4(),
         small: i16::MIN,
@@ -21,9 +24,16 @@ pub fn extreme() -> AllTypes {
         bytes: vec![0, 1, 2, 255, 0, 127],
         day: NaiveDate::from_ymd_opt(1000, 1, 1).unwrap(),
         at,
-        at_utc: Utc.from_utc_datetime(&NaiveDate::from_ymd_opt(1970, 1, 1).unwrap().and_hms_micro_opt(0, 0, 0, 1).unwrap()),
+        at_utc: Utc.from_utc_datetime(
+            &NaiveDate::from_ymd_opt(1970, 1, 1)
+                .unwrap()
+                .and_hms_micro_opt(0, 0, 0, 1)
+                .unwrap(),
+        ),
         doc: serde_json::json!({"a": [1, 2.5, null, true], "ü": {"nested": "x"}}),
-        amount: "-98765432109876543210.0123456789".parse::<Decimal>().unwrap(),
+        amount: "-98765432109876543210.0123456789"
+            .parse::<Decimal>()
+            .unwrap(),
         severity: Severity::Critical,
         o_small: Some(i16::MAX),
         o_int: Some(i32::MIN),
@@ -34,7 +44,12 @@ pub fn extreme() -> AllTypes {
         o_text: Some(String::new()),
         o_bytes: Some(Vec::new()),
         o_day: Some(NaiveDate::from_ymd_opt(9999, 12, 31).unwrap()),
-        o_at: Some(NaiveDate::from_ymd_opt(2024, 2, 29).unwrap().and_hms_micro_opt(12, 0, 0, 123_456).unwrap()),
+        o_at: Some(
+            NaiveDate::from_ymd_opt(2024, 2, 29)
+                .unwrap()
+                .and_hms_micro_opt(12, 0, 0, 123_456)
+                .unwrap(),
+        ),
         o_at_utc: Some(Utc.with_ymd_and_hms(2038, 1, 19, 3, 14, 8).unwrap()),
         o_uuid: Some(uuid::Uuid::nil()),
         o_doc: Some(serde_json::json!("just a string")),
@@ -77,26 +92,62 @@ fn every_type_round_trips(db: &TestDb) {
     assert_eq!(s.get::<AllTypes>(&empty.id).unwrap(), empty);
 
     // Bulk insert and query by stored values behave the same.
-    let many: Vec<AllTypes> = (0..20).map(|i| {
-        let mut v = if i % 2 == 0 { extreme() } else { nulls(extreme()) };
-        v.big = i;
-        v.severity = if i % 3 == 0 { Severity::High } else { Severity::Medium };
-        v
-    }).collect();
+    let many: Vec<AllTypes> = (0..20)
+        .map(|i| {
+            let mut v = if i % 2 == 0 {
+                extreme()
+            } else {
+                nulls(extreme())
+            };
+            v.big = i;
+            v.severity = if i % 3 == 0 {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
+            v
+        })
+        .collect();
     s.insert_many(&many).unwrap();
     let high: Vec<AllTypes> = s
-        .load(AllTypes::query().filter(all_types::severity.eq(custodian::stored(&Severity::High))).order(all_types::big))
+        .load(
+            AllTypes::query()
+                .filter(all_types::severity.eq(custodian::stored(&Severity::High)))
+                .order(all_types::big),
+        )
         .unwrap();
-    assert_eq!(high.iter().map(|v| v.big).collect::<Vec<_>>(), [0, 3, 6, 9, 12, 15, 18]);
-    let by_id: Option<AllTypes> = s.first(AllTypes::query().filter(all_types::id.eq(custodian::stored(&full.id)))).unwrap();
+    assert_eq!(
+        high.iter().map(|v| v.big).collect::<Vec<_>>(),
+        [0, 3, 6, 9, 12, 15, 18]
+    );
+    let by_id: Option<AllTypes> = s
+        .first(AllTypes::query().filter(all_types::id.eq(custodian::stored(&full.id))))
+        .unwrap();
     assert_eq!(by_id.unwrap(), full);
     // Timestamps compare in SQL across the full range (MariaDB binds them as DATETIME).
-    let cutoff = NaiveDate::from_ymd_opt(2100, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap();
-    let far_future = s.count(all_types::table.filter(all_types::at.gt(custodian::stored(&cutoff))).count()).unwrap();
+    let cutoff = NaiveDate::from_ymd_opt(2100, 1, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap();
+    let far_future = s
+        .count(
+            all_types::table
+                .filter(all_types::at.gt(custodian::stored(&cutoff)))
+                .count(),
+        )
+        .unwrap();
     assert_eq!(far_future, 22);
-    let recent = s.count(all_types::table.filter(all_types::o_at.lt(custodian::stored(&cutoff))).count()).unwrap();
+    let recent = s
+        .count(
+            all_types::table
+                .filter(all_types::o_at.lt(custodian::stored(&cutoff)))
+                .count(),
+        )
+        .unwrap();
     assert_eq!(recent, 11);
-    let null_docs = s.count(all_types::table.filter(all_types::o_doc.is_null()).count()).unwrap();
+    let null_docs = s
+        .count(all_types::table.filter(all_types::o_doc.is_null()).count())
+        .unwrap();
     assert_eq!(null_docs, 11);
 
     // Update every column to the other extreme and back.
@@ -110,12 +161,19 @@ fn timestamps_keep_microseconds_and_utc(db: &TestDb) {
     db.create_table::<AllTypes>().unwrap();
     let mut s = db.session().unwrap();
     let mut v = extreme();
-    let with_nanos = NaiveDate::from_ymd_opt(2025, 6, 30).unwrap().and_hms_nano_opt(8, 30, 15, 123_456_789).unwrap();
+    let with_nanos = NaiveDate::from_ymd_opt(2025, 6, 30)
+        .unwrap()
+        .and_hms_nano_opt(8, 30, 15, 123_456_789)
+        .unwrap();
     v.at = with_nanos;
     v.at_utc = Utc.from_utc_datetime(&with_nanos);
     s.insert(v.clone()).unwrap();
     let back = s.get::<AllTypes>(&v.id).unwrap();
-    assert_eq!(back.at.and_utc().timestamp_subsec_nanos(), 123_456_000, "truncated to micros, same on every backend");
+    assert_eq!(
+        back.at.and_utc().timestamp_subsec_nanos(),
+        123_456_000,
+        "truncated to micros, same on every backend"
+    );
     assert_eq!(back.at_utc.timestamp(), v.at_utc.timestamp());
     assert_eq!(back.at_utc.timestamp_subsec_micros(), 123_456);
 }

@@ -44,14 +44,14 @@ pub fn classify(
     match err {
         DieselError::DatabaseError(kind, info) => {
             let r = refine(&kind, info.as_ref());
-            let db = DbError {
+            let db = Box::new(DbError {
                 backend,
                 code: r.code,
                 message: info.message().to_string(),
                 constraint: info.constraint_name().map(str::to_string).or(r.constraint),
                 table: info.table_name().map(str::to_string).or(r.table),
                 column: info.column_name().map(str::to_string).or(r.column),
-            };
+            });
             let cause = r.cause.or(match kind {
                 DatabaseErrorKind::UniqueViolation => Some(Cause::Conflict),
                 DatabaseErrorKind::ForeignKeyViolation
@@ -92,14 +92,14 @@ pub fn classify(
             Error::Integrity(format!("a value could not be written: {e}"))
         }
         other => Error::Database {
-            source: DbError {
+            source: Box::new(DbError {
                 backend,
                 code: None,
                 message: other.to_string(),
                 constraint: None,
                 table: None,
                 column: None,
-            },
+            }),
         },
     }
 }

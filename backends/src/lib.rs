@@ -1,7 +1,7 @@
 //! # custodian-backends
 //!
 //! What differs between PostgreSQL, MySQL/MariaDB and SQLite, behind core's
-//! [`Backend`](custodian_core::Backend) seam: one unit struct per database ([`Postgres`],
+//! [`Backend`] seam: one unit struct per database ([`Postgres`],
 //! [`Mysql`], [`Sqlite`]) that opens and prepares connections, begins transactions with the
 //! requested isolation, classifies the database's errors and writes DDL in its dialect.
 //! Shared pieces live in [`ddl`] and [`classify`].

@@ -3,7 +3,7 @@
 //!
 //! Configuration comes from a TOML file ([`Config::from_toml_str`], [`Config::from_file`]) and/or
 //! the environment ([`Config::from_env`], [`Config::apply_env`]). Every knob has a documented
-//! default; every invalid value is a [`Error::Config`](crate::Error::Config) naming the setting.
+//! default; every invalid value is a [`Error::Config`] naming the setting.
 //! Passwords never appear in `Debug`, `Display`, logs or errors: [`DatabaseUrl`] redacts them.
 //!
 //! ```
@@ -132,7 +132,7 @@ pub struct PoolConfig {
     pub max_size: u32,
     /// Idle connections kept ready; `None` (default) keeps `max_size`.
     pub min_idle: Option<u32>,
-    /// Longest wait for a free connection before [`Error::Timeout`](crate::Error::Timeout).
+    /// Longest wait for a free connection before [`Error::Timeout`].
     /// Default 30 000 ms.
     pub connection_timeout_ms: u64,
     /// Close connections idle this long; `None` never. Default 600 000 ms (10 min).
@@ -441,7 +441,7 @@ fn check_url(url: &DatabaseUrl, field: &str) -> Result<()> {
             ));
         }
     } else {
-        let rest = raw.splitn(2, "://").nth(1).unwrap_or("");
+        let rest = raw.split_once("://").map_or("", |(_, r)| r);
         let host = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
         let host = host.split(['/', '?']).next().unwrap_or("");
         if host.is_empty() {

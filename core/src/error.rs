@@ -29,13 +29,13 @@ pub enum Error {
     #[error("conflict: {}", describe_constraint(.source))]
     Conflict {
         /// The database's error, with constraint and column where known.
-        source: DbError,
+        source: Box<DbError>,
     },
     /// A not-null, foreign-key or check constraint refused the write.
     #[error("constraint violated: {}", describe_constraint(.source))]
     Constraint {
         /// The database's error, with constraint and column where known.
-        source: DbError,
+        source: Box<DbError>,
     },
     /// The data is invalid; nothing was written.
     #[error("validation failed: {0}")]
@@ -47,7 +47,7 @@ pub enum Error {
     #[error("serialization failure (retryable): {source}")]
     Serialization {
         /// The database's error.
-        source: DbError,
+        source: Box<DbError>,
     },
     /// The server could not be reached, or the connection broke.
     #[error("connection error: {message}")]
@@ -76,7 +76,7 @@ pub enum Error {
     #[error("database error: {source}")]
     Database {
         /// The database's error.
-        source: DbError,
+        source: Box<DbError>,
     },
 }
 
@@ -92,7 +92,7 @@ impl Error {
             Error::Conflict { source }
             | Error::Constraint { source }
             | Error::Serialization { source }
-            | Error::Database { source } => Some(source),
+            | Error::Database { source } => Some(source.as_ref()),
             _ => None,
         }
     }
@@ -251,13 +251,13 @@ mod tests {
     #[test]
     fn conflict_names_the_column_and_keeps_the_code() {
         let e = Error::Conflict {
-            source: db("23505"),
+            source: Box::new(db("23505")),
         };
         assert!(e.to_string().contains("column `code`"), "{e}");
         assert_eq!(e.db_error().unwrap().code.as_deref(), Some("23505"));
         assert!(!e.is_retryable());
         assert!(Error::Serialization {
-            source: db("40001")
+            source: Box::new(db("40001"))
         }
         .is_retryable());
     }

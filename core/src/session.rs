@@ -1,7 +1,7 @@
 //! [`Session`]: a checked-out connection, the transaction driver, and the single write path.
 //!
 //! Every insert, update and delete that custodian performs goes through
-//! [`Session::write`] (private): it enforces the transaction deadline, wraps multi-statement
+//! `Session::write` (private): it enforces the transaction deadline, wraps multi-statement
 //! writes in a transaction, runs the entity's raw statement and classifies errors. Validation,
 //! access checks, hooks and audit records attach there, once, so no caller can skip them.
 //! Reads take diesel queries built on the generated tables.

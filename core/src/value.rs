@@ -312,7 +312,7 @@ mod tests {
     #[test]
     fn option_maps_none_to_null() {
         assert_eq!(Option::<i32>::None.to_storage(), None);
-        assert!(<Option<i32> as ColumnValue>::NULLABLE);
+        const { assert!(<Option<i32> as ColumnValue>::NULLABLE) };
         assert_eq!(Option::<uuid::Uuid>::from_storage(None).unwrap(), None);
     }
 }

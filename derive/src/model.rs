@@ -62,7 +62,7 @@ impl Column {
 
     /// Whether the database name differs from the field name.
     pub(crate) fn renamed(&self) -> bool {
-        self.name != self.ident.unraw().to_string()
+        self.ident.unraw() != self.name
     }
 }
 
@@ -349,7 +349,7 @@ pub(crate) fn snake_case(name: &str) -> String {
             let prev = i.checked_sub(1).map(|p| chars[p]);
             let next = chars.get(i + 1);
             let boundary = match prev {
-                Some(p) if p == '_' => false,
+                Some('_') => false,
                 Some(p) if p.is_lowercase() || p.is_ascii_digit() => true,
                 Some(p) if p.is_uppercase() => next.is_some_and(|n| n.is_lowercase()),
                 _ => false,

@@ -156,7 +156,7 @@ pub fn run(db: &Db) -> custodian::Result<Vec<ReportLine>> {
     println!("registered {} controls", controls.len());
 
     // 2. Evidence and findings.
-    let evidence: Vec<Evidence> = controls
+    let mut evidence: Vec<Evidence> = controls
         .iter()
         .enumerate()
         .map(|(i, c)| Evidence {
@@ -167,7 +167,7 @@ pub fn run(db: &Db) -> custodian::Result<Vec<ReportLine>> {
             details: serde_json::json!({"sample": 25, "exceptions": i, "tester": "internal audit"}),
         })
         .collect();
-    s.insert_many(&evidence)?;
+    s.insert_many(&mut evidence)?;
     let amounts = ["12500.00", "980.50", "250000.10", "75.25"];
     let mut findings = Vec::new();
     for (i, amount) in amounts.iter().enumerate() {
@@ -225,7 +225,7 @@ pub fn run(db: &Db) -> custodian::Result<Vec<ReportLine>> {
     // 4. Close one finding.
     let mut closed = findings[0].clone();
     closed.closed_at = Some(at(28, 17));
-    s.update(&closed)?;
+    s.update(&mut closed)?;
     println!("closed finding #{}", closed.id);
 
     // 5. The report, from one consistent read-only snapshot.

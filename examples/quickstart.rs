@@ -29,7 +29,7 @@ fn main() -> custodian::Result<()> {
         login: "ada".into(),
         department: Some("Risk".into()),
     })?;
-    s.insert_many(&[
+    s.insert_many(&mut [
         Reviewer {
             id: 0,
             login: "grace".into(),
@@ -57,7 +57,7 @@ fn main() -> custodian::Result<()> {
         .first::<Reviewer, _>(Reviewer::query().filter(reviewers::login.eq("grace")))?
         .ok_or_else(|| custodian::Error::Integrity("grace is missing".into()))?;
     grace.department = Some("Audit".into());
-    s.update(&grace)?;
+    s.update(&mut grace)?;
     s.delete(&ada)?;
     println!("{} reviewers left", s.count(reviewers::table.count())?);
     Ok(())

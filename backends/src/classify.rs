@@ -17,6 +17,8 @@ pub struct Refinement {
     pub constraint: Option<String>,
     /// A cause that diesel's kind does not show (deadlock, lock timeout, statement timeout).
     pub cause: Option<Cause>,
+    /// The constraint kind, when diesel's kind does not show it (e.g. MariaDB check failures).
+    pub kind: Option<&'static str>,
 }
 
 /// Causes a backend can recognise from a message.
@@ -51,6 +53,15 @@ pub fn classify(
                 constraint: info.constraint_name().map(str::to_string).or(r.constraint),
                 table: info.table_name().map(str::to_string).or(r.table),
                 column: info.column_name().map(str::to_string).or(r.column),
+                field: None,
+                kind: match kind {
+                    DatabaseErrorKind::UniqueViolation => Some("unique"),
+                    DatabaseErrorKind::NotNullViolation => Some("not_null"),
+                    DatabaseErrorKind::ForeignKeyViolation
+                    | DatabaseErrorKind::RestrictViolation => Some("foreign_key"),
+                    DatabaseErrorKind::CheckViolation => Some("check"),
+                    _ => r.kind,
+                },
             });
             let cause = r.cause.or(match kind {
                 DatabaseErrorKind::UniqueViolation => Some(Cause::Conflict),
@@ -92,14 +103,7 @@ pub fn classify(
             Error::Integrity(format!("a value could not be written: {e}"))
         }
         other => Error::Database {
-            source: Box::new(DbError {
-                backend,
-                code: None,
-                message: other.to_string(),
-                constraint: None,
-                table: None,
-                column: None,
-            }),
+            source: Box::new(DbError::new(backend, None, other.to_string())),
         },
     }
 }

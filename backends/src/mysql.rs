@@ -148,6 +148,7 @@ impl Backend for Mysql {
                 column,
                 constraint: key,
                 cause,
+                kind: (code == "4025").then_some("check"),
                 ..Refinement::default()
             }
         })

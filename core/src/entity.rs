@@ -7,8 +7,88 @@
 //! operations itself: it goes through the session, so checks and audit attach in one place.
 
 use crate::conn::AnyConnection;
+use crate::error::{Result, ValidationErrors};
+use crate::session::Session;
 use crate::value::{ColumnKind, DecodeError};
 use diesel::QueryResult;
+
+/// A column the write path maintains itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ColumnRole {
+    /// Ordinary data.
+    Data,
+    /// Optimistic-locking version (`#[column(version)]`): 1 on insert, +1 on every update; an
+    /// update based on a stale version fails with `Error::Conflict`.
+    Version,
+    /// Set to the current UTC time on insert (`#[column(created_at)]`).
+    CreatedAt,
+    /// Set to the current UTC time on insert and update (`#[column(updated_at)]`).
+    UpdatedAt,
+    /// Soft delete marker (`#[column(deleted_at)]`): `NULL` while the row is live.
+    DeletedAt,
+}
+
+/// A check constraint on one column, written as DDL for each backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Inclusive integer bounds, either optional.
+    Range {
+        /// Lowest allowed value.
+        min: Option<i64>,
+        /// Highest allowed value.
+        max: Option<i64>,
+    },
+    /// The value is one of these strings (DbEnum columns get this automatically).
+    OneOf(&'static [&'static str]),
+    /// A raw SQL boolean expression, used verbatim on every backend.
+    Sql(&'static str),
+}
+
+/// What the database does to referencing rows when the referenced row goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RefAction {
+    /// Refuse the change while references exist (checked at the end of the statement).
+    #[default]
+    NoAction,
+    /// Refuse the change while references exist (checked immediately).
+    Restrict,
+    /// Delete (or update) the referencing rows too.
+    Cascade,
+    /// Set the referencing column to `NULL`.
+    SetNull,
+}
+
+/// A foreign key from one column to the primary key of another entity.
+#[derive(Debug, Clone, Copy)]
+pub struct ForeignKey {
+    /// Metadata of the referenced entity (a function, so entities may reference each other).
+    pub parent: fn() -> EntityMeta,
+    /// Action on delete of the referenced row.
+    pub on_delete: RefAction,
+    /// Action on update of the referenced key.
+    pub on_update: RefAction,
+}
+
+impl PartialEq for ForeignKey {
+    fn eq(&self, other: &Self) -> bool {
+        (self.parent)().table == (other.parent)().table
+            && self.on_delete == other.on_delete
+            && self.on_update == other.on_update
+    }
+}
+
+impl Eq for ForeignKey {}
+
+/// An index or unique constraint over one or more columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexMeta {
+    /// Index name (unique per database): `<table>_<columns>_key` for unique, `_idx` otherwise.
+    pub name: &'static str,
+    /// Column names, in order.
+    pub columns: &'static [&'static str],
+    /// Whether it is a unique constraint.
+    pub unique: bool,
+}
 
 /// Run-time description of one mapped column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +107,42 @@ pub struct ColumnMeta {
     pub auto_increment: bool,
     /// Whether the database computes or defaults the value: left out of inserts and updates.
     pub generated: bool,
+    /// Whether the write path maintains the column (version, timestamps, soft delete).
+    pub role: ColumnRole,
+    /// A unique constraint on this column alone (`#[column(unique)]`).
+    pub unique: bool,
+    /// A non-unique index on this column alone (`#[column(index)]`).
+    pub indexed: bool,
+    /// SQL default expression (`#[column(default = "...")]`), used verbatim on every backend.
+    pub default_sql: Option<&'static str>,
+    /// Check constraint on this column.
+    pub check: Option<Check>,
+    /// Foreign key (`#[belongs_to(Parent)]`).
+    pub references: Option<ForeignKey>,
+}
+
+impl ColumnMeta {
+    /// A plain data column; generated code fills the rest with `..ColumnMeta::PLAIN`.
+    pub const PLAIN: ColumnMeta = ColumnMeta {
+        name: "",
+        field: "",
+        kind: ColumnKind::Text,
+        nullable: false,
+        primary_key: false,
+        auto_increment: false,
+        generated: false,
+        role: ColumnRole::Data,
+        unique: false,
+        indexed: false,
+        default_sql: None,
+        check: None,
+        references: None,
+    };
+
+    /// Whether MariaDB needs a bounded type for it (keys, unique, indexed, referencing).
+    pub fn needs_index(&self) -> bool {
+        self.primary_key || self.unique || self.indexed || self.references.is_some()
+    }
 }
 
 /// Run-time description of an entity: its table and columns.
@@ -40,6 +156,8 @@ pub struct EntityMeta {
     pub schema: Option<&'static str>,
     /// Mapped columns, in field order (skipped fields are absent).
     pub columns: &'static [ColumnMeta],
+    /// Multi-column indexes and unique constraints (`#[entity(unique(a, b), index(c, d))]`).
+    pub indexes: &'static [IndexMeta],
 }
 
 impl EntityMeta {
@@ -64,6 +182,49 @@ impl EntityMeta {
         self.columns.iter().any(|c| c.generated)
     }
 
+    /// The column playing `role`, if any.
+    pub fn role(&self, role: ColumnRole) -> Option<&'static ColumnMeta> {
+        self.columns.iter().find(|c| c.role == role)
+    }
+
+    /// Whether deleting hides rows instead of removing them (a `deleted_at` column exists).
+    pub fn soft_delete(&self) -> bool {
+        self.role(ColumnRole::DeletedAt).is_some()
+    }
+
+    /// Whether updates check and bump a version column.
+    pub fn versioned(&self) -> bool {
+        self.role(ColumnRole::Version).is_some()
+    }
+
+    /// The column of the given SQL name.
+    pub fn column_named(&self, name: &str) -> Option<&'static ColumnMeta> {
+        self.columns
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Every index and unique constraint: single-column ones from the columns, then the
+    /// multi-column ones, as `(name, columns, unique)`.
+    pub fn all_indexes(&self) -> Vec<(String, Vec<&'static str>, bool)> {
+        let mut out = Vec::new();
+        for c in self.columns {
+            if c.unique {
+                out.push((format!("{}_{}_key", self.table, c.name), vec![c.name], true));
+            } else if c.indexed || c.references.is_some() {
+                out.push((
+                    format!("{}_{}_idx", self.table, c.name),
+                    vec![c.name],
+                    false,
+                ));
+            }
+        }
+        for i in self.indexes {
+            out.push((i.name.to_string(), i.columns.to_vec(), i.unique));
+        }
+        out
+    }
+
     /// Number of values bound per row by an insert.
     pub fn insert_width(&self) -> usize {
         self.columns
@@ -82,18 +243,62 @@ impl EntityMeta {
 pub trait Entity: Sized + Send + 'static {
     /// The primary key: the key field's type, or a tuple of them for a composite key.
     type Key: Clone + std::fmt::Debug + Send + 'static;
-    /// The query selecting every mapped column of this entity, ready for diesel filters.
+    /// The diesel table.
+    type Table: diesel::Table + Default + Copy;
+    /// The query selecting every mapped column of the live rows, ready for diesel filters.
     type Query;
+    /// The query selecting every mapped column of all rows, soft-deleted ones included.
+    type QueryWithDeleted;
+    /// The query selecting every mapped column of the soft-deleted rows only.
+    type QueryDeleted;
 
     /// Table and column metadata.
     const META: EntityMeta;
 
-    /// `SELECT <columns> FROM <table>`: add diesel `filter`, `order`, `limit` and `offset`, then
-    /// run it with [`Session::load`](crate::Session::load).
+    /// Whether the entity has lifecycle hooks (`#[entity(hooks)]` with an impl of
+    /// [`Hooks`](crate::Hooks)); writes of such entities always run in a transaction.
+    const HOOKS: bool = false;
+
+    /// `SELECT <columns> FROM <table>` (`WHERE deleted_at IS NULL` for soft-delete entities):
+    /// add diesel `filter`, `order`, `limit` and `offset`, then run it with
+    /// [`Session::load`](crate::Session::load).
     fn query() -> Self::Query;
+
+    /// Like [`Entity::query`], soft-deleted rows included.
+    fn query_with_deleted() -> Self::QueryWithDeleted;
+
+    /// Like [`Entity::query`], soft-deleted rows only (no rows for other entities).
+    fn query_deleted() -> Self::QueryDeleted;
 
     /// The primary key of this value.
     fn key(&self) -> Self::Key;
+
+    /// Field rules (validator) and entity-level rules; run by the write path before every
+    /// insert and update. `#[derive(Validate)]` on the struct makes `#[entity]` call it.
+    fn validate(&self) -> std::result::Result<(), ValidationErrors> {
+        Ok(())
+    }
+
+    /// The optimistic-locking version of this value, for versioned entities.
+    fn version(&self) -> Option<i64> {
+        None
+    }
+
+    #[doc(hidden)]
+    /// Mirrors into the struct what the write path stored: timestamps, version, soft delete.
+    fn raw_stamp(&mut self, _op: Stamp, _now: chrono::NaiveDateTime) {}
+
+    #[doc(hidden)]
+    /// Runs the `before_*` hook of `kind` (entities with `#[entity(hooks)]`).
+    fn raw_before(&mut self, _kind: WriteKind, _session: &mut Session) -> Result<()> {
+        Ok(())
+    }
+
+    #[doc(hidden)]
+    /// Runs the `after_*` hook of `kind` (entities with `#[entity(hooks)]`).
+    fn raw_after(&self, _kind: WriteKind, _session: &mut Session) -> Result<()> {
+        Ok(())
+    }
 
     #[doc(hidden)]
     /// Stores the key assigned by the database after an insert (auto-increment entities only).
@@ -104,14 +309,68 @@ pub trait Entity: Sized + Send + 'static {
     fn raw_insert(conn: &mut AnyConnection, rows: &[Self]) -> QueryResult<usize>;
 
     #[doc(hidden)]
-    /// `SELECT` by primary key.
-    fn raw_find(conn: &mut AnyConnection, key: &Self::Key) -> QueryResult<Option<Self>>;
+    /// `SELECT` by primary key; soft-deleted rows only when `with_deleted`.
+    fn raw_find(
+        conn: &mut AnyConnection,
+        key: &Self::Key,
+        with_deleted: bool,
+    ) -> QueryResult<Option<Self>>;
 
     #[doc(hidden)]
-    /// `UPDATE` of every non-key, non-generated column by primary key; returns matched rows.
-    fn raw_update(conn: &mut AnyConnection, entity: &Self) -> QueryResult<usize>;
+    /// `SELECT` of the live rows with these primary keys, in one statement (any order).
+    fn raw_find_many(conn: &mut AnyConnection, keys: &[Self::Key]) -> QueryResult<Vec<Self>>;
 
     #[doc(hidden)]
-    /// `DELETE` by primary key; returns deleted rows.
+    /// `UPDATE` of every non-key, non-generated column by primary key, with `updated_at = now`
+    /// and, for versioned entities, `version = version + 1 ... AND version = <entity's version>`.
+    /// Returns matched rows.
+    fn raw_update(
+        conn: &mut AnyConnection,
+        entity: &Self,
+        now: chrono::NaiveDateTime,
+    ) -> QueryResult<usize>;
+
+    #[doc(hidden)]
+    /// `DELETE` by primary key (hard delete); returns deleted rows.
     fn raw_delete(conn: &mut AnyConnection, key: &Self::Key) -> QueryResult<usize>;
+
+    #[doc(hidden)]
+    /// Soft-delete entities: `UPDATE SET deleted_at = now` of a live row (`restore`: back to
+    /// `NULL` for a deleted row). Returns matched rows; 0 for other entities.
+    fn raw_set_deleted(
+        _conn: &mut AnyConnection,
+        _key: &Self::Key,
+        _deleted_at: Option<chrono::NaiveDateTime>,
+    ) -> QueryResult<usize> {
+        Ok(0)
+    }
+}
+
+/// What the write path is doing, for [`Entity::raw_stamp`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stamp {
+    /// Before an insert: `created_at` and `updated_at` = now, `version` = 1.
+    Insert,
+    /// After an update: `updated_at` = now, `version` + 1.
+    Update,
+    /// After a soft delete: `deleted_at` = now.
+    SoftDelete,
+    /// After a restore: `deleted_at` = `None`.
+    Restore,
+}
+
+/// The kind of write a hook runs for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WriteKind {
+    /// `insert` and `insert_many`.
+    Insert,
+    /// `update` and `update_many`.
+    Update,
+    /// `delete`, `delete_by_key` and `purge`.
+    Delete,
+}
+
+/// Metadata of an entity as a plain function, for [`ForeignKey::parent`].
+pub fn meta_of<E: Entity>() -> EntityMeta {
+    E::META
 }

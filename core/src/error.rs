@@ -165,6 +165,26 @@ pub struct DbError {
     pub table: Option<String>,
     /// The column involved, if reported or derivable from the message.
     pub column: Option<String>,
+    /// The entity field of that column, filled in by the write path.
+    pub field: Option<String>,
+    /// The kind of constraint violated: `unique`, `not_null`, `foreign_key`, `check`.
+    pub kind: Option<&'static str>,
+}
+
+impl DbError {
+    /// A database error with only backend, code and message known.
+    pub fn new(backend: BackendKind, code: Option<String>, message: impl Into<String>) -> Self {
+        DbError {
+            backend,
+            code,
+            message: message.into(),
+            constraint: None,
+            table: None,
+            column: None,
+            field: None,
+            kind: None,
+        }
+    }
 }
 
 impl fmt::Display for DbError {
@@ -183,6 +203,9 @@ impl std::error::Error for DbError {}
 pub struct ValidationErrors {
     /// Errors per field name; `"__entity"` holds entity-level errors.
     pub fields: BTreeMap<String, Vec<FieldError>>,
+    /// Position of the offending entity in a bulk operation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
 }
 
 /// One reason a field is invalid.
@@ -219,6 +242,9 @@ impl ValidationErrors {
 
 impl fmt::Display for ValidationErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(i) = self.index {
+            write!(f, "item {i}: ")?;
+        }
         let mut first = true;
         for (field, errs) in &self.fields {
             for e in errs {
@@ -245,6 +271,8 @@ mod tests {
             constraint: Some("t_code_key".into()),
             table: Some("t".into()),
             column: Some("code".into()),
+            field: Some("code".into()),
+            kind: Some("unique"),
         }
     }
 

@@ -11,21 +11,29 @@ pub mod conn;
 pub mod db;
 pub mod entity;
 pub mod error;
+pub mod hooks;
 pub mod pool;
 #[doc(hidden)]
 pub mod private;
+pub mod relations;
 pub mod session;
 pub mod sql_types;
 pub mod tx;
+pub mod validate;
 pub mod value;
 
 pub use backend::Backend;
 pub use config::{Config, DatabaseConfig, DatabaseUrl, PoolConfig, SessionConfig};
 pub use conn::{AnyConnection, MultiBackend};
 pub use db::Db;
-pub use entity::{ColumnMeta, Entity, EntityMeta};
+pub use entity::{
+    Check, ColumnMeta, ColumnRole, Entity, EntityMeta, ForeignKey, IndexMeta, RefAction, Stamp,
+    WriteKind,
+};
 pub use error::{BackendKind, DbError, Error, FieldError, Result, ValidationErrors};
+pub use hooks::Hooks;
 pub use pool::PoolStats;
+pub use relations::BelongsTo;
 pub use session::Session;
 pub use tx::{IsolationLevel, RetryPolicy, TxOptions};
 pub use value::{stored, ColumnKind, ColumnValue, DbEnum, Decimal, DecodeError};

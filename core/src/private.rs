@@ -2,10 +2,19 @@
 //! `::custodian::__private`. Not part of the public API: they may change in any release.
 
 pub use crate::conn::{AnyConnection, MultiBackend};
-pub use crate::entity::{ColumnMeta, Entity, EntityMeta};
+pub use crate::entity::{
+    meta_of, Check, ColumnMeta, ColumnRole, Entity, EntityMeta, ForeignKey, IndexMeta, RefAction,
+    Stamp, WriteKind,
+};
+pub use crate::hooks::{run_after, run_before, Hooks};
+pub use crate::relations::BelongsTo;
+pub use crate::session::Session;
 pub use crate::sql_types;
+pub use crate::validate::run_validator;
 pub use crate::value::{decode_enum, ColumnKind, ColumnValue, DbEnum, DecodeError};
+pub use chrono;
 pub use diesel;
+pub use validator;
 
 /// Compile-time check that a field's Rust type is stored with the SQL type `#[entity]` chose.
 pub const fn assert_column<T: ColumnValue<SqlType = S>, S>() {}

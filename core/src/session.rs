@@ -8,14 +8,17 @@
 
 use crate::conn::AnyConnection;
 use crate::db::DbInner;
-use crate::entity::Entity;
-use crate::error::{Error, Result};
+use crate::entity::{ColumnRole, Entity, Stamp, WriteKind};
+use crate::error::{DbError, Error, Result};
 use crate::pool::PooledConnection;
+use crate::relations::BelongsTo;
 use crate::tx::TxOptions;
 use diesel::connection::{Connection, TransactionManager};
 use diesel::query_dsl::methods::LimitDsl;
 use diesel::query_dsl::LoadQuery;
 use diesel::{OptionalExtension, QueryResult, RunQueryDsl};
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
@@ -42,10 +45,85 @@ impl std::fmt::Debug for Session {
 }
 
 /// One write, as the write path sees it.
-enum Write<'a, E: Entity> {
-    Insert(&'a [E]),
-    Update(&'a E),
-    Delete(&'a E::Key),
+enum Op<'a, E: Entity> {
+    Insert(&'a mut [E]),
+    Update(&'a mut [E]),
+    Delete(&'a [E::Key], DeleteMode),
+}
+
+/// What a delete does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeleteMode {
+    /// Soft delete for soft-delete entities, hard delete otherwise.
+    Default,
+    /// Hard delete, soft-deleted rows included.
+    Purge,
+    /// Undo a soft delete.
+    Restore,
+}
+
+fn not_found<E: Entity>(key: &E::Key) -> Error {
+    Error::NotFound {
+        entity: E::META.name,
+        key: format!("{key:?}"),
+    }
+}
+
+fn dedup<K: Eq + Hash + Clone>(keys: &mut Vec<K>) {
+    let mut seen = std::collections::HashSet::with_capacity(keys.len());
+    keys.retain(|k| seen.insert(k.clone()));
+}
+
+/// The current UTC time, truncated to microseconds like every stored timestamp.
+fn now_utc() -> chrono::NaiveDateTime {
+    crate::value::ColumnValue::to_storage(&chrono::Utc::now()).0
+}
+
+/// Validates every entity; the first invalid one is reported with its position when bulk.
+fn validate_all<E: Entity>(rows: &[E]) -> Result<()> {
+    for (i, row) in rows.iter().enumerate() {
+        if let Err(mut v) = row.validate() {
+            if rows.len() > 1 {
+                v.index = Some(i);
+            }
+            return Err(Error::Validation(v));
+        }
+    }
+    Ok(())
+}
+
+/// Names the entity field of the column (or index) a constraint error reports.
+fn attribute_to_field<E: Entity>(mut err: Error) -> Error {
+    if let Error::Conflict { source } | Error::Constraint { source } = &mut err {
+        let meta = E::META;
+        let by_index = source.constraint.as_deref().and_then(|name| {
+            meta.all_indexes()
+                .into_iter()
+                .find(|(n, _, _)| n.eq_ignore_ascii_case(name))
+                .and_then(|(_, cols, _)| cols.first().copied())
+        });
+        let column = by_index
+            .and_then(|c| meta.column_named(c))
+            .or_else(|| source.column.as_deref().and_then(|c| meta.column_named(c)))
+            .or_else(|| {
+                if source
+                    .constraint
+                    .as_deref()
+                    .is_some_and(|c| c.eq_ignore_ascii_case("PRIMARY"))
+                {
+                    meta.primary_key().next()
+                } else {
+                    None
+                }
+            });
+        if let Some(c) = column {
+            source.column = Some(c.name.to_string());
+            if source.field.is_none() {
+                source.field = Some(c.field.to_string());
+            }
+        }
+    }
+    err
 }
 
 impl Session {
@@ -123,96 +201,362 @@ impl Session {
         self.run(|c| query.get_result(c))
     }
 
-    /// The entity with this primary key, if it exists.
+    /// The live entity with this primary key, if it exists.
     pub fn find<E: Entity>(&mut self, key: &E::Key) -> Result<Option<E>> {
-        self.run(|c| E::raw_find(c, key))
+        self.run(|c| E::raw_find(c, key, false))
     }
 
-    /// The entity with this primary key; [`Error::NotFound`] if it does not exist.
+    /// The entity with this primary key, soft-deleted or not.
+    pub fn find_with_deleted<E: Entity>(&mut self, key: &E::Key) -> Result<Option<E>> {
+        self.run(|c| E::raw_find(c, key, true))
+    }
+
+    /// The live entity with this primary key; [`Error::NotFound`] if it does not exist.
     pub fn get<E: Entity>(&mut self, key: &E::Key) -> Result<E> {
-        self.find::<E>(key)?.ok_or_else(|| Error::NotFound {
-            entity: E::META.name,
-            key: format!("{key:?}"),
-        })
+        self.find::<E>(key)?.ok_or_else(|| not_found::<E>(key))
+    }
+
+    /// The live entities with these primary keys, in one statement per 30 000 keys (any order;
+    /// missing keys are absent).
+    pub fn get_many<E: Entity>(&mut self, keys: &[E::Key]) -> Result<Vec<E>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(self.db.backend.max_bind_params().max(1)) {
+            out.extend(self.run(|c| E::raw_find_many(c, chunk))?);
+        }
+        Ok(out)
+    }
+
+    // ---------------------------------------------------------------- relationships
+
+    /// The parent a child points at (`None` when its foreign key is `NULL` or the parent is gone).
+    pub fn parent<C, P>(&mut self, child: &C) -> Result<Option<P>>
+    where
+        C: BelongsTo<P>,
+        P: Entity,
+    {
+        match child.parent_key() {
+            Some(key) => self.find::<P>(&key),
+            None => Ok(None),
+        }
+    }
+
+    /// The parents of many children, in the children's order, in one statement.
+    pub fn parents<C, P>(&mut self, children: &[C]) -> Result<Vec<Option<P>>>
+    where
+        C: BelongsTo<P>,
+        P: Entity + Clone,
+        P::Key: Eq + Hash,
+    {
+        let mut keys: Vec<P::Key> = children.iter().filter_map(|c| c.parent_key()).collect();
+        dedup(&mut keys);
+        let found: HashMap<P::Key, P> = self
+            .get_many::<P>(&keys)?
+            .into_iter()
+            .map(|p| (p.key(), p))
+            .collect();
+        Ok(children
+            .iter()
+            .map(|c| c.parent_key().and_then(|k| found.get(&k).cloned()))
+            .collect())
+    }
+
+    /// The children of each parent (`has_many`), in the parents' order, in one statement per
+    /// 30 000 parents: loading 100 parents with their children takes two queries, not 101.
+    pub fn children<P, C>(&mut self, parents: &[P]) -> Result<Vec<Vec<C>>>
+    where
+        P: Entity,
+        C: BelongsTo<P>,
+        P::Key: Eq + Hash,
+    {
+        let mut keys: Vec<P::Key> = parents.iter().map(Entity::key).collect();
+        dedup(&mut keys);
+        let mut by_parent: HashMap<P::Key, Vec<C>> = HashMap::new();
+        for chunk in keys.chunks(self.db.backend.max_bind_params().max(1)) {
+            for child in self.run(|c| C::raw_children_of(c, chunk))? {
+                if let Some(k) = child.parent_key() {
+                    by_parent.entry(k).or_default().push(child);
+                }
+            }
+        }
+        Ok(parents
+            .iter()
+            .map(|p| by_parent.remove(&p.key()).unwrap_or_default())
+            .collect())
+    }
+
+    /// The one child of a parent (`has_one`), if any.
+    pub fn child<P, C>(&mut self, parent: &P) -> Result<Option<C>>
+    where
+        P: Entity,
+        C: BelongsTo<P>,
+    {
+        let key = parent.key();
+        Ok(self
+            .run(|c| C::raw_children_of(c, std::slice::from_ref(&key)))?
+            .into_iter()
+            .next())
+    }
+
+    /// Many-to-many: for each left entity, the right entities linked to it through join
+    /// entity `J` (which belongs to both). Two statements in all.
+    pub fn related<L, J, R>(&mut self, lefts: &[L]) -> Result<Vec<Vec<R>>>
+    where
+        L: Entity,
+        J: BelongsTo<L> + BelongsTo<R>,
+        R: Entity + Clone,
+        L::Key: Eq + Hash,
+        R::Key: Eq + Hash,
+    {
+        let links: Vec<Vec<J>> = self.children::<L, J>(lefts)?;
+        let mut right_keys: Vec<R::Key> = links
+            .iter()
+            .flatten()
+            .filter_map(<J as BelongsTo<R>>::parent_key)
+            .collect();
+        dedup(&mut right_keys);
+        let rights: HashMap<R::Key, R> = self
+            .get_many::<R>(&right_keys)?
+            .into_iter()
+            .map(|r| (r.key(), r))
+            .collect();
+        Ok(links
+            .iter()
+            .map(|ls| {
+                ls.iter()
+                    .filter_map(|j| <J as BelongsTo<R>>::parent_key(j))
+                    .filter_map(|k| rights.get(&k).cloned())
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// Links two entities through join entity `J` (an insert of `J` on the write path).
+    pub fn attach<J: Entity>(&mut self, link: J) -> Result<J> {
+        self.insert(link)
+    }
+
+    /// Removes a many-to-many link (a hard delete of `J` on the write path).
+    pub fn detach<J: Entity>(&mut self, link: &J) -> Result<()> {
+        self.purge(link)
     }
 
     // ---------------------------------------------------------------- writes
 
-    /// Inserts one entity and returns it as stored: with the key the database assigned
-    /// (auto-increment) and, when the entity has database-generated columns, re-read.
+    /// Inserts one entity and returns it as stored: validated, hooks run, timestamps and
+    /// version set, with the key the database assigned (auto-increment) and, when the entity
+    /// has database-generated columns, re-read.
     pub fn insert<E: Entity>(&mut self, entity: E) -> Result<E> {
-        let mut entity = entity;
-        self.write(Write::Insert(std::slice::from_ref(&entity)))?;
-        if E::META.has_auto_increment() {
-            let backend = self.db.backend;
-            let id = self.run(|c| backend.last_insert_id(c))?;
-            entity
-                .raw_set_generated_key(id)
-                .map_err(|e| Error::Integrity(format!("generated key {id}: {e}")))?;
-        }
+        let mut rows = [entity];
+        self.write(Op::Insert(&mut rows))?;
+        let [entity] = rows;
         if E::META.has_generated() {
             return self.get(&entity.key());
         }
         Ok(entity)
     }
 
-    /// Inserts many entities with as few statements as the backend's parameter limit allows,
-    /// all or nothing. Returns the number of rows inserted. Keys assigned by the database are
-    /// not read back: use [`Session::insert`] when you need them.
-    pub fn insert_many<E: Entity>(&mut self, entities: &[E]) -> Result<usize> {
+    /// Inserts many entities, all or nothing, with as few statements as the backend's
+    /// parameter limit allows. Every entity is validated before anything is written; timestamps
+    /// and versions are set in place. Returns the number of rows inserted. Keys assigned by the
+    /// database are not read back: use [`Session::insert`] when you need them.
+    pub fn insert_many<E: Entity>(&mut self, entities: &mut [E]) -> Result<usize> {
         if entities.is_empty() {
             return Ok(0);
         }
-        self.write(Write::Insert(entities))
+        self.write(Op::Insert(entities))
     }
 
-    /// Updates every non-key column of the entity's row. [`Error::NotFound`] if no row has its key.
-    pub fn update<E: Entity>(&mut self, entity: &E) -> Result<()> {
-        self.write(Write::Update(entity)).map(|_| ())
+    /// Updates every non-key column of the entity's live row; sets `updated_at` and bumps the
+    /// version in place. [`Error::NotFound`] if no live row has its key; [`Error::Conflict`]
+    /// (code `stale_version`) if a versioned row changed since this value was read.
+    pub fn update<E: Entity>(&mut self, entity: &mut E) -> Result<()> {
+        self.write(Op::Update(std::slice::from_mut(entity)))
+            .map(|_| ())
     }
 
-    /// Deletes the entity's row. [`Error::NotFound`] if no row has its key.
+    /// Updates many entities, all or nothing (one statement each, in one transaction).
+    pub fn update_many<E: Entity>(&mut self, entities: &mut [E]) -> Result<usize> {
+        if entities.is_empty() {
+            return Ok(0);
+        }
+        self.write(Op::Update(entities))
+    }
+
+    /// Deletes the entity's row: soft-delete entities are marked deleted (hidden from queries,
+    /// restorable), others are removed. [`Error::NotFound`] if no live row has its key.
     pub fn delete<E: Entity>(&mut self, entity: &E) -> Result<()> {
         let key = entity.key();
-        self.write::<E>(Write::Delete(&key)).map(|_| ())
+        self.write::<E>(Op::Delete(std::slice::from_ref(&key), DeleteMode::Default))
+            .map(|_| ())
     }
 
-    /// Deletes the row with this key. [`Error::NotFound`] if there is none.
+    /// [`Session::delete`] by key.
     pub fn delete_by_key<E: Entity>(&mut self, key: &E::Key) -> Result<()> {
-        self.write::<E>(Write::Delete(key)).map(|_| ())
+        self.write::<E>(Op::Delete(std::slice::from_ref(key), DeleteMode::Default))
+            .map(|_| ())
     }
 
-    /// The write path: every custodian write runs through here.
-    fn write<E: Entity>(&mut self, op: Write<'_, E>) -> Result<usize> {
+    /// Deletes many entities, all or nothing. Returns the number of rows deleted.
+    pub fn delete_many<E: Entity>(&mut self, entities: &[E]) -> Result<usize> {
+        let keys: Vec<E::Key> = entities.iter().map(Entity::key).collect();
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        self.write::<E>(Op::Delete(&keys, DeleteMode::Default))
+    }
+
+    /// Removes the row for good, soft-delete entity or not (deleted rows included).
+    pub fn purge<E: Entity>(&mut self, entity: &E) -> Result<()> {
+        self.purge_by_key::<E>(&entity.key())
+    }
+
+    /// [`Session::purge`] by key.
+    pub fn purge_by_key<E: Entity>(&mut self, key: &E::Key) -> Result<()> {
+        self.write::<E>(Op::Delete(std::slice::from_ref(key), DeleteMode::Purge))
+            .map(|_| ())
+    }
+
+    /// Brings a soft-deleted row back and returns it. [`Error::NotFound`] if no deleted row has
+    /// this key.
+    pub fn restore<E: Entity>(&mut self, key: &E::Key) -> Result<E> {
+        self.write::<E>(Op::Delete(std::slice::from_ref(key), DeleteMode::Restore))?;
+        self.get(key)
+    }
+
+    /// Every soft-deleted row of `E` (none for other entities). Filter them with
+    /// `E::query_deleted()` and [`Session::load`].
+    pub fn deleted<E: Entity>(&mut self) -> Result<Vec<E>>
+    where
+        E::QueryDeleted: for<'a> LoadQuery<'a, AnyConnection, E>,
+    {
+        self.load(E::query_deleted())
+    }
+
+    /// The write path: every custodian write runs through here, in this order: validation,
+    /// before-hooks and stamps, SQL, after-stamps and after-hooks. Writes of several rows or of
+    /// entities with hooks run in one transaction (the current one, or a new one).
+    fn write<E: Entity>(&mut self, op: Op<'_, E>) -> Result<usize> {
         self.check_deadline()?;
-        let not_found = |key: &dyn std::fmt::Debug| Error::NotFound {
-            entity: E::META.name,
-            key: format!("{key:?}"),
+        if let Op::Insert(rows) | Op::Update(rows) = &op {
+            validate_all(rows)?;
+        }
+        let statements = match &op {
+            Op::Insert(rows) => rows.len().div_ceil(self.insert_chunk::<E>()),
+            Op::Update(rows) => rows.len(),
+            Op::Delete(keys, _) => keys.len(),
         };
+        let result = if E::HOOKS || statements > 1 {
+            self.in_transaction(|s| s.write_rows(op))
+        } else {
+            self.write_rows(op)
+        };
+        result.map_err(attribute_to_field::<E>)
+    }
+
+    fn insert_chunk<E: Entity>(&self) -> usize {
+        (self.db.backend.max_bind_params() / E::META.insert_width()).max(1)
+    }
+
+    fn write_rows<E: Entity>(&mut self, op: Op<'_, E>) -> Result<usize> {
+        let now = now_utc();
         match op {
-            Write::Insert(rows) => {
-                let per_statement =
-                    (self.db.backend.max_bind_params() / E::META.insert_width()).max(1);
-                if rows.len() <= per_statement {
-                    return self.run(|c| E::raw_insert(c, rows));
+            Op::Insert(rows) => {
+                for row in rows.iter_mut() {
+                    row.raw_stamp(Stamp::Insert, now);
+                    row.raw_before(WriteKind::Insert, self)?;
                 }
-                // Several statements: all or nothing.
-                self.in_transaction(|s| {
-                    let mut n = 0;
-                    for chunk in rows.chunks(per_statement) {
-                        n += s.run(|c| E::raw_insert(c, chunk))?;
+                let mut n = 0;
+                for chunk in rows.chunks(self.insert_chunk::<E>()) {
+                    n += self.run(|c| E::raw_insert(c, chunk))?;
+                }
+                if let [row] = rows {
+                    if E::META.has_auto_increment() {
+                        let backend = self.db.backend;
+                        let id = self.run(|c| backend.last_insert_id(c))?;
+                        row.raw_set_generated_key(id)
+                            .map_err(|e| Error::Integrity(format!("generated key {id}: {e}")))?;
                     }
-                    Ok(n)
-                })
+                }
+                for row in rows.iter() {
+                    row.raw_after(WriteKind::Insert, self)?;
+                }
+                Ok(n)
             }
-            Write::Update(entity) => match self.run(|c| E::raw_update(c, entity))? {
-                0 => Err(not_found(&entity.key())),
-                n => Ok(n),
+            Op::Update(rows) => {
+                let mut n = 0;
+                for row in rows.iter_mut() {
+                    row.raw_before(WriteKind::Update, self)?;
+                    match self.run(|c| E::raw_update(c, row, now))? {
+                        0 => return Err(self.update_miss(row)),
+                        m => n += m,
+                    }
+                    row.raw_stamp(Stamp::Update, now);
+                    row.raw_after(WriteKind::Update, self)?;
+                }
+                Ok(n)
+            }
+            Op::Delete(keys, mode) => {
+                let mut n = 0;
+                for key in keys {
+                    let mut current = if E::HOOKS && mode != DeleteMode::Restore {
+                        let with_deleted = mode == DeleteMode::Purge;
+                        let found = self.run(|c| E::raw_find(c, key, with_deleted))?;
+                        let mut e = found.ok_or_else(|| not_found::<E>(key))?;
+                        e.raw_before(WriteKind::Delete, self)?;
+                        Some(e)
+                    } else {
+                        None
+                    };
+                    let soft = E::META.soft_delete();
+                    let m = match mode {
+                        DeleteMode::Default if soft => {
+                            self.run(|c| E::raw_set_deleted(c, key, Some(now)))?
+                        }
+                        DeleteMode::Restore if soft => {
+                            self.run(|c| E::raw_set_deleted(c, key, None))?
+                        }
+                        DeleteMode::Restore => 0,
+                        _ => self.run(|c| E::raw_delete(c, key))?,
+                    };
+                    if m == 0 {
+                        return Err(not_found::<E>(key));
+                    }
+                    n += m;
+                    if let Some(e) = current.as_mut() {
+                        if soft && mode == DeleteMode::Default {
+                            e.raw_stamp(Stamp::SoftDelete, now);
+                        }
+                        e.raw_after(WriteKind::Delete, self)?;
+                    }
+                }
+                Ok(n)
+            }
+        }
+    }
+
+    /// Why an update matched no row: a stale version (the row exists) or a missing row.
+    fn update_miss<E: Entity>(&mut self, entity: &E) -> Error {
+        let key = entity.key();
+        let exists = matches!(self.run(|c| E::raw_find(c, &key, false)), Ok(Some(_)));
+        match (E::META.role(ColumnRole::Version), entity.version()) {
+            (Some(col), Some(version)) if exists => Error::Conflict {
+                source: Box::new(DbError {
+                    code: Some("stale_version".into()),
+                    table: Some(E::META.table.into()),
+                    column: Some(col.name.into()),
+                    field: Some(col.field.into()),
+                    kind: Some("stale_version"),
+                    ..DbError::new(
+                        self.db.backend.kind(),
+                        None,
+                        format!(
+                            "{} {key:?} was changed since version {version} was read",
+                            E::META.name
+                        ),
+                    )
+                }),
             },
-            Write::Delete(key) => match self.run(|c| E::raw_delete(c, key))? {
-                0 => Err(not_found(key)),
-                n => Ok(n),
-            },
+            _ => not_found::<E>(&key),
         }
     }
 

@@ -281,12 +281,24 @@ fn generate(m: &EntityModel) -> TokenStream {
 
             impl #p::Entity for #ident {
                 type Key = #key_ty;
+                type Table = #tp::table;
                 type Query = #d::dsl::Select<#tp::table, #d::dsl::AsSelect<#ident, #p::MultiBackend>>;
+                type QueryWithDeleted = Self::Query;
+                type QueryDeleted = #d::dsl::Filter<Self::Query, #d::dsl::AsExprOf<bool, #d::sql_types::Bool>>;
 
                 const META: #p::EntityMeta = #meta;
 
                 fn query() -> Self::Query {
                     #tp::table.select(<Self as #d::SelectableHelper<#p::MultiBackend>>::as_select())
+                }
+
+                fn query_with_deleted() -> Self::QueryWithDeleted {
+                    <Self as #p::Entity>::query()
+                }
+
+                fn query_deleted() -> Self::QueryDeleted {
+                    use #d::IntoSql as _;
+                    <Self as #p::Entity>::query().filter(false.into_sql::<#d::sql_types::Bool>())
                 }
 
                 fn key(&self) -> Self::Key {
@@ -304,7 +316,18 @@ fn generate(m: &EntityModel) -> TokenStream {
                     #insert_body
                 }
 
-                fn raw_find(conn: &mut #p::AnyConnection, key: &Self::Key) -> #d::QueryResult<::core::option::Option<Self>> {
+                fn raw_find_many(conn: &mut #p::AnyConnection, keys: &[Self::Key]) -> #d::QueryResult<::std::vec::Vec<Self>> {
+                    let mut out = ::std::vec::Vec::with_capacity(keys.len());
+                    for key in keys {
+                        if let ::core::option::Option::Some(found) = <Self as #p::Entity>::raw_find(conn, key, false)? {
+                            out.push(found);
+                        }
+                    }
+                    ::core::result::Result::Ok(out)
+                }
+
+                fn raw_find(conn: &mut #p::AnyConnection, key: &Self::Key, with_deleted: bool) -> #d::QueryResult<::core::option::Option<Self>> {
+                    let _ = with_deleted;
                     let key = #key_storage;
                     #tp::table
                         .find(key)
@@ -313,7 +336,8 @@ fn generate(m: &EntityModel) -> TokenStream {
                         .optional()
                 }
 
-                fn raw_update(conn: &mut #p::AnyConnection, entity: &Self) -> #d::QueryResult<usize> {
+                fn raw_update(conn: &mut #p::AnyConnection, entity: &Self, now: #p::chrono::NaiveDateTime) -> #d::QueryResult<usize> {
+                    let _ = now;
                     let key = #entity_key_storage;
                     #update_body
                 }
@@ -401,6 +425,7 @@ fn meta(m: &EntityModel) -> TokenStream {
                 primary_key: #pk,
                 auto_increment: #ai,
                 generated: #gen,
+                ..#p::ColumnMeta::PLAIN
             }
         }
     });
@@ -410,6 +435,7 @@ fn meta(m: &EntityModel) -> TokenStream {
             table: #table,
             schema: #schema,
             columns: &[#(#columns,)*],
+            indexes: &[],
         }
     }
 }

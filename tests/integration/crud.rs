@@ -21,13 +21,13 @@ fn insert_get_update_delete(db: &TestDb) {
     let mut changed = a.clone();
     changed.title = "Access reviews".into();
     changed.owner = Some("alice".into());
-    s.update(&changed).unwrap();
+    s.update(&mut changed).unwrap();
     assert_eq!(s.get::<Control>(&a.id).unwrap(), changed);
     // Updating to identical values still finds the row (MariaDB reports matched rows).
-    s.update(&changed).unwrap();
+    s.update(&mut changed).unwrap();
     // None writes NULL.
     changed.owner = None;
-    s.update(&changed).unwrap();
+    s.update(&mut changed).unwrap();
     assert_eq!(s.get::<Control>(&a.id).unwrap().owner, None);
 
     s.delete(&changed).unwrap();
@@ -39,7 +39,10 @@ fn insert_get_update_delete(db: &TestDb) {
             ..
         })
     ));
-    assert!(matches!(s.update(&changed), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        s.update(&mut changed),
+        Err(Error::NotFound { .. })
+    ));
     assert!(matches!(s.delete(&changed), Err(Error::NotFound { .. })));
     s.delete_by_key::<Control>(&b.id).unwrap();
     assert_eq!(s.count(controls::table.count()).unwrap(), 0);
@@ -48,10 +51,10 @@ fn insert_get_update_delete(db: &TestDb) {
 fn query_order_page_count(db: &TestDb) {
     db.create_table::<Control>().unwrap();
     let mut s = db.session().unwrap();
-    let rows: Vec<Control> = (0..25)
+    let mut rows: Vec<Control> = (0..25)
         .map(|i| Control::new(&format!("C-{i:02}"), i % 5))
         .collect();
-    assert_eq!(s.insert_many(&rows).unwrap(), 25);
+    assert_eq!(s.insert_many(&mut rows).unwrap(), 25);
 
     let risky: Vec<Control> = s
         .load(
@@ -66,7 +69,7 @@ fn query_order_page_count(db: &TestDb) {
 
     let page = |n: i64| -> Vec<String> {
         let mut s = db.session().unwrap();
-        let rows: Vec<Control> = s
+        let mut rows: Vec<Control> = s
             .load(
                 Control::query()
                     .order(controls::code.asc())
@@ -121,10 +124,10 @@ fn bulk_insert_spans_statements_and_is_atomic(db: &TestDb) {
     });
     let mut s = db.session().unwrap();
     // 5 bound columns per row: 12 000 rows need several statements on every backend.
-    let rows: Vec<Control> = (0..12_000)
+    let mut rows: Vec<Control> = (0..12_000)
         .map(|i| Control::new(&format!("B-{i}"), 1))
         .collect();
-    assert_eq!(s.insert_many(&rows).unwrap(), 12_000);
+    assert_eq!(s.insert_many(&mut rows).unwrap(), 12_000);
     assert_eq!(s.count(controls::table.count()).unwrap(), 12_000);
 
     // A duplicate in the last statement rolls back the statements before it.
@@ -132,10 +135,10 @@ fn bulk_insert_spans_statements_and_is_atomic(db: &TestDb) {
         .map(|i| Control::new(&format!("X-{i}"), 1))
         .collect();
     more.last_mut().unwrap().code = "B-7".into();
-    let err = s.insert_many(&more).unwrap_err();
+    let err = s.insert_many(&mut more).unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }), "{err}");
     assert_eq!(s.count(controls::table.count()).unwrap(), 12_000);
-    assert_eq!(s.insert_many::<Control>(&[]).unwrap(), 0);
+    assert_eq!(s.insert_many::<Control>(&mut []).unwrap(), 0);
 }
 
 fn composite_keys_renames_generated_and_skipped(db: &TestDb) {
@@ -161,7 +164,7 @@ fn composite_keys_renames_generated_and_skipped(db: &TestDb) {
 
     let mut changed = stored.clone();
     changed.role = "member".into();
-    s.update(&changed).unwrap();
+    s.update(&mut changed).unwrap();
     assert_eq!(s.get::<Membership>(&key).unwrap().role, "member");
     // The renamed column exists under its SQL name.
     let n = s

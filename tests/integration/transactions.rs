@@ -34,7 +34,7 @@ fn commit_on_ok_rollback_on_err(db: &TestDb) {
     let err = db
         .transaction(|tx| {
             tx.insert(Control::new("T-2", 1))?;
-            tx.insert_many(&[Control::new("T-3", 1), Control::new("T-4", 1)])?;
+            tx.insert_many(&mut [Control::new("T-3", 1), Control::new("T-4", 1)])?;
             Err::<(), _>(Error::Forbidden("changed my mind".into()))
         })
         .unwrap_err();
@@ -122,7 +122,7 @@ fn serialization_conflict_is_retried(db: &TestDb) {
                         // Both have read before either writes.
                         barrier.wait();
                     }
-                    tx.update(&Counter {
+                    tx.update(&mut Counter {
                         value: c.value + 1,
                         ..c
                     })
@@ -166,7 +166,7 @@ fn conflict_without_retry_surfaces_as_serialization(db: &TestDb) {
                 db.transaction_with(&options, |tx| {
                     let c = tx.get::<Counter>(&"n".to_string())?;
                     barrier.wait();
-                    tx.update(&Counter {
+                    tx.update(&mut Counter {
                         value: c.value + 1,
                         ..c
                     })

@@ -92,7 +92,7 @@ fn every_type_round_trips(db: &TestDb) {
     assert_eq!(s.get::<AllTypes>(&empty.id).unwrap(), empty);
 
     // Bulk insert and query by stored values behave the same.
-    let many: Vec<AllTypes> = (0..20)
+    let mut many: Vec<AllTypes> = (0..20)
         .map(|i| {
             let mut v = if i % 2 == 0 {
                 extreme()
@@ -108,7 +108,7 @@ fn every_type_round_trips(db: &TestDb) {
             v
         })
         .collect();
-    s.insert_many(&many).unwrap();
+    s.insert_many(&mut many).unwrap();
     let high: Vec<AllTypes> = s
         .load(
             AllTypes::query()
@@ -153,7 +153,7 @@ fn every_type_round_trips(db: &TestDb) {
     // Update every column to the other extreme and back.
     let mut swapped = nulls(extreme());
     swapped.id = full.id;
-    s.update(&swapped).unwrap();
+    s.update(&mut swapped).unwrap();
     assert_eq!(s.get::<AllTypes>(&full.id).unwrap(), swapped);
 }
 

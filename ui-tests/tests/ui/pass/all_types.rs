@@ -146,7 +146,7 @@ fn main() {
     let rows = [value(1, true), value(2, false)];
     assert_eq!(Everything::raw_insert(&mut conn, &rows).unwrap(), 2);
     for row in &rows {
-        let back = Everything::raw_find(&mut conn, &row.key()).unwrap().unwrap();
+        let back = Everything::raw_find(&mut conn, &row.key(), false).unwrap().unwrap();
         assert_eq!(&back, row);
     }
     let all: Vec<Everything> = Everything::query()

@@ -42,16 +42,16 @@ fn main() {
 
     let rows = [m.clone(), ControlMapping { framework: "soc2".into(), control_id: 5 }];
     assert_eq!(ControlMapping::raw_insert(&mut conn, &rows).unwrap(), 2);
-    assert_eq!(ControlMapping::raw_find(&mut conn, &key).unwrap(), Some(m.clone()));
+    assert_eq!(ControlMapping::raw_find(&mut conn, &key, false).unwrap(), Some(m.clone()));
     // Nothing to set: the update only reports whether the row exists.
-    assert_eq!(ControlMapping::raw_update(&mut conn, &m).unwrap(), 1);
+    assert_eq!(ControlMapping::raw_update(&mut conn, &m, Default::default()).unwrap(), 1);
     assert_eq!(ControlMapping::raw_delete(&mut conn, &key).unwrap(), 1);
-    assert_eq!(ControlMapping::raw_update(&mut conn, &m).unwrap(), 0);
+    assert_eq!(ControlMapping::raw_update(&mut conn, &m, Default::default()).unwrap(), 0);
 
     let t = Ticket { id: 0, state: String::new() };
     assert_eq!(Ticket::raw_insert(&mut conn, &[t.clone(), t.clone()]).unwrap(), 2);
-    let stored = Ticket::raw_find(&mut conn, &2).unwrap().unwrap();
+    let stored = Ticket::raw_find(&mut conn, &2, false).unwrap().unwrap();
     assert_eq!(stored.state, "new");
-    assert_eq!(Ticket::raw_update(&mut conn, &stored).unwrap(), 1);
+    assert_eq!(Ticket::raw_update(&mut conn, &stored, Default::default()).unwrap(), 1);
     assert_eq!(Ticket::META.insert_width(), 1);
 }

@@ -65,22 +65,22 @@ fn main() {
     assert_eq!(Finding::raw_insert(&mut conn, &rows).unwrap(), 3);
     assert_eq!(Finding::raw_insert(&mut conn, &[]).unwrap(), 0);
 
-    let mut found = Finding::raw_find(&mut conn, &2).unwrap().unwrap();
+    let mut found = Finding::raw_find(&mut conn, &2, false).unwrap().unwrap();
     assert_eq!(found.code, "F-2");
     assert_eq!(found.severity, Severity::High);
     assert_eq!(found.revision, Some(7));
     assert!(found.scratch.is_empty(), "skipped fields are defaulted");
-    assert!(Finding::raw_find(&mut conn, &99).unwrap().is_none());
+    assert!(Finding::raw_find(&mut conn, &99, false).unwrap().is_none());
 
     found.note = Some("checked".to_owned());
     found.revision = Some(100);
-    assert_eq!(Finding::raw_update(&mut conn, &found).unwrap(), 1);
-    let again = Finding::raw_find(&mut conn, &2).unwrap().unwrap();
+    assert_eq!(Finding::raw_update(&mut conn, &found, Default::default()).unwrap(), 1);
+    let again = Finding::raw_find(&mut conn, &2, false).unwrap().unwrap();
     assert_eq!(again.note.as_deref(), Some("checked"));
     assert_eq!(again.revision, Some(7), "generated columns are not updated");
     found.note = None;
-    Finding::raw_update(&mut conn, &found).unwrap();
-    assert_eq!(Finding::raw_find(&mut conn, &2).unwrap().unwrap().note, None);
+    Finding::raw_update(&mut conn, &found, Default::default()).unwrap();
+    assert_eq!(Finding::raw_find(&mut conn, &2, false).unwrap().unwrap().note, None);
 
     // Hand-written diesel queries on the generated table.
     let high: Vec<Finding> = Finding::query()
@@ -102,7 +102,7 @@ fn main() {
     diesel::sql_query("UPDATE findings SET severity = 'Medium' WHERE id = 1")
         .execute(&mut conn)
         .unwrap();
-    let err = Finding::raw_find(&mut conn, &1).unwrap_err().to_string();
+    let err = Finding::raw_find(&mut conn, &1, false).unwrap_err().to_string();
     assert!(err.contains("`Medium` is not a variant"), "{err}");
 
     assert_eq!(Finding::raw_delete(&mut conn, &3).unwrap(), 1);

@@ -1,0 +1,102 @@
+//! Validation: the validator crate's field and struct rules, converted to custodian's
+//! field-keyed [`ValidationErrors`], and database constraint errors shown in the same shape.
+//!
+//! Derive `validator::Validate` on an entity (after `#[entity]`) and the write path runs it before
+//! every insert and update, single and bulk. Struct-level rules
+//! (`#[validate(schema(function = "..."))]`) report under the key `__entity`.
+
+use crate::error::{Error, ValidationErrors};
+use validator::ValidationErrorsKind;
+
+/// Key under which entity-level (cross-field) errors are reported.
+pub const ENTITY_KEY: &str = "__entity";
+
+/// Runs validator's rules on `value` and converts its errors.
+pub fn run_validator<T: validator::Validate>(value: &T) -> Result<(), ValidationErrors> {
+    match value.validate() {
+        Ok(()) => Ok(()),
+        Err(errors) => {
+            let mut out = ValidationErrors::default();
+            flatten(&errors, "", &mut out);
+            Err(out)
+        }
+    }
+}
+
+fn flatten(errors: &validator::ValidationErrors, prefix: &str, out: &mut ValidationErrors) {
+    for (field, kind) in errors.errors() {
+        let name = if field == "__all__" {
+            if prefix.is_empty() {
+                ENTITY_KEY.to_string()
+            } else {
+                prefix.to_string()
+            }
+        } else if prefix.is_empty() {
+            field.to_string()
+        } else {
+            format!("{prefix}.{field}")
+        };
+        match kind {
+            ValidationErrorsKind::Field(list) => {
+                for e in list {
+                    let message = e
+                        .message
+                        .as_ref()
+                        .map(|m| m.to_string())
+                        .unwrap_or_else(|| describe(e));
+                    out.add(name.clone(), e.code.to_string(), message);
+                }
+            }
+            ValidationErrorsKind::Struct(inner) => flatten(inner, &name, out),
+            ValidationErrorsKind::List(items) => {
+                for (i, inner) in items {
+                    flatten(inner, &format!("{name}[{i}]"), out);
+                }
+            }
+        }
+    }
+}
+
+/// A readable message for a rule without a custom one, e.g. `length (min 1, max 8)`.
+fn describe(e: &validator::ValidationError) -> String {
+    let mut params: Vec<String> = e
+        .params
+        .iter()
+        .filter(|(k, _)| k.as_ref() != "value")
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    params.sort();
+    if params.is_empty() {
+        format!("failed `{}`", e.code)
+    } else {
+        format!("failed `{}` ({})", e.code, params.join(", "))
+    }
+}
+
+impl Error {
+    /// Field-keyed errors for invalid data, whether a Rust rule or the database refused it:
+    /// `Validation` as is; unique, not-null, check and foreign-key violations under the field
+    /// the database named (codes `unique`, `not_null`, `check`, `foreign_key`). `None` for other
+    /// causes.
+    pub fn field_errors(&self) -> Option<ValidationErrors> {
+        match self {
+            Error::Validation(v) => Some(v.clone()),
+            Error::Conflict { source } | Error::Constraint { source } => {
+                let code = match (self, source.code.as_deref()) {
+                    (Error::Conflict { .. }, Some("stale_version")) => "stale_version",
+                    (Error::Conflict { .. }, _) => "unique",
+                    _ => source.kind.unwrap_or("constraint"),
+                };
+                let field = source
+                    .field
+                    .clone()
+                    .or_else(|| source.column.clone())
+                    .unwrap_or_else(|| ENTITY_KEY.to_string());
+                let mut v = ValidationErrors::default();
+                v.add(field, code, source.message.clone());
+                Some(v)
+            }
+            _ => None,
+        }
+    }
+}

@@ -18,6 +18,10 @@ pub trait BelongsTo<P: Entity>: Entity {
     /// Field name of the foreign key.
     const FOREIGN_KEY: &'static str;
 
+    #[doc(hidden)]
+    /// The diesel column of the foreign key (for the parent's `has_many` / `has_one` joins).
+    type ForeignKeyColumn: diesel::Column + Default;
+
     /// The parent key this value points at; `None` when a nullable foreign key is `NULL`.
     fn parent_key(&self) -> Option<P::Key>;
 

@@ -89,6 +89,8 @@ pub trait ColumnValue: Sized {
     const KIND: ColumnKind;
     /// Whether the column accepts `NULL`.
     const NULLABLE: bool = false;
+    /// The only stored values allowed, if restricted (enums): becomes a check constraint.
+    const ALLOWED: Option<&'static [&'static str]> = None;
     /// Converts the value to its stored form.
     fn to_storage(&self) -> Self::Storage;
     /// Converts a stored value back; fails (never panics) on malformed data.
@@ -239,6 +241,7 @@ where
     type Storage = Option<T::Storage>;
     const KIND: ColumnKind = T::KIND;
     const NULLABLE: bool = true;
+    const ALLOWED: Option<&'static [&'static str]> = T::ALLOWED;
     #[inline]
     fn to_storage(&self) -> Self::Storage {
         self.as_ref().map(T::to_storage)

@@ -141,7 +141,10 @@ impl Backend for Mysql {
                 .map(|k| k.rsplit('.').next().unwrap_or(k).to_string());
             let column = match &key {
                 Some(k) if k != "PRIMARY" => Some(k.clone()),
-                _ => between(m, "Column", '\'', '\'').map(str::to_string),
+                // "... CONSTRAINT `t_c_fkey` FOREIGN KEY (`c`) REFERENCES ..."
+                _ => between(m, "Column", '\'', '\'')
+                    .or_else(|| between(m, "FOREIGN KEY", '`', '`'))
+                    .map(str::to_string),
             };
             Refinement {
                 code: (!code.is_empty()).then(|| code.to_string()),

@@ -116,6 +116,14 @@ fn attribute_to_field<E: Entity>(mut err: Error) -> Error {
                     None
                 }
             });
+        // SQLite does not say which foreign key failed: with one, it can only be that one.
+        let column = column.or_else(|| {
+            let mut fks = meta.columns.iter().filter(|c| c.references.is_some());
+            match (source.kind, fks.next(), fks.next()) {
+                (Some("foreign_key"), Some(only), None) => Some(only),
+                _ => None,
+            }
+        });
         if let Some(c) = column {
             source.column = Some(c.name.to_string());
             if source.field.is_none() {

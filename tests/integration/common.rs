@@ -174,3 +174,20 @@ macro_rules! on_all_backends {
         }
     )*};
 }
+
+/// Runs `f` and counts the SQL statements it sent on the session's connection.
+pub fn count_statements<R>(s: &mut custodian::Session, f: impl FnOnce(&mut custodian::Session) -> R) -> (R, usize) {
+    use custodian::diesel::connection::{Instrumentation, InstrumentationEvent};
+    use std::sync::Arc;
+    let counter = Arc::new(AtomicUsize::new(0));
+    let seen = counter.clone();
+    s.connection().set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        if let InstrumentationEvent::StartQuery { .. } = event {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let out = f(s);
+    s.connection().set_instrumentation(None::<Box<dyn Instrumentation>>);
+    let n = counter.load(Ordering::SeqCst);
+    (out, n)
+}

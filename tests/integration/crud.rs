@@ -69,7 +69,7 @@ fn query_order_page_count(db: &TestDb) {
 
     let page = |n: i64| -> Vec<String> {
         let mut s = db.session().unwrap();
-        let mut rows: Vec<Control> = s
+        let rows: Vec<Control> = s
             .load(
                 Control::query()
                     .order(controls::code.asc())

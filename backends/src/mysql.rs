@@ -98,10 +98,13 @@ impl Backend for Mysql {
     }
 
     fn last_insert_id(&self, conn: &mut AnyConnection) -> QueryResult<i64> {
-        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-            "CAST(LAST_INSERT_ID() AS SIGNED)",
-        ))
-        .get_result(conn)
+        // A declared SQL function (not a literal), so diesel caches the prepared statement.
+        diesel::define_sql_function! {
+            #[sql_name = "LAST_INSERT_ID"]
+            fn last_insert_id() -> diesel::sql_types::Unsigned<diesel::sql_types::BigInt>;
+        }
+        let id: u64 = diesel::select(last_insert_id()).get_result(my(conn)?)?;
+        i64::try_from(id).map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))
     }
 
     fn classify(&self, err: diesel::result::Error) -> Error {

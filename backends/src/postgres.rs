@@ -95,7 +95,9 @@ impl Backend for Postgres {
     }
 
     fn last_insert_id(&self, conn: &mut AnyConnection) -> QueryResult<i64> {
-        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>("lastval()")).get_result(conn)
+        // A declared SQL function (not a literal), so diesel caches the prepared statement.
+        diesel::define_sql_function! { fn lastval() -> diesel::sql_types::BigInt; }
+        diesel::select(lastval()).get_result(pg(conn)?)
     }
 
     fn classify(&self, err: diesel::result::Error) -> Error {

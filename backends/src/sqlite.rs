@@ -91,10 +91,9 @@ impl Backend for Sqlite {
     }
 
     fn last_insert_id(&self, conn: &mut AnyConnection) -> QueryResult<i64> {
-        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-            "last_insert_rowid()",
-        ))
-        .get_result(conn)
+        // A declared SQL function (not a literal), so diesel caches the prepared statement.
+        diesel::define_sql_function! { fn last_insert_rowid() -> diesel::sql_types::BigInt; }
+        diesel::select(last_insert_rowid()).get_result(lite(conn)?)
     }
 
     fn classify(&self, err: diesel::result::Error) -> Error {

@@ -338,7 +338,7 @@ fn run_pass(db: &Db, side: Side, counts: &Counts, tag: &str, seed_max: i64) -> R
 
     // Update by key.
     let n = counts.get(Op::Update);
-    let changed: Vec<Item> = (0..n)
+    let mut changed: Vec<Item> = (0..n)
         .map(|i| {
             let mut item = stored[i % stored.len()].clone();
             item.title = format!("Updated item {tag} number {i}");
@@ -351,7 +351,7 @@ fn run_pass(db: &Db, side: Side, counts: &Counts, tag: &str, seed_max: i64) -> R
     let start = Instant::now();
     match side {
         Side::Custodian => {
-            for item in &changed {
+            for item in &mut changed {
                 s.update(item)?;
             }
         }
@@ -422,11 +422,11 @@ fn run_pass(db: &Db, side: Side, counts: &Counts, tag: &str, seed_max: i64) -> R
 
     // Bulk insert of 1,000 rows per operation.
     let n = counts.get(Op::Bulk);
-    let rows: Vec<Item> = (0..1000).map(|i| sample(&format!("{tag}b"), i)).collect();
+    let mut rows: Vec<Item> = (0..1000).map(|i| sample(&format!("{tag}b"), i)).collect();
     let start = Instant::now();
     for _ in 0..n {
         let inserted = match side {
-            Side::Custodian => s.insert_many(&rows)?,
+            Side::Custodian => s.insert_many(&mut rows)?,
             Side::Diesel => {
                 let new: Vec<NewRow<'_>> = rows.iter().map(NewRow::from).collect();
                 custodian::__private::dispatch!(s.connection(), c => {
@@ -678,8 +678,8 @@ fn bench_backend(target: &Target, settings: &Settings) -> Res<Report> {
 
     let (version, seed_max) = {
         let mut s = db.session()?;
-        let seed: Vec<Item> = (0..settings.seed_rows).map(|i| sample("seed", i)).collect();
-        s.insert_many(&seed)?;
+        let mut seed: Vec<Item> = (0..settings.seed_rows).map(|i| sample("seed", i)).collect();
+        s.insert_many(&mut seed)?;
         if target.kind == BackendKind::Postgres {
             s.execute_sql("ANALYZE bench_items")?;
         }

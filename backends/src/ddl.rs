@@ -1,14 +1,26 @@
-//! DDL shared by the backends: `CREATE TABLE` from an entity's metadata, with each dialect
-//! supplying identifier quoting and column types.
+//! DDL shared by the backends: `CREATE TABLE` with its constraints, and `CREATE INDEX`, from an
+//! entity's metadata, with each dialect supplying identifier quoting, column types and the few
+//! clauses that differ.
+//!
+//! Constraint and index names are fixed so that error messages can be mapped back to fields
+//! (see [`EntityMeta::all_indexes`]):
+//!
+//! | what | name |
+//! |---|---|
+//! | check constraint of a column | `<table>_<column>_check` |
+//! | unique constraint of a column | `<table>_<column>_key` |
+//! | foreign key of a column | `<table>_<column>_fkey` |
+//! | index of an `indexed` or referencing column | `<table>_<column>_idx` |
+//! | multi-column index or unique constraint | the name in [`IndexMeta`](custodian_core::IndexMeta) |
 
-use custodian_core::{ColumnKind, ColumnMeta, EntityMeta};
+use custodian_core::{Check, ColumnKind, ColumnMeta, EntityMeta, LiveColumn, RefAction};
 
-/// What a dialect decides when writing `CREATE TABLE`.
+/// What a dialect decides when writing `CREATE TABLE` and `CREATE INDEX`.
 pub trait DdlDialect {
     /// Quotes an identifier.
     fn quote(&self, ident: &str) -> String;
-    /// The column type for a column; `indexed` is true for key columns (MariaDB cannot index
-    /// unbounded text).
+    /// The column type for a column; `indexed` is true for columns that are part of a key,
+    /// a unique constraint, an index or a foreign key (MariaDB cannot index unbounded text).
     fn column_type(&self, kind: ColumnKind, indexed: bool) -> &'static str;
     /// The full definition of an auto-increment primary key column (name already quoted).
     fn auto_increment_column(&self, quoted_name: &str, kind: ColumnKind) -> String;
@@ -18,56 +30,346 @@ pub trait DdlDialect {
     fn table_suffix(&self) -> &'static str {
         ""
     }
+    /// A string literal (single quotes doubled).
+    fn literal(&self, s: &str) -> String {
+        format!("'{}'", s.replace('\'', "''"))
+    }
+    /// A named unique constraint inside `CREATE TABLE`; `columns` are already quoted and joined.
+    fn unique_constraint(&self, name: &str, columns: &str) -> String {
+        format!("CONSTRAINT {} UNIQUE ({columns})", self.quote(name))
+    }
+    /// The referenced table of a foreign key (schema-qualified where the dialect allows it).
+    fn referenced_table(&self, parent: &EntityMeta) -> String {
+        qualified(self, parent)
+    }
+    /// `CREATE INDEX` (non-unique) on `meta`'s table; `columns` are already quoted and joined.
+    fn create_index(&self, meta: &EntityMeta, name: &str, columns: &str) -> String {
+        format!(
+            "CREATE INDEX {} ON {} ({columns})",
+            self.quote(name),
+            qualified(self, meta)
+        )
+    }
 }
 
 /// The table name, schema-qualified and quoted.
-pub fn qualified(d: &impl DdlDialect, meta: &EntityMeta) -> String {
+pub fn qualified<D: DdlDialect + ?Sized>(d: &D, meta: &EntityMeta) -> String {
     match meta.schema {
         Some(s) => format!("{}.{}", d.quote(s), d.quote(meta.table)),
         None => d.quote(meta.table),
     }
 }
 
-fn column_def(d: &impl DdlDialect, c: &ColumnMeta, inline_pk: bool) -> String {
+/// Whether `c` must have an indexable type: key, unique, indexed, referencing, or part of a
+/// multi-column index.
+fn in_index(meta: &EntityMeta, c: &ColumnMeta) -> bool {
+    c.needs_index() || meta.indexes.iter().any(|i| i.columns.contains(&c.name))
+}
+
+fn column_def<D: DdlDialect + ?Sized>(d: &D, meta: &EntityMeta, c: &ColumnMeta) -> String {
     let name = d.quote(c.name);
     if c.auto_increment {
         return d.auto_increment_column(&name, c.kind);
     }
-    let mut def = format!("{name} {}", d.column_type(c.kind, c.primary_key));
+    let mut def = format!("{name} {}", d.column_type(c.kind, in_index(meta, c)));
     if !c.nullable {
         def.push_str(" NOT NULL");
     }
-    if c.generated && c.kind == ColumnKind::Timestamp {
+    if let Some(default) = c.default_sql {
+        def.push_str(" DEFAULT ");
+        def.push_str(default);
+    } else if c.generated && c.kind == ColumnKind::Timestamp {
         def.push_str(" DEFAULT ");
         def.push_str(d.current_timestamp());
-    }
-    if inline_pk {
-        def.push_str(" PRIMARY KEY");
     }
     def
 }
 
-/// `CREATE TABLE` for `meta` in dialect `d`.
-pub fn create_table(d: &impl DdlDialect, meta: &EntityMeta) -> String {
+/// The boolean SQL expression of a check constraint on the quoted column `col`; `None` for a
+/// range without bounds.
+pub fn check_expression<D: DdlDialect + ?Sized>(d: &D, col: &str, check: &Check) -> Option<String> {
+    match *check {
+        Check::Range {
+            min: Some(lo),
+            max: Some(hi),
+        } => Some(format!("{col} BETWEEN {lo} AND {hi}")),
+        Check::Range {
+            min: Some(lo),
+            max: None,
+        } => Some(format!("{col} >= {lo}")),
+        Check::Range {
+            min: None,
+            max: Some(hi),
+        } => Some(format!("{col} <= {hi}")),
+        Check::Range {
+            min: None,
+            max: None,
+        } => None,
+        Check::OneOf([]) => Some("1 = 0".into()),
+        Check::OneOf(values) => {
+            let list: Vec<String> = values.iter().map(|v| d.literal(v)).collect();
+            Some(format!("{col} IN ({})", list.join(", ")))
+        }
+        Check::Sql(sql) => Some(sql.to_string()),
+    }
+}
+
+/// The SQL of a referential action.
+pub fn ref_action(action: RefAction) -> &'static str {
+    match action {
+        RefAction::NoAction => "NO ACTION",
+        RefAction::Restrict => "RESTRICT",
+        RefAction::Cascade => "CASCADE",
+        RefAction::SetNull => "SET NULL",
+    }
+}
+
+fn quoted_list<D: DdlDialect + ?Sized>(d: &D, columns: &[&str]) -> String {
+    columns
+        .iter()
+        .map(|c| d.quote(c))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `CREATE TABLE` for `meta` in dialect `d`, with primary key, `NOT NULL`, defaults, named
+/// check, unique and foreign-key constraints; then one `CREATE INDEX` per non-unique index
+/// (indexed and referencing columns, multi-column indexes). Statements have no trailing `;`.
+pub fn create_table<D: DdlDialect + ?Sized>(d: &D, meta: &EntityMeta) -> Vec<String> {
     let auto = meta.has_auto_increment();
     let mut parts: Vec<String> = meta
         .columns
         .iter()
-        .map(|c| column_def(d, c, false))
+        .map(|c| column_def(d, meta, c))
         .collect();
     if !auto {
-        let keys: Vec<String> = meta.primary_key().map(|c| d.quote(c.name)).collect();
-        parts.push(format!("PRIMARY KEY ({})", keys.join(", ")));
+        let keys: Vec<&str> = meta.primary_key().map(|c| c.name).collect();
+        if !keys.is_empty() {
+            parts.push(format!("PRIMARY KEY ({})", quoted_list(d, &keys)));
+        }
     }
-    format!(
+    for c in meta.columns {
+        let Some(check) = &c.check else { continue };
+        if let Some(expr) = check_expression(d, &d.quote(c.name), check) {
+            let name = format!("{}_{}_check", meta.table, c.name);
+            parts.push(format!("CONSTRAINT {} CHECK ({expr})", d.quote(&name)));
+        }
+    }
+    let indexes = meta.all_indexes();
+    for (name, columns, unique) in &indexes {
+        if *unique {
+            parts.push(d.unique_constraint(name, &quoted_list(d, columns)));
+        }
+    }
+    for c in meta.columns {
+        let Some(fk) = &c.references else { continue };
+        let parent = (fk.parent)();
+        let parent_key: Vec<&str> = parent.primary_key().map(|k| k.name).collect();
+        let name = format!("{}_{}_fkey", meta.table, c.name);
+        parts.push(format!(
+            "CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) ON DELETE {} ON UPDATE {}",
+            d.quote(&name),
+            d.quote(c.name),
+            d.referenced_table(&parent),
+            quoted_list(d, &parent_key),
+            ref_action(fk.on_delete),
+            ref_action(fk.on_update),
+        ));
+    }
+    let mut out = vec![format!(
         "CREATE TABLE {} (\n  {}\n){}",
         qualified(d, meta),
         parts.join(",\n  "),
         d.table_suffix()
+    )];
+    for (name, columns, unique) in &indexes {
+        if !*unique {
+            out.push(d.create_index(meta, name, &quoted_list(d, columns)));
+        }
+    }
+    out
+}
+
+/// `DROP TABLE IF EXISTS` for `meta` in dialect `d` (its indexes go with it).
+pub fn drop_table<D: DdlDialect + ?Sized>(d: &D, meta: &EntityMeta) -> String {
+    format!("DROP TABLE IF EXISTS {}", qualified(d, meta))
+}
+
+/// One row of a backend's column-introspection query: name, type and `YES` / `NO` for
+/// nullable.
+#[derive(diesel::QueryableByName)]
+pub(crate) struct ColumnRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    data_type: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    nullable: String,
+}
+
+/// The live columns of an introspection result; `None` (no such table) when it has no rows.
+pub(crate) fn live_columns(rows: Vec<ColumnRow>) -> Option<Vec<LiveColumn>> {
+    if rows.is_empty() {
+        return None;
+    }
+    Some(
+        rows.into_iter()
+            .map(|r| LiveColumn {
+                name: r.name,
+                data_type: r.data_type.trim().to_string(),
+                nullable: r.nullable.eq_ignore_ascii_case("YES"),
+            })
+            .collect(),
     )
 }
 
-/// `DROP TABLE IF EXISTS` for `meta` in dialect `d`.
-pub fn drop_table(d: &impl DdlDialect, meta: &EntityMeta) -> String {
-    format!("DROP TABLE IF EXISTS {}", qualified(d, meta))
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use custodian_core::{ForeignKey, IndexMeta};
+
+    struct Plain;
+    impl DdlDialect for Plain {
+        fn quote(&self, ident: &str) -> String {
+            format!("\"{ident}\"")
+        }
+        fn column_type(&self, _: ColumnKind, indexed: bool) -> &'static str {
+            if indexed {
+                "VARCHAR(255)"
+            } else {
+                "TEXT"
+            }
+        }
+        fn auto_increment_column(&self, name: &str, _: ColumnKind) -> String {
+            format!("{name} SERIAL PRIMARY KEY")
+        }
+        fn current_timestamp(&self) -> &'static str {
+            "NOW()"
+        }
+    }
+
+    fn parent() -> EntityMeta {
+        EntityMeta {
+            name: "Team",
+            table: "teams",
+            schema: Some("org"),
+            columns: &[ColumnMeta {
+                name: "id",
+                field: "id",
+                kind: ColumnKind::BigInt,
+                primary_key: true,
+                auto_increment: true,
+                ..ColumnMeta::PLAIN
+            }],
+            indexes: &[],
+        }
+    }
+
+    const CHILD: EntityMeta = EntityMeta {
+        name: "Player",
+        table: "players",
+        schema: None,
+        columns: &[
+            ColumnMeta {
+                name: "id",
+                field: "id",
+                kind: ColumnKind::BigInt,
+                primary_key: true,
+                auto_increment: true,
+                ..ColumnMeta::PLAIN
+            },
+            ColumnMeta {
+                name: "code",
+                field: "code",
+                unique: true,
+                ..ColumnMeta::PLAIN
+            },
+            ColumnMeta {
+                name: "level",
+                field: "level",
+                kind: ColumnKind::Integer,
+                default_sql: Some("1"),
+                check: Some(Check::Range {
+                    min: Some(1),
+                    max: Some(9),
+                }),
+                ..ColumnMeta::PLAIN
+            },
+            ColumnMeta {
+                name: "kind",
+                field: "kind",
+                check: Some(Check::OneOf(&["a", "o'b"])),
+                indexed: true,
+                ..ColumnMeta::PLAIN
+            },
+            ColumnMeta {
+                name: "team_id",
+                field: "team_id",
+                kind: ColumnKind::BigInt,
+                nullable: true,
+                references: Some(ForeignKey {
+                    parent,
+                    on_delete: RefAction::SetNull,
+                    on_update: RefAction::Cascade,
+                }),
+                ..ColumnMeta::PLAIN
+            },
+        ],
+        indexes: &[
+            IndexMeta {
+                name: "players_kind_level_key",
+                columns: &["kind", "level"],
+                unique: true,
+            },
+            IndexMeta {
+                name: "players_level_code_idx",
+                columns: &["level", "code"],
+                unique: false,
+            },
+        ],
+    };
+
+    #[test]
+    fn table_with_every_constraint_then_indexes() {
+        let sql = create_table(&Plain, &CHILD);
+        assert_eq!(
+            sql[0],
+            "CREATE TABLE \"players\" (\n  \
+             \"id\" SERIAL PRIMARY KEY,\n  \
+             \"code\" VARCHAR(255) NOT NULL,\n  \
+             \"level\" VARCHAR(255) NOT NULL DEFAULT 1,\n  \
+             \"kind\" VARCHAR(255) NOT NULL,\n  \
+             \"team_id\" VARCHAR(255),\n  \
+             CONSTRAINT \"players_level_check\" CHECK (\"level\" BETWEEN 1 AND 9),\n  \
+             CONSTRAINT \"players_kind_check\" CHECK (\"kind\" IN ('a', 'o''b')),\n  \
+             CONSTRAINT \"players_code_key\" UNIQUE (\"code\"),\n  \
+             CONSTRAINT \"players_kind_level_key\" UNIQUE (\"kind\", \"level\"),\n  \
+             CONSTRAINT \"players_team_id_fkey\" FOREIGN KEY (\"team_id\") REFERENCES \"org\".\"teams\" (\"id\") ON DELETE SET NULL ON UPDATE CASCADE\n)"
+        );
+        assert_eq!(
+            &sql[1..],
+            [
+                "CREATE INDEX \"players_kind_idx\" ON \"players\" (\"kind\")",
+                "CREATE INDEX \"players_team_id_idx\" ON \"players\" (\"team_id\")",
+                "CREATE INDEX \"players_level_code_idx\" ON \"players\" (\"level\", \"code\")",
+            ]
+        );
+    }
+
+    #[test]
+    fn check_expressions() {
+        let col = "\"x\"";
+        let range = |min, max| check_expression(&Plain, col, &Check::Range { min, max });
+        assert_eq!(range(Some(0), None).unwrap(), "\"x\" >= 0");
+        assert_eq!(range(None, Some(-3)).unwrap(), "\"x\" <= -3");
+        assert_eq!(range(None, None), None);
+        assert_eq!(
+            check_expression(&Plain, col, &Check::Sql("x <> ''")).unwrap(),
+            "x <> ''"
+        );
+        assert_eq!(
+            check_expression(&Plain, col, &Check::OneOf(&[])).unwrap(),
+            "1 = 0"
+        );
+    }
 }

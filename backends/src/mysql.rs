@@ -6,11 +6,12 @@ use crate::classify::{self, between, Cause, Refinement};
 use crate::ddl::{self, DdlDialect};
 use crate::postgres::wrong_backend;
 use custodian_core::{
-    AnyConnection, Backend, BackendKind, ColumnKind, DatabaseUrl, EntityMeta, Error, SessionConfig,
-    TxOptions,
+    AnyConnection, Backend, BackendKind, ColumnKind, DatabaseUrl, EntityMeta, Error, LiveColumn,
+    SessionConfig, TxOptions,
 };
 use diesel::connection::{AnsiTransactionManager, SimpleConnection};
 use diesel::result::DatabaseErrorKind;
+use diesel::sql_types::{Nullable, Text};
 use diesel::{Connection, QueryResult, RunQueryDsl};
 use std::time::Duration;
 
@@ -160,12 +161,64 @@ impl Backend for Mysql {
         })
     }
 
-    fn create_table_sql(&self, meta: &EntityMeta) -> String {
+    fn create_table_sql(&self, meta: &EntityMeta) -> Vec<String> {
         ddl::create_table(&MyDdl, meta)
     }
 
     fn drop_table_sql(&self, meta: &EntityMeta) -> String {
         ddl::drop_table(&MyDdl, meta)
+    }
+
+    fn transactional_ddl(&self) -> bool {
+        // Every DDL statement commits implicitly.
+        false
+    }
+
+    fn live_columns(
+        &self,
+        conn: &mut AnyConnection,
+        meta: &EntityMeta,
+    ) -> QueryResult<Option<Vec<LiveColumn>>> {
+        let rows = diesel::sql_query(
+            "SELECT CAST(COLUMN_NAME AS CHAR) AS name, CAST(DATA_TYPE AS CHAR) AS data_type, \
+             CAST(IS_NULLABLE AS CHAR) AS nullable \
+             FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? \
+             ORDER BY ORDINAL_POSITION",
+        )
+        .bind::<Nullable<Text>, _>(meta.schema)
+        .bind::<Text, _>(meta.table)
+        .load(my(conn)?)?;
+        Ok(ddl::live_columns(rows))
+    }
+
+    fn type_compatible(&self, kind: ColumnKind, live_type: &str) -> bool {
+        let t = live_type.to_ascii_lowercase();
+        let t = t.as_str();
+        let text = matches!(
+            t,
+            "varchar" | "char" | "text" | "tinytext" | "mediumtext" | "longtext"
+        );
+        match kind {
+            ColumnKind::SmallInt => t == "smallint",
+            ColumnKind::Integer => matches!(t, "int" | "integer"),
+            ColumnKind::BigInt => t == "bigint",
+            ColumnKind::Float => t == "float",
+            ColumnKind::Double => matches!(t, "double" | "double precision" | "real"),
+            // BOOLEAN is TINYINT(1).
+            ColumnKind::Bool => matches!(t, "tinyint" | "boolean" | "bool"),
+            ColumnKind::Binary => matches!(
+                t,
+                "blob" | "tinyblob" | "mediumblob" | "longblob" | "binary" | "varbinary"
+            ),
+            ColumnKind::Date => t == "date",
+            ColumnKind::Timestamp => matches!(t, "datetime" | "timestamp"),
+            ColumnKind::Json => text || t == "json",
+            ColumnKind::Enum => text || t == "enum",
+            ColumnKind::Text | ColumnKind::Uuid | ColumnKind::Decimal => text,
+            // A kind added later: no opinion.
+            _ => true,
+        }
     }
 }
 
@@ -204,5 +257,13 @@ impl DdlDialect for MyDdl {
     }
     fn table_suffix(&self) -> &'static str {
         " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+    }
+    fn literal(&self, s: &str) -> String {
+        // Backslash is an escape character unless NO_BACKSLASH_ESCAPES is set.
+        format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+    }
+    fn unique_constraint(&self, name: &str, columns: &str) -> String {
+        // The key name is what "Duplicate entry ... for key '<name>'" reports.
+        format!("UNIQUE KEY {} ({columns})", self.quote(name))
     }
 }

@@ -4,11 +4,12 @@
 use crate::classify::{self, between, Cause, Refinement};
 use crate::ddl::{self, DdlDialect};
 use custodian_core::{
-    AnyConnection, Backend, BackendKind, ColumnKind, DatabaseUrl, EntityMeta, Error, SessionConfig,
-    TxOptions,
+    AnyConnection, Backend, BackendKind, ColumnKind, DatabaseUrl, EntityMeta, Error, LiveColumn,
+    SessionConfig, TxOptions,
 };
 use diesel::connection::{AnsiTransactionManager, SimpleConnection};
 use diesel::result::DatabaseErrorKind;
+use diesel::sql_types::{Nullable, Text};
 use diesel::{Connection, QueryResult, RunQueryDsl};
 use std::time::Duration;
 
@@ -133,12 +134,60 @@ impl Backend for Postgres {
         })
     }
 
-    fn create_table_sql(&self, meta: &EntityMeta) -> String {
+    fn create_table_sql(&self, meta: &EntityMeta) -> Vec<String> {
         ddl::create_table(&PgDdl, meta)
     }
 
     fn drop_table_sql(&self, meta: &EntityMeta) -> String {
         ddl::drop_table(&PgDdl, meta)
+    }
+
+    fn transactional_ddl(&self) -> bool {
+        true
+    }
+
+    fn live_columns(
+        &self,
+        conn: &mut AnyConnection,
+        meta: &EntityMeta,
+    ) -> QueryResult<Option<Vec<LiveColumn>>> {
+        let rows = diesel::sql_query(
+            "SELECT column_name::text AS name, data_type::text AS data_type, \
+             is_nullable::text AS nullable \
+             FROM information_schema.columns \
+             WHERE table_schema::text = COALESCE($1::text, current_schema()::text) \
+             AND table_name::text = $2 ORDER BY ordinal_position",
+        )
+        .bind::<Nullable<Text>, _>(meta.schema)
+        .bind::<Text, _>(meta.table)
+        .load(pg(conn)?)?;
+        Ok(ddl::live_columns(rows))
+    }
+
+    fn type_compatible(&self, kind: ColumnKind, live_type: &str) -> bool {
+        let t = live_type.to_ascii_lowercase();
+        let t = t.as_str();
+        match kind {
+            ColumnKind::SmallInt => matches!(t, "smallint" | "int2"),
+            ColumnKind::Integer => matches!(t, "integer" | "int" | "int4"),
+            ColumnKind::BigInt => matches!(t, "bigint" | "int8"),
+            ColumnKind::Float => matches!(t, "real" | "float4"),
+            ColumnKind::Double => matches!(t, "double precision" | "float8"),
+            ColumnKind::Bool => matches!(t, "boolean" | "bool"),
+            ColumnKind::Binary => t == "bytea",
+            ColumnKind::Date => t == "date",
+            ColumnKind::Timestamp => matches!(t, "timestamp without time zone" | "timestamp"),
+            ColumnKind::Text
+            | ColumnKind::Uuid
+            | ColumnKind::Json
+            | ColumnKind::Decimal
+            | ColumnKind::Enum => matches!(
+                t,
+                "text" | "character varying" | "varchar" | "character" | "char" | "bpchar"
+            ),
+            // A kind added later: no opinion.
+            _ => true,
+        }
     }
 }
 

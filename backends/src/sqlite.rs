@@ -5,11 +5,12 @@ use crate::classify::{self, Cause, Refinement};
 use crate::ddl::{self, DdlDialect};
 use crate::postgres::wrong_backend;
 use custodian_core::{
-    AnyConnection, Backend, BackendKind, ColumnKind, DatabaseUrl, EntityMeta, Error, SessionConfig,
-    TxOptions,
+    AnyConnection, Backend, BackendKind, ColumnKind, DatabaseUrl, EntityMeta, Error, LiveColumn,
+    SessionConfig, TxOptions,
 };
 use diesel::connection::{AnsiTransactionManager, SimpleConnection};
 use diesel::result::DatabaseErrorKind;
+use diesel::sql_types::{Nullable, Text};
 use diesel::{Connection, QueryResult, RunQueryDsl};
 use std::time::Duration;
 
@@ -128,12 +129,63 @@ impl Backend for Sqlite {
         })
     }
 
-    fn create_table_sql(&self, meta: &EntityMeta) -> String {
+    fn create_table_sql(&self, meta: &EntityMeta) -> Vec<String> {
         ddl::create_table(&LiteDdl, meta)
     }
 
     fn drop_table_sql(&self, meta: &EntityMeta) -> String {
         ddl::drop_table(&LiteDdl, meta)
+    }
+
+    fn transactional_ddl(&self) -> bool {
+        true
+    }
+
+    fn live_columns(
+        &self,
+        conn: &mut AnyConnection,
+        meta: &EntityMeta,
+    ) -> QueryResult<Option<Vec<LiveColumn>>> {
+        // A primary-key column never holds NULL (INTEGER PRIMARY KEY is the rowid) even when
+        // the table does not say NOT NULL.
+        let rows = diesel::sql_query(
+            "SELECT name, type AS data_type, \
+             CASE WHEN \"notnull\" = 0 AND pk = 0 THEN 'YES' ELSE 'NO' END AS nullable \
+             FROM pragma_table_info(?, COALESCE(?, 'main')) ORDER BY cid",
+        )
+        .bind::<Text, _>(meta.table)
+        .bind::<Nullable<Text>, _>(meta.schema)
+        .load(lite(conn)?)?;
+        Ok(ddl::live_columns(rows))
+    }
+
+    fn type_compatible(&self, kind: ColumnKind, live_type: &str) -> bool {
+        // SQLite's type affinity rules (section 3.1 of "Datatypes In SQLite").
+        let t = live_type.to_ascii_uppercase();
+        let integer = t.contains("INT");
+        let text = !integer && (t.contains("CHAR") || t.contains("CLOB") || t.contains("TEXT"));
+        let blob = !integer && !text && (t.is_empty() || t.contains("BLOB"));
+        let real = !integer
+            && !text
+            && !blob
+            && (t.contains("REAL") || t.contains("FLOA") || t.contains("DOUB"));
+        let numeric = !integer && !text && !blob && !real;
+        match kind {
+            ColumnKind::SmallInt | ColumnKind::Integer | ColumnKind::BigInt => integer || numeric,
+            ColumnKind::Bool => integer || numeric,
+            ColumnKind::Float | ColumnKind::Double => real || numeric,
+            ColumnKind::Binary => blob,
+            ColumnKind::Date | ColumnKind::Timestamp => {
+                text || t.contains("DATE") || t.contains("TIME")
+            }
+            ColumnKind::Text
+            | ColumnKind::Uuid
+            | ColumnKind::Json
+            | ColumnKind::Decimal
+            | ColumnKind::Enum => text,
+            // A kind added later: no opinion.
+            _ => true,
+        }
     }
 
     fn max_bind_params(&self) -> usize {
@@ -163,6 +215,21 @@ impl DdlDialect for LiteDdl {
     }
     fn current_timestamp(&self) -> &'static str {
         "CURRENT_TIMESTAMP"
+    }
+    fn referenced_table(&self, parent: &EntityMeta) -> String {
+        // A foreign key always refers to a table of the same database file.
+        self.quote(parent.table)
+    }
+    fn create_index(&self, meta: &EntityMeta, name: &str, columns: &str) -> String {
+        // The schema qualifies the index name; the table is named bare.
+        let name = match meta.schema {
+            Some(s) => format!("{}.{}", self.quote(s), self.quote(name)),
+            None => self.quote(name),
+        };
+        format!(
+            "CREATE INDEX {name} ON {} ({columns})",
+            self.quote(meta.table)
+        )
     }
 }
 

@@ -9,7 +9,9 @@ use crate::config::{DatabaseUrl, SessionConfig};
 use crate::conn::AnyConnection;
 use crate::entity::EntityMeta;
 use crate::error::{BackendKind, Error};
+use crate::schema::LiveColumn;
 use crate::tx::TxOptions;
+use crate::value::ColumnKind;
 use diesel::QueryResult;
 use std::time::Duration;
 
@@ -54,11 +56,29 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// Turns a diesel error from this backend into a classified [`Error`].
     fn classify(&self, err: diesel::result::Error) -> Error;
 
-    /// `CREATE TABLE` (and nothing else) for an entity, in this dialect.
-    fn create_table_sql(&self, meta: &EntityMeta) -> String;
+    /// The DDL creating an entity's table in this dialect: `CREATE TABLE` with its primary
+    /// key, `NOT NULL`, defaults and named check, unique and foreign-key constraints, then one
+    /// `CREATE INDEX` per non-unique index. Statements carry no trailing `;`.
+    fn create_table_sql(&self, meta: &EntityMeta) -> Vec<String>;
 
     /// `DROP TABLE IF EXISTS` for an entity, in this dialect.
     fn drop_table_sql(&self, meta: &EntityMeta) -> String;
+
+    /// Whether DDL statements take part in transactions (PostgreSQL, SQLite), so a failed
+    /// migration leaves nothing behind. MariaDB commits implicitly around each DDL statement.
+    fn transactional_ddl(&self) -> bool;
+
+    /// The live columns of an entity's table, in table order; `None` if the table does not
+    /// exist. Reads the entity's schema (database) or the connection's current one.
+    fn live_columns(
+        &self,
+        conn: &mut AnyConnection,
+        meta: &EntityMeta,
+    ) -> QueryResult<Option<Vec<LiveColumn>>>;
+
+    /// Whether a live column type (as [`Backend::live_columns`] reports it) can hold values of
+    /// `kind`: what this backend's own DDL creates for `kind`, and obvious equivalents.
+    fn type_compatible(&self, kind: ColumnKind, live_type: &str) -> bool;
 
     /// Most bind parameters one statement may carry.
     fn max_bind_params(&self) -> usize {

@@ -3,11 +3,14 @@
 
 use crate::backend::Backend;
 use crate::config::DatabaseConfig;
-use crate::entity::Entity;
+use crate::entity::{Entity, EntityMeta};
 use crate::error::{BackendKind, Error, Result};
+use crate::migrate;
 use crate::pool::{self, Pool, PoolCounters, PoolStats};
+use crate::schema::{self, Drift, SchemaReport};
 use crate::session::Session;
 use crate::tx::TxOptions;
+use std::path::Path;
 use std::sync::Arc;
 
 /// A pooled handle to one database. Cheap to clone; share it between threads.
@@ -124,15 +127,75 @@ impl Db {
         self.inner.counters.snapshot(self.inner.pool.state())
     }
 
-    /// Creates the table of entity `E` (no-op check: fails if it exists).
+    /// Creates the table of entity `E` with its constraints and indexes (fails if it exists).
     pub fn create_table<E: Entity>(&self) -> Result<()> {
-        let sql = self.inner.backend.create_table_sql(&E::META);
-        self.session()?.execute_sql(&sql).map(|_| ())
+        self.create_tables(&[E::META])
     }
 
     /// Drops the table of entity `E` if it exists.
     pub fn drop_table<E: Entity>(&self) -> Result<()> {
         let sql = self.inner.backend.drop_table_sql(&E::META);
         self.session()?.execute_sql(&sql).map(|_| ())
+    }
+
+    /// Creates the tables of `entities` with their constraints and indexes, parents before the
+    /// tables referencing them (see [`schema::dependency_order`]). A foreign-key cycle is
+    /// [`Error::Config`] naming the tables; nothing is created then.
+    pub fn create_tables(&self, entities: &[EntityMeta]) -> Result<()> {
+        let ordered = schema::dependency_order(entities)?;
+        let mut s = self.session()?;
+        for meta in &ordered {
+            for sql in self.inner.backend.create_table_sql(meta) {
+                s.execute_sql(&sql)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the tables of `entities` that exist, children before their parents.
+    pub fn drop_tables(&self, entities: &[EntityMeta]) -> Result<()> {
+        let ordered = schema::dependency_order(entities)?;
+        let mut s = self.session()?;
+        for meta in ordered.iter().rev() {
+            s.execute_sql(&self.inner.backend.drop_table_sql(meta))?;
+        }
+        Ok(())
+    }
+
+    /// Applies the pending migrations for this database's backend from `dir/<backend>/`
+    /// (see [`migrate`]), oldest first, and returns their names. Fails with
+    /// [`Error::Integrity`] before running anything if an applied migration's `up.sql` was
+    /// edited; a missing directory or malformed migration is [`Error::Config`] with its path.
+    pub fn run_migrations(&self, dir: impl AsRef<Path>) -> Result<Vec<String>> {
+        migrate::run(self, dir.as_ref())
+    }
+
+    /// The names of the migrations [`Db::run_migrations`] would apply.
+    pub fn pending_migrations(&self, dir: impl AsRef<Path>) -> Result<Vec<String>> {
+        migrate::pending(self, dir.as_ref())
+    }
+
+    /// Every difference between `entities` and the live schema: missing tables and columns,
+    /// incompatible column types, nullability mismatches. Extra live columns are not drift.
+    pub fn schema_drift(&self, entities: &[EntityMeta]) -> Result<Vec<Drift>> {
+        let backend = self.inner.backend;
+        let mut s = self.session()?;
+        let mut drifts = Vec::new();
+        for meta in entities {
+            let live = s.run(|c| backend.live_columns(c, meta))?;
+            drifts.extend(schema::compare(meta, live.as_deref(), |k, t| {
+                backend.type_compatible(k, t)
+            }));
+        }
+        Ok(drifts)
+    }
+
+    /// Checks that the live schema matches `entities`; otherwise [`Error::Integrity`] with a
+    /// report listing every problem (see [`Db::schema_drift`]).
+    pub fn check_schema(&self, entities: &[EntityMeta]) -> Result<()> {
+        SchemaReport {
+            drifts: self.schema_drift(entities)?,
+        }
+        .into_result()
     }
 }

@@ -12,10 +12,12 @@ pub mod db;
 pub mod entity;
 pub mod error;
 pub mod hooks;
+pub mod migrate;
 pub mod pool;
 #[doc(hidden)]
 pub mod private;
 pub mod relations;
+pub mod schema;
 pub mod session;
 pub mod sql_types;
 pub mod tx;
@@ -34,6 +36,7 @@ pub use error::{BackendKind, DbError, Error, FieldError, Result, ValidationError
 pub use hooks::Hooks;
 pub use pool::PoolStats;
 pub use relations::BelongsTo;
+pub use schema::{Drift, LiveColumn, SchemaReport};
 pub use session::Session;
 pub use tx::{IsolationLevel, RetryPolicy, TxOptions};
 pub use value::{stored, ColumnKind, ColumnValue, DbEnum, Decimal, DecodeError};

@@ -1,0 +1,391 @@
+//! Schema migrations: SQL files generated from entities, applied in order, guarded by checksums.
+//!
+//! A migration directory holds one sub-directory per backend (`postgres`, `mysql`, `sqlite`,
+//! as [`BackendKind`] displays), each laid out as diesel's file-based migrations:
+//!
+//! ```text
+//! migrations/
+//!   postgres/20250101120000_init/up.sql
+//!   postgres/20250101120000_init/down.sql
+//!   mysql/20250101120000_init/...
+//!   sqlite/20250101120000_init/...
+//! ```
+//!
+//! [`generate`] writes a new migration for every backend from a set of entities;
+//! [`Db::run_migrations`](crate::Db::run_migrations) applies the pending ones of the database's
+//! backend with diesel's [`MigrationHarness`] (which keeps its own
+//! `__diesel_schema_migrations` table, so the diesel CLI sees the same state) and records each
+//! applied migration with the SHA-256 of its `up.sql` in the table [`LEDGER_TABLE`]. Before
+//! anything runs, every applied migration's `up.sql` is hashed again: a migration edited after
+//! it was applied fails the run with [`Error::Integrity`] and nothing is executed.
+//!
+//! Each migration runs in a transaction together with its ledger row on PostgreSQL and SQLite;
+//! MariaDB commits DDL implicitly, so a migration failing half-way there leaves its first
+//! statements applied.
+
+use crate::backend::Backend;
+use crate::conn::{AnyConnection, MultiBackend};
+use crate::db::Db;
+use crate::entity::EntityMeta;
+use crate::error::{BackendKind, DbError, Error, Result};
+use crate::schema;
+use crate::session::Session;
+use crate::tx::TxOptions;
+use diesel::migration::{Migration, MigrationSource};
+use diesel::prelude::*;
+use diesel_migrations::{FileBasedMigrations, MigrationHarness};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// The table recording applied migrations: `version`, `name` (directory name) and `checksum`
+/// (hex SHA-256 of `up.sql`).
+pub const LEDGER_TABLE: &str = "custodian_migrations";
+
+#[allow(missing_docs)]
+mod ledger {
+    diesel::table! {
+        custodian_migrations (version) {
+            version -> Text,
+            name -> Text,
+            checksum -> Text,
+        }
+    }
+}
+use ledger::custodian_migrations as led;
+
+const CREATE_LEDGER: &str = "CREATE TABLE IF NOT EXISTS custodian_migrations (\
+     version VARCHAR(50) NOT NULL PRIMARY KEY, \
+     name VARCHAR(255) NOT NULL, \
+     checksum CHAR(64) NOT NULL)";
+
+/// One migration found on disk.
+struct Found {
+    /// Directory name, `<version>_<name>`.
+    name: String,
+    /// Version as diesel reads it (the part before the first `_`, without `-`).
+    version: String,
+    /// Hex SHA-256 of `up.sql`.
+    checksum: String,
+    /// Path of `up.sql`.
+    up: PathBuf,
+    migration: Box<dyn Migration<MultiBackend>>,
+}
+
+/// Hex SHA-256 of `bytes`.
+pub fn checksum(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn config_error(path: &Path, message: impl std::fmt::Display) -> Error {
+    Error::config("migrations", format!("{}: {message}", path.display()))
+}
+
+/// A directory name's version, if it has the shape `<digits and dashes>_<name>`.
+fn version_of(dir_name: &str) -> Option<String> {
+    let (version, rest) = dir_name.split_once('_')?;
+    let ok = !version.is_empty()
+        && !rest.is_empty()
+        && version.chars().all(|c| c.is_ascii_digit() || c == '-')
+        && version.chars().any(|c| c.is_ascii_digit());
+    ok.then(|| version.replace('-', ""))
+}
+
+/// The migrations of `backend` under `dir`, sorted by version.
+fn load(dir: &Path, backend: BackendKind) -> Result<Vec<Found>> {
+    if !dir.is_dir() {
+        return Err(config_error(dir, "migration directory does not exist"));
+    }
+    let sub = dir.join(backend.to_string());
+    if !sub.is_dir() {
+        return Err(config_error(
+            &sub,
+            format!("no {backend} migrations: the directory does not exist"),
+        ));
+    }
+    let source = FileBasedMigrations::from_path(&sub).map_err(|e| match e {
+        diesel_migrations::MigrationError::UnknownMigrationFormat(p) => {
+            config_error(&p, "malformed migration: no up.sql")
+        }
+        other => config_error(&sub, format!("cannot read migrations: {other}")),
+    })?;
+    let migrations = MigrationSource::<MultiBackend>::migrations(&source)
+        .map_err(|e| config_error(&sub, format!("cannot read migrations: {e}")))?;
+    let mut found = Vec::with_capacity(migrations.len());
+    let mut seen = HashSet::new();
+    for migration in migrations {
+        let name = migration.name().to_string();
+        let path = sub.join(&name);
+        let version = version_of(&name).ok_or_else(|| {
+            config_error(
+                &path,
+                "malformed migration: the directory name must be `<version>_<name>` with a \
+                 numeric version (digits and dashes)",
+            )
+        })?;
+        if !seen.insert(version.clone()) {
+            return Err(config_error(
+                &path,
+                format!("malformed migration: version {version} is used twice"),
+            ));
+        }
+        let up = path.join("up.sql");
+        let sql = std::fs::read(&up).map_err(|e| config_error(&up, e))?;
+        if String::from_utf8_lossy(&sql).trim().is_empty() {
+            return Err(config_error(&up, "malformed migration: up.sql is empty"));
+        }
+        found.push(Found {
+            name,
+            version,
+            checksum: checksum(&sql),
+            up,
+            migration,
+        });
+    }
+    found.sort_by(|a, b| a.version.cmp(&b.version));
+    Ok(found)
+}
+
+fn harness_error(kind: BackendKind, what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Database {
+        source: Box::new(DbError::new(kind, None, format!("{what}: {e}"))),
+    }
+}
+
+/// What the database has applied: `(version, checksum)` from the ledger, and diesel's versions.
+fn applied(s: &mut Session, kind: BackendKind) -> Result<(Vec<(String, String)>, HashSet<String>)> {
+    s.execute_sql(CREATE_LEDGER)?;
+    let rows: Vec<(String, String)> = s.load(
+        led::table
+            .select((led::version, led::checksum))
+            .order(led::version),
+    )?;
+    let diesel_versions = MigrationHarness::<MultiBackend>::applied_migrations(s.connection())
+        .map_err(|e| harness_error(kind, "reading applied migrations", e))?
+        .into_iter()
+        .map(|v| v.to_string())
+        .collect();
+    Ok((rows, diesel_versions))
+}
+
+/// Verifies checksums, records checksums of migrations diesel applied without custodian, and
+/// returns the pending migrations.
+fn plan(s: &mut Session, kind: BackendKind, found: Vec<Found>) -> Result<Vec<Found>> {
+    let (rows, diesel_versions) = applied(s, kind)?;
+    let mut edited = Vec::new();
+    for (version, sum) in &rows {
+        if let Some(f) = found.iter().find(|f| &f.version == version) {
+            if &f.checksum != sum {
+                edited.push(format!(
+                    "migration `{}` was edited after it was applied: {} has SHA-256 {}, {} was recorded",
+                    f.name,
+                    f.up.display(),
+                    f.checksum,
+                    sum
+                ));
+            }
+        }
+    }
+    if !edited.is_empty() {
+        return Err(Error::Integrity(format!(
+            "{}; nothing was run (restore the applied files and add a new migration instead)",
+            edited.join("; ")
+        )));
+    }
+    let mut pending = Vec::new();
+    for f in found {
+        let recorded = rows.iter().any(|(v, _)| v == &f.version);
+        if recorded {
+            continue;
+        }
+        if diesel_versions.contains(&f.version) {
+            // Applied by diesel directly: adopt it with today's checksum.
+            record(s, &f)?;
+            continue;
+        }
+        pending.push(f);
+    }
+    Ok(pending)
+}
+
+fn record(s: &mut Session, f: &Found) -> Result<()> {
+    s.run(|c| {
+        diesel::insert_into(led::table)
+            .values((
+                led::version.eq(&f.version),
+                led::name.eq(&f.name),
+                led::checksum.eq(&f.checksum),
+            ))
+            .execute(c)
+    })
+    .map(|_| ())
+}
+
+fn apply(s: &mut Session, kind: BackendKind, f: &Found) -> Result<()> {
+    let conn: &mut AnyConnection = s.connection();
+    MigrationHarness::<MultiBackend>::run_migration(conn, f.migration.as_ref())
+        .map_err(|e| harness_error(kind, &format!("migration `{}` failed", f.name), e))?;
+    record(s, f)
+}
+
+/// Applies the pending migrations of `db`'s backend under `dir`, oldest first; returns the
+/// names (`<version>_<name>`) of those applied. See the [module documentation](self).
+pub fn run(db: &Db, dir: &Path) -> Result<Vec<String>> {
+    let backend = db.backend();
+    let kind = backend.kind();
+    let found = load(dir, kind)?;
+    let mut s = db.session()?;
+    let pending = plan(&mut s, kind, found)?;
+    let mut done = Vec::with_capacity(pending.len());
+    for f in &pending {
+        if backend.transactional_ddl() {
+            s.transaction_with(&TxOptions::new().no_retry(), |s| apply(s, kind, f))?;
+        } else {
+            apply(&mut s, kind, f)?;
+        }
+        done.push(f.name.clone());
+    }
+    Ok(done)
+}
+
+/// The names of the migrations [`run`] would apply, after the same checksum verification.
+pub fn pending(db: &Db, dir: &Path) -> Result<Vec<String>> {
+    let kind = db.backend_kind();
+    let found = load(dir, kind)?;
+    let mut s = db.session()?;
+    Ok(plan(&mut s, kind, found)?
+        .into_iter()
+        .map(|f| f.name)
+        .collect())
+}
+
+/// `name` reduced to lower-case ASCII letters, digits and `_`.
+fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.trim().chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_matches('_').to_string()
+}
+
+/// The next version: the current UTC time as `YYYYMMDDHHMMSS`, or one more than the newest
+/// version already in `dir` if that is later, so versions stay unique and sortable.
+fn next_version(dir: &Path) -> Result<String> {
+    let now: u64 = chrono::Utc::now()
+        .format("%Y%m%d%H%M%S")
+        .to_string()
+        .parse()
+        .unwrap_or(0);
+    let mut newest = 0u64;
+    if dir.is_dir() {
+        let subs = std::fs::read_dir(dir).map_err(|e| config_error(dir, e))?;
+        for sub in subs.flatten() {
+            let Ok(entries) = std::fs::read_dir(sub.path()) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                if let Some(v) = version_of(&e.file_name().to_string_lossy()) {
+                    newest = newest.max(v.parse().unwrap_or(0));
+                }
+            }
+        }
+    }
+    Ok(now.max(newest + 1).to_string())
+}
+
+/// The DDL of a migration creating `metas` (in dependency order) for `backend`: `(up, down)`.
+pub fn migration_sql(backend: &dyn Backend, metas: &[EntityMeta]) -> Result<(String, String)> {
+    let ordered = schema::dependency_order(metas)?;
+    let mut up = String::new();
+    for m in &ordered {
+        for stmt in backend.create_table_sql(m) {
+            up.push_str(&stmt);
+            up.push_str(";\n\n");
+        }
+    }
+    let mut down = String::new();
+    for m in ordered.iter().rev() {
+        down.push_str(&backend.drop_table_sql(m));
+        down.push_str(";\n");
+    }
+    Ok((up, down))
+}
+
+/// Writes a new migration named `name` creating the tables of `metas`, for each of `backends`
+/// (pass `custodian::backends::ALL`): `dir/<backend>/<version>_<name>/up.sql` with the DDL in
+/// dependency order (parents first) and `down.sql` dropping the tables in reverse. Returns the
+/// migration directories written. The version is the current UTC time (`YYYYMMDDHHMMSS`), or
+/// one more than the newest version already in `dir`.
+///
+/// Errors: an empty name or a foreign-key cycle is [`Error::Config`]; a file that cannot be
+/// written is [`Error::Config`] naming its path.
+pub fn generate(
+    dir: impl AsRef<Path>,
+    name: &str,
+    metas: &[EntityMeta],
+    backends: &[&'static dyn Backend],
+) -> Result<Vec<PathBuf>> {
+    let dir = dir.as_ref();
+    let slug = slug(name);
+    if slug.is_empty() {
+        return Err(Error::config(
+            "migrations",
+            format!("migration name `{name}` has no letters or digits"),
+        ));
+    }
+    let version = next_version(dir)?;
+    let mut written = Vec::with_capacity(backends.len());
+    for backend in backends {
+        let (up, down) = migration_sql(*backend, metas)?;
+        let path = dir
+            .join(backend.kind().to_string())
+            .join(format!("{version}_{slug}"));
+        std::fs::create_dir_all(&path).map_err(|e| config_error(&path, e))?;
+        for (file, sql) in [("up.sql", &up), ("down.sql", &down)] {
+            let p = path.join(file);
+            std::fs::write(&p, sql).map_err(|e| config_error(&p, e))?;
+        }
+        written.push(path);
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_versions() {
+        assert_eq!(slug(" Add users & roles! "), "add_users_roles");
+        assert_eq!(
+            version_of("20250101120000_init").as_deref(),
+            Some("20250101120000")
+        );
+        assert_eq!(
+            version_of("2025-01-01-120000_init").as_deref(),
+            Some("20250101120000")
+        );
+        assert_eq!(version_of("init"), None);
+        assert_eq!(version_of("v1_init"), None);
+        assert_eq!(
+            checksum(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn versions_increase_within_a_directory() {
+        let dir = std::env::temp_dir().join(format!("custodian_mv_{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sqlite").join("99990101000000_future")).unwrap();
+        assert_eq!(next_version(&dir).unwrap(), "99990101000001");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -134,26 +134,6 @@ identity_value! {
     String => Text, Text;
     Vec<u8> => Binary, Binary;
     chrono::NaiveDate => Date, Date;
-}
-
-macro_rules! float_value {
-    ($($ty:ty => $sql:ident, $kind:ident;)*) => {$(
-        impl ColumnValue for $ty {
-            type SqlType = sql_types::$sql;
-            type Storage = $ty;
-            const KIND: ColumnKind = ColumnKind::$kind;
-            #[inline]
-            fn to_storage(&self) -> Self::Storage {
-                *self
-            }
-            fn from_storage(stored: Self::Storage) -> Result<Self, DecodeError> {
-                Ok(stored)
-            }
-        }
-    )*};
-}
-
-float_value! {
     f32 => Float, Float;
     f64 => Double, Double;
 }

@@ -89,35 +89,39 @@ fn savepoint_rollback_keeps_outer_work(db: &TestDb) {
     assert_eq!(codes, ["IN-2", "OUT-1", "OUT-2"]);
 }
 
-/// Two transactions read the same counter and then both write it: a real serialization
-/// conflict (PostgreSQL 40001, MariaDB deadlock 1213, SQLite busy snapshot). The loser is
-/// rolled back and retried, so both increments land exactly once.
-fn serialization_conflict_is_retried(db: &TestDb) {
+/// Two concurrent transactions with `options` both read counter `n` (at 0), wait for each
+/// other, then both increment it: a real serialization conflict (PostgreSQL 40001, MariaDB
+/// deadlock 1213, SQLite busy snapshot). Returns each transaction's result, the number of
+/// attempts in all, and the final value.
+fn two_conflicting_increments(
+    db: &TestDb,
+    options: TxOptions,
+) -> (Vec<custodian::Result<()>>, usize, i64) {
     db.create_table::<Counter>().unwrap();
+    let key = "n".to_string();
     db.session()
         .unwrap()
         .insert(Counter {
-            name: "n".into(),
+            name: key.clone(),
             value: 0,
         })
         .unwrap();
     let barrier = Arc::new(Barrier::new(2));
     let attempts = Arc::new(AtomicUsize::new(0));
-    let options = TxOptions::new().serializable().retry(RetryPolicy {
-        max_attempts: 10,
-        ..RetryPolicy::default()
-    });
     let handles: Vec<_> = (0..2)
         .map(|_| {
-            let db = (**db).clone();
-            let barrier = barrier.clone();
-            let attempts = attempts.clone();
-            let options = options.clone();
+            let (db, barrier, attempts, options, key) = (
+                (**db).clone(),
+                barrier.clone(),
+                attempts.clone(),
+                options.clone(),
+                key.clone(),
+            );
             std::thread::spawn(move || {
                 let mut first = true;
                 db.transaction_with(&options, |tx| {
                     attempts.fetch_add(1, Ordering::SeqCst);
-                    let c = tx.get::<Counter>(&"n".to_string())?;
+                    let c = tx.get::<Counter>(&key)?;
                     if std::mem::take(&mut first) {
                         // Both have read before either writes.
                         barrier.wait();
@@ -130,61 +134,32 @@ fn serialization_conflict_is_retried(db: &TestDb) {
             })
         })
         .collect();
-    for h in handles {
-        h.join().unwrap().unwrap();
-    }
-    let final_value = db
-        .session()
-        .unwrap()
-        .get::<Counter>(&"n".to_string())
-        .unwrap()
-        .value;
-    assert_eq!(final_value, 2, "both increments applied exactly once");
-    assert!(
-        attempts.load(Ordering::SeqCst) >= 3,
-        "one transaction was retried"
-    );
+    let results = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let value = db.session().unwrap().get::<Counter>(&key).unwrap().value;
+    (results, attempts.load(Ordering::SeqCst), value)
 }
 
+/// The loser of a serialization conflict is rolled back and retried, so both increments land
+/// exactly once.
+fn serialization_conflict_is_retried(db: &TestDb) {
+    let options = TxOptions::new().serializable().retry(RetryPolicy {
+        max_attempts: 10,
+        ..RetryPolicy::default()
+    });
+    let (results, attempts, value) = two_conflicting_increments(db, options);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(value, 2, "both increments applied exactly once");
+    assert!(attempts >= 3, "one transaction was retried");
+}
+
+/// Without retry, the loser sees a retryable Serialization error and its increment is gone.
 fn conflict_without_retry_surfaces_as_serialization(db: &TestDb) {
-    db.create_table::<Counter>().unwrap();
-    db.session()
-        .unwrap()
-        .insert(Counter {
-            name: "n".into(),
-            value: 0,
-        })
-        .unwrap();
-    let barrier = Arc::new(Barrier::new(2));
-    let options = TxOptions::new().serializable().no_retry();
-    let handles: Vec<_> = (0..2)
-        .map(|_| {
-            let db = (**db).clone();
-            let barrier = barrier.clone();
-            let options = options.clone();
-            std::thread::spawn(move || {
-                db.transaction_with(&options, |tx| {
-                    let c = tx.get::<Counter>(&"n".to_string())?;
-                    barrier.wait();
-                    tx.update(&mut Counter {
-                        value: c.value + 1,
-                        ..c
-                    })
-                })
-            })
-        })
-        .collect();
-    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let (results, attempts, value) =
+        two_conflicting_increments(db, TxOptions::new().serializable().no_retry());
     let failures: Vec<&Error> = results.iter().filter_map(|r| r.as_ref().err()).collect();
     assert_eq!(failures.len(), 1, "{results:?}");
     assert!(failures[0].is_retryable(), "{:?}", failures[0]);
-    let value = db
-        .session()
-        .unwrap()
-        .get::<Counter>(&"n".to_string())
-        .unwrap()
-        .value;
-    assert_eq!(value, 1);
+    assert_eq!((attempts, value), (2, 1));
 }
 
 fn settings_do_not_leak_to_next_borrower(db: &TestDb) {

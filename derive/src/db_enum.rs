@@ -2,7 +2,8 @@
 //!
 //! Each variant is stored under its identifier as written, or under
 //! `#[db_enum(name = "...")]`. The derive implements `DbEnum` (the name table) and
-//! `ColumnValue` (a `Text` column holding the name).
+//! `ColumnValue` (a `Text` column holding the name, restricted by `ALLOWED` to the stored names,
+//! which `#[entity]` turns into a check constraint).
 
 use crate::attrs::{combine, variant_name};
 use proc_macro2::TokenStream;
@@ -112,6 +113,8 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
             type SqlType = #p::diesel::sql_types::Text;
             type Storage = ::std::string::String;
             const KIND: #p::ColumnKind = #p::ColumnKind::Enum;
+            const ALLOWED: ::core::option::Option<&'static [&'static str]> =
+                ::core::option::Option::Some(&[#(#strs),*]);
 
             fn to_storage(&self) -> Self::Storage {
                 ::std::borrow::ToOwned::to_owned(<Self as #p::DbEnum>::as_str(self))

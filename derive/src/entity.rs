@@ -15,8 +15,9 @@
 //! through it. diesel's `table!` itself expands to `use ::diesel;`, so the user crate must still
 //! list `diesel` (any 2.3 version, `default-features = false`) among its dependencies.
 
-use crate::attrs::EntityArgs;
-use crate::model::{snake_case, Column, EntityModel};
+use crate::attrs::{CheckAttr, EntityArgs, Role};
+use crate::model::{snake_case, Column, EntityModel, Timestamp};
+use crate::types::SqlType;
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
@@ -88,6 +89,7 @@ fn generate(m: &EntityModel) -> TokenStream {
     );
     let tp = quote!(#hidden::#table);
     let allow = allow_lints();
+    let as_select = quote!(<Self as #d::SelectableHelper<#p::MultiBackend>>::as_select());
 
     let table_mod = table_macro(m, &hidden);
     let asserts = m.columns.iter().map(|c| {
@@ -162,6 +164,20 @@ fn generate(m: &EntityModel) -> TokenStream {
         }
     };
 
+    // Roles.
+    let soft = m.role(Role::DeletedAt);
+    let version = m.role(Role::Version);
+    let updated_at = m.role(Role::UpdatedAt);
+    let created_at = m.role(Role::CreatedAt);
+    // `.filter(deleted_at IS NULL)` for soft-delete entities.
+    let live = match soft {
+        Some(c) => {
+            let f = &c.ident;
+            quote!(.filter(#tp::#f.is_null()))
+        }
+        None => quote!(),
+    };
+
     // Insert.
     let inserted: Vec<&Column> = m.columns.iter().filter(|c| c.inserted()).collect();
     let insert_body = if inserted.is_empty() {
@@ -219,24 +235,222 @@ fn generate(m: &EntityModel) -> TokenStream {
         )
     };
 
-    // Update.
-    let updated: Vec<&Column> = m.columns.iter().filter(|c| c.updated()).collect();
-    let update_body = if updated.is_empty() {
+    // Find many: one `IN` statement for a single-column key.
+    let find_many_body = if let [k] = keys.as_slice() {
+        let f = &k.ident;
+        quote! {
+            if keys.is_empty() {
+                return ::core::result::Result::Ok(::std::vec::Vec::new());
+            }
+            let keys: ::std::vec::Vec<_> = keys.iter().map(|key| #key_storage).collect();
+            #tp::table
+                .filter(#tp::#f.eq_any(keys))
+                #live
+                .select(#as_select)
+                .load(conn)
+        }
+    } else {
+        quote! {
+            let mut out = ::std::vec::Vec::with_capacity(keys.len());
+            for key in keys {
+                if let ::core::option::Option::Some(found) = <Self as #p::Entity>::raw_find(conn, key, false)? {
+                    out.push(found);
+                }
+            }
+            ::core::result::Result::Ok(out)
+        }
+    };
+
+    // Find one.
+    let find_body = if soft.is_some() {
+        quote! {
+            let key = #key_storage;
+            if with_deleted {
+                #tp::table.find(key).select(#as_select).first(conn).optional()
+            } else {
+                #tp::table.find(key)#live.select(#as_select).first(conn).optional()
+            }
+        }
+    } else {
+        quote! {
+            let _ = with_deleted;
+            let key = #key_storage;
+            #tp::table.find(key).select(#as_select).first(conn).optional()
+        }
+    };
+
+    // The current time as the stored form of a timestamp column.
+    let stored_now = |c: &Column, now: TokenStream| {
+        let v = quote!(<#p::chrono::NaiveDateTime as #p::ColumnValue>::to_storage(&#now));
+        if c.sql.is_nullable() {
+            quote!(::core::option::Option::Some(#v))
+        } else {
+            v
+        }
+    };
+
+    // Update: data columns from the entity, `updated_at = now`, `version = version + 1`;
+    // never `created_at` nor `deleted_at`. Only the live row of the entity's version matches.
+    let set: Vec<TokenStream> = m
+        .columns
+        .iter()
+        .filter(|c| c.updated() && !c.is(Role::CreatedAt) && !c.is(Role::DeletedAt))
+        .map(|c| {
+            let f = &c.ident;
+            if c.is(Role::UpdatedAt) {
+                let v = stored_now(c, quote!(now));
+                quote!(#tp::#f.eq(#v))
+            } else if c.is(Role::Version) {
+                let one = match c.sql {
+                    SqlType::BigInt => quote!(1i64),
+                    _ => quote!(1i32),
+                };
+                quote!(#tp::#f.eq(#tp::#f + #one))
+            } else {
+                let v = to_storage(c, quote!(&entity.#f));
+                quote!(#tp::#f.eq(#v))
+            }
+        })
+        .collect();
+    let version_filter = match version {
+        Some(c) => {
+            let f = &c.ident;
+            let v = to_storage(c, quote!(&entity.#f));
+            quote!(.filter(#tp::#f.eq(#v)))
+        }
+        None => quote!(),
+    };
+    let use_now = if updated_at.is_some() {
+        quote!()
+    } else {
+        quote!(let _ = now;)
+    };
+    let update_body = if set.is_empty() {
         // Nothing to set: report whether the row exists, as an update would.
         quote! {
-            let found: i64 = #tp::table.find(key).count().get_result(conn)?;
+            let found: i64 = #tp::table.find(key)#live.count().get_result(conn)?;
             ::core::result::Result::Ok(::core::convert::TryFrom::try_from(found).unwrap_or(0usize))
         }
     } else {
-        let values = updated.iter().map(|c| {
-            let f = &c.ident;
-            let v = to_storage(c, quote!(&entity.#f));
-            quote!(#tp::#f.eq(#v))
-        });
         quote! {
-            #d::update(#tp::table.find(key)).set((#(#values,)*)).execute(conn)
+            #d::update(#tp::table.find(key)#version_filter #live).set((#(#set,)*)).execute(conn)
         }
     };
+
+    // Soft delete and restore.
+    let set_deleted = soft.map(|c| {
+        let f = &c.ident;
+        let at = stored_now(c, quote!(at));
+        quote! {
+            fn raw_set_deleted(
+                conn: &mut #p::AnyConnection,
+                key: &Self::Key,
+                deleted_at: ::core::option::Option<#p::chrono::NaiveDateTime>,
+            ) -> #d::QueryResult<usize> {
+                let key = #key_storage;
+                match deleted_at {
+                    ::core::option::Option::Some(at) => #d::update(#tp::table.find(key).filter(#tp::#f.is_null()))
+                        .set(#tp::#f.eq(#at))
+                        .execute(conn),
+                    ::core::option::Option::None => #d::update(#tp::table.find(key).filter(#tp::#f.is_not_null()))
+                        .set(#tp::#f.eq(::core::option::Option::None::<#p::sql_types::StoredDatetime>))
+                        .execute(conn),
+                }
+            }
+        }
+    });
+
+    // Stamps: the values the write path stored, mirrored into the struct.
+    let stamp_value = |c: &Column| {
+        let t = c.timestamp.unwrap_or(Timestamp {
+            utc: false,
+            nullable: false,
+        });
+        let v = if t.utc {
+            quote!(#p::chrono::DateTime::from_naive_utc_and_offset(now, #p::chrono::Utc))
+        } else {
+            quote!(now)
+        };
+        if t.nullable {
+            quote!(::core::option::Option::Some(#v))
+        } else {
+            v
+        }
+    };
+    let raw_stamp = if m.columns.iter().any(|c| c.role.is_some()) {
+        let mut insert = Vec::new();
+        let mut update = Vec::new();
+        if let Some(c) = created_at {
+            let f = &c.ident;
+            let v = stamp_value(c);
+            insert.push(quote!(self.#f = #v;));
+        }
+        if let Some(c) = updated_at {
+            let f = &c.ident;
+            let v = stamp_value(c);
+            insert.push(quote!(self.#f = #v;));
+            update.push(quote!(self.#f = #v;));
+        }
+        if let Some(c) = version {
+            let f = &c.ident;
+            insert.push(quote!(self.#f = 1;));
+            update.push(quote!(self.#f += 1;));
+        }
+        let (soft_delete, restore) = match soft {
+            Some(c) => {
+                let f = &c.ident;
+                let v = stamp_value(c);
+                (
+                    quote!(self.#f = #v;),
+                    quote!(self.#f = ::core::option::Option::None;),
+                )
+            }
+            None => (quote!(), quote!()),
+        };
+        quote! {
+            fn raw_stamp(&mut self, op: #p::Stamp, now: #p::chrono::NaiveDateTime) {
+                let _ = now;
+                match op {
+                    #p::Stamp::Insert => { #(#insert)* }
+                    #p::Stamp::Update => { #(#update)* }
+                    #p::Stamp::SoftDelete => { #soft_delete }
+                    #p::Stamp::Restore => { #restore }
+                }
+            }
+        }
+    } else {
+        quote!()
+    };
+    let version_fn = version.map(|c| {
+        let f = &c.ident;
+        quote! {
+            fn version(&self) -> ::core::option::Option<i64> {
+                ::core::option::Option::Some(::core::convert::From::from(self.#f))
+            }
+        }
+    });
+
+    // Hooks and validation.
+    let hooks = m.hooks.map(|span| {
+        quote_spanned! {span=>
+            const HOOKS: bool = true;
+
+            fn raw_before(&mut self, kind: #p::WriteKind, session: &mut #p::Session) -> ::custodian::Result<()> {
+                #p::run_before(self, kind, session)
+            }
+
+            fn raw_after(&self, kind: #p::WriteKind, session: &mut #p::Session) -> ::custodian::Result<()> {
+                #p::run_after(self, kind, session)
+            }
+        }
+    });
+    let validate = m.validate.map(|span| {
+        quote_spanned! {span=>
+            fn validate(&self) -> ::core::result::Result<(), ::custodian::ValidationErrors> {
+                #p::run_validator(self)
+            }
+        }
+    });
 
     let set_key = match m.auto_increment() {
         Some(c) => {
@@ -256,7 +470,56 @@ fn generate(m: &EntityModel) -> TokenStream {
         },
     };
 
+    // Queries: live rows, all rows, deleted rows.
+    let select_ty = quote!(#d::dsl::AsSelect<#ident, #p::MultiBackend>);
+    let queries = match soft {
+        Some(c) => {
+            let f = &c.ident;
+            quote! {
+                type Query = #d::dsl::Select<#d::dsl::Filter<#tp::table, #d::dsl::IsNull<#tp::#f>>, #select_ty>;
+                type QueryWithDeleted = #d::dsl::Select<#tp::table, #select_ty>;
+                type QueryDeleted = #d::dsl::Select<#d::dsl::Filter<#tp::table, #d::dsl::IsNotNull<#tp::#f>>, #select_ty>;
+
+                const META: #p::EntityMeta = __CUSTODIAN_META;
+
+                fn query() -> Self::Query {
+                    #tp::table.filter(#tp::#f.is_null()).select(#as_select)
+                }
+
+                fn query_with_deleted() -> Self::QueryWithDeleted {
+                    #tp::table.select(#as_select)
+                }
+
+                fn query_deleted() -> Self::QueryDeleted {
+                    #tp::table.filter(#tp::#f.is_not_null()).select(#as_select)
+                }
+            }
+        }
+        None => quote! {
+            type Query = #d::dsl::Select<#tp::table, #select_ty>;
+            type QueryWithDeleted = Self::Query;
+            type QueryDeleted = #d::dsl::Filter<Self::Query, #d::dsl::AsExprOf<bool, #d::sql_types::Bool>>;
+
+            const META: #p::EntityMeta = __CUSTODIAN_META;
+
+            fn query() -> Self::Query {
+                #tp::table.select(#as_select)
+            }
+
+            fn query_with_deleted() -> Self::QueryWithDeleted {
+                <Self as #p::Entity>::query()
+            }
+
+            fn query_deleted() -> Self::QueryDeleted {
+                use #d::IntoSql as _;
+                <Self as #p::Entity>::query().filter(false.into_sql::<#d::sql_types::Bool>())
+            }
+        },
+    };
+
+    let aliases = related_aliases(m);
     let meta = meta(m);
+    let relations = relations(m, &hidden, &live, &to_storage);
 
     quote! {
         #[doc(hidden)]
@@ -269,41 +532,33 @@ fn generate(m: &EntityModel) -> TokenStream {
         #allow
         const _: () = {
             use #d::{
-                ExpressionMethods as _, OptionalExtension as _, QueryDsl as _, RunQueryDsl as _,
-                SelectableHelper as _,
+                ExpressionMethods as _, NullableExpressionMethods as _, OptionalExtension as _,
+                QueryDsl as _, RunQueryDsl as _, SelectableHelper as _,
             };
             use #d;
 
             #(#asserts)*
             #(#helpers)*
+            #aliases
+
+            const __CUSTODIAN_META: #p::EntityMeta = #meta;
 
             #queryable
 
             impl #p::Entity for #ident {
                 type Key = #key_ty;
                 type Table = #tp::table;
-                type Query = #d::dsl::Select<#tp::table, #d::dsl::AsSelect<#ident, #p::MultiBackend>>;
-                type QueryWithDeleted = Self::Query;
-                type QueryDeleted = #d::dsl::Filter<Self::Query, #d::dsl::AsExprOf<bool, #d::sql_types::Bool>>;
+                #queries
 
-                const META: #p::EntityMeta = #meta;
-
-                fn query() -> Self::Query {
-                    #tp::table.select(<Self as #d::SelectableHelper<#p::MultiBackend>>::as_select())
-                }
-
-                fn query_with_deleted() -> Self::QueryWithDeleted {
-                    <Self as #p::Entity>::query()
-                }
-
-                fn query_deleted() -> Self::QueryDeleted {
-                    use #d::IntoSql as _;
-                    <Self as #p::Entity>::query().filter(false.into_sql::<#d::sql_types::Bool>())
-                }
+                #hooks
 
                 fn key(&self) -> Self::Key {
                     #key_clone
                 }
+
+                #validate
+                #version_fn
+                #raw_stamp
 
                 fn raw_set_generated_key(&mut self, id: i64) -> ::core::result::Result<(), #p::DecodeError> {
                     #set_key
@@ -317,27 +572,15 @@ fn generate(m: &EntityModel) -> TokenStream {
                 }
 
                 fn raw_find_many(conn: &mut #p::AnyConnection, keys: &[Self::Key]) -> #d::QueryResult<::std::vec::Vec<Self>> {
-                    let mut out = ::std::vec::Vec::with_capacity(keys.len());
-                    for key in keys {
-                        if let ::core::option::Option::Some(found) = <Self as #p::Entity>::raw_find(conn, key, false)? {
-                            out.push(found);
-                        }
-                    }
-                    ::core::result::Result::Ok(out)
+                    #find_many_body
                 }
 
                 fn raw_find(conn: &mut #p::AnyConnection, key: &Self::Key, with_deleted: bool) -> #d::QueryResult<::core::option::Option<Self>> {
-                    let _ = with_deleted;
-                    let key = #key_storage;
-                    #tp::table
-                        .find(key)
-                        .select(<Self as #d::SelectableHelper<#p::MultiBackend>>::as_select())
-                        .first(conn)
-                        .optional()
+                    #find_body
                 }
 
                 fn raw_update(conn: &mut #p::AnyConnection, entity: &Self, now: #p::chrono::NaiveDateTime) -> #d::QueryResult<usize> {
-                    let _ = now;
+                    #use_now
                     let key = #entity_key_storage;
                     #update_body
                 }
@@ -346,7 +589,11 @@ fn generate(m: &EntityModel) -> TokenStream {
                     let key = #key_storage;
                     #d::delete(#tp::table.find(key)).execute(conn)
                 }
+
+                #set_deleted
             }
+
+            #relations
         };
     }
 }
@@ -397,6 +644,151 @@ fn table_macro(m: &EntityModel, hidden: &Ident) -> TokenStream {
     }
 }
 
+/// Name of the alias of the parent entity of column `i` (its `#[belongs_to(...)]`).
+fn parent_alias(i: usize) -> Ident {
+    format_ident!("__CustodianParent{}", i)
+}
+
+/// Name of the alias of the `j`-th `has_many`/`has_one` child entity.
+fn child_alias(j: usize) -> Ident {
+    format_ident!("__CustodianChild{}", j)
+}
+
+/// One type alias per related entity, spanned on the path as written, so an unknown entity is
+/// reported once, there.
+fn related_aliases(m: &EntityModel) -> TokenStream {
+    let parents = m.columns.iter().enumerate().filter_map(|(i, c)| {
+        let fk = c.references.as_ref()?;
+        let alias = parent_alias(i);
+        let parent = &fk.parent;
+        Some(quote_spanned!(parent.span()=> type #alias = #parent;))
+    });
+    let children = m.children.iter().enumerate().map(|(j, child)| {
+        let alias = child_alias(j);
+        quote_spanned!(child.span()=> type #alias = #child;)
+    });
+    quote! {
+        #(#parents)*
+        #(#children)*
+    }
+}
+
+/// The `BelongsTo` and `JoinTo` impls of `#[belongs_to(...)]`, and the `JoinTo` impls of
+/// `has_many(...)` / `has_one(...)`.
+fn relations(
+    m: &EntityModel,
+    hidden: &Ident,
+    live: &TokenStream,
+    to_storage: &dyn Fn(&Column, TokenStream) -> TokenStream,
+) -> TokenStream {
+    let p = quote!(::custodian::__private);
+    let d = quote!(::custodian::__private::diesel);
+    let ident = &m.ident;
+    let table = &m.table;
+    let tp = quote!(#hidden::#table);
+    let as_select = quote!(<Self as #d::SelectableHelper<#p::MultiBackend>>::as_select());
+    let mut out = TokenStream::new();
+    for (i, c) in m.columns.iter().enumerate() {
+        let Some(fk) = &c.references else { continue };
+        let parent = parent_alias(i);
+        let f = &c.ident;
+        let field = f.unraw().to_string();
+        let key_ty = &fk.key_ty;
+        // The field must hold the parent's key: checked once, under the field type.
+        let key_bound = quote_spanned! {key_ty.span()=>
+            #parent: #p::Entity<Key = #key_ty>
+        };
+        let (parent_key, stored_key) = if c.sql.is_nullable() {
+            (
+                quote!(::core::clone::Clone::clone(&self.#f)),
+                quote!(::core::option::Option::Some(<#key_ty as #p::ColumnValue>::to_storage(key))),
+            )
+        } else {
+            (
+                quote!(::core::option::Option::Some(::core::clone::Clone::clone(&self.#f))),
+                to_storage(c, quote!(key)),
+            )
+        };
+        out.extend(quote! {
+            impl #p::BelongsTo<#parent> for #ident
+            where
+                #key_bound,
+            {
+                const FOREIGN_KEY: &'static str = #field;
+                type ForeignKeyColumn = #tp::#f;
+
+                fn parent_key(&self) -> ::core::option::Option<<#parent as #p::Entity>::Key> {
+                    #parent_key
+                }
+
+                fn raw_children_of(
+                    conn: &mut #p::AnyConnection,
+                    keys: &[<#parent as #p::Entity>::Key],
+                ) -> #d::QueryResult<::std::vec::Vec<Self>> {
+                    if keys.is_empty() {
+                        return ::core::result::Result::Ok(::std::vec::Vec::new());
+                    }
+                    let keys: ::std::vec::Vec<_> = keys.iter().map(|key| #stored_key).collect();
+                    #tp::table
+                        .filter(#tp::#f.eq_any(keys))
+                        #live
+                        .select(#as_select)
+                        .load(conn)
+                }
+            }
+        });
+        if !fk.self_ref {
+            out.extend(quote! {
+                impl #d::JoinTo<<#parent as #p::Entity>::Table> for #tp::table
+                where
+                    #key_bound,
+                {
+                    type FromClause = <#parent as #p::Entity>::Table;
+                    type OnClause = #d::dsl::Eq<
+                        #d::dsl::Nullable<#tp::#f>,
+                        #d::dsl::Nullable<<<#parent as #p::Entity>::Table as #d::Table>::PrimaryKey>,
+                    >;
+
+                    fn join_target(rhs: <#parent as #p::Entity>::Table) -> (Self::FromClause, Self::OnClause) {
+                        let on = #tp::#f.nullable().eq(#d::Table::primary_key(&rhs).nullable());
+                        (rhs, on)
+                    }
+                }
+            });
+        }
+    }
+    for (j, child) in m.children.iter().enumerate() {
+        if child.is_ident(ident) {
+            continue;
+        }
+        let alias = child_alias(j);
+        let bound = quote_spanned! {child.span()=>
+            #alias: #p::BelongsTo<#ident>
+        };
+        let fk = quote!(<#alias as #p::BelongsTo<#ident>>::ForeignKeyColumn);
+        out.extend(quote! {
+            impl #d::JoinTo<<#alias as #p::Entity>::Table> for #tp::table
+            where
+                #bound,
+            {
+                type FromClause = <#alias as #p::Entity>::Table;
+                type OnClause = #d::dsl::Eq<
+                    #d::dsl::Nullable<#fk>,
+                    #d::dsl::Nullable<<#tp::table as #d::Table>::PrimaryKey>,
+                >;
+
+                fn join_target(rhs: <#alias as #p::Entity>::Table) -> (Self::FromClause, Self::OnClause) {
+                    let on = <#fk as ::core::default::Default>::default()
+                        .nullable()
+                        .eq(#d::Table::primary_key(&#tp::table).nullable());
+                    (rhs, on)
+                }
+            }
+        });
+    }
+    out
+}
+
 /// The `EntityMeta` constant.
 fn meta(m: &EntityModel) -> TokenStream {
     let p = quote!(::custodian::__private);
@@ -409,13 +801,56 @@ fn meta(m: &EntityModel) -> TokenStream {
         }
         None => quote!(::core::option::Option::None),
     };
-    let columns = m.columns.iter().map(|c| {
+    let some = quote!(::core::option::Option::Some);
+    let none = quote!(::core::option::Option::None);
+    let opt_i64 = |v: Option<i64>| match v {
+        Some(v) => quote!(#some(#v)),
+        None => none.clone(),
+    };
+    let columns = m.columns.iter().enumerate().map(|(i, c)| {
         let ty = &c.ty;
         let cname = &c.name;
         let field = c.ident.unraw().to_string();
         let pk = c.primary_key;
         let ai = c.auto_increment;
         let gen = c.generated;
+        let unique = c.unique;
+        let indexed = c.indexed;
+        let role = format_ident!("{}", c.role.map_or("Data", |(r, _)| r.variant()));
+        let default_sql = match &c.default_sql {
+            Some(lit) => quote!(#some(#lit)),
+            None => none.clone(),
+        };
+        let check = match &c.check {
+            Some(CheckAttr::Sql(lit)) => quote!(#some(#p::Check::Sql(#lit))),
+            Some(CheckAttr::Range { min, max }) => {
+                let (min, max) = (opt_i64(*min), opt_i64(*max));
+                quote!(#some(#p::Check::Range { min: #min, max: #max }))
+            }
+            Some(CheckAttr::OneOf(values)) => quote!(#some(#p::Check::OneOf(&[#(#values),*]))),
+            // Enums (and Option of them) allow only their stored names.
+            None => quote! {
+                match <#ty as #p::ColumnValue>::ALLOWED {
+                    #some(allowed) => #some(#p::Check::OneOf(allowed)),
+                    #none => #none,
+                }
+            },
+        };
+        let references = match &c.references {
+            Some(fk) => {
+                let parent = parent_alias(i);
+                let on_delete = format_ident!("{}", fk.on_delete.variant());
+                let on_update = format_ident!("{}", fk.on_update.variant());
+                quote! {
+                    #some(#p::ForeignKey {
+                        parent: #p::meta_of::<#parent>,
+                        on_delete: #p::RefAction::#on_delete,
+                        on_update: #p::RefAction::#on_update,
+                    })
+                }
+            }
+            None => none.clone(),
+        };
         quote! {
             #p::ColumnMeta {
                 name: #cname,
@@ -425,7 +860,25 @@ fn meta(m: &EntityModel) -> TokenStream {
                 primary_key: #pk,
                 auto_increment: #ai,
                 generated: #gen,
+                role: #p::ColumnRole::#role,
+                unique: #unique,
+                indexed: #indexed,
+                default_sql: #default_sql,
+                check: #check,
+                references: #references,
                 ..#p::ColumnMeta::PLAIN
+            }
+        }
+    });
+    let indexes = m.indexes.iter().map(|i| {
+        let name = &i.name;
+        let cols = &i.columns;
+        let unique = i.unique;
+        quote! {
+            #p::IndexMeta {
+                name: #name,
+                columns: &[#(#cols),*],
+                unique: #unique,
             }
         }
     });
@@ -435,7 +888,7 @@ fn meta(m: &EntityModel) -> TokenStream {
             table: #table,
             schema: #schema,
             columns: &[#(#columns,)*],
-            indexes: &[],
+            indexes: &[#(#indexes,)*],
         }
     }
 }

@@ -1,14 +1,20 @@
-//! The validated description of an `#[entity]` struct: table, schema and columns.
+//! The validated description of an `#[entity]` struct: table, schema, columns, constraints,
+//! relationships and options.
 //!
 //! [`EntityModel::from_struct`] applies every rule that involves more than one attribute or
 //! field (primary key present and not nullable, `auto_increment` only on a single integer key,
-//! unique column names, ...) and strips the column attributes from the struct it is given.
+//! unique column names, one column per role, one foreign key per parent, ...) and strips the
+//! column attributes from the struct it is given.
 
-use crate::attrs::{combine, EntityArgs, FieldAttrs};
-use crate::types::{sql_type_of, SqlType};
+use crate::attrs::{
+    combine, Action, BelongsToAttr, CheckAttr, EntityArgs, FieldAttrs, FieldList, Role,
+};
+use crate::types::{datetime_of, option_inner, sql_type_of, SqlType};
 use proc_macro2::Span;
+use quote::ToTokens;
 use syn::ext::IdentExt;
-use syn::{Fields, Ident, ItemStruct, LitStr, Type, Visibility};
+use syn::spanned::Spanned;
+use syn::{Fields, Ident, ItemStruct, LitStr, Path, Type, Visibility};
 
 /// Most columns diesel handles in one table with the `32-column-tables` feature.
 pub(crate) const MAX_COLUMNS: usize = 32;
@@ -27,6 +33,47 @@ pub(crate) struct EntityModel {
     pub columns: Vec<Column>,
     /// Fields marked `#[skip]`, filled with `Default::default()` when loading.
     pub skipped: Vec<Ident>,
+    /// Multi-column indexes and unique constraints.
+    pub indexes: Vec<Index>,
+    /// `has_many(...)` and `has_one(...)` children.
+    pub children: Vec<Path>,
+    /// Span of the `hooks` flag, if present.
+    pub hooks: Option<Span>,
+    /// Whether `validate` runs validator's rules (flag, or `#[derive(Validate)]`).
+    pub validate: Option<Span>,
+}
+
+/// A multi-column index or unique constraint.
+pub(crate) struct Index {
+    /// Name: `<table>_<col>_<col>_key` (unique) or `_idx`.
+    pub name: String,
+    /// Column names, in order.
+    pub columns: Vec<String>,
+    /// Unique constraint.
+    pub unique: bool,
+}
+
+/// A foreign key: the column's `#[belongs_to(Parent)]`.
+pub(crate) struct ForeignKey {
+    /// The parent entity as written (`Self` replaced by the struct's name).
+    pub parent: Path,
+    /// Action on delete.
+    pub on_delete: Action,
+    /// Action on update.
+    pub on_update: Action,
+    /// The key type the field holds (the field type, or `T` of `Option<T>`).
+    pub key_ty: Type,
+    /// Whether the parent is this entity itself.
+    pub self_ref: bool,
+}
+
+/// How a timestamp field holds its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Timestamp {
+    /// `DateTime<Utc>` rather than `NaiveDateTime`.
+    pub utc: bool,
+    /// In an `Option`.
+    pub nullable: bool,
 }
 
 /// One mapped field.
@@ -47,6 +94,22 @@ pub(crate) struct Column {
     pub auto_increment: bool,
     /// Computed or defaulted by the database: left out of inserts and updates.
     pub generated: bool,
+    /// Unique constraint on this column alone.
+    pub unique: bool,
+    /// Index on this column alone.
+    pub indexed: bool,
+    /// SQL default expression.
+    pub default_sql: Option<LitStr>,
+    /// Check constraint.
+    pub check: Option<CheckAttr>,
+    /// Role the write path maintains, with the span of its attribute.
+    pub role: Option<(Role, Span)>,
+    /// For timestamp columns (`NaiveDateTime`, `DateTime<Utc>`, optionally in `Option`).
+    pub timestamp: Option<Timestamp>,
+    /// `#[belongs_to(...)]`.
+    pub references: Option<ForeignKey>,
+    /// Span of the parent path in `#[belongs_to(...)]`, for errors.
+    pub references_span: Option<Span>,
 }
 
 impl Column {
@@ -55,9 +118,14 @@ impl Column {
         !self.auto_increment && !self.generated
     }
 
-    /// Whether the column is set by `UPDATE`.
+    /// Whether the column is set by `UPDATE` (from the entity or by the write path).
     pub(crate) fn updated(&self) -> bool {
         !self.primary_key && !self.generated
+    }
+
+    /// Whether the column plays `role`.
+    pub(crate) fn is(&self, role: Role) -> bool {
+        matches!(self.role, Some((r, _)) if r == role)
     }
 
     /// Whether the database name differs from the field name.
@@ -124,7 +192,15 @@ impl EntityModel {
                 continue;
             };
             if let Some(skip) = attrs.skip {
-                if let Some(pk) = attrs.primary_key {
+                if attrs.belongs_to.is_some() {
+                    combine(
+                        &mut errors,
+                        syn::Error::new(
+                            skip,
+                            "`#[skip]` cannot be combined with `#[belongs_to]`: a foreign key must be stored",
+                        ),
+                    );
+                } else if let Some(pk) = attrs.primary_key {
                     combine(
                         &mut errors,
                         syn::Error::new(
@@ -144,7 +220,7 @@ impl EntityModel {
                 skipped.push(ident);
                 continue;
             }
-            match column(ident, field.ty.clone(), attrs) {
+            match column(&item.ident, ident, field.ty.clone(), attrs) {
                 Ok(c) => columns.push(c),
                 Err(e) => combine(&mut errors, e),
             }
@@ -154,6 +230,9 @@ impl EntityModel {
         }
         let table = table.expect("no table error was reported");
         check_columns(&item.ident, &table, &columns)?;
+        check_roles_and_relations(&columns, &args)?;
+        let indexes = indexes(&table, &columns, &skipped, &args)?;
+        let validate = args.validate.or_else(|| derives_validate(&item.attrs));
         Ok(EntityModel {
             ident: item.ident.clone(),
             vis: item.vis.clone(),
@@ -161,6 +240,15 @@ impl EntityModel {
             schema,
             columns,
             skipped,
+            indexes,
+            children: args
+                .has_many
+                .iter()
+                .chain(&args.has_one)
+                .map(|p| self_to_name(p, &item.ident))
+                .collect(),
+            hooks: args.hooks,
+            validate,
         })
     }
 
@@ -173,10 +261,43 @@ impl EntityModel {
     pub(crate) fn auto_increment(&self) -> Option<&Column> {
         self.columns.iter().find(|c| c.auto_increment)
     }
+
+    /// The column playing `role`, if any.
+    pub(crate) fn role(&self, role: Role) -> Option<&Column> {
+        self.columns.iter().find(|c| c.is(role))
+    }
+}
+
+/// The span of `#[derive(..., Validate, ...)]` among the struct's attributes, if any.
+fn derives_validate(attrs: &[syn::Attribute]) -> Option<Span> {
+    attrs
+        .iter()
+        .filter(|a| a.path().is_ident("derive"))
+        .filter_map(|a| {
+            a.parse_args_with(syn::punctuated::Punctuated::<Path, syn::Token![,]>::parse_terminated)
+                .ok()
+        })
+        .flatten()
+        .find(|p| p.segments.last().is_some_and(|s| s.ident == "Validate"))
+        .map(|p| p.span())
+}
+
+/// `Self` as the struct's name, so the path can be used outside the struct's impls.
+fn self_to_name(path: &Path, ident: &Ident) -> Path {
+    if path.is_ident("Self") {
+        Path::from(Ident::new(&ident.to_string(), path.span()))
+    } else {
+        path.clone()
+    }
+}
+
+/// The path as written, for comparisons and messages.
+fn path_string(path: &Path) -> String {
+    path.to_token_stream().to_string().replace(' ', "")
 }
 
 /// Validates the attributes of one field that is a column.
-fn column(ident: Ident, ty: Type, attrs: FieldAttrs) -> syn::Result<Column> {
+fn column(entity: &Ident, ident: Ident, ty: Type, attrs: FieldAttrs) -> syn::Result<Column> {
     let sql = sql_type_of(&ty)?;
     if attrs.primary_key.is_some() && sql.is_nullable() {
         return Err(syn::Error::new_spanned(
@@ -204,6 +325,103 @@ fn column(ident: Ident, ty: Type, attrs: FieldAttrs) -> syn::Result<Column> {
             ));
         }
     }
+    if let Some(unique) = attrs.unique {
+        if attrs.primary_key.is_some() {
+            return Err(syn::Error::new(
+                unique,
+                "a primary key is unique already: remove `unique`",
+            ));
+        }
+    }
+    if let Some(index) = attrs.index {
+        if attrs.primary_key.is_some() || attrs.unique.is_some() {
+            return Err(syn::Error::new(
+                index,
+                "this column is indexed already (primary key or `unique`): remove `index`",
+            ));
+        }
+    }
+    let timestamp = datetime_of(&ty).map(|(utc, nullable)| Timestamp { utc, nullable });
+    if let Some((role, span)) = attrs.role {
+        let key = role.key();
+        if attrs.primary_key.is_some() {
+            return Err(syn::Error::new(
+                span,
+                format!("a primary key cannot be `{key}`: the write path maintains that column, use another field"),
+            ));
+        }
+        if attrs.generated.is_some() {
+            return Err(syn::Error::new(
+                span,
+                format!("`{key}` cannot be combined with `generated`: the write path sets the column, not the database"),
+            ));
+        }
+        match role {
+            Role::Version => {
+                if !matches!(sql, SqlType::Integer | SqlType::BigInt) {
+                    return Err(syn::Error::new_spanned(
+                        &ty,
+                        "a `version` column must be `i32` or `i64` (not in an `Option`)",
+                    ));
+                }
+            }
+            Role::CreatedAt | Role::UpdatedAt => {
+                if timestamp.is_none() {
+                    return Err(syn::Error::new_spanned(
+                        &ty,
+                        format!(
+                            "a `{key}` column must be a timestamp: `NaiveDateTime` or \
+                             `DateTime<Utc>`, optionally in an `Option`"
+                        ),
+                    ));
+                }
+            }
+            Role::DeletedAt => {
+                if !timestamp.is_some_and(|t| t.nullable) {
+                    return Err(syn::Error::new_spanned(
+                        &ty,
+                        "a `deleted_at` column must be `Option<NaiveDateTime>` or \
+                         `Option<DateTime<Utc>>`: `None` (NULL) marks a live row",
+                    ));
+                }
+            }
+        }
+    }
+    if let Some((check, span)) = &attrs.check {
+        let base = match &sql {
+            SqlType::Nullable(inner) => &**inner,
+            other => other,
+        };
+        match check {
+            CheckAttr::Range { .. } if !base.is_integer() => {
+                return Err(syn::Error::new(
+                    *span,
+                    format!(
+                        "`range` is only allowed on integer fields (i16, i32, i64, or an `Option` \
+                         of one), not `{}`: use `check = \"...\"`",
+                        ty.to_token_stream().to_string().replace(' ', "")
+                    ),
+                ))
+            }
+            CheckAttr::OneOf(_) if *base != SqlType::Text => {
+                return Err(syn::Error::new(
+                    *span,
+                    format!(
+                        "`one_of` is only allowed on text fields, not `{}`: use `check = \"...\"`",
+                        ty.to_token_stream().to_string().replace(' ', "")
+                    ),
+                ))
+            }
+            _ => {}
+        }
+    }
+    let (references, references_span) = match attrs.belongs_to {
+        Some(b) => {
+            let span = b.parent.span();
+            (Some(foreign_key(entity, &ty, &sql, b)?), Some(span))
+        }
+        None => (None, None),
+    };
     let name = match &attrs.name {
         Some(lit) => lit.value(),
         None => ident.unraw().to_string(),
@@ -218,6 +436,213 @@ fn column(ident: Ident, ty: Type, attrs: FieldAttrs) -> syn::Result<Column> {
         primary_key: attrs.primary_key.is_some(),
         auto_increment: attrs.auto_increment.is_some(),
         generated: attrs.generated.is_some(),
+        unique: attrs.unique.is_some(),
+        indexed: attrs.index.is_some(),
+        default_sql: attrs.default,
+        check: attrs.check.map(|(c, _)| c),
+        role: attrs.role,
+        timestamp,
+        references,
+        references_span,
+    })
+}
+
+/// Validates `#[belongs_to(...)]` on a field of type `ty`.
+fn foreign_key(
+    entity: &Ident,
+    ty: &Type,
+    sql: &SqlType,
+    b: BelongsToAttr,
+) -> syn::Result<ForeignKey> {
+    for (action, span) in [b.on_delete, b.on_update] {
+        if let (Action::SetNull, Some(span)) = (action, span) {
+            if !sql.is_nullable() {
+                return Err(syn::Error::new(
+                    span,
+                    "\"set_null\" needs a nullable foreign key: make the field an `Option`",
+                ));
+            }
+        }
+    }
+    if let Some(seg) = b.parent.segments.iter().find(|s| !s.arguments.is_none()) {
+        return Err(syn::Error::new_spanned(
+            &seg.arguments,
+            "the parent entity takes no generic arguments",
+        ));
+    }
+    let self_ref = b.parent.is_ident("Self") || b.parent.is_ident(entity);
+    Ok(ForeignKey {
+        parent: self_to_name(&b.parent, entity),
+        on_delete: b.on_delete.0,
+        on_update: b.on_update.0,
+        key_ty: option_inner(ty).unwrap_or(ty).clone(),
+        self_ref,
+    })
+}
+
+/// Rules across columns about roles and relationships: one column per role, one foreign key
+/// per parent, one `has_many`/`has_one` per child.
+fn check_roles_and_relations(columns: &[Column], args: &EntityArgs) -> syn::Result<()> {
+    let mut errors: Option<syn::Error> = None;
+    for (i, c) in columns.iter().enumerate() {
+        if let Some((role, span)) = c.role {
+            if let Some(first) = columns[..i].iter().find(|p| p.is(role)) {
+                combine(
+                    &mut errors,
+                    syn::Error::new(
+                        span,
+                        format!(
+                            "only one field can be `{}`, and `{}` already is",
+                            role.key(),
+                            first.ident
+                        ),
+                    ),
+                );
+            }
+        }
+        if let (Some(fk), Some(span)) = (&c.references, c.references_span) {
+            let parent = path_string(&fk.parent);
+            if let Some(first) = columns[..i].iter().find(|p| {
+                p.references
+                    .as_ref()
+                    .is_some_and(|f| path_string(&f.parent) == parent)
+            }) {
+                combine(
+                    &mut errors,
+                    syn::Error::new(
+                        span,
+                        format!(
+                            "an entity can belong to `{parent}` through one foreign key only, \
+                             and `{}` already references it",
+                            first.ident
+                        ),
+                    ),
+                );
+            }
+        }
+    }
+    let mut seen: Vec<(String, &str)> = Vec::new();
+    for (key, paths) in [("has_many", &args.has_many), ("has_one", &args.has_one)] {
+        for p in paths {
+            let name = path_string(p);
+            if let Some((_, first)) = seen.iter().find(|(n, _)| *n == name) {
+                combine(
+                    &mut errors,
+                    syn::Error::new_spanned(
+                        p,
+                        format!("`{name}` is already related to this entity by `{first}({name})`"),
+                    ),
+                );
+            } else if columns.iter().any(|c| {
+                c.references
+                    .as_ref()
+                    .is_some_and(|f| path_string(&f.parent) == name)
+            }) {
+                combine(
+                    &mut errors,
+                    syn::Error::new_spanned(
+                        p,
+                        format!(
+                            "this entity belongs to `{name}`, so it cannot also {key} it: \
+                             the two tables are joined through `#[belongs_to({name})]` already"
+                        ),
+                    ),
+                );
+            } else {
+                seen.push((name, key));
+            }
+        }
+    }
+    match errors {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The multi-column indexes and unique constraints of `#[entity(unique(..), index(..))]`.
+fn indexes(
+    table: &Ident,
+    columns: &[Column],
+    skipped: &[Ident],
+    args: &EntityArgs,
+) -> syn::Result<Vec<Index>> {
+    let mut errors: Option<syn::Error> = None;
+    let mut out: Vec<Index> = Vec::new();
+    let lists = args
+        .unique
+        .iter()
+        .map(|l| (l, true))
+        .chain(args.index.iter().map(|l| (l, false)));
+    for (list, unique) in lists {
+        match index(table, columns, skipped, list, unique) {
+            Ok(i) => {
+                if out.iter().any(|o| o.name == i.name) {
+                    combine(
+                        &mut errors,
+                        syn::Error::new_spanned(
+                            &list.keyword,
+                            format!("duplicate {} `{}`", list.keyword, i.name),
+                        ),
+                    );
+                } else {
+                    out.push(i);
+                }
+            }
+            Err(e) => combine(&mut errors, e),
+        }
+    }
+    match errors {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+fn index(
+    table: &Ident,
+    columns: &[Column],
+    skipped: &[Ident],
+    list: &FieldList,
+    unique: bool,
+) -> syn::Result<Index> {
+    let key = list.keyword.to_string();
+    let mut names: Vec<String> = Vec::new();
+    for (i, f) in list.fields.iter().enumerate() {
+        if list.fields[..i].iter().any(|p| p.unraw() == f.unraw()) {
+            return Err(syn::Error::new_spanned(
+                f,
+                format!("field `{f}` is listed twice in `{key}(...)`"),
+            ));
+        }
+        match columns.iter().find(|c| c.ident.unraw() == f.unraw()) {
+            Some(c) => names.push(c.name.clone()),
+            None if skipped.iter().any(|s| s.unraw() == f.unraw()) => {
+                return Err(syn::Error::new_spanned(
+                    f,
+                    format!("field `{f}` is `#[skip]`ped, so it is not a column"),
+                ))
+            }
+            None => {
+                return Err(syn::Error::new_spanned(
+                    f,
+                    format!("unknown field `{f}` in `{key}(...)`"),
+                ))
+            }
+        }
+    }
+    if names.len() < 2 {
+        return Err(syn::Error::new_spanned(
+            &list.keyword,
+            format!(
+                "`{key}(...)` takes at least two fields; for one column write \
+                 `#[column({key})]` on the field"
+            ),
+        ));
+    }
+    let suffix = if unique { "key" } else { "idx" };
+    Ok(Index {
+        name: format!("{table}_{}_{suffix}", names.join("_")),
+        columns: names,
+        unique,
     })
 }
 

@@ -121,7 +121,7 @@ impl SqlType {
 }
 
 /// `T` of a type written `Option<T>`.
-fn option_inner(ty: &Type) -> Option<&Type> {
+pub(crate) fn option_inner(ty: &Type) -> Option<&Type> {
     match ty {
         Type::Paren(p) => option_inner(&p.elem),
         Type::Group(g) => option_inner(&g.elem),
@@ -137,6 +137,19 @@ fn option_inner(ty: &Type) -> Option<&Type> {
                 _ => None,
             }
         }
+        _ => None,
+    }
+}
+
+/// For a timestamp field (`NaiveDateTime` or `DateTime<Utc>`, optionally in `Option`):
+/// `(is DateTime<Utc>, is in an Option)`.
+pub(crate) fn datetime_of(ty: &Type) -> Option<(bool, bool)> {
+    let (inner, nullable) = match option_inner(ty) {
+        Some(inner) => (inner, true),
+        None => (ty, false),
+    };
+    match sql_type_of(inner).ok()? {
+        SqlType::Datetime => Some((!is_named(inner, "NaiveDateTime"), nullable)),
         _ => None,
     }
 }

@@ -2,7 +2,7 @@ use custodian::entity;
 
 #[entity]
 struct Control {
-    #[column(primary_key, unique)]
+    #[column(primary_key, uniq)]
     id: i32,
 }
 

@@ -11,6 +11,7 @@ pub mod conn;
 pub mod db;
 pub mod entity;
 pub mod error;
+pub mod hex;
 pub mod hooks;
 pub mod migrate;
 pub mod pool;

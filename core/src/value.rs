@@ -84,7 +84,7 @@ pub trait ColumnValue: Sized {
     /// The diesel SQL type of the column.
     type SqlType: sql_types::SqlType;
     /// The owned value bound to SQL and read back from it.
-    type Storage;
+    type Storage: StoredJson;
     /// The kind of column, for DDL.
     const KIND: ColumnKind;
     /// Whether the column accepts `NULL`.
@@ -95,6 +95,140 @@ pub trait ColumnValue: Sized {
     fn to_storage(&self) -> Self::Storage;
     /// Converts a stored value back; fails (never panics) on malformed data.
     fn from_storage(stored: Self::Storage) -> Result<Self, DecodeError>;
+
+    /// The stored value as JSON, as audit images record it (backend-independent).
+    fn to_json(&self) -> serde_json::Value {
+        self.to_storage().to_json()
+    }
+
+    /// The value from its JSON image; fails on malformed images.
+    fn from_json(json: &serde_json::Value) -> Result<Self, DecodeError> {
+        Self::from_storage(Self::Storage::from_json(json)?)
+    }
+}
+
+/// JSON form of a stored value: integers and floats as numbers, booleans, text as strings,
+/// bytes as lower-case hex, dates as `YYYY-MM-DD`, timestamps as `YYYY-MM-DD HH:MM:SS.ffffff`
+/// (UTC), `NULL` as `null`. Identical for every backend, so audit images and their hashes are.
+pub trait StoredJson: Sized {
+    /// This stored value as JSON.
+    fn to_json(&self) -> serde_json::Value;
+    /// The stored value of a JSON image.
+    fn from_json(json: &serde_json::Value) -> Result<Self, DecodeError>;
+}
+
+fn json_type_error(expected: &str, got: &serde_json::Value) -> DecodeError {
+    format!("expected {expected} in the image, found {got}").into()
+}
+
+macro_rules! json_int {
+    ($($ty:ty),*) => {$(
+        impl StoredJson for $ty {
+            fn to_json(&self) -> serde_json::Value {
+                serde_json::Value::from(*self)
+            }
+            fn from_json(json: &serde_json::Value) -> Result<Self, DecodeError> {
+                let n = json.as_i64().ok_or_else(|| json_type_error("an integer", json))?;
+                Ok(<$ty>::try_from(n)?)
+            }
+        }
+    )*};
+}
+
+json_int!(i16, i32, i64);
+
+impl StoredJson for f64 {
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::Number::from_f64(*self)
+            .map_or(serde_json::Value::Null, serde_json::Value::Number)
+    }
+    fn from_json(json: &serde_json::Value) -> Result<Self, DecodeError> {
+        json.as_f64()
+            .ok_or_else(|| json_type_error("a number", json))
+    }
+}
+
+impl StoredJson for f32 {
+    fn to_json(&self) -> serde_json::Value {
+        StoredJson::to_json(&f64::from(*self))
+    }
+    fn from_json(json: &serde_json::Value) -> Result<Self, DecodeError> {
+        // f32 -> f64 is exact, so the cast back is too.
+        <f64 as StoredJson>::from_json(json).map(|v| v as f32)
+    }
+}
+
+impl StoredJson for bool {
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Bool(*self)
+    }
+    fn from_json(json: &serde_json::Value) -> Result<Self, DecodeError> {
+        json.as_bool()
+            .ok_or_else(|| json_type_error("a boolean", json))
+    }
+}
+
+impl StoredJson for String {
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::String(self.clone())
+    }
+    fn from_json(json: &serde_json::Value) -> Result<Self, DecodeError> {
+        json.as_str()
+            .map(str::to_string)
+            .ok_or_else(|| json_type_error("a string", json))
+    }
+}
+
+impl StoredJson for Vec<u8> {
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::String(crate::hex::encode(self))
+    }
+    fn from_json(json: &serde_json::Value) -> Result<Self, DecodeError> {
+        let s = json
+            .as_str()
+            .ok_or_else(|| json_type_error("hex bytes", json))?;
+        crate::hex::decode(s).ok_or_else(|| json_type_error("hex bytes", json))
+    }
+}
+
+impl StoredJson for chrono::NaiveDate {
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::String(self.format("%Y-%m-%d").to_string())
+    }
+    fn from_json(json: &serde_json::Value) -> Result<Self, DecodeError> {
+        let s = json
+            .as_str()
+            .ok_or_else(|| json_type_error("a date", json))?;
+        Ok(chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")?)
+    }
+}
+
+impl StoredJson for StoredDatetime {
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::String(self.0.format("%Y-%m-%d %H:%M:%S%.6f").to_string())
+    }
+    fn from_json(json: &serde_json::Value) -> Result<Self, DecodeError> {
+        let s = json
+            .as_str()
+            .ok_or_else(|| json_type_error("a timestamp", json))?;
+        Ok(StoredDatetime(chrono::NaiveDateTime::parse_from_str(
+            s,
+            "%Y-%m-%d %H:%M:%S%.f",
+        )?))
+    }
+}
+
+impl<S: StoredJson> StoredJson for Option<S> {
+    fn to_json(&self) -> serde_json::Value {
+        self.as_ref().map_or(serde_json::Value::Null, S::to_json)
+    }
+    fn from_json(json: &serde_json::Value) -> Result<Self, DecodeError> {
+        if json.is_null() {
+            Ok(None)
+        } else {
+            S::from_json(json).map(Some)
+        }
+    }
 }
 
 /// The stored form of a value, for comparing columns in hand-written diesel filters.
@@ -290,6 +424,38 @@ mod tests {
         assert_eq!(Decimal::from_storage(d.to_storage()).unwrap(), d);
         let cents: Decimal = "0.10".parse().unwrap();
         assert_eq!(cents.to_storage(), "0.1");
+    }
+
+    #[test]
+    fn json_images_round_trip() {
+        let t = NaiveDate::from_ymd_opt(2024, 2, 29)
+            .unwrap()
+            .and_hms_micro_opt(1, 2, 3, 4)
+            .unwrap();
+        assert_eq!(t.to_json(), serde_json::json!("2024-02-29 01:02:03.000004"));
+        assert_eq!(chrono::NaiveDateTime::from_json(&t.to_json()).unwrap(), t);
+        assert_eq!(
+            ColumnValue::to_json(&vec![0u8, 255]),
+            serde_json::json!("00ff")
+        );
+        assert_eq!(
+            <Vec<u8> as ColumnValue>::from_json(&serde_json::json!("00ff")).unwrap(),
+            vec![0, 255]
+        );
+        assert_eq!(ColumnValue::to_json(&i64::MIN), serde_json::json!(i64::MIN));
+        assert_eq!(
+            <Option<i16> as ColumnValue>::from_json(&serde_json::Value::Null).unwrap(),
+            None
+        );
+        assert!(<i16 as ColumnValue>::from_json(&serde_json::json!(70000)).is_err());
+        assert!(<bool as ColumnValue>::from_json(&serde_json::json!("yes")).is_err());
+        let f = 0.1f32;
+        assert_eq!(
+            <f32 as ColumnValue>::from_json(&ColumnValue::to_json(&f)).unwrap(),
+            f
+        );
+        let d: Decimal = "12.50".parse().unwrap();
+        assert_eq!(d.to_json(), serde_json::json!("12.5"));
     }
 
     #[test]

@@ -155,8 +155,11 @@ fn harness_error(kind: BackendKind, what: &str, e: impl std::fmt::Display) -> Er
     }
 }
 
-/// What the database has applied: `(version, checksum)` from the ledger, and diesel's versions.
-fn applied(s: &mut Session, kind: BackendKind) -> Result<(Vec<(String, String)>, HashSet<String>)> {
+/// `(version, checksum)` rows of the ledger.
+type LedgerRows = Vec<(String, String)>;
+
+/// What the database has applied: the ledger's rows, and diesel's versions.
+fn applied(s: &mut Session, kind: BackendKind) -> Result<(LedgerRows, HashSet<String>)> {
     s.execute_sql(CREATE_LEDGER)?;
     let rows: Vec<(String, String)> = s.load(
         led::table

@@ -10,6 +10,7 @@ mod crud;
 mod errors;
 mod example;
 mod pool;
+mod schema;
 mod transactions;
 mod types;
 

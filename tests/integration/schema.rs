@@ -282,6 +282,47 @@ fn cycle_b() -> EntityMeta {
     B
 }
 
+// ------------------------------------------------------------------ metadata from #[entity]
+
+/// A department: unique name.
+#[entity(table = "depts")]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dept {
+    #[column(primary_key, auto_increment)]
+    pub id: i64,
+    #[column(unique)]
+    pub name: String,
+}
+
+/// Staff: cascade from the department, set null from the manager (a self-reference), a
+/// range, a one-of with a default, and a badge unique per department.
+#[entity(table = "staff", unique(dept_id, badge))]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Staff {
+    #[column(primary_key, auto_increment)]
+    pub id: i64,
+    #[belongs_to(Dept, on_delete = "cascade")]
+    pub dept_id: i64,
+    pub badge: String,
+    #[column(range(min = 1, max = 10))]
+    pub grade: i32,
+    #[column(one_of("full", "part"), default = "'full'")]
+    pub kind: String,
+    #[belongs_to(Self, on_delete = "set_null")]
+    pub manager_id: Option<i64>,
+}
+
+fn staff(dept_id: i64, badge: &str, grade: i32, manager_id: Option<i64>) -> Staff {
+    Staff {
+        id: 0,
+        dept_id,
+        badge: badge.into(),
+        grade,
+        kind: "full".into(),
+        manager_id,
+    }
+}
+
 // ------------------------------------------------------------------ helpers
 
 /// A scalar integer query, e.g. `(SELECT COUNT(*) FROM t)`.
@@ -698,8 +739,53 @@ fn check_schema_reports_type_and_nullability_changes(db: &TestDb) {
     assert!(msg.contains("`controls.title` accepts NULL"), "{msg}");
 }
 
+fn derived_entities_get_their_constraints(db: &TestDb) {
+    // Child first in the list: created after its parent all the same.
+    db.create_tables(&[Staff::META, Dept::META]).unwrap();
+    db.check_schema(&[Staff::META, Dept::META]).unwrap();
+    let mut s = db.session().unwrap();
+    let ops = s
+        .insert(Dept {
+            id: 0,
+            name: "ops".into(),
+        })
+        .unwrap();
+    let err = s
+        .insert(Dept {
+            id: 0,
+            name: "ops".into(),
+        })
+        .unwrap_err();
+    let Error::Conflict { source } = &err else {
+        panic!("expected Conflict, got {err:?}")
+    };
+    assert_eq!(source.field.as_deref(), Some("name"), "{source:?}");
+
+    let boss = s.insert(staff(ops.id, "B-1", 9, None)).unwrap();
+    let worker = s.insert(staff(ops.id, "W-1", 2, Some(boss.id))).unwrap();
+    // Unique per department (multi-column), range, one-of, foreign key.
+    let err = s.insert(staff(ops.id, "W-1", 2, None)).unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+    let err = s.insert(staff(ops.id, "W-2", 11, None)).unwrap_err();
+    assert!(matches!(err, Error::Constraint { .. }), "{err:?}");
+    let mut odd = staff(ops.id, "W-2", 2, None);
+    odd.kind = "gig".into();
+    assert!(matches!(s.insert(odd), Err(Error::Constraint { .. })));
+    let err = s.insert(staff(ops.id + 100, "W-2", 2, None)).unwrap_err();
+    assert!(matches!(err, Error::Constraint { .. }), "{err:?}");
+
+    // SET NULL on the self-reference, CASCADE from the department.
+    s.delete(&boss).unwrap();
+    assert_eq!(s.get::<Staff>(&worker.id).unwrap().manager_id, None);
+    s.delete(&ops).unwrap();
+    assert_eq!(count(&mut s, "staff"), 0);
+    drop(s);
+    db.drop_tables(&[Dept::META, Staff::META]).unwrap();
+}
+
 on_all_backends!(
     unique_and_check_constraints_are_enforced,
+    derived_entities_get_their_constraints,
     foreign_keys_behave_as_declared,
     create_tables_orders_parents_first,
     migrations_apply_once_and_refuse_edited_files,

@@ -105,6 +105,9 @@ impl Backend for Sqlite {
                 DatabaseErrorKind::ForeignKeyViolation => ("SQLITE_CONSTRAINT_FOREIGNKEY", None),
                 DatabaseErrorKind::NotNullViolation => ("SQLITE_CONSTRAINT_NOTNULL", None),
                 DatabaseErrorKind::CheckViolation => ("SQLITE_CONSTRAINT_CHECK", None),
+                _ if m.contains("FOREIGN KEY constraint failed") => {
+                    ("SQLITE_CONSTRAINT_FOREIGNKEY", Some(Cause::Constraint))
+                }
                 _ if m.contains("database is locked") => {
                     ("SQLITE_BUSY", Some(Cause::Serialization))
                 }
@@ -124,6 +127,7 @@ impl Backend for Sqlite {
                 column,
                 table,
                 cause,
+                kind: (code == "SQLITE_CONSTRAINT_FOREIGNKEY").then_some("foreign_key"),
                 ..Refinement::default()
             }
         })

@@ -316,7 +316,7 @@ impl ColumnValue for uuid::Uuid {
         self.hyphenated().to_string()
     }
     fn from_storage(stored: Self::Storage) -> Result<Self, DecodeError> {
-        Ok(uuid::Uuid::parse_str(&stored)?)
+        uuid::Uuid::parse_str(&stored).map_err(|e| format!("`{stored}` is not a UUID: {e}").into())
     }
 }
 
@@ -329,7 +329,7 @@ impl ColumnValue for serde_json::Value {
         serde_json::to_string(self).unwrap_or_default()
     }
     fn from_storage(stored: Self::Storage) -> Result<Self, DecodeError> {
-        Ok(serde_json::from_str(&stored)?)
+        serde_json::from_str(&stored).map_err(|e| format!("stored JSON is malformed: {e}").into())
     }
 }
 
@@ -341,7 +341,9 @@ impl ColumnValue for Decimal {
         self.normalized().to_plain_string()
     }
     fn from_storage(stored: Self::Storage) -> Result<Self, DecodeError> {
-        Ok(stored.parse::<Decimal>()?)
+        stored
+            .parse::<Decimal>()
+            .map_err(|e| format!("`{stored}` is not a decimal: {e}").into())
     }
 }
 

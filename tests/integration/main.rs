@@ -4,15 +4,19 @@
 #[macro_use]
 pub mod common;
 pub mod entities;
+pub mod model;
 
 mod config;
 mod crud;
 mod errors;
+mod lifecycle;
 mod example;
 mod pool;
+mod relations;
 mod schema;
 mod transactions;
 mod types;
+mod validation;
 
 /// The compliance example, compiled into the suite so it runs on every backend.
 #[path = "../../examples/compliance_reporting.rs"]

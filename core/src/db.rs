@@ -140,26 +140,42 @@ impl Db {
 
     /// Creates the tables of `entities` with their constraints and indexes, parents before the
     /// tables referencing them (see [`schema::dependency_order`]). A foreign-key cycle is
-    /// [`Error::Config`] naming the tables; nothing is created then.
+    /// [`Error::Config`] naming the tables; nothing is created then. On PostgreSQL and SQLite
+    /// all tables are created in one transaction (all or none); MariaDB commits each statement.
     pub fn create_tables(&self, entities: &[EntityMeta]) -> Result<()> {
-        let ordered = schema::dependency_order(entities)?;
-        let mut s = self.session()?;
-        for meta in &ordered {
-            for sql in self.inner.backend.create_table_sql(meta) {
-                s.execute_sql(&sql)?;
-            }
-        }
-        Ok(())
+        let backend = self.inner.backend;
+        let statements: Vec<String> = schema::dependency_order(entities)?
+            .iter()
+            .flat_map(|meta| backend.create_table_sql(meta))
+            .collect();
+        self.execute_ddl(&statements)
     }
 
-    /// Drops the tables of `entities` that exist, children before their parents.
+    /// Drops the tables of `entities` that exist, children before their parents (in one
+    /// transaction on PostgreSQL and SQLite).
     pub fn drop_tables(&self, entities: &[EntityMeta]) -> Result<()> {
-        let ordered = schema::dependency_order(entities)?;
+        let backend = self.inner.backend;
+        let statements: Vec<String> = schema::dependency_order(entities)?
+            .iter()
+            .rev()
+            .map(|meta| backend.drop_table_sql(meta))
+            .collect();
+        self.execute_ddl(&statements)
+    }
+
+    /// Runs DDL statements in order, in one transaction where DDL is transactional.
+    fn execute_ddl(&self, statements: &[String]) -> Result<()> {
+        let run = |s: &mut Session| {
+            statements
+                .iter()
+                .try_for_each(|sql| s.execute_sql(sql).map(|_| ()))
+        };
         let mut s = self.session()?;
-        for meta in ordered.iter().rev() {
-            s.execute_sql(&self.inner.backend.drop_table_sql(meta))?;
+        if self.inner.backend.transactional_ddl() {
+            s.transaction_with(&TxOptions::new().no_retry(), run)
+        } else {
+            run(&mut s)
         }
-        Ok(())
     }
 
     /// Applies the pending migrations for this database's backend from `dir/<backend>/`

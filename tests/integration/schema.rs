@@ -520,6 +520,12 @@ fn create_tables_orders_parents_first(db: &TestDb) {
             table: "teams".into()
         }]
     );
+
+    // A failure part-way (tags exists): all or nothing where DDL is transactional.
+    db.create_tables(&[TAGS]).unwrap();
+    assert!(db.create_tables(&[TEAMS, TAGS]).is_err());
+    let teams_created = db.schema_drift(&[TEAMS]).unwrap().is_empty();
+    assert_eq!(teams_created, db.kind == BackendKind::Mysql);
 }
 
 // ------------------------------------------------------------------ migrations

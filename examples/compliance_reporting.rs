@@ -1,8 +1,9 @@
 //! The main job: a small SOX-style control register on embedded SQLite, no server needed.
 //!
-//! It registers controls, records evidence and findings, shows that a failed transaction leaves
-//! nothing behind, closes a finding, and prints the open-findings report from a read-only,
-//! repeatable-read snapshot.
+//! It registers controls (validated), records evidence and findings that belong to them (foreign
+//! keys the database enforces), shows that invalid data and a failed transaction leave nothing
+//! behind, closes a finding under optimistic locking, and prints the open-findings report from
+//! a read-only, repeatable-read snapshot, loading each control's findings in one query.
 //!
 //! ```text
 //! cargo run --example compliance_reporting                     # in-memory SQLite
@@ -14,7 +15,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use custodian::prelude::*;
 use custodian::{Decimal, IsolationLevel};
-use std::collections::BTreeMap;
+use validator::Validate;
 
 /// How severe a finding is; stored as text.
 #[derive(DbEnum, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -30,15 +31,18 @@ pub enum Severity {
 }
 
 /// An internal control under test.
-#[entity(table = "controls")]
-#[derive(Debug, Clone, PartialEq)]
+#[entity(table = "controls", has_many(Finding), has_many(Evidence))]
+#[derive(Debug, Clone, PartialEq, Validate)]
 pub struct Control {
     /// Assigned by the database.
     #[column(primary_key, auto_increment)]
     pub id: i64,
     /// Stable reference, e.g. `ITGC-01`.
+    #[column(unique)]
+    #[validate(length(min = 3, max = 16))]
     pub code: String,
     /// What the control does.
+    #[validate(length(min = 5))]
     pub title: String,
     /// Accountable person, if assigned.
     pub owner: Option<String>,
@@ -53,7 +57,8 @@ pub struct Evidence {
     /// Random identifier.
     #[column(primary_key)]
     pub id: uuid::Uuid,
-    /// The control it supports.
+    /// The control it supports; evidence goes with its control.
+    #[belongs_to(Control, on_delete = "cascade")]
     pub control_id: i64,
     /// When it was collected (UTC).
     pub collected_at: DateTime<Utc>,
@@ -71,7 +76,8 @@ pub struct Finding {
     /// Assigned by the database.
     #[column(primary_key, auto_increment)]
     pub id: i64,
-    /// The control it concerns.
+    /// The control it concerns; a control with findings cannot be removed.
+    #[belongs_to(Control, on_delete = "restrict")]
     pub control_id: i64,
     /// How severe it is.
     pub severity: Severity,
@@ -81,6 +87,9 @@ pub struct Finding {
     pub opened_at: DateTime<Utc>,
     /// When it was closed, if it was.
     pub closed_at: Option<DateTime<Utc>>,
+    /// Optimistic-locking version: two people cannot close the same finding blindly.
+    #[column(version)]
+    pub version: i64,
 }
 
 fn at(day: u32, hour: u32) -> DateTime<Utc> {
@@ -104,16 +113,9 @@ pub struct ReportLine {
 
 /// Runs the whole scenario on `db` and returns the report it printed.
 pub fn run(db: &Db) -> custodian::Result<Vec<ReportLine>> {
-    for drop in [
-        db.drop_table::<Finding>(),
-        db.drop_table::<Evidence>(),
-        db.drop_table::<Control>(),
-    ] {
-        drop?;
-    }
-    db.create_table::<Control>()?;
-    db.create_table::<Evidence>()?;
-    db.create_table::<Finding>()?;
+    let tables = [Control::META, Evidence::META, Finding::META];
+    db.drop_tables(&tables)?;
+    db.create_tables(&tables)?; // parents first, with constraints and indexes
     println!("backend: {}", db.backend_kind());
     // One session for the whole job (an in-memory SQLite database has exactly one connection).
     let mut s = db.session()?;
@@ -155,6 +157,22 @@ pub fn run(db: &Db) -> custodian::Result<Vec<ReportLine>> {
     })?;
     println!("registered {} controls", controls.len());
 
+    // Invalid data is refused before any SQL, with field-keyed errors.
+    let invalid = s.insert(Control {
+        id: 0,
+        code: "X".into(),
+        title: "?".into(),
+        owner: None,
+        risk: Severity::Low,
+    });
+    if let Err(e) = &invalid {
+        let fields = e.field_errors().unwrap_or_default();
+        println!(
+            "refused an invalid control: {}",
+            serde_json::to_string(&fields).unwrap_or_default()
+        );
+    }
+
     // 2. Evidence and findings.
     let mut evidence: Vec<Evidence> = controls
         .iter()
@@ -186,6 +204,7 @@ pub fn run(db: &Db) -> custodian::Result<Vec<ReportLine>> {
                     .map_err(|e| custodian::Error::Integrity(format!("{e}")))?,
                 opened_at: at(10 + i as u32, 14),
                 closed_at: None,
+                version: 0,
             })?,
         );
     }
@@ -205,13 +224,8 @@ pub fn run(db: &Db) -> custodian::Result<Vec<ReportLine>> {
             amount_at_risk: Decimal::from(1),
             opened_at: at(20, 8),
             closed_at: None,
+            version: 0,
         })?;
-        if tx.find::<Control>(&unknown_control)?.is_none() {
-            return Err(custodian::Error::NotFound {
-                entity: "Control",
-                key: unknown_control.to_string(),
-            });
-        }
         Ok(())
     });
     let stray = s.count(
@@ -219,34 +233,37 @@ pub fn run(db: &Db) -> custodian::Result<Vec<ReportLine>> {
             .filter(findings::control_id.eq(unknown_control))
             .count(),
     )?;
-    let rejected = matches!(failed, Err(custodian::Error::NotFound { .. }));
+    // The database itself refuses the dangling foreign key.
+    let rejected = matches!(failed, Err(custodian::Error::Constraint { .. }));
     println!("rejected a finding for an unknown control: {rejected}; rows left behind: {stray}");
 
     // 4. Close one finding.
     let mut closed = findings[0].clone();
+    let mut stale = closed.clone();
     closed.closed_at = Some(at(28, 17));
     s.update(&mut closed)?;
-    println!("closed finding #{}", closed.id);
+    stale.amount_at_risk = Decimal::from(0);
+    let conflict = s.update(&mut stale);
+    println!(
+        "closed finding #{} (version {}); a stale edit of it was refused: {}",
+        closed.id,
+        closed.version,
+        matches!(conflict, Err(custodian::Error::Conflict { .. }))
+    );
 
     // 5. The report, from one consistent read-only snapshot.
     let options = TxOptions::new()
         .isolation(IsolationLevel::RepeatableRead)
         .read_only();
     let report = s.transaction_with(&options, |tx| {
-        let open: Vec<Finding> = tx.load(
-            Finding::query()
-                .filter(findings::closed_at.is_null())
-                .order(findings::control_id),
-        )?;
         let controls: Vec<Control> = tx.load(Control::query().order(controls::code))?;
-        let mut by_control: BTreeMap<i64, Vec<&Finding>> = BTreeMap::new();
-        for f in &open {
-            by_control.entry(f.control_id).or_default().push(f);
-        }
+        // One query for the findings of every control (no N+1).
+        let findings = tx.children::<Control, Finding>(&controls)?;
         Ok(controls
             .iter()
-            .map(|c| {
-                let fs = by_control.get(&c.id).map(Vec::as_slice).unwrap_or_default();
+            .zip(&findings)
+            .map(|(c, all)| {
+                let fs: Vec<&Finding> = all.iter().filter(|f| f.closed_at.is_none()).collect();
                 ReportLine {
                     code: c.code.clone(),
                     open: fs.len(),

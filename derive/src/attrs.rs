@@ -222,11 +222,14 @@ impl FieldAttrs {
 
     fn set_check(&mut self, meta: &ParseNestedMeta<'_>, check: CheckAttr) -> syn::Result<()> {
         if let Some((first, _)) = &self.check {
-            return Err(meta.error(format!(
-                "a column can have one check only, and this one already has `{}`: combine the \
+            return Err(syn::Error::new(
+                meta.path.span(),
+                format!(
+                    "a column can have one check only, and this one already has `{}`: combine the \
                  conditions in one `check = \"...\"`",
-                first.key()
-            )));
+                    first.key()
+                ),
+            ));
         }
         self.check = Some((check, meta.path.span()));
         Ok(())
@@ -366,9 +369,11 @@ fn range(meta: &ParseNestedMeta<'_>) -> syn::Result<CheckAttr> {
     if !meta.input.peek(syn::token::Paren) {
         return Err(meta.error("`range` expects bounds: `range(min = 1, max = 5)`"));
     }
+    let content;
+    syn::parenthesized!(content in meta.input);
     let mut min = None;
     let mut max = None;
-    meta.parse_nested_meta(|inner| {
+    let bounds = syn::meta::parser(|inner| {
         let slot = if inner.path.is_ident("min") {
             &mut min
         } else if inner.path.is_ident("max") {
@@ -389,7 +394,8 @@ fn range(meta: &ParseNestedMeta<'_>) -> syn::Result<CheckAttr> {
         let value: Expr = inner.value()?.parse()?;
         *slot = Some(integer(&value, &key)?);
         Ok(())
-    })?;
+    });
+    syn::parse::Parser::parse2(bounds, content.parse::<TokenStream>()?)?;
     match (min, max) {
         (None, None) => {
             Err(meta.error("`range` needs `min`, `max` or both: `range(min = 1, max = 5)`"))
@@ -467,7 +473,7 @@ fn one_of(meta: &ParseNestedMeta<'_>) -> syn::Result<CheckAttr> {
 
 /// What the database does to referencing rows (`on_delete`, `on_update`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum Action {
+pub(crate) enum RefAction {
     /// `"no_action"`.
     #[default]
     NoAction,
@@ -479,14 +485,14 @@ pub(crate) enum Action {
     SetNull,
 }
 
-impl Action {
+impl RefAction {
     /// The `RefAction` variant.
     pub(crate) fn variant(self) -> &'static str {
         match self {
-            Action::NoAction => "NoAction",
-            Action::Restrict => "Restrict",
-            Action::Cascade => "Cascade",
-            Action::SetNull => "SetNull",
+            RefAction::NoAction => "NoAction",
+            RefAction::Restrict => "Restrict",
+            RefAction::Cascade => "Cascade",
+            RefAction::SetNull => "SetNull",
         }
     }
 }
@@ -496,9 +502,9 @@ pub(crate) struct BelongsToAttr {
     /// The parent entity type.
     pub parent: Path,
     /// Action on delete, with the span of its value.
-    pub on_delete: (Action, Option<Span>),
+    pub on_delete: (RefAction, Option<Span>),
     /// Action on update, with the span of its value.
-    pub on_update: (Action, Option<Span>),
+    pub on_update: (RefAction, Option<Span>),
 }
 
 impl BelongsToAttr {
@@ -514,11 +520,11 @@ impl BelongsToAttr {
                  `#[belongs_to(Parent, on_delete = \"cascade\")]`",
             ));
         }
-        let parent = Path::parse_mod_style(input)?;
+        let parent: Path = input.parse()?;
         let mut out = BelongsToAttr {
             parent,
-            on_delete: (Action::NoAction, None),
-            on_update: (Action::NoAction, None),
+            on_delete: (RefAction::NoAction, None),
+            on_update: (RefAction::NoAction, None),
         };
         let mut seen_delete = false;
         let mut seen_update = false;
@@ -565,10 +571,10 @@ impl BelongsToAttr {
                 ));
             };
             let action = match s.value().as_str() {
-                "no_action" => Action::NoAction,
-                "restrict" => Action::Restrict,
-                "cascade" => Action::Cascade,
-                "set_null" => Action::SetNull,
+                "no_action" => RefAction::NoAction,
+                "restrict" => RefAction::Restrict,
+                "cascade" => RefAction::Cascade,
+                "set_null" => RefAction::SetNull,
                 other => {
                     return Err(syn::Error::new(
                         s.span(),

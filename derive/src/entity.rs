@@ -431,16 +431,26 @@ fn generate(m: &EntityModel) -> TokenStream {
     });
 
     // Hooks and validation.
+    // Both hooks go through one function bounded by `Hooks`, so a missing impl is one error.
     let hooks = m.hooks.map(|span| {
         quote_spanned! {span=>
             const HOOKS: bool = true;
 
             fn raw_before(&mut self, kind: #p::WriteKind, session: &mut #p::Session) -> ::custodian::Result<()> {
-                #p::run_before(self, kind, session)
+                (__custodian_hooks::<Self>().0)(self, kind, session)
             }
 
             fn raw_after(&self, kind: #p::WriteKind, session: &mut #p::Session) -> ::custodian::Result<()> {
-                #p::run_after(self, kind, session)
+                (__custodian_hooks::<Self>().1)(self, kind, session)
+            }
+        }
+    });
+    let hooks_fn = m.hooks.map(|span| {
+        quote_spanned! {span=>
+            type __CustodianBefore<E> = fn(&mut E, #p::WriteKind, &mut #p::Session) -> ::custodian::Result<()>;
+            type __CustodianAfter<E> = fn(&E, #p::WriteKind, &mut #p::Session) -> ::custodian::Result<()>;
+            fn __custodian_hooks<E: #p::Hooks>() -> (__CustodianBefore<E>, __CustodianAfter<E>) {
+                (#p::run_before::<E>, #p::run_after::<E>)
             }
         }
     });
@@ -540,6 +550,7 @@ fn generate(m: &EntityModel) -> TokenStream {
             #(#asserts)*
             #(#helpers)*
             #aliases
+            #hooks_fn
 
             const __CUSTODIAN_META: #p::EntityMeta = #meta;
 
@@ -738,10 +749,23 @@ fn relations(
             }
         });
         if !fk.self_ref {
+            // The parent's key column must have the foreign key's SQL type; stated as a bound
+            // under the field type, so a mismatch reads as one, not as a diesel error.
+            let key_sql = respan(
+                match &c.sql {
+                    SqlType::Nullable(inner) => inner.path_tokens(),
+                    other => other.path_tokens(),
+                },
+                key_ty.span(),
+            );
+            let sql_bound = quote_spanned! {key_ty.span()=>
+                <<#parent as #p::Entity>::Table as #d::Table>::PrimaryKey: #d::Expression<SqlType = #key_sql>
+            };
             out.extend(quote! {
                 impl #d::JoinTo<<#parent as #p::Entity>::Table> for #tp::table
                 where
                     #key_bound,
+                    #sql_bound,
                 {
                     type FromClause = <#parent as #p::Entity>::Table;
                     type OnClause = #d::dsl::Eq<
@@ -762,10 +786,18 @@ fn relations(
             continue;
         }
         let alias = child_alias(j);
-        let bound = quote_spanned! {child.span()=>
-            #alias: #p::BelongsTo<#ident>
-        };
         let fk = quote!(<#alias as #p::BelongsTo<#ident>>::ForeignKeyColumn);
+        // Stated as bounds under the child's name, so a child that does not belong to this
+        // entity is reported once, there.
+        let bound = respan(
+            quote! {
+                #alias: #p::BelongsTo<#ident>,
+                #d::dsl::Nullable<#fk>: #d::Expression<
+                    SqlType = #d::sql_types::Nullable<<<#tp::table as #d::Table>::PrimaryKey as #d::Expression>::SqlType>,
+                >
+            },
+            child.span(),
+        );
         out.extend(quote! {
             impl #d::JoinTo<<#alias as #p::Entity>::Table> for #tp::table
             where
@@ -787,6 +819,23 @@ fn relations(
         });
     }
     out
+}
+
+/// `tokens` with every span replaced by `span`, so errors about them point at `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut t| {
+            if let proc_macro2::TokenTree::Group(g) = &t {
+                let mut group = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
+                group.set_span(span);
+                t = proc_macro2::TokenTree::Group(group);
+            } else {
+                t.set_span(span);
+            }
+            t
+        })
+        .collect()
 }
 
 /// The `EntityMeta` constant.

@@ -7,7 +7,7 @@
 //! column attributes from the struct it is given.
 
 use crate::attrs::{
-    combine, Action, BelongsToAttr, CheckAttr, EntityArgs, FieldAttrs, FieldList, Role,
+    combine, BelongsToAttr, CheckAttr, EntityArgs, FieldAttrs, FieldList, RefAction, Role,
 };
 use crate::types::{datetime_of, option_inner, sql_type_of, SqlType};
 use proc_macro2::Span;
@@ -57,10 +57,10 @@ pub(crate) struct Index {
 pub(crate) struct ForeignKey {
     /// The parent entity as written (`Self` replaced by the struct's name).
     pub parent: Path,
-    /// Action on delete.
-    pub on_delete: Action,
-    /// Action on update.
-    pub on_update: Action,
+    /// RefAction on delete.
+    pub on_delete: RefAction,
+    /// RefAction on update.
+    pub on_update: RefAction,
     /// The key type the field holds (the field type, or `T` of `Option<T>`).
     pub key_ty: Type,
     /// Whether the parent is this entity itself.
@@ -455,7 +455,7 @@ fn foreign_key(
     b: BelongsToAttr,
 ) -> syn::Result<ForeignKey> {
     for (action, span) in [b.on_delete, b.on_update] {
-        if let (Action::SetNull, Some(span)) = (action, span) {
+        if let (RefAction::SetNull, Some(span)) = (action, span) {
             if !sql.is_nullable() {
                 return Err(syn::Error::new(
                     span,

@@ -18,26 +18,101 @@ mod types;
 /// Maps a struct with named fields to a table.
 ///
 /// ```text
-/// #[entity(table = "controls", schema = "compliance")]
+/// #[entity(table = "controls", schema = "compliance", unique(framework, code),
+///          index(owner, level), has_many(Finding), hooks)]
+/// #[derive(Debug, Clone, validator::Validate)]
 /// pub struct Control {
 ///     #[column(primary_key, auto_increment)]
 ///     pub id: i64,
+///     pub framework: String,
 ///     #[column(name = "control_code")]
+///     #[validate(length(min = 1))]
 ///     pub code: String,
-///     #[column(generated)]
-///     pub created_at: Option<chrono::NaiveDateTime>,
+///     #[column(unique)]
+///     pub slug: String,
+///     #[column(index)]
+///     pub owner: Option<String>,
+///     #[column(range(min = 1, max = 5), default = "1")]
+///     pub level: i32,
+///     #[column(one_of("low", "high"))]
+///     pub risk: String,
+///     #[belongs_to(Framework, on_delete = "cascade")]
+///     pub framework_id: i64,
+///     #[column(version)]
+///     pub version: i32,
+///     #[column(created_at)]
+///     pub created_at: chrono::NaiveDateTime,
+///     #[column(updated_at)]
+///     pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
+///     #[column(deleted_at)]
+///     pub deleted_at: Option<chrono::NaiveDateTime>,
 ///     #[skip]
 ///     pub cache: Vec<String>,
 /// }
 /// ```
 ///
-/// Entity keys: `table` (default: the struct name in snake_case) and `schema`. Field keys, in
-/// `#[column(...)]`: `name = "..."`, `primary_key`, `auto_increment`, `generated`; `#[skip]`
-/// leaves a field out of the table and fills it with `Default::default()` when loading.
+/// # Entity attributes: `#[entity(...)]`
 ///
-/// Generates the `diesel::table!` module (named after the table, with the struct's visibility),
-/// loading, insert and update support, and an implementation of `custodian::Entity`. The user
-/// crate must depend on `diesel` too (diesel's `table!` refers to `::diesel`).
+/// - `table = "..."` (default: the struct name in snake_case), `schema = "..."`.
+/// - `unique(field_a, field_b, ...)`, `index(field_a, field_b, ...)`: a multi-column unique
+///   constraint (named `<table>_<col>_<col>_key`) or index (`<table>_<col>_<col>_idx`) over at
+///   least two columns, named by field; repeatable. For one column use `#[column(unique)]` or
+///   `#[column(index)]`.
+/// - `has_many(Child, ...)`, `has_one(Child, ...)`: the children that `#[belongs_to(ThisEntity)]`;
+///   repeatable. Lets diesel join this table to the child's (the child's `belongs_to` gives the
+///   other direction). Loading goes through `Session::children` / `Session::child`.
+/// - `hooks`: the write path runs the entity's `custodian::Hooks` impl (which you write) around
+///   inserts, updates and deletes, inside a transaction.
+/// - `validate`: the write path runs `validator::Validate` before every insert and update. Implied
+///   by `#[derive(Validate)]` (or `#[derive(validator::Validate)]`) placed after `#[entity]`;
+///   `#[validate(...)]` attributes are left in place for validator's derive (the crate then
+///   depends on `validator = { version = "0.20", features = ["derive"] }`).
+///
+/// # Field attributes: `#[column(...)]`, combinable
+///
+/// - `name = "..."`: column name (default: the field name).
+/// - `primary_key` (one or more fields; not nullable), `auto_increment` (single integer key),
+///   `generated` (computed or defaulted by the database: left out of inserts and updates).
+/// - `unique`, `index`: a unique constraint or index on this column alone (not on a primary key,
+///   not both).
+/// - `default = "SQL"`: the column's SQL default, used verbatim on every backend.
+/// - One check constraint at most: `check = "SQL"` (a boolean expression, verbatim),
+///   `range(min = 1, max = 5)` (integer fields, `Option` included; either bound optional,
+///   integer literals), or `one_of("a", "b", ...)` (text fields). Columns of a
+///   `#[derive(DbEnum)]` enum (or `Option` of one) are checked against the enum's stored names
+///   unless they have an explicit check.
+/// - Roles the write path maintains, at most one column each, not on a primary key and not
+///   `generated`:
+///   - `version`: `i32` or `i64`; 1 on insert, `+ 1` on each update; an update of a stale
+///     version fails with `Error::Conflict` (code `stale_version`).
+///   - `created_at`: `NaiveDateTime` or `DateTime<Utc>`, optionally in `Option`; set on insert,
+///     never updated.
+///   - `updated_at`: same types; set on insert and on every update.
+///   - `deleted_at`: `Option<NaiveDateTime>` or `Option<DateTime<Utc>>`; makes the entity
+///     soft-delete: `delete` sets it, `restore` clears it, queries and finds see live rows
+///     (`NULL`) only, except `query_with_deleted`, `query_deleted` and `find_with_deleted`.
+///
+/// # Foreign keys: `#[belongs_to(Parent)]`
+///
+/// `#[belongs_to(Parent)]` or `#[belongs_to(Parent, on_delete = "...", on_update = "...")]` on the
+/// field holding the parent's key: its type (or `T` of `Option<T>`) must be the parent's
+/// (single-column) key type. Actions: `"no_action"` (default), `"restrict"`, `"cascade"`,
+/// `"set_null"` (needs an `Option` field). `Self` (or the entity's own name) makes a
+/// self-reference. An entity can belong to a given parent type through one field only.
+/// Generates the foreign key in the metadata (and DDL), `custodian::BelongsTo<Parent>` and
+/// diesel's `JoinTo` from this table to the parent's.
+///
+/// # Other field attributes
+///
+/// `#[skip]` leaves a field out of the table and fills it with `Default::default()` when
+/// loading.
+///
+/// # Generated code
+///
+/// The `diesel::table!` module (named after the table, with the struct's visibility), loading,
+/// insert and update support, and an implementation of `custodian::Entity`. The user crate must
+/// depend on `diesel` too (diesel's `table!` refers to `::diesel`). To join tables in one query,
+/// list them in diesel's `allow_tables_to_appear_in_same_query!`.
 #[proc_macro_attribute]
 pub fn entity(attr: TokenStream, item: TokenStream) -> TokenStream {
     entity::expand(attr.into(), item.into())

@@ -303,7 +303,8 @@ pub fn run(db: &Db) -> custodian::Result<Vec<ReportLine>> {
 #[allow(dead_code)] // the integration tests include this file and call `run` on every backend
 fn main() -> custodian::Result<()> {
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite::memory:".into());
-    let db = custodian::connect(&url)?;
+    // Every write is audited and needs an acting principal.
+    let db = custodian::connect(&url)?.acting_as(custodian::Principal::new("internal-audit"));
     run(&db)?;
     Ok(())
 }

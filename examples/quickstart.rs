@@ -19,7 +19,8 @@ pub struct Reviewer {
 
 fn main() -> custodian::Result<()> {
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite::memory:".into());
-    let db = custodian::connect(&url)?;
+    // Writes are audited: say who is acting.
+    let db = custodian::connect(&url)?.acting_as(custodian::Principal::new("quickstart"));
     db.drop_table::<Reviewer>()?;
     db.create_table::<Reviewer>()?;
 

@@ -17,7 +17,8 @@
 //! }
 //!
 //! # fn main() -> custodian::Result<()> {
-//! let db = custodian::connect("sqlite::memory:")?;
+//! // Writes are audited, so a session acts for someone.
+//! let db = custodian::connect("sqlite::memory:")?.acting_as(custodian::Principal::new("alice"));
 //! db.create_table::<Control>()?;
 //! let mut s = db.session()?;
 //! let c = s.insert(Control { id: 0, code: "AC-1".into(), owner: None })?;

@@ -1,12 +1,14 @@
 //! [`Db`]: the one handle applications hold. It owns the configuration, the backend and the
 //! connection pool, and hands out [`Session`]s.
 
+use crate::audit;
 use crate::backend::Backend;
 use crate::config::DatabaseConfig;
 use crate::entity::{Entity, EntityMeta};
 use crate::error::{BackendKind, Error, Result};
 use crate::migrate;
 use crate::pool::{self, Pool, PoolCounters, PoolStats};
+use crate::principal::Principal;
 use crate::schema::{self, Drift, SchemaReport};
 use crate::session::Session;
 use crate::tx::TxOptions;
@@ -17,10 +19,12 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct Db {
     pub(crate) inner: Arc<DbInner>,
+    principal: Option<Arc<Principal>>,
 }
 
 pub(crate) struct DbInner {
     pub(crate) backend: &'static dyn Backend,
+    pub(crate) audit_key: Option<crate::audit::AuditKey>,
     pub(crate) config: DatabaseConfig,
     pool: Pool,
     counters: Arc<PoolCounters>,
@@ -60,7 +64,9 @@ impl Db {
         let counters = Arc::new(PoolCounters::default());
         let pool = pool::build(backend, &config, counters.clone())?;
         Ok(Db {
+            principal: None,
             inner: Arc::new(DbInner {
+                audit_key: config.audit.key()?,
                 backend,
                 config,
                 pool,
@@ -89,7 +95,25 @@ impl Db {
                 ))
             }
         })?;
-        Ok(Session::new(conn, self.inner.clone()))
+        Ok(Session::new(
+            conn,
+            self.inner.clone(),
+            self.principal.clone(),
+        ))
+    }
+
+    /// A handle whose sessions act as `principal` (recorded in the audit trail, checked by
+    /// access policies). Cheap: it shares the pool.
+    pub fn acting_as(&self, principal: Principal) -> Db {
+        Db {
+            inner: self.inner.clone(),
+            principal: Some(Arc::new(principal)),
+        }
+    }
+
+    /// The principal this handle's sessions act as, if any.
+    pub fn principal(&self) -> Option<&Principal> {
+        self.principal.as_deref()
     }
 
     /// Runs `f` in a transaction on a fresh session: commit on `Ok`, rollback on `Err` or panic,
@@ -139,10 +163,12 @@ impl Db {
     }
 
     /// Creates the tables of `entities` with their constraints and indexes, parents before the
-    /// tables referencing them (see [`schema::dependency_order`]). A foreign-key cycle is
+    /// tables referencing them (see [`schema::dependency_order`]), and custodian's audit tables
+    /// if they do not exist yet (entities are audited by default). A foreign-key cycle is
     /// [`Error::Config`] naming the tables; nothing is created then. On PostgreSQL and SQLite
     /// all tables are created in one transaction (all or none); MariaDB commits each statement.
     pub fn create_tables(&self, entities: &[EntityMeta]) -> Result<()> {
+        self.install_audit()?;
         let backend = self.inner.backend;
         let statements: Vec<String> = schema::dependency_order(entities)?
             .iter()
@@ -161,6 +187,44 @@ impl Db {
             .map(|meta| backend.drop_table_sql(meta))
             .collect();
         self.execute_ddl(&statements)
+    }
+
+    /// Creates the audit tables (records, chain, head) if they do not exist yet.
+    pub fn install_audit(&self) -> Result<()> {
+        let mut s = self.session()?;
+        if self.inner.backend.transactional_ddl() {
+            s.transaction_with(&TxOptions::new().no_retry(), audit::chain::install)
+        } else {
+            audit::chain::install(&mut s)
+        }
+    }
+
+    /// Seals every committed audit record not yet in the chain (see [`audit::chain::seal`]).
+    /// Run it from a background thread or a scheduler; verification and checkpoints seal first.
+    pub fn seal_audit(&self) -> Result<audit::SealReport> {
+        audit::chain::seal(&mut self.session()?, self.inner.audit_key.as_ref())
+    }
+
+    /// Verifies the whole audit chain, against `checkpoint` when given (see
+    /// [`audit::chain::verify`]). Reads only.
+    pub fn verify_audit(
+        &self,
+        checkpoint: Option<&audit::Checkpoint>,
+    ) -> Result<audit::VerifyReport> {
+        audit::chain::verify(
+            &mut self.session()?,
+            self.inner.audit_key.as_ref(),
+            checkpoint,
+        )
+    }
+
+    /// Seals pending records, then signs the chain head with `key`: export the checkpoint
+    /// (`to_json`) and keep it outside the database.
+    pub fn checkpoint(&self, key: &ed25519_dalek::SigningKey) -> Result<audit::Checkpoint> {
+        let report = self.seal_audit()?;
+        let (seq, hash) = audit::chain::head(&mut self.session()?)?;
+        debug_assert_eq!(seq, report.head_seq);
+        Ok(audit::Checkpoint::sign(seq, &hash, key))
     }
 
     /// Runs DDL statements in order, in one transaction where DDL is transactional.
@@ -182,8 +246,12 @@ impl Db {
     /// (see [`migrate`]), oldest first, and returns their names. Fails with
     /// [`Error::Integrity`] before running anything if an applied migration's `up.sql` was
     /// edited; a missing directory or malformed migration is [`Error::Config`] with its path.
+    /// Afterwards custodian's audit tables are created if missing (see [`Db::install_audit`]).
     pub fn run_migrations(&self, dir: impl AsRef<Path>) -> Result<Vec<String>> {
-        migrate::run(self, dir.as_ref())
+        let applied = migrate::run(self, dir.as_ref())?;
+        // custodian's own tables are managed by custodian, like diesel's migration table.
+        self.install_audit()?;
+        Ok(applied)
     }
 
     /// The names of the migrations [`Db::run_migrations`] would apply.

@@ -5,6 +5,7 @@
 //! Application code depends on the `custodian` facade, which re-exports this crate.
 #![deny(missing_docs)]
 
+pub mod audit;
 pub mod backend;
 pub mod config;
 pub mod conn;
@@ -15,6 +16,7 @@ pub mod hex;
 pub mod hooks;
 pub mod migrate;
 pub mod pool;
+pub mod principal;
 #[doc(hidden)]
 pub mod private;
 pub mod relations;
@@ -36,8 +38,9 @@ pub use entity::{
 pub use error::{BackendKind, DbError, Error, FieldError, Result, ValidationErrors};
 pub use hooks::Hooks;
 pub use pool::PoolStats;
+pub use principal::Principal;
 pub use relations::BelongsTo;
 pub use schema::{Drift, LiveColumn, SchemaReport};
-pub use session::Session;
+pub use session::{AuditContext, Session};
 pub use tx::{IsolationLevel, RetryPolicy, TxOptions};
 pub use value::{stored, ColumnKind, ColumnValue, DbEnum, Decimal, DecodeError};

@@ -14,6 +14,7 @@ pub use crate::validate::run_validator;
 pub use crate::value::{decode_enum, ColumnKind, ColumnValue, DbEnum, DecodeError};
 pub use chrono;
 pub use diesel;
+pub use serde_json;
 pub use validator;
 
 /// Compile-time check that a field's Rust type is stored with the SQL type `#[entity]` chose.

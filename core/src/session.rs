@@ -6,11 +6,14 @@
 //! access checks, hooks and audit records attach there, once, so no caller can skip them.
 //! Reads take diesel queries built on the generated tables.
 
+use crate::audit::chain;
+use crate::audit::{AuditOp, AuditRecord};
 use crate::conn::AnyConnection;
 use crate::db::DbInner;
 use crate::entity::{ColumnRole, Entity, Stamp, WriteKind};
 use crate::error::{DbError, Error, Result};
 use crate::pool::PooledConnection;
+use crate::principal::Principal;
 use crate::relations::BelongsTo;
 use crate::tx::TxOptions;
 use diesel::connection::{Connection, TransactionManager};
@@ -33,6 +36,18 @@ pub struct Session {
     db: Arc<DbInner>,
     depth: u32,
     deadline: Option<Instant>,
+    principal: Option<Arc<Principal>>,
+    context: AuditContext,
+    tx_id: Option<String>,
+}
+
+/// Optional context recorded with every audit record of a session's writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditContext {
+    /// Why the change is made (ticket, justification).
+    pub reason: Option<String>,
+    /// Correlation id of the request that made it.
+    pub request_id: Option<String>,
 }
 
 impl std::fmt::Debug for Session {
@@ -60,6 +75,21 @@ enum DeleteMode {
     Purge,
     /// Undo a soft delete.
     Restore,
+}
+
+/// A JSON image of a stored row.
+type Image = serde_json::Map<String, serde_json::Value>;
+
+fn image_error<E: Entity>(e: crate::value::DecodeError) -> Error {
+    Error::Integrity(format!("{}: {e}", E::META.name))
+}
+
+/// Audited writes fail closed without an acting principal.
+fn no_principal<E: Entity>() -> Error {
+    Error::Forbidden(format!(
+        "writes of {} are audited and need an acting principal: use Db::acting_as or Session::act_as",
+        E::META.name
+    ))
 }
 
 fn not_found<E: Entity>(key: &E::Key) -> Error {
@@ -135,18 +165,45 @@ fn attribute_to_field<E: Entity>(mut err: Error) -> Error {
 }
 
 impl Session {
-    pub(crate) fn new(conn: PooledConnection, db: Arc<DbInner>) -> Self {
+    pub(crate) fn new(
+        conn: PooledConnection,
+        db: Arc<DbInner>,
+        principal: Option<Arc<Principal>>,
+    ) -> Self {
         Session {
             conn,
             db,
             depth: 0,
             deadline: None,
+            principal,
+            context: AuditContext::default(),
+            tx_id: None,
         }
+    }
+
+    /// The acting principal, if any.
+    pub fn principal(&self) -> Option<&Principal> {
+        self.principal.as_deref()
+    }
+
+    /// Makes this session act as `principal` from now on.
+    pub fn act_as(&mut self, principal: Principal) {
+        self.principal = Some(Arc::new(principal));
+    }
+
+    /// Reason and request id recorded with this session's next writes.
+    pub fn audit_context(&mut self) -> &mut AuditContext {
+        &mut self.context
     }
 
     /// Nesting depth: 0 outside a transaction, 1 in a transaction, more in savepoints.
     pub fn transaction_depth(&self) -> u32 {
         self.depth
+    }
+
+    /// The backend (dialect) of this session's database.
+    pub fn backend(&self) -> &'static dyn crate::backend::Backend {
+        self.db.backend
     }
 
     /// The raw connection, for diesel queries custodian does not wrap. Writes made through it
@@ -448,12 +505,15 @@ impl Session {
         if let Op::Insert(rows) | Op::Update(rows) = &op {
             validate_all(rows)?;
         }
+        if E::AUDITED && self.principal.is_none() {
+            return Err(no_principal::<E>());
+        }
         let statements = match &op {
             Op::Insert(rows) => rows.len().div_ceil(self.insert_chunk::<E>()),
             Op::Update(rows) => rows.len(),
             Op::Delete(keys, _) => keys.len(),
         };
-        let result = if E::HOOKS || statements > 1 {
+        let result = if E::HOOKS || E::AUDITED || statements > 1 {
             self.in_transaction(|s| s.write_rows(op))
         } else {
             self.write_rows(op)
@@ -467,55 +527,95 @@ impl Session {
 
     fn write_rows<E: Entity>(&mut self, op: Op<'_, E>) -> Result<usize> {
         let now = now_utc();
-        match op {
+        let mut trail: Vec<AuditRecord> = Vec::new();
+        let n = match op {
             Op::Insert(rows) => {
                 for row in rows.iter_mut() {
                     row.raw_stamp(Stamp::Insert, now);
                     row.raw_before(WriteKind::Insert, self)?;
                 }
+                let auto = E::META.has_auto_increment();
                 let mut n = 0;
-                for chunk in rows.chunks(self.insert_chunk::<E>()) {
-                    n += self.run(|c| E::raw_insert(c, chunk))?;
-                }
-                if let [row] = rows {
-                    if E::META.has_auto_increment() {
-                        let backend = self.db.backend;
+                if auto && (rows.len() == 1 || E::AUDITED) {
+                    // Each row learns the key the database assigned (the audit record names it).
+                    let backend = self.db.backend;
+                    for row in rows.iter_mut() {
+                        n += self.run(|c| E::raw_insert(c, std::slice::from_ref(row)))?;
                         let id = self.run(|c| backend.last_insert_id(c))?;
                         row.raw_set_generated_key(id)
                             .map_err(|e| Error::Integrity(format!("generated key {id}: {e}")))?;
+                    }
+                } else {
+                    for chunk in rows.chunks(self.insert_chunk::<E>()) {
+                        n += self.run(|c| E::raw_insert(c, chunk))?;
+                    }
+                }
+                if E::AUDITED {
+                    for row in rows.iter() {
+                        let key = row.key();
+                        let after = self.stored_image::<E>(row, &key)?;
+                        trail.push(self.audit_record::<E>(
+                            AuditOp::Insert,
+                            &key,
+                            None,
+                            after,
+                            now,
+                        )?);
                     }
                 }
                 for row in rows.iter() {
                     row.raw_after(WriteKind::Insert, self)?;
                 }
-                Ok(n)
+                n
             }
             Op::Update(rows) => {
                 let mut n = 0;
                 for row in rows.iter_mut() {
                     row.raw_before(WriteKind::Update, self)?;
+                    let key = row.key();
+                    let before = if E::AUDITED {
+                        self.run(|c| E::raw_find_for_update(c, &key, false))?
+                            .map(|b| b.raw_image())
+                            .transpose()
+                            .map_err(image_error::<E>)?
+                    } else {
+                        None
+                    };
                     match self.run(|c| E::raw_update(c, row, now))? {
                         0 => return Err(self.update_miss(row)),
                         m => n += m,
                     }
                     row.raw_stamp(Stamp::Update, now);
+                    if E::AUDITED {
+                        let after = self.stored_image::<E>(row, &key)?;
+                        trail.push(self.audit_record::<E>(
+                            AuditOp::Update,
+                            &key,
+                            before,
+                            after,
+                            now,
+                        )?);
+                    }
                     row.raw_after(WriteKind::Update, self)?;
                 }
-                Ok(n)
+                n
             }
             Op::Delete(keys, mode) => {
                 let mut n = 0;
+                let soft = E::META.soft_delete();
                 for key in keys {
-                    let mut current = if E::HOOKS && mode != DeleteMode::Restore {
-                        let with_deleted = mode == DeleteMode::Purge;
-                        let found = self.run(|c| E::raw_find(c, key, with_deleted))?;
+                    // The row as it is now: for hooks and for the audit record's before image.
+                    let mut current = if E::HOOKS || E::AUDITED {
+                        let with_deleted = mode != DeleteMode::Default;
+                        let found = self.run(|c| E::raw_find_for_update(c, key, with_deleted))?;
                         let mut e = found.ok_or_else(|| not_found::<E>(key))?;
-                        e.raw_before(WriteKind::Delete, self)?;
+                        if mode != DeleteMode::Restore {
+                            e.raw_before(WriteKind::Delete, self)?;
+                        }
                         Some(e)
                     } else {
                         None
                     };
-                    let soft = E::META.soft_delete();
                     let m = match mode {
                         DeleteMode::Default if soft => {
                             self.run(|c| E::raw_set_deleted(c, key, Some(now)))?
@@ -531,15 +631,79 @@ impl Session {
                     }
                     n += m;
                     if let Some(e) = current.as_mut() {
-                        if soft && mode == DeleteMode::Default {
-                            e.raw_stamp(Stamp::SoftDelete, now);
+                        if E::AUDITED {
+                            let before = Some(e.raw_image().map_err(image_error::<E>)?);
+                            let (op, after) = match mode {
+                                DeleteMode::Purge => (AuditOp::Purge, None),
+                                DeleteMode::Default if !soft => (AuditOp::Delete, None),
+                                DeleteMode::Default => {
+                                    (AuditOp::Delete, self.reread_image::<E>(key)?)
+                                }
+                                DeleteMode::Restore => {
+                                    (AuditOp::Restore, self.reread_image::<E>(key)?)
+                                }
+                            };
+                            trail.push(self.audit_record::<E>(op, key, before, after, now)?);
                         }
-                        e.raw_after(WriteKind::Delete, self)?;
+                        if mode != DeleteMode::Restore {
+                            if soft && mode == DeleteMode::Default {
+                                e.raw_stamp(Stamp::SoftDelete, now);
+                            }
+                            e.raw_after(WriteKind::Delete, self)?;
+                        }
                     }
                 }
-                Ok(n)
+                n
             }
+        };
+        if !trail.is_empty() {
+            self.run(|c| chain::append(c, &trail))?;
         }
+        Ok(n)
+    }
+
+    /// The image of a row as stored: re-read when the database fills columns itself.
+    fn stored_image<E: Entity>(&mut self, row: &E, key: &E::Key) -> Result<Option<Image>> {
+        if E::META.has_generated() {
+            return self.reread_image::<E>(key);
+        }
+        row.raw_image().map(Some).map_err(image_error::<E>)
+    }
+
+    fn reread_image<E: Entity>(&mut self, key: &E::Key) -> Result<Option<Image>> {
+        self.run(|c| E::raw_find(c, key, true))?
+            .map(|e| e.raw_image())
+            .transpose()
+            .map_err(image_error::<E>)
+    }
+
+    /// One sealed audit record of this session's transaction.
+    fn audit_record<E: Entity>(
+        &self,
+        op: AuditOp,
+        key: &E::Key,
+        before: Option<Image>,
+        after: Option<Image>,
+        at: chrono::NaiveDateTime,
+    ) -> Result<AuditRecord> {
+        let actor = self.principal.as_deref().ok_or_else(no_principal::<E>)?;
+        let key = E::raw_key_image(key).map_err(image_error::<E>)?;
+        let record = AuditRecord {
+            id: 0,
+            tx_id: self.tx_id.clone().unwrap_or_default(),
+            at,
+            actor: actor.id.clone(),
+            tenant: actor.tenant.clone(),
+            entity: crate::schema::display_name(&E::META),
+            entity_key: key.to_string(),
+            op: op.as_str().to_string(),
+            before: before.map(|b| serde_json::Value::Object(b).to_string()),
+            after: after.map(|a| serde_json::Value::Object(a).to_string()),
+            reason: self.context.reason.clone(),
+            request_id: self.context.request_id.clone(),
+            mac: String::new(),
+        };
+        Ok(record.seal(self.db.audit_key.as_ref()))
     }
 
     /// Why an update matched no row: a stale version (the row exists) or a missing row.
@@ -570,11 +734,21 @@ impl Session {
 
     /// Runs `f` inside the current transaction, or a new one (without retry) if there is none.
     fn in_transaction<T>(&mut self, f: impl FnOnce(&mut Session) -> Result<T>) -> Result<T> {
-        if self.depth > 0 {
+        // Inside custodian's transaction, or one opened on the raw connection: join it.
+        let raw_depth =
+            <AnyConnection as Connection>::TransactionManager::transaction_manager_status_mut(
+                &mut self.conn,
+            )
+            .transaction_depth()
+            .ok()
+            .flatten();
+        if self.depth > 0 || raw_depth.is_some() {
             return f(self);
         }
         let mut f = Some(f);
-        self.transaction_with(&TxOptions::new().no_retry(), |s| {
+        // IMMEDIATE on SQLite: the write reads (before images) then writes, and must not lose a
+        // race to another writer half-way.
+        self.transaction_with(&TxOptions::new().immediate().no_retry(), |s| {
             let f = f
                 .take()
                 .ok_or_else(|| Error::Integrity("write retried".into()))?;
@@ -633,6 +807,7 @@ impl Session {
             return Err(backend.classify(e));
         }
         self.depth = 1;
+        self.tx_id = Some(uuid::Uuid::new_v4().to_string());
         self.deadline = options.timeout.map(|t| Instant::now() + t);
         let setup = match options.timeout {
             Some(limit) => backend
@@ -674,6 +849,7 @@ impl Session {
     fn end_transaction(&mut self, options: &TxOptions) -> Result<()> {
         self.depth = 0;
         self.deadline = None;
+        self.tx_id = None;
         if options.timeout.is_none() && !options.read_only {
             return Ok(());
         }

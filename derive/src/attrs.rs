@@ -31,6 +31,8 @@ pub(crate) struct EntityArgs {
     pub hooks: Option<Span>,
     /// Span of the `validate` flag, if present.
     pub validate: Option<Span>,
+    /// Span of the `unaudited` flag, if present.
+    pub unaudited: Option<Span>,
 }
 
 /// The field names of `unique(...)` or `index(...)`, with the keyword for error spans.
@@ -64,10 +66,12 @@ impl EntityArgs {
                 flag(&meta, "hooks", &mut args.hooks)
             } else if meta.path.is_ident("validate") {
                 flag(&meta, "validate", &mut args.validate)
+            } else if meta.path.is_ident("unaudited") {
+                flag(&meta, "unaudited", &mut args.unaudited)
             } else {
                 Err(meta.error(format!(
                     "unknown entity attribute `{}`, expected one of `table`, `schema`, `unique`, \
-                     `index`, `has_many`, `has_one`, `hooks`, `validate`",
+                     `index`, `has_many`, `has_one`, `hooks`, `validate`, `unaudited`",
                     path_name(&meta.path)
                 )))
             }

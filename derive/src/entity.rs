@@ -462,6 +462,8 @@ fn generate(m: &EntityModel) -> TokenStream {
         }
     });
 
+    let audit_fns = audit_fns(m, &key_storage);
+
     let set_key = match m.auto_increment() {
         Some(c) => {
             let f = &c.ident;
@@ -570,6 +572,7 @@ fn generate(m: &EntityModel) -> TokenStream {
                 #validate
                 #version_fn
                 #raw_stamp
+                #audit_fns
 
                 fn raw_set_generated_key(&mut self, id: i64) -> ::core::result::Result<(), #p::DecodeError> {
                     #set_key
@@ -938,6 +941,88 @@ fn meta(m: &EntityModel) -> TokenStream {
             schema: #schema,
             columns: &[#(#columns,)*],
             indexes: &[#(#indexes,)*],
+        }
+    }
+}
+
+/// What the audit trail needs: JSON images of the row and of the key, rebuilding a value from
+/// an image, reading a row under a lock, and the `unaudited` opt-out.
+fn audit_fns(m: &EntityModel, key_storage: &TokenStream) -> TokenStream {
+    let p = quote!(::custodian::__private);
+    let d = quote!(#p::diesel);
+    let json = quote!(#p::serde_json);
+    let table = &m.table;
+    let image_entries = m.columns.iter().map(|c| {
+        let (f, ty, name) = (&c.ident, &c.ty, &c.name);
+        quote!(image.insert(::std::string::String::from(#name), <#ty as #p::ColumnValue>::to_json(&self.#f));)
+    });
+    let from_image = m.columns.iter().map(|c| {
+        let (f, ty, name) = (&c.ident, &c.ty, &c.name);
+        quote! {
+            #f: <#ty as #p::ColumnValue>::from_json(image.get(#name).ok_or_else(|| {
+                ::std::format!("the image has no column `{}`", #name)
+            })?)?
+        }
+    });
+    let skipped = &m.skipped;
+    let keys: Vec<&crate::model::Column> = m.key_columns().collect();
+    let key_image = if let [k] = keys.as_slice() {
+        let ty = &k.ty;
+        quote!(::std::vec![<#ty as #p::ColumnValue>::to_json(key)])
+    } else {
+        let parts = keys.iter().enumerate().map(|(i, c)| {
+            let ty = &c.ty;
+            let i = syn::Index::from(i);
+            quote!(<#ty as #p::ColumnValue>::to_json(&key.#i))
+        });
+        quote!(::std::vec![#(#parts,)*])
+    };
+    let audited = m
+        .unaudited
+        .map(|span| quote_spanned!(span=> const AUDITED: bool = false;));
+    quote! {
+        #audited
+
+        fn raw_image(&self) -> ::core::result::Result<#json::Map<::std::string::String, #json::Value>, #p::DecodeError> {
+            let mut image = #json::Map::new();
+            #(#image_entries)*
+            ::core::result::Result::Ok(image)
+        }
+
+        fn raw_from_image(image: &#json::Map<::std::string::String, #json::Value>) -> ::core::result::Result<Self, #p::DecodeError> {
+            ::core::result::Result::Ok(Self {
+                #(#from_image,)*
+                #(#skipped: ::core::default::Default::default(),)*
+            })
+        }
+
+        fn raw_key_image(key: &Self::Key) -> ::core::result::Result<#json::Value, #p::DecodeError> {
+            ::core::result::Result::Ok(#json::Value::Array(#key_image))
+        }
+
+        fn raw_find_for_update(
+            conn: &mut #p::AnyConnection,
+            key: &Self::Key,
+            with_deleted: bool,
+        ) -> #d::QueryResult<::core::option::Option<Self>> {
+            {
+                use #d::QueryDsl as _;
+                use #d::RunQueryDsl as _;
+                use #d::Table as _;
+                match conn {
+                    #p::AnyConnection::Postgresql(c) => {
+                        let key = #key_storage;
+                        #table::table.find(key).select(#table::table.primary_key()).for_update().execute(c)?;
+                    }
+                    #p::AnyConnection::Mysql(c) => {
+                        let key = #key_storage;
+                        #table::table.find(key).select(#table::table.primary_key()).for_update().execute(c)?;
+                    }
+                    // SQLite's write transaction already keeps other writers out.
+                    #p::AnyConnection::Sqlite(_) => {}
+                }
+            }
+            <Self as #p::Entity>::raw_find(conn, key, with_deleted)
         }
     }
 }

@@ -41,6 +41,8 @@ pub(crate) struct EntityModel {
     pub hooks: Option<Span>,
     /// Whether `validate` runs validator's rules (flag, or `#[derive(Validate)]`).
     pub validate: Option<Span>,
+    /// Span of the `unaudited` flag: writes are not recorded in the audit trail.
+    pub unaudited: Option<Span>,
 }
 
 /// A multi-column index or unique constraint.
@@ -249,6 +251,7 @@ impl EntityModel {
                 .collect(),
             hooks: args.hooks,
             validate,
+            unaudited: args.unaudited,
         })
     }
 

@@ -23,6 +23,9 @@ pub fn mysql_base() -> String {
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// The audit seal key of the test databases.
+pub const AUDIT_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
 fn unique_name() -> String {
     format!(
         "ct_{}_{}",
@@ -93,8 +96,11 @@ impl TestDb {
         cfg.pool.max_size = 4;
         cfg.pool.min_idle = Some(1);
         cfg.pool.connection_timeout_ms = 10_000;
+        cfg.audit.key = Some(AUDIT_KEY.into());
         tweak(&mut cfg);
-        let db = custodian::open(cfg).unwrap_or_else(|e| panic!("open {kind} test database: {e}"));
+        let db = custodian::open(cfg)
+            .unwrap_or_else(|e| panic!("open {kind} test database: {e}"))
+            .acting_as(custodian::Principal::new("test-suite").with_role("admin"));
         TestDb {
             kind,
             url,
@@ -176,18 +182,23 @@ macro_rules! on_all_backends {
 }
 
 /// Runs `f` and counts the SQL statements it sent on the session's connection.
-pub fn count_statements<R>(s: &mut custodian::Session, f: impl FnOnce(&mut custodian::Session) -> R) -> (R, usize) {
+pub fn count_statements<R>(
+    s: &mut custodian::Session,
+    f: impl FnOnce(&mut custodian::Session) -> R,
+) -> (R, usize) {
     use custodian::diesel::connection::{Instrumentation, InstrumentationEvent};
     use std::sync::Arc;
     let counter = Arc::new(AtomicUsize::new(0));
     let seen = counter.clone();
-    s.connection().set_instrumentation(move |event: InstrumentationEvent<'_>| {
-        if let InstrumentationEvent::StartQuery { .. } = event {
-            seen.fetch_add(1, Ordering::SeqCst);
-        }
-    });
+    s.connection()
+        .set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::StartQuery { .. } = event {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+        });
     let out = f(s);
-    s.connection().set_instrumentation(None::<Box<dyn Instrumentation>>);
+    s.connection()
+        .set_instrumentation(None::<Box<dyn Instrumentation>>);
     let n = counter.load(Ordering::SeqCst);
     (out, n)
 }

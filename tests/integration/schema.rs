@@ -191,6 +191,15 @@ impl Entity for CTag {
     type QueryDeleted = <TagRow as Entity>::QueryDeleted;
     const META: EntityMeta = TAGS;
 
+    fn raw_image(
+        &self,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, custodian::DecodeError> {
+        self.0.raw_image()
+    }
+    fn raw_key_image(key: &Self::Key) -> Result<serde_json::Value, custodian::DecodeError> {
+        TagRow::raw_key_image(key)
+    }
+
     fn query() -> Self::Query {
         TagRow::query()
     }

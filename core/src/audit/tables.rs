@@ -1,0 +1,128 @@
+//! The audit tables: records (`custodian_audit`), the chain (`custodian_audit_chain`) and its
+//! head (`custodian_audit_head`, the one row sealers lock), with their metadata for DDL.
+//!
+//! Writers only ever insert into `custodian_audit`, inside their own transaction; they never
+//! touch the chain, so concurrent writers do not queue behind one lock. Sealing appends to
+//! `custodian_audit_chain` later, in commit order, under the head row's lock.
+
+#![allow(missing_docs)] // diesel's table! items are described by the module docs.
+
+use crate::entity::{ColumnMeta, EntityMeta, IndexMeta};
+use crate::value::ColumnKind;
+
+diesel::table! {
+    custodian_audit (id) {
+        id -> BigInt,
+        tx_id -> Text,
+        at -> crate::sql_types::Datetime,
+        actor -> Text,
+        tenant -> Nullable<Text>,
+        entity -> Text,
+        entity_key -> Text,
+        op -> Text,
+        before_image -> Nullable<Text>,
+        after_image -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        mac -> Text,
+    }
+}
+
+diesel::table! {
+    custodian_audit_chain (seq) {
+        seq -> BigInt,
+        record_id -> BigInt,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    custodian_audit_head (id) {
+        id -> Integer,
+        seq -> BigInt,
+        hash -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(custodian_audit, custodian_audit_chain);
+
+const fn col(name: &'static str, kind: ColumnKind, nullable: bool) -> ColumnMeta {
+    ColumnMeta {
+        name,
+        field: name,
+        kind,
+        nullable,
+        ..ColumnMeta::PLAIN
+    }
+}
+
+/// `custodian_audit`: one row per audited change, sealed by its writer.
+pub const AUDIT: EntityMeta = EntityMeta {
+    name: "AuditRecord",
+    table: "custodian_audit",
+    schema: None,
+    columns: &[
+        ColumnMeta {
+            primary_key: true,
+            auto_increment: true,
+            ..col("id", ColumnKind::BigInt, false)
+        },
+        col("tx_id", ColumnKind::Uuid, false),
+        col("at", ColumnKind::Timestamp, false),
+        col("actor", ColumnKind::Text, false),
+        col("tenant", ColumnKind::Text, true),
+        col("entity", ColumnKind::Text, false),
+        col("entity_key", ColumnKind::Text, false),
+        col("op", ColumnKind::Text, false),
+        col("before_image", ColumnKind::Text, true),
+        col("after_image", ColumnKind::Text, true),
+        col("reason", ColumnKind::Text, true),
+        col("request_id", ColumnKind::Text, true),
+        col("mac", ColumnKind::Text, false),
+    ],
+    indexes: &[IndexMeta {
+        name: "custodian_audit_entity_key_idx",
+        columns: &["entity", "entity_key"],
+        unique: false,
+    }],
+};
+
+/// `custodian_audit_chain`: the hash chain, one link per sealed record.
+pub const CHAIN: EntityMeta = EntityMeta {
+    name: "AuditChainLink",
+    table: "custodian_audit_chain",
+    schema: None,
+    columns: &[
+        ColumnMeta {
+            primary_key: true,
+            ..col("seq", ColumnKind::BigInt, false)
+        },
+        ColumnMeta {
+            unique: true,
+            ..col("record_id", ColumnKind::BigInt, false)
+        },
+        col("prev_hash", ColumnKind::Text, false),
+        col("hash", ColumnKind::Text, false),
+    ],
+    indexes: &[],
+};
+
+/// `custodian_audit_head`: the last sealed position; its single row is the sealers' lock.
+pub const HEAD: EntityMeta = EntityMeta {
+    name: "AuditChainHead",
+    table: "custodian_audit_head",
+    schema: None,
+    columns: &[
+        ColumnMeta {
+            primary_key: true,
+            ..col("id", ColumnKind::Integer, false)
+        },
+        col("seq", ColumnKind::BigInt, false),
+        col("hash", ColumnKind::Text, false),
+    ],
+    indexes: &[],
+};
+
+/// All audit tables, parents first.
+pub const ALL: [EntityMeta; 3] = [AUDIT, CHAIN, HEAD];

@@ -335,6 +335,14 @@ pub trait Entity: Sized + Send + 'static {
     fn raw_insert(conn: &mut AnyConnection, rows: &[Self]) -> QueryResult<usize>;
 
     #[doc(hidden)]
+    /// `INSERT` of one row as a prepared statement diesel can cache. Returns the key the database
+    /// assigned when the backend can return it from the same statement (`RETURNING` on
+    /// PostgreSQL and SQLite), `None` otherwise (the write path then asks the backend).
+    fn raw_insert_one(conn: &mut AnyConnection, row: &Self) -> QueryResult<Option<i64>> {
+        Self::raw_insert(conn, std::slice::from_ref(row)).map(|_| None)
+    }
+
+    #[doc(hidden)]
     /// `SELECT` by primary key; soft-deleted rows only when `with_deleted`.
     fn raw_find(
         conn: &mut AnyConnection,

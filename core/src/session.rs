@@ -540,11 +540,18 @@ impl Session {
                     // Each row learns the key the database assigned (the audit record names it).
                     let backend = self.db.backend;
                     for row in rows.iter_mut() {
-                        n += self.run(|c| E::raw_insert(c, std::slice::from_ref(row)))?;
-                        let id = self.run(|c| backend.last_insert_id(c))?;
+                        let returned = self.run(|c| E::raw_insert_one(c, row))?;
+                        n += 1;
+                        let id = match returned {
+                            Some(id) => id,
+                            None => self.run(|c| backend.last_insert_id(c))?,
+                        };
                         row.raw_set_generated_key(id)
                             .map_err(|e| Error::Integrity(format!("generated key {id}: {e}")))?;
                     }
+                } else if let [row] = rows {
+                    self.run(|c| E::raw_insert_one(c, row))?;
+                    n = 1;
                 } else {
                     for chunk in rows.chunks(self.insert_chunk::<E>()) {
                         n += self.run(|c| E::raw_insert(c, chunk))?;

@@ -6,6 +6,7 @@ pub mod common;
 pub mod entities;
 pub mod model;
 
+mod audit;
 mod config;
 mod crud;
 mod errors;

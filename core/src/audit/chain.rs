@@ -449,18 +449,26 @@ pub fn head(s: &mut Session) -> Result<(i64, String)> {
     s.run(|conn| h::table.find(1).select((h::seq, h::hash)).first(conn))
 }
 
-/// Every record about one entity row, oldest first (sealed or not).
-pub fn records_of(s: &mut Session, entity: &str, key_json: &str) -> Result<Vec<AuditRecord>> {
+/// Every record about one entity row, oldest first, with its chain position if sealed.
+pub fn records_of_entity_key(
+    s: &mut Session,
+    entity: &str,
+    key_json: &str,
+) -> Result<Vec<(Option<i64>, AuditRecord)>> {
     let (entity, key_json) = (entity.to_string(), key_json.to_string());
-    let rows: Vec<RecordRow> = s.run(|conn| {
+    let rows: Vec<(Option<i64>, RecordRow)> = s.run(|conn| {
         a::table
+            .left_join(c::table.on(c::record_id.eq(a::id)))
             .filter(a::entity.eq(entity))
             .filter(a::entity_key.eq(key_json))
             .order(a::id.asc())
-            .select(record_columns!())
+            .select((c::seq.nullable(), record_columns!()))
             .load(conn)
     })?;
-    Ok(rows.into_iter().map(record_of).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(seq, r)| (seq, record_of(r)))
+        .collect())
 }
 
 /// Every record about one entity (table), oldest first, with its chain position if sealed.

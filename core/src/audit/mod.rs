@@ -6,12 +6,15 @@
 //! - [`tables`]: where records, the chain and its head are stored.
 //! - [`chain`]: appending, sealing, verifying.
 //! - [`checkpoint`]: ed25519-signed checkpoints of the chain head.
+//! - [`history`]: versions of a row, entities as of a time or sequence number, drift.
 
 pub mod chain;
 pub mod checkpoint;
+pub mod history;
 pub mod record;
 pub mod tables;
 
 pub use chain::{Damage, DamageKind, SealReport, VerifyReport};
 pub use checkpoint::{generate_signing_key, Checkpoint};
+pub use history::{AsOf, DriftKind, DriftedRow, Version};
 pub use record::{AuditKey, AuditOp, AuditRecord};

@@ -116,12 +116,33 @@ fn generate(m: &EntityModel) -> TokenStream {
         let f = to_fn(index(c));
         quote!(#f(#value))
     };
+    // Columns stored as the field itself bind the field by reference (no clone); the helper
+    // only checks the types agree, spanned on the field type like the conversions.
+    let ref_fn = |i: usize| format_ident!("__custodian_ref_{}", i);
+    let bind = |c: &Column, value: TokenStream| {
+        if c.sql.stored_as_is(&c.ty) {
+            let f = ref_fn(index(c));
+            quote!(#f(#value))
+        } else {
+            to_storage(c, value)
+        }
+    };
     let helpers = m.columns.iter().enumerate().map(|(i, c)| {
         let ty = &c.ty;
         let st = storage(c);
         let to = to_fn(i);
         let from = from_fn(i);
+        let by_ref = c.sql.stored_as_is(ty).then(|| {
+            let r = ref_fn(i);
+            quote_spanned! {ty.span()=>
+                #[inline]
+                fn #r(value: &#ty) -> &#st {
+                    value
+                }
+            }
+        });
         quote_spanned! {ty.span()=>
+            #by_ref
             #[inline]
             fn #to(value: &#ty) -> #st {
                 <#ty as #p::ColumnValue>::to_storage(value)
@@ -180,6 +201,15 @@ fn generate(m: &EntityModel) -> TokenStream {
 
     // Insert.
     let inserted: Vec<&Column> = m.columns.iter().filter(|c| c.inserted()).collect();
+    // One row's `(column.eq(value), ...)`, values borrowed from `row` where possible.
+    let row_values = {
+        let values = inserted.iter().map(|c| {
+            let f = &c.ident;
+            let v = bind(c, quote!(&row.#f));
+            quote!(#tp::#f.eq(#v))
+        });
+        quote!((#(#values,)*))
+    };
     let insert_body = if inserted.is_empty() {
         // Every column is filled by the database: one `DEFAULT VALUES` insert per row.
         quote! {
@@ -190,18 +220,48 @@ fn generate(m: &EntityModel) -> TokenStream {
             ::core::result::Result::Ok(count)
         }
     } else {
-        let values = inserted.iter().map(|c| {
-            let f = &c.ident;
-            let v = to_storage(c, quote!(&row.#f));
-            quote!(#tp::#f.eq(#v))
-        });
         quote! {
             let values: ::std::vec::Vec<_> = rows
                 .iter()
-                .map(|row| (#(#values,)*))
+                .map(|row| #row_values)
                 .collect();
             #p::dispatch!(conn, c => #d::insert_into(#tp::table).values(values).execute(c))
         }
+    };
+    // One row: a tuple (never a `Vec`, which diesel does not cache as a prepared statement).
+    // An auto-increment key comes back from the same statement where the backend has
+    // `RETURNING` (PostgreSQL, SQLite >= 3.35); MariaDB reports `None` and the write path asks
+    // `LAST_INSERT_ID()`.
+    let insert_one_stmt = if inserted.is_empty() {
+        quote!(#d::insert_into(#tp::table).default_values())
+    } else {
+        quote!(#d::insert_into(#tp::table).values(#row_values))
+    };
+    let insert_one_body = match m.auto_increment() {
+        Some(k) => {
+            let f = &k.ident;
+            let st = storage(k);
+            quote! {
+                match conn {
+                    #p::AnyConnection::Postgresql(c) => {
+                        let id: #st = #insert_one_stmt.returning(#tp::#f).get_result(c)?;
+                        ::core::result::Result::Ok(::core::option::Option::Some(::core::convert::From::from(id)))
+                    }
+                    #p::AnyConnection::Sqlite(c) => {
+                        let id: #st = #insert_one_stmt.returning(#tp::#f).get_result(c)?;
+                        ::core::result::Result::Ok(::core::option::Option::Some(::core::convert::From::from(id)))
+                    }
+                    #p::AnyConnection::Mysql(c) => {
+                        #insert_one_stmt.execute(c)?;
+                        ::core::result::Result::Ok(::core::option::Option::None)
+                    }
+                }
+            }
+        }
+        None => quote! {
+            #p::dispatch!(conn, c => #insert_one_stmt.execute(c))?;
+            ::core::result::Result::Ok(::core::option::Option::None)
+        },
     };
 
     // Keys.
@@ -214,7 +274,7 @@ fn generate(m: &EntityModel) -> TokenStream {
             quote!(#ty),
             quote!(::core::clone::Clone::clone(&self.#f)),
             to_storage(k, quote!(key)),
-            to_storage(k, quote!(&entity.#f)),
+            bind(k, quote!(&entity.#f)),
         )
     } else {
         let tys = keys.iter().map(|c| &c.ty);
@@ -225,7 +285,7 @@ fn generate(m: &EntityModel) -> TokenStream {
             .map(|(c, i)| to_storage(c, quote!(&key.#i)));
         let from_entity = keys.iter().map(|c| {
             let f = &c.ident;
-            to_storage(c, quote!(&entity.#f))
+            bind(c, quote!(&entity.#f))
         });
         (
             quote!((#(#tys,)*)),
@@ -307,7 +367,7 @@ fn generate(m: &EntityModel) -> TokenStream {
                 };
                 quote!(#tp::#f.eq(#tp::#f + #one))
             } else {
-                let v = to_storage(c, quote!(&entity.#f));
+                let v = bind(c, quote!(&entity.#f));
                 quote!(#tp::#f.eq(#v))
             }
         })
@@ -583,6 +643,10 @@ fn generate(m: &EntityModel) -> TokenStream {
                         return ::core::result::Result::Ok(0);
                     }
                     #insert_body
+                }
+
+                fn raw_insert_one(conn: &mut #p::AnyConnection, row: &Self) -> #d::QueryResult<::core::option::Option<i64>> {
+                    #insert_one_body
                 }
 
                 fn raw_find_many(conn: &mut #p::AnyConnection, keys: &[Self::Key]) -> #d::QueryResult<::std::vec::Vec<Self>> {

@@ -120,6 +120,29 @@ impl SqlType {
     }
 }
 
+impl SqlType {
+    /// Whether the storage type of a field of type `ty` is `ty` itself (integers, floats, bool,
+    /// `String`, `Vec<u8>`, `NaiveDate`, and `Option`s of them), so generated code can bind the
+    /// field by reference instead of converting (cloning) it. Converted types (UUID, JSON,
+    /// decimal, enums, timestamps) answer `false`.
+    pub(crate) fn stored_as_is(&self, ty: &Type) -> bool {
+        match self {
+            SqlType::SmallInt
+            | SqlType::Integer
+            | SqlType::BigInt
+            | SqlType::Float
+            | SqlType::Double
+            | SqlType::Bool
+            | SqlType::Binary
+            | SqlType::Date => true,
+            // Uuid, serde_json::Value, Decimal and enums are text too, stored converted.
+            SqlType::Text => is_named(ty, "String"),
+            SqlType::Datetime => false,
+            SqlType::Nullable(inner) => option_inner(ty).is_some_and(|t| inner.stored_as_is(t)),
+        }
+    }
+}
+
 /// `T` of a type written `Option<T>`.
 pub(crate) fn option_inner(ty: &Type) -> Option<&Type> {
     match ty {

@@ -1,6 +1,7 @@
 //! [`Db`]: the one handle applications hold. It owns the configuration, the backend and the
 //! connection pool, and hands out [`Session`]s.
 
+use crate::access::AccessControl;
 use crate::audit;
 use crate::backend::Backend;
 use crate::config::DatabaseConfig;
@@ -20,13 +21,14 @@ use std::sync::Arc;
 pub struct Db {
     pub(crate) inner: Arc<DbInner>,
     principal: Option<Arc<Principal>>,
+    access: Option<Arc<AccessControl>>,
 }
 
 pub(crate) struct DbInner {
     pub(crate) backend: &'static dyn Backend,
     pub(crate) audit_key: Option<crate::audit::AuditKey>,
     pub(crate) config: DatabaseConfig,
-    pool: Pool,
+    pub(crate) pool: Pool,
     counters: Arc<PoolCounters>,
 }
 
@@ -65,6 +67,7 @@ impl Db {
         let pool = pool::build(backend, &config, counters.clone())?;
         Ok(Db {
             principal: None,
+            access: None,
             inner: Arc::new(DbInner {
                 audit_key: config.audit.key()?,
                 backend,
@@ -99,6 +102,7 @@ impl Db {
             conn,
             self.inner.clone(),
             self.principal.clone(),
+            self.access.clone(),
         ))
     }
 
@@ -108,6 +112,17 @@ impl Db {
         Db {
             inner: self.inner.clone(),
             principal: Some(Arc::new(principal)),
+            access: self.access.clone(),
+        }
+    }
+
+    /// A handle whose sessions enforce `access` on every read and write of the entities it
+    /// governs (see [`access`](crate::access)). Keeps the principal.
+    pub fn with_access(&self, access: AccessControl) -> Db {
+        Db {
+            inner: self.inner.clone(),
+            principal: self.principal.clone(),
+            access: Some(Arc::new(access)),
         }
     }
 

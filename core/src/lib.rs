@@ -5,6 +5,7 @@
 //! Application code depends on the `custodian` facade, which re-exports this crate.
 #![deny(missing_docs)]
 
+pub mod access;
 pub mod audit;
 pub mod backend;
 pub mod config;
@@ -27,6 +28,7 @@ pub mod tx;
 pub mod validate;
 pub mod value;
 
+pub use access::{AccessControl, Action, EntityRules};
 pub use backend::Backend;
 pub use config::{Config, DatabaseConfig, DatabaseUrl, PoolConfig, SessionConfig};
 pub use conn::{AnyConnection, MultiBackend};

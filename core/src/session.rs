@@ -13,6 +13,7 @@ use crate::db::DbInner;
 use crate::entity::{ColumnRole, Entity, Stamp, WriteKind};
 use crate::error::{DbError, Error, Result};
 use crate::pool::PooledConnection;
+use crate::access::{AccessControl, Action};
 use crate::principal::Principal;
 use crate::relations::BelongsTo;
 use crate::tx::TxOptions;
@@ -37,6 +38,7 @@ pub struct Session {
     depth: u32,
     deadline: Option<Instant>,
     principal: Option<Arc<Principal>>,
+    access: Option<Arc<AccessControl>>,
     context: AuditContext,
     tx_id: Option<String>,
 }
@@ -169,6 +171,7 @@ impl Session {
         conn: PooledConnection,
         db: Arc<DbInner>,
         principal: Option<Arc<Principal>>,
+        access: Option<Arc<AccessControl>>,
     ) -> Self {
         Session {
             conn,
@@ -176,9 +179,15 @@ impl Session {
             depth: 0,
             deadline: None,
             principal,
+            access,
             context: AuditContext::default(),
             tx_id: None,
         }
+    }
+
+    /// Identifier of the current transaction (recorded in audit records), if one is open.
+    pub fn tx_id(&self) -> Option<&str> {
+        self.tx_id.as_deref()
     }
 
     /// The acting principal, if any.
@@ -266,14 +275,30 @@ impl Session {
         self.run(|c| query.get_result(c))
     }
 
-    /// The live entity with this primary key, if it exists.
+    /// The live entity with this primary key, if it exists (and the principal may see it).
     pub fn find<E: Entity>(&mut self, key: &E::Key) -> Result<Option<E>> {
-        self.run(|c| E::raw_find(c, key, false))
+        self.authorize::<E>(Action::Read, Some(key))?;
+        let found = self.run(|c| E::raw_find(c, key, false))?;
+        Ok(self.visible(found)?.flatten())
     }
 
     /// The entity with this primary key, soft-deleted or not.
     pub fn find_with_deleted<E: Entity>(&mut self, key: &E::Key) -> Result<Option<E>> {
-        self.run(|c| E::raw_find(c, key, true))
+        self.authorize::<E>(Action::Read, Some(key))?;
+        let found = self.run(|c| E::raw_find(c, key, true))?;
+        Ok(self.visible(found)?.flatten())
+    }
+
+    /// Loads entities with a diesel query, e.g. `Control::query().filter(...).limit(50)`,
+    /// applying access control (tenant scope drops rows, masks apply). Prefer it to
+    /// [`Session::load`] for entities when policies are in force.
+    pub fn select<E: Entity, Q>(&mut self, query: Q) -> Result<Vec<E>>
+    where
+        Q: for<'a> LoadQuery<'a, AnyConnection, E>,
+    {
+        self.authorize::<E>(Action::Read, None)?;
+        let rows: Vec<E> = self.run(|c| query.load(c))?;
+        self.visible_all(rows)
     }
 
     /// The live entity with this primary key; [`Error::NotFound`] if it does not exist.
@@ -284,11 +309,12 @@ impl Session {
     /// The live entities with these primary keys, in one statement per 30 000 keys (any order;
     /// missing keys are absent).
     pub fn get_many<E: Entity>(&mut self, keys: &[E::Key]) -> Result<Vec<E>> {
+        self.authorize::<E>(Action::Read, None)?;
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(self.db.backend.max_bind_params().max(1)) {
             out.extend(self.run(|c| E::raw_find_many(c, chunk))?);
         }
-        Ok(out)
+        self.visible_all(out)
     }
 
     // ---------------------------------------------------------------- relationships
@@ -333,11 +359,13 @@ impl Session {
         C: BelongsTo<P>,
         P::Key: Eq + Hash,
     {
+        self.authorize::<C>(Action::Read, None)?;
         let mut keys: Vec<P::Key> = parents.iter().map(Entity::key).collect();
         dedup(&mut keys);
         let mut by_parent: HashMap<P::Key, Vec<C>> = HashMap::new();
         for chunk in keys.chunks(self.db.backend.max_bind_params().max(1)) {
-            for child in self.run(|c| C::raw_children_of(c, chunk))? {
+            let loaded = self.run(|c| C::raw_children_of(c, chunk))?;
+            for child in self.visible_all(loaded)? {
                 if let Some(k) = child.parent_key() {
                     by_parent.entry(k).or_default().push(child);
                 }
@@ -355,11 +383,10 @@ impl Session {
         P: Entity,
         C: BelongsTo<P>,
     {
+        self.authorize::<C>(Action::Read, None)?;
         let key = parent.key();
-        Ok(self
-            .run(|c| C::raw_children_of(c, std::slice::from_ref(&key)))?
-            .into_iter()
-            .next())
+        let loaded = self.run(|c| C::raw_children_of(c, std::slice::from_ref(&key)))?;
+        Ok(self.visible_all(loaded)?.into_iter().next())
     }
 
     /// Many-to-many: for each left entity, the right entities linked to it through join
@@ -494,7 +521,7 @@ impl Session {
     where
         E::QueryDeleted: for<'a> LoadQuery<'a, AnyConnection, E>,
     {
-        self.load(E::query_deleted())
+        self.select(E::query_deleted())
     }
 
     /// The write path: every custodian write runs through here, in this order: validation,
@@ -508,6 +535,8 @@ impl Session {
         if E::AUDITED && self.principal.is_none() {
             return Err(no_principal::<E>());
         }
+        let mut op = op;
+        self.authorize_write(&mut op)?;
         let statements = match &op {
             Op::Insert(rows) => rows.len().div_ceil(self.insert_chunk::<E>()),
             Op::Update(rows) => rows.len(),
@@ -711,6 +740,170 @@ impl Session {
             mac: String::new(),
         };
         Ok(record.seal(self.db.audit_key.as_ref()))
+    }
+
+    // ---------------------------------------------------------------- access control
+
+    /// Refuses `action` on `E` unless the access policy permits it; a refusal is audited.
+    pub(crate) fn authorize<E: Entity>(
+        &mut self,
+        action: Action,
+        key: Option<&E::Key>,
+    ) -> Result<()> {
+        match self.access.clone() {
+            Some(ac) if !ac.permits(&E::META, action, self.principal.as_deref()) => {
+                Err(self.deny::<E>(action, key, "the principal's roles do not allow it"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks a write against the policy: the role, and that every new and existing row is in
+    /// the principal's tenant.
+    fn authorize_write<E: Entity>(&mut self, op: &mut Op<'_, E>) -> Result<()> {
+        let Some(ac) = self.access.clone() else {
+            return Ok(());
+        };
+        let (action, first_key) = match op {
+            Op::Insert(rows) => (Action::Insert, rows.first().map(Entity::key)),
+            Op::Update(rows) => (Action::Update, rows.first().map(Entity::key)),
+            Op::Delete(keys, _) => (Action::Delete, keys.first().cloned()),
+        };
+        self.authorize::<E>(action, first_key.as_ref())?;
+        let principal = self.principal.clone();
+        // Columns this principal only sees masked are read-only for it: an update keeps their
+        // stored values instead of writing the mask back.
+        let masked = ac.masked_columns(&E::META, principal.as_deref());
+        if let (Op::Update(rows), false) = (&mut *op, masked.is_empty()) {
+            for row in rows.iter_mut() {
+                let key = row.key();
+                let Some(stored) = self.run(|c| E::raw_find(c, &key, true))? else {
+                    continue;
+                };
+                let stored = stored.raw_image().map_err(image_error::<E>)?;
+                let mut image = row.raw_image().map_err(image_error::<E>)?;
+                for column in &masked {
+                    if let Some(v) = stored.get(column) {
+                        image.insert(column.clone(), v.clone());
+                    }
+                }
+                *row = E::raw_from_image(&image).map_err(image_error::<E>)?;
+            }
+        }
+        if !ac.has_row_scope(&E::META) {
+            return Ok(());
+        }
+        let outside = "the row belongs to another tenant";
+        if let Op::Insert(rows) | Op::Update(rows) = op {
+            for row in rows.iter() {
+                let image = row.raw_image().map_err(image_error::<E>)?;
+                if !ac.row_in_scope(&E::META, &image, principal.as_deref()) {
+                    return Err(self.deny::<E>(action, Some(&row.key()), outside));
+                }
+            }
+        }
+        let keys: Vec<E::Key> = match op {
+            Op::Insert(_) => Vec::new(),
+            Op::Update(rows) => rows.iter().map(Entity::key).collect(),
+            Op::Delete(keys, _) => keys.to_vec(),
+        };
+        for key in keys {
+            if let Some(existing) = self.run(|c| E::raw_find(c, &key, true))? {
+                let image = existing.raw_image().map_err(image_error::<E>)?;
+                if !ac.row_in_scope(&E::META, &image, principal.as_deref()) {
+                    return Err(self.deny::<E>(action, Some(&key), outside));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A `Forbidden` error, after recording the refusal in the audit trail.
+    fn deny<E: Entity>(&mut self, action: Action, key: Option<&E::Key>, why: &str) -> Error {
+        let who = self.principal.as_deref().map_or("an anonymous session", |p| p.id.as_str());
+        let err = Error::Forbidden(format!(
+            "{who} may not {} {}: {why}",
+            action.as_str(),
+            E::META.name
+        ));
+        match self.record_denial::<E>(action, key, why) {
+            Ok(()) => err,
+            Err(e) => Error::Forbidden(format!("{err} (and the refusal could not be audited: {e})")),
+        }
+    }
+
+    /// Appends a `denied` record on another connection, in its own transaction, so that the
+    /// caller rolling back cannot erase it (on a one-connection pool: in this session).
+    fn record_denial<E: Entity>(&mut self, action: Action, key: Option<&E::Key>, why: &str) -> Result<()> {
+        let principal = self.principal.as_deref();
+        let entity_key = match key {
+            Some(k) => E::raw_key_image(k).map_err(image_error::<E>)?.to_string(),
+            None => "null".into(),
+        };
+        let record = AuditRecord {
+            id: 0,
+            tx_id: self
+                .tx_id
+                .clone()
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            at: now_utc(),
+            actor: principal.map_or_else(|| "anonymous".to_string(), |p| p.id.clone()),
+            tenant: principal.and_then(|p| p.tenant.clone()),
+            entity: crate::schema::display_name(&E::META),
+            entity_key,
+            op: AuditOp::Denied.as_str().to_string(),
+            before: None,
+            after: Some(serde_json::json!({ "action": action.as_str(), "why": why }).to_string()),
+            reason: self.context.reason.clone(),
+            request_id: self.context.request_id.clone(),
+            mac: String::new(),
+        }
+        .seal(self.db.audit_key.as_ref());
+        let options = TxOptions::new().immediate().no_retry();
+        let append = |s: &mut Session| s.run(|c| chain::append(c, std::slice::from_ref(&record))).map(|_| ());
+        match self.db.pool.get_timeout(std::time::Duration::from_millis(200)) {
+            Ok(conn) => {
+                let mut other = Session::new(conn, self.db.clone(), self.principal.clone(), None);
+                other.transaction_with(&options, append)
+            }
+            Err(_) if self.depth > 0 => append(self),
+            Err(_) => self.transaction_with(&options, append),
+        }
+    }
+
+    /// Applies tenant scope and masks to a loaded entity (`None` if it is out of scope).
+    pub(crate) fn visible<E: Entity>(&self, entity: Option<E>) -> Result<Option<Option<E>>> {
+        let Some(e) = entity else {
+            return Ok(Some(None));
+        };
+        let Some(ac) = self.access.as_deref() else {
+            return Ok(Some(Some(e)));
+        };
+        let mut image = e.raw_image().map_err(image_error::<E>)?;
+        let p = self.principal.as_deref();
+        if !ac.row_in_scope(&E::META, &image, p) {
+            return Ok(None);
+        }
+        if ac.mask(&E::META, &mut image, p) {
+            return E::raw_from_image(&image)
+                .map(|masked| Some(Some(masked)))
+                .map_err(image_error::<E>);
+        }
+        Ok(Some(Some(e)))
+    }
+
+    /// [`Session::visible`] over many entities.
+    pub(crate) fn visible_all<E: Entity>(&self, rows: Vec<E>) -> Result<Vec<E>> {
+        if self.access.is_none() {
+            return Ok(rows);
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(Some(e)) = self.visible(Some(row))? {
+                out.push(e);
+            }
+        }
+        Ok(out)
     }
 
     /// Why an update matched no row: a stale version (the row exists) or a missing row.

@@ -6,6 +6,7 @@ pub mod common;
 pub mod entities;
 pub mod model;
 
+mod access;
 mod audit;
 mod config;
 mod crud;

@@ -8,6 +8,7 @@
 
 use super::chain;
 use super::record::AuditRecord;
+use crate::access::Action;
 use crate::conn::AnyConnection;
 use crate::entity::{ColumnRole, Entity};
 use crate::error::{Error, Result};
@@ -70,6 +71,11 @@ fn image_of(record: &AuditRecord) -> Result<Option<serde_json::Map<String, serde
     }
 }
 
+/// Whether a record describes a row version (refusals and erasures do not).
+fn is_row_change(record: &AuditRecord) -> bool {
+    !matches!(record.op.as_str(), "denied" | "erase")
+}
+
 fn rebuild<E: Entity>(record: &AuditRecord, with_deleted: bool) -> Result<Option<E>> {
     let Some(image) = image_of(record)? else {
         return Ok(None);
@@ -102,23 +108,30 @@ fn key_json<E: Entity>(key: &E::Key) -> Result<String> {
 impl Session {
     /// Every version of the row with this key, oldest first (one per audited write).
     pub fn history<E: Entity>(&mut self, key: &E::Key) -> Result<Vec<Version<E>>> {
+        self.authorize::<E>(Action::Read, Some(key))?;
         let entity = crate::schema::display_name(&E::META);
         let records = chain::records_of_entity_key(self, &entity, &key_json::<E>(key)?)?;
-        records
-            .into_iter()
-            .map(|(seq, record)| {
-                let value = rebuild::<E>(&record, true)?;
-                Ok(Version { seq, record, value })
-            })
-            .collect()
+        let mut versions = Vec::with_capacity(records.len());
+        for (seq, record) in records.into_iter().filter(|(_, r)| is_row_change(r)) {
+            // Versions outside the principal's tenant are not shown; masks apply.
+            if let Some(value) = self.visible(rebuild::<E>(&record, true)?)? {
+                versions.push(Version { seq, record, value });
+            }
+        }
+        Ok(versions)
     }
 
     /// The row with this key as it was at `point` (`None` if it did not exist or was deleted).
     pub fn as_of<E: Entity>(&mut self, key: &E::Key, point: AsOf) -> Result<Option<E>> {
+        self.authorize::<E>(Action::Read, Some(key))?;
         let entity = crate::schema::display_name(&E::META);
         let records = chain::records_of_entity_key(self, &entity, &key_json::<E>(key)?)?;
-        match records.iter().rev().find(|(seq, r)| before(point, *seq, r)) {
-            Some((_, record)) => rebuild::<E>(record, false),
+        match records
+            .iter()
+            .rev()
+            .find(|(seq, r)| is_row_change(r) && before(point, *seq, r))
+        {
+            Some((_, record)) => Ok(self.visible(rebuild::<E>(record, false)?)?.flatten()),
             None => Ok(None),
         }
     }
@@ -126,10 +139,11 @@ impl Session {
     /// Every live row of `E` as it was at `point`, in key order of the audit trail; filter and
     /// page the result in Rust. Built from the audit trail alone.
     pub fn as_of_all<E: Entity>(&mut self, point: AsOf) -> Result<Vec<E>> {
+        self.authorize::<E>(Action::Read, None)?;
         let entity = crate::schema::display_name(&E::META);
         let mut last: BTreeMap<String, AuditRecord> = BTreeMap::new();
         for (seq, record) in chain::records_of_entity(self, &entity)? {
-            if before(point, seq, &record) {
+            if is_row_change(&record) && before(point, seq, &record) {
                 last.insert(record.entity_key.clone(), record);
             }
         }
@@ -139,7 +153,7 @@ impl Session {
                 out.push(e);
             }
         }
-        Ok(out)
+        self.visible_all(out)
     }
 
     /// Rows of `E` whose stored values differ from their last audited image: changed, inserted
@@ -151,6 +165,9 @@ impl Session {
         let entity = crate::schema::display_name(&E::META);
         let mut audited: BTreeMap<String, Option<String>> = BTreeMap::new();
         for (_, record) in chain::records_of_entity(self, &entity)? {
+            if !is_row_change(&record) {
+                continue;
+            }
             let image = image_of(&record)?.map(|m| serde_json::Value::Object(m).to_string());
             audited.insert(record.entity_key, image);
         }

@@ -8,6 +8,7 @@ pub mod model;
 
 mod access;
 mod audit;
+mod cli;
 mod config;
 mod crud;
 mod errors;

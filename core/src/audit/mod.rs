@@ -14,6 +14,9 @@ pub mod history;
 pub mod record;
 pub mod tables;
 
+/// The ed25519 implementation checkpoints use (for signing and public keys).
+pub use ed25519_dalek;
+
 pub use chain::{Damage, DamageKind, SealReport, VerifyReport};
 pub use checkpoint::{generate_signing_key, Checkpoint};
 pub use history::{AsOf, DriftKind, DriftedRow, Version};

@@ -1,0 +1,167 @@
+//! `custodian`: the command-line entry point for auditors and operators.
+//!
+//! ```text
+//! custodian verify     [--url URL | --config FILE [--database NAME]] [--checkpoint FILE] [--public-key HEX]
+//! custodian seal       [--url URL | --config FILE [--database NAME]]
+//! custodian checkpoint [--url URL | --config FILE [--database NAME]] --signing-key FILE [--out FILE]
+//! custodian keygen     --out FILE
+//! ```
+//! The database comes from `--url`, `--config` (TOML, see the README) or `DATABASE_URL`; the
+//! audit seal key from the configuration or `CUSTODIAN_AUDIT_KEY`. Exit status: 0 when the
+//! chain is intact (or the command succeeded), 1 when verification found damage, 2 on a usage,
+//! configuration or connection error.
+
+use custodian::audit::Checkpoint;
+use custodian::{Config, DatabaseConfig};
+use std::process::ExitCode;
+
+const USAGE: &str = "usage:
+  custodian verify     [--url URL | --config FILE [--database NAME]] [--checkpoint FILE] [--public-key HEX]
+  custodian seal       [--url URL | --config FILE [--database NAME]]
+  custodian checkpoint [--url URL | --config FILE [--database NAME]] --signing-key FILE [--out FILE]
+  custodian keygen     --out FILE";
+
+struct Args {
+    command: String,
+    options: std::collections::HashMap<String, String>,
+}
+
+fn parse(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
+    let command = raw.next().ok_or("no command given")?;
+    let mut options = std::collections::HashMap::new();
+    while let Some(flag) = raw.next() {
+        let name = flag
+            .strip_prefix("--")
+            .ok_or_else(|| format!("unexpected argument `{flag}`"))?;
+        let known = ["url", "config", "database", "checkpoint", "public-key", "signing-key", "out"];
+        if !known.contains(&name) {
+            return Err(format!("unknown option `--{name}`"));
+        }
+        let value = raw.next().ok_or_else(|| format!("`--{name}` needs a value"))?;
+        options.insert(name.to_string(), value);
+    }
+    Ok(Args { command, options })
+}
+
+fn database(args: &Args) -> custodian::Result<DatabaseConfig> {
+    if let Some(url) = args.options.get("url") {
+        let mut cfg = DatabaseConfig::from_url(url)?;
+        if let Ok(key) = std::env::var("CUSTODIAN_AUDIT_KEY") {
+            cfg.audit.key = Some(key);
+        }
+        cfg.validate("url")?;
+        return Ok(cfg);
+    }
+    let cfg = match args.options.get("config") {
+        Some(path) => Config::from_file(path)?,
+        None => Config::from_env()?,
+    };
+    let name = args
+        .options
+        .get("database")
+        .map_or(custodian::config::DEFAULT_DATABASE, String::as_str);
+    Ok(cfg.database(name)?.clone())
+}
+
+fn read(path: &str) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))
+}
+
+fn run(args: &Args) -> Result<ExitCode, String> {
+    let fail = |e: custodian::Error| e.to_string();
+    match args.command.as_str() {
+        "keygen" => {
+            let out = args.options.get("out").ok_or("`keygen` needs --out FILE")?;
+            let key = custodian::audit::generate_signing_key().map_err(fail)?;
+            std::fs::write(out, custodian::hex::encode(&key.to_bytes()))
+                .map_err(|e| format!("cannot write {out}: {e}"))?;
+            println!(
+                "signing key written to {out}; public key {}",
+                custodian::hex::encode(key.verifying_key().as_bytes())
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        "seal" => {
+            let db = custodian::open(database(args).map_err(fail)?).map_err(fail)?;
+            let report = db.seal_audit().map_err(fail)?;
+            println!("sealed {} records; chain head at sequence {}", report.sealed, report.head_seq);
+            Ok(ExitCode::SUCCESS)
+        }
+        "checkpoint" => {
+            let key_file = args
+                .options
+                .get("signing-key")
+                .ok_or("`checkpoint` needs --signing-key FILE")?;
+            let bytes: [u8; 32] = custodian::hex::decode(read(key_file)?.trim())
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| format!("{key_file} does not hold a 64-hex-digit signing key"))?;
+            let key = custodian::audit::ed25519_dalek::SigningKey::from_bytes(&bytes);
+            let db = custodian::open(database(args).map_err(fail)?).map_err(fail)?;
+            let cp = db.checkpoint(&key).map_err(fail)?;
+            match args.options.get("out") {
+                Some(out) => std::fs::write(out, cp.to_json())
+                    .map_err(|e| format!("cannot write {out}: {e}"))?,
+                None => println!("{}", cp.to_json()),
+            }
+            eprintln!("checkpoint at sequence {} ({})", cp.seq, cp.hash);
+            Ok(ExitCode::SUCCESS)
+        }
+        "verify" => {
+            let checkpoint = match args.options.get("checkpoint") {
+                Some(path) => Some(Checkpoint::from_json(&read(path)?).map_err(fail)?),
+                None => None,
+            };
+            if let Some(cp) = &checkpoint {
+                let trusted = match args.options.get("public-key") {
+                    Some(hex) => {
+                        let bytes: [u8; 32] = custodian::hex::decode(hex.trim())
+                            .and_then(|b| b.try_into().ok())
+                            .ok_or("--public-key must be 64 hex digits")?;
+                        Some(
+                            custodian::audit::ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+                                .map_err(|e| format!("--public-key: {e}"))?,
+                        )
+                    }
+                    None => None,
+                };
+                if let Err(e) = cp.verify_signature(trusted.as_ref()) {
+                    println!("DAMAGED: {e}");
+                    return Ok(ExitCode::from(1));
+                }
+            }
+            let db = custodian::open(database(args).map_err(fail)?).map_err(fail)?;
+            let report = db.verify_audit(checkpoint.as_ref()).map_err(fail)?;
+            match &report.damage {
+                None => {
+                    println!(
+                        "intact: {} links up to sequence {} ({}); {} records not sealed yet",
+                        report.links, report.last_seq, report.last_hash, report.unsealed
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(d) => {
+                    println!("DAMAGED at sequence {}: {:?}: {}", d.seq, d.kind, d.detail);
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        other => Err(format!("unknown command `{other}`")),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match parse(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("custodian: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("custodian: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

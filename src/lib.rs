@@ -35,6 +35,8 @@
 pub use custodian_core::*;
 pub use custodian_derive::{entity, DbEnum};
 
+pub mod guide;
+
 /// The database-specific backends.
 pub use custodian_backends as backends;
 

@@ -33,11 +33,21 @@ fn parse(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
         let name = flag
             .strip_prefix("--")
             .ok_or_else(|| format!("unexpected argument `{flag}`"))?;
-        let known = ["url", "config", "database", "checkpoint", "public-key", "signing-key", "out"];
+        let known = [
+            "url",
+            "config",
+            "database",
+            "checkpoint",
+            "public-key",
+            "signing-key",
+            "out",
+        ];
         if !known.contains(&name) {
             return Err(format!("unknown option `--{name}`"));
         }
-        let value = raw.next().ok_or_else(|| format!("`--{name}` needs a value"))?;
+        let value = raw
+            .next()
+            .ok_or_else(|| format!("`--{name}` needs a value"))?;
         options.insert(name.to_string(), value);
     }
     Ok(Args { command, options })
@@ -84,7 +94,10 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         "seal" => {
             let db = custodian::open(database(args).map_err(fail)?).map_err(fail)?;
             let report = db.seal_audit().map_err(fail)?;
-            println!("sealed {} records; chain head at sequence {}", report.sealed, report.head_seq);
+            println!(
+                "sealed {} records; chain head at sequence {}",
+                report.sealed, report.head_seq
+            );
             Ok(ExitCode::SUCCESS)
         }
         "checkpoint" => {

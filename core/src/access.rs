@@ -134,7 +134,12 @@ impl AccessControl {
     }
 
     /// Whether `principal` may do `action` on entity `meta` at all.
-    pub fn permits(&self, meta: &EntityMeta, action: Action, principal: Option<&Principal>) -> bool {
+    pub fn permits(
+        &self,
+        meta: &EntityMeta,
+        action: Action,
+        principal: Option<&Principal>,
+    ) -> bool {
         match (self.rules_of(meta), principal) {
             (None, _) => self.allow_unlisted,
             (Some(_), None) => false,
@@ -144,7 +149,8 @@ impl AccessControl {
 
     /// Whether rows of `meta` are scoped to tenants.
     pub fn has_row_scope(&self, meta: &EntityMeta) -> bool {
-        self.rules_of(meta).is_some_and(|r| r.tenant_column.is_some())
+        self.rules_of(meta)
+            .is_some_and(|r| r.tenant_column.is_some())
     }
 
     /// Whether a row (its JSON image) is visible to and writable by `principal`.
@@ -157,7 +163,10 @@ impl AccessControl {
         let Some(column) = self.rules_of(meta).and_then(|r| r.tenant_column.as_deref()) else {
             return true;
         };
-        match (principal.and_then(|p| p.tenant.as_deref()), image.get(column)) {
+        match (
+            principal.and_then(|p| p.tenant.as_deref()),
+            image.get(column),
+        ) {
             (Some(tenant), Some(serde_json::Value::String(row))) => row == tenant,
             _ => false,
         }
@@ -222,8 +231,19 @@ mod tests {
         table: "docs",
         schema: None,
         columns: &[
-            ColumnMeta { name: "tenant", field: "tenant", kind: ColumnKind::Text, ..ColumnMeta::PLAIN },
-            ColumnMeta { name: "email", field: "email", kind: ColumnKind::Text, nullable: true, ..ColumnMeta::PLAIN },
+            ColumnMeta {
+                name: "tenant",
+                field: "tenant",
+                kind: ColumnKind::Text,
+                ..ColumnMeta::PLAIN
+            },
+            ColumnMeta {
+                name: "email",
+                field: "email",
+                kind: ColumnKind::Text,
+                nullable: true,
+                ..ColumnMeta::PLAIN
+            },
         ],
         indexes: &[],
     };
@@ -251,17 +271,32 @@ mod tests {
         assert!(!ac.permits(&META, Action::Update, Some(&alice)));
         assert!(ac.permits(&META, Action::Update, Some(&editor)));
         assert!(!ac.permits(&META, Action::Read, None));
-        let mut row = serde_json::json!({"tenant": "a", "email": "x@y"}).as_object().unwrap().clone();
+        let mut row = serde_json::json!({"tenant": "a", "email": "x@y"})
+            .as_object()
+            .unwrap()
+            .clone();
         assert!(ac.row_in_scope(&META, &row, Some(&alice)));
         assert!(!ac.row_in_scope(&META, &row, Some(&editor)));
         assert!(!ac.row_in_scope(&META, &row, Some(&Principal::new("nobody"))));
         assert!(ac.mask(&META, &mut row, Some(&alice)));
         assert_eq!(row["email"], serde_json::Value::Null);
         let dpo = Principal::new("d").with_role("dpo");
-        let mut clear = serde_json::json!({"tenant": "a", "email": "x@y"}).as_object().unwrap().clone();
+        let mut clear = serde_json::json!({"tenant": "a", "email": "x@y"})
+            .as_object()
+            .unwrap()
+            .clone();
         assert!(!ac.mask(&META, &mut clear, Some(&dpo)));
-        let other = EntityMeta { table: "other", ..META };
-        assert!(!ac.permits(&other, Action::Read, Some(&alice)), "deny by default");
-        assert!(ac.clone().allow_unlisted().permits(&other, Action::Read, Some(&alice)));
+        let other = EntityMeta {
+            table: "other",
+            ..META
+        };
+        assert!(
+            !ac.permits(&other, Action::Read, Some(&alice)),
+            "deny by default"
+        );
+        assert!(ac
+            .clone()
+            .allow_unlisted()
+            .permits(&other, Action::Read, Some(&alice)));
     }
 }

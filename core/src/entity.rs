@@ -3,7 +3,7 @@
 //! An entity is a Rust struct mapped to one table. `#[entity]` generates the diesel `table!`,
 //! a row type for loading, an insertable form without database-generated columns, a changeset
 //! for updates, and an implementation of [`Entity`] whose raw operations the
-//! [`Session`](crate::Session) write path calls. Application code never calls those raw
+//! [`Session`] write path calls. Application code never calls those raw
 //! operations itself: it goes through the session, so checks and audit attach in one place.
 
 use crate::conn::AnyConnection;
@@ -238,7 +238,7 @@ impl EntityMeta {
 /// A struct mapped to a table; implement it with `#[entity]`, never by hand.
 ///
 /// The associated functions prefixed `raw_` run one SQL statement on a connection and are what
-/// the [`Session`](crate::Session) write path builds on. They are hidden from the documentation
+/// the [`Session`] write path builds on. They are hidden from the documentation
 /// because calling them directly would bypass validation, hooks and audit.
 pub trait Entity: Sized + Send + 'static {
     /// The primary key: the key field's type, or a tuple of them for a composite key.

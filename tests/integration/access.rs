@@ -75,7 +75,11 @@ fn seed(db: &TestDb) -> Vec<Doc> {
     let guarded = db.with_access(policy());
     let mut docs = Vec::new();
     for (t, tenant) in TENANTS.iter().enumerate() {
-        let writer = guarded.acting_as(Principal::new(format!("w-{tenant}")).with_role("writer").in_tenant(*tenant));
+        let writer = guarded.acting_as(
+            Principal::new(format!("w-{tenant}"))
+                .with_role("writer")
+                .in_tenant(*tenant),
+        );
         let mut s = writer.session().unwrap();
         for i in 0..5 {
             let mut d = s
@@ -87,7 +91,13 @@ fn seed(db: &TestDb) -> Vec<Doc> {
                     secret_note: format!("secret of {tenant} {i}"),
                 })
                 .unwrap();
-            s.insert(Comment { id: 0, doc_id: d.id, tenant: tenant.to_string(), body: format!("c{t}{i}") }).unwrap();
+            s.insert(Comment {
+                id: 0,
+                doc_id: d.id,
+                tenant: tenant.to_string(),
+                body: format!("c{t}{i}"),
+            })
+            .unwrap();
             d.title.push_str(" (rev)");
             s.update(&mut d).unwrap();
             docs.push(d);
@@ -103,7 +113,13 @@ fn tenant_isolation_on_every_read_path(db: &TestDb) {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut checked_rows = 0;
     for round in 0..40 {
-        let tenant = *rng.pick(&[Some("acme"), Some("globex"), Some("initech"), Some("umbrella"), None]);
+        let tenant = *rng.pick(&[
+            Some("acme"),
+            Some("globex"),
+            Some("initech"),
+            Some("umbrella"),
+            None,
+        ]);
         let mut p = Principal::new(format!("p{round}"));
         for role in ["reader", "writer", "dpo"] {
             if rng.next() % 2 == 0 {
@@ -117,7 +133,11 @@ fn tenant_isolation_on_every_read_path(db: &TestDb) {
         let dpo = p.has_role("dpo");
         let mut s = guarded.acting_as(p.clone()).session().unwrap();
         let check = |d: &Doc| {
-            assert_eq!(Some(d.tenant.as_str()), tenant, "cross-tenant row for {p:?}: {d:?}");
+            assert_eq!(
+                Some(d.tenant.as_str()),
+                tenant,
+                "cross-tenant row for {p:?}: {d:?}"
+            );
             if dpo {
                 assert!(d.secret_note.starts_with("secret"), "dpo sees clear text");
             } else {
@@ -126,25 +146,58 @@ fn tenant_isolation_on_every_read_path(db: &TestDb) {
             }
         };
         if !may_read {
-            assert!(matches!(s.select::<Doc, _>(Doc::query()), Err(Error::Forbidden(_))));
-            assert!(matches!(s.get::<Doc>(&all_ids[0]), Err(Error::Forbidden(_))));
+            assert!(matches!(
+                s.select::<Doc, _>(Doc::query()),
+                Err(Error::Forbidden(_))
+            ));
+            assert!(matches!(
+                s.get::<Doc>(&all_ids[0]),
+                Err(Error::Forbidden(_))
+            ));
             continue;
         }
         let mut seen: Vec<Doc> = Vec::new();
         seen.extend(s.select::<Doc, _>(Doc::query()).unwrap());
-        seen.extend(s.select::<Doc, _>(Doc::query().filter(docs::title.like("%doc 1%"))).unwrap());
+        seen.extend(
+            s.select::<Doc, _>(Doc::query().filter(docs::title.like("%doc 1%")))
+                .unwrap(),
+        );
         seen.extend(s.get_many::<Doc>(&all_ids).unwrap());
         for id in &all_ids {
             seen.extend(s.find::<Doc>(id).unwrap());
             seen.extend(s.find_with_deleted::<Doc>(id).unwrap());
-            seen.extend(s.history::<Doc>(id).unwrap().into_iter().filter_map(|v| v.value));
-            seen.extend(s.as_of::<Doc>(id, AsOf::Time(chrono::Utc::now().naive_utc())).unwrap());
+            seen.extend(
+                s.history::<Doc>(id)
+                    .unwrap()
+                    .into_iter()
+                    .filter_map(|v| v.value),
+            );
+            seen.extend(
+                s.as_of::<Doc>(id, AsOf::Time(chrono::Utc::now().naive_utc()))
+                    .unwrap(),
+            );
         }
-        seen.extend(s.as_of_all::<Doc>(AsOf::Time(chrono::Utc::now().naive_utc())).unwrap());
+        seen.extend(
+            s.as_of_all::<Doc>(AsOf::Time(chrono::Utc::now().naive_utc()))
+                .unwrap(),
+        );
         // Relationship loading, starting from rows of every tenant.
-        let comments: Vec<Comment> = s.children::<Doc, Comment>(&docs).unwrap().into_iter().flatten().collect();
-        assert!(comments.iter().all(|c| Some(c.tenant.as_str()) == tenant), "children stay in the tenant");
-        seen.extend(s.parents::<Comment, Doc>(&comments).unwrap().into_iter().flatten());
+        let comments: Vec<Comment> = s
+            .children::<Doc, Comment>(&docs)
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .collect();
+        assert!(
+            comments.iter().all(|c| Some(c.tenant.as_str()) == tenant),
+            "children stay in the tenant"
+        );
+        seen.extend(
+            s.parents::<Comment, Doc>(&comments)
+                .unwrap()
+                .into_iter()
+                .flatten(),
+        );
         for d in &seen {
             check(d);
         }
@@ -154,17 +207,28 @@ fn tenant_isolation_on_every_read_path(db: &TestDb) {
         }
         checked_rows += seen.len();
     }
-    assert!(checked_rows > 100, "the property test looked at rows: {checked_rows}");
+    assert!(
+        checked_rows > 100,
+        "the property test looked at rows: {checked_rows}"
+    );
 }
 
 fn refused_writes_write_nothing_and_are_audited(db: &TestDb) {
     let docs = seed(db);
     let guarded = db.with_access(policy());
     let acme_doc = docs.iter().find(|d| d.tenant == "acme").unwrap().clone();
-    let denied_before = db.session().unwrap().count(a::table.filter(a::op.eq("denied")).count()).unwrap();
+    let denied_before = db
+        .session()
+        .unwrap()
+        .count(a::table.filter(a::op.eq("denied")).count())
+        .unwrap();
 
     // A writer of another tenant can neither change nor delete acme's document.
-    let globex = guarded.acting_as(Principal::new("mallory").with_role("writer").in_tenant("globex"));
+    let globex = guarded.acting_as(
+        Principal::new("mallory")
+            .with_role("writer")
+            .in_tenant("globex"),
+    );
     let mut s = globex.session().unwrap();
     let mut hijack = acme_doc.clone();
     hijack.title = "hijacked".into();
@@ -172,7 +236,10 @@ fn refused_writes_write_nothing_and_are_audited(db: &TestDb) {
     assert!(matches!(s.delete(&acme_doc), Err(Error::Forbidden(_))));
     let mut planted = acme_doc.clone();
     planted.id = 0;
-    assert!(matches!(s.insert(planted), Err(Error::Forbidden(_))), "cannot write into another tenant");
+    assert!(
+        matches!(s.insert(planted), Err(Error::Forbidden(_))),
+        "cannot write into another tenant"
+    );
     // Inside a transaction that rolls back, the refusal is still on record.
     let _ = s.transaction(|tx| tx.delete(&acme_doc));
     // A reader cannot write at all.
@@ -187,11 +254,24 @@ fn refused_writes_write_nothing_and_are_audited(db: &TestDb) {
     assert_eq!(stored.title, acme_doc.title, "nothing written");
     assert_eq!(admin.count(docs::table.count()).unwrap(), docs.len() as i64);
     let denied: Vec<(String, Option<String>)> = admin
-        .load(a::table.filter(a::op.eq("denied")).order(a::id).select((a::actor, a::after_image)))
+        .load(
+            a::table
+                .filter(a::op.eq("denied"))
+                .order(a::id)
+                .select((a::actor, a::after_image)),
+        )
         .unwrap();
     assert_eq!(denied.len() as i64 - denied_before, 5, "{denied:?}");
-    assert!(denied.iter().any(|(actor, why)| actor == "rita" && why.as_deref().unwrap_or("").contains("update")));
-    assert!(denied.iter().filter(|(actor, _)| actor == "mallory").count() == 4);
+    assert!(denied
+        .iter()
+        .any(|(actor, why)| actor == "rita" && why.as_deref().unwrap_or("").contains("update")));
+    assert!(
+        denied
+            .iter()
+            .filter(|(actor, _)| actor == "mallory")
+            .count()
+            == 4
+    );
 
     // The writer of acme may.
     let acme = guarded.acting_as(Principal::new("w").with_role("writer").in_tenant("acme"));
@@ -202,14 +282,20 @@ fn refused_writes_write_nothing_and_are_audited(db: &TestDb) {
     w.update(&mut masked).unwrap();
     let stored = admin.get::<Doc>(&acme_doc.id).unwrap();
     assert_eq!(stored.title, "approved");
-    assert_eq!(stored.secret_note, acme_doc.secret_note, "masked columns are kept, not overwritten");
+    assert_eq!(
+        stored.secret_note, acme_doc.secret_note,
+        "masked columns are kept, not overwritten"
+    );
     assert_eq!(stored.owner_email, acme_doc.owner_email);
     drop((s, r, w, admin));
     db.seal_audit().unwrap();
     assert!(db.verify_audit(None).unwrap().is_intact());
 }
 
-on_all_backends!(tenant_isolation_on_every_read_path, refused_writes_write_nothing_and_are_audited);
+on_all_backends!(
+    tenant_isolation_on_every_read_path,
+    refused_writes_write_nothing_and_are_audited
+);
 
 #[test]
 fn actions_have_names() {

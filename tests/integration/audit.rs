@@ -40,17 +40,20 @@ fn key() -> AuditKey {
     AuditKey::from_hex(AUDIT_KEY).unwrap()
 }
 
+/// Id, transaction, actor, operation, images, reason and request id of a record.
+type RecordSummary = (
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 fn records(s: &mut Session) -> Vec<AuditRecord> {
-    let all: Vec<(
-        i64,
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    )> = s
+    let all: Vec<RecordSummary> = s
         .load(a::table.order(a::id).select((
             a::id,
             a::tx_id,

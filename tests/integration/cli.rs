@@ -19,14 +19,26 @@ fn cli(args: &[&str]) -> (i32, String) {
         .env_remove("DATABASE_URL")
         .output()
         .expect("run the custodian binary");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.code().unwrap_or(-1), text)
 }
 
 fn verify_seal_and_checkpoint_from_the_command_line(db: &TestDb) {
     db.create_table::<Note>().unwrap();
     let mut s = db.session().unwrap();
-    s.insert_many(&mut (1..=20).map(|id| Note { id, text: format!("n{id}") }).collect::<Vec<_>>()).unwrap();
+    s.insert_many(
+        &mut (1..=20)
+            .map(|id| Note {
+                id,
+                text: format!("n{id}"),
+            })
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
     drop(s);
     let dir = std::env::temp_dir().join(format!("custodian-cli-{}", db.name));
     std::fs::create_dir_all(&dir).unwrap();
@@ -39,10 +51,28 @@ fn verify_seal_and_checkpoint_from_the_command_line(db: &TestDb) {
     assert!(out.contains("sealed 20 records"), "{out}");
     let (code, out) = cli(&["keygen", "--out", k]);
     assert_eq!(code, 0, "{out}");
-    let (code, out) = cli(&["checkpoint", "--url", &db.url, "--signing-key", k, "--out", f]);
+    let (code, out) = cli(&[
+        "checkpoint",
+        "--url",
+        &db.url,
+        "--signing-key",
+        k,
+        "--out",
+        f,
+    ]);
     assert_eq!(code, 0, "{out}");
-    let public = Checkpoint::from_json(&std::fs::read_to_string(&cp_file).unwrap()).unwrap().public_key;
-    let (code, out) = cli(&["verify", "--url", &db.url, "--checkpoint", f, "--public-key", &public]);
+    let public = Checkpoint::from_json(&std::fs::read_to_string(&cp_file).unwrap())
+        .unwrap()
+        .public_key;
+    let (code, out) = cli(&[
+        "verify",
+        "--url",
+        &db.url,
+        "--checkpoint",
+        f,
+        "--public-key",
+        &public,
+    ]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("intact: 20 links"), "{out}");
 
@@ -58,7 +88,10 @@ fn verify_seal_and_checkpoint_from_the_command_line(db: &TestDb) {
     assert!(out.contains("unknown command"), "{out}");
     let (code, out) = cli(&["verify", "--url", "postgres://u:pw@127.0.0.1:1/x"]);
     assert_eq!(code, 2);
-    assert!(out.contains("could not connect") && !out.contains("pw@"), "{out}");
+    assert!(
+        out.contains("could not connect") && !out.contains("pw@"),
+        "{out}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -52,7 +52,8 @@ fn example_migrations_apply_cleanly(db: &TestDb) {
     use custodian::Entity;
     let dir = std::env::temp_dir().join(format!("custodian-example-migrations-{}", db.name));
     let metas = [Control::META, Evidence::META, Finding::META];
-    custodian::migrate::generate(&dir, "compliance example", &metas, custodian::backends::ALL).unwrap();
+    custodian::migrate::generate(&dir, "compliance example", &metas, custodian::backends::ALL)
+        .unwrap();
     assert_eq!(db.run_migrations(&dir).unwrap().len(), 1);
     assert!(db.run_migrations(&dir).unwrap().is_empty(), "applied once");
     db.check_schema(&metas).unwrap();

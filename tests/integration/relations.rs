@@ -170,7 +170,7 @@ fn many_to_many_attach_detach(db: &TestDb) {
     assert_eq!(names(&tags[1]), ["sox"]);
     // The other direction uses the same join entity.
     let reqs = s
-        .related::<Tag, RequirementTag, Requirement>(&[sox.clone()])
+        .related::<Tag, RequirementTag, Requirement>(std::slice::from_ref(&sox))
         .unwrap();
     assert_eq!(reqs[0].len(), 2);
 
@@ -180,7 +180,7 @@ fn many_to_many_attach_detach(db: &TestDb) {
     })
     .unwrap();
     let tags = s
-        .related::<Requirement, RequirementTag, Tag>(&[r1.clone()])
+        .related::<Requirement, RequirementTag, Tag>(std::slice::from_ref(&r1))
         .unwrap();
     assert_eq!(names(&tags[0]), ["gdpr"]);
 }

@@ -3,7 +3,10 @@
 //! For each backend the bench creates a fresh database (a uniquely named database on the
 //! PostgreSQL and MariaDB servers, a file in the temp directory for SQLite, all removed at the
 //! end), one table `bench_items` (auto-increment `i64` key, two text columns, a nullable text
-//! column, an integer and a boolean), seeds it with 10,000 rows, and opens one custodian pool.
+//! column, an integer and a boolean), seeds it with 10,000 rows, and opens one custodian pool
+//! acting as principal `bench`, with an audit seal key. The entity `Item` on `bench_items` is
+//! `#[entity(unaudited)]`; `AuditedItem`, the same columns on `bench_items_audited` (same seed
+//! rows), is audited, as entities are by default.
 //!
 //! The same workload then runs through custodian's [`Session`] API and through plain diesel on
 //! the raw connection of a session from the same pool (`Session::connection`), with a diesel
@@ -12,7 +15,7 @@
 //!
 //! | operation | custodian | diesel |
 //! |---|---|---|
-//! | insert one row, get its key | `Session::insert` | `insert_into` + `RETURNING id` (PostgreSQL), + `SELECT LAST_INSERT_ID()` (MariaDB), + `SELECT last_insert_rowid()` (SQLite) |
+//! | insert one row, get its key | `Session::insert` | `insert_into` + `RETURNING id` (PostgreSQL, SQLite), + `SELECT LAST_INSERT_ID()` (MariaDB) |
 //! | insert, key via `lastval()` (PostgreSQL only) | `Session::insert` | `insert_into` + `SELECT lastval()` |
 //! | get by key | `Session::get` | `table.find(id).select(..).first(conn)` |
 //! | update one row by key | `Session::update` | `update(table.find(id)).set(&changeset)`, rows checked |
@@ -26,6 +29,11 @@
 //! side that goes first alternates too); each of 7 rounds times N operations per kind, N calibrated
 //! per backend and operation so that one measurement takes about 300 ms. The report is the
 //! median rate over the rounds and the ratio custodian / diesel.
+//!
+//! Audit on / off: each round also runs the write operations (insert, update, delete, bulk
+//! insert) through the same `Session` calls on `AuditedItem`, with the same N; a second table
+//! per backend gives the ratio audited / unaudited (target >= 0.8) against the unaudited
+//! custodian side of the same rounds. The order of the three runners rotates across rounds.
 //!
 //! ```text
 //! cargo bench -j2 --bench crud                 # all three backends
@@ -41,13 +49,13 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use custodian::{AnyConnection, BackendKind, DatabaseConfig, Db, Entity, Session};
+use custodian::{AnyConnection, BackendKind, DatabaseConfig, Db, Entity, Principal, Session};
 use diesel::connection::SimpleConnection;
 use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text, Unsigned};
 
-use model::Item;
+use model::{AuditedItem, Item};
 use plain::{Changes, NewRow, Row};
 
 type Res<T> = Result<T, Box<dyn StdError>>;
@@ -56,8 +64,8 @@ type Res<T> = Result<T, Box<dyn StdError>>;
 mod model {
     use custodian::entity;
 
-    /// A row of the benchmark table.
-    #[entity(table = "bench_items")]
+    /// A row of the benchmark table; not audited, so it measures custodian against diesel.
+    #[entity(table = "bench_items", unaudited)]
     #[derive(Debug, Clone, PartialEq)]
     pub struct Item {
         #[column(primary_key, auto_increment)]
@@ -67,6 +75,33 @@ mod model {
         pub owner: Option<String>,
         pub risk: i32,
         pub active: bool,
+    }
+
+    /// The same row in its own table, audited (custodian's default): every write also appends
+    /// a sealed audit record in the same transaction.
+    #[entity(table = "bench_items_audited")]
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct AuditedItem {
+        #[column(primary_key, auto_increment)]
+        pub id: i64,
+        pub code: String,
+        pub title: String,
+        pub owner: Option<String>,
+        pub risk: i32,
+        pub active: bool,
+    }
+
+    impl From<Item> for AuditedItem {
+        fn from(i: Item) -> Self {
+            AuditedItem {
+                id: i.id,
+                code: i.code,
+                title: i.title,
+                owner: i.owner,
+                risk: i.risk,
+                active: i.active,
+            }
+        }
     }
 }
 
@@ -80,6 +115,13 @@ mod plain {
             owner -> Nullable<Text>,
             risk -> Integer,
             active -> Bool,
+        }
+    }
+
+    diesel::table! {
+        /// The audited entity's table (only the key: clean-up between passes).
+        bench_items_audited (id) {
+            id -> BigInt,
         }
     }
 
@@ -197,9 +239,26 @@ impl Op {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Side {
+    /// custodian on the unaudited entity.
     Custodian,
+    /// plain diesel on the same table.
     Diesel,
 }
+
+/// Who runs a pass in a round: [`run_pass`] with a side, or [`run_audited_pass`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Runner {
+    Custodian = 0,
+    Diesel = 1,
+    /// custodian on the audited entity (write operations only).
+    Audited = 2,
+}
+
+/// The operations the audited side runs: the writes (reads are not audited).
+const AUDITED_OPS: [Op; 4] = [Op::Insert, Op::Update, Op::Delete, Op::Bulk];
+
+/// Audit seal key of the bench (HMAC-SHA-256, as a production configuration would set one).
+const BENCH_AUDIT_KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 /// Operations per kind for one pass.
 #[derive(Debug, Clone, Copy)]
@@ -222,8 +281,8 @@ type Pass = Vec<(Op, usize, Duration)>;
 /// How the diesel side learns the generated key of a single-row insert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum KeyMode {
-    /// PostgreSQL: `RETURNING id`; MariaDB: `LAST_INSERT_ID()`; SQLite: `last_insert_rowid()`
-    /// (diesel's SQLite `RETURNING` needs a feature the workspace does not enable).
+    /// PostgreSQL and SQLite: `RETURNING id` (the workspace enables diesel's
+    /// `returning_clauses_for_sqlite_3_35`); MariaDB: `LAST_INSERT_ID()`.
     Native,
     /// PostgreSQL: a second statement `SELECT lastval()`, as custodian does.
     Lastval,
@@ -248,10 +307,10 @@ fn diesel_insert(conn: &mut AnyConnection, row: &NewRow<'_>, mode: KeyMode) -> Q
                 diesel::select(sql::<Unsigned<BigInt>>("LAST_INSERT_ID()")).get_result(c)?;
             i64::try_from(key).map_err(|e| diesel::result::Error::DeserializationError(e.into()))
         }
-        AnyConnection::Sqlite(c) => {
-            diesel::insert_into(bench_items).values(row).execute(c)?;
-            diesel::select(sql::<BigInt>("last_insert_rowid()")).get_result(c)
-        }
+        AnyConnection::Sqlite(c) => diesel::insert_into(bench_items)
+            .values(row)
+            .returning(id)
+            .get_result(c),
     }
 }
 
@@ -341,10 +400,14 @@ fn run_pass(db: &Db, side: Side, counts: &Counts, tag: &str, seed_max: i64) -> R
     let mut changed: Vec<Item> = (0..n)
         .map(|i| {
             let mut item = stored[i % stored.len()].clone();
-            item.title = format!("Updated item {tag} number {i}");
-            item.owner = Some(format!("reviewer-{}", i % 7));
-            item.risk = ((i * 11) % 100) as i32;
-            item.active = !item.active;
+            change(
+                tag,
+                i,
+                &mut item.title,
+                &mut item.owner,
+                &mut item.risk,
+                &mut item.active,
+            );
             item
         })
         .collect();
@@ -456,6 +519,96 @@ fn run_pass(db: &Db, side: Side, counts: &Counts, tag: &str, seed_max: i64) -> R
     Ok(pass)
 }
 
+/// The edit every update applies (the same on every side).
+fn change(
+    tag: &str,
+    i: usize,
+    title: &mut String,
+    owner: &mut Option<String>,
+    risk: &mut i32,
+    active: &mut bool,
+) {
+    *title = format!("Updated item {tag} number {i}");
+    *owner = Some(format!("reviewer-{}", i % 7));
+    *risk = ((i * 11) % 100) as i32;
+    *active = !*active;
+}
+
+/// Deletes every audited row above the seed (untimed). Their audit records stay: the trail is
+/// append-only, as in production.
+fn cleanup_audited(s: &mut Session, seed_max: i64) -> Res<()> {
+    use plain::bench_items_audited::dsl::{bench_items_audited, id};
+    diesel::delete(bench_items_audited.filter(id.gt(seed_max)))
+        .execute(s.connection())
+        .map_err(|e| format!("clean-up (audited): {e}"))?;
+    Ok(())
+}
+
+/// One pass of the write operations on the audited entity: the same inputs and calls as the
+/// custodian side of [`run_pass`], on `AuditedItem`.
+fn run_audited_pass(db: &Db, counts: &Counts, tag: &str, seed_max: i64) -> Res<Pass> {
+    let mut s = db.session()?;
+    let mut pass = Pass::new();
+
+    let n = counts.get(Op::Insert);
+    let items: Vec<AuditedItem> = (0..n).map(|i| sample(tag, i).into()).collect();
+    let mut stored = Vec::with_capacity(n);
+    let start = Instant::now();
+    for item in items {
+        stored.push(s.insert(item)?);
+    }
+    pass.push((Op::Insert, n, start.elapsed()));
+    let stored = black_box(stored);
+
+    let n = counts.get(Op::Update);
+    let mut changed: Vec<AuditedItem> = (0..n)
+        .map(|i| {
+            let mut item = stored[i % stored.len()].clone();
+            change(
+                tag,
+                i,
+                &mut item.title,
+                &mut item.owner,
+                &mut item.risk,
+                &mut item.active,
+            );
+            item
+        })
+        .collect();
+    let start = Instant::now();
+    for item in &mut changed {
+        s.update(item)?;
+    }
+    pass.push((Op::Update, n, start.elapsed()));
+
+    let n = counts.get(Op::Delete).min(stored.len());
+    let start = Instant::now();
+    for item in &stored[..n] {
+        s.delete_by_key::<AuditedItem>(&item.id)?;
+    }
+    pass.push((Op::Delete, n, start.elapsed()));
+    cleanup_audited(&mut s, seed_max)?;
+
+    let n = counts.get(Op::Bulk);
+    let mut rows: Vec<AuditedItem> = (0..1000)
+        .map(|i| sample(&format!("{tag}b"), i).into())
+        .collect();
+    let start = Instant::now();
+    for _ in 0..n {
+        let inserted = s.insert_many(&mut rows)?;
+        if inserted != rows.len() {
+            return Err(format!(
+                "audited bulk insert stored {inserted} rows, expected {}",
+                rows.len()
+            )
+            .into());
+        }
+    }
+    pass.push((Op::Bulk, n, start.elapsed()));
+    cleanup_audited(&mut s, seed_max)?;
+    Ok(pass)
+}
+
 // ------------------------------------------------------------------ databases
 
 struct Target {
@@ -556,7 +709,10 @@ impl FreshDb {
         let mut config = DatabaseConfig::from_url(&url)?;
         config.pool.max_size = 2;
         config.pool.min_idle = Some(1);
-        fresh.db = Some(custodian::open(config).map_err(|e| format!("open {url}: {e}"))?);
+        config.audit.key = Some(BENCH_AUDIT_KEY.into());
+        // Audited writes need an acting principal; unaudited ones ignore it.
+        let db = custodian::open(config).map_err(|e| format!("open {url}: {e}"))?;
+        fresh.db = Some(db.acting_as(Principal::new("bench")));
         Ok(fresh)
     }
 
@@ -622,6 +778,8 @@ struct Settings {
 struct Report {
     title: String,
     lines: Vec<Line>,
+    /// Audited writes against the unaudited custodian side of the same rounds.
+    audit_lines: Vec<Line>,
     elapsed: Duration,
 }
 
@@ -675,20 +833,32 @@ fn bench_backend(target: &Target, settings: &Settings) -> Res<Report> {
     let fresh = FreshDb::create(target.kind)?;
     let db = fresh.db()?;
     db.create_table::<Item>()?;
+    db.create_table::<AuditedItem>()?;
 
     let (version, seed_max) = {
         let mut s = db.session()?;
         let mut seed: Vec<Item> = (0..settings.seed_rows).map(|i| sample("seed", i)).collect();
         s.insert_many(&mut seed)?;
+        // The audited table gets the same seed rows, copied in SQL (no audit records).
+        s.execute_sql(
+            "INSERT INTO bench_items_audited (code, title, owner, risk, active) \
+             SELECT code, title, owner, risk, active FROM bench_items ORDER BY id",
+        )?;
         if target.kind == BackendKind::Postgres {
             s.execute_sql("ANALYZE bench_items")?;
+            s.execute_sql("ANALYZE bench_items_audited")?;
         }
         let seed_max: Option<i64> = plain::bench_items::table
             .select(diesel::dsl::max(plain::bench_items::id))
             .first(s.connection())?;
         let seed_max = seed_max.ok_or("seed rows missing")?;
-        (server_version(&mut s)?, seed_max)
+        let audited_max: Option<i64> = plain::bench_items_audited::table
+            .select(diesel::dsl::max(plain::bench_items_audited::id))
+            .first(s.connection())?;
+        let audited_max = audited_max.ok_or("audited seed rows missing")?;
+        (server_version(&mut s)?, (seed_max, audited_max))
     };
+    let (seed_max, audited_max) = seed_max;
     let ops: Vec<Op> = Op::ALL
         .into_iter()
         .filter(|op| op.applies_to(target.kind))
@@ -701,6 +871,7 @@ fn bench_backend(target: &Target, settings: &Settings) -> Res<Report> {
         for side in [Side::Custodian, Side::Diesel] {
             run_pass(db, side, &Counts::uniform(20, 2), "warm", seed_max)?;
         }
+        run_audited_pass(db, &Counts::uniform(20, 2), "warm", audited_max)?;
         let probe = Counts::uniform(100, 5);
         let mut per_op = [0f64; 7];
         for side in [Side::Custodian, Side::Diesel] {
@@ -722,35 +893,51 @@ fn bench_backend(target: &Target, settings: &Settings) -> Res<Report> {
         Counts(c)
     };
 
-    let mut rates: Vec<[Vec<f64>; 2]> = (0..7).map(|_| [Vec::new(), Vec::new()]).collect();
+    // Three runners per round; which one goes first rotates (and so does the order of the others
+    // in alternate rounds).
+    let mut rates: Vec<[Vec<f64>; 3]> = (0..7).map(|_| Default::default()).collect();
     for round in 0..settings.rounds {
-        let order = if round % 2 == 0 {
-            [Side::Custodian, Side::Diesel]
-        } else {
-            [Side::Diesel, Side::Custodian]
-        };
-        for side in order {
-            let tag = format!(
-                "r{round}{}",
-                if side == Side::Custodian { "c" } else { "d" }
-            );
-            for (op, n, d) in run_pass(db, side, &counts, &tag, seed_max)? {
-                rates[op as usize][side as usize].push(n as f64 / d.as_secs_f64().max(1e-12));
+        let mut order = [Runner::Custodian, Runner::Diesel, Runner::Audited];
+        order.rotate_left(round % 3);
+        if round % 2 == 1 {
+            order.swap(1, 2);
+        }
+        for runner in order {
+            let pass = match runner {
+                Runner::Custodian => run_pass(
+                    db,
+                    Side::Custodian,
+                    &counts,
+                    &format!("r{round}c"),
+                    seed_max,
+                )?,
+                Runner::Diesel => {
+                    run_pass(db, Side::Diesel, &counts, &format!("r{round}d"), seed_max)?
+                }
+                Runner::Audited => {
+                    run_audited_pass(db, &counts, &format!("r{round}a"), audited_max)?
+                }
+            };
+            for (op, n, d) in pass {
+                rates[op as usize][runner as usize].push(n as f64 / d.as_secs_f64().max(1e-12));
             }
         }
     }
 
+    let line = |op: Op, a: Runner, b: Runner| Line {
+        op,
+        n: counts.get(op),
+        custodian: Stat::of(&rates[op as usize][a as usize]),
+        diesel: Stat::of(&rates[op as usize][b as usize]),
+    };
     let lines = ops
         .iter()
-        .map(|&op| {
-            let [c, d] = &rates[op as usize];
-            Line {
-                op,
-                n: counts.get(op),
-                custodian: Stat::of(c),
-                diesel: Stat::of(d),
-            }
-        })
+        .map(|&op| line(op, Runner::Custodian, Runner::Diesel))
+        .collect();
+    // Here `custodian` is the audited side and `diesel` the unaudited one.
+    let audit_lines = AUDITED_OPS
+        .iter()
+        .map(|&op| line(op, Runner::Audited, Runner::Custodian))
         .collect();
     let label = match target.kind {
         BackendKind::Postgres => "PostgreSQL",
@@ -761,6 +948,7 @@ fn bench_backend(target: &Target, settings: &Settings) -> Res<Report> {
     Ok(Report {
         title: format!("{label} {version}"),
         lines,
+        audit_lines,
         elapsed: started.elapsed(),
     })
 }
@@ -774,23 +962,34 @@ fn print_report(r: &Report, settings: &Settings) {
         r.elapsed.as_secs_f64()
     );
     println!();
+    print_table(&r.lines, ["custodian", "diesel", "c / d"], 0.95);
+    println!();
+    println!("Audit on / off (custodian, audited entity / unaudited entity, same rounds):");
+    println!();
+    print_table(&r.audit_lines, ["audited", "unaudited", "a / u"], 0.8);
+}
+
+/// One results table; `names` are the two sides and the spread label, `target` the ratio below
+/// which a line is marked `!`.
+fn print_table(lines: &[Line], names: [&str; 3], target: f64) {
+    let [a, b, spread_label] = names;
     println!(
         "| {:<34} | {:>8} | {:>15} | {:>15} | {:>16} | {:>13} |",
         "operation",
         "n/round",
-        "custodian ops/s",
-        "diesel ops/s",
-        "custodian/diesel",
-        "spread c / d"
+        format!("{a} ops/s"),
+        format!("{b} ops/s"),
+        format!("{a}/{b}"),
+        format!("spread {spread_label}")
     );
     println!(
         "|{:-<36}|{:->10}|{:->17}|{:->17}|{:->18}|{:->15}|",
         ":", ":", ":", ":", ":", ":"
     );
-    for l in &r.lines {
+    for l in lines {
         let (c, d) = (l.custodian.median, l.diesel.median);
         let ratio = if d > 0.0 { c / d } else { 0.0 };
-        let mark = if ratio < 0.95 { " !" } else { "  " };
+        let mark = if ratio < target { " !" } else { "  " };
         let spread = format!(
             "±{:.0}% / ±{:.0}%",
             l.custodian.spread * 100.0,

@@ -95,6 +95,25 @@ pub fn install(s: &mut Session) -> Result<()> {
 
 /// Appends records in one statement per chunk (inside the writer's transaction).
 pub(crate) fn append(conn: &mut AnyConnection, records: &[AuditRecord]) -> QueryResult<usize> {
+    if let [r] = records {
+        // One tuple, not a one-element Vec: diesel caches this statement.
+        return diesel::insert_into(a::table)
+            .values((
+                a::tx_id.eq(&r.tx_id),
+                a::at.eq(StoredDatetime(r.at)),
+                a::actor.eq(&r.actor),
+                a::tenant.eq(&r.tenant),
+                a::entity.eq(&r.entity),
+                a::entity_key.eq(&r.entity_key),
+                a::op.eq(&r.op),
+                a::before_image.eq(&r.before),
+                a::after_image.eq(&r.after),
+                a::reason.eq(&r.reason),
+                a::request_id.eq(&r.request_id),
+                a::mac.eq(&r.mac),
+            ))
+            .execute(conn);
+    }
     let mut n = 0;
     for chunk in records.chunks(2_000) {
         let rows: Vec<_> = chunk

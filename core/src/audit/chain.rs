@@ -93,48 +93,37 @@ pub fn install(s: &mut Session) -> Result<()> {
     Ok(())
 }
 
-/// Appends records in one statement per chunk (inside the writer's transaction).
+/// The insert values of one record.
+macro_rules! record_values {
+    ($r:expr) => {
+        (
+            a::tx_id.eq(&$r.tx_id),
+            a::at.eq(StoredDatetime($r.at)),
+            a::actor.eq(&$r.actor),
+            a::tenant.eq(&$r.tenant),
+            a::entity.eq(&$r.entity),
+            a::entity_key.eq(&$r.entity_key),
+            a::op.eq(&$r.op),
+            a::before_image.eq(&$r.before),
+            a::after_image.eq(&$r.after),
+            a::reason.eq(&$r.reason),
+            a::request_id.eq(&$r.request_id),
+            a::mac.eq(&$r.mac),
+        )
+    };
+}
+
+/// Appends records (inside the writer's transaction): one record as a cached single-row
+/// statement, more in multi-row statements of up to 2,000 records.
 pub(crate) fn append(conn: &mut AnyConnection, records: &[AuditRecord]) -> QueryResult<usize> {
     if let [r] = records {
-        // One tuple, not a one-element Vec: diesel caches this statement.
         return diesel::insert_into(a::table)
-            .values((
-                a::tx_id.eq(&r.tx_id),
-                a::at.eq(StoredDatetime(r.at)),
-                a::actor.eq(&r.actor),
-                a::tenant.eq(&r.tenant),
-                a::entity.eq(&r.entity),
-                a::entity_key.eq(&r.entity_key),
-                a::op.eq(&r.op),
-                a::before_image.eq(&r.before),
-                a::after_image.eq(&r.after),
-                a::reason.eq(&r.reason),
-                a::request_id.eq(&r.request_id),
-                a::mac.eq(&r.mac),
-            ))
+            .values(record_values!(r))
             .execute(conn);
     }
     let mut n = 0;
     for chunk in records.chunks(2_000) {
-        let rows: Vec<_> = chunk
-            .iter()
-            .map(|r| {
-                (
-                    a::tx_id.eq(&r.tx_id),
-                    a::at.eq(StoredDatetime(r.at)),
-                    a::actor.eq(&r.actor),
-                    a::tenant.eq(&r.tenant),
-                    a::entity.eq(&r.entity),
-                    a::entity_key.eq(&r.entity_key),
-                    a::op.eq(&r.op),
-                    a::before_image.eq(&r.before),
-                    a::after_image.eq(&r.after),
-                    a::reason.eq(&r.reason),
-                    a::request_id.eq(&r.request_id),
-                    a::mac.eq(&r.mac),
-                )
-            })
-            .collect();
+        let rows: Vec<_> = chunk.iter().map(|r| record_values!(r)).collect();
         n += crate::dispatch!(conn, c => diesel::insert_into(a::table).values(&rows).execute(c))?;
     }
     Ok(n)

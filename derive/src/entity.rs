@@ -321,21 +321,22 @@ fn generate(m: &EntityModel) -> TokenStream {
         }
     };
 
-    // Find one.
+    // Find one: no LIMIT (a primary key matches at most one row), so SQLite keeps the prepared
+    // statement instead of re-preparing it for every bound LIMIT.
     let find_body = if soft.is_some() {
         quote! {
             let key = #key_storage;
             if with_deleted {
-                #tp::table.find(key).select(#as_select).first(conn).optional()
+                #tp::table.find(key).select(#as_select).get_result(conn).optional()
             } else {
-                #tp::table.find(key)#live.select(#as_select).first(conn).optional()
+                #tp::table.find(key)#live.select(#as_select).get_result(conn).optional()
             }
         }
     } else {
         quote! {
             let _ = with_deleted;
             let key = #key_storage;
-            #tp::table.find(key).select(#as_select).first(conn).optional()
+            #tp::table.find(key).select(#as_select).get_result(conn).optional()
         }
     };
 

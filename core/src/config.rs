@@ -125,6 +125,11 @@ pub struct DatabaseConfig {
     /// Audit trail settings.
     #[serde(default)]
     pub audit: AuditConfig,
+    // --- crypto (field encryption, see crate::crypto) ---
+    /// Field encryption: master keys and the active one (`[databases.NAME.crypto]`).
+    #[serde(default)]
+    pub crypto: crate::crypto::CryptoConfig,
+    // --- end crypto ---
 }
 
 /// Audit trail settings (`[databases.NAME.audit]`).
@@ -265,6 +270,7 @@ impl Config {
     /// | `CUSTODIAN_STATEMENT_TIMEOUT_MS`, `CUSTODIAN_BUSY_TIMEOUT_MS`, `CUSTODIAN_APPLICATION_NAME` | session |
     /// | `CUSTODIAN_RETRY_MAX_ATTEMPTS` | retry policy (0 or 1 turns retry off) |
     /// | `CUSTODIAN_AUDIT_KEY` | audit seal key, 64 hex digits |
+    /// | `CUSTODIAN_CRYPTO_KEYS`, `CUSTODIAN_CRYPTO_ACTIVE`, `CUSTODIAN_CRYPTO_INDEX_KEY`, `CUSTODIAN_CRYPTO_CACHE_TTL_MS` | field encryption (see [`CryptoConfig`](crate::crypto::CryptoConfig)) |
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
         let url = get("CUSTODIAN_URL").or_else(|| get("DATABASE_URL"));
         if let Some(url) = url {
@@ -336,6 +342,8 @@ impl Config {
         if let Some(v) = get("CUSTODIAN_RETRY_MAX_ATTEMPTS") {
             db.retry.max_attempts = num("CUSTODIAN_RETRY_MAX_ATTEMPTS", v)?;
         }
+        // --- crypto: CUSTODIAN_CRYPTO_KEYS, _ACTIVE, _INDEX_KEY, _CACHE_TTL_MS ---
+        db.crypto.apply_env(&get)?;
         self.validate()
     }
 
@@ -384,6 +392,7 @@ impl DatabaseConfig {
             session: SessionConfig::default(),
             retry: RetryPolicy::default(),
             audit: AuditConfig::default(),
+            crypto: crate::crypto::CryptoConfig::default(),
         }
     }
 
@@ -455,6 +464,13 @@ impl DatabaseConfig {
             Error::Config { message, .. } => Error::config(format!("{at}.audit.key"), message),
             other => other,
         })?;
+        // --- crypto ---
+        self.crypto.validate(&if at == "url" {
+            "crypto".to_string()
+        } else {
+            format!("{at}.crypto")
+        })?;
+        // --- end crypto ---
         self.retry.validate(&format!("{at}.retry"))
     }
 }

@@ -28,6 +28,8 @@ pub(crate) struct DbInner {
     pub(crate) backend: &'static dyn Backend,
     pub(crate) audit_key: Option<crate::audit::AuditKey>,
     pub(crate) config: DatabaseConfig,
+    /// Field encryption, when master keys are configured.
+    pub(crate) crypto: Option<crate::crypto::Crypto>,
     pub(crate) pool: Pool,
     counters: Arc<PoolCounters>,
 }
@@ -70,6 +72,7 @@ impl Db {
             access: None,
             inner: Arc::new(DbInner {
                 audit_key: config.audit.key()?,
+                crypto: crate::crypto::Crypto::from_config(&config)?,
                 backend,
                 config,
                 pool,
@@ -184,6 +187,9 @@ impl Db {
     /// all tables are created in one transaction (all or none); MariaDB commits each statement.
     pub fn create_tables(&self, entities: &[EntityMeta]) -> Result<()> {
         self.install_audit()?;
+        if self.inner.crypto.is_some() {
+            self.install_crypto()?; // crypto
+        }
         let backend = self.inner.backend;
         let statements: Vec<String> = schema::dependency_order(entities)?
             .iter()
@@ -213,6 +219,30 @@ impl Db {
             audit::chain::install(&mut s)
         }
     }
+
+    // --- crypto ---
+
+    /// The field-encryption handle (see [`crate::crypto`]); [`Error::Config`] when no master
+    /// key is configured (`[databases.NAME.crypto]` or `CUSTODIAN_CRYPTO_KEYS`).
+    pub fn crypto(&self) -> Result<crate::crypto::Crypto> {
+        self.inner
+            .crypto
+            .clone()
+            .ok_or_else(crate::crypto::not_configured)
+    }
+
+    /// Creates the table of subject data keys (`custodian_subject_keys`) if it does not exist
+    /// yet. [`Db::create_tables`] and [`Db::run_migrations`] call it when crypto is configured.
+    pub fn install_crypto(&self) -> Result<()> {
+        let mut s = self.session()?;
+        if self.inner.backend.transactional_ddl() {
+            s.transaction_with(&TxOptions::new().no_retry(), crate::crypto::install)
+        } else {
+            crate::crypto::install(&mut s)
+        }
+    }
+
+    // --- end crypto ---
 
     /// Seals every committed audit record not yet in the chain (see [`audit::chain::seal`]).
     /// Run it from a background thread or a scheduler; verification and checkpoints seal first.
@@ -266,6 +296,9 @@ impl Db {
         let applied = migrate::run(self, dir.as_ref())?;
         // custodian's own tables are managed by custodian, like diesel's migration table.
         self.install_audit()?;
+        if self.inner.crypto.is_some() {
+            self.install_crypto()?; // crypto
+        }
         Ok(applied)
     }
 

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod backend;
 pub mod config;
 pub mod conn;
+pub mod crypto;
 pub mod db;
 pub mod entity;
 pub mod error;
@@ -32,6 +33,7 @@ pub use access::{AccessControl, Action, EntityRules};
 pub use backend::Backend;
 pub use config::{Config, DatabaseConfig, DatabaseUrl, PoolConfig, SessionConfig};
 pub use conn::{AnyConnection, MultiBackend};
+pub use crypto::{Crypto, Sealed};
 pub use db::Db;
 pub use entity::{
     Check, ColumnMeta, ColumnRole, Entity, EntityMeta, ForeignKey, IndexMeta, RefAction, Stamp,

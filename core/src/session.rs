@@ -200,6 +200,19 @@ impl Session {
         self.principal = Some(Arc::new(principal));
     }
 
+    // --- crypto ---
+
+    /// The field-encryption handle of this session's database (see [`crate::crypto`]);
+    /// [`Error::Config`] when no master key is configured.
+    pub fn crypto(&self) -> Result<crate::crypto::Crypto> {
+        self.db
+            .crypto
+            .clone()
+            .ok_or_else(crate::crypto::not_configured)
+    }
+
+    // --- end crypto ---
+
     /// Reason and request id recorded with this session's next writes.
     pub fn audit_context(&mut self) -> &mut AuditContext {
         &mut self.context

@@ -11,6 +11,7 @@ mod audit;
 mod cli;
 mod config;
 mod crud;
+mod crypto;
 mod errors;
 mod example;
 mod lifecycle;

@@ -1,0 +1,444 @@
+//! Field encryption and crypto-shredding.
+//!
+//! A field of type [`Sealed<T>`] holds AES-256-GCM ciphertext of a `T` under the *data key* of
+//! one data subject (a customer, a patient: whatever must be erasable as a unit). Data keys are
+//! random, one per subject, and stored only *wrapped* (encrypted) under a master key in
+//! `custodian_subject_keys`; master keys come from configuration and never touch the database.
+//!
+//! - [`Crypto::seal`] / [`Crypto::open`]: encrypt and decrypt a value of a subject. Sealing is
+//!   explicit, in application code, because only the application knows the subject and holds
+//!   the keys; the write path stores, audits and hashes the ciphertext like any text.
+//! - [`Crypto::erase_subject`]: crypto-shredding. The subject's data key is deleted and the
+//!   erasure recorded in the audit trail; every value sealed under it, in live rows, in history
+//!   and in audit images, is unreadable from then on, and the audit chain still verifies
+//!   because it hashed the ciphertext.
+//! - [`Crypto::rotate`]: re-wraps data keys from older master keys to the active one, in
+//!   batches, each its own transaction; resumable and idempotent. Values are not re-encrypted.
+//! - [`Crypto::blind_index`]: a keyed hash of a value for equality lookups on an indexed column
+//!   stored next to the sealed one.
+//!
+//! ```
+//! use custodian_core::crypto::{KeyRing, Sealed};
+//! let ring = KeyRing::new([("k1".to_string(), [7u8; 32])], "k1", None).unwrap();
+//! assert_eq!(format!("{ring:?}"), r#"KeyRing { ids: ["k1"], active: "k1", index_key: "k1" }"#);
+//! ```
+//!
+//! See `docs/crypto.md` for the guarantees and their limits.
+
+mod config;
+mod keys;
+mod sealed;
+pub mod store;
+
+pub use config::CryptoConfig;
+pub use keys::KeyRing;
+pub use sealed::{Sealable, Sealed};
+
+use crate::audit::{AuditKey, AuditOp, AuditRecord};
+use crate::error::{Error, Result};
+use crate::session::Session;
+use crate::sql_types::StoredDatetime;
+use crate::tx::TxOptions;
+use hmac::{Hmac, Mac};
+use keys::KeyBytes;
+use sha2::Sha256;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use store::KeyRow;
+
+/// The crypto handle of a database: the master key ring and a short-lived cache of unwrapped
+/// data keys. Cheap to clone. Get it from [`Db::crypto`](crate::Db::crypto) or
+/// [`Session::crypto`](crate::Session::crypto).
+#[derive(Clone)]
+pub struct Crypto {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    ring: KeyRing,
+    audit_key: Option<AuditKey>,
+    cache_ttl: Duration,
+    /// Unwrapped data keys by data key id, with their subject and when they were loaded.
+    cache: Mutex<HashMap<String, Cached>>,
+}
+
+struct Cached {
+    subject: String,
+    key: KeyBytes,
+    loaded: Instant,
+}
+
+impl fmt::Debug for Crypto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Crypto")
+            .field("ring", &self.inner.ring)
+            .field("cache_ttl", &self.inner.cache_ttl)
+            .finish()
+    }
+}
+
+/// What [`Crypto::rotate`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RotationReport {
+    /// Data keys re-wrapped under the active master key by this call.
+    pub rewrapped: usize,
+    /// Transactions committed (one per batch that found work).
+    pub batches: usize,
+}
+
+fn now_utc() -> chrono::NaiveDateTime {
+    crate::value::ColumnValue::to_storage(&chrono::Utc::now()).0
+}
+
+impl Crypto {
+    /// A handle over `ring`; erasure records are sealed with `audit_key` (the database's audit
+    /// key). Unwrapped data keys are reused for opening values for `cache_ttl`.
+    pub fn new(ring: KeyRing, audit_key: Option<AuditKey>, cache_ttl: Duration) -> Crypto {
+        Crypto {
+            inner: Arc::new(Inner {
+                ring,
+                audit_key,
+                cache_ttl,
+                cache: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The handle configured by `config` (`crypto` section and audit key); `None` when no
+    /// master key is configured.
+    pub fn from_config(config: &crate::config::DatabaseConfig) -> Result<Option<Crypto>> {
+        let Some(ring) = KeyRing::from_config(&config.crypto)? else {
+            return Ok(None);
+        };
+        Ok(Some(Crypto::new(
+            ring,
+            config.audit.key()?,
+            Duration::from_millis(config.crypto.cache_ttl_ms),
+        )))
+    }
+
+    /// The master key ring (ids only are visible).
+    pub fn key_ring(&self) -> &KeyRing {
+        &self.inner.ring
+    }
+
+    /// Forgets every cached data key (the next open reads keys from the database again).
+    pub fn clear_cache(&self) {
+        self.cache().clear();
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
+        // A panic while holding the lock cannot leave the map inconsistent: use it anyway.
+        self.inner
+            .cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn cached(&self, key_id: &str) -> Option<(String, KeyBytes)> {
+        let ttl = self.inner.cache_ttl;
+        if ttl.is_zero() {
+            return None;
+        }
+        let mut cache = self.cache();
+        match cache.get(key_id) {
+            Some(c) if c.loaded.elapsed() < ttl => Some((c.subject.clone(), c.key.clone())),
+            Some(_) => {
+                cache.remove(key_id);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn remember(&self, row: &KeyRow, key: &KeyBytes) {
+        if self.inner.cache_ttl.is_zero() {
+            return;
+        }
+        self.cache().insert(
+            row.data_key_id.clone(),
+            Cached {
+                subject: row.subject.clone(),
+                key: key.clone(),
+                loaded: Instant::now(),
+            },
+        );
+    }
+
+    /// Unwraps the data key of `row` (from the cache when fresh).
+    fn unwrap_row(&self, row: &KeyRow) -> Result<KeyBytes> {
+        if let Some((subject, key)) = self.cached(&row.data_key_id) {
+            if subject == row.subject {
+                return Ok(key);
+            }
+        }
+        let master = self.inner.ring.get(&row.master_key_id)?;
+        let key = keys::unwrap(
+            master,
+            &row.master_key_id,
+            &row.data_key_id,
+            &row.subject,
+            &row.wrapped,
+        )?;
+        self.remember(row, &key);
+        Ok(key)
+    }
+
+    /// The data key of `subject`, created (and wrapped under the active master key) if the
+    /// subject has none yet. Runs in the session's transaction, or a transaction of its own.
+    fn subject_key(&self, s: &mut Session, subject: &str) -> Result<(String, KeyBytes)> {
+        if let Some(row) = s.run(|c| store::by_subject(c, subject, false))? {
+            return Ok((row.data_key_id.clone(), self.unwrap_row(&row)?));
+        }
+        let key: KeyBytes = zeroize::Zeroizing::new(keys::random::<32>()?);
+        let data_key_id = crate::hex::encode(&keys::random::<16>()?);
+        let ring = &self.inner.ring;
+        let row = KeyRow {
+            subject: subject.to_string(),
+            wrapped: keys::wrap(
+                ring.active_key(),
+                ring.active_id(),
+                &data_key_id,
+                subject,
+                &key,
+            )?,
+            data_key_id,
+            master_key_id: ring.active_id().to_string(),
+            created_at: StoredDatetime(now_utc()),
+        };
+        // A savepoint inside a transaction, so a lost race does not abort the caller's.
+        let inserted = s.transaction_with(&TxOptions::new().immediate().no_retry(), |tx| {
+            tx.run(|c| store::insert(c, &row))
+        });
+        match inserted {
+            Ok(_) => {
+                self.remember(&row, &key);
+                Ok((row.data_key_id, key))
+            }
+            // Another writer created the subject's key first: use theirs.
+            Err(Error::Conflict { .. }) | Err(Error::Constraint { .. }) => {
+                let row = s
+                    .run(|c| store::by_subject(c, subject, true))?
+                    .ok_or_else(|| {
+                        Error::Integrity(format!(
+                            "the data key of a subject could not be created or found ({})",
+                            store::SUBJECT_KEYS.table
+                        ))
+                    })?;
+                Ok((row.data_key_id.clone(), self.unwrap_row(&row)?))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Encrypts `value` under the data key of `subject`, creating the key on the subject's
+    /// first value. Use an opaque subject id (a customer number, a UUID), never personal data
+    /// itself: the id stays in the key table while the subject exists and in the audit record
+    /// of its erasure.
+    pub fn seal<T: Sealable>(
+        &self,
+        s: &mut Session,
+        subject: &str,
+        value: &T,
+    ) -> Result<Sealed<T>> {
+        if subject.is_empty() {
+            return Err(Error::config(
+                "subject",
+                "a data subject id cannot be empty",
+            ));
+        }
+        let (id, key) = self.subject_key(s, subject)?;
+        sealed::seal_with(&key, &id, value)
+    }
+
+    /// Decrypts a sealed value. [`Error::Forbidden`] when its subject was erased (the data key
+    /// is gone), [`Error::Integrity`] when the value or its wrapped key was altered or the
+    /// master key is wrong, [`Error::Config`] when the master key that wrapped it is not in the
+    /// ring.
+    pub fn open<T: Sealable>(&self, s: &mut Session, sealed: &Sealed<T>) -> Result<T> {
+        self.open_checked(s, None, sealed)
+    }
+
+    /// [`Crypto::open`] that also checks the value belongs to `subject`: a ciphertext copied
+    /// from another subject's row is [`Error::Integrity`].
+    pub fn open_for<T: Sealable>(
+        &self,
+        s: &mut Session,
+        subject: &str,
+        sealed: &Sealed<T>,
+    ) -> Result<T> {
+        self.open_checked(s, Some(subject), sealed)
+    }
+
+    fn open_checked<T: Sealable>(
+        &self,
+        s: &mut Session,
+        expected: Option<&str>,
+        sealed: &Sealed<T>,
+    ) -> Result<T> {
+        let id = sealed.key_id();
+        let (subject, key) = match self.cached(id) {
+            Some(hit) => hit,
+            None => {
+                let row = s.run(|c| store::by_key_id(c, id))?.ok_or_else(|| {
+                    Error::Forbidden(format!(
+                        "the value cannot be opened: its data key {id} was erased \
+                         (crypto-shredded), or the value belongs to another database"
+                    ))
+                })?;
+                (row.subject.clone(), self.unwrap_row(&row)?)
+            }
+        };
+        if let Some(expected) = expected {
+            if expected != subject {
+                return Err(Error::Integrity(format!(
+                    "the value sealed under data key {id} belongs to another subject"
+                )));
+            }
+        }
+        sealed::open_with(&key, sealed)
+    }
+
+    /// The keyed hash of `value` for `column` (hex HMAC-SHA-256 under a key derived from the
+    /// ring's index key): deterministic, so an indexed text column holding it supports equality
+    /// lookups on a sealed value. Normalise the value first (case, spaces) if lookups should
+    /// ignore such differences. It does not depend on the subject and survives erasure.
+    pub fn blind_index(&self, column: &str, value: &str) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.inner.ring.index_key())
+            .expect("HMAC takes any key");
+        mac.update(&keys::aad("custodian-blind-index-v1", &[column, value]));
+        crate::hex::encode(&mac.finalize().into_bytes())
+    }
+
+    /// Crypto-shredding: destroys the data key of `subject` (a hard delete of its row in
+    /// `custodian_subject_keys`) and records an `erase` audit record (entity
+    /// `custodian_subject_keys`, key `["<subject>"]`, actor the session's principal, the
+    /// deleted row without its wrapped key as the before image), in one transaction (a
+    /// savepoint inside the caller's). Returns whether a key existed; erasing an unknown or
+    /// already erased subject changes nothing. Needs an acting principal
+    /// ([`Error::Forbidden`] otherwise).
+    pub fn erase_subject(&self, s: &mut Session, subject: &str) -> Result<bool> {
+        let actor = s.principal().cloned().ok_or_else(|| {
+            Error::Forbidden(
+                "erasing a subject is audited and needs an acting principal: use \
+                 Db::acting_as or Session::act_as"
+                    .into(),
+            )
+        })?;
+        let context = s.audit_context().clone();
+        let audit_key = self.inner.audit_key.clone();
+        let erased = s.transaction_with(&TxOptions::new().immediate(), |tx| {
+            let Some(row) = tx.run(|c| store::by_subject(c, subject, true))? else {
+                return Ok(None);
+            };
+            tx.run(|c| store::delete(c, subject))?;
+            let mut before = serde_json::Map::new();
+            before.insert("subject".into(), row.subject.clone().into());
+            before.insert("data_key_id".into(), row.data_key_id.clone().into());
+            before.insert("master_key_id".into(), row.master_key_id.clone().into());
+            before.insert(
+                "created_at".into(),
+                crate::value::StoredJson::to_json(&row.created_at),
+            );
+            let record = AuditRecord {
+                id: 0,
+                tx_id: tx
+                    .tx_id()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+                at: now_utc(),
+                actor: actor.id.clone(),
+                tenant: actor.tenant.clone(),
+                entity: crate::schema::display_name(&store::SUBJECT_KEYS),
+                entity_key: serde_json::Value::Array(vec![subject.into()]).to_string(),
+                op: AuditOp::Erase.as_str().to_string(),
+                before: Some(serde_json::Value::Object(before).to_string()),
+                after: None,
+                reason: context.reason.clone(),
+                request_id: context.request_id.clone(),
+                mac: String::new(),
+            }
+            .seal(audit_key.as_ref());
+            tx.run(|c| crate::audit::chain::append(c, std::slice::from_ref(&record)))?;
+            Ok(Some(row.data_key_id))
+        })?;
+        // Forget the key here too (other processes forget it within the cache TTL).
+        self.cache().retain(|_, c| c.subject != subject);
+        Ok(erased.is_some())
+    }
+
+    /// How many data keys are still wrapped under a master key other than the active one.
+    pub fn pending_rotation(&self, s: &mut Session) -> Result<i64> {
+        let active = self.inner.ring.active_id();
+        s.run(|c| store::count_not_under(c, active))
+    }
+
+    /// Re-wraps up to `batch_size` data keys from older master keys to the active one, in one
+    /// transaction; returns how many were re-wrapped (0: nothing left). Values stay as they are
+    /// (the data keys do not change).
+    pub fn rotate_batch(&self, s: &mut Session, batch_size: usize) -> Result<usize> {
+        let limit = i64::try_from(batch_size.max(1)).unwrap_or(i64::MAX);
+        let ring = &self.inner.ring;
+        let active = ring.active_id();
+        s.transaction_with(&TxOptions::new().immediate(), |tx| {
+            let rows = tx.run(|c| store::not_under(c, active, limit))?;
+            let mut n = 0;
+            for row in &rows {
+                let master = ring.get(&row.master_key_id)?;
+                let key = keys::unwrap(
+                    master,
+                    &row.master_key_id,
+                    &row.data_key_id,
+                    &row.subject,
+                    &row.wrapped,
+                )?;
+                let wrapped = keys::wrap(
+                    ring.active_key(),
+                    active,
+                    &row.data_key_id,
+                    &row.subject,
+                    &key,
+                )?;
+                n += tx.run(|c| {
+                    store::rewrap(c, &row.subject, &row.master_key_id, active, &wrapped)
+                })?;
+            }
+            Ok(n)
+        })
+    }
+
+    /// Master key rotation: re-wraps every data key not under the active master key, in batches
+    /// of `batch_size`, each batch its own transaction (run it outside a transaction; inside
+    /// one, batches are savepoints). Progress is the data itself (rows whose master key is not
+    /// the active one), so after a crash simply run it again; running it when nothing is left
+    /// does nothing. A master key missing from the ring stops it with [`Error::Config`]; keys
+    /// re-wrapped until then stay re-wrapped. Retire an old master key from the ring only when
+    /// [`Crypto::pending_rotation`] is 0.
+    pub fn rotate(&self, s: &mut Session, batch_size: usize) -> Result<RotationReport> {
+        let mut report = RotationReport::default();
+        loop {
+            let n = self.rotate_batch(s, batch_size)?;
+            if n == 0 {
+                return Ok(report);
+            }
+            report.rewrapped += n;
+            report.batches += 1;
+        }
+    }
+}
+
+/// Creates `custodian_subject_keys` if it does not exist yet (see [`store::install`]).
+pub fn install(s: &mut Session) -> Result<()> {
+    store::install(s)
+}
+
+/// The error of `Db::crypto` and `Session::crypto` without master keys.
+pub(crate) fn not_configured() -> Error {
+    Error::config(
+        "crypto.keys",
+        "field encryption needs master keys: set [databases.NAME.crypto] keys and active, or \
+         CUSTODIAN_CRYPTO_KEYS",
+    )
+}

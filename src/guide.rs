@@ -282,3 +282,55 @@ pub mod access {
     //! # Ok(()) }
     //! ```
 }
+
+pub mod crypto {
+    //! # Field encryption and crypto-shredding
+    //!
+    //! A `Sealed<T>` field is stored as ciphertext under a data key of one *subject*; erasing the
+    //! subject destroys its key, so every copy of its values (live rows, history, audit images)
+    //! becomes unreadable while the audit chain, which hashes ciphertext, still verifies.
+    //!
+    //! ```
+    //! use custodian::prelude::*;
+    //! use custodian::crypto::Sealed;
+    //!
+    //! #[entity(table = "patients")]
+    //! #[derive(Debug, Clone)]
+    //! pub struct Patient {
+    //!     #[column(primary_key, auto_increment)]
+    //!     pub id: i64,
+    //!     pub subject: String,
+    //!     pub ssn: Sealed<String>,
+    //!     #[column(index)]
+    //!     pub ssn_index: String,
+    //! }
+    //!
+    //! # fn main() -> custodian::Result<()> {
+    //! let mut cfg = custodian::DatabaseConfig::from_url("sqlite::memory:")?;
+    //! cfg.crypto.keys.insert("k1".into(), "11".repeat(32));       // keep real keys in a vault
+    //! let db = custodian::open(cfg)?.acting_as(custodian::Principal::new("dpo"));
+    //! db.create_table::<Patient>()?;
+    //! let crypto = db.crypto()?;
+    //! let mut s = db.session()?;
+    //! let p = Patient {
+    //!     id: 0,
+    //!     subject: "cust-7".into(),
+    //!     ssn: crypto.seal(&mut s, "cust-7", &"123-45-6789".to_string())?,
+    //!     ssn_index: crypto.blind_index("ssn", "123-45-6789"),
+    //! };
+    //! let p = s.insert(p)?;
+    //! let clear: String = crypto.open(&mut s, &p.ssn)?;
+    //! assert_eq!(clear, "123-45-6789");
+    //! let found = s.select::<Patient, _>(
+    //!     Patient::query().filter(patients::ssn_index.eq(crypto.blind_index("ssn", "123-45-6789"))),
+    //! )?;
+    //! assert_eq!(found.len(), 1);
+    //!
+    //! assert!(crypto.erase_subject(&mut s, "cust-7")?);             // audited as `erase`
+    //! assert!(matches!(crypto.open::<String>(&mut s, &p.ssn), Err(custodian::Error::Forbidden(_))));
+    //! drop(s);
+    //! db.seal_audit()?;
+    //! assert!(db.verify_audit(None)?.is_intact());
+    //! # Ok(()) }
+    //! ```
+}

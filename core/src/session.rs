@@ -6,6 +6,7 @@
 //! access checks, hooks and audit records attach there, once, so no caller can skip them.
 //! Reads take diesel queries built on the generated tables.
 
+use crate::access::{AccessControl, Action};
 use crate::audit::chain;
 use crate::audit::{AuditOp, AuditRecord};
 use crate::conn::AnyConnection;
@@ -13,7 +14,6 @@ use crate::db::DbInner;
 use crate::entity::{ColumnRole, Entity, Stamp, WriteKind};
 use crate::error::{DbError, Error, Result};
 use crate::pool::PooledConnection;
-use crate::access::{AccessControl, Action};
 use crate::principal::Principal;
 use crate::relations::BelongsTo;
 use crate::tx::TxOptions;
@@ -833,7 +833,10 @@ impl Session {
 
     /// A `Forbidden` error, after recording the refusal in the audit trail.
     fn deny<E: Entity>(&mut self, action: Action, key: Option<&E::Key>, why: &str) -> Error {
-        let who = self.principal.as_deref().map_or("an anonymous session", |p| p.id.as_str());
+        let who = self
+            .principal
+            .as_deref()
+            .map_or("an anonymous session", |p| p.id.as_str());
         let err = Error::Forbidden(format!(
             "{who} may not {} {}: {why}",
             action.as_str(),
@@ -841,13 +844,20 @@ impl Session {
         ));
         match self.record_denial::<E>(action, key, why) {
             Ok(()) => err,
-            Err(e) => Error::Forbidden(format!("{err} (and the refusal could not be audited: {e})")),
+            Err(e) => {
+                Error::Forbidden(format!("{err} (and the refusal could not be audited: {e})"))
+            }
         }
     }
 
     /// Appends a `denied` record on another connection, in its own transaction, so that the
     /// caller rolling back cannot erase it (on a one-connection pool: in this session).
-    fn record_denial<E: Entity>(&mut self, action: Action, key: Option<&E::Key>, why: &str) -> Result<()> {
+    fn record_denial<E: Entity>(
+        &mut self,
+        action: Action,
+        key: Option<&E::Key>,
+        why: &str,
+    ) -> Result<()> {
         let principal = self.principal.as_deref();
         let entity_key = match key {
             Some(k) => E::raw_key_image(k).map_err(image_error::<E>)?.to_string(),
@@ -873,8 +883,15 @@ impl Session {
         }
         .seal(self.db.audit_key.as_ref());
         let options = TxOptions::new().immediate().no_retry();
-        let append = |s: &mut Session| s.run(|c| chain::append(c, std::slice::from_ref(&record))).map(|_| ());
-        match self.db.pool.get_timeout(std::time::Duration::from_millis(200)) {
+        let append = |s: &mut Session| {
+            s.run(|c| chain::append(c, std::slice::from_ref(&record)))
+                .map(|_| ())
+        };
+        match self
+            .db
+            .pool
+            .get_timeout(std::time::Duration::from_millis(200))
+        {
             Ok(conn) => {
                 let mut other = Session::new(conn, self.db.clone(), self.principal.clone(), None);
                 other.transaction_with(&options, append)

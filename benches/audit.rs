@@ -43,21 +43,16 @@
 //! Servers: `CUSTODIAN_TEST_PG` (default `postgres://postgres@127.0.0.1:5432`) and
 //! `CUSTODIAN_TEST_MYSQL` (default `mysql://root@127.0.0.1:3306`), as for the test suite.
 
-use std::error::Error as StdError;
 use std::hint::black_box;
-use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use custodian::{AnyConnection, BackendKind, DatabaseConfig, Db, Principal, Session};
-use diesel::connection::SimpleConnection;
+use custodian::{BackendKind, Db};
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::BigInt;
 
-type Res<T> = Result<T, Box<dyn StdError>>;
-
-/// Audit seal key of the bench (HMAC-SHA-256, as a production configuration would set one).
-const BENCH_AUDIT_KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+mod common;
+use common::*;
 
 // ------------------------------------------------------------------ entities
 
@@ -251,162 +246,6 @@ impl Rng {
         let span = (hi as i64 - lo as i64 + 1) as u64;
         (lo as i64 + (self.next() % span) as i64) as i32
     }
-}
-
-// ------------------------------------------------------------------ databases
-
-struct Target {
-    name: &'static str,
-    aliases: &'static [&'static str],
-    kind: BackendKind,
-}
-
-const TARGETS: [Target; 3] = [
-    Target {
-        name: "postgres",
-        aliases: &["postgresql", "pg"],
-        kind: BackendKind::Postgres,
-    },
-    Target {
-        name: "mariadb",
-        aliases: &["mysql"],
-        kind: BackendKind::Mysql,
-    },
-    Target {
-        name: "sqlite",
-        aliases: &[],
-        kind: BackendKind::Sqlite,
-    },
-];
-
-const PG_HINT: &str =
-    "start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start \
-     (or set CUSTODIAN_TEST_PG=postgres://user@host:port)";
-const MYSQL_HINT: &str =
-    "start it with: start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd \
-     (or set CUSTODIAN_TEST_MYSQL=mysql://user@host:port)";
-
-fn pg_base() -> String {
-    std::env::var("CUSTODIAN_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-fn mysql_base() -> String {
-    std::env::var("CUSTODIAN_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
-}
-
-fn pg_admin() -> Result<diesel::PgConnection, String> {
-    let url = format!("{}/postgres", pg_base());
-    diesel::PgConnection::establish(&url)
-        .map_err(|e| format!("cannot reach PostgreSQL at {url}: {e}\n{PG_HINT}"))
-}
-
-fn mysql_admin() -> Result<diesel::MysqlConnection, String> {
-    let url = mysql_base();
-    diesel::MysqlConnection::establish(&url)
-        .map_err(|e| format!("cannot reach MariaDB at {url}: {e}\n{MYSQL_HINT}"))
-}
-
-/// A database created for this run; dropped (or its file removed) on drop.
-struct FreshDb {
-    kind: BackendKind,
-    name: String,
-    sqlite_path: Option<PathBuf>,
-    db: Option<Db>,
-}
-
-impl FreshDb {
-    fn create(kind: BackendKind) -> Res<FreshDb> {
-        let millis = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or_default();
-        let name = format!("custodian_bench_audit_{}_{millis}", std::process::id());
-        let mut fresh = FreshDb {
-            kind,
-            name: name.clone(),
-            sqlite_path: None,
-            db: None,
-        };
-        let url = match kind {
-            BackendKind::Postgres => {
-                pg_admin()?
-                    .batch_execute(&format!("CREATE DATABASE {name}"))
-                    .map_err(|e| format!("create PostgreSQL database {name}: {e}"))?;
-                format!("{}/{name}", pg_base())
-            }
-            BackendKind::Mysql => {
-                mysql_admin()?
-                    .batch_execute(&format!(
-                        "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-                    ))
-                    .map_err(|e| format!("create MariaDB database {name}: {e}"))?;
-                format!("{}/{name}", mysql_base())
-            }
-            _ => {
-                let path = std::env::temp_dir().join(format!("{name}.db"));
-                let url = format!("sqlite://{}", path.display());
-                fresh.sqlite_path = Some(path);
-                url
-            }
-        };
-        let mut config = DatabaseConfig::from_url(&url)?;
-        config.pool.max_size = 2;
-        config.pool.min_idle = Some(1);
-        config.audit.key = Some(BENCH_AUDIT_KEY.into());
-        let db = custodian::open(config).map_err(|e| format!("open {url}: {e}"))?;
-        fresh.db = Some(db.acting_as(Principal::new("bench")));
-        Ok(fresh)
-    }
-
-    fn db(&self) -> Res<&Db> {
-        self.db
-            .as_ref()
-            .ok_or_else(|| "database already closed".into())
-    }
-}
-
-impl Drop for FreshDb {
-    fn drop(&mut self) {
-        // Close the pool first so that no connection holds the database open.
-        drop(self.db.take());
-        let result = match self.kind {
-            BackendKind::Postgres => pg_admin().and_then(|mut c| {
-                c.batch_execute(&format!(
-                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                    self.name
-                ))
-                .map_err(|e| e.to_string())
-            }),
-            BackendKind::Mysql => mysql_admin().and_then(|mut c| {
-                c.batch_execute(&format!("DROP DATABASE IF EXISTS {}", self.name))
-                    .map_err(|e| e.to_string())
-            }),
-            _ => {
-                if let Some(path) = &self.sqlite_path {
-                    for suffix in ["", "-wal", "-shm"] {
-                        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-                    }
-                }
-                Ok(())
-            }
-        };
-        if let Err(e) = result {
-            eprintln!(
-                "warning: could not drop benchmark database {}: {e}",
-                self.name
-            );
-        }
-    }
-}
-
-fn server_version(s: &mut Session) -> Res<String> {
-    let expr = match s.connection() {
-        AnyConnection::Postgresql(_) => "current_setting('server_version')",
-        AnyConnection::Mysql(_) => "VERSION()",
-        AnyConnection::Sqlite(_) => "sqlite_version()",
-    };
-    Ok(diesel::select(sql::<Text>(expr)).get_result(s.connection())?)
 }
 
 // ------------------------------------------------------------------ settings and statistics
@@ -806,7 +645,7 @@ struct Report {
 
 fn bench_backend(target: &Target, settings: &Settings) -> Res<Report> {
     let started = Instant::now();
-    let fresh = FreshDb::create(target.kind)?;
+    let fresh = FreshDb::create(target.kind, "custodian_bench_audit")?;
     let db = fresh.db()?;
     db.create_table::<LedgerEntry>()?;
     db.install_audit()?;

@@ -109,6 +109,7 @@ impl EntityRules {
 pub struct AccessControl {
     rules: HashMap<String, EntityRules>,
     allow_unlisted: bool,
+    erasers: BTreeSet<String>,
 }
 
 impl AccessControl {
@@ -121,6 +122,20 @@ impl AccessControl {
     pub fn allow_unlisted(mut self) -> Self {
         self.allow_unlisted = true;
         self
+    }
+
+    /// Principals with one of `roles` may erase data subjects (crypto-shredding); nobody else
+    /// may while this policy is in force.
+    pub fn erase_for(mut self, roles: &[&str]) -> Self {
+        self.erasers.extend(roles.iter().map(|r| r.to_string()));
+        self
+    }
+
+    /// Whether `principal` may erase a data subject.
+    pub fn may_erase(&self, principal: Option<&Principal>) -> bool {
+        principal.is_some_and(|p| {
+            self.erasers.contains(ANYONE) || self.erasers.iter().any(|r| p.has_role(r))
+        })
     }
 
     /// Sets the rules of entity `E`.
@@ -298,5 +313,8 @@ mod tests {
             .clone()
             .allow_unlisted()
             .permits(&other, Action::Read, Some(&alice)));
+        assert!(!ac.may_erase(Some(&dpo)), "nobody erases unless named");
+        assert!(ac.clone().erase_for(&["dpo"]).may_erase(Some(&dpo)));
+        assert!(!ac.erase_for(&["dpo"]).may_erase(Some(&alice)));
     }
 }

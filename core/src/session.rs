@@ -190,6 +190,13 @@ impl Session {
         self.tx_id.as_deref()
     }
 
+    /// Whether the access policy (if any) lets this session erase data subjects.
+    pub fn may_erase(&self) -> bool {
+        self.access
+            .as_deref()
+            .is_none_or(|ac| ac.may_erase(self.principal.as_deref()))
+    }
+
     /// The acting principal, if any.
     pub fn principal(&self) -> Option<&Principal> {
         self.principal.as_deref()

@@ -301,3 +301,34 @@ on_all_backends!(
 fn actions_have_names() {
     assert_eq!(Action::Delete.as_str(), "delete");
 }
+
+/// Erasing a data subject is governed too: only the roles named by `erase_for` may.
+fn erasure_needs_an_eraser_role(db: &TestDb) {
+    let db = TestDb::with(db.kind, |c| {
+        c.crypto.keys.insert("k1".into(), "22".repeat(32));
+    });
+    db.create_table::<Doc>().unwrap();
+    let open = AccessControl::deny_by_default()
+        .entity::<Doc>(EntityRules::new().read(&[ANYONE]).write(&[ANYONE]));
+    let crypto = db.crypto().unwrap();
+    let mut s = db.session().unwrap();
+    crypto
+        .seal(&mut s, "cust-1", &"secret".to_string())
+        .unwrap();
+    drop(s);
+    let clerk = db
+        .with_access(open.clone())
+        .acting_as(Principal::new("clerk").with_role("dpo"));
+    let err = crypto
+        .erase_subject(&mut clerk.session().unwrap(), "cust-1")
+        .unwrap_err();
+    assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
+    let dpo = db
+        .with_access(open.erase_for(&["dpo"]))
+        .acting_as(Principal::new("dora").with_role("dpo"));
+    assert!(crypto
+        .erase_subject(&mut dpo.session().unwrap(), "cust-1")
+        .unwrap());
+}
+
+on_all_backends!(erasure_needs_an_eraser_role);

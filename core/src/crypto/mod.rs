@@ -327,6 +327,12 @@ impl Crypto {
                     .into(),
             )
         })?;
+        if !s.may_erase() {
+            return Err(Error::Forbidden(format!(
+                "{} may not erase data subjects under the access policy (AccessControl::erase_for)",
+                actor.id
+            )));
+        }
         let context = s.audit_context().clone();
         let audit_key = self.inner.audit_key.clone();
         let erased = s.transaction_with(&TxOptions::new().immediate(), |tx| {

@@ -41,6 +41,8 @@ pub struct Session {
     access: Option<Arc<AccessControl>>,
     context: AuditContext,
     tx_id: Option<String>,
+    /// Audit records of the open transaction, appended in one statement just before commit.
+    pending_audit: Vec<AuditRecord>,
 }
 
 /// Optional context recorded with every audit record of a session's writes.
@@ -182,6 +184,7 @@ impl Session {
             access,
             context: AuditContext::default(),
             tx_id: None,
+            pending_audit: Vec::new(),
         }
     }
 
@@ -712,7 +715,11 @@ impl Session {
                 n
             }
         };
-        if !trail.is_empty() {
+        if self.depth > 0 {
+            // Appended with the transaction's other records just before it commits.
+            self.pending_audit.extend(trail);
+        } else if !trail.is_empty() {
+            // A transaction opened on the raw connection: custodian does not see its commit.
             self.run(|c| chain::append(c, &trail))?;
         }
         Ok(n)
@@ -970,6 +977,16 @@ impl Session {
     }
 
     /// Runs `f` inside the current transaction, or a new one (without retry) if there is none.
+    /// Appends the open transaction's pending audit records now (before commit, and before
+    /// anything reads the trail inside the transaction).
+    pub(crate) fn flush_audit(&mut self) -> Result<()> {
+        if self.pending_audit.is_empty() {
+            return Ok(());
+        }
+        let records = std::mem::take(&mut self.pending_audit);
+        self.run(|c| chain::append(c, &records)).map(|_| ())
+    }
+
     fn in_transaction<T>(&mut self, f: impl FnOnce(&mut Session) -> Result<T>) -> Result<T> {
         // Inside custodian's transaction, or one opened on the raw connection: join it.
         let raw_depth =
@@ -1059,6 +1076,7 @@ impl Session {
         let finished = match outcome {
             Ok(Ok(value)) => self
                 .check_deadline()
+                .and_then(|()| self.flush_audit())
                 .and_then(|()| {
                     <AnyConnection as Connection>::TransactionManager::commit_transaction(
                         &mut *self.conn,
@@ -1087,6 +1105,7 @@ impl Session {
         self.depth = 0;
         self.deadline = None;
         self.tx_id = None;
+        self.pending_audit.clear();
         if options.timeout.is_none() && !options.read_only {
             return Ok(());
         }
@@ -1109,6 +1128,8 @@ impl Session {
         let backend = self.db.backend;
         Tm::begin_transaction(&mut *self.conn).map_err(|e| backend.classify(e))?;
         self.depth += 1;
+        // Records of writes inside the savepoint go if the savepoint is rolled back.
+        let mark = self.pending_audit.len();
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| f(self)));
         self.depth -= 1;
         match outcome {
@@ -1117,15 +1138,18 @@ impl Session {
                 Err(e) => {
                     let err = backend.classify(e);
                     let _ = Tm::rollback_transaction(&mut *self.conn);
+                    self.pending_audit.truncate(mark);
                     Err(err)
                 }
             },
             Ok(Err(e)) => {
                 let _ = Tm::rollback_transaction(&mut *self.conn);
+                self.pending_audit.truncate(mark);
                 Err(e)
             }
             Err(p) => {
                 let _ = Tm::rollback_transaction(&mut *self.conn);
+                self.pending_audit.truncate(mark);
                 panic::resume_unwind(p)
             }
         }

@@ -703,3 +703,31 @@ on_all_backends!(
     drift_is_detected,
     history_and_as_of,
 );
+
+/// Records of a transaction are appended together at commit: a rolled-back savepoint drops its
+/// own, and reads of the trail inside the transaction already see the earlier ones.
+fn transaction_records_follow_savepoints(db: &TestDb) {
+    db.create_table::<Entry>().unwrap();
+    let mut s = db.session().unwrap();
+    s.transaction(|tx| {
+        tx.insert(entry(1))?;
+        let inner = tx.transaction(|sp| {
+            sp.insert(entry(2))?;
+            Err::<(), _>(Error::Forbidden("undo".into()))
+        });
+        assert!(inner.is_err());
+        tx.transaction(|sp| sp.insert(entry(3)).map(|_| ()))?;
+        assert_eq!(
+            tx.history::<Entry>(&1)?.len(),
+            1,
+            "visible inside the transaction"
+        );
+        Ok(())
+    })
+    .unwrap();
+    let keys: Vec<String> = s.load(a::table.order(a::id).select(a::entity_key)).unwrap();
+    assert_eq!(keys, ["[1]", "[3]"]);
+    assert!(db.verify_audit(None).unwrap().is_intact());
+}
+
+on_all_backends!(transaction_records_follow_savepoints);

@@ -143,6 +143,7 @@ pub struct SealReport {
 /// them. A record whose seal does not match its content under `key` was forged or altered
 /// before sealing: nothing is sealed and the error names it.
 pub fn seal(s: &mut Session, key: Option<&AuditKey>) -> Result<SealReport> {
+    s.flush_audit()?;
     let options = TxOptions::new().immediate().no_retry();
     s.transaction_with(&options, |tx| {
         // Take the sealers' lock: the head row.
@@ -279,6 +280,7 @@ pub fn verify(
     key: Option<&AuditKey>,
     checkpoint: Option<&Checkpoint>,
 ) -> Result<VerifyReport> {
+    s.flush_audit()?;
     let mut running = GENESIS.to_string();
     let mut expected = 1i64;
     let mut links = 0u64;
@@ -463,6 +465,7 @@ pub fn records_of_entity_key(
     entity: &str,
     key_json: &str,
 ) -> Result<Vec<(Option<i64>, AuditRecord)>> {
+    s.flush_audit()?;
     let (entity, key_json) = (entity.to_string(), key_json.to_string());
     let rows: Vec<(Option<i64>, RecordRow)> = s.run(|conn| {
         a::table
@@ -481,6 +484,7 @@ pub fn records_of_entity_key(
 
 /// Every record about one entity (table), oldest first, with its chain position if sealed.
 pub fn records_of_entity(s: &mut Session, entity: &str) -> Result<Vec<(Option<i64>, AuditRecord)>> {
+    s.flush_audit()?;
     let entity = entity.to_string();
     let rows: Vec<(Option<i64>, RecordRow)> = s.run(|conn| {
         a::table

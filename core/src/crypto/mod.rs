@@ -367,6 +367,7 @@ impl Crypto {
                 mac: String::new(),
             }
             .seal(audit_key.as_ref());
+            tx.flush_audit()?;
             tx.run(|c| crate::audit::chain::append(c, std::slice::from_ref(&record)))?;
             Ok(Some(row.data_key_id))
         })?;

@@ -375,87 +375,20 @@ struct Breakdown {
 
 fn verify_breakdown(db: &Db, n: usize) -> Res<Breakdown> {
     use custodian::audit::record::{link_hash, AuditKey, AuditRecord, GENESIS};
-    use custodian::audit::tables::{custodian_audit as a, custodian_audit_chain as c};
-    use custodian::sql_types::StoredDatetime;
-
-    type RecordRow = (
-        i64,
-        String,
-        StoredDatetime,
-        String,
-        Option<String>,
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        String,
-    );
-    type LinkRow = (i64, i64, String, String, Option<RecordRow>);
-
     let key = AuditKey::from_hex(BENCH_AUDIT_KEY).ok_or("bad audit key")?;
     let mut s = db.session()?;
     let mut links: Vec<(i64, String, String, AuditRecord)> = Vec::with_capacity(n);
     let mut expected = 1i64;
     let start = Instant::now();
     loop {
-        let batch: Vec<LinkRow> = s.run(|conn| {
-            c::table
-                .left_join(a::table.on(a::id.eq(c::record_id)))
-                .filter(c::seq.ge(expected))
-                .order(c::seq.asc())
-                .limit(5_000)
-                .select((
-                    c::seq,
-                    c::record_id,
-                    c::prev_hash,
-                    c::hash,
-                    (
-                        a::id,
-                        a::tx_id,
-                        a::at,
-                        a::actor,
-                        a::tenant,
-                        a::entity,
-                        a::entity_key,
-                        a::op,
-                        a::before_image,
-                        a::after_image,
-                        a::reason,
-                        a::request_id,
-                        a::mac,
-                    )
-                        .nullable(),
-                ))
-                .load(conn)
-        })?;
+        // The same read verification does.
+        let batch = custodian::audit::chain::read_links(&mut s, expected, 5_000)?;
         if batch.is_empty() {
             break;
         }
         for (seq, _, prev, hash, rec) in batch {
             let r = rec.ok_or("record missing")?;
-            links.push((
-                seq,
-                prev,
-                hash,
-                AuditRecord {
-                    id: r.0,
-                    tx_id: r.1,
-                    at: r.2 .0,
-                    actor: r.3,
-                    tenant: r.4,
-                    entity: r.5,
-                    entity_key: r.6,
-                    op: r.7,
-                    before: r.8,
-                    after: r.9,
-                    reason: r.10,
-                    request_id: r.11,
-                    mac: r.12,
-                },
-            ));
+            links.push((seq, prev, hash, r));
             expected = seq + 1;
         }
     }

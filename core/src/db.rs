@@ -266,9 +266,9 @@ impl Db {
     /// Seals pending records, then signs the chain head with `key`: export the checkpoint
     /// (`to_json`) and keep it outside the database.
     pub fn checkpoint(&self, key: &ed25519_dalek::SigningKey) -> Result<audit::Checkpoint> {
-        let report = self.seal_audit()?;
+        self.seal_audit()?;
+        // Another sealer may have moved the head since: sign what the head says now.
         let (seq, hash) = audit::chain::head(&mut self.session()?)?;
-        debug_assert_eq!(seq, report.head_seq);
         Ok(audit::Checkpoint::sign(seq, &hash, key))
     }
 

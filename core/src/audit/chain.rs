@@ -270,6 +270,33 @@ impl VerifyReport {
 
 type LinkRow = (i64, i64, String, String, Option<RecordRow>);
 
+/// One link of the chain with its record, as stored (the record is `None` if it was deleted).
+pub type StoredLink = (i64, i64, String, String, Option<AuditRecord>);
+
+/// Up to `limit` links from sequence number `from` on, each joined with its record: the read
+/// verification does, in one statement.
+pub fn read_links(s: &mut Session, from: i64, limit: i64) -> Result<Vec<StoredLink>> {
+    let batch: Vec<LinkRow> = s.run(|conn| {
+        c::table
+            .left_join(a::table.on(a::id.eq(c::record_id)))
+            .filter(c::seq.ge(from))
+            .order(c::seq.asc())
+            .limit(limit)
+            .select((
+                c::seq,
+                c::record_id,
+                c::prev_hash,
+                c::hash,
+                record_columns!().nullable(),
+            ))
+            .load(conn)
+    })?;
+    Ok(batch
+        .into_iter()
+        .map(|(seq, rid, prev, hash, rec)| (seq, rid, prev, hash, rec.map(record_of)))
+        .collect())
+}
+
 /// Walks the whole chain and reports the first bad position and the kind of damage: every
 /// record's seal is recomputed under `key`, every link is recomputed from its predecessor, the
 /// head must match the last link, and, when given, the chain must still contain `checkpoint`
@@ -287,28 +314,10 @@ pub fn verify(
     let mut at_checkpoint: Option<String> = None;
     let mut damage: Option<Damage> = None;
     'batches: loop {
-        let batch: Vec<LinkRow> = s.run(|conn| {
-            c::table
-                .left_join(a::table.on(a::id.eq(c::record_id)))
-                .filter(c::seq.ge(expected))
-                .order(c::seq.asc())
-                .limit(BATCH)
-                .select((
-                    c::seq,
-                    c::record_id,
-                    c::prev_hash,
-                    c::hash,
-                    record_columns!().nullable(),
-                ))
-                .load(conn)
-        })?;
-        if batch.is_empty() {
+        let records = read_links(s, expected, BATCH)?;
+        if records.is_empty() {
             break;
         }
-        let records: Vec<(i64, i64, String, String, Option<AuditRecord>)> = batch
-            .into_iter()
-            .map(|(seq, rid, prev, hash, rec)| (seq, rid, prev, hash, rec.map(record_of)))
-            .collect();
         for (i, (seq, record_id, prev_hash, hash, record)) in records.iter().enumerate() {
             let found = |kind, detail: String| Damage {
                 seq: expected,

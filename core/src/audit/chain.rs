@@ -4,7 +4,8 @@
 use super::checkpoint::Checkpoint;
 use super::record::{link_hash, AuditKey, AuditRecord, GENESIS};
 use super::tables::{
-    self, custodian_audit as a, custodian_audit_chain as c, custodian_audit_head as h,
+    self, custodian_audit as a, custodian_audit_chain as c, custodian_audit_gap as g,
+    custodian_audit_head as h,
 };
 use crate::conn::AnyConnection;
 use crate::error::{Error, Result};
@@ -71,7 +72,8 @@ macro_rules! record_columns {
     };
 }
 
-/// Creates the audit tables and the chain head if they do not exist yet.
+/// Creates the audit tables, the chain head and the sealers' high-water mark if they do not
+/// exist yet. Adds what is missing to a trail installed by an older version.
 pub fn install(s: &mut Session) -> Result<()> {
     let backend = s.backend();
     for meta in tables::ALL {
@@ -84,9 +86,18 @@ pub fn install(s: &mut Session) -> Result<()> {
     }
     let heads: i64 = s.run(|conn| h::table.count().get_result(conn))?;
     if heads == 0 {
+        // A new chain: its high-water mark starts at 0 with no gaps. (A chain from before the
+        // mark gets one at its next seal.)
         s.run(|conn| {
             diesel::insert_into(h::table)
                 .values((h::id.eq(1), h::seq.eq(0i64), h::hash.eq(GENESIS)))
+                .execute(conn)?;
+            diesel::insert_into(h::table)
+                .values((
+                    h::id.eq(MARK_ROW),
+                    h::seq.eq(0i64),
+                    h::hash.eq(format!("{MARK_PREFIX}0")),
+                ))
                 .execute(conn)
         })?;
     }
@@ -138,10 +149,71 @@ pub struct SealReport {
     pub head_seq: i64,
 }
 
+/// The row of `custodian_audit_head` that holds the sealers' high-water mark.
+const MARK_ROW: i32 = 2;
+
+/// The mark row's `hash`: this prefix and the chain length the mark was written at. A mark
+/// written at another length than the head's is stale (another sealer, e.g. an older custodian,
+/// moved the head) and the next seal rescans everything once.
+const MARK_PREFIX: &str = "high-water mark at link ";
+
+/// Gap ranges (single ids) looked up per statement.
+const GAP_IDS: usize = 1_000;
+
+/// Ids read per statement when the gaps are rebuilt.
+const ID_BATCH: i64 = 50_000;
+
+/// Binds records into the chain, batch by batch, in the order given.
+struct Sealer<'k> {
+    key: Option<&'k AuditKey>,
+    seq: i64,
+    prev: String,
+    sealed: usize,
+}
+
+impl Sealer<'_> {
+    /// Checks the seals of `batch` and appends a link for each record.
+    fn seal(&mut self, tx: &mut Session, batch: Vec<RecordRow>) -> Result<()> {
+        let mut links = Vec::with_capacity(batch.len());
+        for row in batch {
+            let record = record_of(row);
+            if !record.seal_is_valid(self.key) {
+                return Err(Error::Integrity(format!(
+                    "audit record {} ({} {} {}) has an invalid seal: forged or altered before it was sealed",
+                    record.id, record.op, record.entity, record.entity_key
+                )));
+            }
+            self.seq += 1;
+            let hash = link_hash(&self.prev, &record.mac, self.seq);
+            let prev = std::mem::replace(&mut self.prev, hash.clone());
+            links.push((
+                c::seq.eq(self.seq),
+                c::record_id.eq(record.id),
+                c::prev_hash.eq(prev),
+                c::hash.eq(hash),
+            ));
+        }
+        self.sealed += links.len();
+        if !links.is_empty() {
+            tx.run(|conn| {
+                crate::dispatch!(conn, cn => diesel::insert_into(c::table).values(&links).execute(cn))
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// Seals every committed, unsealed record into the chain, oldest insertion first. Sealers
 /// serialize on the head row (on every backend and across processes); writers never wait for
 /// them. A record whose seal does not match its content under `key` was forged or altered
 /// before sealing: nothing is sealed and the error names it.
+///
+/// A seal reads only what it has not seen: the records above the high-water mark (the highest
+/// record id sealed), and the records whose ids were gaps below it at earlier seals (ids are
+/// assigned at insert, so a transaction that commits after a seal can hold ids below records
+/// that seal took; such gaps are kept in `custodian_audit_gap` until their records appear).
+/// Without a valid mark (a database from before the mark, or a head moved by another sealer)
+/// it finds unsealed records by a scan of the whole trail once, and sets the mark.
 pub fn seal(s: &mut Session, key: Option<&AuditKey>) -> Result<SealReport> {
     s.flush_audit()?;
     let options = TxOptions::new().immediate().no_retry();
@@ -157,56 +229,260 @@ pub fn seal(s: &mut Session, key: Option<&AuditKey>) -> Result<SealReport> {
                 "the audit chain head is missing: run Db::install_audit".into(),
             ));
         }
-        let (mut seq, mut prev): (i64, String) =
+        let (seq, prev): (i64, String) =
             tx.run(|conn| h::table.find(1).select((h::seq, h::hash)).first(conn))?;
-        let mut sealed = 0;
-        loop {
+        let mark: Option<(i64, String)> = tx.run(|conn| {
+            h::table
+                .find(MARK_ROW)
+                .select((h::seq, h::hash))
+                .first(conn)
+                .optional()
+        })?;
+        let tracked = mark.and_then(|(high, note)| {
+            let at: i64 = note.strip_prefix(MARK_PREFIX)?.parse().ok()?;
+            (at == seq).then_some(high)
+        });
+        let mut sealer = Sealer {
+            key,
+            seq,
+            prev,
+            sealed: 0,
+        };
+        let high = match tracked {
+            Some(high) => {
+                seal_gaps(tx, &mut sealer)?;
+                seal_above(tx, &mut sealer, high)?
+            }
+            None => {
+                seal_unchained(tx, &mut sealer)?;
+                let backend = tx.backend();
+                if tx
+                    .run(|conn| backend.live_columns(conn, &tables::GAP))?
+                    .is_none()
+                {
+                    // Installed by an older version and not installed since: seal as it did,
+                    // without a mark (Db::install_audit adds the gap table).
+                    return finish_seal(tx, sealer, None);
+                }
+                rebuild_gaps(tx)?
+            }
+        };
+        finish_seal(tx, sealer, Some(high))
+    })
+}
+
+/// Moves the head to the last link sealed and, when given, sets the high-water mark.
+fn finish_seal(tx: &mut Session, sealer: Sealer<'_>, high: Option<i64>) -> Result<SealReport> {
+    let Sealer {
+        seq, prev, sealed, ..
+    } = sealer;
+    tx.run(|conn| {
+        diesel::update(h::table.find(1))
+            .set((h::seq.eq(seq), h::hash.eq(&prev)))
+            .execute(conn)
+    })?;
+    if let Some(high) = high {
+        tx.run(|conn| {
+            diesel::delete(h::table.find(MARK_ROW)).execute(conn)?;
+            diesel::insert_into(h::table)
+                .values((
+                    h::id.eq(MARK_ROW),
+                    h::seq.eq(high),
+                    h::hash.eq(format!("{MARK_PREFIX}{seq}")),
+                ))
+                .execute(conn)
+        })?;
+    }
+    Ok(SealReport {
+        sealed,
+        head_seq: seq,
+    })
+}
+
+/// Seals the records that appeared in the gaps below the high-water mark, in id order, and
+/// shrinks the gaps accordingly.
+fn seal_gaps(tx: &mut Session, sealer: &mut Sealer<'_>) -> Result<()> {
+    let gaps: Vec<(i64, i64)> = tx.run(|conn| {
+        g::table
+            .order(g::lo.asc())
+            .select((g::lo, g::hi))
+            .load(conn)
+    })?;
+    if gaps.is_empty() {
+        return Ok(());
+    }
+    // Ids of the records found, ascending (the gaps are disjoint and read in order).
+    let mut found: Vec<i64> = Vec::new();
+    let mut i = 0;
+    while i < gaps.len() {
+        let (lo, hi) = gaps[i];
+        if lo == hi {
+            // A run of single-id gaps: one `IN` list.
+            let mut ids = Vec::new();
+            while i < gaps.len() && gaps[i].0 == gaps[i].1 && ids.len() < GAP_IDS {
+                ids.push(gaps[i].0);
+                i += 1;
+            }
             let batch: Vec<RecordRow> = tx.run(|conn| {
                 a::table
-                    .left_join(c::table.on(c::record_id.eq(a::id)))
-                    .filter(c::seq.is_null())
+                    .filter(a::id.eq_any(ids))
                     .order(a::id.asc())
-                    .limit(BATCH)
                     .select(record_columns!())
                     .load(conn)
             })?;
-            if batch.is_empty() {
-                break;
+            found.extend(batch.iter().map(|r| r.0));
+            sealer.seal(tx, batch)?;
+        } else {
+            i += 1;
+            let mut after = lo - 1;
+            loop {
+                let batch: Vec<RecordRow> = tx.run(|conn| {
+                    a::table
+                        .filter(a::id.gt(after))
+                        .filter(a::id.le(hi))
+                        .order(a::id.asc())
+                        .limit(BATCH)
+                        .select(record_columns!())
+                        .load(conn)
+                })?;
+                let Some(last) = batch.last().map(|r| r.0) else {
+                    break;
+                };
+                after = last;
+                found.extend(batch.iter().map(|r| r.0));
+                sealer.seal(tx, batch)?;
             }
-            let mut links = Vec::with_capacity(batch.len());
-            for row in batch {
-                let record = record_of(row);
-                if !record.seal_is_valid(key) {
-                    return Err(Error::Integrity(format!(
-                        "audit record {} ({} {} {}) has an invalid seal: forged or altered before it was sealed",
-                        record.id, record.op, record.entity, record.entity_key
-                    )));
-                }
-                seq += 1;
-                let hash = link_hash(&prev, &record.mac, seq);
-                links.push((
-                    c::seq.eq(seq),
-                    c::record_id.eq(record.id),
-                    c::prev_hash.eq(prev.clone()),
-                    c::hash.eq(hash.clone()),
-                ));
-                prev = hash;
-            }
-            sealed += links.len();
-            tx.run(|conn| {
-                crate::dispatch!(conn, cn => diesel::insert_into(c::table).values(&links).execute(cn))
-            })?;
         }
-        tx.run(|conn| {
-            diesel::update(h::table.find(1))
-                .set((h::seq.eq(seq), h::hash.eq(&prev)))
-                .execute(conn)
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    // Replace every gap that lost ids by what is left of it.
+    let mut emptied = Vec::new();
+    let mut left = Vec::new();
+    let mut f = found.iter().copied().peekable();
+    for (lo, hi) in gaps {
+        while f.next_if(|id| *id < lo).is_some() {}
+        let mut next = lo;
+        let mut touched = false;
+        while let Some(id) = f.next_if(|id| *id <= hi) {
+            touched = true;
+            if id > next {
+                left.push((next, id - 1));
+            }
+            next = id + 1;
+        }
+        if touched {
+            emptied.push(lo);
+            if next <= hi {
+                left.push((next, hi));
+            }
+        }
+    }
+    for chunk in emptied.chunks(GAP_IDS) {
+        tx.run(|conn| diesel::delete(g::table.filter(g::lo.eq_any(chunk.to_vec()))).execute(conn))?;
+    }
+    insert_gaps(tx, &left)
+}
+
+/// Seals the records above the high-water mark `high`, in id order, records the ids skipped
+/// between them as gaps, and returns the new mark.
+fn seal_above(tx: &mut Session, sealer: &mut Sealer<'_>, high: i64) -> Result<i64> {
+    let mut after = high;
+    let mut gaps = Vec::new();
+    loop {
+        let batch: Vec<RecordRow> = tx.run(|conn| {
+            a::table
+                .filter(a::id.gt(after))
+                .order(a::id.asc())
+                .limit(BATCH)
+                .select(record_columns!())
+                .load(conn)
         })?;
-        Ok(SealReport {
-            sealed,
-            head_seq: seq,
-        })
-    })
+        if batch.is_empty() {
+            break;
+        }
+        for r in &batch {
+            if r.0 > after.saturating_add(1) {
+                gaps.push((after + 1, r.0 - 1));
+            }
+            after = r.0;
+        }
+        sealer.seal(tx, batch)?;
+    }
+    insert_gaps(tx, &gaps)?;
+    Ok(after)
+}
+
+/// Seals every record without a link, found by joining the whole trail with the chain (for a
+/// database without a valid high-water mark).
+fn seal_unchained(tx: &mut Session, sealer: &mut Sealer<'_>) -> Result<()> {
+    let mut after = i64::MIN;
+    loop {
+        let batch: Vec<RecordRow> = tx.run(|conn| {
+            a::table
+                .left_join(c::table.on(c::record_id.eq(a::id)))
+                .filter(c::seq.is_null())
+                .filter(a::id.gt(after))
+                .order(a::id.asc())
+                .limit(BATCH)
+                .select(record_columns!())
+                .load(conn)
+        })?;
+        let Some(last) = batch.last().map(|r| r.0) else {
+            return Ok(());
+        };
+        after = last;
+        sealer.seal(tx, batch)?;
+    }
+}
+
+/// After [`seal_unchained`] (every visible record is in the chain): the gaps are the ids from 1
+/// to the highest record id in the chain that no link names. Returns that highest id, the new
+/// high-water mark.
+fn rebuild_gaps(tx: &mut Session) -> Result<i64> {
+    let high: Option<i64> =
+        tx.run(|conn| c::table.select(diesel::dsl::max(c::record_id)).first(conn))?;
+    let high = high.unwrap_or(0);
+    tx.run(|conn| diesel::delete(g::table).execute(conn))?;
+    let mut gaps = Vec::new();
+    let mut after = 0i64;
+    loop {
+        let ids: Vec<i64> = tx.run(|conn| {
+            c::table
+                .filter(c::record_id.gt(after))
+                .filter(c::record_id.le(high))
+                .order(c::record_id.asc())
+                .limit(ID_BATCH)
+                .select(c::record_id)
+                .load(conn)
+        })?;
+        if ids.is_empty() {
+            break;
+        }
+        for id in ids {
+            if id > after + 1 {
+                gaps.push((after + 1, id - 1));
+            }
+            after = id;
+        }
+    }
+    insert_gaps(tx, &gaps)?;
+    Ok(high)
+}
+
+/// Stores gap ranges.
+fn insert_gaps(tx: &mut Session, gaps: &[(i64, i64)]) -> Result<()> {
+    for chunk in gaps.chunks(GAP_IDS) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|(lo, hi)| (g::lo.eq(*lo), g::hi.eq(*hi)))
+            .collect();
+        tx.run(|conn| {
+            crate::dispatch!(conn, cn => diesel::insert_into(g::table).values(&rows).execute(cn))
+        })?;
+    }
+    Ok(())
 }
 
 /// The kind of damage verification found.
@@ -297,92 +573,215 @@ pub fn read_links(s: &mut Session, from: i64, limit: i64) -> Result<Vec<StoredLi
         .collect())
 }
 
-/// Walks the whole chain and reports the first bad position and the kind of damage: every
-/// record's seal is recomputed under `key`, every link is recomputed from its predecessor, the
-/// head must match the last link, and, when given, the chain must still contain `checkpoint`
-/// unchanged. Unsealed records are checked for valid seals too. Reads in batches; writes
-/// nothing.
-pub fn verify(
-    s: &mut Session,
-    key: Option<&AuditKey>,
-    checkpoint: Option<&Checkpoint>,
-) -> Result<VerifyReport> {
-    s.flush_audit()?;
-    let mut running = GENESIS.to_string();
-    let mut expected = 1i64;
-    let mut links = 0u64;
-    let mut at_checkpoint: Option<String> = None;
-    let mut damage: Option<Damage> = None;
-    'batches: loop {
-        let records = read_links(s, expected, BATCH)?;
-        if records.is_empty() {
-            break;
+/// Record ids named by the links walked, as a bitmap: whether they are distinct, and the
+/// highest. Gives up (`usable = false`) on a repeated id, an id below 0, or ids too sparse for
+/// a bitmap of at most 16 bits per link (or 8 MiB).
+struct IdSet {
+    words: Vec<u64>,
+    usable: bool,
+    max: i64,
+}
+
+impl IdSet {
+    fn new() -> Self {
+        IdSet {
+            words: Vec::new(),
+            usable: true,
+            max: i64::MIN,
         }
+    }
+
+    /// Adds the record id of link number `links`.
+    fn insert(&mut self, id: i64, links: u64) {
+        if !self.usable {
+            return;
+        }
+        self.max = self.max.max(id);
+        let Ok(bit) = usize::try_from(id) else {
+            self.usable = false;
+            return;
+        };
+        let word = bit / 64;
+        if word >= self.words.len() {
+            let limit = usize::try_from(links / 4)
+                .unwrap_or(usize::MAX)
+                .max(1 << 20);
+            if word >= limit {
+                self.usable = false;
+                return;
+            }
+            let len = (word + 1).max(self.words.len() * 2).min(limit);
+            self.words.resize(len, 0);
+        }
+        let mask = 1u64 << (bit % 64);
+        if self.words[word] & mask != 0 {
+            self.usable = false;
+        }
+        self.words[word] |= mask;
+    }
+}
+
+/// Where the walk along the chain stands, carried from batch to batch.
+struct Walk<'k> {
+    key: Option<&'k AuditKey>,
+    checkpoint_seq: Option<i64>,
+    /// Hash of the last link checked.
+    running: String,
+    /// Sequence number of the next link.
+    expected: i64,
+    links: u64,
+    at_checkpoint: Option<String>,
+    damage: Option<Damage>,
+    ids: IdSet,
+}
+
+impl Walk<'_> {
+    /// Checks the next batch of links (those from `expected` on, as [`read_links`] returns
+    /// them); `false` once damage is found, which ends the walk.
+    fn check(&mut self, records: &[StoredLink]) -> bool {
         for (i, (seq, record_id, prev_hash, hash, record)) in records.iter().enumerate() {
+            let expected = self.expected;
             let found = |kind, detail: String| Damage {
                 seq: expected,
                 kind,
                 detail,
             };
             if *seq != expected {
-                damage = Some(found(
+                self.damage = Some(found(
                     DamageKind::Deleted,
                     format!("link {expected} is missing (next link is {seq})"),
                 ));
-                break 'batches;
+                return false;
             }
             let Some(record) = record else {
-                damage = Some(found(
+                self.damage = Some(found(
                     DamageKind::Deleted,
                     format!("record {record_id} of link {seq} is missing"),
                 ));
-                break 'batches;
+                return false;
             };
             let next_id = records.get(i + 1).map(|n| n.1);
-            if !record.seal_is_valid(key) {
+            if !record.seal_is_valid(self.key) {
                 let kind = match next_id {
                     // Records are sealed in insertion order: a record with a newer id than the
                     // one after it was added later, by someone other than custodian.
                     Some(next) if record.id > next => DamageKind::Inserted,
                     _ => DamageKind::Modified,
                 };
-                damage = Some(found(
+                self.damage = Some(found(
                     kind,
                     format!(
                         "record {} ({} {} {}) does not match its seal",
                         record.id, record.op, record.entity, record.entity_key
                     ),
                 ));
-                break 'batches;
+                return false;
             }
-            let should_be = link_hash(&running, &record.mac, *seq);
-            if *prev_hash != running || *hash != should_be {
+            let should_be = link_hash(&self.running, &record.mac, *seq);
+            if *prev_hash != self.running || *hash != should_be {
                 // The content of another position fits this link: records were moved.
+                let running = &self.running;
                 let moved = records.iter().any(|(other_seq, _, _, _, other)| {
                     other_seq != seq
                         && other
                             .as_ref()
-                            .is_some_and(|o| link_hash(&running, &o.mac, *seq) == *hash)
+                            .is_some_and(|o| link_hash(running, &o.mac, *seq) == *hash)
                 });
                 let kind = if moved {
                     DamageKind::Reordered
                 } else {
                     DamageKind::Modified
                 };
-                damage = Some(found(
+                self.damage = Some(found(
                     kind,
                     format!("link {seq} does not follow from link {}", seq - 1),
                 ));
-                break 'batches;
+                return false;
             }
-            if checkpoint.is_some_and(|cp| cp.seq == *seq) {
-                at_checkpoint = Some(hash.clone());
+            if self.checkpoint_seq == Some(*seq) {
+                self.at_checkpoint = Some(should_be.clone());
             }
-            running = hash.clone();
-            expected += 1;
-            links += 1;
+            self.running = should_be;
+            self.expected += 1;
+            self.links += 1;
+            self.ids.insert(*record_id, self.links);
         }
+        true
     }
+}
+
+/// Reads the chain batch by batch on `s` while a second thread checks the batch read before:
+/// reading (the database's work and decoding rows) and checking (hashing) overlap. Stops
+/// reading once the checker has found damage.
+fn walk(s: &mut Session, walk: &mut Walk<'_>) -> Result<()> {
+    std::thread::scope(|scope| {
+        let (to_check, batches) = std::sync::mpsc::sync_channel::<Vec<StoredLink>>(1);
+        let checker = scope.spawn(move || {
+            for batch in batches {
+                if !walk.check(&batch) {
+                    break;
+                }
+            }
+        });
+        let mut from = 1i64;
+        let read = loop {
+            let batch = match read_links(s, from, BATCH) {
+                Ok(batch) => batch,
+                Err(e) => break Err(e),
+            };
+            let Some(last) = batch.last().map(|link| link.0) else {
+                break Ok(());
+            };
+            // A batch without damage ends at its last link: the next one starts after it.
+            // (With damage the checker stops, and what is read after does not matter.)
+            if to_check.send(batch).is_err() {
+                break Ok(());
+            }
+            match last.checked_add(1) {
+                Some(next) => from = next,
+                None => break Ok(()),
+            }
+        };
+        drop(to_check);
+        if let Err(panic) = checker.join() {
+            std::panic::resume_unwind(panic);
+        }
+        read
+    })
+}
+
+/// Walks the whole chain and reports the first bad position and the kind of damage: every
+/// record's seal is recomputed under `key`, every link is recomputed from its predecessor, the
+/// head must match the last link, and, when given, the chain must still contain `checkpoint`
+/// unchanged. Unsealed records are checked for valid seals too. Reads in batches (checking one
+/// batch while reading the next); writes nothing.
+pub fn verify(
+    s: &mut Session,
+    key: Option<&AuditKey>,
+    checkpoint: Option<&Checkpoint>,
+) -> Result<VerifyReport> {
+    s.flush_audit()?;
+    let mut state = Walk {
+        key,
+        checkpoint_seq: checkpoint.map(|cp| cp.seq),
+        running: GENESIS.to_string(),
+        expected: 1,
+        links: 0,
+        at_checkpoint: None,
+        damage: None,
+        ids: IdSet::new(),
+    };
+    walk(s, &mut state)?;
+    let Walk {
+        running,
+        expected,
+        links,
+        at_checkpoint,
+        mut damage,
+        ids,
+        ..
+    } = state;
+    let whole_chain = damage.is_none();
     let last_seq = expected - 1;
     if damage.is_none() {
         let (head_seq, head_hash): (i64, String) =
@@ -422,29 +821,48 @@ pub fn verify(
         }
     }
     // Records committed but not sealed yet must still carry valid seals.
-    let mut unsealed = 0u64;
-    let mut after = 0i64;
-    loop {
-        let batch: Vec<RecordRow> = s.run(|conn| {
-            a::table
-                .left_join(c::table.on(c::record_id.eq(a::id)))
-                .filter(c::seq.is_null())
-                .filter(a::id.gt(after))
-                .order(a::id.asc())
-                .limit(BATCH)
-                .select(record_columns!())
-                .load(conn)
-        })?;
-        if batch.is_empty() {
-            break;
-        }
+    let mut unsealed = Unsealed {
+        key,
+        next_seq: last_seq + 1,
+        count: 0,
+        damage: None,
+    };
+    let found = whole_chain && ids.usable && unsealed.above(s, ids.max, links)?;
+    if !found {
+        unsealed.count = 0;
+        unsealed.damage = None;
+        unsealed.unchained(s)?;
+    }
+    if damage.is_none() {
+        damage = unsealed.damage;
+    }
+    Ok(VerifyReport {
+        links,
+        last_seq,
+        last_hash: running,
+        unsealed: unsealed.count,
+        damage,
+    })
+}
+
+/// The records of the trail that are not in the chain, as verification finds them.
+struct Unsealed<'k> {
+    key: Option<&'k AuditKey>,
+    /// Where an invalid one is reported: after the last link.
+    next_seq: i64,
+    count: u64,
+    /// The first with an invalid seal.
+    damage: Option<Damage>,
+}
+
+impl Unsealed<'_> {
+    fn check(&mut self, batch: Vec<RecordRow>) {
         for row in batch {
             let record = record_of(row);
-            after = record.id;
-            unsealed += 1;
-            if damage.is_none() && !record.seal_is_valid(key) {
-                damage = Some(Damage {
-                    seq: last_seq + 1,
+            self.count += 1;
+            if self.damage.is_none() && !record.seal_is_valid(self.key) {
+                self.damage = Some(Damage {
+                    seq: self.next_seq,
                     kind: DamageKind::Inserted,
                     detail: format!(
                         "unsealed record {} ({} {} {}) does not match its seal",
@@ -454,13 +872,53 @@ pub fn verify(
             }
         }
     }
-    Ok(VerifyReport {
-        links,
-        last_seq,
-        last_hash: running,
-        unsealed,
-        damage,
-    })
+
+    /// After a walk of the whole chain whose `links` name distinct records, the highest
+    /// being `high`: checks the records above `high`, and returns whether they are all the
+    /// unsealed ones (whether the trail holds `links` records more). If not, some record below
+    /// `high` is not in the chain, and [`Unsealed::unchained`] has to find it.
+    fn above(&mut self, s: &mut Session, high: i64, links: u64) -> Result<bool> {
+        let total: i64 = s.run(|conn| a::table.count().get_result(conn))?;
+        let mut after = high;
+        loop {
+            let batch: Vec<RecordRow> = s.run(|conn| {
+                a::table
+                    .filter(a::id.gt(after))
+                    .order(a::id.asc())
+                    .limit(BATCH)
+                    .select(record_columns!())
+                    .load(conn)
+            })?;
+            let Some(last) = batch.last().map(|r| r.0) else {
+                break;
+            };
+            after = last;
+            self.check(batch);
+        }
+        Ok(u64::try_from(total).ok() == links.checked_add(self.count))
+    }
+
+    /// Checks every record without a link, found by joining the whole trail with the chain.
+    fn unchained(&mut self, s: &mut Session) -> Result<()> {
+        let mut after = 0i64;
+        loop {
+            let batch: Vec<RecordRow> = s.run(|conn| {
+                a::table
+                    .left_join(c::table.on(c::record_id.eq(a::id)))
+                    .filter(c::seq.is_null())
+                    .filter(a::id.gt(after))
+                    .order(a::id.asc())
+                    .limit(BATCH)
+                    .select(record_columns!())
+                    .load(conn)
+            })?;
+            let Some(last) = batch.last().map(|r| r.0) else {
+                return Ok(());
+            };
+            after = last;
+            self.check(batch);
+        }
+    }
 }
 
 /// The head of the chain: `(seq, hash)` of the last link.

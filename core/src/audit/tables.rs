@@ -1,9 +1,16 @@
-//! The audit tables: records (`custodian_audit`), the chain (`custodian_audit_chain`) and its
-//! head (`custodian_audit_head`, the one row sealers lock), with their metadata for DDL.
+//! The audit tables: records (`custodian_audit`), the chain (`custodian_audit_chain`), its
+//! head (`custodian_audit_head`, whose row 1 sealers lock) and the sealers' gaps
+//! (`custodian_audit_gap`), with their metadata for DDL.
 //!
 //! Writers only ever insert into `custodian_audit`, inside their own transaction; they never
 //! touch the chain, so concurrent writers do not queue behind one lock. Sealing appends to
 //! `custodian_audit_chain` later, in commit order, under the head row's lock.
+//!
+//! Sealers keep their place so that a seal reads only what is new: row 2 of
+//! `custodian_audit_head` holds the highest record id sealed (the high-water mark), and
+//! `custodian_audit_gap` the ids below it that were not there to seal (records of transactions
+//! that committed later than the seal, or never: rolled back). A seal reads the records above the
+//! mark and those in the gaps, and nothing else.
 
 #![allow(missing_docs)] // diesel's table! items are described by the module docs.
 
@@ -42,6 +49,13 @@ diesel::table! {
         id -> Integer,
         seq -> BigInt,
         hash -> Text,
+    }
+}
+
+diesel::table! {
+    custodian_audit_gap (lo) {
+        lo -> BigInt,
+        hi -> BigInt,
     }
 }
 
@@ -108,7 +122,9 @@ pub const CHAIN: EntityMeta = EntityMeta {
     indexes: &[],
 };
 
-/// `custodian_audit_head`: the last sealed position; its single row is the sealers' lock.
+/// `custodian_audit_head`: row 1 is the last sealed position (`seq`, `hash`) and the sealers'
+/// lock; row 2 is the sealers' high-water mark (`seq`: the highest record id sealed; `hash`:
+/// the link count it was written at, so a seal by anyone else is noticed).
 pub const HEAD: EntityMeta = EntityMeta {
     name: "AuditChainHead",
     table: "custodian_audit_head",
@@ -124,5 +140,22 @@ pub const HEAD: EntityMeta = EntityMeta {
     indexes: &[],
 };
 
+/// `custodian_audit_gap`: ranges `lo..=hi` of record ids below the sealers' high-water mark that
+/// no seal has seen yet. A record that appears in a gap (its transaction committed after the
+/// seal that passed its id) is sealed by the next seal.
+pub const GAP: EntityMeta = EntityMeta {
+    name: "AuditChainGap",
+    table: "custodian_audit_gap",
+    schema: None,
+    columns: &[
+        ColumnMeta {
+            primary_key: true,
+            ..col("lo", ColumnKind::BigInt, false)
+        },
+        col("hi", ColumnKind::BigInt, false),
+    ],
+    indexes: &[],
+};
+
 /// All audit tables, parents first.
-pub const ALL: [EntityMeta; 3] = [AUDIT, CHAIN, HEAD];
+pub const ALL: [EntityMeta; 4] = [AUDIT, CHAIN, HEAD, GAP];

@@ -470,6 +470,11 @@ fn check_sealing(db: &Db, kind: BackendKind) -> Res<SealChecks> {
             Ok(())
         })?;
         inner?;
+        // Committed now, below the highest record id sealed: unsealed, and found by verify.
+        let report = db.verify_audit(None)?;
+        if !report.is_intact() || report.unsealed != 1 || report.links != before + 1 {
+            return Err(format!("late commit: verify before the next seal: {report:?}").into());
+        }
         let start = Instant::now();
         let sealed = db.seal_audit()?.sealed;
         late = Some(start.elapsed());

@@ -549,9 +549,101 @@ type LinkRow = (i64, i64, String, String, Option<RecordRow>);
 /// One link of the chain with its record, as stored (the record is `None` if it was deleted).
 pub type StoredLink = (i64, i64, String, String, Option<AuditRecord>);
 
-/// Up to `limit` links from sequence number `from` on, each joined with its record: the read
-/// verification does, in one statement.
+/// Up to `limit` links from sequence number `from` on, each with its record: the read
+/// verification does. Two range scans, the links by `seq` and their records by `id` (records
+/// are sealed in insertion order, so a batch's ids are close together); a batch whose record
+/// ids are spread wide (records sealed long after their neighbours) is read with a join.
 pub fn read_links(s: &mut Session, from: i64, limit: i64) -> Result<Vec<StoredLink>> {
+    Ok(read_batch(s, from, limit, i64::MAX)?.links)
+}
+
+/// A batch of links as verification reads it.
+struct Batch {
+    links: Vec<StoredLink>,
+    /// Records whose ids fell in the range read but that no link of the batch names.
+    others: Vec<AuditRecord>,
+    /// The range of record ids read, every record in it being in `links` or `others`; `None`
+    /// when the batch was read with a join.
+    covered: Option<(i64, i64)>,
+}
+
+/// [`read_links`], also reading the records from `floor` on when `floor` lies below the
+/// batch's first record id (so that consecutive batches see every record id, not only those
+/// the links name), and returning the records no link names.
+fn read_batch(s: &mut Session, from: i64, limit: i64, floor: i64) -> Result<Batch> {
+    let links: Vec<(i64, i64, String, String)> = s.run(|conn| {
+        c::table
+            .filter(c::seq.ge(from))
+            .order(c::seq.asc())
+            .limit(limit)
+            .select((c::seq, c::record_id, c::prev_hash, c::hash))
+            .load(conn)
+    })?;
+    let (Some(lo), Some(hi)) = (
+        links.iter().map(|l| l.1).min(),
+        links.iter().map(|l| l.1).max(),
+    ) else {
+        return Ok(Batch {
+            links: Vec::new(),
+            others: Vec::new(),
+            covered: None,
+        });
+    };
+    let lo = lo.min(floor);
+    let len = i64::try_from(links.len()).unwrap_or(i64::MAX);
+    let spread = hi
+        .checked_sub(lo)
+        .is_none_or(|span| span >= len.saturating_mul(2).saturating_add(64));
+    if spread {
+        return Ok(Batch {
+            links: read_links_joined(s, from, limit)?,
+            others: Vec::new(),
+            covered: None,
+        });
+    }
+    let records: Vec<RecordRow> = s.run(|conn| {
+        a::table
+            .filter(a::id.ge(lo))
+            .filter(a::id.le(hi))
+            .order(a::id.asc())
+            .select(record_columns!())
+            .load(conn)
+    })?;
+    // Each link's record (by binary search: ids ascend); a record named by several links (a
+    // damaged chain) is copied for all but the last.
+    let at: Vec<Option<usize>> = links
+        .iter()
+        .map(|l| records.binary_search_by_key(&l.1, |r| r.0).ok())
+        .collect();
+    let mut uses = vec![0u32; records.len()];
+    for i in at.iter().flatten() {
+        uses[*i] += 1;
+    }
+    let mut records: Vec<Option<RecordRow>> = records.into_iter().map(Some).collect();
+    let links = links
+        .into_iter()
+        .zip(at)
+        .map(|((seq, rid, prev, hash), at)| {
+            let record = at.and_then(|i| {
+                uses[i] -= 1;
+                if uses[i] == 0 {
+                    records[i].take()
+                } else {
+                    records[i].clone()
+                }
+            });
+            (seq, rid, prev, hash, record.map(record_of))
+        })
+        .collect();
+    Ok(Batch {
+        links,
+        others: records.into_iter().flatten().map(record_of).collect(),
+        covered: Some((lo, hi)),
+    })
+}
+
+/// [`read_links`] in one statement: the links joined with their records.
+fn read_links_joined(s: &mut Session, from: i64, limit: i64) -> Result<Vec<StoredLink>> {
     let batch: Vec<LinkRow> = s.run(|conn| {
         c::table
             .left_join(a::table.on(a::id.eq(c::record_id)))
@@ -589,6 +681,15 @@ impl IdSet {
             usable: true,
             max: i64::MIN,
         }
+    }
+
+    /// Whether `id` was added (meaningful while `usable`).
+    fn contains(&self, id: i64) -> bool {
+        usize::try_from(id).is_ok_and(|bit| {
+            self.words
+                .get(bit / 64)
+                .is_some_and(|w| w & (1u64 << (bit % 64)) != 0)
+        })
     }
 
     /// Adds the record id of link number `links`.
@@ -633,6 +734,8 @@ struct Walk<'k> {
     at_checkpoint: Option<String>,
     damage: Option<Damage>,
     ids: IdSet,
+    /// Records read along the way that no link of their batch named (a later link may).
+    others: Vec<AuditRecord>,
 }
 
 impl Walk<'_> {
@@ -712,34 +815,42 @@ impl Walk<'_> {
 
 /// Reads the chain batch by batch on `s` while a second thread checks the batch read before:
 /// reading (the database's work and decoding rows) and checking (hashing) overlap. Stops
-/// reading once the checker has found damage.
-fn walk(s: &mut Session, walk: &mut Walk<'_>) -> Result<()> {
+/// reading once the checker has found damage. Returns the highest record id up to which every
+/// record (from 1 on) was read, if the batches' record reads left no hole.
+fn walk(s: &mut Session, walk: &mut Walk<'_>) -> Result<Option<i64>> {
     std::thread::scope(|scope| {
-        let (to_check, batches) = std::sync::mpsc::sync_channel::<Vec<StoredLink>>(1);
+        let (to_check, batches) = std::sync::mpsc::sync_channel::<Batch>(1);
         let checker = scope.spawn(move || {
             for batch in batches {
-                if !walk.check(&batch) {
+                if !walk.check(&batch.links) {
                     break;
                 }
+                walk.others.extend(batch.others);
             }
         });
         let mut from = 1i64;
+        let mut covered = Some(0i64);
         let read = loop {
-            let batch = match read_links(s, from, BATCH) {
+            let floor = covered.map_or(i64::MAX, |c| c.saturating_add(1));
+            let batch = match read_batch(s, from, BATCH, floor) {
                 Ok(batch) => batch,
                 Err(e) => break Err(e),
             };
-            let Some(last) = batch.last().map(|link| link.0) else {
-                break Ok(());
+            let Some(last) = batch.links.last().map(|link| link.0) else {
+                break Ok(covered);
+            };
+            covered = match (covered, batch.covered) {
+                (Some(c), Some((lo, hi))) if lo <= c.saturating_add(1) => Some(c.max(hi)),
+                _ => None,
             };
             // A batch without damage ends at its last link: the next one starts after it.
             // (With damage the checker stops, and what is read after does not matter.)
             if to_check.send(batch).is_err() {
-                break Ok(());
+                break Ok(None);
             }
             match last.checked_add(1) {
                 Some(next) => from = next,
-                None => break Ok(()),
+                None => break Ok(None),
             }
         };
         drop(to_check);
@@ -770,8 +881,9 @@ pub fn verify(
         at_checkpoint: None,
         damage: None,
         ids: IdSet::new(),
+        others: Vec::new(),
     };
-    walk(s, &mut state)?;
+    let covered = walk(s, &mut state)?;
     let Walk {
         running,
         expected,
@@ -779,6 +891,7 @@ pub fn verify(
         at_checkpoint,
         mut damage,
         ids,
+        others,
         ..
     } = state;
     let whole_chain = damage.is_none();
@@ -827,7 +940,24 @@ pub fn verify(
         count: 0,
         damage: None,
     };
-    let found = whole_chain && ids.usable && unsealed.above(s, ids.max, links)?;
+    let found = if !(whole_chain && ids.usable) {
+        false
+    } else if covered.is_some_and(|c| c >= ids.max) {
+        // Every record up to the highest one in the chain was read: those no link named are
+        // the unsealed ones below it.
+        let mut below: Vec<AuditRecord> = others
+            .into_iter()
+            .filter(|r| r.id > 0 && !ids.contains(r.id))
+            .collect();
+        below.sort_unstable_by_key(|r| r.id);
+        below.dedup_by_key(|r| r.id);
+        for record in &below {
+            unsealed.check(record);
+        }
+        unsealed.above(s, ids.max.max(0), None)?
+    } else {
+        unsealed.above(s, ids.max.max(0), Some(links))?
+    };
     if !found {
         unsealed.count = 0;
         unsealed.damage = None;
@@ -856,29 +986,36 @@ struct Unsealed<'k> {
 }
 
 impl Unsealed<'_> {
-    fn check(&mut self, batch: Vec<RecordRow>) {
-        for row in batch {
-            let record = record_of(row);
-            self.count += 1;
-            if self.damage.is_none() && !record.seal_is_valid(self.key) {
-                self.damage = Some(Damage {
-                    seq: self.next_seq,
-                    kind: DamageKind::Inserted,
-                    detail: format!(
-                        "unsealed record {} ({} {} {}) does not match its seal",
-                        record.id, record.op, record.entity, record.entity_key
-                    ),
-                });
-            }
+    fn check(&mut self, record: &AuditRecord) {
+        self.count += 1;
+        if self.damage.is_none() && !record.seal_is_valid(self.key) {
+            self.damage = Some(Damage {
+                seq: self.next_seq,
+                kind: DamageKind::Inserted,
+                detail: format!(
+                    "unsealed record {} ({} {} {}) does not match its seal",
+                    record.id, record.op, record.entity, record.entity_key
+                ),
+            });
         }
     }
 
-    /// After a walk of the whole chain whose `links` name distinct records, the highest
-    /// being `high`: checks the records above `high`, and returns whether they are all the
-    /// unsealed ones (whether the trail holds `links` records more). If not, some record below
-    /// `high` is not in the chain, and [`Unsealed::unchained`] has to find it.
-    fn above(&mut self, s: &mut Session, high: i64, links: u64) -> Result<bool> {
-        let total: i64 = s.run(|conn| a::table.count().get_result(conn))?;
+    fn check_rows(&mut self, batch: Vec<RecordRow>) {
+        for row in batch {
+            self.check(&record_of(row));
+        }
+    }
+
+    /// After a walk of the whole chain whose links name distinct records, the highest being
+    /// `high`: checks the records above `high`. Returns whether these are all the unsealed
+    /// ones: given `links`, whether the trail holds that many records more (if not, some record
+    /// below `high` is not in the chain, and [`Unsealed::unchained`] has to find it); without,
+    /// the caller has accounted for those below `high`.
+    fn above(&mut self, s: &mut Session, high: i64, links: Option<u64>) -> Result<bool> {
+        let total: Option<i64> = match links {
+            Some(_) => Some(s.run(|conn| a::table.count().get_result(conn))?),
+            None => None,
+        };
         let mut after = high;
         loop {
             let batch: Vec<RecordRow> = s.run(|conn| {
@@ -893,9 +1030,14 @@ impl Unsealed<'_> {
                 break;
             };
             after = last;
-            self.check(batch);
+            self.check_rows(batch);
         }
-        Ok(u64::try_from(total).ok() == links.checked_add(self.count))
+        Ok(match (total, links) {
+            (Some(total), Some(links)) => {
+                u64::try_from(total).ok() == links.checked_add(self.count)
+            }
+            _ => true,
+        })
     }
 
     /// Checks every record without a link, found by joining the whole trail with the chain.
@@ -916,7 +1058,7 @@ impl Unsealed<'_> {
                 return Ok(());
             };
             after = last;
-            self.check(batch);
+            self.check_rows(batch);
         }
     }
 }

@@ -13,6 +13,12 @@
 //! times: records/s; target >= 200,000 records/s on PostgreSQL). The chain contains exactly the
 //! N records, since this part runs first on the fresh database.
 //!
+//! **Sealing checks.** At the end, on the whole trail: on the servers, a transaction that took
+//! its record id before another one committed, and commits after a seal passed that id, must be
+//! found unsealed by verify and sealed by the next seal; and a trail without the sealers'
+//! high-water mark (as an older version left it) is sealed by one rescan (timed), after which
+//! the next seal (timed) reads only what is new.
+//!
 //! **TPC-B-like transactions.** pgbench's built-in `tpcb-like` script through entities: tables
 //! of accounts, tellers and branches and a history table, as `#[entity]` structs, at a small
 //! scale (1 branch, 10 tellers, 10,000 accounts). One transaction (`Db::transaction`) is:
@@ -362,10 +368,13 @@ fn bench_chain(db: &Db, settings: &Settings) -> Res<ChainReport> {
     })
 }
 
-/// Where `verify_audit`'s time goes: the same batched query as `custodian::audit::chain::verify`
-/// (links joined with their records, 5,000 per statement), timed without any check; then, on
-/// the rows in memory, the checks verify runs per record: the seal (HMAC-SHA-256 of the
-/// canonical encoding) and the link hash (SHA-256), each timed on its own.
+/// Where `verify_audit`'s time goes: the same batched read as `custodian::audit::chain::verify`
+/// (`chain::read_links`: 5,000 links by sequence number, then their records by id range), timed
+/// without any check; then, on the rows in memory, the checks verify makes per record, each
+/// timed on its own through the public functions: the seal (`AuditRecord::seal_is_valid`,
+/// HMAC-SHA-256 of the canonical encoding) and the link hash (`link_hash`, SHA-256). Verify
+/// itself makes the same checks without per-record allocations, on a second thread while it
+/// reads the next batch.
 struct Breakdown {
     read: Duration,
     canonical: Duration,

@@ -210,7 +210,7 @@ impl Db {
         self.execute_ddl(&statements)
     }
 
-    /// Creates the audit tables (records, chain, head) if they do not exist yet.
+    /// Creates the audit tables (records, chain, head, gaps) if they do not exist yet.
     pub fn install_audit(&self) -> Result<()> {
         let mut s = self.session()?;
         if self.inner.backend.transactional_ddl() {

@@ -119,6 +119,15 @@ pub struct ColumnMeta {
     pub check: Option<Check>,
     /// Foreign key (`#[belongs_to(Parent)]`).
     pub references: Option<ForeignKey>,
+    /// Stored sealed under the data key of the row's subject (`#[column(encrypted)]`): the
+    /// write path encrypts the field, every entity read path decrypts it.
+    pub encrypted: bool,
+    /// Names the row's data subject, whose data key seals the encrypted columns
+    /// (`#[entity(subject = "field")]`).
+    pub subject: bool,
+    /// Holds the blind index (keyed hash) of the named encrypted column, which the write path
+    /// computes (`#[column(blind_index = "field")]`).
+    pub blind_index_of: Option<&'static str>,
 }
 
 impl ColumnMeta {
@@ -137,6 +146,9 @@ impl ColumnMeta {
         default_sql: None,
         check: None,
         references: None,
+        encrypted: false,
+        subject: false,
+        blind_index_of: None,
     };
 
     /// Whether MariaDB needs a bounded type for it (keys, unique, indexed, referencing).
@@ -190,6 +202,16 @@ impl EntityMeta {
     /// Whether deleting hides rows instead of removing them (a `deleted_at` column exists).
     pub fn soft_delete(&self) -> bool {
         self.role(ColumnRole::DeletedAt).is_some()
+    }
+
+    /// Whether some column is `#[column(encrypted)]`.
+    pub fn has_encrypted(&self) -> bool {
+        self.columns.iter().any(|c| c.encrypted)
+    }
+
+    /// The column naming the row's data subject (`#[entity(subject = "field")]`), if any.
+    pub fn subject_column(&self) -> Option<&'static ColumnMeta> {
+        self.columns.iter().find(|c| c.subject)
     }
 
     /// Whether updates check and bump a version column.

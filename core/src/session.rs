@@ -84,6 +84,14 @@ enum DeleteMode {
 /// A JSON image of a stored row.
 type Image = serde_json::Map<String, serde_json::Value>;
 
+/// The written row `sealed` (with its key, stamps and blind indexes) holding the plaintext of
+/// `plain`'s encrypted fields again: what the caller's entity holds after a write.
+fn with_plaintext<E: Entity>(sealed: &E, plain: &Image) -> Result<E> {
+    let mut image = sealed.raw_image().map_err(image_error::<E>)?;
+    crate::crypto::fields::restore_plaintext(&E::META, &mut image, plain);
+    E::raw_from_image(&image).map_err(image_error::<E>)
+}
+
 fn image_error<E: Entity>(e: crate::value::DecodeError) -> Error {
     Error::Integrity(format!("{}: {e}", E::META.name))
 }
@@ -565,7 +573,7 @@ impl Session {
             Op::Update(rows) => rows.len(),
             Op::Delete(keys, _) => keys.len(),
         };
-        let result = if E::HOOKS || E::AUDITED || statements > 1 {
+        let result = if E::HOOKS || E::AUDITED || E::META.has_encrypted() || statements > 1 {
             self.in_transaction(|s| s.write_rows(op))
         } else {
             self.write_rows(op)
@@ -586,42 +594,24 @@ impl Session {
                     row.raw_stamp(Stamp::Insert, now);
                     row.raw_before(WriteKind::Insert, self)?;
                 }
-                let auto = E::META.has_auto_increment();
-                let mut n = 0;
-                if auto && (rows.len() == 1 || E::AUDITED) {
-                    // Each row learns the key the database assigned (the audit record names it).
-                    let backend = self.db.backend;
-                    for row in rows.iter_mut() {
-                        let returned = self.run(|c| E::raw_insert_one(c, row))?;
-                        n += 1;
-                        let id = match returned {
-                            Some(id) => id,
-                            None => self.run(|c| backend.last_insert_id(c))?,
-                        };
-                        row.raw_set_generated_key(id)
-                            .map_err(|e| Error::Integrity(format!("generated key {id}: {e}")))?;
+                let n = if E::META.has_encrypted() {
+                    // Encrypted fields are written sealed; the caller's rows keep the plaintext.
+                    let plain = rows
+                        .iter()
+                        .map(|r| r.raw_image().map_err(image_error::<E>))
+                        .collect::<Result<Vec<_>>>()?;
+                    let mut sealed = plain
+                        .iter()
+                        .map(|p| self.sealed_copy::<E>(p, None))
+                        .collect::<Result<Vec<E>>>()?;
+                    let n = self.insert_rows(&mut sealed, now, &mut trail)?;
+                    for ((row, sealed), plain) in rows.iter_mut().zip(&sealed).zip(&plain) {
+                        *row = with_plaintext(sealed, plain)?;
                     }
-                } else if let [row] = rows {
-                    self.run(|c| E::raw_insert_one(c, row))?;
-                    n = 1;
+                    n
                 } else {
-                    for chunk in rows.chunks(self.insert_chunk::<E>()) {
-                        n += self.run(|c| E::raw_insert(c, chunk))?;
-                    }
-                }
-                if E::AUDITED {
-                    for row in rows.iter() {
-                        let key = row.key();
-                        let after = self.stored_image::<E>(row, &key)?;
-                        trail.push(self.audit_record::<E>(
-                            AuditOp::Insert,
-                            &key,
-                            None,
-                            after,
-                            now,
-                        )?);
-                    }
-                }
+                    self.insert_rows(rows, now, &mut trail)?
+                };
                 for row in rows.iter() {
                     row.raw_after(WriteKind::Insert, self)?;
                 }
@@ -629,10 +619,13 @@ impl Session {
             }
             Op::Update(rows) => {
                 let mut n = 0;
+                let encrypted = E::META.has_encrypted();
                 for row in rows.iter_mut() {
                     row.raw_before(WriteKind::Update, self)?;
                     let key = row.key();
-                    let before = if E::AUDITED {
+                    // The row as stored: the audit record's before image, and the ciphertext
+                    // that unchanged encrypted fields keep.
+                    let before = if E::AUDITED || encrypted {
                         self.run(|c| E::raw_find_for_update(c, &key, false))?
                             .map(|b| b.raw_image())
                             .transpose()
@@ -640,13 +633,22 @@ impl Session {
                     } else {
                         None
                     };
-                    match self.run(|c| E::raw_update(c, row, now))? {
-                        0 => return Err(self.update_miss(row)),
+                    let mut sealed = None;
+                    if encrypted {
+                        let plain = row.raw_image().map_err(image_error::<E>)?;
+                        sealed = Some((self.sealed_copy::<E>(&plain, before.as_ref())?, plain));
+                    }
+                    let target = match sealed.as_mut() {
+                        Some((sealed, _)) => sealed,
+                        None => &mut *row,
+                    };
+                    match self.run(|c| E::raw_update(c, target, now))? {
+                        0 => return Err(self.update_miss(target)),
                         m => n += m,
                     }
-                    row.raw_stamp(Stamp::Update, now);
+                    target.raw_stamp(Stamp::Update, now);
                     if E::AUDITED {
-                        let after = self.stored_image::<E>(row, &key)?;
+                        let after = self.stored_image::<E>(target, &key)?;
                         trail.push(self.audit_record::<E>(
                             AuditOp::Update,
                             &key,
@@ -654,6 +656,9 @@ impl Session {
                             after,
                             now,
                         )?);
+                    }
+                    if let Some((sealed, plain)) = sealed {
+                        *row = with_plaintext(&sealed, &plain)?;
                     }
                     row.raw_after(WriteKind::Update, self)?;
                 }
@@ -664,10 +669,18 @@ impl Session {
                 let soft = E::META.soft_delete();
                 for key in keys {
                     // The row as it is now: for hooks and for the audit record's before image.
+                    let mut before = None;
                     let mut current = if E::HOOKS || E::AUDITED {
                         let with_deleted = mode != DeleteMode::Default;
                         let found = self.run(|c| E::raw_find_for_update(c, key, with_deleted))?;
                         let mut e = found.ok_or_else(|| not_found::<E>(key))?;
+                        if E::AUDITED {
+                            before = Some(e.raw_image().map_err(image_error::<E>)?);
+                        }
+                        if E::HOOKS && E::META.has_encrypted() {
+                            // Hooks see the plaintext, the trail the ciphertext.
+                            e = self.opened(e)?;
+                        }
                         if mode != DeleteMode::Restore {
                             e.raw_before(WriteKind::Delete, self)?;
                         }
@@ -691,7 +704,7 @@ impl Session {
                     n += m;
                     if let Some(e) = current.as_mut() {
                         if E::AUDITED {
-                            let before = Some(e.raw_image().map_err(image_error::<E>)?);
+                            let before = before.take();
                             let (op, after) = match mode {
                                 DeleteMode::Purge => (AuditOp::Purge, None),
                                 DeleteMode::Default if !soft => (AuditOp::Delete, None),
@@ -723,6 +736,62 @@ impl Session {
             self.run(|c| chain::append(c, &trail))?;
         }
         Ok(n)
+    }
+
+    /// Inserts `rows` (stamped, hooks run) and adds their audit records to `trail`; rows with
+    /// an auto-increment key learn it.
+    fn insert_rows<E: Entity>(
+        &mut self,
+        rows: &mut [E],
+        now: chrono::NaiveDateTime,
+        trail: &mut Vec<AuditRecord>,
+    ) -> Result<usize> {
+        let auto = E::META.has_auto_increment();
+        let mut n = 0;
+        if auto && (rows.len() == 1 || E::AUDITED) {
+            // Each row learns the key the database assigned (the audit record names it).
+            let backend = self.db.backend;
+            for row in rows.iter_mut() {
+                let returned = self.run(|c| E::raw_insert_one(c, row))?;
+                n += 1;
+                let id = match returned {
+                    Some(id) => id,
+                    None => self.run(|c| backend.last_insert_id(c))?,
+                };
+                row.raw_set_generated_key(id)
+                    .map_err(|e| Error::Integrity(format!("generated key {id}: {e}")))?;
+            }
+        } else if let [row] = rows {
+            self.run(|c| E::raw_insert_one(c, row))?;
+            n = 1;
+        } else {
+            for chunk in rows.chunks(self.insert_chunk::<E>()) {
+                n += self.run(|c| E::raw_insert(c, chunk))?;
+            }
+        }
+        if E::AUDITED {
+            for row in rows.iter() {
+                let key = row.key();
+                let after = self.stored_image::<E>(row, &key)?;
+                trail.push(self.audit_record::<E>(AuditOp::Insert, &key, None, after, now)?);
+            }
+        }
+        Ok(n)
+    }
+
+    /// A copy of the row whose image is `plain` with its encrypted fields sealed and its blind
+    /// indexes filled; `stored` is the row in the database (updates).
+    fn sealed_copy<E: Entity>(&mut self, plain: &Image, stored: Option<&Image>) -> Result<E> {
+        let mut image = plain.clone();
+        crate::crypto::fields::seal_image(self, &E::META, &mut image, stored)?;
+        E::raw_from_image(&image).map_err(image_error::<E>)
+    }
+
+    /// `e` with its encrypted fields opened.
+    fn opened<E: Entity>(&mut self, e: E) -> Result<E> {
+        let mut image = e.raw_image().map_err(image_error::<E>)?;
+        crate::crypto::fields::open_image(self, &E::META, &mut image)?;
+        E::raw_from_image(&image).map_err(image_error::<E>)
     }
 
     /// The image of a row as stored: re-read when the database fills columns itself.
@@ -847,16 +916,30 @@ impl Session {
 
     /// A `Forbidden` error, after recording the refusal in the audit trail.
     fn deny<E: Entity>(&mut self, action: Action, key: Option<&E::Key>, why: &str) -> Error {
+        let entity_key = match key.map(E::raw_key_image).transpose() {
+            Ok(k) => k.map_or_else(|| "null".to_string(), |k| k.to_string()),
+            Err(e) => return image_error::<E>(e),
+        };
+        let entity = crate::schema::display_name(&E::META);
+        self.refuse(E::META.name, entity, entity_key, action.as_str(), why)
+    }
+
+    /// A `Forbidden` error for `action` on `what` (`entity` and `entity_key` as the audit trail
+    /// names them), after recording the refusal in the audit trail.
+    pub(crate) fn refuse(
+        &mut self,
+        what: &str,
+        entity: String,
+        entity_key: String,
+        action: &str,
+        why: &str,
+    ) -> Error {
         let who = self
             .principal
             .as_deref()
             .map_or("an anonymous session", |p| p.id.as_str());
-        let err = Error::Forbidden(format!(
-            "{who} may not {} {}: {why}",
-            action.as_str(),
-            E::META.name
-        ));
-        match self.record_denial::<E>(action, key, why) {
+        let err = Error::Forbidden(format!("{who} may not {action} {what}: {why}"));
+        match self.record_denial(entity, entity_key, action, why) {
             Ok(()) => err,
             Err(e) => {
                 Error::Forbidden(format!("{err} (and the refusal could not be audited: {e})"))
@@ -866,17 +949,14 @@ impl Session {
 
     /// Appends a `denied` record on another connection, in its own transaction, so that the
     /// caller rolling back cannot erase it (on a one-connection pool: in this session).
-    fn record_denial<E: Entity>(
+    fn record_denial(
         &mut self,
-        action: Action,
-        key: Option<&E::Key>,
+        entity: String,
+        entity_key: String,
+        action: &str,
         why: &str,
     ) -> Result<()> {
         let principal = self.principal.as_deref();
-        let entity_key = match key {
-            Some(k) => E::raw_key_image(k).map_err(image_error::<E>)?.to_string(),
-            None => "null".into(),
-        };
         let record = AuditRecord {
             id: 0,
             tx_id: self
@@ -886,11 +966,11 @@ impl Session {
             at: now_utc(),
             actor: principal.map_or_else(|| "anonymous".to_string(), |p| p.id.clone()),
             tenant: principal.and_then(|p| p.tenant.clone()),
-            entity: crate::schema::display_name(&E::META),
+            entity,
             entity_key,
             op: AuditOp::Denied.as_str().to_string(),
             before: None,
-            after: Some(serde_json::json!({ "action": action.as_str(), "why": why }).to_string()),
+            after: Some(serde_json::json!({ "action": action, "why": why }).to_string()),
             reason: self.context.reason.clone(),
             request_id: self.context.request_id.clone(),
             mac: String::new(),
@@ -916,29 +996,42 @@ impl Session {
     }
 
     /// Applies tenant scope and masks to a loaded entity (`None` if it is out of scope).
-    pub(crate) fn visible<E: Entity>(&self, entity: Option<E>) -> Result<Option<Option<E>>> {
+    /// Encrypted fields are opened (see [`crate::crypto::fields`]) before masks apply.
+    pub(crate) fn visible<E: Entity>(&mut self, entity: Option<E>) -> Result<Option<Option<E>>> {
         let Some(e) = entity else {
             return Ok(Some(None));
         };
-        let Some(ac) = self.access.as_deref() else {
+        let encrypted = E::META.has_encrypted();
+        let access = self.access.clone();
+        if access.is_none() && !encrypted {
             return Ok(Some(Some(e)));
-        };
-        let mut image = e.raw_image().map_err(image_error::<E>)?;
-        let p = self.principal.as_deref();
-        if !ac.row_in_scope(&E::META, &image, p) {
-            return Ok(None);
         }
-        if ac.mask(&E::META, &mut image, p) {
+        let mut image = e.raw_image().map_err(image_error::<E>)?;
+        let p = self.principal.clone();
+        if let Some(ac) = access.as_deref() {
+            if !ac.row_in_scope(&E::META, &image, p.as_deref()) {
+                return Ok(None);
+            }
+        }
+        let mut changed = false;
+        if encrypted {
+            crate::crypto::fields::open_image(self, &E::META, &mut image)?;
+            changed = true;
+        }
+        if let Some(ac) = access.as_deref() {
+            changed |= ac.mask(&E::META, &mut image, p.as_deref());
+        }
+        if changed {
             return E::raw_from_image(&image)
-                .map(|masked| Some(Some(masked)))
+                .map(|visible| Some(Some(visible)))
                 .map_err(image_error::<E>);
         }
         Ok(Some(Some(e)))
     }
 
     /// [`Session::visible`] over many entities.
-    pub(crate) fn visible_all<E: Entity>(&self, rows: Vec<E>) -> Result<Vec<E>> {
-        if self.access.is_none() {
+    pub(crate) fn visible_all<E: Entity>(&mut self, rows: Vec<E>) -> Result<Vec<E>> {
+        if self.access.is_none() && !E::META.has_encrypted() {
             return Ok(rows);
         }
         let mut out = Vec::with_capacity(rows.len());

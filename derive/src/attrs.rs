@@ -33,6 +33,8 @@ pub(crate) struct EntityArgs {
     pub validate: Option<Span>,
     /// Span of the `unaudited` flag, if present.
     pub unaudited: Option<Span>,
+    /// `subject = "field"`: the field naming the data subject of encrypted columns.
+    pub subject: Option<LitStr>,
 }
 
 /// The field names of `unique(...)` or `index(...)`, with the keyword for error spans.
@@ -68,10 +70,12 @@ impl EntityArgs {
                 flag(&meta, "validate", &mut args.validate)
             } else if meta.path.is_ident("unaudited") {
                 flag(&meta, "unaudited", &mut args.unaudited)
+            } else if meta.path.is_ident("subject") {
+                string_value(&meta, "subject", &mut args.subject)
             } else {
                 Err(meta.error(format!(
                     "unknown entity attribute `{}`, expected one of `table`, `schema`, `unique`, \
-                     `index`, `has_many`, `has_one`, `hooks`, `validate`, `unaudited`",
+                     `index`, `has_many`, `has_one`, `hooks`, `validate`, `unaudited`, `subject`",
                     path_name(&meta.path)
                 )))
             }
@@ -154,6 +158,10 @@ pub(crate) struct FieldAttrs {
     pub column: Option<Span>,
     /// Span of the `#[skip]` attribute, if present.
     pub skip: Option<Span>,
+    /// Span of the `encrypted` flag, if present.
+    pub encrypted: Option<Span>,
+    /// `blind_index = "field"`: this column holds the blind index of an encrypted field.
+    pub blind_index: Option<LitStr>,
 }
 
 impl FieldAttrs {
@@ -201,6 +209,10 @@ impl FieldAttrs {
             flag(meta, "index", &mut self.index)
         } else if meta.path.is_ident("default") {
             string_value(meta, "default", &mut self.default)
+        } else if meta.path.is_ident("encrypted") {
+            flag(meta, "encrypted", &mut self.encrypted)
+        } else if meta.path.is_ident("blind_index") {
+            string_value(meta, "blind_index", &mut self.blind_index)
         } else if meta.path.is_ident("check") {
             let mut sql = None;
             string_value(meta, "check", &mut sql)?;
@@ -218,7 +230,8 @@ impl FieldAttrs {
             Err(meta.error(format!(
                 "unknown column attribute `{}`, expected one of `name`, `primary_key`, \
                  `auto_increment`, `generated`, `unique`, `index`, `default`, `check`, `range`, \
-                 `one_of`, `version`, `created_at`, `updated_at`, `deleted_at`",
+                 `one_of`, `version`, `created_at`, `updated_at`, `deleted_at`, `encrypted`, \
+                 `blind_index`",
                 path_name(&meta.path)
             )))
         }

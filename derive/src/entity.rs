@@ -933,6 +933,12 @@ fn meta(m: &EntityModel) -> TokenStream {
         let gen = c.generated;
         let unique = c.unique;
         let indexed = c.indexed;
+        let encrypted = c.encrypted.is_some();
+        let subject = c.subject;
+        let blind_index_of = match &c.blind_index_of {
+            Some(source) => quote!(#some(#source)),
+            None => none.clone(),
+        };
         let role = format_ident!("{}", c.role.map_or("Data", |(r, _)| r.variant()));
         let default_sql = match &c.default_sql {
             Some(lit) => quote!(#some(#lit)),
@@ -983,6 +989,9 @@ fn meta(m: &EntityModel) -> TokenStream {
                 default_sql: #default_sql,
                 check: #check,
                 references: #references,
+                encrypted: #encrypted,
+                subject: #subject,
+                blind_index_of: #blind_index_of,
                 ..#p::ColumnMeta::PLAIN
             }
         }

@@ -112,6 +112,14 @@ pub(crate) struct Column {
     pub references: Option<ForeignKey>,
     /// Span of the parent path in `#[belongs_to(...)]`, for errors.
     pub references_span: Option<Span>,
+    /// Span of the `encrypted` flag: stored sealed under the subject's data key.
+    pub encrypted: Option<Span>,
+    /// `blind_index = "field"` as written.
+    pub blind_index: Option<LitStr>,
+    /// The column name of the encrypted field this column indexes (resolved `blind_index`).
+    pub blind_index_of: Option<String>,
+    /// This column names the data subject (`#[entity(subject = "field")]`).
+    pub subject: bool,
 }
 
 impl Column {
@@ -231,6 +239,7 @@ impl EntityModel {
             return Err(e);
         }
         let table = table.expect("no table error was reported");
+        check_encryption(&mut columns, &args)?;
         check_columns(&item.ident, &table, &columns)?;
         check_roles_and_relations(&columns, &args)?;
         let indexes = indexes(&table, &columns, &skipped, &args)?;
@@ -418,6 +427,7 @@ fn column(entity: &Ident, ident: Ident, ty: Type, attrs: FieldAttrs) -> syn::Res
             _ => {}
         }
     }
+    check_encrypted_column(&ty, &sql, &attrs)?;
     let (references, references_span) = match attrs.belongs_to {
         Some(b) => {
             let span = b.parent.span();
@@ -447,7 +457,163 @@ fn column(entity: &Ident, ident: Ident, ty: Type, attrs: FieldAttrs) -> syn::Res
         timestamp,
         references,
         references_span,
+        encrypted: attrs.encrypted,
+        blind_index: attrs.blind_index,
+        blind_index_of: None,
+        subject: false,
     })
+}
+
+/// Whether `ty` is `String` or `Option<String>`: what `encrypted` and `blind_index` hold.
+fn is_text_field(ty: &Type, sql: &SqlType) -> bool {
+    let base = match sql {
+        SqlType::Nullable(inner) => &**inner,
+        other => other,
+    };
+    *base == SqlType::Text && sql.stored_as_is(ty)
+}
+
+/// Rules of one field about `encrypted` and `blind_index`.
+fn check_encrypted_column(ty: &Type, sql: &SqlType, attrs: &FieldAttrs) -> syn::Result<()> {
+    if let Some(span) = attrs.encrypted {
+        if !is_text_field(ty, sql) {
+            return Err(syn::Error::new_spanned(
+                ty,
+                "an `encrypted` field must be `String` or `Option<String>`: its column holds the \
+                 ciphertext as text (for other types seal a `Sealed<T>` field yourself)",
+            ));
+        }
+        let conflict = [
+            (attrs.primary_key, "a primary key"),
+            (attrs.unique, "`unique`"),
+            (attrs.index, "`index`"),
+            (attrs.generated, "`generated`"),
+            (attrs.role.map(|(_, s)| s), "a `version`/timestamp role"),
+            (attrs.check.as_ref().map(|(_, s)| *s), "a check"),
+            (attrs.default.as_ref().map(LitStr::span), "a SQL `default`"),
+            (
+                attrs.belongs_to.as_ref().map(|b| b.parent.span()),
+                "`#[belongs_to]`",
+            ),
+            (
+                attrs.blind_index.as_ref().map(LitStr::span),
+                "`blind_index`",
+            ),
+        ]
+        .into_iter()
+        .find_map(|(s, what)| s.map(|_| what));
+        if let Some(what) = conflict {
+            return Err(syn::Error::new(
+                span,
+                format!(
+                    "an `encrypted` column cannot also be {what}: the database only sees random \
+                     ciphertext (for lookups or uniqueness add a `blind_index` column)"
+                ),
+            ));
+        }
+    }
+    if let Some(lit) = &attrs.blind_index {
+        if !is_text_field(ty, sql) {
+            return Err(syn::Error::new_spanned(
+                ty,
+                "a `blind_index` field must be `String` or `Option<String>`: it holds a hex \
+                 keyed hash",
+            ));
+        }
+        if attrs.primary_key.is_some() || attrs.role.is_some() || attrs.belongs_to.is_some() {
+            return Err(syn::Error::new(
+                lit.span(),
+                "a `blind_index` column is computed by the write path: it cannot be a key, a \
+                 role or a foreign key",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Rules across fields about encryption: an encrypted column needs the entity's `subject`,
+/// which names a plain, caller-set field; a `blind_index` names an encrypted field of the same
+/// nullability. Marks the subject column and resolves blind index sources.
+fn check_encryption(columns: &mut [Column], args: &EntityArgs) -> syn::Result<()> {
+    let first_encrypted = columns.iter().find_map(|c| c.encrypted);
+    match (&args.subject, first_encrypted) {
+        (None, Some(span)) => {
+            return Err(syn::Error::new(
+                span,
+                "an `encrypted` column needs the data subject whose key seals it: add \
+                 `subject = \"field\"` to `#[entity(...)]`, naming the field that holds the \
+                 subject's id",
+            ))
+        }
+        (Some(lit), None) => {
+            return Err(syn::Error::new(
+                lit.span(),
+                "`subject` names whose data key seals the `encrypted` columns, but no column is \
+                 `#[column(encrypted)]`",
+            ))
+        }
+        (Some(lit), Some(_)) => {
+            let name = lit.value();
+            let Some(subject) = columns.iter_mut().find(|c| c.ident.unraw() == name) else {
+                return Err(syn::Error::new(
+                    lit.span(),
+                    format!("`subject` names no mapped field: there is no field `{name}`"),
+                ));
+            };
+            if subject.encrypted.is_some() || subject.auto_increment || subject.generated {
+                return Err(syn::Error::new(
+                    lit.span(),
+                    format!(
+                        "the subject field `{name}` must be a plain field the caller sets: not \
+                         `encrypted`, `auto_increment` or `generated` (its value picks the key \
+                         before the row is written)"
+                    ),
+                ));
+            }
+            subject.subject = true;
+        }
+        (None, None) => {}
+    }
+    for i in 0..columns.len() {
+        let Some(lit) = columns[i].blind_index.clone() else {
+            continue;
+        };
+        let name = lit.value();
+        let Some(source) = columns.iter().find(|c| c.ident.unraw() == name) else {
+            return Err(syn::Error::new(
+                lit.span(),
+                format!("`blind_index` names no mapped field: there is no field `{name}`"),
+            ));
+        };
+        if source.encrypted.is_none() {
+            return Err(syn::Error::new(
+                lit.span(),
+                format!("`blind_index` indexes an `encrypted` field, and `{name}` is not one"),
+            ));
+        }
+        if source.sql.is_nullable() != columns[i].sql.is_nullable() {
+            return Err(syn::Error::new_spanned(
+                &columns[i].ty,
+                format!(
+                    "a blind index is NULL exactly when its field is: make this field `{}` like \
+                     `{name}`",
+                    if source.sql.is_nullable() {
+                        "Option<String>"
+                    } else {
+                        "String"
+                    }
+                ),
+            ));
+        }
+        let source_name = source.name.clone();
+        let column = &mut columns[i];
+        column.blind_index_of = Some(source_name);
+        // Lookups go through the index: give it one unless the user chose `unique`.
+        if !column.unique {
+            column.indexed = true;
+        }
+    }
+    Ok(())
 }
 
 /// Validates `#[belongs_to(...)]` on a field of type `ty`.

@@ -323,6 +323,24 @@ fn erasure_needs_an_eraser_role(db: &TestDb) {
         .erase_subject(&mut clerk.session().unwrap(), "cust-1")
         .unwrap_err();
     assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
+    // The refusal is in the trail, naming the subject; the key is still there.
+    let denied: Vec<(String, String, String, Option<String>)> = db
+        .session()
+        .unwrap()
+        .load(a::table.filter(a::op.eq("denied")).select((
+            a::actor,
+            a::entity,
+            a::entity_key,
+            a::after_image,
+        )))
+        .unwrap();
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    let (actor, entity, key, why) = &denied[0];
+    assert_eq!(
+        (actor.as_str(), entity.as_str(), key.as_str()),
+        ("clerk", "custodian_subject_keys", r#"["cust-1"]"#)
+    );
+    assert!(why.as_deref().unwrap_or("").contains("erase"), "{why:?}");
     let dpo = db
         .with_access(open.erase_for(&["dpo"]))
         .acting_as(Principal::new("dora").with_role("dpo"));

@@ -38,13 +38,13 @@ fn with_keys(cfg: &mut DatabaseConfig, keys: &[(&str, &str)], active: &str) {
 }
 
 /// A fresh test database whose crypto ring is `k1` (active).
-fn crypto_db(kind: BackendKind) -> TestDb {
+pub(crate) fn crypto_db(kind: BackendKind) -> TestDb {
     TestDb::with(kind, |c| with_keys(c, &[("k1", K1)], "k1"))
 }
 
 /// Another handle on the same database with a different crypto configuration (a restart with
 /// new settings): nothing cached.
-fn reopen(db: &TestDb, tweak: impl FnOnce(&mut DatabaseConfig)) -> Db {
+pub(crate) fn reopen(db: &TestDb, tweak: impl FnOnce(&mut DatabaseConfig)) -> Db {
     let mut cfg = db.config().clone();
     tweak(&mut cfg);
     custodian::open(cfg)
@@ -95,7 +95,7 @@ where
 }
 
 /// Every row of every table of the database, each rendered as text, on a connection of its own.
-fn dump_all(db: &TestDb) -> String {
+pub(crate) fn dump_all(db: &TestDb) -> String {
     use diesel::Connection;
     let mut out = Vec::new();
     match db.kind {
@@ -166,7 +166,7 @@ fn dump_all(db: &TestDb) -> String {
     out.join("\n")
 }
 
-fn flip_last_digit(stored: &str) -> String {
+pub(crate) fn flip_last_digit(stored: &str) -> String {
     let mut t = stored.to_string();
     let last = t.pop().unwrap();
     t.push(if last == '0' { '1' } else { '0' });

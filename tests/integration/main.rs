@@ -12,6 +12,7 @@ mod cli;
 mod config;
 mod crud;
 mod crypto;
+mod encrypted;
 mod errors;
 mod example;
 mod lifecycle;

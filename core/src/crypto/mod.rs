@@ -1,6 +1,14 @@
 //! Field encryption and crypto-shredding.
 //!
-//! A field of type [`Sealed<T>`] holds AES-256-GCM ciphertext of a `T` under the *data key* of
+//! Mark personal fields `#[column(encrypted)]` and name the entity's data subject with
+//! `#[entity(subject = "field")]`: the write path seals those fields (`String` or
+//! `Option<String>`) under the subject's data key before any SQL, and every entity read path
+//! (`get`, `find`, `select`, relations, history, as-of) opens them, or reads [`ERASED`] once the
+//! subject was erased. `#[column(blind_index = "field")]` on another text field keeps a keyed
+//! hash of the plaintext for equality lookups ([`Crypto::blind_index`] with the field's column
+//! name). `Session::load` and the raw connection return ciphertext.
+//!
+//! For other types, or to seal explicitly, a field of type [`Sealed<T>`] holds AES-256-GCM ciphertext of a `T` under the *data key* of
 //! one data subject (a customer, a patient: whatever must be erasable as a unit). Data keys are
 //! random, one per subject, and stored only *wrapped* (encrypted) under a master key in
 //! `custodian_subject_keys`; master keys come from configuration and never touch the database.
@@ -26,11 +34,13 @@
 //! See `docs/crypto.md` for the guarantees and their limits.
 
 mod config;
+pub(crate) mod fields;
 mod keys;
 mod sealed;
 pub mod store;
 
 pub use config::CryptoConfig;
+pub use fields::ERASED;
 pub use keys::KeyRing;
 pub use sealed::{Sealable, Sealed};
 
@@ -328,10 +338,14 @@ impl Crypto {
             )
         })?;
         if !s.may_erase() {
-            return Err(Error::Forbidden(format!(
-                "{} may not erase data subjects under the access policy (AccessControl::erase_for)",
-                actor.id
-            )));
+            // Refused, and recorded as a `denied` record naming the subject.
+            return Err(s.refuse(
+                "data subjects",
+                crate::schema::display_name(&store::SUBJECT_KEYS),
+                serde_json::Value::Array(vec![subject.into()]).to_string(),
+                "erase",
+                "only roles named by AccessControl::erase_for may erase data subjects",
+            ));
         }
         let context = s.audit_context().clone();
         let audit_key = self.inner.audit_key.clone();

@@ -286,6 +286,52 @@ pub mod access {
 pub mod crypto {
     //! # Field encryption and crypto-shredding
     //!
+    //! The simplest way: mark personal fields `#[column(encrypted)]` and name the entity's data
+    //! subject. The write path seals them, every entity read opens them, and after the subject's
+    //! erasure they read as [`ERASED`](crate::crypto::ERASED):
+    //!
+    //! ```
+    //! use custodian::prelude::*;
+    //! use custodian::crypto::ERASED;
+    //!
+    //! #[entity(table = "clients", subject = "client_ref")]
+    //! #[derive(Debug, Clone, PartialEq)]
+    //! pub struct Client {
+    //!     #[column(primary_key, auto_increment)]
+    //!     pub id: i64,
+    //!     pub client_ref: String,
+    //!     #[column(encrypted)]
+    //!     pub email: String,
+    //!     #[column(blind_index = "email")]
+    //!     pub email_index: String,
+    //! }
+    //!
+    //! # fn main() -> custodian::Result<()> {
+    //! let mut cfg = custodian::DatabaseConfig::from_url("sqlite::memory:")?;
+    //! cfg.crypto.keys.insert("k1".into(), "22".repeat(32));       // keep real keys in a vault
+    //! let db = custodian::open(cfg)?.acting_as(custodian::Principal::new("dpo"));
+    //! db.create_table::<Client>()?;
+    //! let mut s = db.session()?;
+    //! let ada = s.insert(Client {
+    //!     id: 0,
+    //!     client_ref: "cl-1".into(),
+    //!     email: "ada@example.org".into(),
+    //!     email_index: String::new(),                               // filled by custodian
+    //! })?;
+    //! assert_eq!(s.get::<Client>(&ada.id)?, ada);                   // plaintext on read
+    //! let raw = s.first(Client::query())?.unwrap();                 // raw read: ciphertext
+    //! assert!(raw.email.starts_with("v1:"));
+    //! let crypto = s.crypto()?;
+    //! let hits = s.select::<Client, _>(
+    //!     Client::query().filter(clients::email_index.eq(crypto.blind_index("email", "ada@example.org"))),
+    //! )?;
+    //! assert_eq!(hits, vec![ada.clone()]);
+    //! assert!(crypto.erase_subject(&mut s, "cl-1")?);
+    //! assert_eq!(s.get::<Client>(&ada.id)?.email, ERASED);
+    //! # Ok(()) }
+    //! ```
+    //!
+    //! For other types, or to seal values by hand:
     //! A `Sealed<T>` field is stored as ciphertext under a data key of one *subject*; erasing the
     //! subject destroys its key, so every copy of its values (live rows, history, audit images)
     //! becomes unreadable while the audit chain, which hashes ciphertext, still verifies.

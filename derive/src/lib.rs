@@ -67,6 +67,10 @@ mod types;
 ///   by `#[derive(Validate)]` (or `#[derive(validator::Validate)]`) placed after `#[entity]`;
 ///   `#[validate(...)]` attributes are left in place for validator's derive (the crate then
 ///   depends on `validator = { version = "0.20", features = ["derive"] }`).
+/// - `unaudited`: the write path appends no audit records for this entity. Entities are audited
+///   by default (the safer choice: forgetting the flag records too much, never too little).
+/// - `subject = "field"`: the field holding the data subject's id, whose data key seals the
+///   entity's `encrypted` columns (see below). Required with, and only with, encrypted columns.
 ///
 /// # Field attributes: `#[column(...)]`, combinable
 ///
@@ -91,6 +95,31 @@ mod types;
 ///   - `deleted_at`: `Option<NaiveDateTime>` or `Option<DateTime<Utc>>`; makes the entity
 ///     soft-delete: `delete` sets it, `restore` clears it, queries and finds see live rows
 ///     (`NULL`) only, except `query_with_deleted`, `query_deleted` and `find_with_deleted`.
+///
+/// # Encrypted fields: `#[column(encrypted)]`, `#[column(blind_index = "field")]`
+///
+/// ```text
+/// #[entity(table = "clients", subject = "client_ref")]
+/// pub struct Client {
+///     #[column(primary_key, auto_increment)]
+///     pub id: i64,
+///     pub client_ref: String,
+///     #[column(encrypted)]
+///     pub email: Option<String>,
+///     #[column(blind_index = "email")]
+///     pub email_index: Option<String>,
+/// }
+/// ```
+///
+/// - `encrypted` (on `String` or `Option<String>`): the write path stores the value sealed
+///   (AES-256-GCM) under the data key of the row's subject; every entity read opens it again, and
+///   it reads as `custodian::crypto::ERASED` once the subject was erased. Not combinable with
+///   `primary_key`, `unique`, `index`, `generated`, a role, a check, `default`, `belongs_to` or
+///   `blind_index`: the database only sees random ciphertext.
+/// - `blind_index = "field"` (on `String`/`Option<String>`, nullable exactly like the encrypted
+///   field it names): the write path fills it with the keyed hash of that field's plaintext, so
+///   equality lookups stay possible (`Crypto::blind_index`). Indexed automatically unless
+///   `unique`.
 ///
 /// # Foreign keys: `#[belongs_to(Parent)]`
 ///

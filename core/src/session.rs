@@ -1080,6 +1080,19 @@ impl Session {
         self.run(|c| chain::append(c, &records)).map(|_| ())
     }
 
+    /// Adds a record made outside the entity write path (key changes) to this session's
+    /// transaction: appended with the others just before commit, dropped with a rolled-back
+    /// savepoint; appended at once when custodian opened no transaction.
+    pub(crate) fn record_audit(&mut self, record: AuditRecord) -> Result<()> {
+        if self.depth > 0 {
+            self.pending_audit.push(record);
+            Ok(())
+        } else {
+            self.run(|c| chain::append(c, std::slice::from_ref(&record)))
+                .map(|_| ())
+        }
+    }
+
     fn in_transaction<T>(&mut self, f: impl FnOnce(&mut Session) -> Result<T>) -> Result<T> {
         // Inside custodian's transaction, or one opened on the raw connection: join it.
         let raw_depth =

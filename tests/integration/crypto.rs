@@ -239,6 +239,48 @@ fn sealed_values_round_trip(base: &TestDb) {
     for plain in ["SSN-123", "SSN-987", "SSN-222", "Diagnosis-of"] {
         assert!(!dump.contains(plain), "{plain} is stored in plaintext");
     }
+
+    // Each key's creation is in the audit trail, without the wrapped key.
+    for (subject, sealed) in [("subj-1", &p.ssn), ("subj-2", &q.ssn)] {
+        let records = chain::records_of_entity_key(
+            &mut s,
+            "custodian_subject_keys",
+            &format!(r#"["{subject}"]"#),
+        )
+        .unwrap();
+        assert_eq!(records.len(), 1, "{subject}");
+        let created = &records[0].1;
+        assert_eq!(
+            (created.op.as_str(), created.before.as_deref()),
+            ("insert", None)
+        );
+        assert_eq!(created.actor, "test-suite");
+        let after = created.after_json().unwrap();
+        assert_eq!(after["data_key_id"], sealed.key_id());
+        assert_eq!(after["master_key_id"], "k1");
+        assert!(after.get("wrapped").is_none(), "{after}");
+    }
+
+    // Creating a key is audited: without an acting principal it fails closed, and nothing is
+    // written (neither the key nor a record).
+    let anonymous = custodian::open(db.config().clone()).unwrap();
+    let mut anon = anonymous.session().unwrap();
+    let err = c
+        .seal(&mut anon, "subj-3", &"SSN-333".to_string())
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Forbidden(m) if m.contains("principal")),
+        "{err:?}"
+    );
+    let keys: i64 = s.count(k::table.count()).unwrap();
+    assert_eq!(keys, 2);
+    assert!(
+        chain::records_of_entity_key(&mut s, "custodian_subject_keys", r#"["subj-3"]"#)
+            .unwrap()
+            .is_empty()
+    );
+    // A known subject's key is only read: sealing needs no principal then.
+    assert!(c.seal(&mut anon, "subj-1", &"SSN-111".to_string()).is_ok());
 }
 
 fn blind_index_finds_the_row(base: &TestDb) {
@@ -463,6 +505,22 @@ fn rotation_is_batched_and_resumable(base: &TestDb) {
         .count(k::table.filter(k::master_key_id.eq("k2")).count())
         .unwrap();
     assert_eq!(under_k2, N as i64 + 1);
+    // Every re-wrap is an audited update of the key row (master key k1 -> k2, same data key).
+    let rewraps: Vec<_> = chain::records_of_entity(&mut s2, "custodian_subject_keys")
+        .unwrap()
+        .into_iter()
+        .filter(|(_, r)| r.op == "update")
+        .collect();
+    assert_eq!(rewraps.len(), N);
+    for (_, r) in &rewraps {
+        let (before, after) = (r.before_json().unwrap(), r.after_json().unwrap());
+        assert_eq!(
+            (&before["master_key_id"], &after["master_key_id"]),
+            (&"k1".into(), &"k2".into())
+        );
+        assert_eq!(before["data_key_id"], after["data_key_id"]);
+        assert!(after.get("wrapped").is_none() && before.get("wrapped").is_none());
+    }
 
     // k1 can be retired: everything opens with k2 alone; without k2 nothing does.
     open_all(
@@ -562,11 +620,16 @@ fn crypto_shredding_erases_a_subject(base: &TestDb) {
     let report = db.verify_audit(None).unwrap();
     assert!(report.is_intact(), "{:?}", report.damage);
     assert_eq!(report.unsealed, 0);
-    let erasures =
+    let key_records =
         chain::records_of_entity_key(&mut s, "custodian_subject_keys", r#"["subj-alice"]"#)
             .unwrap();
-    assert_eq!(erasures.len(), 1);
-    let (seq, record) = &erasures[0];
+    let ops: Vec<&str> = key_records.iter().map(|(_, r)| r.op.as_str()).collect();
+    assert_eq!(
+        ops,
+        ["insert", "erase"],
+        "the key's creation, then its erasure"
+    );
+    let (seq, record) = &key_records[1];
     assert!(seq.is_some(), "sealed into the chain");
     assert_eq!(record.op, "erase");
     assert_eq!(record.actor, "test-suite");

@@ -202,6 +202,9 @@ impl Crypto {
         if let Some(row) = s.run(|c| store::by_subject(c, subject, false))? {
             return Ok((row.data_key_id.clone(), self.unwrap_row(&row)?));
         }
+        if s.principal().is_none() {
+            return Err(needs_principal("creating a data subject's key"));
+        }
         let key: KeyBytes = zeroize::Zeroizing::new(keys::random::<32>()?);
         let data_key_id = crate::hex::encode(&keys::random::<16>()?);
         let ring = &self.inner.ring;
@@ -220,7 +223,8 @@ impl Crypto {
         };
         // A savepoint inside a transaction, so a lost race does not abort the caller's.
         let inserted = s.transaction_with(&TxOptions::new().immediate().no_retry(), |tx| {
-            tx.run(|c| store::insert(c, &row))
+            tx.run(|c| store::insert(c, &row))?;
+            self.record_key_change(tx, AuditOp::Insert, subject, None, Some(&row))
         });
         match inserted {
             Ok(_) => {
@@ -244,9 +248,10 @@ impl Crypto {
     }
 
     /// Encrypts `value` under the data key of `subject`, creating the key on the subject's
-    /// first value. Use an opaque subject id (a customer number, a UUID), never personal data
-    /// itself: the id stays in the key table while the subject exists and in the audit record
-    /// of its erasure.
+    /// first value; the creation is an audited `insert` of the key row and needs an acting
+    /// principal ([`Error::Forbidden`] otherwise). Use an opaque subject id (a customer number,
+    /// a UUID), never personal data itself: the id stays in the key table while the subject
+    /// exists and in the audit records of its key.
     pub fn seal<T: Sealable>(
         &self,
         s: &mut Session,
@@ -330,64 +335,68 @@ impl Crypto {
     /// already erased subject changes nothing. Needs an acting principal
     /// ([`Error::Forbidden`] otherwise).
     pub fn erase_subject(&self, s: &mut Session, subject: &str) -> Result<bool> {
-        let actor = s.principal().cloned().ok_or_else(|| {
-            Error::Forbidden(
-                "erasing a subject is audited and needs an acting principal: use \
-                 Db::acting_as or Session::act_as"
-                    .into(),
-            )
-        })?;
+        if s.principal().is_none() {
+            return Err(needs_principal("erasing a subject"));
+        }
         if !s.may_erase() {
             // Refused, and recorded as a `denied` record naming the subject.
             return Err(s.refuse(
                 "data subjects",
                 crate::schema::display_name(&store::SUBJECT_KEYS),
-                serde_json::Value::Array(vec![subject.into()]).to_string(),
+                key_of(subject),
                 "erase",
                 "only roles named by AccessControl::erase_for may erase data subjects",
             ));
         }
-        let context = s.audit_context().clone();
-        let audit_key = self.inner.audit_key.clone();
         let erased = s.transaction_with(&TxOptions::new().immediate(), |tx| {
             let Some(row) = tx.run(|c| store::by_subject(c, subject, true))? else {
                 return Ok(None);
             };
             tx.run(|c| store::delete(c, subject))?;
-            let mut before = serde_json::Map::new();
-            before.insert("subject".into(), row.subject.clone().into());
-            before.insert("data_key_id".into(), row.data_key_id.clone().into());
-            before.insert("master_key_id".into(), row.master_key_id.clone().into());
-            before.insert(
-                "created_at".into(),
-                crate::value::StoredJson::to_json(&row.created_at),
-            );
-            let record = AuditRecord {
-                id: 0,
-                tx_id: tx
-                    .tx_id()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-                at: now_utc(),
-                actor: actor.id.clone(),
-                tenant: actor.tenant.clone(),
-                entity: crate::schema::display_name(&store::SUBJECT_KEYS),
-                entity_key: serde_json::Value::Array(vec![subject.into()]).to_string(),
-                op: AuditOp::Erase.as_str().to_string(),
-                before: Some(serde_json::Value::Object(before).to_string()),
-                after: None,
-                reason: context.reason.clone(),
-                request_id: context.request_id.clone(),
-                mac: String::new(),
-            }
-            .seal(audit_key.as_ref());
-            tx.flush_audit()?;
-            tx.run(|c| crate::audit::chain::append(c, std::slice::from_ref(&record)))?;
+            self.record_key_change(tx, AuditOp::Erase, subject, Some(&row), None)?;
             Ok(Some(row.data_key_id))
         })?;
         // Forget the key here too (other processes forget it within the cache TTL).
         self.cache().retain(|_, c| c.subject != subject);
         Ok(erased.is_some())
+    }
+
+    /// Records a change of `custodian_subject_keys` (creation, re-wrap, erasure) in `tx`'s
+    /// transaction: entity `custodian_subject_keys`, key `["<subject>"]`, images without the
+    /// wrapped key. Rolled back with the change.
+    fn record_key_change(
+        &self,
+        tx: &mut Session,
+        op: AuditOp,
+        subject: &str,
+        before: Option<&KeyRow>,
+        after: Option<&KeyRow>,
+    ) -> Result<()> {
+        let actor = tx
+            .principal()
+            .cloned()
+            .ok_or_else(|| needs_principal("changing a data subject's key"))?;
+        let context = tx.audit_context().clone();
+        let record = AuditRecord {
+            id: 0,
+            tx_id: tx
+                .tx_id()
+                .map(str::to_string)
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            at: now_utc(),
+            actor: actor.id,
+            tenant: actor.tenant,
+            entity: crate::schema::display_name(&store::SUBJECT_KEYS),
+            entity_key: key_of(subject),
+            op: op.as_str().to_string(),
+            before: before.map(key_image),
+            after: after.map(key_image),
+            reason: context.reason,
+            request_id: context.request_id,
+            mac: String::new(),
+        }
+        .seal(self.inner.audit_key.as_ref());
+        tx.record_audit(record)
     }
 
     /// How many data keys are still wrapped under a master key other than the active one.
@@ -398,8 +407,12 @@ impl Crypto {
 
     /// Re-wraps up to `batch_size` data keys from older master keys to the active one, in one
     /// transaction; returns how many were re-wrapped (0: nothing left). Values stay as they are
-    /// (the data keys do not change).
+    /// (the data keys do not change). Each re-wrap is an audited `update` of the key row, so it
+    /// needs an acting principal ([`Error::Forbidden`] otherwise).
     pub fn rotate_batch(&self, s: &mut Session, batch_size: usize) -> Result<usize> {
+        if s.principal().is_none() {
+            return Err(needs_principal("re-wrapping data keys"));
+        }
         let limit = i64::try_from(batch_size.max(1)).unwrap_or(i64::MAX);
         let ring = &self.inner.ring;
         let active = ring.active_id();
@@ -422,9 +435,24 @@ impl Crypto {
                     &row.subject,
                     &key,
                 )?;
-                n += tx.run(|c| {
+                let m = tx.run(|c| {
                     store::rewrap(c, &row.subject, &row.master_key_id, active, &wrapped)
                 })?;
+                if m > 0 {
+                    let after = KeyRow {
+                        master_key_id: active.to_string(),
+                        wrapped,
+                        ..row.clone()
+                    };
+                    self.record_key_change(
+                        tx,
+                        AuditOp::Update,
+                        &row.subject,
+                        Some(row),
+                        Some(&after),
+                    )?;
+                }
+                n += m;
             }
             Ok(n)
         })
@@ -453,6 +481,32 @@ impl Crypto {
 /// Creates `custodian_subject_keys` if it does not exist yet (see [`store::install`]).
 pub fn install(s: &mut Session) -> Result<()> {
     store::install(s)
+}
+
+/// The audit record key of a subject's key row: `["<subject>"]`.
+fn key_of(subject: &str) -> String {
+    serde_json::Value::Array(vec![subject.into()]).to_string()
+}
+
+/// What the audit trail shows of a key row: everything but the wrapped key, so erasure leaves
+/// no copy of it in the trail.
+fn key_image(row: &KeyRow) -> String {
+    let mut image = serde_json::Map::new();
+    image.insert("subject".into(), row.subject.clone().into());
+    image.insert("data_key_id".into(), row.data_key_id.clone().into());
+    image.insert("master_key_id".into(), row.master_key_id.clone().into());
+    image.insert(
+        "created_at".into(),
+        crate::value::StoredJson::to_json(&row.created_at),
+    );
+    serde_json::Value::Object(image).to_string()
+}
+
+/// Key changes are audited: without an acting principal they fail closed.
+fn needs_principal(what: &str) -> Error {
+    Error::Forbidden(format!(
+        "{what} is audited and needs an acting principal: use Db::acting_as or Session::act_as"
+    ))
 }
 
 /// The error of `Db::crypto` and `Session::crypto` without master keys.

@@ -3,7 +3,10 @@
 //! It registers controls (validated), records evidence and findings that belong to them (foreign
 //! keys the database enforces), shows that invalid data and a failed transaction leave nothing
 //! behind, closes a finding under optimistic locking, and prints the open-findings report from
-//! a read-only, repeatable-read snapshot, loading each control's findings in one query.
+//! a read-only, repeatable-read snapshot, loading each control's findings in one query. Then
+//! the audit trail: the history of a finding (who changed what), the same report reproduced as
+//! of an earlier moment from the trail alone, and the hash chain sealed, signed in a checkpoint
+//! and verified.
 //!
 //! ```text
 //! cargo run --example compliance_reporting                     # in-memory SQLite
@@ -13,6 +16,7 @@
 //! re-created, so point it at a scratch database).
 
 use chrono::{DateTime, TimeZone, Utc};
+use custodian::audit::AsOf;
 use custodian::prelude::*;
 use custodian::{Decimal, IsolationLevel};
 use validator::Validate;
@@ -111,8 +115,61 @@ pub struct ReportLine {
     pub exposure: Decimal,
 }
 
-/// Runs the whole scenario on `db` and returns the report it printed.
-pub fn run(db: &Db) -> custodian::Result<Vec<ReportLine>> {
+/// What the scenario printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The open-findings report at the end.
+    pub report: Vec<ReportLine>,
+    /// The same report as of the moment the findings were raised, rebuilt from the audit trail.
+    pub report_when_raised: Vec<ReportLine>,
+    /// Operations in the history of the closed finding, oldest first.
+    pub closed_history: Vec<String>,
+    /// Links of the audit chain checked against the signed checkpoint.
+    pub audit_links: u64,
+    /// Whether the chain verified against the checkpoint.
+    pub audit_intact: bool,
+}
+
+/// The open-findings report over `controls`, from each control's findings (same order).
+fn open_findings(controls: &[Control], findings: &[Vec<Finding>]) -> Vec<ReportLine> {
+    controls
+        .iter()
+        .zip(findings)
+        .map(|(c, all)| {
+            let fs: Vec<&Finding> = all.iter().filter(|f| f.closed_at.is_none()).collect();
+            ReportLine {
+                code: c.code.clone(),
+                open: fs.len(),
+                worst: fs.iter().map(|f| f.severity).max(),
+                exposure: fs.iter().map(|f| f.amount_at_risk.clone()).sum(),
+            }
+        })
+        .collect()
+}
+
+fn print_report(title: &str, report: &[ReportLine]) {
+    println!("\n{title}");
+    println!(
+        "{:<10} {:>5} {:<9} {:>14}",
+        "control", "open", "worst", "exposure EUR"
+    );
+    for line in report {
+        let worst = line
+            .worst
+            .map(|w| format!("{w:?}"))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:<10} {:>5} {:<9} {:>14}",
+            line.code,
+            line.open,
+            worst,
+            line.exposure.with_scale(2)
+        );
+    }
+}
+
+/// Runs the whole scenario on `db` and returns what it printed.
+pub fn run(db: &Db) -> custodian::Result<Outcome> {
     let tables = [Control::META, Evidence::META, Finding::META];
     db.drop_tables(&tables)?;
     db.create_tables(&tables)?; // parents first, with constraints and indexes
@@ -213,6 +270,9 @@ pub fn run(db: &Db) -> custodian::Result<Vec<ReportLine>> {
         evidence.len(),
         findings.len()
     );
+    // The moment the report is reproduced as of, later: all findings raised, none closed.
+    let raised = Utc::now().naive_utc();
+    std::thread::sleep(std::time::Duration::from_millis(2)); // later writes are stamped later
 
     // 3. A transaction that fails leaves nothing behind.
     let unknown_control = 9_999;
@@ -259,45 +319,73 @@ pub fn run(db: &Db) -> custodian::Result<Vec<ReportLine>> {
         let controls: Vec<Control> = tx.load(Control::query().order(controls::code))?;
         // One query for the findings of every control (no N+1).
         let findings = tx.children::<Control, Finding>(&controls)?;
-        Ok(controls
-            .iter()
-            .zip(&findings)
-            .map(|(c, all)| {
-                let fs: Vec<&Finding> = all.iter().filter(|f| f.closed_at.is_none()).collect();
-                ReportLine {
-                    code: c.code.clone(),
-                    open: fs.len(),
-                    worst: fs.iter().map(|f| f.severity).max(),
-                    exposure: fs.iter().map(|f| f.amount_at_risk.clone()).sum(),
-                }
-            })
-            .collect::<Vec<_>>())
+        Ok(open_findings(&controls, &findings))
     })?;
-    println!("\nopen findings per control");
+    print_report("open findings per control", &report);
+
+    // 6. The audit trail. Every write above was recorded with its actor, in its transaction
+    //    (the failed one left no record).
+    let closed_history: Vec<String> = s
+        .history::<Finding>(&closed.id)?
+        .iter()
+        .map(|v| format!("{} by {}", v.record.op, v.record.actor))
+        .collect();
     println!(
-        "{:<10} {:>5} {:<9} {:>14}",
-        "control", "open", "worst", "exposure EUR"
+        "\nhistory of finding #{}: {}",
+        closed.id,
+        closed_history.join(", ")
     );
-    for line in &report {
-        let worst = line
-            .worst
-            .map(|w| format!("{w:?}"))
-            .unwrap_or_else(|| "-".into());
-        println!(
-            "{:<10} {:>5} {:<9} {:>14}",
-            line.code,
-            line.open,
-            worst,
-            line.exposure.with_scale(2)
-        );
-    }
+    // The report as of `raised`, rebuilt from the trail: whatever happened since, it stays the
+    // same.
+    let mut controls_now: Vec<Control> = s.select(Control::query())?;
+    controls_now.sort_by(|a, b| a.code.cmp(&b.code));
+    let then = s.as_of_all::<Finding>(AsOf::Time(raised))?;
+    let by_control: Vec<Vec<Finding>> = controls_now
+        .iter()
+        .map(|c| {
+            then.iter()
+                .filter(|f| f.control_id == c.id)
+                .cloned()
+                .collect()
+        })
+        .collect();
+    let report_when_raised = open_findings(&controls_now, &by_control);
+    print_report(
+        &format!(
+            "open findings per control as of {} UTC (from the audit trail)",
+            raised.format("%H:%M:%S%.3f")
+        ),
+        &report_when_raised,
+    );
     drop(s);
     let stats = db.pool_stats();
     println!(
         "\npool: {} open, {} checkouts, longest wait {:?}",
         stats.size, stats.checkouts, stats.wait_max
     );
-    Ok(report)
+
+    // 7. Seal the records into the hash chain, sign its head (export this checkpoint and keep
+    //    it outside the database), and verify the whole chain against it.
+    let signer = custodian::audit::generate_signing_key()?;
+    let checkpoint = db.checkpoint(&signer)?;
+    let verified = db.verify_audit(Some(&checkpoint))?;
+    println!(
+        "audit chain: {} links verified against the checkpoint signed at sequence {}: {}",
+        verified.links,
+        checkpoint.seq,
+        if verified.is_intact() {
+            "intact"
+        } else {
+            "DAMAGED"
+        }
+    );
+    Ok(Outcome {
+        report,
+        report_when_raised,
+        closed_history,
+        audit_links: verified.links,
+        audit_intact: verified.is_intact(),
+    })
 }
 
 #[allow(dead_code)] // the integration tests include this file and call `run` on every backend

@@ -728,13 +728,7 @@ impl Session {
                 n
             }
         };
-        if self.depth > 0 {
-            // Appended with the transaction's other records just before it commits.
-            self.pending_audit.extend(trail);
-        } else if !trail.is_empty() {
-            // A transaction opened on the raw connection: custodian does not see its commit.
-            self.run(|c| chain::append(c, &trail))?;
-        }
+        self.record_audit(trail)?;
         Ok(n)
     }
 
@@ -1080,17 +1074,17 @@ impl Session {
         self.run(|c| chain::append(c, &records)).map(|_| ())
     }
 
-    /// Adds a record made outside the entity write path (key changes) to this session's
-    /// transaction: appended with the others just before commit, dropped with a rolled-back
-    /// savepoint; appended at once when custodian opened no transaction.
-    pub(crate) fn record_audit(&mut self, record: AuditRecord) -> Result<()> {
+    /// Adds records (of the write path, or of key changes) to this session's transaction:
+    /// appended with the others just before commit, dropped with a rolled-back savepoint;
+    /// appended at once inside a transaction opened on the raw connection, whose commit
+    /// custodian does not see.
+    pub(crate) fn record_audit(&mut self, records: Vec<AuditRecord>) -> Result<()> {
         if self.depth > 0 {
-            self.pending_audit.push(record);
-            Ok(())
-        } else {
-            self.run(|c| chain::append(c, std::slice::from_ref(&record)))
-                .map(|_| ())
+            self.pending_audit.extend(records);
+        } else if !records.is_empty() {
+            self.run(|c| chain::append(c, &records))?;
         }
+        Ok(())
     }
 
     fn in_transaction<T>(&mut self, f: impl FnOnce(&mut Session) -> Result<T>) -> Result<T> {

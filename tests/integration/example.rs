@@ -20,6 +20,10 @@ fn lines(report: Vec<ReportLine>) -> Vec<Line> {
         .collect()
 }
 
+fn line(code: &str, open: usize, worst: Option<Severity>, exposure: &str) -> Line {
+    (code.to_string(), open, worst, exposure.to_string())
+}
+
 fn compliance_example_reports_open_findings(db: &TestDb) {
     let outcome = run(db).unwrap();
     // As of the moment the findings were raised, rebuilt from the audit trail: all four open,
@@ -27,24 +31,9 @@ fn compliance_example_reports_open_findings(db: &TestDb) {
     assert_eq!(
         lines(outcome.report_when_raised),
         [
-            (
-                "FIN-07".to_string(),
-                1,
-                Some(Severity::Critical),
-                "250000.10".to_string()
-            ),
-            (
-                "ITGC-01".to_string(),
-                2,
-                Some(Severity::Medium),
-                "12575.25".to_string()
-            ),
-            (
-                "ITGC-02".to_string(),
-                1,
-                Some(Severity::Medium),
-                "980.50".to_string()
-            ),
+            line("FIN-07", 1, Some(Severity::Critical), "250000.10"),
+            line("ITGC-01", 2, Some(Severity::Medium), "12575.25"),
+            line("ITGC-02", 1, Some(Severity::Medium), "980.50"),
         ]
     );
     assert_eq!(
@@ -57,24 +46,9 @@ fn compliance_example_reports_open_findings(db: &TestDb) {
     assert_eq!(
         lines(outcome.report),
         [
-            (
-                "FIN-07".to_string(),
-                1,
-                Some(Severity::Critical),
-                "250000.10".to_string()
-            ),
-            (
-                "ITGC-01".to_string(),
-                1,
-                Some(Severity::Medium),
-                "75.25".to_string()
-            ),
-            (
-                "ITGC-02".to_string(),
-                1,
-                Some(Severity::Medium),
-                "980.50".to_string()
-            ),
+            line("FIN-07", 1, Some(Severity::Critical), "250000.10"),
+            line("ITGC-01", 1, Some(Severity::Medium), "75.25"),
+            line("ITGC-02", 1, Some(Severity::Medium), "980.50"),
         ]
     );
     // Running it again on the same database starts from scratch and gives the same report;

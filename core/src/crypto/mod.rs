@@ -396,7 +396,7 @@ impl Crypto {
             mac: String::new(),
         }
         .seal(self.inner.audit_key.as_ref());
-        tx.record_audit(record)
+        tx.record_audit(vec![record])
     }
 
     /// How many data keys are still wrapped under a master key other than the active one.

@@ -108,6 +108,17 @@ impl Backend for Mysql {
         i64::try_from(id).map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))
     }
 
+    fn consecutive_insert_ids(&self, conn: &mut AnyConnection) -> QueryResult<bool> {
+        use diesel::sql_types::BigInt;
+        // Lock mode 0 ("traditional") and 1 ("consecutive") give a multi-row INSERT ... VALUES
+        // one run of keys; 2 ("interleaved") may not.
+        let (mode, step): (i64, i64) = diesel::select(diesel::dsl::sql::<(BigInt, BigInt)>(
+            "CAST(@@innodb_autoinc_lock_mode AS SIGNED), CAST(@@auto_increment_increment AS SIGNED)",
+        ))
+        .get_result(my(conn)?)?;
+        Ok(matches!(mode, 0 | 1) && step == 1)
+    }
+
     fn classify(&self, err: diesel::result::Error) -> Error {
         classify::classify(BackendKind::Mysql, err, |kind, info| {
             let m = info.message();

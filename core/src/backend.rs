@@ -50,8 +50,17 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
         settings: &SessionConfig,
     ) -> QueryResult<()>;
 
-    /// The key the database generated for the last insert on this connection.
+    /// The key the database generated for the last insert on this connection (for a
+    /// multi-row insert on MySQL / MariaDB: the first row's).
     fn last_insert_id(&self, conn: &mut AnyConnection) -> QueryResult<i64>;
+
+    /// Whether the rows of one multi-row `INSERT` get consecutive auto-increment keys starting
+    /// at [`Backend::last_insert_id`], so that a bulk insert learns every row's key without
+    /// `RETURNING` (MariaDB with `innodb_autoinc_lock_mode` 0 or 1 and
+    /// `auto_increment_increment` 1). Backends whose insert returns keys answer `false`.
+    fn consecutive_insert_ids(&self, _conn: &mut AnyConnection) -> QueryResult<bool> {
+        Ok(false)
+    }
 
     /// Turns a diesel error from this backend into a classified [`Error`].
     fn classify(&self, err: diesel::result::Error) -> Error;

@@ -32,6 +32,8 @@ pub(crate) struct DbInner {
     pub(crate) crypto: Option<crate::crypto::Crypto>,
     pub(crate) pool: Pool,
     counters: Arc<PoolCounters>,
+    /// [`Backend::consecutive_insert_ids`], asked once (server settings).
+    pub(crate) consecutive_ids: std::sync::OnceLock<bool>,
 }
 
 impl std::fmt::Debug for Db {
@@ -77,6 +79,7 @@ impl Db {
                 config,
                 pool,
                 counters,
+                consecutive_ids: std::sync::OnceLock::new(),
             }),
         })
     }

@@ -365,6 +365,18 @@ pub trait Entity: Sized + Send + 'static {
     }
 
     #[doc(hidden)]
+    /// `INSERT` of the given rows in one statement that returns their auto-increment keys
+    /// (`RETURNING` on PostgreSQL and SQLite), in ascending order: the order the database
+    /// assigned them to the rows. `Ok(None)` without `RETURNING` (MariaDB) or an
+    /// auto-increment key; nothing is inserted then.
+    fn raw_insert_returning_keys(
+        _conn: &mut AnyConnection,
+        _rows: &[Self],
+    ) -> QueryResult<Option<Vec<i64>>> {
+        Ok(None)
+    }
+
+    #[doc(hidden)]
     /// `SELECT` by primary key; soft-deleted rows only when `with_deleted`.
     fn raw_find(
         conn: &mut AnyConnection,
@@ -373,8 +385,9 @@ pub trait Entity: Sized + Send + 'static {
     ) -> QueryResult<Option<Self>>;
 
     #[doc(hidden)]
-    /// [`Entity::raw_find`] that also locks the row until the transaction ends (`FOR UPDATE`
-    /// on PostgreSQL and MariaDB; SQLite's write transaction already excludes other writers).
+    /// [`Entity::raw_find`] that also locks the row until the transaction ends, in the same
+    /// statement (`FOR UPDATE` on PostgreSQL and MariaDB; SQLite's write transaction already
+    /// excludes other writers).
     fn raw_find_for_update(
         conn: &mut AnyConnection,
         key: &Self::Key,
@@ -398,8 +411,30 @@ pub trait Entity: Sized + Send + 'static {
     ) -> QueryResult<usize>;
 
     #[doc(hidden)]
+    /// [`Entity::raw_update`] that also returns the row as it was before, in the same
+    /// statement: `Ok(None)` where the backend cannot (the write path then reads it first),
+    /// `Ok(Some(None))` when no row matched.
+    fn raw_update_returning_old(
+        _conn: &mut AnyConnection,
+        _entity: &Self,
+        _now: chrono::NaiveDateTime,
+    ) -> QueryResult<Option<Option<Self>>> {
+        Ok(None)
+    }
+
+    #[doc(hidden)]
     /// `DELETE` by primary key (hard delete); returns deleted rows.
     fn raw_delete(conn: &mut AnyConnection, key: &Self::Key) -> QueryResult<usize>;
+
+    #[doc(hidden)]
+    /// [`Entity::raw_delete`] that returns the deleted row (`DELETE … RETURNING` on PostgreSQL
+    /// and SQLite): `Ok(None)` where the backend cannot, `Ok(Some(None))` when no row matched.
+    fn raw_delete_returning(
+        _conn: &mut AnyConnection,
+        _key: &Self::Key,
+    ) -> QueryResult<Option<Option<Self>>> {
+        Ok(None)
+    }
 
     #[doc(hidden)]
     /// Soft-delete entities: `UPDATE SET deleted_at = now` of a live row (`restore`: back to

@@ -8,6 +8,7 @@
 pub mod access;
 pub mod audit;
 pub mod backend;
+pub mod before_image;
 pub mod config;
 pub mod conn;
 pub mod crypto;

@@ -12,7 +12,7 @@ use crate::audit::{AuditOp, AuditRecord};
 use crate::conn::AnyConnection;
 use crate::db::DbInner;
 use crate::entity::{ColumnRole, Entity, Stamp, WriteKind};
-use crate::error::{DbError, Error, Result};
+use crate::error::{BackendKind, DbError, Error, Result};
 use crate::pool::PooledConnection;
 use crate::principal::Principal;
 use crate::relations::BelongsTo;
@@ -624,15 +624,28 @@ impl Session {
                     row.raw_before(WriteKind::Update, self)?;
                     let key = row.key();
                     // The row as stored: the audit record's before image, and the ciphertext
-                    // that unchanged encrypted fields keep.
-                    let before = if E::AUDITED || encrypted {
-                        self.run(|c| E::raw_find_for_update(c, &key, false))?
+                    // that unchanged encrypted fields keep. Where the backend can, the update
+                    // itself returns it (PostgreSQL); else a locking read comes first.
+                    let mut updated = false;
+                    let mut before = None;
+                    if E::AUDITED && !encrypted {
+                        match self.run(|c| E::raw_update_returning_old(c, row, now))? {
+                            Some(Some(old)) => {
+                                before = Some(old.raw_image().map_err(image_error::<E>)?);
+                                updated = true;
+                                n += 1;
+                            }
+                            Some(None) => return Err(self.update_miss(row)),
+                            None => {}
+                        }
+                    }
+                    if !updated && (E::AUDITED || encrypted) {
+                        before = self
+                            .run(|c| E::raw_find_for_update(c, &key, false))?
                             .map(|b| b.raw_image())
                             .transpose()
-                            .map_err(image_error::<E>)?
-                    } else {
-                        None
-                    };
+                            .map_err(image_error::<E>)?;
+                    }
                     let mut sealed = None;
                     if encrypted {
                         let plain = row.raw_image().map_err(image_error::<E>)?;
@@ -642,9 +655,11 @@ impl Session {
                         Some((sealed, _)) => sealed,
                         None => &mut *row,
                     };
-                    match self.run(|c| E::raw_update(c, target, now))? {
-                        0 => return Err(self.update_miss(target)),
-                        m => n += m,
+                    if !updated {
+                        match self.run(|c| E::raw_update(c, target, now))? {
+                            0 => return Err(self.update_miss(target)),
+                            m => n += m,
+                        }
                     }
                     target.raw_stamp(Stamp::Update, now);
                     if E::AUDITED {
@@ -668,6 +683,22 @@ impl Session {
                 let mut n = 0;
                 let soft = E::META.soft_delete();
                 for key in keys {
+                    // A hard delete without hooks: where the backend can, the delete returns
+                    // the row it removed, the audit record's before image (one statement).
+                    let hard = mode == DeleteMode::Purge || (mode == DeleteMode::Default && !soft);
+                    if E::AUDITED && !E::HOOKS && hard {
+                        if let Some(gone) = self.run(|c| E::raw_delete_returning(c, key))? {
+                            let gone = gone.ok_or_else(|| not_found::<E>(key))?;
+                            let before = Some(gone.raw_image().map_err(image_error::<E>)?);
+                            let op = match mode {
+                                DeleteMode::Purge => AuditOp::Purge,
+                                _ => AuditOp::Delete,
+                            };
+                            trail.push(self.audit_record::<E>(op, key, before, None, now)?);
+                            n += 1;
+                            continue;
+                        }
+                    }
                     // The row as it is now: for hooks and for the audit record's before image.
                     let mut before = None;
                     let mut current = if E::HOOKS || E::AUDITED {
@@ -742,7 +773,9 @@ impl Session {
     ) -> Result<usize> {
         let auto = E::META.has_auto_increment();
         let mut n = 0;
-        if auto && (rows.len() == 1 || E::AUDITED) {
+        if auto && E::AUDITED && rows.len() > 1 && self.insert_learning_keys(rows)? {
+            n = rows.len();
+        } else if auto && (rows.len() == 1 || E::AUDITED) {
             // Each row learns the key the database assigned (the audit record names it).
             let backend = self.db.backend;
             for row in rows.iter_mut() {
@@ -771,6 +804,51 @@ impl Session {
             }
         }
         Ok(n)
+    }
+
+    /// Inserts rows with an auto-increment key in multi-row statements and gives each row its
+    /// key (the audit records name them): returned by the insert on PostgreSQL and SQLite,
+    /// consecutive from `LAST_INSERT_ID()` on MariaDB when its settings guarantee that.
+    /// `Ok(false)` (nothing inserted) when neither holds: the caller inserts row by row.
+    fn insert_learning_keys<E: Entity>(&mut self, rows: &mut [E]) -> Result<bool> {
+        let backend = self.db.backend;
+        if backend.kind() == BackendKind::Mysql {
+            let consecutive = match self.db.consecutive_ids.get() {
+                Some(known) => *known,
+                None => {
+                    let known = self.run(|c| backend.consecutive_insert_ids(c))?;
+                    *self.db.consecutive_ids.get_or_init(|| known)
+                }
+            };
+            if !consecutive {
+                return Ok(false);
+            }
+        }
+        let chunk = self.insert_chunk::<E>();
+        for rows in rows.chunks_mut(chunk) {
+            let keys = match self.run(|c| E::raw_insert_returning_keys(c, rows))? {
+                Some(keys) => keys,
+                None if backend.kind() == BackendKind::Mysql => {
+                    let inserted = self.run(|c| E::raw_insert(c, rows))?;
+                    let first = self.run(|c| backend.last_insert_id(c))?;
+                    (0..inserted as i64).map(|i| first + i).collect()
+                }
+                None => return Ok(false),
+            };
+            if keys.len() != rows.len() {
+                return Err(Error::Integrity(format!(
+                    "{} rows inserted into {} but {} keys came back",
+                    rows.len(),
+                    crate::schema::display_name(&E::META),
+                    keys.len()
+                )));
+            }
+            for (row, id) in rows.iter_mut().zip(keys) {
+                row.raw_set_generated_key(id)
+                    .map_err(|e| Error::Integrity(format!("generated key {id}: {e}")))?;
+            }
+        }
+        Ok(true)
     }
 
     /// A copy of the row whose image is `plain` with its encrypted fields sealed and its blind

@@ -264,6 +264,36 @@ fn generate(m: &EntityModel) -> TokenStream {
         },
     };
 
+    // Bulk insert returning the auto-increment keys (PostgreSQL, SQLite), sorted: each
+    // database hands out increasing keys in the order of the VALUES rows of one statement.
+    let insert_keys_fn = match m.auto_increment() {
+        Some(k) if !inserted.is_empty() => {
+            let f = &k.ident;
+            let st = storage(k);
+            let returning = quote! {
+                let values: ::std::vec::Vec<_> = rows.iter().map(|row| #row_values).collect();
+                let keys: ::std::vec::Vec<#st> = #d::insert_into(#tp::table)
+                    .values(values)
+                    .returning(#tp::#f)
+                    .get_results(c)?;
+                let mut keys: ::std::vec::Vec<i64> =
+                    keys.into_iter().map(::core::convert::From::from).collect();
+                keys.sort_unstable();
+                ::core::result::Result::Ok(::core::option::Option::Some(keys))
+            };
+            quote! {
+                fn raw_insert_returning_keys(conn: &mut #p::AnyConnection, rows: &[Self]) -> #d::QueryResult<::core::option::Option<::std::vec::Vec<i64>>> {
+                    match conn {
+                        #p::AnyConnection::Postgresql(c) => { #returning }
+                        #p::AnyConnection::Sqlite(c) => { #returning }
+                        #p::AnyConnection::Mysql(_) => ::core::result::Result::Ok(::core::option::Option::None),
+                    }
+                }
+            }
+        }
+        _ => quote!(),
+    };
+
     // Keys.
     let keys: Vec<&Column> = m.key_columns().collect();
     let key_idents: Vec<&Ident> = keys.iter().map(|c| &c.ident).collect();
@@ -340,6 +370,27 @@ fn generate(m: &EntityModel) -> TokenStream {
         }
     };
 
+    // The same read, locking the row (one statement; see custodian's `before_image` module).
+    let locked = quote!(
+        .with_lock(#p::RowLock).modify_lock(#p::NoLockModifier)
+    );
+    let find_for_update_body = if soft.is_some() {
+        quote! {
+            let key = #key_storage;
+            if with_deleted {
+                #tp::table.find(key).select(#as_select)#locked.get_result(conn).optional()
+            } else {
+                #tp::table.find(key)#live.select(#as_select)#locked.get_result(conn).optional()
+            }
+        }
+    } else {
+        quote! {
+            let _ = with_deleted;
+            let key = #key_storage;
+            #tp::table.find(key).select(#as_select)#locked.get_result(conn).optional()
+        }
+    };
+
     // The current time as the stored form of a timestamp column.
     let stored_now = |c: &Column, now: TokenStream| {
         let v = quote!(<#p::chrono::NaiveDateTime as #p::ColumnValue>::to_storage(&#now));
@@ -397,6 +448,51 @@ fn generate(m: &EntityModel) -> TokenStream {
             #d::update(#tp::table.find(key)#version_filter #live).set((#(#set,)*)).execute(conn)
         }
     };
+
+    // PostgreSQL: the update returns the row as it was (the audit record's before image) in
+    // the same statement; see custodian's `before_image` module. Tables in a schema keep the
+    // separate locking read (the statement aliases the sub-select with the bare table name).
+    let update_old_fn = (!set.is_empty() && m.schema.is_none()).then(|| {
+        let key_filter = keys.iter().map(|c| {
+            let f = &c.ident;
+            let v = bind(c, quote!(&entity.#f));
+            quote!(#tp::#f.eq(#v))
+        });
+        let version_cond = version.map(|c| {
+            let f = &c.ident;
+            let v = to_storage(c, quote!(&entity.#f));
+            quote!(#tp::#f.eq(#v))
+        });
+        let live_cond = soft.map(|c| {
+            let f = &c.ident;
+            quote!(#tp::#f.is_null())
+        });
+        let conds: Vec<TokenStream> = key_filter.chain(version_cond).chain(live_cond).collect();
+        let (first, rest) = conds.split_first().expect("an entity has a primary key");
+        let table_name = m.table.to_string();
+        let key_names = keys.iter().map(|c| &c.name);
+        quote! {
+            fn raw_update_returning_old(
+                conn: &mut #p::AnyConnection,
+                entity: &Self,
+                now: #p::chrono::NaiveDateTime,
+            ) -> #d::QueryResult<::core::option::Option<::core::option::Option<Self>>> {
+                use #d::BoolExpressionMethods as _;
+                #use_now
+                if !::core::matches!(conn, #p::AnyConnection::Postgresql(_)) {
+                    return ::core::result::Result::Ok(::core::option::Option::None);
+                }
+                let statement = #p::UpdateReturningOld {
+                    table: #table_name,
+                    key: &[#(#key_names),*],
+                    set: #d::AsChangeset::as_changeset((#(#set,)*)),
+                    filter: #first #(.and(#rest))*,
+                    select: <Self as #d::Selectable<#p::MultiBackend>>::construct_selection(),
+                };
+                statement.get_result::<Self>(conn).optional().map(::core::option::Option::Some)
+            }
+        }
+    });
 
     // Soft delete and restore.
     let set_deleted = soft.map(|c| {
@@ -523,7 +619,7 @@ fn generate(m: &EntityModel) -> TokenStream {
         }
     });
 
-    let audit_fns = audit_fns(m, &key_storage);
+    let audit_fns = audit_fns(m);
 
     let set_key = match m.auto_increment() {
         Some(c) => {
@@ -650,6 +746,8 @@ fn generate(m: &EntityModel) -> TokenStream {
                     #insert_one_body
                 }
 
+                #insert_keys_fn
+
                 fn raw_find_many(conn: &mut #p::AnyConnection, keys: &[Self::Key]) -> #d::QueryResult<::std::vec::Vec<Self>> {
                     #find_many_body
                 }
@@ -658,15 +756,36 @@ fn generate(m: &EntityModel) -> TokenStream {
                     #find_body
                 }
 
+                fn raw_find_for_update(conn: &mut #p::AnyConnection, key: &Self::Key, with_deleted: bool) -> #d::QueryResult<::core::option::Option<Self>> {
+                    use #d::query_dsl::methods::{LockingDsl as _, ModifyLockDsl as _};
+                    #find_for_update_body
+                }
+
                 fn raw_update(conn: &mut #p::AnyConnection, entity: &Self, now: #p::chrono::NaiveDateTime) -> #d::QueryResult<usize> {
                     #use_now
                     let key = #entity_key_storage;
                     #update_body
                 }
 
+                #update_old_fn
+
                 fn raw_delete(conn: &mut #p::AnyConnection, key: &Self::Key) -> #d::QueryResult<usize> {
                     let key = #key_storage;
                     #d::delete(#tp::table.find(key)).execute(conn)
+                }
+
+                fn raw_delete_returning(conn: &mut #p::AnyConnection, key: &Self::Key) -> #d::QueryResult<::core::option::Option<::core::option::Option<Self>>> {
+                    if ::core::matches!(conn, #p::AnyConnection::Mysql(_)) {
+                        return ::core::result::Result::Ok(::core::option::Option::None);
+                    }
+                    let key = #key_storage;
+                    #p::Returning {
+                        statement: #d::delete(#tp::table.find(key)),
+                        select: <Self as #d::Selectable<#p::MultiBackend>>::construct_selection(),
+                    }
+                    .get_result::<Self>(conn)
+                    .optional()
+                    .map(::core::option::Option::Some)
                 }
 
                 #set_deleted
@@ -1020,12 +1139,10 @@ fn meta(m: &EntityModel) -> TokenStream {
 }
 
 /// What the audit trail needs: JSON images of the row and of the key, rebuilding a value from
-/// an image, reading a row under a lock, and the `unaudited` opt-out.
-fn audit_fns(m: &EntityModel, key_storage: &TokenStream) -> TokenStream {
+/// an image, and the `unaudited` opt-out.
+fn audit_fns(m: &EntityModel) -> TokenStream {
     let p = quote!(::custodian::__private);
-    let d = quote!(#p::diesel);
     let json = quote!(#p::serde_json);
-    let table = &m.table;
     let image_entries = m.columns.iter().map(|c| {
         let (f, ty, name) = (&c.ident, &c.ty, &c.name);
         quote!(image.insert(::std::string::String::from(#name), <#ty as #p::ColumnValue>::to_json(&self.#f));)
@@ -1072,31 +1189,6 @@ fn audit_fns(m: &EntityModel, key_storage: &TokenStream) -> TokenStream {
 
         fn raw_key_image(key: &Self::Key) -> ::core::result::Result<#json::Value, #p::DecodeError> {
             ::core::result::Result::Ok(#json::Value::Array(#key_image))
-        }
-
-        fn raw_find_for_update(
-            conn: &mut #p::AnyConnection,
-            key: &Self::Key,
-            with_deleted: bool,
-        ) -> #d::QueryResult<::core::option::Option<Self>> {
-            {
-                use #d::QueryDsl as _;
-                use #d::RunQueryDsl as _;
-                use #d::Table as _;
-                match conn {
-                    #p::AnyConnection::Postgresql(c) => {
-                        let key = #key_storage;
-                        #table::table.find(key).select(#table::table.primary_key()).for_update().execute(c)?;
-                    }
-                    #p::AnyConnection::Mysql(c) => {
-                        let key = #key_storage;
-                        #table::table.find(key).select(#table::table.primary_key()).for_update().execute(c)?;
-                    }
-                    // SQLite's write transaction already keeps other writers out.
-                    #p::AnyConnection::Sqlite(_) => {}
-                }
-            }
-            <Self as #p::Entity>::raw_find(conn, key, with_deleted)
         }
     }
 }

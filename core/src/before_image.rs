@@ -1,0 +1,146 @@
+//! Statements that give the write path a row as it was before the write (the audit record's
+//! before image) without an extra round trip where the database allows it.
+//!
+//! - [`RowLock`] and [`NoLockModifier`]: `FOR UPDATE` on [`MultiBackend`], so that reading the
+//!   row and locking it is one statement (diesel's own lock clause exists only for the concrete
+//!   PostgreSQL and MySQL backends). SQLite has no row locks and gets no clause: custodian's
+//!   write transactions there are `IMMEDIATE`, which already keeps other writers out.
+//! - [`UpdateReturningOld`]: on PostgreSQL, the update itself returns the row as it was, by
+//!   joining the target with a locking sub-select of the same row:
+//!   `UPDATE t AS new SET … FROM (SELECT … FROM t WHERE … FOR UPDATE) AS t WHERE new.k = t.k
+//!   RETURNING t.…`. The sub-select is aliased with the table's own name, so the filter, the
+//!   `SET` expressions (`version = version + 1`) and the `RETURNING` list diesel renders as
+//!   `"t"."col"` all read the locked, unchanged row.
+
+use crate::conn::MultiBackend;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::{Expression, QueryResult, RunQueryDsl};
+
+/// The `FOR UPDATE` lock mode of a locking read through [`crate::AnyConnection`]; see the module
+/// doc. Used with `LockingDsl::with_lock` and `ModifyLockDsl::modify_lock(NoLockModifier)`.
+#[derive(Debug, Clone, Copy, QueryId)]
+pub struct RowLock;
+
+/// The empty modifier that goes with [`RowLock`] (no `NOWAIT`, no `SKIP LOCKED`).
+#[derive(Debug, Clone, Copy, QueryId)]
+pub struct NoLockModifier;
+
+impl QueryFragment<MultiBackend> for RowLock {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
+        if !matches!(out.backend(), MultiBackend::Sqlite(_)) {
+            out.push_sql(" FOR UPDATE");
+        }
+        Ok(())
+    }
+}
+
+impl QueryFragment<MultiBackend> for NoLockModifier {
+    fn walk_ast<'b>(&'b self, _out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
+        Ok(())
+    }
+}
+
+/// PostgreSQL's one-statement update that returns the row as it was before (see the module
+/// doc). Built by generated code, run only on a PostgreSQL connection: other databases cannot
+/// return a joined table's columns from an update.
+#[derive(Debug, Clone)]
+pub struct UpdateReturningOld<Set, Filter, Sel> {
+    /// The table's name, unqualified (the entity has no schema).
+    pub table: &'static str,
+    /// The primary key's column names.
+    pub key: &'static [&'static str],
+    /// The changeset, as `AsChangeset::as_changeset` made it.
+    pub set: Set,
+    /// The row's filter: key, and version and liveness where the entity has them.
+    pub filter: Filter,
+    /// Every column of the table, in the entity's order: what comes back.
+    pub select: Sel,
+}
+
+const NEW: &str = "__custodian_new";
+
+impl<Set, Filter, Sel> QueryFragment<MultiBackend> for UpdateReturningOld<Set, Filter, Sel>
+where
+    Set: QueryFragment<MultiBackend>,
+    Filter: QueryFragment<MultiBackend>,
+    Sel: QueryFragment<MultiBackend>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
+        // Like diesel's own UPDATE: not kept as a prepared statement.
+        out.unsafe_to_cache_prepared();
+        out.push_sql("UPDATE ");
+        out.push_identifier(self.table)?;
+        out.push_sql(" AS ");
+        out.push_identifier(NEW)?;
+        out.push_sql(" SET ");
+        self.set.walk_ast(out.reborrow())?;
+        out.push_sql(" FROM (SELECT ");
+        self.select.walk_ast(out.reborrow())?;
+        out.push_sql(" FROM ");
+        out.push_identifier(self.table)?;
+        out.push_sql(" WHERE ");
+        self.filter.walk_ast(out.reborrow())?;
+        out.push_sql(" FOR UPDATE) AS ");
+        out.push_identifier(self.table)?;
+        out.push_sql(" WHERE ");
+        for (i, k) in self.key.iter().enumerate() {
+            if i > 0 {
+                out.push_sql(" AND ");
+            }
+            out.push_identifier(NEW)?;
+            out.push_sql(".");
+            out.push_identifier(k)?;
+            out.push_sql(" = ");
+            out.push_identifier(self.table)?;
+            out.push_sql(".");
+            out.push_identifier(k)?;
+        }
+        out.push_sql(" RETURNING ");
+        self.select.walk_ast(out.reborrow())
+    }
+}
+
+impl<Set, Filter, Sel> QueryId for UpdateReturningOld<Set, Filter, Sel> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Set, Filter, Sel: Expression> Query for UpdateReturningOld<Set, Filter, Sel> {
+    type SqlType = Sel::SqlType;
+}
+
+impl<Set, Filter, Sel, C> RunQueryDsl<C> for UpdateReturningOld<Set, Filter, Sel> {}
+
+/// `<statement> RETURNING <columns>` for a statement diesel renders without one (a `DELETE`
+/// by key): PostgreSQL and SQLite (3.35+) return the deleted row. Never run on MariaDB, whose
+/// `DELETE … RETURNING` diesel's MySQL backend does not model.
+#[derive(Debug, Clone)]
+pub struct Returning<Statement, Sel> {
+    /// The statement, e.g. `diesel::delete(table.find(key))`.
+    pub statement: Statement,
+    /// The columns returned, in the entity's order.
+    pub select: Sel,
+}
+
+impl<Statement, Sel> QueryFragment<MultiBackend> for Returning<Statement, Sel>
+where
+    Statement: QueryFragment<MultiBackend>,
+    Sel: QueryFragment<MultiBackend>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
+        self.statement.walk_ast(out.reborrow())?;
+        out.push_sql(" RETURNING ");
+        self.select.walk_ast(out.reborrow())
+    }
+}
+
+impl<Statement: QueryId, Sel: QueryId> QueryId for Returning<Statement, Sel> {
+    type QueryId = Returning<Statement::QueryId, Sel::QueryId>;
+    const HAS_STATIC_QUERY_ID: bool = Statement::HAS_STATIC_QUERY_ID && Sel::HAS_STATIC_QUERY_ID;
+}
+
+impl<Statement, Sel: Expression> Query for Returning<Statement, Sel> {
+    type SqlType = Sel::SqlType;
+}
+
+impl<Statement, Sel, C> RunQueryDsl<C> for Returning<Statement, Sel> {}

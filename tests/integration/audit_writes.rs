@@ -1,0 +1,221 @@
+//! How audited writes get their images, on every backend: bulk inserts of auto-increment
+//! entities learn every row's key in multi-row statements (even with another writer inserting
+//! at the same time), an update's before image is the row it actually replaced (under
+//! concurrent updates of one row), and deletes, purges, stale versions and missing rows record
+//! exactly what happened.
+
+use crate::common::TestDb;
+use crate::entities::{Control, Counter};
+use crate::model::Policy;
+use custodian::audit::tables::custodian_audit as a;
+use custodian::prelude::*;
+use custodian::Error;
+use std::collections::HashMap;
+
+/// (id, entity, key, op, before, after) of every record, in id order.
+type Row = (i64, String, String, String, Option<String>, Option<String>);
+
+fn trail(s: &mut Session) -> Vec<Row> {
+    s.load(a::table.order(a::id).select((
+        a::id,
+        a::entity,
+        a::entity_key,
+        a::op,
+        a::before_image,
+        a::after_image,
+    )))
+    .unwrap()
+}
+
+fn json(image: &Option<String>) -> serde_json::Value {
+    serde_json::from_str(image.as_deref().expect("an image")).unwrap()
+}
+
+/// Two writers bulk-insert controls at once; every row learns the key the database gave it,
+/// and every insert record names that key with that row's image.
+fn bulk_insert_learns_every_key(db: &TestDb) {
+    db.create_table::<Control>().unwrap();
+    let mut s = db.session().unwrap();
+    // Keys do not start at 1.
+    s.insert(Control::new("first", 1)).unwrap();
+    let writers: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|tag| {
+            let db = (*db).clone();
+            std::thread::spawn(move || {
+                let mut s = db.session().unwrap();
+                let mut mine = Vec::new();
+                for batch in 0..5 {
+                    let mut rows: Vec<Control> = (0..300)
+                        .map(|i| Control::new(&format!("{tag}-{batch}-{i}"), i % 5))
+                        .collect();
+                    assert_eq!(s.insert_many(&mut rows).unwrap(), 300);
+                    mine.extend(rows);
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut inserted: Vec<Control> = Vec::new();
+    for w in writers {
+        inserted.extend(w.join().unwrap());
+    }
+    assert_eq!(inserted.len(), 3000);
+
+    let stored: HashMap<i64, Control> = s
+        .select(Control::query())
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect();
+    assert_eq!(stored.len(), 3001);
+    for c in &inserted {
+        assert_eq!(
+            stored.get(&c.id),
+            Some(c),
+            "row {} got the key of another",
+            c.code
+        );
+    }
+    let records: HashMap<String, serde_json::Value> = trail(&mut s)
+        .into_iter()
+        .filter(|r| r.3 == "insert")
+        .map(|r| (r.2.clone(), json(&r.5)))
+        .collect();
+    assert_eq!(
+        records.len(),
+        3001,
+        "one insert record per row, keys distinct"
+    );
+    for c in &inserted {
+        let after = &records[&format!("[{}]", c.id)];
+        assert_eq!(after["code"], c.code.as_str());
+        assert_eq!(after["id"], c.id);
+    }
+    assert!(db.verify_audit(None).unwrap().is_intact());
+}
+
+/// Two writers update one row without optimistic locking (lost updates are possible, as
+/// plain SQL would allow): each record's before image is the row its update replaced, so the
+/// records form one unbroken sequence of values, and the last after image is the live row.
+fn update_before_image_is_the_replaced_row(db: &TestDb) {
+    db.create_table::<Counter>().unwrap();
+    let mut s = db.session().unwrap();
+    s.insert(Counter {
+        name: "c".into(),
+        value: 0,
+    })
+    .unwrap();
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let db = (*db).clone();
+            std::thread::spawn(move || {
+                let mut s = db.session().unwrap();
+                for i in 0..40 {
+                    s.transaction(|tx| {
+                        let mut c = tx.get::<Counter>(&"c".to_string())?;
+                        c.value = c.value * 10 + w + 1 + i % 3;
+                        c.value %= 1_000_000_007;
+                        tx.update(&mut c)
+                    })
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let updates: Vec<Row> = trail(&mut s)
+        .into_iter()
+        .filter(|r| r.3 == "update")
+        .collect();
+    assert_eq!(updates.len(), 80);
+    for pair in updates.windows(2) {
+        assert_eq!(
+            json(&pair[1].4),
+            json(&pair[0].5),
+            "record {} replaced what record {} wrote",
+            pair[1].0,
+            pair[0].0
+        );
+    }
+    let live = s.get::<Counter>(&"c".to_string()).unwrap();
+    assert_eq!(json(&updates[79].5)["value"], live.value);
+    assert_eq!(json(&updates[0].4)["value"], 0);
+    assert!(db.verify_audit(None).unwrap().is_intact());
+}
+
+/// Deletes and purges record the removed row; a stale version, an update of a deleted row and
+/// a delete of a missing row change nothing and record nothing.
+fn deletes_and_misses_record_what_happened(db: &TestDb) {
+    db.create_table::<Control>().unwrap();
+    db.create_table::<Policy>().unwrap();
+    let mut s = db.session().unwrap();
+
+    let mut c = s.insert(Control::new("gone", 4)).unwrap();
+    c.owner = Some("ops".into());
+    s.update(&mut c).unwrap();
+    s.delete(&c).unwrap();
+    let before_miss = trail(&mut s).len();
+    assert!(matches!(
+        s.delete_by_key::<Control>(&c.id),
+        Err(Error::NotFound { .. })
+    ));
+    let mut ghost = c.clone();
+    assert!(matches!(s.update(&mut ghost), Err(Error::NotFound { .. })));
+    assert_eq!(trail(&mut s).len(), before_miss, "misses record nothing");
+    let rs = trail(&mut s);
+    let delete = rs.iter().find(|r| r.3 == "delete").unwrap();
+    assert_eq!(delete.2, format!("[{}]", c.id));
+    assert_eq!(json(&delete.4)["owner"], "ops");
+    assert_eq!(json(&delete.4)["risk"], 4);
+    assert_eq!(delete.5, None);
+
+    // A versioned, soft-deleted entity: stale version, update after soft delete, purge.
+    let mut p = s.insert(Policy::new("POL-1")).unwrap();
+    let mut stale = p.clone();
+    p.title = "Policy one, revised".into();
+    s.update(&mut p).unwrap();
+    let before_stale = trail(&mut s).len();
+    stale.title = "lost".into();
+    assert!(matches!(s.update(&mut stale), Err(Error::Conflict { .. })));
+    assert_eq!(
+        trail(&mut s).len(),
+        before_stale,
+        "a stale version records nothing"
+    );
+    let update = trail(&mut s).pop().unwrap();
+    assert_eq!(update.3, "update");
+    assert_eq!(json(&update.4)["title"], "Policy POL-1");
+    assert_eq!(json(&update.4)["version"], 1);
+    assert_eq!(json(&update.5)["title"], "Policy one, revised");
+    assert_eq!(json(&update.5)["version"], 2);
+
+    s.delete(&p).unwrap();
+    let mut deleted = p.clone();
+    deleted.title = "after delete".into();
+    assert!(matches!(
+        s.update(&mut deleted),
+        Err(Error::NotFound { .. } | Error::Conflict { .. })
+    ));
+    s.purge_by_key::<Policy>(&p.id).unwrap();
+    let rs = trail(&mut s);
+    let ops: Vec<&str> = rs[rs.len() - 2..].iter().map(|r| r.3.as_str()).collect();
+    assert_eq!(ops, ["delete", "purge"]);
+    let purge = rs.last().unwrap();
+    assert!(
+        !json(&purge.4)["deleted_at"].is_null(),
+        "the purge's before image is the soft-deleted row"
+    );
+    assert_eq!(json(&purge.4)["title"], "Policy one, revised");
+    assert_eq!(purge.5, None);
+    assert!(s.find_with_deleted::<Policy>(&p.id).unwrap().is_none());
+    assert!(db.verify_audit(None).unwrap().is_intact());
+}
+
+on_all_backends!(
+    bulk_insert_learns_every_key,
+    update_before_image_is_the_replaced_row,
+    deletes_and_misses_record_what_happened,
+);

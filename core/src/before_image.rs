@@ -11,6 +11,10 @@
 //!   RETURNING t.…`. The sub-select is aliased with the table's own name, so the filter, the
 //!   `SET` expressions (`version = version + 1`) and the `RETURNING` list diesel renders as
 //!   `"t"."col"` all read the locked, unchanged row.
+//! - [`Returning`]: `DELETE … RETURNING` on PostgreSQL and SQLite, the removed row.
+//!
+//! MariaDB has no `UPDATE … RETURNING`, and diesel does not model its `DELETE … RETURNING`: there
+//! the write path reads the row with [`RowLock`] first.
 
 use crate::conn::MultiBackend;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
@@ -66,8 +70,9 @@ where
     Sel: QueryFragment<MultiBackend>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
-        // Like diesel's own UPDATE: not kept as a prepared statement.
-        out.unsafe_to_cache_prepared();
+        // Kept as a prepared statement (diesel's own UPDATE is not, because its changesets may
+        // skip `None` fields): the generated changeset always sets the same columns, so the
+        // text depends only on the types, which make the cache key.
         out.push_sql("UPDATE ");
         out.push_identifier(self.table)?;
         out.push_sql(" AS ");
@@ -100,9 +105,12 @@ where
     }
 }
 
-impl<Set, Filter, Sel> QueryId for UpdateReturningOld<Set, Filter, Sel> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
+/// The cache key leaves out the changeset (diesel's assignment targets have no query id): the
+/// selection, every column of one generated table, names the entity, and an entity's generated
+/// changeset always has the same shape.
+impl<Set, Filter: QueryId, Sel: QueryId> QueryId for UpdateReturningOld<Set, Filter, Sel> {
+    type QueryId = UpdateReturningOld<(), Filter::QueryId, Sel::QueryId>;
+    const HAS_STATIC_QUERY_ID: bool = Filter::HAS_STATIC_QUERY_ID && Sel::HAS_STATIC_QUERY_ID;
 }
 
 impl<Set, Filter, Sel: Expression> Query for UpdateReturningOld<Set, Filter, Sel> {

@@ -9,6 +9,7 @@ pub mod access;
 pub mod audit;
 pub mod backend;
 pub mod before_image;
+pub mod cached_update;
 pub mod config;
 pub mod conn;
 pub mod crypto;

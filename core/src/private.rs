@@ -2,6 +2,7 @@
 //! `::custodian::__private`. Not part of the public API: they may change in any release.
 
 pub use crate::before_image::{NoLockModifier, Returning, RowLock, UpdateReturningOld};
+pub use crate::cached_update::CachedUpdate;
 pub use crate::conn::{AnyConnection, MultiBackend};
 pub use crate::entity::{
     meta_of, Check, ColumnMeta, ColumnRole, Entity, EntityMeta, ForeignKey, IndexMeta, RefAction,

@@ -424,35 +424,13 @@ fn generate(m: &EntityModel) -> TokenStream {
             }
         })
         .collect();
-    let version_filter = match version {
-        Some(c) => {
-            let f = &c.ident;
-            let v = to_storage(c, quote!(&entity.#f));
-            quote!(.filter(#tp::#f.eq(#v)))
-        }
-        None => quote!(),
-    };
     let use_now = if updated_at.is_some() {
         quote!()
     } else {
         quote!(let _ = now;)
     };
-    let update_body = if set.is_empty() {
-        // Nothing to set: report whether the row exists, as an update would.
-        quote! {
-            let found: i64 = #tp::table.find(key)#live.count().get_result(conn)?;
-            ::core::result::Result::Ok(::core::convert::TryFrom::try_from(found).unwrap_or(0usize))
-        }
-    } else {
-        quote! {
-            #d::update(#tp::table.find(key)#version_filter #live).set((#(#set,)*)).execute(conn)
-        }
-    };
-
-    // PostgreSQL: the update returns the row as it was (the audit record's before image) in
-    // the same statement; see custodian's `before_image` module. Tables in a schema keep the
-    // separate locking read (the statement aliases the sub-select with the bare table name).
-    let update_old_fn = (!set.is_empty() && m.schema.is_none()).then(|| {
+    // The row an update targets: key, and version and liveness where the entity has them.
+    let row_filter = {
         let key_filter = keys.iter().map(|c| {
             let f = &c.ident;
             let v = bind(c, quote!(&entity.#f));
@@ -468,7 +446,36 @@ fn generate(m: &EntityModel) -> TokenStream {
             quote!(#tp::#f.is_null())
         });
         let conds: Vec<TokenStream> = key_filter.chain(version_cond).chain(live_cond).collect();
-        let (first, rest) = conds.split_first().expect("an entity has a primary key");
+        match conds.split_first() {
+            Some((first, rest)) => quote!(#first #(.and(#rest))*),
+            // The model rejects entities without a primary key before this runs.
+            None => quote!(::core::compile_error!("an entity needs a primary key")),
+        }
+    };
+    let update_body = if set.is_empty() {
+        // Nothing to set: report whether the row exists, as an update would.
+        quote! {
+            let key = #entity_key_storage;
+            let found: i64 = #tp::table.find(key)#live.count().get_result(conn)?;
+            ::core::result::Result::Ok(::core::convert::TryFrom::try_from(found).unwrap_or(0usize))
+        }
+    } else {
+        // A statement diesel keeps prepared; see custodian's `cached_update` module.
+        quote! {
+            use #d::BoolExpressionMethods as _;
+            #p::CachedUpdate {
+                table: #tp::table,
+                set: #d::AsChangeset::as_changeset((#(#set,)*)),
+                filter: #row_filter,
+            }
+            .execute(conn)
+        }
+    };
+
+    // PostgreSQL: the update returns the row as it was (the audit record's before image) in
+    // the same statement; see custodian's `before_image` module. Tables in a schema keep the
+    // separate locking read (the statement aliases the sub-select with the bare table name).
+    let update_old_fn = (!set.is_empty() && m.schema.is_none()).then(|| {
         let table_name = m.table.to_string();
         let key_names = keys.iter().map(|c| &c.name);
         quote! {
@@ -486,7 +493,7 @@ fn generate(m: &EntityModel) -> TokenStream {
                     table: #table_name,
                     key: &[#(#key_names),*],
                     set: #d::AsChangeset::as_changeset((#(#set,)*)),
-                    filter: #first #(.and(#rest))*,
+                    filter: #row_filter,
                     select: <Self as #d::Selectable<#p::MultiBackend>>::construct_selection(),
                 };
                 statement.get_result::<Self>(conn).optional().map(::core::option::Option::Some)
@@ -763,7 +770,6 @@ fn generate(m: &EntityModel) -> TokenStream {
 
                 fn raw_update(conn: &mut #p::AnyConnection, entity: &Self, now: #p::chrono::NaiveDateTime) -> #d::QueryResult<usize> {
                     #use_now
-                    let key = #entity_key_storage;
                     #update_body
                 }
 

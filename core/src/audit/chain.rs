@@ -106,24 +106,64 @@ pub fn install(s: &mut Session) -> Result<()> {
     Ok(())
 }
 
-/// The insert values of one record.
+/// The insert values of one record, borrowed (or `owned`, cloned: a fixed-size batch's
+/// prepared-statement cache key must not borrow).
 macro_rules! record_values {
     ($r:expr) => {
-        (
-            a::tx_id.eq(&$r.tx_id),
-            a::at.eq(StoredDatetime($r.at)),
-            a::actor.eq(&$r.actor),
-            a::tenant.eq(&$r.tenant),
-            a::entity.eq(&$r.entity),
-            a::entity_key.eq(&$r.entity_key),
-            a::op.eq(&$r.op),
-            a::before_image.eq(&$r.before),
-            a::after_image.eq(&$r.after),
-            a::reason.eq(&$r.reason),
-            a::request_id.eq(&$r.request_id),
-            a::mac.eq(&$r.mac),
-        )
+        record_values!($r, |v| v)
     };
+    (owned $r:expr) => {
+        record_values!($r, |v| ::std::clone::Clone::clone(v))
+    };
+    ($r:expr, |$v:ident| $take:expr) => {{
+        (
+            a::tx_id.eq({
+                let $v = &$r.tx_id;
+                $take
+            }),
+            a::at.eq(StoredDatetime($r.at)),
+            a::actor.eq({
+                let $v = &$r.actor;
+                $take
+            }),
+            a::tenant.eq({
+                let $v = &$r.tenant;
+                $take
+            }),
+            a::entity.eq({
+                let $v = &$r.entity;
+                $take
+            }),
+            a::entity_key.eq({
+                let $v = &$r.entity_key;
+                $take
+            }),
+            a::op.eq({
+                let $v = &$r.op;
+                $take
+            }),
+            a::before_image.eq({
+                let $v = &$r.before;
+                $take
+            }),
+            a::after_image.eq({
+                let $v = &$r.after;
+                $take
+            }),
+            a::reason.eq({
+                let $v = &$r.reason;
+                $take
+            }),
+            a::request_id.eq({
+                let $v = &$r.request_id;
+                $take
+            }),
+            a::mac.eq({
+                let $v = &$r.mac;
+                $take
+            }),
+        )
+    }};
 }
 
 /// Appends records (inside the writer's transaction): one record as a cached single-row
@@ -134,6 +174,22 @@ pub(crate) fn append(conn: &mut AnyConnection, records: &[AuditRecord]) -> Query
             .values(record_values!(r))
             .execute(conn);
     }
+    // A transaction's few records: a fixed-size array, whose statement diesel keeps prepared
+    // (a `Vec` insert is re-planned every time).
+    macro_rules! fixed {
+        ($($n:literal)*) => {
+            match records.len() {
+                $($n => {
+                    let rows: Vec<_> = records.iter().map(|r| record_values!(owned r)).collect();
+                    if let Ok(rows) = <[_; $n]>::try_from(rows) {
+                        return crate::dispatch!(conn, c => diesel::insert_into(a::table).values(rows).execute(c));
+                    }
+                })*
+                _ => {}
+            }
+        };
+    }
+    fixed!(2 3 4 5 6 7 8);
     let mut n = 0;
     for chunk in records.chunks(2_000) {
         let rows: Vec<_> = chunk.iter().map(|r| record_values!(r)).collect();

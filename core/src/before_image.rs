@@ -152,3 +152,68 @@ impl<Statement, Sel: Expression> Query for Returning<Statement, Sel> {
 }
 
 impl<Statement, Sel, C> RunQueryDsl<C> for Returning<Statement, Sel> {}
+
+/// `column` equals `value`, `NULL` equal to `NULL`, text compared byte for byte whatever the
+/// column's collation (`TEXT`): the guard of an update that takes a row read earlier in the
+/// transaction as its before image. It must never call two different rows equal; calling equal
+/// rows different only costs the locking read it saves.
+///
+/// PostgreSQL `IS NOT DISTINCT FROM`, MariaDB `<=>` (text: `<=> BINARY ?`), SQLite `IS`
+/// (text: `IS ? COLLATE BINARY`).
+#[derive(Debug, Clone, Copy)]
+pub struct Same<Column, Value, const TEXT: bool> {
+    /// The column.
+    pub column: Column,
+    /// The bound value it must hold.
+    pub value: Value,
+}
+
+impl<Column, Value, const TEXT: bool> QueryFragment<MultiBackend> for Same<Column, Value, TEXT>
+where
+    Column: QueryFragment<MultiBackend>,
+    Value: QueryFragment<MultiBackend>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
+        let (op, prefix, suffix) = match out.backend() {
+            MultiBackend::Postgresql(_) => (" IS NOT DISTINCT FROM ", "", ""),
+            MultiBackend::Mysql(_) if TEXT => (" <=> ", "BINARY ", ""),
+            MultiBackend::Mysql(_) => (" <=> ", "", ""),
+            MultiBackend::Sqlite(_) if TEXT => (" IS ", "", " COLLATE BINARY"),
+            MultiBackend::Sqlite(_) => (" IS ", "", ""),
+        };
+        out.push_sql("(");
+        self.column.walk_ast(out.reborrow())?;
+        out.push_sql(op);
+        out.push_sql(prefix);
+        self.value.walk_ast(out.reborrow())?;
+        out.push_sql(suffix);
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+impl<Column: QueryId, Value: QueryId, const TEXT: bool> QueryId for Same<Column, Value, TEXT> {
+    type QueryId = Same<Column::QueryId, Value::QueryId, TEXT>;
+    const HAS_STATIC_QUERY_ID: bool = Column::HAS_STATIC_QUERY_ID && Value::HAS_STATIC_QUERY_ID;
+}
+
+/// `left AND right`, for conditions that are not diesel expressions ([`Same`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Both<Left, Right>(pub Left, pub Right);
+
+impl<Left, Right> QueryFragment<MultiBackend> for Both<Left, Right>
+where
+    Left: QueryFragment<MultiBackend>,
+    Right: QueryFragment<MultiBackend>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
+        self.0.walk_ast(out.reborrow())?;
+        out.push_sql(" AND ");
+        self.1.walk_ast(out.reborrow())
+    }
+}
+
+impl<Left: QueryId, Right: QueryId> QueryId for Both<Left, Right> {
+    type QueryId = Both<Left::QueryId, Right::QueryId>;
+    const HAS_STATIC_QUERY_ID: bool = Left::HAS_STATIC_QUERY_ID && Right::HAS_STATIC_QUERY_ID;
+}

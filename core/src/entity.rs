@@ -423,6 +423,19 @@ pub trait Entity: Sized + Send + 'static {
     }
 
     #[doc(hidden)]
+    /// [`Entity::raw_update`] guarded by every column of the row still holding the values of
+    /// `seen` (compared byte for byte, `NULL` equal to `NULL`): when it matches one row, `seen`
+    /// was the row it replaced. `Ok(None)` for entities without updatable columns.
+    fn raw_update_if_unchanged(
+        _conn: &mut AnyConnection,
+        _entity: &Self,
+        _now: chrono::NaiveDateTime,
+        _seen: &Self,
+    ) -> QueryResult<Option<usize>> {
+        Ok(None)
+    }
+
+    #[doc(hidden)]
     /// `DELETE` by primary key (hard delete); returns deleted rows.
     fn raw_delete(conn: &mut AnyConnection, key: &Self::Key) -> QueryResult<usize>;
 

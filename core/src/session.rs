@@ -43,7 +43,14 @@ pub struct Session {
     tx_id: Option<String>,
     /// Audit records of the open transaction, appended in one statement just before commit.
     pending_audit: Vec<AuditRecord>,
+    /// Rows of audited entities read by key in the open transaction (entity type, key image): a
+    /// later update guarded by "unchanged since" takes them as its before image instead of
+    /// reading the row again under a lock (MariaDB). Cleared when the transaction ends.
+    seen: HashMap<(&'static str, String), Image>,
 }
+
+/// Most rows a transaction remembers for guarded updates; later reads are not remembered.
+const SEEN_ROWS: usize = 256;
 
 /// Optional context recorded with every audit record of a session's writes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -193,6 +200,7 @@ impl Session {
             context: AuditContext::default(),
             tx_id: None,
             pending_audit: Vec::new(),
+            seen: HashMap::new(),
         }
     }
 
@@ -310,7 +318,38 @@ impl Session {
     pub fn find<E: Entity>(&mut self, key: &E::Key) -> Result<Option<E>> {
         self.authorize::<E>(Action::Read, Some(key))?;
         let found = self.run(|c| E::raw_find(c, key, false))?;
+        if let Some(row) = &found {
+            self.remember(key, row);
+        }
         Ok(self.visible(found)?.flatten())
+    }
+
+    /// Keeps the row as read for a guarded update later in this transaction (audited entities
+    /// without encrypted fields, on MariaDB: PostgreSQL's update returns the old row itself, and
+    /// on SQLite a locking read costs no round trip, less than remembering every read row).
+    fn remember<E: Entity>(&mut self, key: &E::Key, row: &E) {
+        if self.depth == 0
+            || !E::AUDITED
+            || E::META.has_encrypted()
+            || self.db.backend.kind() != BackendKind::Mysql
+            || self.seen.len() >= SEEN_ROWS
+        {
+            return;
+        }
+        if let (Ok(key), Ok(image)) = (E::raw_key_image(key), row.raw_image()) {
+            self.seen
+                .insert((std::any::type_name::<E>(), key.to_string()), image);
+        }
+    }
+
+    /// The row remembered for `key` in this transaction, if any (taken out: an update
+    /// replaces it).
+    fn recall<E: Entity>(&mut self, key: &E::Key) -> Option<Image> {
+        if self.seen.is_empty() {
+            return None;
+        }
+        let key = E::raw_key_image(key).ok()?.to_string();
+        self.seen.remove(&(std::any::type_name::<E>(), key))
     }
 
     /// The entity with this primary key, soft-deleted or not.
@@ -637,6 +676,21 @@ impl Session {
                             }
                             Some(None) => return Err(self.update_miss(row)),
                             None => {}
+                        }
+                    }
+                    if !updated && E::AUDITED && !encrypted {
+                        // Read earlier in this transaction: update only if the row still holds
+                        // exactly that, which makes it the before image.
+                        if let Some(seen) = self.recall::<E>(&key) {
+                            if let Ok(seen_row) = E::raw_from_image(&seen) {
+                                let guarded = self
+                                    .run(|c| E::raw_update_if_unchanged(c, row, now, &seen_row))?;
+                                if guarded == Some(1) {
+                                    before = Some(seen);
+                                    updated = true;
+                                    n += 1;
+                                }
+                            }
                         }
                     }
                     if !updated && (E::AUDITED || encrypted) {
@@ -1284,6 +1338,7 @@ impl Session {
         self.deadline = None;
         self.tx_id = None;
         self.pending_audit.clear();
+        self.seen.clear();
         if options.timeout.is_none() && !options.read_only {
             return Ok(());
         }

@@ -472,6 +472,47 @@ fn generate(m: &EntityModel) -> TokenStream {
         }
     };
 
+    // MariaDB: the update of a row read earlier in the transaction, guarded by
+    // every column still holding what was read (byte for byte, NULL = NULL), so that read is the
+    // audit record's before image without a locking read; see custodian's `before_image` module.
+    let update_unchanged_fn = (!set.is_empty()).then(|| {
+        let guard = m
+            .columns
+            .iter()
+            .map(|c| {
+                let f = &c.ident;
+                let sql = c.sql.path_tokens();
+                let v = bind(c, quote!(&seen.#f));
+                let text = c.sql.is_text();
+                quote! {
+                    #p::Same::<_, _, #text> {
+                        column: #tp::#f,
+                        value: #d::expression::AsExpression::<#sql>::as_expression(#v),
+                    }
+                }
+            })
+            .reduce(|acc, next| quote!(#p::Both(#acc, #next)))
+            .unwrap_or_else(|| quote!(::core::compile_error!("an entity needs columns")));
+        quote! {
+            fn raw_update_if_unchanged(
+                conn: &mut #p::AnyConnection,
+                entity: &Self,
+                now: #p::chrono::NaiveDateTime,
+                seen: &Self,
+            ) -> #d::QueryResult<::core::option::Option<usize>> {
+                use #d::BoolExpressionMethods as _;
+                #use_now
+                #p::CachedUpdate {
+                    table: #tp::table,
+                    set: #d::AsChangeset::as_changeset((#(#set,)*)),
+                    filter: #p::Both(#row_filter, #guard),
+                }
+                .execute(conn)
+                .map(::core::option::Option::Some)
+            }
+        }
+    });
+
     // PostgreSQL: the update returns the row as it was (the audit record's before image) in
     // the same statement; see custodian's `before_image` module. Tables in a schema keep the
     // separate locking read (the statement aliases the sub-select with the bare table name).
@@ -774,6 +815,8 @@ fn generate(m: &EntityModel) -> TokenStream {
                 }
 
                 #update_old_fn
+
+                #update_unchanged_fn
 
                 fn raw_delete(conn: &mut #p::AnyConnection, key: &Self::Key) -> #d::QueryResult<usize> {
                     let key = #key_storage;

@@ -44,6 +44,15 @@ impl SqlType {
         matches!(self, SqlType::SmallInt | SqlType::Integer | SqlType::BigInt)
     }
 
+    /// Whether values are text (compared byte for byte where the guard of an update needs it).
+    pub(crate) fn is_text(&self) -> bool {
+        match self {
+            SqlType::Text => true,
+            SqlType::Nullable(inner) => inner.is_text(),
+            _ => false,
+        }
+    }
+
     /// Whether the column accepts `NULL`.
     pub(crate) fn is_nullable(&self) -> bool {
         matches!(self, SqlType::Nullable(_))

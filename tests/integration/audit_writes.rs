@@ -219,3 +219,54 @@ on_all_backends!(
     update_before_image_is_the_replaced_row,
     deletes_and_misses_record_what_happened,
 );
+
+/// A row read in a transaction and changed outside custodian before custodian updates it: the
+/// update's before image is the row it replaced, not the earlier read, whatever changed (a
+/// number, only the case of a text under a case-insensitive collation, a value to NULL).
+fn guarded_update_sees_changes_after_the_read(db: &TestDb) {
+    db.create_table::<Control>().unwrap();
+    let mut s = db.session().unwrap();
+    if db.kind == custodian::BackendKind::Mysql {
+        // custodian creates text columns with a binary collation; many existing tables are not.
+        s.execute_sql(
+            "ALTER TABLE controls MODIFY owner TEXT CHARACTER SET utf8mb4 \
+             COLLATE utf8mb4_general_ci NULL",
+        )
+        .unwrap();
+    }
+    let mut c = Control::new("guard", 1);
+    c.owner = Some("ops".into());
+    let c = s.insert(c).unwrap();
+    let id = c.id;
+    let changes = [
+        ("risk = 9", "risk", serde_json::json!(9)),
+        ("owner = 'OPS'", "owner", serde_json::json!("OPS")),
+        ("owner = NULL", "owner", serde_json::Value::Null),
+        ("", "owner", serde_json::json!("ops")),
+    ];
+    for (i, (sql, column, expected)) in changes.into_iter().enumerate() {
+        let title = format!("title {i}");
+        let mut read = None;
+        s.transaction(|tx| {
+            let mut x = tx.get::<Control>(&id)?;
+            read = Some(x.clone());
+            if !sql.is_empty() {
+                tx.execute_sql(&format!("UPDATE controls SET {sql} WHERE id = {id}"))?;
+            }
+            x.title = title.clone();
+            tx.update(&mut x)
+        })
+        .unwrap();
+        let last = trail(&mut s).pop().unwrap();
+        assert_eq!(last.3, "update");
+        let before = json(&last.4);
+        assert_eq!(
+            before[column], expected,
+            "change {i} ({sql}) is in the before image"
+        );
+        assert_eq!(before["title"], read.unwrap().title.as_str());
+        assert_eq!(json(&last.5)["title"], title.as_str());
+    }
+}
+
+on_all_backends!(guarded_update_sees_changes_after_the_read);

@@ -216,9 +216,8 @@ tpcb_set!(
     "tpcb_u_history"
 );
 
-/// The audited entity of the verification part: keys chosen by the caller, so that
-/// `insert_many` writes in bulk (with an auto-increment key custodian inserts audited rows one
-/// at a time to learn each key).
+/// The audited entity of the verification part: keys chosen by the caller (the bench has
+/// always used them; auto-increment entities are inserted in bulk too, learning their keys).
 mod ledger {
     use custodian::entity;
 

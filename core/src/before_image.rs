@@ -13,8 +13,10 @@
 //!   `"t"."col"` all read the locked, unchanged row.
 //! - [`Returning`]: `DELETE … RETURNING` on PostgreSQL and SQLite, the removed row.
 //!
-//! MariaDB has no `UPDATE … RETURNING`, and diesel does not model its `DELETE … RETURNING`: there
-//! the write path reads the row with [`RowLock`] first.
+//! MariaDB has no `UPDATE … RETURNING`, and its `DELETE … RETURNING` gives a prepared statement
+//! no result metadata (diesel fails with "No metadata exists", tried 2026-11-27): there the write
+//! path reads the row with [`RowLock`] first, or takes a row the transaction read already
+//! ([`Same`], [`Both`]).
 
 use crate::conn::MultiBackend;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};

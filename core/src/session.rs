@@ -867,6 +867,15 @@ impl Session {
     fn insert_learning_keys<E: Entity>(&mut self, rows: &mut [E]) -> Result<bool> {
         let backend = self.db.backend;
         if backend.kind() == BackendKind::Mysql {
+            // Rows of only database-filled columns go in one `DEFAULT VALUES` insert each, and
+            // `LAST_INSERT_ID()` would name the last of them.
+            if E::META
+                .columns
+                .iter()
+                .all(|c| c.auto_increment || c.generated)
+            {
+                return Ok(false);
+            }
             let consecutive = match self.db.consecutive_ids.get() {
                 Some(known) => *known,
                 None => {

@@ -270,3 +270,49 @@ fn guarded_update_sees_changes_after_the_read(db: &TestDb) {
 }
 
 on_all_backends!(guarded_update_sees_changes_after_the_read);
+
+/// An audited entity whose columns the database fills: each row of a bulk insert is its own
+/// `DEFAULT VALUES` statement, and still learns its own key.
+#[entity(table = "tickets")]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ticket {
+    #[column(primary_key, auto_increment)]
+    pub id: i64,
+    #[column(generated)]
+    pub opened_at: Option<chrono::NaiveDateTime>,
+}
+
+fn bulk_insert_of_default_rows_learns_every_key(db: &TestDb) {
+    db.create_table::<Ticket>().unwrap();
+    let mut s = db.session().unwrap();
+    let mut rows = vec![
+        Ticket {
+            id: 0,
+            opened_at: None,
+        };
+        5
+    ];
+    assert_eq!(s.insert_many(&mut rows).unwrap(), 5);
+    let mut ids: Vec<i64> = rows.iter().map(|t| t.id).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 5, "five distinct keys: {ids:?}");
+    let stored: Vec<i64> = s
+        .select(Ticket::query())
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    let mut stored_sorted = stored;
+    stored_sorted.sort_unstable();
+    assert_eq!(sorted, stored_sorted);
+    let keys: Vec<String> = trail(&mut s).into_iter().map(|r| r.2).collect();
+    assert_eq!(
+        keys,
+        ids.iter().map(|id| format!("[{id}]")).collect::<Vec<_>>(),
+        "each record names its row's key"
+    );
+}
+
+on_all_backends!(bulk_insert_of_default_rows_learns_every_key);

@@ -8,8 +8,8 @@
 pub mod access;
 pub mod audit;
 pub mod backend;
-pub mod before_image;
-pub mod cached_update;
+mod before_image;
+mod cached_update;
 pub mod config;
 pub mod conn;
 pub mod crypto;

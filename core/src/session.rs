@@ -342,6 +342,30 @@ impl Session {
         }
     }
 
+    /// Before a bulk update on MariaDB: reads the rows in one statement per chunk of keys and
+    /// remembers them (beyond the cap), so that each row's update is a guarded one instead of a
+    /// locking read plus the update. The guard, not this read, proves each before image: a row
+    /// changed in between (by a hook, a trigger, another writer) falls back to the locking read.
+    fn prefetch_before_images<E: Entity>(&mut self, rows: &[E]) -> Result<()> {
+        if self.depth == 0
+            || !E::AUDITED
+            || E::META.has_encrypted()
+            || self.db.backend.kind() != BackendKind::Mysql
+        {
+            return Ok(());
+        }
+        let keys: Vec<E::Key> = rows.iter().map(Entity::key).collect();
+        for chunk in keys.chunks(self.db.backend.max_bind_params().max(1)) {
+            for row in self.run(|c| E::raw_find_many(c, chunk))? {
+                if let (Ok(key), Ok(image)) = (E::raw_key_image(&row.key()), row.raw_image()) {
+                    self.seen
+                        .insert((std::any::type_name::<E>(), key.to_string()), image);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The row remembered for `key` in this transaction, if any (taken out: an update
     /// replaces it).
     fn recall<E: Entity>(&mut self, key: &E::Key) -> Option<Image> {
@@ -659,6 +683,9 @@ impl Session {
             Op::Update(rows) => {
                 let mut n = 0;
                 let encrypted = E::META.has_encrypted();
+                if rows.len() > 1 {
+                    self.prefetch_before_images(rows)?;
+                }
                 for row in rows.iter_mut() {
                     row.raw_before(WriteKind::Update, self)?;
                     let key = row.key();

@@ -316,3 +316,44 @@ fn bulk_insert_of_default_rows_learns_every_key(db: &TestDb) {
 }
 
 on_all_backends!(bulk_insert_of_default_rows_learns_every_key);
+
+/// A bulk update naming one row twice, and rows whose before images must be the stored rows:
+/// the second update of the row replaces what the first wrote.
+fn bulk_update_before_images(db: &TestDb) {
+    db.create_table::<Control>().unwrap();
+    let mut s = db.session().unwrap();
+    let mut rows: Vec<Control> = (0..4)
+        .map(|i| s.insert(Control::new(&format!("bulk-{i}"), i)).unwrap())
+        .collect();
+    let mut first = rows[0].clone();
+    first.title = "first pass".into();
+    let mut again = rows[0].clone();
+    again.title = "second pass".into();
+    for r in rows.iter_mut().skip(1) {
+        r.risk += 10;
+    }
+    let mut batch = vec![first];
+    batch.extend(rows[1..].iter().cloned());
+    batch.push(again);
+    assert_eq!(s.update_many(&mut batch).unwrap(), 5);
+    let updates: Vec<Row> = trail(&mut s)
+        .into_iter()
+        .filter(|r| r.3 == "update")
+        .collect();
+    assert_eq!(updates.len(), 5);
+    assert_eq!(json(&updates[0].4)["title"], "Control bulk-0");
+    assert_eq!(json(&updates[0].5)["title"], "first pass");
+    for (i, u) in updates[1..4].iter().enumerate() {
+        assert_eq!(json(&u.4)["risk"], i as i64 + 1);
+        assert_eq!(json(&u.5)["risk"], i as i64 + 11);
+    }
+    assert_eq!(
+        json(&updates[4].4)["title"],
+        "first pass",
+        "replaced the first pass"
+    );
+    assert_eq!(json(&updates[4].5)["title"], "second pass");
+    assert!(db.verify_audit(None).unwrap().is_intact());
+}
+
+on_all_backends!(bulk_update_before_images);

@@ -247,13 +247,18 @@ impl EntityMeta {
         out
     }
 
-    /// Number of values bound per row by an insert.
-    pub fn insert_width(&self) -> usize {
+    /// Number of columns an insert writes (0: the database fills every column, and each row
+    /// is its own `DEFAULT VALUES` insert).
+    pub fn inserted_columns(&self) -> usize {
         self.columns
             .iter()
             .filter(|c| !c.auto_increment && !c.generated)
             .count()
-            .max(1)
+    }
+
+    /// Number of values bound per row by an insert.
+    pub fn insert_width(&self) -> usize {
+        self.inserted_columns().max(1)
     }
 }
 

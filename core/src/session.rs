@@ -319,61 +319,64 @@ impl Session {
         self.authorize::<E>(Action::Read, Some(key))?;
         let found = self.run(|c| E::raw_find(c, key, false))?;
         if let Some(row) = &found {
-            self.remember(key, row);
+            self.remember(row);
         }
         Ok(self.visible(found)?.flatten())
     }
 
-    /// Keeps the row as read for a guarded update later in this transaction (audited entities
-    /// without encrypted fields, on MariaDB: PostgreSQL's update returns the old row itself, and
+    /// Whether this transaction keeps rows read of `E` for guarded updates: audited entities
+    /// without encrypted fields, on MariaDB (PostgreSQL's update returns the old row itself, and
     /// on SQLite a locking read costs no round trip, less than remembering every read row).
-    fn remember<E: Entity>(&mut self, key: &E::Key, row: &E) {
-        if self.depth == 0
-            || !E::AUDITED
-            || E::META.has_encrypted()
-            || self.db.backend.kind() != BackendKind::Mysql
-            || self.seen.len() >= SEEN_ROWS
-        {
-            return;
+    fn guards_updates<E: Entity>(&self) -> bool {
+        self.depth > 0
+            && E::AUDITED
+            && !E::META.has_encrypted()
+            && self.db.backend.kind() == BackendKind::Mysql
+    }
+
+    /// Where a row of `E` with `key` is kept in `seen`.
+    fn seen_key<E: Entity>(key: &E::Key) -> Option<(&'static str, String)> {
+        let key = E::raw_key_image(key).ok()?;
+        Some((std::any::type_name::<E>(), key.to_string()))
+    }
+
+    /// Keeps `row` as read, for a guarded update of it later in the transaction.
+    fn keep<E: Entity>(&mut self, row: &E) {
+        if let (Some(key), Ok(image)) = (Self::seen_key::<E>(&row.key()), row.raw_image()) {
+            self.seen.insert(key, image);
         }
-        if let (Ok(key), Ok(image)) = (E::raw_key_image(key), row.raw_image()) {
-            self.seen
-                .insert((std::any::type_name::<E>(), key.to_string()), image);
+    }
+
+    /// Keeps a row read by key (up to [`SEEN_ROWS`] per transaction).
+    fn remember<E: Entity>(&mut self, row: &E) {
+        if self.guards_updates::<E>() && self.seen.len() < SEEN_ROWS {
+            self.keep(row);
         }
     }
 
     /// Before a bulk update on MariaDB: reads the rows in one statement per chunk of keys and
-    /// remembers them (beyond the cap), so that each row's update is a guarded one instead of a
+    /// keeps them (beyond the cap), so that each row's update is a guarded one instead of a
     /// locking read plus the update. The guard, not this read, proves each before image: a row
     /// changed in between (by a hook, a trigger, another writer) falls back to the locking read.
     fn prefetch_before_images<E: Entity>(&mut self, rows: &[E]) -> Result<()> {
-        if self.depth == 0
-            || !E::AUDITED
-            || E::META.has_encrypted()
-            || self.db.backend.kind() != BackendKind::Mysql
-        {
+        if !self.guards_updates::<E>() {
             return Ok(());
         }
         let keys: Vec<E::Key> = rows.iter().map(Entity::key).collect();
         for chunk in keys.chunks(self.db.backend.max_bind_params().max(1)) {
             for row in self.run(|c| E::raw_find_many(c, chunk))? {
-                if let (Ok(key), Ok(image)) = (E::raw_key_image(&row.key()), row.raw_image()) {
-                    self.seen
-                        .insert((std::any::type_name::<E>(), key.to_string()), image);
-                }
+                self.keep(&row);
             }
         }
         Ok(())
     }
 
-    /// The row remembered for `key` in this transaction, if any (taken out: an update
-    /// replaces it).
+    /// The row kept for `key` in this transaction, if any (taken out: an update replaces it).
     fn recall<E: Entity>(&mut self, key: &E::Key) -> Option<Image> {
         if self.seen.is_empty() {
             return None;
         }
-        let key = E::raw_key_image(key).ok()?.to_string();
-        self.seen.remove(&(std::any::type_name::<E>(), key))
+        self.seen.remove(&Self::seen_key::<E>(key)?)
     }
 
     /// The entity with this primary key, soft-deleted or not.
@@ -691,34 +694,15 @@ impl Session {
                     let key = row.key();
                     // The row as stored: the audit record's before image, and the ciphertext
                     // that unchanged encrypted fields keep. Where the backend can, the update
-                    // itself returns it (PostgreSQL); else a locking read comes first.
-                    let mut updated = false;
-                    let mut before = None;
-                    if E::AUDITED && !encrypted {
-                        match self.run(|c| E::raw_update_returning_old(c, row, now))? {
-                            Some(Some(old)) => {
-                                before = Some(old.raw_image().map_err(image_error::<E>)?);
-                                updated = true;
-                                n += 1;
-                            }
-                            Some(None) => return Err(self.update_miss(row)),
-                            None => {}
-                        }
-                    }
-                    if !updated && E::AUDITED && !encrypted {
-                        // Read earlier in this transaction: update only if the row still holds
-                        // exactly that, which makes it the before image.
-                        if let Some(seen) = self.recall::<E>(&key) {
-                            if let Ok(seen_row) = E::raw_from_image(&seen) {
-                                let guarded = self
-                                    .run(|c| E::raw_update_if_unchanged(c, row, now, &seen_row))?;
-                                if guarded == Some(1) {
-                                    before = Some(seen);
-                                    updated = true;
-                                    n += 1;
-                                }
-                            }
-                        }
+                    // itself yields it; else a locking read comes first.
+                    let mut before = if E::AUDITED && !encrypted {
+                        self.update_yielding_before(row, &key, now)?
+                    } else {
+                        None
+                    };
+                    let updated = before.is_some();
+                    if updated {
+                        n += 1;
                     }
                     if !updated && (E::AUDITED || encrypted) {
                         before = self
@@ -844,6 +828,31 @@ impl Session {
         Ok(n)
     }
 
+    /// Updates `row` in one statement that also proves the row it replaced, and returns that
+    /// row's image: on PostgreSQL the update returns it; on MariaDB a row read earlier in the
+    /// transaction is taken if the update, guarded by every column still holding it, matches.
+    /// `Ok(None)` (nothing written) when neither applies: the caller reads under a lock first.
+    fn update_yielding_before<E: Entity>(
+        &mut self,
+        row: &E,
+        key: &E::Key,
+        now: chrono::NaiveDateTime,
+    ) -> Result<Option<Image>> {
+        match self.run(|c| E::raw_update_returning_old(c, row, now))? {
+            Some(Some(old)) => return old.raw_image().map(Some).map_err(image_error::<E>),
+            Some(None) => return Err(self.update_miss(row)),
+            None => {}
+        }
+        let Some(seen) = self.recall::<E>(key) else {
+            return Ok(None);
+        };
+        let Ok(seen_row) = E::raw_from_image(&seen) else {
+            return Ok(None);
+        };
+        let guarded = self.run(|c| E::raw_update_if_unchanged(c, row, now, &seen_row))?;
+        Ok((guarded == Some(1)).then_some(seen))
+    }
+
     /// Inserts `rows` (stamped, hooks run) and adds their audit records to `trail`; rows with
     /// an auto-increment key learn it.
     fn insert_rows<E: Entity>(
@@ -896,11 +905,7 @@ impl Session {
         if backend.kind() == BackendKind::Mysql {
             // Rows of only database-filled columns go in one `DEFAULT VALUES` insert each, and
             // `LAST_INSERT_ID()` would name the last of them.
-            if E::META
-                .columns
-                .iter()
-                .all(|c| c.auto_increment || c.generated)
-            {
+            if E::META.inserted_columns() == 0 {
                 return Ok(false);
             }
             let consecutive = match self.db.consecutive_ids.get() {

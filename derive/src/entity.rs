@@ -353,43 +353,29 @@ fn generate(m: &EntityModel) -> TokenStream {
 
     // Find one: no LIMIT (a primary key matches at most one row), so SQLite keeps the prepared
     // statement instead of re-preparing it for every bound LIMIT.
-    let find_body = if soft.is_some() {
-        quote! {
-            let key = #key_storage;
-            if with_deleted {
-                #tp::table.find(key).select(#as_select).get_result(conn).optional()
-            } else {
-                #tp::table.find(key)#live.select(#as_select).get_result(conn).optional()
+    // `lock` goes after the select: nothing for the plain read, the row lock for the locking
+    // read of a before image (one statement; see custodian's `before_image` module).
+    let find_with = |lock: TokenStream| {
+        if soft.is_some() {
+            quote! {
+                let key = #key_storage;
+                if with_deleted {
+                    #tp::table.find(key).select(#as_select)#lock.get_result(conn).optional()
+                } else {
+                    #tp::table.find(key)#live.select(#as_select)#lock.get_result(conn).optional()
+                }
+            }
+        } else {
+            quote! {
+                let _ = with_deleted;
+                let key = #key_storage;
+                #tp::table.find(key).select(#as_select)#lock.get_result(conn).optional()
             }
         }
-    } else {
-        quote! {
-            let _ = with_deleted;
-            let key = #key_storage;
-            #tp::table.find(key).select(#as_select).get_result(conn).optional()
-        }
     };
-
-    // The same read, locking the row (one statement; see custodian's `before_image` module).
-    let locked = quote!(
-        .with_lock(#p::RowLock).modify_lock(#p::NoLockModifier)
-    );
-    let find_for_update_body = if soft.is_some() {
-        quote! {
-            let key = #key_storage;
-            if with_deleted {
-                #tp::table.find(key).select(#as_select)#locked.get_result(conn).optional()
-            } else {
-                #tp::table.find(key)#live.select(#as_select)#locked.get_result(conn).optional()
-            }
-        }
-    } else {
-        quote! {
-            let _ = with_deleted;
-            let key = #key_storage;
-            #tp::table.find(key).select(#as_select)#locked.get_result(conn).optional()
-        }
-    };
+    let find_body = find_with(quote!());
+    let find_for_update_body =
+        find_with(quote!(.with_lock(#p::RowLock).modify_lock(#p::NoLockModifier)));
 
     // The current time as the stored form of a timestamp column.
     let stored_now = |c: &Column, now: TokenStream| {
@@ -424,6 +410,8 @@ fn generate(m: &EntityModel) -> TokenStream {
             }
         })
         .collect();
+    // The generated changeset, as every update statement takes it.
+    let changeset = quote!(#d::AsChangeset::as_changeset((#(#set,)*)));
     let use_now = if updated_at.is_some() {
         quote!()
     } else {
@@ -465,7 +453,7 @@ fn generate(m: &EntityModel) -> TokenStream {
             use #d::BoolExpressionMethods as _;
             #p::CachedUpdate {
                 table: #tp::table,
-                set: #d::AsChangeset::as_changeset((#(#set,)*)),
+                set: #changeset,
                 filter: #row_filter,
             }
             .execute(conn)
@@ -504,7 +492,7 @@ fn generate(m: &EntityModel) -> TokenStream {
                 #use_now
                 #p::CachedUpdate {
                     table: #tp::table,
-                    set: #d::AsChangeset::as_changeset((#(#set,)*)),
+                    set: #changeset,
                     filter: #p::Both(#row_filter, #guard),
                 }
                 .execute(conn)
@@ -533,7 +521,7 @@ fn generate(m: &EntityModel) -> TokenStream {
                 let statement = #p::UpdateReturningOld {
                     table: #table_name,
                     key: &[#(#key_names),*],
-                    set: #d::AsChangeset::as_changeset((#(#set,)*)),
+                    set: #changeset,
                     filter: #row_filter,
                     select: <Self as #d::Selectable<#p::MultiBackend>>::construct_selection(),
                 };

@@ -110,59 +110,30 @@ pub fn install(s: &mut Session) -> Result<()> {
 /// prepared-statement cache key must not borrow).
 macro_rules! record_values {
     ($r:expr) => {
-        record_values!($r, |v| v)
+        record_values!(@ $r, |v| v)
     };
     (owned $r:expr) => {
-        record_values!($r, |v| ::std::clone::Clone::clone(v))
+        record_values!(@ $r, |v| v.clone())
     };
-    ($r:expr, |$v:ident| $take:expr) => {{
+    (@ $r:expr, |$v:ident| $take:expr) => {
         (
-            a::tx_id.eq({
-                let $v = &$r.tx_id;
-                $take
-            }),
+            a::tx_id.eq(record_values!(@take &$r.tx_id, $v, $take)),
             a::at.eq(StoredDatetime($r.at)),
-            a::actor.eq({
-                let $v = &$r.actor;
-                $take
-            }),
-            a::tenant.eq({
-                let $v = &$r.tenant;
-                $take
-            }),
-            a::entity.eq({
-                let $v = &$r.entity;
-                $take
-            }),
-            a::entity_key.eq({
-                let $v = &$r.entity_key;
-                $take
-            }),
-            a::op.eq({
-                let $v = &$r.op;
-                $take
-            }),
-            a::before_image.eq({
-                let $v = &$r.before;
-                $take
-            }),
-            a::after_image.eq({
-                let $v = &$r.after;
-                $take
-            }),
-            a::reason.eq({
-                let $v = &$r.reason;
-                $take
-            }),
-            a::request_id.eq({
-                let $v = &$r.request_id;
-                $take
-            }),
-            a::mac.eq({
-                let $v = &$r.mac;
-                $take
-            }),
+            a::actor.eq(record_values!(@take &$r.actor, $v, $take)),
+            a::tenant.eq(record_values!(@take &$r.tenant, $v, $take)),
+            a::entity.eq(record_values!(@take &$r.entity, $v, $take)),
+            a::entity_key.eq(record_values!(@take &$r.entity_key, $v, $take)),
+            a::op.eq(record_values!(@take &$r.op, $v, $take)),
+            a::before_image.eq(record_values!(@take &$r.before, $v, $take)),
+            a::after_image.eq(record_values!(@take &$r.after, $v, $take)),
+            a::reason.eq(record_values!(@take &$r.reason, $v, $take)),
+            a::request_id.eq(record_values!(@take &$r.request_id, $v, $take)),
+            a::mac.eq(record_values!(@take &$r.mac, $v, $take)),
         )
+    };
+    (@take $field:expr, $v:ident, $take:expr) => {{
+        let $v = $field;
+        $take
     }};
 }
 

@@ -371,7 +371,7 @@ fn bench_chain(db: &Db, settings: &Settings) -> Res<ChainReport> {
 /// (`chain::read_links`: 5,000 links by sequence number, then their records by id range), timed
 /// without any check; then, on the rows in memory, the checks verify makes per record, each
 /// timed on its own through the public functions: the seal (`AuditRecord::seal_is_valid`,
-/// HMAC-SHA-256 of the canonical encoding) and the link hash (`link_hash`, SHA-256). Verify
+/// HMAC-SHA-256 of the canonical encoding) and the keyed link (`ChainKey::link_hash`, HMAC-SHA-256). Verify
 /// itself makes the same checks without per-record allocations, on a second thread while it
 /// reads the next batch.
 struct Breakdown {
@@ -382,8 +382,9 @@ struct Breakdown {
 }
 
 fn verify_breakdown(db: &Db, n: usize) -> Res<Breakdown> {
-    use custodian::audit::record::{link_hash, AuditKey, AuditRecord, GENESIS};
+    use custodian::audit::record::{AuditKey, AuditRecord, ChainKey, GENESIS};
     let key = AuditKey::from_hex(BENCH_AUDIT_KEY).ok_or("bad audit key")?;
+    let chain = ChainKey::new(Some(&key));
     let mut s = db.session()?;
     let mut links: Vec<(i64, String, String, AuditRecord)> = Vec::with_capacity(n);
     let mut expected = 1i64;
@@ -422,7 +423,7 @@ fn verify_breakdown(db: &Db, n: usize) -> Res<Breakdown> {
     let start = Instant::now();
     let mut running = GENESIS.to_string();
     for (seq, prev, hash, r) in &links {
-        let next = link_hash(&running, &r.mac, *seq);
+        let next = chain.link_hash(&running, &r.mac, *seq, r.id);
         if *prev != running || *hash != next {
             return Err(format!("breakdown: link {seq} does not follow").into());
         }
@@ -443,16 +444,16 @@ fn verify_breakdown(db: &Db, n: usize) -> Res<Breakdown> {
 struct SealChecks {
     /// The seal after a late commit (on the servers; SQLite serializes writers).
     late: Option<Duration>,
-    /// A seal without the high-water mark: a rescan of the whole trail, as an older version
-    /// left it.
+    /// A seal without the high-water mark: a rescan of the whole trail (as after a mark that
+    /// was removed or fails its MAC).
     rescan: Duration,
     /// The seal after it, with the mark set again.
     marked: Duration,
 }
 
 /// Checks, on the full trail, that a seal never skips a record committed after a seal that
-/// passed its id, and that a trail without the sealers' high-water mark (as an older version
-/// left it) is sealed by one rescan, which sets the mark again.
+/// passed its id, and that a trail without the sealers' high-water mark is sealed by one
+/// rescan, which sets the mark again.
 fn check_sealing(db: &Db, kind: BackendKind) -> Res<SealChecks> {
     use custodian::audit::chain;
     use custodian::TxOptions;
@@ -495,7 +496,7 @@ fn check_sealing(db: &Db, kind: BackendKind) -> Res<SealChecks> {
             .into());
         }
     }
-    // As an older version left it: no mark.
+    // The mark removed: the next seal rescans.
     let mut s = db.session()?;
     s.execute_sql("DELETE FROM custodian_audit_head WHERE id = 2")?;
     s.insert(ledger_entry(90_000_003))?;

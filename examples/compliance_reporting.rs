@@ -368,7 +368,10 @@ pub fn run(db: &Db) -> custodian::Result<Outcome> {
     //    it outside the database), and verify the whole chain against it.
     let signer = custodian::audit::generate_signing_key()?;
     let checkpoint = db.checkpoint(&signer)?;
-    let verified = db.verify_audit(Some(&checkpoint))?;
+    let trusted = custodian::audit::VerifyOptions::new()
+        .checkpoint(checkpoint.clone())
+        .trust(signer.verifying_key());
+    let verified = db.verify_audit_with(&trusted)?;
     println!(
         "audit chain: {} links verified against the checkpoint signed at sequence {}: {}",
         verified.links,

@@ -239,7 +239,11 @@ pub mod audit {
     //!
     //! let signer = custodian::audit::generate_signing_key()?;
     //! let checkpoint = db.checkpoint(&signer)?;                  // seals, then signs the head
-    //! assert!(db.verify_audit(Some(&checkpoint))?.is_intact());
+    //! // Checkpoints count only when signed by a key the verifier trusts.
+    //! let options = custodian::audit::VerifyOptions::new()
+    //!     .checkpoint(checkpoint)
+    //!     .trust(signer.verifying_key());
+    //! assert!(db.verify_audit_with(&options)?.is_intact());
     //! # Ok(()) }
     //! ```
 }

@@ -132,35 +132,7 @@ pub struct DatabaseConfig {
     // --- end crypto ---
 }
 
-/// Audit trail settings (`[databases.NAME.audit]`).
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuditConfig {
-    /// Key sealing every audit record (HMAC-SHA-256), 64 hex digits; also from
-    /// `CUSTODIAN_AUDIT_KEY`. Keep it out of the database. Without it records are sealed with
-    /// plain SHA-256, which detects accidental corruption but not a forger with database access.
-    pub key: Option<String>,
-}
-
-impl fmt::Debug for AuditConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuditConfig")
-            .field("key", &self.key.as_ref().map(|_| "***"))
-            .finish()
-    }
-}
-
-impl AuditConfig {
-    /// The parsed key, if configured.
-    pub fn key(&self) -> Result<Option<crate::audit::AuditKey>> {
-        match &self.key {
-            None => Ok(None),
-            Some(hex) => crate::audit::AuditKey::from_hex(hex)
-                .map(Some)
-                .ok_or_else(|| Error::config("audit.key", "must be 64 hex digits (32 bytes)")),
-        }
-    }
-}
+pub use crate::audit::config::AuditConfig;
 
 /// r2d2 pool knobs. Durations are in milliseconds in TOML.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -269,7 +241,7 @@ impl Config {
     /// | `CUSTODIAN_POOL_TEST_ON_CHECK_OUT` | `true`/`false` |
     /// | `CUSTODIAN_STATEMENT_TIMEOUT_MS`, `CUSTODIAN_BUSY_TIMEOUT_MS`, `CUSTODIAN_APPLICATION_NAME` | session |
     /// | `CUSTODIAN_RETRY_MAX_ATTEMPTS` | retry policy (0 or 1 turns retry off) |
-    /// | `CUSTODIAN_AUDIT_KEY` | audit seal key, 64 hex digits |
+    /// | `CUSTODIAN_AUDIT_KEY`, `CUSTODIAN_AUDIT_SIGNING_KEY`, `CUSTODIAN_AUDIT_WITNESS`, `CUSTODIAN_AUDIT_TRUSTED_KEYS` | audit trail (see [`AuditConfig`]) |
     /// | `CUSTODIAN_CRYPTO_KEYS`, `CUSTODIAN_CRYPTO_ACTIVE`, `CUSTODIAN_CRYPTO_INDEX_KEY`, `CUSTODIAN_CRYPTO_CACHE_TTL_MS` | field encryption (see [`CryptoConfig`](crate::crypto::CryptoConfig)) |
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
         let url = get("CUSTODIAN_URL").or_else(|| get("DATABASE_URL"));
@@ -336,9 +308,7 @@ impl Config {
         if let Some(v) = get("CUSTODIAN_APPLICATION_NAME") {
             db.session.application_name = v;
         }
-        if let Some(v) = get("CUSTODIAN_AUDIT_KEY") {
-            db.audit.key = Some(v);
-        }
+        db.audit.apply_env(&get)?;
         if let Some(v) = get("CUSTODIAN_RETRY_MAX_ATTEMPTS") {
             db.retry.max_attempts = num("CUSTODIAN_RETRY_MAX_ATTEMPTS", v)?;
         }
@@ -460,9 +430,10 @@ impl DatabaseConfig {
                 "must be positive (leave it out for no limit)",
             ));
         }
-        self.audit.key().map_err(|e| match e {
-            Error::Config { message, .. } => Error::config(format!("{at}.audit.key"), message),
-            other => other,
+        self.audit.validate(&if at == "url" {
+            "audit".to_string()
+        } else {
+            format!("{at}.audit")
         })?;
         // --- crypto ---
         self.crypto.validate(&if at == "url" {

@@ -213,13 +213,17 @@ impl Db {
         self.execute_ddl(&statements)
     }
 
-    /// Creates the audit tables (records, chain, head, gaps) if they do not exist yet.
+    /// Creates the audit tables (records, chain, head, gaps) if they do not exist yet, noting
+    /// whether the trail is sealed with the configured audit key (by its check value).
     pub fn install_audit(&self) -> Result<()> {
         let mut s = self.session()?;
+        let key = self.inner.audit_key.as_ref();
         if self.inner.backend.transactional_ddl() {
-            s.transaction_with(&TxOptions::new().no_retry(), audit::chain::install)
+            s.transaction_with(&TxOptions::new().no_retry(), |tx| {
+                audit::chain::install(tx, key)
+            })
         } else {
-            audit::chain::install(&mut s)
+            audit::chain::install(&mut s, key)
         }
     }
 
@@ -247,31 +251,79 @@ impl Db {
 
     // --- end crypto ---
 
-    /// Seals every committed audit record not yet in the chain (see [`audit::chain::seal`]).
-    /// Run it from a background thread or a scheduler; verification and checkpoints seal first.
+    /// Seals every committed audit record not yet in the chain (see [`audit::seal::seal`]).
+    /// Run it from a background thread or a scheduler. With a signing key and a witness
+    /// configured, it then signs a checkpoint into the witness when the chain has grown by
+    /// `checkpoint_every_links` or `checkpoint_every_secs` have passed since the last one.
     pub fn seal_audit(&self) -> Result<audit::SealReport> {
-        audit::chain::seal(&mut self.session()?, self.inner.audit_key.as_ref())
+        let report = audit::chain::seal(&mut self.session()?, self.inner.audit_key.as_ref())?;
+        let cfg = &self.inner.config.audit;
+        if let (Some(signer), Some(witness)) = (cfg.signing_key()?, cfg.witness()) {
+            let latest = match witness.latest()? {
+                Some(audit::WitnessEntry::Checkpoint(cp)) => Some(cp),
+                _ => None,
+            };
+            let due = match &latest {
+                None => report.head_seq > 0,
+                Some(cp) => {
+                    let grown = report.head_seq.saturating_sub(cp.seq);
+                    let age = chrono::DateTime::parse_from_rfc3339(&cp.at)
+                        .map(|at| chrono::Utc::now().signed_duration_since(at))
+                        .ok()
+                        .and_then(|d| d.to_std().ok());
+                    grown > 0
+                        && (u64::try_from(grown).unwrap_or(u64::MAX) >= cfg.checkpoint_every_links
+                            || age.is_none_or(|a| a.as_secs() >= cfg.checkpoint_every_secs))
+                }
+            };
+            if due {
+                witness.append(&self.sign_head(&signer)?)?;
+            }
+        }
+        Ok(report)
     }
 
-    /// Verifies the whole audit chain, against `checkpoint` when given (see
-    /// [`audit::chain::verify`]). Reads only.
+    /// Verifies the whole audit trail with the configured key, against `checkpoint` when given
+    /// or else the configured witness's latest checkpoint, trusting the configured public keys
+    /// (see [`Db::verify_audit_with`]). Reads only.
     pub fn verify_audit(
         &self,
         checkpoint: Option<&audit::Checkpoint>,
     ) -> Result<audit::VerifyReport> {
-        audit::chain::verify(
-            &mut self.session()?,
-            self.inner.audit_key.as_ref(),
-            checkpoint,
-        )
+        let cfg = &self.inner.config.audit;
+        let mut options = audit::VerifyOptions::new()
+            .trust_all(cfg.trusted_keys()?)
+            .max_unsealed_age(cfg.max_unsealed_age());
+        if let Some(cp) = checkpoint {
+            options = options.checkpoint(cp.clone());
+        }
+        if let Some(w) = cfg.witness() {
+            options = options.witness(w);
+        }
+        self.verify_audit_with(&options)
+    }
+
+    /// Verifies the whole audit trail with the configured key and the given options (see
+    /// [`audit::verify::verify`]): damage is reported in the [`audit::VerifyReport`]; an error
+    /// means verification could not be done (wrong or missing key, untrusted checkpoint, no
+    /// connection). Reads only.
+    pub fn verify_audit_with(
+        &self,
+        options: &audit::VerifyOptions<'_>,
+    ) -> Result<audit::VerifyReport> {
+        audit::chain::verify(&mut self.session()?, self.inner.audit_key.as_ref(), options)
     }
 
     /// Seals pending records, then signs the chain head with `key`: export the checkpoint
     /// (`to_json`) and keep it outside the database.
     pub fn checkpoint(&self, key: &ed25519_dalek::SigningKey) -> Result<audit::Checkpoint> {
-        self.seal_audit()?;
-        // Another sealer may have moved the head since: sign what the head says now.
-        let (seq, hash) = audit::chain::head(&mut self.session()?)?;
+        audit::chain::seal(&mut self.session()?, self.inner.audit_key.as_ref())?;
+        self.sign_head(key)
+    }
+
+    /// Signs the last link stored (not the head row, which a signer must not take on trust).
+    fn sign_head(&self, key: &ed25519_dalek::SigningKey) -> Result<audit::Checkpoint> {
+        let (seq, hash) = audit::seal::last_link(&mut self.session()?)?;
         Ok(audit::Checkpoint::sign(seq, &hash, key))
     }
 

@@ -41,6 +41,8 @@ pub struct Session {
     access: Option<Arc<AccessControl>>,
     context: AuditContext,
     tx_id: Option<String>,
+    /// Ordinal of the next audit record of the open transaction (records sealed so far).
+    next_ordinal: i32,
     /// Audit records of the open transaction, appended in one statement just before commit.
     pending_audit: Vec<AuditRecord>,
     /// Rows of audited entities read by key in the open transaction (entity type, key image): a
@@ -199,6 +201,7 @@ impl Session {
             access,
             context: AuditContext::default(),
             tx_id: None,
+            next_ordinal: 0,
             pending_audit: Vec::new(),
             seen: HashMap::new(),
         }
@@ -976,7 +979,7 @@ impl Session {
             .map_err(image_error::<E>)
     }
 
-    /// One sealed audit record of this session's transaction.
+    /// One audit record of this session's transaction, sealed by [`Session::record_audit`].
     fn audit_record<E: Entity>(
         &self,
         op: AuditOp,
@@ -990,6 +993,7 @@ impl Session {
         let record = AuditRecord {
             id: 0,
             tx_id: self.tx_id.clone().unwrap_or_default(),
+            ordinal: 0,
             at,
             actor: actor.id.clone(),
             tenant: actor.tenant.clone(),
@@ -1002,7 +1006,7 @@ impl Session {
             request_id: self.context.request_id.clone(),
             mac: String::new(),
         };
-        Ok(record.seal(self.db.audit_key.as_ref()))
+        Ok(record)
     }
 
     // ---------------------------------------------------------------- access control
@@ -1126,10 +1130,8 @@ impl Session {
         let principal = self.principal.as_deref();
         let record = AuditRecord {
             id: 0,
-            tx_id: self
-                .tx_id
-                .clone()
-                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            tx_id: self.tx_id.clone().unwrap_or_default(),
+            ordinal: 0,
             at: now_utc(),
             actor: principal.map_or_else(|| "anonymous".to_string(), |p| p.id.clone()),
             tenant: principal.and_then(|p| p.tenant.clone()),
@@ -1141,8 +1143,8 @@ impl Session {
             reason: self.context.reason.clone(),
             request_id: self.context.request_id.clone(),
             mac: String::new(),
-        }
-        .seal(self.db.audit_key.as_ref());
+        };
+        let record = self.stamp(record);
         let options = TxOptions::new().immediate().no_retry();
         let append = |s: &mut Session| {
             s.run(|c| chain::append(c, std::slice::from_ref(&record)))
@@ -1252,12 +1254,35 @@ impl Session {
     /// appended at once inside a transaction opened on the raw connection, whose commit
     /// custodian does not see.
     pub(crate) fn record_audit(&mut self, records: Vec<AuditRecord>) -> Result<()> {
+        let records: Vec<AuditRecord> = records.into_iter().map(|r| self.stamp(r)).collect();
         if self.depth > 0 {
             self.pending_audit.extend(records);
         } else if !records.is_empty() {
             self.run(|c| chain::append(c, &records))?;
         }
         Ok(())
+    }
+
+    /// Gives a record its identity and seals it: the open transaction's id (a fresh one outside
+    /// custodian's transactions) and the next ordinal in it, so that no two records share both
+    /// and a copied record is recognisable by its seal.
+    fn stamp(&mut self, mut record: AuditRecord) -> AuditRecord {
+        if record.tx_id.is_empty() {
+            record.tx_id = match &self.tx_id {
+                Some(id) => id.clone(),
+                None => {
+                    self.next_ordinal = 0;
+                    let id = uuid::Uuid::new_v4().to_string();
+                    if self.depth > 0 {
+                        self.tx_id = Some(id.clone());
+                    }
+                    id
+                }
+            };
+        }
+        record.ordinal = self.next_ordinal;
+        self.next_ordinal = self.next_ordinal.saturating_add(1);
+        record.seal(self.db.audit_key.as_ref())
     }
 
     fn in_transaction<T>(&mut self, f: impl FnOnce(&mut Session) -> Result<T>) -> Result<T> {
@@ -1335,6 +1360,7 @@ impl Session {
         }
         self.depth = 1;
         self.tx_id = Some(uuid::Uuid::new_v4().to_string());
+        self.next_ordinal = 0;
         self.deadline = options.timeout.map(|t| Instant::now() + t);
         let setup = match options.timeout {
             Some(limit) => backend

@@ -1,22 +1,24 @@
 //! `custodian`: the command-line entry point for auditors and operators.
 //!
 //! ```text
-//! custodian verify     [--url URL | --config FILE [--database NAME]] [--checkpoint FILE] [--public-key HEX]
+//! custodian verify     [--url URL | --config FILE [--database NAME]] [--checkpoint FILE | --witness FILE] [--public-key HEX]
 //! custodian seal       [--url URL | --config FILE [--database NAME]]
 //! custodian checkpoint [--url URL | --config FILE [--database NAME]] --signing-key FILE [--out FILE]
 //! custodian keygen     --out FILE
 //! ```
 //! The database comes from `--url`, `--config` (TOML, see the README) or `DATABASE_URL`; the
-//! audit seal key from the configuration or `CUSTODIAN_AUDIT_KEY`. Exit status: 0 when the
-//! chain is intact (or the command succeeded), 1 when verification found damage, 2 on a usage,
-//! configuration or connection error.
+//! audit seal key from the configuration or `CUSTODIAN_AUDIT_KEY`. A checkpoint (given, or the
+//! latest in the witness file) is checked only against trusted public keys (`--public-key`,
+//! `audit.trusted_keys`, the configured signing key's). Exit status: 0 when the chain is intact
+//! (or the command succeeded), 1 when verification found damage, 2 on a usage, configuration
+//! or connection error (no audit key for a keyed trail, the wrong key, an untrusted checkpoint).
 
 use custodian::audit::Checkpoint;
 use custodian::{Config, DatabaseConfig};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
-  custodian verify     [--url URL | --config FILE [--database NAME]] [--checkpoint FILE] [--public-key HEX]
+  custodian verify     [--url URL | --config FILE [--database NAME]] [--checkpoint FILE | --witness FILE] [--public-key HEX]
   custodian seal       [--url URL | --config FILE [--database NAME]]
   custodian checkpoint [--url URL | --config FILE [--database NAME]] --signing-key FILE [--out FILE]
   custodian keygen     --out FILE";
@@ -40,6 +42,7 @@ fn parse(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
             "checkpoint",
             "public-key",
             "signing-key",
+            "witness",
             "out",
         ];
         if !known.contains(&name) {
@@ -56,9 +59,7 @@ fn parse(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
 fn database(args: &Args) -> custodian::Result<DatabaseConfig> {
     if let Some(url) = args.options.get("url") {
         let mut cfg = DatabaseConfig::from_url(url)?;
-        if let Ok(key) = std::env::var("CUSTODIAN_AUDIT_KEY") {
-            cfg.audit.key = Some(key);
-        }
+        cfg.audit.apply_env(&|k| std::env::var(k).ok())?;
         cfg.validate("url")?;
         return Ok(cfg);
     }
@@ -120,34 +121,64 @@ fn run(args: &Args) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         "verify" => {
-            let checkpoint = match args.options.get("checkpoint") {
-                Some(path) => Some(Checkpoint::from_json(&read(path)?).map_err(fail)?),
-                None => None,
-            };
-            if let Some(cp) = &checkpoint {
-                let trusted = match args.options.get("public-key") {
-                    Some(hex) => {
-                        let bytes: [u8; 32] = custodian::hex::decode(hex.trim())
-                            .and_then(|b| b.try_into().ok())
-                            .ok_or("--public-key must be 64 hex digits")?;
-                        Some(
-                            custodian::audit::ed25519_dalek::VerifyingKey::from_bytes(&bytes)
-                                .map_err(|e| format!("--public-key: {e}"))?,
-                        )
+            let cfg = database(args).map_err(fail)?;
+            let mut options = custodian::audit::VerifyOptions::new()
+                .trust_all(cfg.audit.trusted_keys().map_err(fail)?)
+                .max_unsealed_age(cfg.audit.max_unsealed_age());
+            if let Some(hex) = args.options.get("public-key") {
+                options = options.trust(Checkpoint::parse_public_key(hex).map_err(fail)?);
+            }
+            if let Some(path) = args.options.get("checkpoint") {
+                match Checkpoint::from_json(&read(path)?) {
+                    Ok(cp) => options = options.checkpoint(cp),
+                    Err(e) => {
+                        // The auditor's own copy is damaged: that is a finding, not a usage error.
+                        println!("DAMAGED: the checkpoint file {path} is not a checkpoint: {e}");
+                        return Ok(ExitCode::from(1));
                     }
-                    None => None,
-                };
-                if let Err(e) = cp.verify_signature(trusted.as_ref()) {
-                    println!("DAMAGED: {e}");
-                    return Ok(ExitCode::from(1));
                 }
             }
-            let db = custodian::open(database(args).map_err(fail)?).map_err(fail)?;
-            let report = db.verify_audit(checkpoint.as_ref()).map_err(fail)?;
+            let witness = args
+                .options
+                .get("witness")
+                .cloned()
+                .or(cfg.audit.witness.clone());
+            if let Some(path) = witness {
+                options = options.witness(custodian::audit::Witness::file(path));
+            }
+            let started = std::time::Instant::now();
+            let progress = |links: u64| {
+                let secs = started.elapsed().as_secs_f64().max(1e-3);
+                eprint!(
+                    "\rverified {links} links ({:.0} links/s)",
+                    links as f64 / secs
+                );
+            };
+            // Progress goes to a terminal only, so piped output stays one line.
+            let on_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            if on_terminal {
+                options = options.progress(&progress);
+            }
+            let db = custodian::open(cfg).map_err(fail)?;
+            let report = db.verify_audit_with(&options).map_err(fail)?;
+            if on_terminal && report.links > 0 {
+                eprintln!();
+            }
+            let mode = match report.mode {
+                custodian::audit::SealMode::Keyed => "keyed (HMAC under the audit key)",
+                custodian::audit::SealMode::Unkeyed => {
+                    "UNKEYED (plain SHA-256: anyone with database access can rewrite it)"
+                }
+            };
+            let against = report
+                .checkpoint_seq
+                .map_or("no checkpoint".to_string(), |s| {
+                    format!("checkpoint at {s}")
+                });
             match &report.damage {
                 None => {
                     println!(
-                        "intact: {} links up to sequence {} ({}); {} records not sealed yet",
+                        "intact: {} links up to sequence {} ({}); {} records not sealed yet; sealed {mode}; checked against {against}",
                         report.links, report.last_seq, report.last_hash, report.unsealed
                     );
                     Ok(ExitCode::SUCCESS)

@@ -13,12 +13,19 @@ pub struct Note {
 }
 
 fn cli(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_custodian"))
-        .args(args)
-        .env("CUSTODIAN_AUDIT_KEY", AUDIT_KEY)
+    cli_with_key(args, Some(AUDIT_KEY))
+}
+
+/// Runs the binary with `CUSTODIAN_AUDIT_KEY` set to `key` (or unset).
+fn cli_with_key(args: &[&str], key: Option<&str>) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_custodian"));
+    cmd.args(args)
         .env_remove("DATABASE_URL")
-        .output()
-        .expect("run the custodian binary");
+        .env_remove("CUSTODIAN_AUDIT_KEY");
+    if let Some(k) = key {
+        cmd.env("CUSTODIAN_AUDIT_KEY", k);
+    }
+    let out = cmd.output().expect("run the custodian binary");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -75,10 +82,79 @@ fn verify_seal_and_checkpoint_from_the_command_line(db: &TestDb) {
     ]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("intact: 20 links"), "{out}");
+    assert!(out.contains("sealed keyed"), "{out}");
+    assert!(out.contains("checkpoint at 20"), "{out}");
+
+    // Without the key, with another key, or with a checkpoint nobody trusts: an error (2),
+    // never "intact" and never "DAMAGED".
+    let other_key = "ff".repeat(32);
+    let stranger = custodian::audit::generate_signing_key().unwrap();
+    let stranger = custodian::hex::encode(stranger.verifying_key().as_bytes());
+    for (args, key, says) in [
+        (
+            vec!["verify", "--url", &db.url],
+            None,
+            "CUSTODIAN_AUDIT_KEY",
+        ),
+        (
+            vec!["verify", "--url", &db.url],
+            Some(other_key.as_str()),
+            "not the key",
+        ),
+        (
+            vec!["verify", "--url", &db.url, "--checkpoint", f],
+            Some(AUDIT_KEY),
+            "trusted",
+        ),
+        (
+            vec![
+                "verify",
+                "--url",
+                &db.url,
+                "--checkpoint",
+                f,
+                "--public-key",
+                &stranger,
+            ],
+            Some(AUDIT_KEY),
+            "not a trusted key",
+        ),
+    ] {
+        let (code, out) = cli_with_key(&args, key);
+        assert_eq!(code, 2, "{args:?}: {out}");
+        assert!(out.contains(says), "{args:?}: {out}");
+        assert!(!out.contains("intact") && !out.contains("DAMAGED"), "{out}");
+    }
+
+    // A damaged checkpoint file is a finding (1).
+    let broken = dir.join("broken.json");
+    let mut cp_text = std::fs::read_to_string(&cp_file).unwrap();
+    cp_text = cp_text.replacen("\"seq\": 20", "\"seq\": 19", 1);
+    std::fs::write(&broken, cp_text).unwrap();
+    let b = broken.to_str().unwrap();
+    let (code, out) = cli(&[
+        "verify",
+        "--url",
+        &db.url,
+        "--checkpoint",
+        b,
+        "--public-key",
+        &public,
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("DAMAGED"), "{out}");
 
     // Damage made with SQL is reported with its position, and exit status 1.
     db.raw_sql("UPDATE custodian_audit SET actor = 'mallory' WHERE id = (SELECT record_id FROM custodian_audit_chain WHERE seq = 7)");
-    let (code, out) = cli(&["verify", "--url", &db.url, "--checkpoint", f]);
+    let (code, out) = cli(&[
+        "verify",
+        "--url",
+        &db.url,
+        "--checkpoint",
+        f,
+        "--public-key",
+        &public,
+    ]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("DAMAGED at sequence 7: Modified"), "{out}");
 

@@ -7,7 +7,7 @@ pub mod entities;
 pub mod model;
 
 mod access;
-mod audit;
+pub mod audit;
 mod audit_writes;
 mod cli;
 mod config;
@@ -20,6 +20,7 @@ mod lifecycle;
 mod pool;
 mod relations;
 mod schema;
+mod tamper;
 mod transactions;
 mod types;
 mod validation;

@@ -21,6 +21,17 @@ pub struct Checkpoint {
     pub signature: String,
 }
 
+/// The outcome of [`Checkpoint::check_signature`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignatureCheck {
+    /// Signed, unchanged, by a trusted key.
+    Valid,
+    /// Signed by a key that is not trusted (whether or not the signature holds).
+    Untrusted,
+    /// The checkpoint or its signature is damaged.
+    Invalid(String),
+}
+
 /// A fresh ed25519 signing key from the operating system's randomness.
 pub fn generate_signing_key() -> Result<SigningKey> {
     let mut seed = [0u8; 32];
@@ -50,28 +61,68 @@ impl Checkpoint {
         }
     }
 
-    /// Checks the signature, and that it was made by `trusted` (the auditor's copy of the
-    /// public key; without it only self-consistency is checked, which a forger can fake).
-    pub fn verify_signature(&self, trusted: Option<&VerifyingKey>) -> Result<()> {
+    /// Checks that the checkpoint is signed, unchanged, by one of the `trusted` keys (the
+    /// auditor's copies of the signers' public keys; the key inside the checkpoint is never
+    /// trusted on its own, since a forger can put any key there).
+    pub fn check_signature(&self, trusted: &[VerifyingKey]) -> SignatureCheck {
+        let Some(key) = crate::hex::decode(&self.public_key)
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .and_then(|b| VerifyingKey::from_bytes(&b).ok())
+        else {
+            return SignatureCheck::Invalid("malformed public key".into());
+        };
+        if !trusted.contains(&key) {
+            return SignatureCheck::Untrusted;
+        }
+        let Some(sig) =
+            crate::hex::decode(&self.signature).and_then(|b| <[u8; 64]>::try_from(b).ok())
+        else {
+            return SignatureCheck::Invalid("malformed signature".into());
+        };
+        match key.verify(
+            &Self::message(self.seq, &self.hash, &self.at),
+            &Signature::from_bytes(&sig),
+        ) {
+            Ok(()) => SignatureCheck::Valid,
+            Err(_) => SignatureCheck::Invalid("the signature does not match its content".into()),
+        }
+    }
+
+    /// `Ok` when the checkpoint is signed, unchanged, by `trusted`; else [`Error::Integrity`].
+    pub fn verify_signature(&self, trusted: &VerifyingKey) -> Result<()> {
         let bad =
             |why: &str| Error::Integrity(format!("checkpoint at sequence {}: {why}", self.seq));
-        let key_bytes: [u8; 32] = crate::hex::decode(&self.public_key)
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| bad("malformed public key"))?;
-        let key = VerifyingKey::from_bytes(&key_bytes).map_err(|_| bad("invalid public key"))?;
-        if let Some(t) = trusted {
-            if t != &key {
-                return Err(bad("signed by an untrusted key"));
-            }
+        match self.check_signature(std::slice::from_ref(trusted)) {
+            SignatureCheck::Valid => Ok(()),
+            SignatureCheck::Untrusted => Err(bad("signed by an untrusted key")),
+            SignatureCheck::Invalid(why) => Err(bad(&why)),
         }
-        let sig_bytes: [u8; 64] = crate::hex::decode(&self.signature)
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| bad("malformed signature"))?;
-        key.verify(
-            &Self::message(self.seq, &self.hash, &self.at),
-            &Signature::from_bytes(&sig_bytes),
-        )
-        .map_err(|_| bad("the signature does not match"))
+    }
+
+    /// A public key from 64 hex digits.
+    pub fn parse_public_key(hex: &str) -> Result<VerifyingKey> {
+        crate::hex::decode(hex.trim())
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .and_then(|b| VerifyingKey::from_bytes(&b).ok())
+            .ok_or_else(|| {
+                Error::config(
+                    "audit.trusted_keys",
+                    "a public key is 64 hex digits (ed25519)",
+                )
+            })
+    }
+
+    /// A signing key from 64 hex digits (as `custodian keygen` writes it).
+    pub fn parse_signing_key(hex: &str) -> Result<SigningKey> {
+        crate::hex::decode(hex.trim())
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .map(|b| SigningKey::from_bytes(&b))
+            .ok_or_else(|| {
+                Error::config(
+                    "audit.signing_key",
+                    "a signing key is 64 hex digits (ed25519)",
+                )
+            })
     }
 
     /// The checkpoint as JSON, to store outside the database.
@@ -96,17 +147,24 @@ mod tests {
     fn signed_checkpoints_verify_and_detect_changes() {
         let key = SigningKey::from_bytes(&[3; 32]);
         let cp = Checkpoint::sign(42, &"ab".repeat(32), &key);
-        cp.verify_signature(Some(&key.verifying_key())).unwrap();
+        let trusted = [key.verifying_key()];
+        cp.verify_signature(&key.verifying_key()).unwrap();
+        assert_eq!(cp.check_signature(&trusted), SignatureCheck::Valid);
         let back = Checkpoint::from_json(&cp.to_json()).unwrap();
         assert_eq!(back, cp);
         let mut forged = cp.clone();
         forged.seq = 41;
-        assert!(forged.verify_signature(None).is_err());
+        assert!(matches!(
+            forged.check_signature(&trusted),
+            SignatureCheck::Invalid(_)
+        ));
         let other = SigningKey::from_bytes(&[4; 32]);
         let resigned = Checkpoint::sign(42, &cp.hash, &other);
-        assert!(resigned.verify_signature(None).is_ok());
-        assert!(resigned
-            .verify_signature(Some(&key.verifying_key()))
-            .is_err());
+        assert_eq!(
+            resigned.check_signature(&trusted),
+            SignatureCheck::Untrusted
+        );
+        assert_eq!(resigned.check_signature(&[]), SignatureCheck::Untrusted);
+        assert!(resigned.verify_signature(&key.verifying_key()).is_err());
     }
 }

@@ -1,10 +1,17 @@
-//! One audit record, its canonical encoding, and its seal (HMAC-SHA-256 under the audit key).
+//! One audit record, its canonical encoding, its seal (HMAC-SHA-256 under the audit key), and
+//! the keyed link that binds a sealed record to its place in the chain.
 //!
-//! The canonical encoding is backend-independent: a version tag, then every field in a fixed
-//! order, each as a big-endian `u32` length and its UTF-8 bytes (`u32::MAX` for a missing
-//! value). Images are canonical JSON (object keys sorted), timestamps are
-//! `YYYY-MM-DD HH:MM:SS.ffffff` in UTC. A chain copied from SQLite to PostgreSQL therefore
-//! verifies the same.
+//! The canonical encoding is backend-independent: a version tag, the record's ordinal in its
+//! transaction (big-endian `i32`), then every other field in a fixed order, each as a
+//! big-endian `u32` length and its UTF-8 bytes (`u32::MAX` for a missing value). Images are
+//! canonical JSON (object keys sorted), timestamps are `YYYY-MM-DD HH:MM:SS.ffffff` in UTC. A
+//! chain copied from SQLite to PostgreSQL therefore verifies the same.
+//!
+//! The seal binds a record's identity: its transaction id and its ordinal in that transaction
+//! are unique, so two rows with the same seal are a copy (a replay), which verification reports.
+//! The link binds its position: sequence number, previous link and the record's row id, under
+//! a chain key derived from the audit key, so the chain cannot be renumbered, reordered or
+//! re-linked around a removed record without the key.
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -108,6 +115,9 @@ pub struct AuditRecord {
     pub id: i64,
     /// Identifier of the transaction that made the change.
     pub tx_id: String,
+    /// Position of the record among its transaction's records (from 0); with `tx_id` it names
+    /// the record uniquely, so the seal of a copy equals the original's.
+    pub ordinal: i32,
     /// When (UTC, microseconds).
     pub at: chrono::NaiveDateTime,
     /// Id of the acting principal.
@@ -133,7 +143,8 @@ pub struct AuditRecord {
     pub mac: String,
 }
 
-const CANONICAL_TAG: &[u8] = b"custodian-audit-v1\n";
+/// The first bytes of every canonical encoding (the format's version).
+pub const CANONICAL_TAG: &[u8] = b"custodian-audit-v2\n";
 
 fn push_field(out: &mut Vec<u8>, value: Option<&str>) {
     match value {
@@ -157,6 +168,7 @@ impl AuditRecord {
     pub fn canonical(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
         out.extend_from_slice(CANONICAL_TAG);
+        out.extend_from_slice(&self.ordinal.to_be_bytes());
         let at = format_at(&self.at);
         for v in [
             Some(self.tx_id.as_str()),
@@ -219,17 +231,90 @@ impl AuditRecord {
     }
 }
 
-/// Chain link hash: SHA-256 over the previous hash, the record's seal and its sequence number,
-/// so altering, removing, inserting or moving any record changes every later link.
-pub fn link_hash(prev_hash: &str, mac: &str, seq: i64) -> String {
-    let mut h = Sha256::new();
-    h.update(b"custodian-chain-v1\n");
-    h.update(prev_hash.as_bytes());
-    h.update(b"\n");
-    h.update(mac.as_bytes());
-    h.update(b"\n");
-    h.update(seq.to_be_bytes());
-    crate::hex::encode(&h.finalize())
+/// The key that links the chain: derived from the audit key (HMAC-SHA-256 of a fixed label),
+/// so one secret serves both, yet a record seal can never be confused with a link. Without an
+/// audit key (unkeyed trails) links are plain SHA-256, which anyone can recompute.
+#[derive(Clone)]
+pub struct ChainKey(Option<Hmac<Sha256>>);
+
+impl ChainKey {
+    /// The chain key of `key` (`None`: an unkeyed trail).
+    pub fn new(key: Option<&AuditKey>) -> ChainKey {
+        ChainKey(key.map(|k| {
+            let derived = keyed(&k.0, b"custodian-chain-key-v2");
+            // HMAC accepts keys of any length.
+            <Hmac<Sha256> as Mac>::new_from_slice(&derived).expect("HMAC takes any key length")
+        }))
+    }
+
+    /// Whether links are keyed.
+    pub fn is_keyed(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// The digest of `parts` under this key (or plain SHA-256 when unkeyed).
+    pub fn digest(&self, parts: &[&[u8]]) -> [u8; 32] {
+        match &self.0 {
+            Some(keyed) => {
+                let mut mac = keyed.clone();
+                for p in parts {
+                    mac.update(p);
+                }
+                mac.finalize().into_bytes().into()
+            }
+            None => {
+                let mut h = Sha256::new();
+                for p in parts {
+                    h.update(p);
+                }
+                h.finalize().into()
+            }
+        }
+    }
+
+    /// The link of the record sealed `mac` (row id `record_id`) at sequence number `seq`,
+    /// following the link `prev_hash`.
+    pub fn link_digest(&self, prev_hash: &str, mac: &str, seq: i64, record_id: i64) -> [u8; 32] {
+        self.digest(&[
+            b"custodian-chain-v2\n",
+            prev_hash.as_bytes(),
+            b"\n",
+            mac.as_bytes(),
+            b"\n",
+            &seq.to_be_bytes(),
+            &record_id.to_be_bytes(),
+        ])
+    }
+
+    /// [`ChainKey::link_digest`] as lower-case hex, as stored.
+    pub fn link_hash(&self, prev_hash: &str, mac: &str, seq: i64, record_id: i64) -> String {
+        crate::hex::encode(&self.link_digest(prev_hash, mac, seq, record_id))
+    }
+}
+
+impl fmt::Debug for ChainKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.is_keyed() {
+            "ChainKey(keyed)"
+        } else {
+            "ChainKey(unkeyed)"
+        })
+    }
+}
+
+/// HMAC-SHA-256 of `message` under `key`.
+fn keyed(key: &[u8], message: &[u8]) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
+}
+
+impl AuditKey {
+    /// A value that tells whether a verifier holds the key the trail was sealed with, without
+    /// revealing the key: hex HMAC of a fixed label.
+    pub fn check_value(&self) -> String {
+        crate::hex::encode(&keyed(&self.0, b"custodian-key-check-v2"))
+    }
 }
 
 /// The previous hash of the first link.
@@ -243,6 +328,7 @@ mod tests {
         AuditRecord {
             id: 7,
             tx_id: "6f1c1c7e-8f3a-4c33-9e3b-1f0e2a9d4b10".into(),
+            ordinal: 0,
             at: chrono::NaiveDate::from_ymd_opt(2026, 3, 1)
                 .unwrap()
                 .and_hms_micro_opt(9, 30, 0, 120)
@@ -301,10 +387,42 @@ mod tests {
     }
 
     #[test]
-    fn links_depend_on_position() {
-        let a = link_hash(GENESIS, "aa", 1);
-        assert_ne!(a, link_hash(GENESIS, "aa", 2));
-        assert_ne!(a, link_hash(GENESIS, "ab", 1));
+    fn links_depend_on_position_and_key() {
+        let key = AuditKey::from_bytes([7; 32]);
+        let chain = ChainKey::new(Some(&key));
+        let a = chain.link_hash(GENESIS, "aa", 1, 10);
+        assert_ne!(a, chain.link_hash(GENESIS, "aa", 2, 10));
+        assert_ne!(a, chain.link_hash(GENESIS, "ab", 1, 10));
+        assert_ne!(
+            a,
+            chain.link_hash(GENESIS, "aa", 1, 11),
+            "the row id is bound"
+        );
+        let other = ChainKey::new(Some(&AuditKey::from_bytes([8; 32])));
+        assert_ne!(a, other.link_hash(GENESIS, "aa", 1, 10));
+        assert_ne!(a, ChainKey::new(None).link_hash(GENESIS, "aa", 1, 10));
+        let seal = record().seal(Some(&key)).mac;
+        assert_ne!(
+            crate::hex::encode(&chain.digest(&[&record().canonical()])),
+            seal,
+            "the chain key is not the seal key"
+        );
+        assert_ne!(
+            key.check_value(),
+            AuditKey::from_bytes([8; 32]).check_value()
+        );
         assert_eq!(AuditOp::from_name("purge"), Some(AuditOp::Purge));
+    }
+
+    #[test]
+    fn the_seal_binds_the_ordinal() {
+        let key = AuditKey::from_bytes([7; 32]);
+        let first = record().seal(Some(&key));
+        let mut second = record();
+        second.ordinal = 1;
+        assert_ne!(second.seal(Some(&key)).mac, first.mac);
+        let mut moved = first.clone();
+        moved.ordinal = 1;
+        assert!(!moved.seal_is_valid(Some(&key)));
     }
 }

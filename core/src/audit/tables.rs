@@ -7,7 +7,8 @@
 //! `custodian_audit_chain` later, in commit order, under the head row's lock.
 //!
 //! Sealers keep their place so that a seal reads only what is new: row 2 of
-//! `custodian_audit_head` holds the highest record id sealed (the high-water mark), and
+//! `custodian_audit_head` holds the highest record id sealed (the high-water mark, with a MAC
+//! over it, the chain's end and the gaps, checked before it is used), and
 //! `custodian_audit_gap` the ids below it that were not there to seal (records of transactions
 //! that committed later than the seal, or never: rolled back). A seal reads the records above the
 //! mark and those in the gaps, and nothing else.
@@ -21,6 +22,7 @@ diesel::table! {
     custodian_audit (id) {
         id -> BigInt,
         tx_id -> Text,
+        ordinal -> Integer,
         at -> crate::sql_types::Datetime,
         actor -> Text,
         tenant -> Nullable<Text>,
@@ -83,6 +85,7 @@ pub const AUDIT: EntityMeta = EntityMeta {
             ..col("id", ColumnKind::BigInt, false)
         },
         col("tx_id", ColumnKind::Uuid, false),
+        col("ordinal", ColumnKind::Integer, false),
         col("at", ColumnKind::Timestamp, false),
         col("actor", ColumnKind::Text, false),
         col("tenant", ColumnKind::Text, true),
@@ -124,7 +127,9 @@ pub const CHAIN: EntityMeta = EntityMeta {
 
 /// `custodian_audit_head`: row 1 is the last sealed position (`seq`, `hash`) and the sealers'
 /// lock; row 2 is the sealers' high-water mark (`seq`: the highest record id sealed; `hash`:
-/// the link count it was written at, so a seal by anyone else is noticed).
+/// the chain length it was written at and a MAC binding it to the chain's end and the gaps, so
+/// a mark moved or gaps changed by anyone without the key are not trusted); row 3 says how the
+/// trail is sealed (keyed, with the key's check value, or unkeyed).
 pub const HEAD: EntityMeta = EntityMeta {
     name: "AuditChainHead",
     table: "custodian_audit_head",

@@ -44,7 +44,7 @@ pub use fields::ERASED;
 pub use keys::KeyRing;
 pub use sealed::{Sealable, Sealed};
 
-use crate::audit::{AuditKey, AuditOp, AuditRecord};
+use crate::audit::{AuditOp, AuditRecord};
 use crate::error::{Error, Result};
 use crate::session::Session;
 use crate::sql_types::StoredDatetime;
@@ -68,7 +68,6 @@ pub struct Crypto {
 
 struct Inner {
     ring: KeyRing,
-    audit_key: Option<AuditKey>,
     cache_ttl: Duration,
     /// Unwrapped data keys by data key id, with their subject and when they were loaded.
     cache: Mutex<HashMap<String, Cached>>,
@@ -103,20 +102,20 @@ fn now_utc() -> chrono::NaiveDateTime {
 }
 
 impl Crypto {
-    /// A handle over `ring`; erasure records are sealed with `audit_key` (the database's audit
-    /// key). Unwrapped data keys are reused for opening values for `cache_ttl`.
-    pub fn new(ring: KeyRing, audit_key: Option<AuditKey>, cache_ttl: Duration) -> Crypto {
+    /// A handle over `ring`. Unwrapped data keys are reused for opening values for
+    /// `cache_ttl`. (Key-change records are sealed by the session that records them, with the
+    /// database's audit key.)
+    pub fn new(ring: KeyRing, cache_ttl: Duration) -> Crypto {
         Crypto {
             inner: Arc::new(Inner {
                 ring,
-                audit_key,
                 cache_ttl,
                 cache: Mutex::new(HashMap::new()),
             }),
         }
     }
 
-    /// The handle configured by `config` (`crypto` section and audit key); `None` when no
+    /// The handle configured by `config` (`crypto` section); `None` when no
     /// master key is configured.
     pub fn from_config(config: &crate::config::DatabaseConfig) -> Result<Option<Crypto>> {
         let Some(ring) = KeyRing::from_config(&config.crypto)? else {
@@ -124,7 +123,6 @@ impl Crypto {
         };
         Ok(Some(Crypto::new(
             ring,
-            config.audit.key()?,
             Duration::from_millis(config.crypto.cache_ttl_ms),
         )))
     }
@@ -379,10 +377,8 @@ impl Crypto {
         let context = tx.audit_context().clone();
         let record = AuditRecord {
             id: 0,
-            tx_id: tx
-                .tx_id()
-                .map(str::to_string)
-                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            tx_id: tx.tx_id().map(str::to_string).unwrap_or_default(),
+            ordinal: 0,
             at: now_utc(),
             actor: actor.id,
             tenant: actor.tenant,
@@ -394,8 +390,7 @@ impl Crypto {
             reason: context.reason,
             request_id: context.request_id,
             mac: String::new(),
-        }
-        .seal(self.inner.audit_key.as_ref());
+        };
         tx.record_audit(vec![record])
     }
 

@@ -1,0 +1,164 @@
+//! Settings of the audit trail (`[databases.NAME.audit]` in TOML, `CUSTODIAN_AUDIT_*` in the
+//! environment): the seal key, automatic checkpoints and their witness, the keys trusted to
+//! sign checkpoints, and how long records may wait to be sealed.
+
+use super::checkpoint::Checkpoint;
+use super::record::AuditKey;
+use super::witness::Witness;
+use crate::error::{Error, Result};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use serde::Deserialize;
+use std::fmt;
+use std::time::Duration;
+
+/// Audit trail settings (`[databases.NAME.audit]`).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Key sealing every audit record and linking the chain (HMAC-SHA-256), 64 hex digits;
+    /// also from `CUSTODIAN_AUDIT_KEY`. Keep it out of the database. Without it records are
+    /// sealed with plain SHA-256, which detects accidental corruption but not a forger with
+    /// database access.
+    pub key: Option<String>,
+    /// ed25519 signing key (64 hex digits, as `custodian keygen` writes it) with which the
+    /// sealer signs checkpoints into the [`witness`](AuditConfig::witness); also from
+    /// `CUSTODIAN_AUDIT_SIGNING_KEY`. Its public key is trusted by verification.
+    pub signing_key: Option<String>,
+    /// The witness file that receives signed checkpoints (append-only, outside the audited
+    /// database); also from `CUSTODIAN_AUDIT_WITNESS`. Verification checks the chain against
+    /// its latest checkpoint.
+    pub witness: Option<String>,
+    /// Public keys (64 hex digits each) whose checkpoints verification trusts, besides the
+    /// configured signing key's; also from `CUSTODIAN_AUDIT_TRUSTED_KEYS`, comma-separated.
+    pub trusted_keys: Vec<String>,
+    /// A seal signs a checkpoint once the chain has grown this many links since the last
+    /// witnessed one. Default 10 000.
+    pub checkpoint_every_links: u64,
+    /// ...or once this many seconds have passed since it (and the chain has grown). Default 60.
+    pub checkpoint_every_secs: u64,
+    /// Verification reports records left unsealed longer than this as damage
+    /// ([`DamageKind::Unsealed`](crate::audit::DamageKind::Unsealed)); `None` never. Default
+    /// 3 600 s: run the sealer more often than that.
+    pub max_unsealed_secs: Option<u64>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            key: None,
+            signing_key: None,
+            witness: None,
+            trusted_keys: Vec::new(),
+            checkpoint_every_links: 10_000,
+            checkpoint_every_secs: 60,
+            max_unsealed_secs: Some(3_600),
+        }
+    }
+}
+
+impl fmt::Debug for AuditConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secret = |v: &Option<String>| v.as_ref().map(|_| "***");
+        f.debug_struct("AuditConfig")
+            .field("key", &secret(&self.key))
+            .field("signing_key", &secret(&self.signing_key))
+            .field("witness", &self.witness)
+            .field("trusted_keys", &self.trusted_keys)
+            .field("checkpoint_every_links", &self.checkpoint_every_links)
+            .field("checkpoint_every_secs", &self.checkpoint_every_secs)
+            .field("max_unsealed_secs", &self.max_unsealed_secs)
+            .finish()
+    }
+}
+
+impl AuditConfig {
+    /// The parsed seal key, if configured.
+    pub fn key(&self) -> Result<Option<AuditKey>> {
+        match &self.key {
+            None => Ok(None),
+            Some(hex) => AuditKey::from_hex(hex)
+                .map(Some)
+                .ok_or_else(|| Error::config("audit.key", "must be 64 hex digits (32 bytes)")),
+        }
+    }
+
+    /// The parsed checkpoint signing key, if configured.
+    pub fn signing_key(&self) -> Result<Option<SigningKey>> {
+        self.signing_key
+            .as_deref()
+            .map(Checkpoint::parse_signing_key)
+            .transpose()
+    }
+
+    /// The keys whose checkpoints are trusted: the configured ones and the signing key's.
+    pub fn trusted_keys(&self) -> Result<Vec<VerifyingKey>> {
+        let mut keys = self
+            .trusted_keys
+            .iter()
+            .map(|k| Checkpoint::parse_public_key(k))
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(signer) = self.signing_key()? {
+            keys.push(signer.verifying_key());
+        }
+        Ok(keys)
+    }
+
+    /// The witness, if configured.
+    pub fn witness(&self) -> Option<Witness> {
+        self.witness.as_ref().map(Witness::file)
+    }
+
+    /// The bound on unsealed records' age.
+    pub fn max_unsealed_age(&self) -> Option<Duration> {
+        self.max_unsealed_secs.map(Duration::from_secs)
+    }
+
+    /// Checks every setting; errors name the setting under `at` (e.g. `databases.main.audit`).
+    pub fn validate(&self, at: &str) -> Result<()> {
+        fn named<'a>(at: &'a str, field: &'static str) -> impl Fn(Error) -> Error + 'a {
+            move |e| match e {
+                Error::Config { message, .. } => Error::config(format!("{at}.{field}"), message),
+                other => other,
+            }
+        }
+        self.key().map_err(named(at, "key"))?;
+        self.signing_key().map_err(named(at, "signing_key"))?;
+        self.trusted_keys().map_err(named(at, "trusted_keys"))?;
+        if self.checkpoint_every_links == 0 || self.checkpoint_every_secs == 0 {
+            return Err(Error::config(
+                format!("{at}.checkpoint_every_links"),
+                "checkpoint intervals must be positive",
+            ));
+        }
+        if self.signing_key.is_some() != self.witness.is_some() {
+            return Err(Error::config(
+                format!("{at}.witness"),
+                "automatic checkpoints need both a signing key and a witness",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Applies `CUSTODIAN_AUDIT_KEY`, `CUSTODIAN_AUDIT_SIGNING_KEY`, `CUSTODIAN_AUDIT_WITNESS`
+    /// and `CUSTODIAN_AUDIT_TRUSTED_KEYS` (comma-separated), read with `get`.
+    pub fn apply_env(&mut self, get: &impl Fn(&str) -> Option<String>) -> Result<()> {
+        if let Some(v) = get("CUSTODIAN_AUDIT_KEY") {
+            self.key = Some(v);
+        }
+        if let Some(v) = get("CUSTODIAN_AUDIT_SIGNING_KEY") {
+            self.signing_key = Some(v);
+        }
+        if let Some(v) = get("CUSTODIAN_AUDIT_WITNESS") {
+            self.witness = Some(v);
+        }
+        if let Some(v) = get("CUSTODIAN_AUDIT_TRUSTED_KEYS") {
+            self.trusted_keys = v
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(String::from)
+                .collect();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,345 @@
+//! Storage of the trail: installing its tables, appending records (inside the writer's
+//! transaction), and reading records back, row by row when a row cannot be decoded.
+
+use super::record::{AuditKey, AuditRecord, GENESIS};
+use super::tables::{
+    self, custodian_audit as a, custodian_audit_chain as c, custodian_audit_head as h,
+};
+use crate::conn::AnyConnection;
+use crate::error::Result;
+use crate::session::Session;
+use crate::sql_types::StoredDatetime;
+use diesel::prelude::*;
+
+/// A record as read by diesel, in [`record_columns!`] order.
+pub(crate) type RecordRow = (
+    i64,
+    String,
+    i32,
+    StoredDatetime,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+);
+
+pub(crate) fn record_of(r: RecordRow) -> AuditRecord {
+    AuditRecord {
+        id: r.0,
+        tx_id: r.1,
+        ordinal: r.2,
+        at: r.3 .0,
+        actor: r.4,
+        tenant: r.5,
+        entity: r.6,
+        entity_key: r.7,
+        op: r.8,
+        before: r.9,
+        after: r.10,
+        reason: r.11,
+        request_id: r.12,
+        mac: r.13,
+    }
+}
+
+/// The columns of a record, in [`RecordRow`] order.
+macro_rules! record_columns {
+    () => {
+        (
+            a::id,
+            a::tx_id,
+            a::ordinal,
+            a::at,
+            a::actor,
+            a::tenant,
+            a::entity,
+            a::entity_key,
+            a::op,
+            a::before_image,
+            a::after_image,
+            a::reason,
+            a::request_id,
+            a::mac,
+        )
+    };
+}
+
+/// Row 1 of `custodian_audit_head`: the last link (`seq`, `hash`), and the sealers' lock.
+pub(crate) const HEAD_ROW: i32 = 1;
+/// Row 2: the sealers' high-water mark (see the seal module).
+pub(crate) const MARK_ROW: i32 = 2;
+/// Row 3: how the trail is sealed: `seq` 1 and the audit key's check value in `hash` for a
+/// keyed trail, `seq` 0 and [`UNKEYED`] for an unkeyed one.
+pub(crate) const MODE_ROW: i32 = 3;
+/// The mode row's `hash` of an unkeyed trail.
+pub(crate) const UNKEYED: &str = "unkeyed";
+
+/// Creates the audit tables, the chain head, the sealers' mark and the mode row if they do
+/// not exist yet. The mode row records whether the trail is sealed with `key` (by its check
+/// value), so that a verifier with another key, or none, is told so instead of seeing damage.
+pub fn install(s: &mut Session, key: Option<&AuditKey>) -> Result<()> {
+    let backend = s.backend();
+    for meta in tables::ALL {
+        let exists = s.run(|c| backend.live_columns(c, &meta))?.is_some();
+        if !exists {
+            for sql in backend.create_table_sql(&meta) {
+                s.execute_sql(&sql)?;
+            }
+        }
+    }
+    let heads: i64 = s.run(|conn| h::table.count().get_result(conn))?;
+    if heads == 0 {
+        let (mode, check) = match key {
+            Some(k) => (1i64, k.check_value()),
+            None => (0i64, UNKEYED.to_string()),
+        };
+        s.run(|conn| {
+            diesel::insert_into(h::table)
+                .values((h::id.eq(HEAD_ROW), h::seq.eq(0i64), h::hash.eq(GENESIS)))
+                .execute(conn)?;
+            diesel::insert_into(h::table)
+                .values((h::id.eq(MODE_ROW), h::seq.eq(mode), h::hash.eq(check)))
+                .execute(conn)
+        })?;
+    }
+    Ok(())
+}
+
+/// The insert values of one record, borrowed (or `owned`, cloned: a fixed-size batch's
+/// prepared-statement cache key must not borrow).
+macro_rules! record_values {
+    ($r:expr) => {
+        record_values!(@ $r, |v| v)
+    };
+    (owned $r:expr) => {
+        record_values!(@ $r, |v| v.clone())
+    };
+    (@ $r:expr, |$v:ident| $take:expr) => {
+        (
+            a::tx_id.eq(record_values!(@take &$r.tx_id, $v, $take)),
+            a::ordinal.eq($r.ordinal),
+            a::at.eq(StoredDatetime($r.at)),
+            a::actor.eq(record_values!(@take &$r.actor, $v, $take)),
+            a::tenant.eq(record_values!(@take &$r.tenant, $v, $take)),
+            a::entity.eq(record_values!(@take &$r.entity, $v, $take)),
+            a::entity_key.eq(record_values!(@take &$r.entity_key, $v, $take)),
+            a::op.eq(record_values!(@take &$r.op, $v, $take)),
+            a::before_image.eq(record_values!(@take &$r.before, $v, $take)),
+            a::after_image.eq(record_values!(@take &$r.after, $v, $take)),
+            a::reason.eq(record_values!(@take &$r.reason, $v, $take)),
+            a::request_id.eq(record_values!(@take &$r.request_id, $v, $take)),
+            a::mac.eq(record_values!(@take &$r.mac, $v, $take)),
+        )
+    };
+    (@take $field:expr, $v:ident, $take:expr) => {{
+        let $v = $field;
+        $take
+    }};
+}
+
+/// Appends records (inside the writer's transaction): one record as a cached single-row
+/// statement, more in multi-row statements of up to 2,000 records.
+pub(crate) fn append(conn: &mut AnyConnection, records: &[AuditRecord]) -> QueryResult<usize> {
+    if let [r] = records {
+        return diesel::insert_into(a::table)
+            .values(record_values!(r))
+            .execute(conn);
+    }
+    // A transaction's few records: a fixed-size array, whose statement diesel keeps prepared
+    // (a `Vec` insert is re-planned every time).
+    macro_rules! fixed {
+        ($($n:literal)*) => {
+            match records.len() {
+                $($n => {
+                    let rows: Vec<_> = records.iter().map(|r| record_values!(owned r)).collect();
+                    if let Ok(rows) = <[_; $n]>::try_from(rows) {
+                        return crate::dispatch!(conn, c => diesel::insert_into(a::table).values(rows).execute(c));
+                    }
+                })*
+                _ => {}
+            }
+        };
+    }
+    fixed!(2 3 4 5 6 7 8);
+    let mut n = 0;
+    for chunk in records.chunks(2_000) {
+        let rows: Vec<_> = chunk.iter().map(|r| record_values!(r)).collect();
+        n += crate::dispatch!(conn, c => diesel::insert_into(a::table).values(&rows).execute(c))?;
+    }
+    Ok(n)
+}
+
+/// A record as read back: decoded, or the id of a row whose columns do not decode (a value of
+/// the wrong type or encoding, written behind custodian's back).
+// Nearly every value is a record: boxing it would allocate once per record on verification's
+// hot path to save space on the rare other cases.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub(crate) enum Read {
+    Record(AuditRecord),
+    Undecodable(i64),
+}
+
+impl Read {
+    pub(crate) fn id(&self) -> i64 {
+        match self {
+            Read::Record(r) => r.id,
+            Read::Undecodable(id) => *id,
+        }
+    }
+}
+
+/// Runs a read, telling a row that does not decode (`Ok(None)`) from other failures.
+pub(crate) fn decoded<T>(
+    s: &mut Session,
+    read: impl FnOnce(&mut AnyConnection) -> QueryResult<T>,
+) -> Result<Option<T>> {
+    s.run(|conn| match read(conn) {
+        Err(diesel::result::Error::DeserializationError(_)) => Ok(None),
+        other => other.map(Some),
+    })
+}
+
+/// Loads the records with ids in `lo..=hi` (at most `limit`, ascending). When a row fails to
+/// decode, the range is read again row by row and such rows come back as
+/// [`Read::Undecodable`] instead of failing the whole read.
+pub(crate) fn read_range(s: &mut Session, lo: i64, hi: i64, limit: i64) -> Result<Vec<Read>> {
+    let read = decoded(s, |conn| {
+        a::table
+            .filter(a::id.ge(lo))
+            .filter(a::id.le(hi))
+            .order(a::id.asc())
+            .limit(limit)
+            .select(record_columns!())
+            .load::<RecordRow>(conn)
+    })?;
+    match read {
+        Some(rows) => Ok(rows
+            .into_iter()
+            .map(|r| Read::Record(record_of(r)))
+            .collect()),
+        None => {
+            let ids: Vec<i64> = s.run(|conn| {
+                a::table
+                    .filter(a::id.ge(lo))
+                    .filter(a::id.le(hi))
+                    .order(a::id.asc())
+                    .limit(limit)
+                    .select(a::id)
+                    .load(conn)
+            })?;
+            read_each(s, ids)
+        }
+    }
+}
+
+/// Loads the records `ids` one by one (ascending as given), undecodable rows marked.
+pub(crate) fn read_each(s: &mut Session, ids: Vec<i64>) -> Result<Vec<Read>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let one = decoded(s, |conn| {
+            a::table
+                .find(id)
+                .select(record_columns!())
+                .first::<RecordRow>(conn)
+                .optional()
+        })?;
+        match one {
+            Some(Some(r)) => out.push(Read::Record(record_of(r))),
+            Some(None) => {}
+            None => out.push(Read::Undecodable(id)),
+        }
+    }
+    Ok(out)
+}
+
+/// Loads the records no link names with ids above `after` (at most `limit`, ascending), by a
+/// join of the whole trail with the chain; undecodable rows marked.
+pub(crate) fn read_unchained(s: &mut Session, after: i64, limit: i64) -> Result<Vec<Read>> {
+    let read = decoded(s, |conn| {
+        a::table
+            .left_join(c::table.on(c::record_id.eq(a::id)))
+            .filter(c::seq.is_null())
+            .filter(a::id.gt(after))
+            .order(a::id.asc())
+            .limit(limit)
+            .select(record_columns!())
+            .load::<RecordRow>(conn)
+    })?;
+    match read {
+        Some(rows) => Ok(rows
+            .into_iter()
+            .map(|r| Read::Record(record_of(r)))
+            .collect()),
+        None => {
+            let ids: Vec<i64> = s.run(|conn| {
+                a::table
+                    .left_join(c::table.on(c::record_id.eq(a::id)))
+                    .filter(c::seq.is_null())
+                    .filter(a::id.gt(after))
+                    .order(a::id.asc())
+                    .limit(limit)
+                    .select(a::id)
+                    .load(conn)
+            })?;
+            read_each(s, ids)
+        }
+    }
+}
+
+/// The head of the chain: `(seq, hash)` of the last link, as the head row states it.
+pub fn head(s: &mut Session) -> Result<(i64, String)> {
+    s.run(|conn| {
+        h::table
+            .find(HEAD_ROW)
+            .select((h::seq, h::hash))
+            .first(conn)
+    })
+}
+
+/// Every record about one entity row, oldest first, with its chain position if sealed.
+pub fn records_of_entity_key(
+    s: &mut Session,
+    entity: &str,
+    key_json: &str,
+) -> Result<Vec<(Option<i64>, AuditRecord)>> {
+    s.flush_audit()?;
+    let (entity, key_json) = (entity.to_string(), key_json.to_string());
+    let rows: Vec<(Option<i64>, RecordRow)> = s.run(|conn| {
+        a::table
+            .left_join(c::table.on(c::record_id.eq(a::id)))
+            .filter(a::entity.eq(entity))
+            .filter(a::entity_key.eq(key_json))
+            .order(a::id.asc())
+            .select((c::seq.nullable(), record_columns!()))
+            .load(conn)
+    })?;
+    Ok(rows
+        .into_iter()
+        .map(|(seq, r)| (seq, record_of(r)))
+        .collect())
+}
+
+/// Every record about one entity (table), oldest first, with its chain position if sealed.
+pub fn records_of_entity(s: &mut Session, entity: &str) -> Result<Vec<(Option<i64>, AuditRecord)>> {
+    s.flush_audit()?;
+    let entity = entity.to_string();
+    let rows: Vec<(Option<i64>, RecordRow)> = s.run(|conn| {
+        a::table
+            .left_join(c::table.on(c::record_id.eq(a::id)))
+            .filter(a::entity.eq(entity))
+            .order(a::id.asc())
+            .select((c::seq.nullable(), record_columns!()))
+            .load(conn)
+    })?;
+    Ok(rows
+        .into_iter()
+        .map(|(seq, r)| (seq, record_of(r)))
+        .collect())
+}

@@ -3,11 +3,18 @@
 //!
 //! Policies are plain Rust values given to [`Db::with_access`](crate::Db::with_access). Every
 //! read custodian performs for an entity (`find`, `get`, `get_many`, `select`, relationship
-//! loading, history and as-of) drops rows outside the principal's tenant and masks fields; every
-//! write checks the role and that the row belongs to the principal's tenant. A refused write
-//! returns [`Error::Forbidden`](crate::Error::Forbidden), writes nothing, and is recorded in the
-//! audit trail as a `denied` record. `Session::load` and `Session::connection` stay raw: they
-//! are the visible escape hatches.
+//! loading, history, as-of and drift) drops rows outside the principal's tenant and masks
+//! fields. Audit records returned by history are judged by their own images (a deleted row's
+//! record by its before image) and carry masked images. Every write checks the role, that the
+//! row belongs to the principal's tenant, and that each foreign key names a parent row the
+//! principal may read (a missing parent is refused in the same words, so the refusal does not
+//! tell another tenant's keys). A refused operation returns
+//! [`Error::Forbidden`](crate::Error::Forbidden), writes nothing, and is recorded in the audit
+//! trail as a `denied` record on a connection reserved for that, outside the pool and the
+//! caller's transaction; when it cannot be recorded the error says so.
+//!
+//! Raw escape hatches, which apply no policy: `Session::load`, `first`, `count`, `run`,
+//! `connection`, and the functions of [`audit::chain`](crate::audit::chain) that read records.
 
 use crate::entity::{Entity, EntityMeta};
 use crate::principal::Principal;
@@ -184,6 +191,50 @@ impl AccessControl {
         ) {
             (Some(tenant), Some(serde_json::Value::String(row))) => row == tenant,
             _ => false,
+        }
+    }
+
+    /// The column naming each row's tenant on `meta`, if its rows are scoped to tenants.
+    pub fn tenant_column(&self, meta: &EntityMeta) -> Option<&str> {
+        self.rules_of(meta).and_then(|r| r.tenant_column.as_deref())
+    }
+
+    /// Whether every image an audit record holds of a row of `meta` (before and after, as JSON
+    /// text) is in `principal`'s scope. A record is judged by its images, not by the live row,
+    /// so a version of a row deleted since, or moved to another tenant, is judged as it was.
+    /// A malformed image is out of scope (fail closed).
+    pub fn record_in_scope(
+        &self,
+        meta: &EntityMeta,
+        images: [Option<&str>; 2],
+        principal: Option<&Principal>,
+    ) -> bool {
+        if !self.has_row_scope(meta) {
+            return true;
+        }
+        images.into_iter().flatten().all(|text| {
+            match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(serde_json::Value::Object(image)) => self.row_in_scope(meta, &image, principal),
+                _ => false,
+            }
+        })
+    }
+
+    /// An audit image (JSON text) with the columns `principal` may not see in clear masked,
+    /// as [`AccessControl::mask`] masks a row; `None` when the text is not a JSON object.
+    pub fn mask_image_text(
+        &self,
+        meta: &EntityMeta,
+        text: &str,
+        principal: Option<&Principal>,
+    ) -> Option<String> {
+        let serde_json::Value::Object(mut image) = serde_json::from_str(text).ok()? else {
+            return None;
+        };
+        if self.mask(meta, &mut image, principal) {
+            Some(serde_json::Value::Object(image).to_string())
+        } else {
+            Some(text.to_string())
         }
     }
 

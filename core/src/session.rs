@@ -27,6 +27,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
 
+pub(crate) mod guard;
+
 /// A connection checked out of the pool, with its transaction state.
 ///
 /// Obtain one with [`Db::session`](crate::Db::session); it returns to the pool when dropped.
@@ -1053,6 +1055,9 @@ impl Session {
                 *row = E::raw_from_image(&image).map_err(image_error::<E>)?;
             }
         }
+        if let Op::Insert(rows) | Op::Update(rows) = &*op {
+            self.check_references::<E>(&ac, action, rows)?;
+        }
         if !ac.has_row_scope(&E::META) {
             return Ok(());
         }
@@ -1114,8 +1119,8 @@ impl Session {
         }
     }
 
-    /// Appends a `denied` record on another connection, in its own transaction, so that the
-    /// caller rolling back cannot erase it (on a one-connection pool: in this session).
+    /// Appends a `denied` record outside the caller's transaction, so that the caller rolling
+    /// back cannot erase it (see [`guard`]); an error when it cannot be recorded.
     fn record_denial(
         &mut self,
         entity: String,
@@ -1143,23 +1148,7 @@ impl Session {
             mac: String::new(),
         }
         .seal(self.db.audit_key.as_ref());
-        let options = TxOptions::new().immediate().no_retry();
-        let append = |s: &mut Session| {
-            s.run(|c| chain::append(c, std::slice::from_ref(&record)))
-                .map(|_| ())
-        };
-        match self
-            .db
-            .pool
-            .get_timeout(std::time::Duration::from_millis(200))
-        {
-            Ok(conn) => {
-                let mut other = Session::new(conn, self.db.clone(), self.principal.clone(), None);
-                other.transaction_with(&options, append)
-            }
-            Err(_) if self.depth > 0 => append(self),
-            Err(_) => self.transaction_with(&options, append),
-        }
+        self.persist_denial(&record)
     }
 
     /// Applies tenant scope and masks to a loaded entity (`None` if it is out of scope).

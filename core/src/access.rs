@@ -13,8 +13,10 @@
 //! trail as a `denied` record on a connection reserved for that, outside the pool and the
 //! caller's transaction; when it cannot be recorded the error says so.
 //!
-//! Raw escape hatches, which apply no policy: `Session::load`, `first`, `count`, `run`,
-//! `connection`, and the functions of [`audit::chain`](crate::audit::chain) that read records.
+//! For reports, `Session::select` loads and `Session::count_visible` counts an entity query's
+//! rows under the policy. Raw escape hatches, which apply no policy: `Session::load`, `first`,
+//! `count`, `run`, `connection`, and the functions of [`audit::chain`](crate::audit::chain)
+//! that read records.
 
 use crate::entity::{Entity, EntityMeta};
 use crate::principal::Principal;
@@ -367,5 +369,34 @@ mod tests {
         assert!(!ac.may_erase(Some(&dpo)), "nobody erases unless named");
         assert!(ac.clone().erase_for(&["dpo"]).may_erase(Some(&dpo)));
         assert!(!ac.erase_for(&["dpo"]).may_erase(Some(&alice)));
+    }
+
+    #[test]
+    fn audit_images_are_judged_and_masked() {
+        let ac = ac();
+        let alice = Principal::new("alice").in_tenant("a");
+        let ours = r#"{"email":"x@y","tenant":"a"}"#;
+        let theirs = r#"{"email":"z@w","tenant":"b"}"#;
+        assert!(ac.record_in_scope(&META, [Some(ours), None], Some(&alice)));
+        assert!(ac.record_in_scope(&META, [None, Some(ours)], Some(&alice)));
+        assert!(
+            !ac.record_in_scope(&META, [Some(theirs), None], Some(&alice)),
+            "a deleted row is judged by its before image"
+        );
+        assert!(
+            !ac.record_in_scope(&META, [Some(ours), Some(theirs)], Some(&alice)),
+            "every image must be in scope"
+        );
+        assert!(!ac.record_in_scope(&META, [Some("not json"), None], Some(&alice)));
+        assert_eq!(
+            ac.mask_image_text(&META, ours, Some(&alice)).as_deref(),
+            Some(r#"{"email":null,"tenant":"a"}"#)
+        );
+        let dpo = Principal::new("d").with_role("dpo").in_tenant("a");
+        assert_eq!(
+            ac.mask_image_text(&META, ours, Some(&dpo)).as_deref(),
+            Some(ours)
+        );
+        assert_eq!(ac.mask_image_text(&META, "[1]", Some(&alice)), None);
     }
 }

@@ -292,6 +292,7 @@ impl Session {
     // ---------------------------------------------------------------- reads
 
     /// Loads every row of a diesel query, e.g. `Control::query().filter(...).order(...)`.
+    /// Raw: no access policy applies (use [`Session::select`] for entities).
     pub fn load<T, Q>(&mut self, query: Q) -> Result<Vec<T>>
     where
         Q: for<'a> LoadQuery<'a, AnyConnection, T>,
@@ -299,7 +300,7 @@ impl Session {
         self.run(|c| query.load(c))
     }
 
-    /// Loads the first row of a diesel query, if any.
+    /// Loads the first row of a diesel query, if any. Raw: no access policy applies.
     pub fn first<T, Q>(&mut self, query: Q) -> Result<Option<T>>
     where
         Q: LimitDsl + RunQueryDsl<AnyConnection>,
@@ -308,7 +309,8 @@ impl Session {
         self.run(|c| query.first(c).optional())
     }
 
-    /// Runs a counting query, e.g. `controls::table.filter(...).count()`.
+    /// Runs a counting query, e.g. `controls::table.filter(...).count()`. Raw: no access
+    /// policy applies (use [`Session::count_visible`] for entities).
     pub fn count<Q>(&mut self, query: Q) -> Result<i64>
     where
         Q: for<'a> LoadQuery<'a, AnyConnection, i64>,

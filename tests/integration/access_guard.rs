@@ -215,6 +215,10 @@ fn audit_reads_apply_the_policy(db: &TestDb) {
 
         if !may_read {
             let id = vendor_ids[0];
+            assert!(matches!(
+                s.count_visible::<Vendor, _>(Vendor::query()),
+                Err(Error::Forbidden(_))
+            ));
             assert!(matches!(s.history::<Vendor>(&id), Err(Error::Forbidden(_))));
             assert!(matches!(
                 s.as_of::<Vendor>(&id, now),
@@ -296,6 +300,28 @@ fn audit_reads_apply_the_policy(db: &TestDb) {
         for v in &seen {
             check_vendor(v);
         }
+        // Report counts: the tenant's rows only, the filter's binds and the scope's together.
+        let ours = seeded
+            .live
+            .iter()
+            .filter(|v| Some(v.tenant.as_str()) == tenant)
+            .count() as i64;
+        assert_eq!(s.count_visible::<Vendor, _>(Vendor::query()).unwrap(), ours);
+        let revised = Vendor::query().filter(vendors::name.like("%(rev)"));
+        let expected = s.select::<Vendor, _>(revised).unwrap().len() as i64;
+        assert_eq!(
+            s.count_visible::<Vendor, _>(Vendor::query().filter(vendors::name.like("%(rev)")))
+                .unwrap(),
+            expected
+        );
+        assert_eq!(
+            s.count_visible::<Invoice, _>(Invoice::query()).unwrap(),
+            seeded
+                .tenant_of_invoice
+                .values()
+                .filter(|t| Some(t.as_str()) == tenant)
+                .count() as i64
+        );
         // Drift: exactly the principal's tenant's three drifted rows.
         let drift = s.audit_drift::<Vendor>().unwrap();
         for row in &drift {
@@ -324,8 +350,14 @@ fn audit_reads_apply_the_policy(db: &TestDb) {
     assert!(masked_values > 50, "and at masked values: {masked_values}");
     assert!(deleted_versions > 0, "and at deleted rows' versions");
     assert!(drifted > 0, "and at drift");
-    let all = db.session().unwrap().audit_drift::<Vendor>().unwrap();
+    let mut admin = db.session().unwrap();
+    let all = admin.audit_drift::<Vendor>().unwrap();
     assert_eq!(all.len(), 9, "without a policy every drift shows: {all:?}");
+    assert_eq!(
+        admin.count_visible::<Vendor, _>(Vendor::query()).unwrap(),
+        seeded.live.len() as i64,
+        "without a policy every row counts"
+    );
 }
 
 fn references_to_unreadable_parents_are_refused_alike(db: &TestDb) {

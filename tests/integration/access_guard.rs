@@ -520,13 +520,15 @@ fn refusals_are_recorded_with_the_pool_exhausted(db: &TestDb) {
     // writer at a time and the caller holds it, so the refusal says it was not recorded.
     let mut s = mallory.session().unwrap();
     let outcome = s.transaction(|tx| {
-        tx.insert(Vendor {
+        let v = tx.insert(Vendor {
             id: 0,
             tenant: "acme".into(),
             name: "rolled back".into(),
             iban: "IBAN-acme-x".into(),
             contact_email: None,
         })?;
+        // Reading the trail appends this transaction's own records first.
+        assert_eq!(tx.history::<Vendor>(&v.id)?.len(), 1);
         tx.update(&mut hijack.clone())
     });
     let err = outcome.unwrap_err();

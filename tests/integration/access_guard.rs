@@ -403,6 +403,15 @@ fn references_to_unreadable_parents_are_refused_alike(db: &TestDb) {
     let absent = s.update(&mut mine).unwrap_err();
     assert!(matches!(cross, Error::Forbidden(_)), "{cross:?}");
     assert_eq!(cross.to_string(), absent.to_string());
+    // A bulk write with one bad reference writes nothing; with good ones it goes through.
+    let mut batch: Vec<Invoice> = (0..5).map(|_| invoice(ours.id)).collect();
+    batch.push(invoice(theirs.id));
+    assert!(matches!(
+        s.insert_many(&mut batch),
+        Err(Error::Forbidden(_))
+    ));
+    let mut batch: Vec<Invoice> = (0..5).map(|_| invoice(ours.id)).collect();
+    assert_eq!(s.insert_many(&mut batch).unwrap(), 5);
     // A parent inserted earlier in the same transaction is readable.
     s.transaction(|tx| {
         let v = tx.insert(Vendor {
@@ -446,7 +455,58 @@ fn references_to_unreadable_parents_are_refused_alike(db: &TestDb) {
     let denied = admin
         .count(a::table.filter(a::op.eq("denied")).count())
         .unwrap();
-    assert_eq!(denied - denied_before, 6, "every refusal is on record");
+    assert_eq!(denied - denied_before, 7, "every refusal is on record");
+}
+
+/// Every pooled connection is held inside a transaction when each holder is refused: every
+/// refusal is recorded all the same, and survives the rollbacks.
+fn concurrent_refusals_with_every_connection_held(db: &TestDb) {
+    let seeded = seed(db);
+    let theirs = seeded
+        .live
+        .iter()
+        .find(|v| v.tenant == "globex")
+        .unwrap()
+        .clone();
+    let guarded = db.with_access(policy(&[], None));
+    let size = db.config().pool.max_size as usize;
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(size));
+    let threads: Vec<_> = (0..size)
+        .map(|i| {
+            let handle = guarded.acting_as(
+                Principal::new(format!("thread-{i}"))
+                    .with_role("writer")
+                    .in_tenant("acme"),
+            );
+            let (barrier, theirs) = (barrier.clone(), theirs.clone());
+            std::thread::spawn(move || {
+                let mut s = handle.session().unwrap();
+                s.transaction(|tx| {
+                    barrier.wait();
+                    let mut hijack = theirs.clone();
+                    hijack.name = format!("hijacked by {i}");
+                    Err::<(), _>(tx.update(&mut hijack).unwrap_err())
+                })
+                .unwrap_err()
+            })
+        })
+        .collect();
+    for t in threads {
+        let err = t.join().unwrap();
+        assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
+        assert!(!err.to_string().contains("could not"), "recorded: {err}");
+    }
+    let denied = db
+        .session()
+        .unwrap()
+        .count(
+            a::table
+                .filter(a::op.eq("denied"))
+                .filter(a::actor.like("thread-%"))
+                .count(),
+        )
+        .unwrap();
+    assert_eq!(denied, size as i64);
 }
 
 fn refusals_are_recorded_with_the_pool_exhausted(db: &TestDb) {
@@ -561,5 +621,6 @@ fn refusals_are_recorded_with_the_pool_exhausted(db: &TestDb) {
 on_all_backends!(
     audit_reads_apply_the_policy,
     references_to_unreadable_parents_are_refused_alike,
-    refusals_are_recorded_with_the_pool_exhausted
+    refusals_are_recorded_with_the_pool_exhausted,
+    concurrent_refusals_with_every_connection_held
 );

@@ -23,6 +23,7 @@ use crate::value::ColumnKind;
 use diesel::connection::{Connection, TransactionManager};
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::{sql_types, QueryResult, RunQueryDsl};
+use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
 /// The connection a database reserves for `denied` records: outside the pool, opened when the
@@ -256,24 +257,32 @@ impl Session {
             return Ok(());
         }
         let principal = self.principal.clone();
+        // Rows of a bulk write often share parents: each parent row is looked up once.
+        let mut judged: HashMap<(&'static str, String), bool> = HashMap::new();
         for row in rows {
             let image = row.raw_image().map_err(super::image_error::<E>)?;
             for (column, parent) in &references {
                 let Some(value) = image.get(column.name).filter(|v| !v.is_null()) else {
                     continue;
                 };
-                let readable = ac.permits(parent, Action::Read, principal.as_deref())
-                    && match ac.tenant_column(parent) {
-                        None => true,
-                        Some(tenant_column) => {
-                            match principal.as_deref().and_then(|p| p.tenant.as_deref()) {
-                                None => false,
-                                Some(tenant) => {
+                let readable = match judged.get(&(column.name, value.to_string())) {
+                    Some(known) => *known,
+                    None => {
+                        let readable = ac.permits(parent, Action::Read, principal.as_deref())
+                            && match (
+                                ac.tenant_column(parent),
+                                principal.as_deref().and_then(|p| p.tenant.as_deref()),
+                            ) {
+                                (None, _) => true,
+                                (Some(_), None) => false,
+                                (Some(tenant_column), Some(tenant)) => {
                                     self.parent_in_tenant(parent, value, tenant_column, tenant)?
                                 }
-                            }
-                        }
-                    };
+                            };
+                        judged.insert((column.name, value.to_string()), readable);
+                        readable
+                    }
+                };
                 if !readable {
                     let why = format!(
                         "`{}` refers to a {} the principal may not read (or to none)",

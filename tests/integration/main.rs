@@ -7,6 +7,7 @@ pub mod entities;
 pub mod model;
 
 mod access;
+mod access_denials;
 mod access_guard;
 mod audit;
 mod audit_writes;

@@ -10,6 +10,7 @@
 //! - `denied` records go through a connection each [`Db`](crate::Db) reserves for them, opened
 //!   on the first refusal outside the pool, so an exhausted pool cannot push the record into
 //!   the caller's transaction (where a rollback would erase it).
+//! - Report counts ([`Session::count_visible`]) apply the tenant scope in SQL.
 
 use super::Session;
 use crate::access::{AccessControl, Action};
@@ -41,8 +42,8 @@ impl DenialLine {
         config: &DatabaseConfig,
         record: &AuditRecord,
     ) -> Result<()> {
-        // A panic elsewhere while holding the lock leaves at worst a connection that the ping
-        // below rejects.
+        // A poisoned lock (a panic during an earlier append) still guards a connection that
+        // the ping below checks before use.
         let mut slot = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(conn) = slot.as_mut() {
             if backend.ping(conn).is_err() {

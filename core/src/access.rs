@@ -3,11 +3,20 @@
 //!
 //! Policies are plain Rust values given to [`Db::with_access`](crate::Db::with_access). Every
 //! read custodian performs for an entity (`find`, `get`, `get_many`, `select`, relationship
-//! loading, history and as-of) drops rows outside the principal's tenant and masks fields; every
-//! write checks the role and that the row belongs to the principal's tenant. A refused write
-//! returns [`Error::Forbidden`](crate::Error::Forbidden), writes nothing, and is recorded in the
-//! audit trail as a `denied` record. `Session::load` and `Session::connection` stay raw: they
-//! are the visible escape hatches.
+//! loading, history, as-of and drift) drops rows outside the principal's tenant and masks
+//! fields. Audit records returned by history are judged by their own images (a deleted row's
+//! record by its before image) and carry masked images. Every write checks the role, that the
+//! row belongs to the principal's tenant, and that each foreign key names a parent row the
+//! principal may read (a missing parent is refused in the same words, so the refusal does not
+//! tell another tenant's keys). A refused operation returns
+//! [`Error::Forbidden`](crate::Error::Forbidden), writes nothing, and is recorded in the audit
+//! trail as a `denied` record on a connection reserved for that, outside the pool and the
+//! caller's transaction; when it cannot be recorded the error says so.
+//!
+//! For reports, `Session::select` loads and `Session::count_visible` counts an entity query's
+//! rows under the policy. Raw escape hatches, which apply no policy: `Session::load`, `first`,
+//! `count`, `run`, `connection`, and the functions of [`audit::chain`](crate::audit::chain)
+//! that read records.
 
 use crate::entity::{Entity, EntityMeta};
 use crate::principal::Principal;
@@ -187,6 +196,50 @@ impl AccessControl {
         }
     }
 
+    /// The column naming each row's tenant on `meta`, if its rows are scoped to tenants.
+    pub fn tenant_column(&self, meta: &EntityMeta) -> Option<&str> {
+        self.rules_of(meta).and_then(|r| r.tenant_column.as_deref())
+    }
+
+    /// Whether every image an audit record holds of a row of `meta` (before and after, as JSON
+    /// text) is in `principal`'s scope. A record is judged by its images, not by the live row,
+    /// so a version of a row deleted since, or moved to another tenant, is judged as it was.
+    /// A malformed image is out of scope (fail closed).
+    pub fn record_in_scope(
+        &self,
+        meta: &EntityMeta,
+        images: [Option<&str>; 2],
+        principal: Option<&Principal>,
+    ) -> bool {
+        if !self.has_row_scope(meta) {
+            return true;
+        }
+        images.into_iter().flatten().all(|text| {
+            match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(serde_json::Value::Object(image)) => self.row_in_scope(meta, &image, principal),
+                _ => false,
+            }
+        })
+    }
+
+    /// An audit image (JSON text) with the columns `principal` may not see in clear masked,
+    /// as [`AccessControl::mask`] masks a row; `None` when the text is not a JSON object.
+    pub fn mask_image_text(
+        &self,
+        meta: &EntityMeta,
+        text: &str,
+        principal: Option<&Principal>,
+    ) -> Option<String> {
+        let serde_json::Value::Object(mut image) = serde_json::from_str(text).ok()? else {
+            return None;
+        };
+        if self.mask(meta, &mut image, principal) {
+            Some(serde_json::Value::Object(image).to_string())
+        } else {
+            Some(text.to_string())
+        }
+    }
+
     /// The columns `principal` sees masked on `meta`.
     pub fn masked_columns(&self, meta: &EntityMeta, principal: Option<&Principal>) -> Vec<String> {
         match self.rules_of(meta) {
@@ -316,5 +369,34 @@ mod tests {
         assert!(!ac.may_erase(Some(&dpo)), "nobody erases unless named");
         assert!(ac.clone().erase_for(&["dpo"]).may_erase(Some(&dpo)));
         assert!(!ac.erase_for(&["dpo"]).may_erase(Some(&alice)));
+    }
+
+    #[test]
+    fn audit_images_are_judged_and_masked() {
+        let ac = ac();
+        let alice = Principal::new("alice").in_tenant("a");
+        let ours = r#"{"email":"x@y","tenant":"a"}"#;
+        let theirs = r#"{"email":"z@w","tenant":"b"}"#;
+        assert!(ac.record_in_scope(&META, [Some(ours), None], Some(&alice)));
+        assert!(ac.record_in_scope(&META, [None, Some(ours)], Some(&alice)));
+        assert!(
+            !ac.record_in_scope(&META, [Some(theirs), None], Some(&alice)),
+            "a deleted row is judged by its before image"
+        );
+        assert!(
+            !ac.record_in_scope(&META, [Some(ours), Some(theirs)], Some(&alice)),
+            "every image must be in scope"
+        );
+        assert!(!ac.record_in_scope(&META, [Some("not json"), None], Some(&alice)));
+        assert_eq!(
+            ac.mask_image_text(&META, ours, Some(&alice)).as_deref(),
+            Some(r#"{"email":null,"tenant":"a"}"#)
+        );
+        let dpo = Principal::new("d").with_role("dpo").in_tenant("a");
+        assert_eq!(
+            ac.mask_image_text(&META, ours, Some(&dpo)).as_deref(),
+            Some(ours)
+        );
+        assert_eq!(ac.mask_image_text(&META, "[1]", Some(&alice)), None);
     }
 }

@@ -34,6 +34,8 @@ pub(crate) struct DbInner {
     counters: Arc<PoolCounters>,
     /// [`Backend::consecutive_insert_ids`], asked once (server settings).
     pub(crate) consecutive_ids: std::sync::OnceLock<bool>,
+    /// The connection reserved for `denied` audit records, outside the pool.
+    pub(crate) denials: crate::session::guard::DenialLine,
 }
 
 impl std::fmt::Debug for Db {
@@ -80,6 +82,7 @@ impl Db {
                 pool,
                 counters,
                 consecutive_ids: std::sync::OnceLock::new(),
+                denials: Default::default(),
             }),
         })
     }

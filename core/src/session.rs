@@ -27,6 +27,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
 
+pub(crate) mod guard;
+
 /// A connection checked out of the pool, with its transaction state.
 ///
 /// Obtain one with [`Db::session`](crate::Db::session); it returns to the pool when dropped.
@@ -293,6 +295,7 @@ impl Session {
     // ---------------------------------------------------------------- reads
 
     /// Loads every row of a diesel query, e.g. `Control::query().filter(...).order(...)`.
+    /// Raw: no access policy applies (use [`Session::select`] for entities).
     pub fn load<T, Q>(&mut self, query: Q) -> Result<Vec<T>>
     where
         Q: for<'a> LoadQuery<'a, AnyConnection, T>,
@@ -300,7 +303,7 @@ impl Session {
         self.run(|c| query.load(c))
     }
 
-    /// Loads the first row of a diesel query, if any.
+    /// Loads the first row of a diesel query, if any. Raw: no access policy applies.
     pub fn first<T, Q>(&mut self, query: Q) -> Result<Option<T>>
     where
         Q: LimitDsl + RunQueryDsl<AnyConnection>,
@@ -309,7 +312,8 @@ impl Session {
         self.run(|c| query.first(c).optional())
     }
 
-    /// Runs a counting query, e.g. `controls::table.filter(...).count()`.
+    /// Runs a counting query, e.g. `controls::table.filter(...).count()`. Raw: no access
+    /// policy applies (use [`Session::count_visible`] for entities).
     pub fn count<Q>(&mut self, query: Q) -> Result<i64>
     where
         Q: for<'a> LoadQuery<'a, AnyConnection, i64>,
@@ -1057,6 +1061,9 @@ impl Session {
                 *row = E::raw_from_image(&image).map_err(image_error::<E>)?;
             }
         }
+        if let Op::Insert(rows) | Op::Update(rows) = &*op {
+            self.check_references::<E>(&ac, action, rows)?;
+        }
         if !ac.has_row_scope(&E::META) {
             return Ok(());
         }
@@ -1118,8 +1125,8 @@ impl Session {
         }
     }
 
-    /// Appends a `denied` record on another connection, in its own transaction, so that the
-    /// caller rolling back cannot erase it (on a one-connection pool: in this session).
+    /// Appends a `denied` record outside the caller's transaction, so that the caller rolling
+    /// back cannot erase it (see [`guard`]); an error when it cannot be recorded.
     fn record_denial(
         &mut self,
         entity: String,
@@ -1145,23 +1152,7 @@ impl Session {
             mac: String::new(),
         };
         let record = self.stamp(record);
-        let options = TxOptions::new().immediate().no_retry();
-        let append = |s: &mut Session| {
-            s.run(|c| chain::append(c, std::slice::from_ref(&record)))
-                .map(|_| ())
-        };
-        match self
-            .db
-            .pool
-            .get_timeout(std::time::Duration::from_millis(200))
-        {
-            Ok(conn) => {
-                let mut other = Session::new(conn, self.db.clone(), self.principal.clone(), None);
-                other.transaction_with(&options, append)
-            }
-            Err(_) if self.depth > 0 => append(self),
-            Err(_) => self.transaction_with(&options, append),
-        }
+        self.persist_denial(&record)
     }
 
     /// Applies tenant scope and masks to a loaded entity (`None` if it is out of scope).

@@ -7,6 +7,8 @@ pub mod entities;
 pub mod model;
 
 mod access;
+mod access_denials;
+mod access_guard;
 pub mod audit;
 mod audit_writes;
 mod cli;

@@ -113,8 +113,15 @@ impl Session {
         let records = chain::records_of_entity_key(self, &entity, &key_json::<E>(key)?)?;
         let mut versions = Vec::with_capacity(records.len());
         for (seq, record) in records.into_iter().filter(|(_, r)| is_row_change(r)) {
-            // Versions outside the principal's tenant are not shown; masks apply.
-            if let Some(value) = self.visible(rebuild::<E>(&record, true)?)? {
+            // A version is judged by its own images (a hard delete has only a before image):
+            // one outside the principal's tenant is not shown. Masks apply to the value and to
+            // the record's images; the value is rebuilt from the unmasked image first, because
+            // encrypted fields must be opened before they are masked.
+            let value = rebuild::<E>(&record, true)?;
+            let Some(record) = self.visible_record::<E>(record)? else {
+                continue;
+            };
+            if let Some(value) = self.visible(value)? {
                 versions.push(Version { seq, record, value });
             }
         }
@@ -157,18 +164,28 @@ impl Session {
     }
 
     /// Rows of `E` whose stored values differ from their last audited image: changed, inserted
-    /// or deleted outside custodian.
+    /// or deleted outside custodian. Under an access policy it needs the read permission and
+    /// lists only rows the principal may read: a live row by its stored values, a missing one
+    /// by its last audited image.
     pub fn audit_drift<E: Entity>(&mut self) -> Result<Vec<DriftedRow>>
     where
         E::QueryWithDeleted: for<'a> LoadQuery<'a, AnyConnection, E>,
     {
+        self.authorize::<E>(Action::Read, None)?;
         let entity = crate::schema::display_name(&E::META);
         let mut audited: BTreeMap<String, Option<String>> = BTreeMap::new();
+        let mut readable_missing = std::collections::BTreeSet::new();
         for (_, record) in chain::records_of_entity(self, &entity)? {
             if !is_row_change(&record) {
                 continue;
             }
-            let image = image_of(&record)?.map(|m| serde_json::Value::Object(m).to_string());
+            let image = image_of(&record)?;
+            if image.as_ref().is_some_and(|m| self.may_read_image::<E>(m)) {
+                readable_missing.insert(record.entity_key.clone());
+            } else {
+                readable_missing.remove(&record.entity_key);
+            }
+            let image = image.map(|m| serde_json::Value::Object(m).to_string());
             audited.insert(record.entity_key, image);
         }
         let live: Vec<E> = self.load(E::query_with_deleted())?;
@@ -178,8 +195,13 @@ impl Session {
             let key = key_json::<E>(&row.key())?;
             let image = row
                 .raw_image()
-                .map(|m| serde_json::Value::Object(m).to_string())
                 .map_err(|e| Error::Integrity(format!("{}: {e}", E::META.name)))?;
+            let readable = self.may_read_image::<E>(&image);
+            let image = serde_json::Value::Object(image).to_string();
+            seen.insert(key.clone());
+            if !readable {
+                continue;
+            }
             let kind = match audited.get(&key) {
                 Some(Some(last)) if *last == image => None,
                 Some(Some(_)) => Some(DriftKind::Changed),
@@ -188,14 +210,13 @@ impl Session {
             if let Some(kind) = kind {
                 drift.push(DriftedRow {
                     entity: entity.clone(),
-                    key: key.clone(),
+                    key,
                     kind,
                 });
             }
-            seen.insert(key);
         }
         for (key, image) in audited {
-            if image.is_some() && !seen.contains(&key) {
+            if image.is_some() && !seen.contains(&key) && readable_missing.contains(&key) {
                 drift.push(DriftedRow {
                     entity: entity.clone(),
                     key,

@@ -28,72 +28,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+mod database_url;
+pub use database_url::DatabaseUrl;
+
 /// The name of the database used when only one is configured through `DATABASE_URL`.
 pub const DEFAULT_DATABASE: &str = "main";
-
-/// A database URL whose password is never shown.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct DatabaseUrl(String);
-
-impl DatabaseUrl {
-    /// Wraps a URL.
-    pub fn new(url: impl Into<String>) -> Self {
-        DatabaseUrl(url.into())
-    }
-
-    /// The URL with its password, to hand to a driver. Never log this.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// The scheme, e.g. `postgres`, `mysql`, `sqlite` (the part before the first `:`).
-    pub fn scheme(&self) -> &str {
-        self.0.split(':').next().unwrap_or("")
-    }
-
-    /// The URL with any password replaced by `***`.
-    pub fn redacted(&self) -> String {
-        let s = &self.0;
-        let Some(scheme_end) = s.find("://") else {
-            return s.clone();
-        };
-        let rest = &s[scheme_end + 3..];
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let authority = &rest[..authority_end];
-        match authority.rfind('@') {
-            Some(at) => {
-                let userinfo = &authority[..at];
-                let user = userinfo.split(':').next().unwrap_or("");
-                let masked = if userinfo.contains(':') {
-                    format!("{user}:***")
-                } else {
-                    user.to_string()
-                };
-                format!(
-                    "{}://{}@{}{}",
-                    &s[..scheme_end],
-                    masked,
-                    &authority[at + 1..],
-                    &rest[authority_end..]
-                )
-            }
-            None => s.clone(),
-        }
-    }
-}
-
-impl fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.redacted())
-    }
-}
-
-impl fmt::Display for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.redacted())
-    }
-}
 
 /// All configured databases, by name.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -72,21 +72,41 @@ pub struct DatabaseConfig {
 }
 
 /// Audit trail settings (`[databases.NAME.audit]`).
+///
+/// Audited writes need one of the two: a `key`, or `unkeyed = true` saying on purpose that
+/// records may be sealed without one. With neither, an audited write is refused with
+/// [`Error::Config`] before anything is written. A configured key is always used.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
     /// Key sealing every audit record (HMAC-SHA-256), 64 hex digits; also from
-    /// `CUSTODIAN_AUDIT_KEY`. Keep it out of the database. Without it records are sealed with
-    /// plain SHA-256, which detects accidental corruption but not a forger with database access.
+    /// `CUSTODIAN_AUDIT_KEY`. Keep it out of the database.
     pub key: Option<String>,
+    /// Allow sealing records without a key (plain SHA-256) when none is configured: that detects
+    /// accidental corruption but not a forger with database access, so it is for demos and tests.
+    /// Ignored when a key is configured. Also `CUSTODIAN_AUDIT_UNKEYED=1` or
+    /// [`DatabaseConfig::audit_unkeyed`]. Default false.
+    pub unkeyed: bool,
 }
 
 impl fmt::Debug for AuditConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuditConfig")
             .field("key", &self.key.as_ref().map(|_| "***"))
+            .field("unkeyed", &self.unkeyed)
             .finish()
     }
+}
+
+/// The error of an audited write when no key is configured and unkeyed seals were not chosen.
+pub(crate) fn missing_audit_key() -> Error {
+    Error::config(
+        "audit.key",
+        "audited writes need a key sealing their audit records: set CUSTODIAN_AUDIT_KEY or \
+         audit.key to 64 hex digits (for example from `openssl rand -hex 32`), kept outside the \
+         database; or, for demos and tests, allow unkeyed seals explicitly with \
+         `audit.unkeyed = true`, CUSTODIAN_AUDIT_UNKEYED=1 or DatabaseConfig::audit_unkeyed()",
+    )
 }
 
 impl AuditConfig {
@@ -198,18 +218,9 @@ impl Config {
     }
 
     /// Applies environment overrides to the `main` database, reading variables with `get`:
-    ///
-    /// | variable | setting |
-    /// |---|---|
-    /// | `DATABASE_URL` or `CUSTODIAN_URL` | `url` (creates `main` if absent) |
-    /// | `CUSTODIAN_REPLICAS` | `replicas`, comma-separated |
-    /// | `CUSTODIAN_POOL_MAX_SIZE`, `CUSTODIAN_POOL_MIN_IDLE` | pool sizes |
-    /// | `CUSTODIAN_POOL_CONNECTION_TIMEOUT_MS`, `CUSTODIAN_POOL_IDLE_TIMEOUT_MS`, `CUSTODIAN_POOL_MAX_LIFETIME_MS` | pool times |
-    /// | `CUSTODIAN_POOL_TEST_ON_CHECK_OUT` | `true`/`false` |
-    /// | `CUSTODIAN_STATEMENT_TIMEOUT_MS`, `CUSTODIAN_BUSY_TIMEOUT_MS`, `CUSTODIAN_APPLICATION_NAME` | session |
-    /// | `CUSTODIAN_RETRY_MAX_ATTEMPTS` | retry policy (0 or 1 turns retry off) |
-    /// | `CUSTODIAN_AUDIT_KEY` | audit seal key, 64 hex digits |
-    /// | `CUSTODIAN_CRYPTO_KEYS`, `CUSTODIAN_CRYPTO_ACTIVE`, `CUSTODIAN_CRYPTO_INDEX_KEY`, `CUSTODIAN_CRYPTO_CACHE_TTL_MS` | field encryption (see [`CryptoConfig`](crate::crypto::CryptoConfig)) |
+    /// `DATABASE_URL` or `CUSTODIAN_URL` sets its URL (creating `main` if absent), then
+    /// [`DatabaseConfig::apply_env`] applies the `CUSTODIAN_*` settings. The environment wins
+    /// over the file.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
         let url = get("CUSTODIAN_URL").or_else(|| get("DATABASE_URL"));
         if let Some(url) = url {
@@ -223,66 +234,9 @@ impl Config {
                 }
             }
         }
-        let Some(db) = self.databases.get_mut(DEFAULT_DATABASE) else {
-            return Ok(());
-        };
-        fn num<T: std::str::FromStr>(var: &str, v: String) -> Result<T> {
-            v.trim()
-                .parse()
-                .map_err(|_| Error::config(var, format!("`{v}` is not a valid number")))
+        if let Some(db) = self.databases.get_mut(DEFAULT_DATABASE) {
+            db.apply_env(get)?;
         }
-        if let Some(v) = get("CUSTODIAN_REPLICAS") {
-            db.replicas = v
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(DatabaseUrl::new)
-                .collect();
-        }
-        if let Some(v) = get("CUSTODIAN_POOL_MAX_SIZE") {
-            db.pool.max_size = num("CUSTODIAN_POOL_MAX_SIZE", v)?;
-        }
-        if let Some(v) = get("CUSTODIAN_POOL_MIN_IDLE") {
-            db.pool.min_idle = Some(num("CUSTODIAN_POOL_MIN_IDLE", v)?);
-        }
-        if let Some(v) = get("CUSTODIAN_POOL_CONNECTION_TIMEOUT_MS") {
-            db.pool.connection_timeout_ms = num("CUSTODIAN_POOL_CONNECTION_TIMEOUT_MS", v)?;
-        }
-        if let Some(v) = get("CUSTODIAN_POOL_IDLE_TIMEOUT_MS") {
-            db.pool.idle_timeout_ms = Some(num("CUSTODIAN_POOL_IDLE_TIMEOUT_MS", v)?);
-        }
-        if let Some(v) = get("CUSTODIAN_POOL_MAX_LIFETIME_MS") {
-            db.pool.max_lifetime_ms = Some(num("CUSTODIAN_POOL_MAX_LIFETIME_MS", v)?);
-        }
-        if let Some(v) = get("CUSTODIAN_POOL_TEST_ON_CHECK_OUT") {
-            db.pool.test_on_check_out = match v.trim() {
-                "true" | "1" => true,
-                "false" | "0" => false,
-                _ => {
-                    return Err(Error::config(
-                        "CUSTODIAN_POOL_TEST_ON_CHECK_OUT",
-                        format!("`{v}` is not true or false"),
-                    ))
-                }
-            };
-        }
-        if let Some(v) = get("CUSTODIAN_STATEMENT_TIMEOUT_MS") {
-            db.session.statement_timeout_ms = Some(num("CUSTODIAN_STATEMENT_TIMEOUT_MS", v)?);
-        }
-        if let Some(v) = get("CUSTODIAN_BUSY_TIMEOUT_MS") {
-            db.session.busy_timeout_ms = num("CUSTODIAN_BUSY_TIMEOUT_MS", v)?;
-        }
-        if let Some(v) = get("CUSTODIAN_APPLICATION_NAME") {
-            db.session.application_name = v;
-        }
-        if let Some(v) = get("CUSTODIAN_AUDIT_KEY") {
-            db.audit.key = Some(v);
-        }
-        if let Some(v) = get("CUSTODIAN_RETRY_MAX_ATTEMPTS") {
-            db.retry.max_attempts = num("CUSTODIAN_RETRY_MAX_ATTEMPTS", v)?;
-        }
-        // --- crypto: CUSTODIAN_CRYPTO_KEYS, _ACTIVE, _INDEX_KEY, _CACHE_TTL_MS ---
-        db.crypto.apply_env(&get)?;
         self.validate()
     }
 
@@ -333,6 +287,100 @@ impl DatabaseConfig {
             audit: AuditConfig::default(),
             crypto: crate::crypto::CryptoConfig::default(),
         }
+    }
+
+    /// Applies the environment's `CUSTODIAN_*` settings to this database, reading variables
+    /// with `get` (`|k| std::env::var(k).ok()` for the process environment). **The environment
+    /// wins**: a variable that is set replaces the value from the TOML file or the builder, as in
+    /// [`Config::from_env`] and [`Config::from_file`]. `custodian::connect`, `custodian::open`,
+    /// `custodian::open_named` and the `custodian` command apply it to the database they open.
+    /// The URL is not read here: an explicit URL is kept (`DATABASE_URL` names the `main`
+    /// database in [`Config::apply_env`]).
+    ///
+    /// | variable | setting |
+    /// |---|---|
+    /// | `CUSTODIAN_REPLICAS` | `replicas`, comma-separated |
+    /// | `CUSTODIAN_POOL_MAX_SIZE`, `CUSTODIAN_POOL_MIN_IDLE` | pool sizes |
+    /// | `CUSTODIAN_POOL_CONNECTION_TIMEOUT_MS`, `CUSTODIAN_POOL_IDLE_TIMEOUT_MS`, `CUSTODIAN_POOL_MAX_LIFETIME_MS` | pool times |
+    /// | `CUSTODIAN_POOL_TEST_ON_CHECK_OUT` | `true`/`false` |
+    /// | `CUSTODIAN_STATEMENT_TIMEOUT_MS`, `CUSTODIAN_BUSY_TIMEOUT_MS`, `CUSTODIAN_APPLICATION_NAME` | session |
+    /// | `CUSTODIAN_RETRY_MAX_ATTEMPTS` | retry policy (0 or 1 turns retry off) |
+    /// | `CUSTODIAN_AUDIT_KEY` | `audit.key`, 64 hex digits |
+    /// | `CUSTODIAN_AUDIT_UNKEYED` | `audit.unkeyed`, `1`/`true` or `0`/`false` |
+    /// | `CUSTODIAN_CRYPTO_KEYS`, `CUSTODIAN_CRYPTO_ACTIVE`, `CUSTODIAN_CRYPTO_INDEX_KEY`, `CUSTODIAN_CRYPTO_CACHE_TTL_MS` | field encryption (see [`CryptoConfig`](crate::crypto::CryptoConfig)) |
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
+        fn num<T: std::str::FromStr>(var: &str, v: String) -> Result<T> {
+            v.trim()
+                .parse()
+                .map_err(|_| Error::config(var, format!("`{v}` is not a valid number")))
+        }
+        fn flag(var: &str, v: String) -> Result<bool> {
+            match v.trim() {
+                "true" | "1" => Ok(true),
+                "false" | "0" => Ok(false),
+                _ => Err(Error::config(var, format!("`{v}` is not true or false"))),
+            }
+        }
+        if let Some(v) = get("CUSTODIAN_REPLICAS") {
+            self.replicas = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(DatabaseUrl::new)
+                .collect();
+        }
+        if let Some(v) = get("CUSTODIAN_POOL_MAX_SIZE") {
+            self.pool.max_size = num("CUSTODIAN_POOL_MAX_SIZE", v)?;
+        }
+        if let Some(v) = get("CUSTODIAN_POOL_MIN_IDLE") {
+            self.pool.min_idle = Some(num("CUSTODIAN_POOL_MIN_IDLE", v)?);
+        }
+        if let Some(v) = get("CUSTODIAN_POOL_CONNECTION_TIMEOUT_MS") {
+            self.pool.connection_timeout_ms = num("CUSTODIAN_POOL_CONNECTION_TIMEOUT_MS", v)?;
+        }
+        if let Some(v) = get("CUSTODIAN_POOL_IDLE_TIMEOUT_MS") {
+            self.pool.idle_timeout_ms = Some(num("CUSTODIAN_POOL_IDLE_TIMEOUT_MS", v)?);
+        }
+        if let Some(v) = get("CUSTODIAN_POOL_MAX_LIFETIME_MS") {
+            self.pool.max_lifetime_ms = Some(num("CUSTODIAN_POOL_MAX_LIFETIME_MS", v)?);
+        }
+        if let Some(v) = get("CUSTODIAN_POOL_TEST_ON_CHECK_OUT") {
+            self.pool.test_on_check_out = flag("CUSTODIAN_POOL_TEST_ON_CHECK_OUT", v)?;
+        }
+        if let Some(v) = get("CUSTODIAN_STATEMENT_TIMEOUT_MS") {
+            self.session.statement_timeout_ms = Some(num("CUSTODIAN_STATEMENT_TIMEOUT_MS", v)?);
+        }
+        if let Some(v) = get("CUSTODIAN_BUSY_TIMEOUT_MS") {
+            self.session.busy_timeout_ms = num("CUSTODIAN_BUSY_TIMEOUT_MS", v)?;
+        }
+        if let Some(v) = get("CUSTODIAN_APPLICATION_NAME") {
+            self.session.application_name = v;
+        }
+        if let Some(v) = get("CUSTODIAN_AUDIT_KEY") {
+            self.audit.key = Some(v);
+        }
+        if let Some(v) = get("CUSTODIAN_AUDIT_UNKEYED") {
+            self.audit.unkeyed = flag("CUSTODIAN_AUDIT_UNKEYED", v)?;
+        }
+        if let Some(v) = get("CUSTODIAN_RETRY_MAX_ATTEMPTS") {
+            self.retry.max_attempts = num("CUSTODIAN_RETRY_MAX_ATTEMPTS", v)?;
+        }
+        // --- crypto: CUSTODIAN_CRYPTO_KEYS, _ACTIVE, _INDEX_KEY, _CACHE_TTL_MS ---
+        self.crypto.apply_env(&get)
+    }
+
+    /// Allows sealing audit records without a key when none is configured
+    /// (`audit.unkeyed = true`): for demos and tests, where no key is at hand. See
+    /// [`AuditConfig`].
+    pub fn audit_unkeyed(mut self) -> Self {
+        self.audit.unkeyed = true;
+        self
+    }
+
+    /// Seals audit records with `key` (`audit.key`).
+    pub fn with_audit_key(mut self, key: &crate::audit::AuditKey) -> Self {
+        self.audit.key = Some(key.to_hex());
+        self
     }
 
     /// Parses and validates a URL into a database with default settings.
@@ -524,5 +572,49 @@ mod tests {
             "{e}"
         );
         assert!(cfg.database("reporting").is_err());
+    }
+
+    #[test]
+    fn env_sets_the_audit_key_and_unkeyed_seals_of_any_database() {
+        let key = "ab".repeat(32);
+        let env = |k: &str| match k {
+            "CUSTODIAN_AUDIT_KEY" => Some(key.clone()),
+            "CUSTODIAN_POOL_MAX_SIZE" => Some("3".to_string()),
+            _ => None,
+        };
+        // The environment wins over the builder, and the explicit URL is kept.
+        let mut db = DatabaseConfig::from_url("sqlite://ledger.db").unwrap();
+        db.audit.key = Some("cd".repeat(32));
+        db.apply_env(env).unwrap();
+        assert_eq!(db.audit.key.as_deref(), Some(key.as_str()));
+        assert_eq!(db.pool.max_size, 3);
+        assert_eq!(db.url.expose(), "sqlite://ledger.db");
+        assert!(!db.audit.unkeyed);
+
+        let mut db = DatabaseConfig::from_url("sqlite://ledger.db").unwrap();
+        for (value, unkeyed) in [("1", true), ("true", true), ("0", false), ("false", false)] {
+            db.apply_env(|k| (k == "CUSTODIAN_AUDIT_UNKEYED").then(|| value.to_string()))
+                .unwrap();
+            assert_eq!(db.audit.unkeyed, unkeyed, "{value}");
+        }
+        let e = db
+            .apply_env(|k| (k == "CUSTODIAN_AUDIT_UNKEYED").then(|| "yes".to_string()))
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Config { field, .. } if field == "CUSTODIAN_AUDIT_UNKEYED"),
+            "{e}"
+        );
+        let cfg = Config::from_toml_str(
+            "[databases.main]\nurl = \"sqlite::memory:\"\naudit = { unkeyed = true }\n",
+        )
+        .unwrap();
+        assert!(cfg.database("main").unwrap().audit.unkeyed);
+        assert!(
+            DatabaseConfig::from_url("sqlite::memory:")
+                .unwrap()
+                .audit_unkeyed()
+                .audit
+                .unkeyed
+        );
     }
 }

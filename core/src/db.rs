@@ -36,6 +36,18 @@ pub(crate) struct DbInner {
     pub(crate) consecutive_ids: std::sync::OnceLock<bool>,
 }
 
+impl DbInner {
+    /// The key sealing new audit records: `None` only when unkeyed seals were chosen
+    /// (`audit.unkeyed`); without a key otherwise, [`Error::Config`] saying how to set one.
+    pub(crate) fn sealing_key(&self) -> Result<Option<&crate::audit::AuditKey>> {
+        match &self.audit_key {
+            Some(key) => Ok(Some(key)),
+            None if self.config.audit.unkeyed => Ok(None),
+            None => Err(crate::config::missing_audit_key()),
+        }
+    }
+}
+
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Db")

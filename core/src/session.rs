@@ -221,6 +221,11 @@ impl Session {
         self.principal.as_deref()
     }
 
+    /// The key sealing this session's audit records (see `DbInner::sealing_key`).
+    pub(crate) fn sealing_key(&self) -> Result<Option<&crate::audit::AuditKey>> {
+        self.db.sealing_key()
+    }
+
     /// Makes this session act as `principal` from now on.
     pub fn act_as(&mut self, principal: Principal) {
         self.principal = Some(Arc::new(principal));
@@ -629,8 +634,15 @@ impl Session {
         if let Op::Insert(rows) | Op::Update(rows) = &op {
             validate_all(rows)?;
         }
-        if E::AUDITED && self.principal.is_none() {
-            return Err(no_principal::<E>());
+        if let Some(principal) = self.principal.as_deref() {
+            principal.check()?;
+        }
+        if E::AUDITED {
+            if self.principal.is_none() {
+                return Err(no_principal::<E>());
+            }
+            // Refused before any SQL: no row may be written that the trail cannot seal.
+            self.db.sealing_key()?;
         }
         let mut op = op;
         self.authorize_write(&mut op)?;
@@ -1002,7 +1014,7 @@ impl Session {
             request_id: self.context.request_id.clone(),
             mac: String::new(),
         };
-        Ok(record.seal(self.db.audit_key.as_ref()))
+        Ok(record.seal(self.db.sealing_key()?))
     }
 
     // ---------------------------------------------------------------- access control
@@ -1142,7 +1154,7 @@ impl Session {
             request_id: self.context.request_id.clone(),
             mac: String::new(),
         }
-        .seal(self.db.audit_key.as_ref());
+        .seal(self.db.sealing_key()?);
         let options = TxOptions::new().immediate().no_retry();
         let append = |s: &mut Session| {
             s.run(|c| chain::append(c, std::slice::from_ref(&record)))

@@ -8,6 +8,7 @@ pub mod model;
 
 mod access;
 mod audit;
+mod audit_guard;
 mod audit_writes;
 mod cli;
 mod config;

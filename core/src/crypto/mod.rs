@@ -335,8 +335,9 @@ impl Crypto {
     /// already erased subject changes nothing. Needs an acting principal
     /// ([`Error::Forbidden`] otherwise).
     pub fn erase_subject(&self, s: &mut Session, subject: &str) -> Result<bool> {
-        if s.principal().is_none() {
-            return Err(needs_principal("erasing a subject"));
+        match s.principal() {
+            None => return Err(needs_principal("erasing a subject")),
+            Some(principal) => principal.check()?,
         }
         if !s.may_erase() {
             // Refused, and recorded as a `denied` record naming the subject.
@@ -376,6 +377,9 @@ impl Crypto {
             .principal()
             .cloned()
             .ok_or_else(|| needs_principal("changing a data subject's key"))?;
+        actor.check()?;
+        // Refused without a key unless unkeyed seals were chosen, like every audited write.
+        tx.sealing_key()?;
         let context = tx.audit_context().clone();
         let record = AuditRecord {
             id: 0,

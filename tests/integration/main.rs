@@ -21,6 +21,7 @@ mod lifecycle;
 mod pool;
 mod relations;
 mod schema;
+mod shredding;
 mod transactions;
 mod types;
 mod validation;

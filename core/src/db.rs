@@ -62,7 +62,8 @@ impl Db {
     /// fills the pool. An unknown scheme is [`Error::Config`]; an unreachable server or bad
     /// credentials are [`Error::Connection`].
     ///
-    /// Applications call `custodian::connect` or `custodian::open`, which pass every backend.
+    /// Applications call `custodian::connect` or `custodian::open`, which pass every backend and
+    /// first apply the environment's `CUSTODIAN_*` settings; this function reads no environment.
     pub fn open(config: DatabaseConfig, backends: &[&'static dyn Backend]) -> Result<Db> {
         config.validate("url")?;
         let scheme = config.url.scheme();

@@ -139,6 +139,30 @@ fn a_principal_with_an_empty_id_is_refused() {
     );
 }
 
+#[test]
+fn subject_keys_are_not_created_without_an_audit_key() {
+    on_each_backend(
+        |c| {
+            c.audit.key = None;
+            c.crypto.keys = [("k1".to_string(), "11".repeat(32))].into_iter().collect();
+            c.crypto.active = Some("k1".into());
+        },
+        |db| {
+            db.install_crypto().unwrap();
+            let c = db.crypto().unwrap();
+            let mut s = db.session().unwrap();
+            let err = c.seal(&mut s, "subj-1", &"secret".to_string()).unwrap_err();
+            assert!(
+                matches!(&err, Error::Config { field, .. } if field == "audit.key"),
+                "{}: {err}",
+                db.kind
+            );
+            drop(s);
+            assert_eq!(raw_count(db, "custodian_subject_keys"), 0, "{}", db.kind);
+        },
+    );
+}
+
 /// The variable naming the database the child process writes to.
 const CHILD_URL: &str = "CUSTODIAN_TEST_CHILD_URL";
 

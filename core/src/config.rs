@@ -29,6 +29,7 @@ use std::fmt;
 use std::time::Duration;
 
 mod database_url;
+use database_url::check_url;
 pub use database_url::DatabaseUrl;
 
 /// The name of the database used when only one is configured through `DATABASE_URL`.
@@ -460,43 +461,6 @@ impl DatabaseConfig {
         // --- end crypto ---
         self.retry.validate(&format!("{at}.retry"))
     }
-}
-
-fn check_url(url: &DatabaseUrl, field: &str) -> Result<()> {
-    let raw = url.expose();
-    if raw.trim().is_empty() {
-        return Err(Error::config(field, "is empty"));
-    }
-    let scheme = url.scheme();
-    if !raw.contains(':') || !SCHEMES.iter().any(|(s, _)| *s == scheme) {
-        return Err(Error::config(
-            field,
-            format!(
-                "unknown scheme in `{}`: expected postgres://, mysql://, sqlite://path or sqlite::memory:",
-                url.redacted()
-            ),
-        ));
-    }
-    if scheme == "sqlite" {
-        let path = raw.trim_start_matches("sqlite:").trim_start_matches("//");
-        if path.is_empty() {
-            return Err(Error::config(
-                field,
-                "sqlite URL has no path (use sqlite://path or sqlite::memory:)",
-            ));
-        }
-    } else {
-        let rest = raw.split_once("://").map_or("", |(_, r)| r);
-        let host = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
-        let host = host.split(['/', '?']).next().unwrap_or("");
-        if host.is_empty() {
-            return Err(Error::config(
-                field,
-                format!("`{}` has no host", url.redacted()),
-            ));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

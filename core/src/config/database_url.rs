@@ -8,6 +8,7 @@
 //! `@` is taken as user info and masked. That may hide more than the password (an `@` in a query
 //! value, for instance), never less.
 
+use crate::error::{Error, Result};
 use serde::Deserialize;
 use std::fmt;
 
@@ -81,6 +82,44 @@ impl fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.redacted())
     }
+}
+
+/// Checks that `url` names a known scheme and, except for SQLite, a host (errors name `field`).
+pub(super) fn check_url(url: &DatabaseUrl, field: &str) -> Result<()> {
+    let raw = url.expose();
+    if raw.trim().is_empty() {
+        return Err(Error::config(field, "is empty"));
+    }
+    let scheme = url.scheme();
+    if !raw.contains(':') || !super::SCHEMES.iter().any(|(s, _)| *s == scheme) {
+        return Err(Error::config(
+            field,
+            format!(
+                "unknown scheme in `{}`: expected postgres://, mysql://, sqlite://path or sqlite::memory:",
+                url.redacted()
+            ),
+        ));
+    }
+    if scheme == "sqlite" {
+        let path = raw.trim_start_matches("sqlite:").trim_start_matches("//");
+        if path.is_empty() {
+            return Err(Error::config(
+                field,
+                "sqlite URL has no path (use sqlite://path or sqlite::memory:)",
+            ));
+        }
+    } else {
+        let rest = raw.split_once("://").map_or("", |(_, r)| r);
+        let host = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
+        let host = host.split(['/', '?']).next().unwrap_or("");
+        if host.is_empty() {
+            return Err(Error::config(
+                field,
+                format!("`{}` has no host", url.redacted()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A URL with its secrets masked, and the secrets it held.

@@ -391,11 +391,31 @@ pub fn run(db: &Db) -> custodian::Result<Outcome> {
     })
 }
 
+/// The configuration for `url` with the environment applied. Without `CUSTODIAN_AUDIT_KEY` (and
+/// without `CUSTODIAN_AUDIT_UNKEYED=1`) this demo seals with a key generated now and never
+/// stored, and says so: its audit records can be verified only while it runs.
 #[allow(dead_code)] // the integration tests include this file and call `run` on every backend
+fn demo_config(url: &str) -> custodian::Result<custodian::DatabaseConfig> {
+    let mut config = custodian::DatabaseConfig::from_url(url)?;
+    config.apply_env(|var| std::env::var(var).ok())?;
+    if config.audit.key.is_none() && !config.audit.unkeyed {
+        let key = custodian::audit::AuditKey::generate()
+            .map_err(|e| custodian::Error::config("audit.key", e.to_string()))?;
+        println!(
+            "CUSTODIAN_AUDIT_KEY is not set: sealing audit records with a throw-away key \
+             generated for this run (set CUSTODIAN_AUDIT_KEY to keep them verifiable)"
+        );
+        config = config.with_audit_key(&key);
+    }
+    Ok(config)
+}
+
+#[allow(dead_code)] // as above
 fn main() -> custodian::Result<()> {
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite::memory:".into());
     // Every write is audited and needs an acting principal.
-    let db = custodian::connect(&url)?.acting_as(custodian::Principal::new("internal-audit"));
+    let db =
+        custodian::open(demo_config(&url)?)?.acting_as(custodian::Principal::new("internal-audit"));
     run(&db)?;
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! The developer's guide, one topic per module, each with an example that runs as a doctest
-//! (on in-memory SQLite; the same code runs on PostgreSQL and MariaDB).
+//! (on in-memory SQLite; the same code runs on PostgreSQL and MariaDB). The examples have no
+//! audit key, so they allow unkeyed seals explicitly (`audit_unkeyed()`); applications set
+//! `CUSTODIAN_AUDIT_KEY` instead.
 
 pub mod relationships {
     //! # Relationships
@@ -32,7 +34,7 @@ pub mod relationships {
     //! diesel::allow_tables_to_appear_in_same_query!(controls, findings);
     //!
     //! # fn main() -> custodian::Result<()> {
-    //! let db = custodian::connect("sqlite::memory:")?.acting_as(custodian::Principal::new("guide"));
+    //! let db = custodian::open(custodian::DatabaseConfig::from_url("sqlite::memory:")?.audit_unkeyed())?.acting_as(custodian::Principal::new("guide"));
     //! db.create_tables(&[Control::META, Finding::META])?;
     //! let mut s = db.session()?;
     //! let c = s.insert(Control { id: 0, code: "AC-1".into() })?;
@@ -78,7 +80,7 @@ pub mod validation {
     //! }
     //!
     //! # fn main() -> custodian::Result<()> {
-    //! let db = custodian::connect("sqlite::memory:")?.acting_as(custodian::Principal::new("guide"));
+    //! let db = custodian::open(custodian::DatabaseConfig::from_url("sqlite::memory:")?.audit_unkeyed())?.acting_as(custodian::Principal::new("guide"));
     //! db.create_table::<Vendor>()?;
     //! let mut s = db.session()?;
     //! let bad = Vendor { id: 0, name: "X".into(), contact: Some("nope".into()) };
@@ -133,7 +135,7 @@ pub mod lifecycle {
     //! }
     //!
     //! # fn main() -> custodian::Result<()> {
-    //! let db = custodian::connect("sqlite::memory:")?.acting_as(custodian::Principal::new("guide"));
+    //! let db = custodian::open(custodian::DatabaseConfig::from_url("sqlite::memory:")?.audit_unkeyed())?.acting_as(custodian::Principal::new("guide"));
     //! db.create_table::<Policy>()?;
     //! let mut s = db.session()?;
     //! let new = Policy { id: 0, title: "  Access  ".into(), version: 0, created_at: Utc::now(),
@@ -184,7 +186,7 @@ pub mod schema {
     //! # fn main() -> custodian::Result<()> {
     //! let dir = std::env::temp_dir().join(format!("custodian-guide-{}", std::process::id()));
     //! custodian::migrate::generate(&dir, "accounts", &[Account::META], custodian::backends::ALL)?;
-    //! let db = custodian::connect("sqlite::memory:")?.acting_as(custodian::Principal::new("guide"));
+    //! let db = custodian::open(custodian::DatabaseConfig::from_url("sqlite::memory:")?.audit_unkeyed())?.acting_as(custodian::Principal::new("guide"));
     //! assert_eq!(db.run_migrations(&dir)?.len(), 1);
     //! db.check_schema(&[Account::META])?;
     //! let mut s = db.session()?;
@@ -217,7 +219,7 @@ pub mod audit {
     //! }
     //!
     //! # fn main() -> custodian::Result<()> {
-    //! let db = custodian::connect("sqlite::memory:")?;
+    //! let db = custodian::open(custodian::DatabaseConfig::from_url("sqlite::memory:")?.audit_unkeyed())?;
     //! db.create_table::<Limit>()?;
     //! let mut anonymous = db.session()?;
     //! let refused = anonymous.insert(Limit { account: "a".into(), cents: 1 });
@@ -272,7 +274,7 @@ pub mod access {
     //! let policy = AccessControl::deny_by_default().entity::<Case>(
     //!     EntityRules::new().read(&["analyst"]).write(&["analyst"]).tenant_column("tenant").mask("subject_email"),
     //! );
-    //! let db = custodian::connect("sqlite::memory:")?.with_access(policy);
+    //! let db = custodian::open(custodian::DatabaseConfig::from_url("sqlite::memory:")?.audit_unkeyed())?.with_access(policy);
     //! db.create_table::<Case>()?;
     //! let acme = db.acting_as(Principal::new("ann").with_role("analyst").in_tenant("acme"));
     //! let mut s = acme.session()?;
@@ -311,7 +313,7 @@ pub mod crypto {
     //! }
     //!
     //! # fn main() -> custodian::Result<()> {
-    //! let mut cfg = custodian::DatabaseConfig::from_url("sqlite::memory:")?;
+    //! let mut cfg = custodian::DatabaseConfig::from_url("sqlite::memory:")?.audit_unkeyed();
     //! cfg.crypto.keys.insert("k1".into(), "22".repeat(32));       // keep real keys in a vault
     //! let db = custodian::open(cfg)?.acting_as(custodian::Principal::new("dpo"));
     //! db.create_table::<Client>()?;
@@ -356,7 +358,7 @@ pub mod crypto {
     //! }
     //!
     //! # fn main() -> custodian::Result<()> {
-    //! let mut cfg = custodian::DatabaseConfig::from_url("sqlite::memory:")?;
+    //! let mut cfg = custodian::DatabaseConfig::from_url("sqlite::memory:")?.audit_unkeyed();
     //! cfg.crypto.keys.insert("k1".into(), "11".repeat(32));       // keep real keys in a vault
     //! let db = custodian::open(cfg)?.acting_as(custodian::Principal::new("dpo"));
     //! db.create_table::<Patient>()?;

@@ -18,7 +18,9 @@
 //!
 //! # fn main() -> custodian::Result<()> {
 //! // Writes are audited, so a session acts for someone.
-//! let db = custodian::connect("sqlite::memory:")?.acting_as(custodian::Principal::new("alice"));
+//! // A demo without an audit key: say so explicitly (production sets CUSTODIAN_AUDIT_KEY).
+//! let config = custodian::DatabaseConfig::from_url("sqlite::memory:")?.audit_unkeyed();
+//! let db = custodian::open(config)?.acting_as(custodian::Principal::new("alice"));
 //! db.create_table::<Control>()?;
 //! let mut s = db.session()?;
 //! let c = s.insert(Control { id: 0, code: "AC-1".into(), owner: None })?;
@@ -47,17 +49,26 @@ pub use custodian_core::private as __private;
 pub use custodian_core::private::diesel;
 
 /// Opens a database from a URL with default settings: `postgres://…`, `mysql://…`
-/// (`mariadb://…`), `sqlite://path` or `sqlite::memory:`.
+/// (`mariadb://…`), `sqlite://path` or `sqlite::memory:`, then the environment's `CUSTODIAN_*`
+/// settings, as [`open`] does (the URL given here is kept).
+///
+/// Audited writes need the audit key, usually from `CUSTODIAN_AUDIT_KEY`: without it they are
+/// refused with [`Error::Config`] unless unkeyed seals were chosen explicitly
+/// (`CUSTODIAN_AUDIT_UNKEYED=1`, or [`DatabaseConfig::audit_unkeyed`] with [`open`]).
 pub fn connect(url: &str) -> Result<Db> {
     open(DatabaseConfig::from_url(url)?)
 }
 
-/// Opens a database from its configuration.
-pub fn open(config: DatabaseConfig) -> Result<Db> {
+/// Opens a database from its configuration, after applying the environment's `CUSTODIAN_*`
+/// settings to it ([`DatabaseConfig::apply_env`]: a variable that is set wins over the value in
+/// `config`, as in [`Config::from_env`] and [`Config::from_file`]).
+pub fn open(mut config: DatabaseConfig) -> Result<Db> {
+    config.apply_env(|var| std::env::var(var).ok())?;
     Db::open(config, custodian_backends::ALL)
 }
 
-/// Opens the database called `name` in a configuration.
+/// Opens the database called `name` in a configuration, with the environment applied as in
+/// [`open`].
 pub fn open_named(config: &Config, name: &str) -> Result<Db> {
     open(config.database(name)?.clone())
 }

@@ -116,15 +116,14 @@ pub fn between<'a>(message: &'a str, after: &str, open: char, close: char) -> Op
     Some(&rest[start..end])
 }
 
-/// Maps a connection failure to [`Error::Connection`], naming the redacted URL.
+/// Maps a connection failure to [`Error::Connection`], naming the redacted URL. The driver's
+/// message is kept only with the URL's secrets scrubbed from it, as message and as source, so
+/// no error chain can show them.
 pub fn connection_error(url: &custodian_core::DatabaseUrl, err: diesel::ConnectionError) -> Error {
+    let cause = url.scrub(err.to_string().trim());
     Error::Connection {
-        message: format!(
-            "could not connect to {}: {}",
-            url.redacted(),
-            err.to_string().trim()
-        ),
-        source: Some(Box::new(err)),
+        message: format!("could not connect to {}: {cause}", url.redacted()),
+        source: Some(cause.into()),
     }
 }
 

@@ -1,4 +1,4 @@
-//! SQLite: connection set-up (WAL, busy timeout, foreign keys), `BEGIN` / `BEGIN IMMEDIATE`,
+//! SQLite: connection set-up (WAL, busy timeout, foreign keys, secure delete), `BEGIN` / `BEGIN IMMEDIATE`,
 //! result-code-based error classification (busy and locked are retryable), DDL.
 
 use crate::classify::{self, Cause, Refinement};
@@ -54,8 +54,11 @@ impl Backend for Sqlite {
     fn prepare(&self, conn: &mut AnyConnection, s: &SessionConfig) -> QueryResult<()> {
         let c = lite(conn)?;
         c.batch_execute(&format!("PRAGMA busy_timeout = {}", s.busy_timeout_ms))?;
+        // secure_delete: deleted rows are overwritten with zeros in the file, so an erased
+        // subject's wrapped data key (crypto-shredding) is not left readable in free space.
         c.batch_execute(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+             PRAGMA secure_delete = ON",
         )
     }
 

@@ -25,75 +25,15 @@ use crate::error::{Error, Result};
 use crate::tx::RetryPolicy;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::fmt;
+
 use std::time::Duration;
+
+mod database_url;
+use database_url::check_url;
+pub use database_url::DatabaseUrl;
 
 /// The name of the database used when only one is configured through `DATABASE_URL`.
 pub const DEFAULT_DATABASE: &str = "main";
-
-/// A database URL whose password is never shown.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct DatabaseUrl(String);
-
-impl DatabaseUrl {
-    /// Wraps a URL.
-    pub fn new(url: impl Into<String>) -> Self {
-        DatabaseUrl(url.into())
-    }
-
-    /// The URL with its password, to hand to a driver. Never log this.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// The scheme, e.g. `postgres`, `mysql`, `sqlite` (the part before the first `:`).
-    pub fn scheme(&self) -> &str {
-        self.0.split(':').next().unwrap_or("")
-    }
-
-    /// The URL with any password replaced by `***`.
-    pub fn redacted(&self) -> String {
-        let s = &self.0;
-        let Some(scheme_end) = s.find("://") else {
-            return s.clone();
-        };
-        let rest = &s[scheme_end + 3..];
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let authority = &rest[..authority_end];
-        match authority.rfind('@') {
-            Some(at) => {
-                let userinfo = &authority[..at];
-                let user = userinfo.split(':').next().unwrap_or("");
-                let masked = if userinfo.contains(':') {
-                    format!("{user}:***")
-                } else {
-                    user.to_string()
-                };
-                format!(
-                    "{}://{}@{}{}",
-                    &s[..scheme_end],
-                    masked,
-                    &authority[at + 1..],
-                    &rest[authority_end..]
-                )
-            }
-            None => s.clone(),
-        }
-    }
-}
-
-impl fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.redacted())
-    }
-}
-
-impl fmt::Display for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.redacted())
-    }
-}
 
 /// All configured databases, by name.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -132,7 +72,17 @@ pub struct DatabaseConfig {
     // --- end crypto ---
 }
 
+pub(crate) use crate::audit::config::missing_audit_key;
 pub use crate::audit::config::AuditConfig;
+
+/// A boolean environment variable: `1`/`true` or `0`/`false`.
+pub(crate) fn env_flag(var: &str, v: String) -> Result<bool> {
+    match v.trim() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(Error::config(var, format!("`{v}` is not true or false"))),
+    }
+}
 
 /// r2d2 pool knobs. Durations are in milliseconds in TOML.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -231,18 +181,9 @@ impl Config {
     }
 
     /// Applies environment overrides to the `main` database, reading variables with `get`:
-    ///
-    /// | variable | setting |
-    /// |---|---|
-    /// | `DATABASE_URL` or `CUSTODIAN_URL` | `url` (creates `main` if absent) |
-    /// | `CUSTODIAN_REPLICAS` | `replicas`, comma-separated |
-    /// | `CUSTODIAN_POOL_MAX_SIZE`, `CUSTODIAN_POOL_MIN_IDLE` | pool sizes |
-    /// | `CUSTODIAN_POOL_CONNECTION_TIMEOUT_MS`, `CUSTODIAN_POOL_IDLE_TIMEOUT_MS`, `CUSTODIAN_POOL_MAX_LIFETIME_MS` | pool times |
-    /// | `CUSTODIAN_POOL_TEST_ON_CHECK_OUT` | `true`/`false` |
-    /// | `CUSTODIAN_STATEMENT_TIMEOUT_MS`, `CUSTODIAN_BUSY_TIMEOUT_MS`, `CUSTODIAN_APPLICATION_NAME` | session |
-    /// | `CUSTODIAN_RETRY_MAX_ATTEMPTS` | retry policy (0 or 1 turns retry off) |
-    /// | `CUSTODIAN_AUDIT_KEY`, `CUSTODIAN_AUDIT_SIGNING_KEY`, `CUSTODIAN_AUDIT_WITNESS`, `CUSTODIAN_AUDIT_TRUSTED_KEYS` | audit trail (see [`AuditConfig`]) |
-    /// | `CUSTODIAN_CRYPTO_KEYS`, `CUSTODIAN_CRYPTO_ACTIVE`, `CUSTODIAN_CRYPTO_INDEX_KEY`, `CUSTODIAN_CRYPTO_CACHE_TTL_MS` | field encryption (see [`CryptoConfig`](crate::crypto::CryptoConfig)) |
+    /// `DATABASE_URL` or `CUSTODIAN_URL` sets its URL (creating `main` if absent), then
+    /// [`DatabaseConfig::apply_env`] applies the `CUSTODIAN_*` settings. The environment wins
+    /// over the file.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
         let url = get("CUSTODIAN_URL").or_else(|| get("DATABASE_URL"));
         if let Some(url) = url {
@@ -256,64 +197,9 @@ impl Config {
                 }
             }
         }
-        let Some(db) = self.databases.get_mut(DEFAULT_DATABASE) else {
-            return Ok(());
-        };
-        fn num<T: std::str::FromStr>(var: &str, v: String) -> Result<T> {
-            v.trim()
-                .parse()
-                .map_err(|_| Error::config(var, format!("`{v}` is not a valid number")))
+        if let Some(db) = self.databases.get_mut(DEFAULT_DATABASE) {
+            db.apply_env(get)?;
         }
-        if let Some(v) = get("CUSTODIAN_REPLICAS") {
-            db.replicas = v
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(DatabaseUrl::new)
-                .collect();
-        }
-        if let Some(v) = get("CUSTODIAN_POOL_MAX_SIZE") {
-            db.pool.max_size = num("CUSTODIAN_POOL_MAX_SIZE", v)?;
-        }
-        if let Some(v) = get("CUSTODIAN_POOL_MIN_IDLE") {
-            db.pool.min_idle = Some(num("CUSTODIAN_POOL_MIN_IDLE", v)?);
-        }
-        if let Some(v) = get("CUSTODIAN_POOL_CONNECTION_TIMEOUT_MS") {
-            db.pool.connection_timeout_ms = num("CUSTODIAN_POOL_CONNECTION_TIMEOUT_MS", v)?;
-        }
-        if let Some(v) = get("CUSTODIAN_POOL_IDLE_TIMEOUT_MS") {
-            db.pool.idle_timeout_ms = Some(num("CUSTODIAN_POOL_IDLE_TIMEOUT_MS", v)?);
-        }
-        if let Some(v) = get("CUSTODIAN_POOL_MAX_LIFETIME_MS") {
-            db.pool.max_lifetime_ms = Some(num("CUSTODIAN_POOL_MAX_LIFETIME_MS", v)?);
-        }
-        if let Some(v) = get("CUSTODIAN_POOL_TEST_ON_CHECK_OUT") {
-            db.pool.test_on_check_out = match v.trim() {
-                "true" | "1" => true,
-                "false" | "0" => false,
-                _ => {
-                    return Err(Error::config(
-                        "CUSTODIAN_POOL_TEST_ON_CHECK_OUT",
-                        format!("`{v}` is not true or false"),
-                    ))
-                }
-            };
-        }
-        if let Some(v) = get("CUSTODIAN_STATEMENT_TIMEOUT_MS") {
-            db.session.statement_timeout_ms = Some(num("CUSTODIAN_STATEMENT_TIMEOUT_MS", v)?);
-        }
-        if let Some(v) = get("CUSTODIAN_BUSY_TIMEOUT_MS") {
-            db.session.busy_timeout_ms = num("CUSTODIAN_BUSY_TIMEOUT_MS", v)?;
-        }
-        if let Some(v) = get("CUSTODIAN_APPLICATION_NAME") {
-            db.session.application_name = v;
-        }
-        db.audit.apply_env(&get)?;
-        if let Some(v) = get("CUSTODIAN_RETRY_MAX_ATTEMPTS") {
-            db.retry.max_attempts = num("CUSTODIAN_RETRY_MAX_ATTEMPTS", v)?;
-        }
-        // --- crypto: CUSTODIAN_CRYPTO_KEYS, _ACTIVE, _INDEX_KEY, _CACHE_TTL_MS ---
-        db.crypto.apply_env(&get)?;
         self.validate()
     }
 
@@ -364,6 +250,87 @@ impl DatabaseConfig {
             audit: AuditConfig::default(),
             crypto: crate::crypto::CryptoConfig::default(),
         }
+    }
+
+    /// Applies the environment's `CUSTODIAN_*` settings to this database, reading variables
+    /// with `get` (`|k| std::env::var(k).ok()` for the process environment). **The environment
+    /// wins**: a variable that is set replaces the value from the TOML file or the builder, as in
+    /// [`Config::from_env`] and [`Config::from_file`]. `custodian::connect`, `custodian::open`,
+    /// `custodian::open_named` and the `custodian` command apply it to the database they open.
+    /// The URL is not read here: an explicit URL is kept (`DATABASE_URL` names the `main`
+    /// database in [`Config::apply_env`]).
+    ///
+    /// | variable | setting |
+    /// |---|---|
+    /// | `CUSTODIAN_REPLICAS` | `replicas`, comma-separated |
+    /// | `CUSTODIAN_POOL_MAX_SIZE`, `CUSTODIAN_POOL_MIN_IDLE` | pool sizes |
+    /// | `CUSTODIAN_POOL_CONNECTION_TIMEOUT_MS`, `CUSTODIAN_POOL_IDLE_TIMEOUT_MS`, `CUSTODIAN_POOL_MAX_LIFETIME_MS` | pool times |
+    /// | `CUSTODIAN_POOL_TEST_ON_CHECK_OUT` | `true`/`false` |
+    /// | `CUSTODIAN_STATEMENT_TIMEOUT_MS`, `CUSTODIAN_BUSY_TIMEOUT_MS`, `CUSTODIAN_APPLICATION_NAME` | session |
+    /// | `CUSTODIAN_RETRY_MAX_ATTEMPTS` | retry policy (0 or 1 turns retry off) |
+    /// | `CUSTODIAN_AUDIT_KEY`, `CUSTODIAN_AUDIT_UNKEYED`, `CUSTODIAN_AUDIT_SIGNING_KEY`, `CUSTODIAN_AUDIT_WITNESS`, `CUSTODIAN_AUDIT_TRUSTED_KEYS` | audit trail (see [`AuditConfig::apply_env`]) |
+    /// | `CUSTODIAN_CRYPTO_KEYS`, `CUSTODIAN_CRYPTO_ACTIVE`, `CUSTODIAN_CRYPTO_INDEX_KEY`, `CUSTODIAN_CRYPTO_CACHE_TTL_MS` | field encryption (see [`CryptoConfig`](crate::crypto::CryptoConfig)) |
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
+        fn num<T: std::str::FromStr>(var: &str, v: String) -> Result<T> {
+            v.trim()
+                .parse()
+                .map_err(|_| Error::config(var, format!("`{v}` is not a valid number")))
+        }
+        if let Some(v) = get("CUSTODIAN_REPLICAS") {
+            self.replicas = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(DatabaseUrl::new)
+                .collect();
+        }
+        if let Some(v) = get("CUSTODIAN_POOL_MAX_SIZE") {
+            self.pool.max_size = num("CUSTODIAN_POOL_MAX_SIZE", v)?;
+        }
+        if let Some(v) = get("CUSTODIAN_POOL_MIN_IDLE") {
+            self.pool.min_idle = Some(num("CUSTODIAN_POOL_MIN_IDLE", v)?);
+        }
+        if let Some(v) = get("CUSTODIAN_POOL_CONNECTION_TIMEOUT_MS") {
+            self.pool.connection_timeout_ms = num("CUSTODIAN_POOL_CONNECTION_TIMEOUT_MS", v)?;
+        }
+        if let Some(v) = get("CUSTODIAN_POOL_IDLE_TIMEOUT_MS") {
+            self.pool.idle_timeout_ms = Some(num("CUSTODIAN_POOL_IDLE_TIMEOUT_MS", v)?);
+        }
+        if let Some(v) = get("CUSTODIAN_POOL_MAX_LIFETIME_MS") {
+            self.pool.max_lifetime_ms = Some(num("CUSTODIAN_POOL_MAX_LIFETIME_MS", v)?);
+        }
+        if let Some(v) = get("CUSTODIAN_POOL_TEST_ON_CHECK_OUT") {
+            self.pool.test_on_check_out = env_flag("CUSTODIAN_POOL_TEST_ON_CHECK_OUT", v)?;
+        }
+        if let Some(v) = get("CUSTODIAN_STATEMENT_TIMEOUT_MS") {
+            self.session.statement_timeout_ms = Some(num("CUSTODIAN_STATEMENT_TIMEOUT_MS", v)?);
+        }
+        if let Some(v) = get("CUSTODIAN_BUSY_TIMEOUT_MS") {
+            self.session.busy_timeout_ms = num("CUSTODIAN_BUSY_TIMEOUT_MS", v)?;
+        }
+        if let Some(v) = get("CUSTODIAN_APPLICATION_NAME") {
+            self.session.application_name = v;
+        }
+        self.audit.apply_env(&get)?;
+        if let Some(v) = get("CUSTODIAN_RETRY_MAX_ATTEMPTS") {
+            self.retry.max_attempts = num("CUSTODIAN_RETRY_MAX_ATTEMPTS", v)?;
+        }
+        // --- crypto: CUSTODIAN_CRYPTO_KEYS, _ACTIVE, _INDEX_KEY, _CACHE_TTL_MS ---
+        self.crypto.apply_env(&get)
+    }
+
+    /// Allows sealing audit records without a key when none is configured
+    /// (`audit.unkeyed = true`): for demos and tests, where no key is at hand. See
+    /// [`AuditConfig`].
+    pub fn audit_unkeyed(mut self) -> Self {
+        self.audit.unkeyed = true;
+        self
+    }
+
+    /// Seals audit records with `key` (`audit.key`).
+    pub fn with_audit_key(mut self, key: &crate::audit::AuditKey) -> Self {
+        self.audit.key = Some(key.to_hex());
+        self
     }
 
     /// Parses and validates a URL into a database with default settings.
@@ -446,43 +413,6 @@ impl DatabaseConfig {
     }
 }
 
-fn check_url(url: &DatabaseUrl, field: &str) -> Result<()> {
-    let raw = url.expose();
-    if raw.trim().is_empty() {
-        return Err(Error::config(field, "is empty"));
-    }
-    let scheme = url.scheme();
-    if !raw.contains(':') || !SCHEMES.iter().any(|(s, _)| *s == scheme) {
-        return Err(Error::config(
-            field,
-            format!(
-                "unknown scheme in `{}`: expected postgres://, mysql://, sqlite://path or sqlite::memory:",
-                url.redacted()
-            ),
-        ));
-    }
-    if scheme == "sqlite" {
-        let path = raw.trim_start_matches("sqlite:").trim_start_matches("//");
-        if path.is_empty() {
-            return Err(Error::config(
-                field,
-                "sqlite URL has no path (use sqlite://path or sqlite::memory:)",
-            ));
-        }
-    } else {
-        let rest = raw.split_once("://").map_or("", |(_, r)| r);
-        let host = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
-        let host = host.split(['/', '?']).next().unwrap_or("");
-        if host.is_empty() {
-            return Err(Error::config(
-                field,
-                format!("`{}` has no host", url.redacted()),
-            ));
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -556,5 +486,49 @@ mod tests {
             "{e}"
         );
         assert!(cfg.database("reporting").is_err());
+    }
+
+    #[test]
+    fn env_sets_the_audit_key_and_unkeyed_seals_of_any_database() {
+        let key = "ab".repeat(32);
+        let env = |k: &str| match k {
+            "CUSTODIAN_AUDIT_KEY" => Some(key.clone()),
+            "CUSTODIAN_POOL_MAX_SIZE" => Some("3".to_string()),
+            _ => None,
+        };
+        // The environment wins over the builder, and the explicit URL is kept.
+        let mut db = DatabaseConfig::from_url("sqlite://ledger.db").unwrap();
+        db.audit.key = Some("cd".repeat(32));
+        db.apply_env(env).unwrap();
+        assert_eq!(db.audit.key.as_deref(), Some(key.as_str()));
+        assert_eq!(db.pool.max_size, 3);
+        assert_eq!(db.url.expose(), "sqlite://ledger.db");
+        assert!(!db.audit.unkeyed);
+
+        let mut db = DatabaseConfig::from_url("sqlite://ledger.db").unwrap();
+        for (value, unkeyed) in [("1", true), ("true", true), ("0", false), ("false", false)] {
+            db.apply_env(|k| (k == "CUSTODIAN_AUDIT_UNKEYED").then(|| value.to_string()))
+                .unwrap();
+            assert_eq!(db.audit.unkeyed, unkeyed, "{value}");
+        }
+        let e = db
+            .apply_env(|k| (k == "CUSTODIAN_AUDIT_UNKEYED").then(|| "yes".to_string()))
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Config { field, .. } if field == "CUSTODIAN_AUDIT_UNKEYED"),
+            "{e}"
+        );
+        let cfg = Config::from_toml_str(
+            "[databases.main]\nurl = \"sqlite::memory:\"\naudit = { unkeyed = true }\n",
+        )
+        .unwrap();
+        assert!(cfg.database("main").unwrap().audit.unkeyed);
+        assert!(
+            DatabaseConfig::from_url("sqlite::memory:")
+                .unwrap()
+                .audit_unkeyed()
+                .audit
+                .unkeyed
+        );
     }
 }

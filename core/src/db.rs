@@ -38,6 +38,18 @@ pub(crate) struct DbInner {
     pub(crate) denials: crate::session::guard::DenialLine,
 }
 
+impl DbInner {
+    /// The key sealing new audit records: `None` only when unkeyed seals were chosen
+    /// (`audit.unkeyed`); without a key otherwise, [`Error::Config`] saying how to set one.
+    pub(crate) fn sealing_key(&self) -> Result<Option<&crate::audit::AuditKey>> {
+        match &self.audit_key {
+            Some(key) => Ok(Some(key)),
+            None if self.config.audit.unkeyed => Ok(None),
+            None => Err(crate::config::missing_audit_key()),
+        }
+    }
+}
+
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Db")
@@ -52,7 +64,8 @@ impl Db {
     /// fills the pool. An unknown scheme is [`Error::Config`]; an unreachable server or bad
     /// credentials are [`Error::Connection`].
     ///
-    /// Applications call `custodian::connect` or `custodian::open`, which pass every backend.
+    /// Applications call `custodian::connect` or `custodian::open`, which pass every backend and
+    /// first apply the environment's `CUSTODIAN_*` settings; this function reads no environment.
     pub fn open(config: DatabaseConfig, backends: &[&'static dyn Backend]) -> Result<Db> {
         config.validate("url")?;
         let scheme = config.url.scheme();

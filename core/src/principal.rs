@@ -1,6 +1,7 @@
 //! [`Principal`]: who is acting. Every session carries one for its writes; the audit trail
 //! records it, and access policies decide by its roles and tenant.
 
+use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -16,7 +17,9 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// A principal with no roles and no tenant.
+    /// A principal with no roles and no tenant. An empty id is refused with
+    /// [`Error::Forbidden`] at the first write or erasure (see [`Principal::try_new`] to refuse
+    /// it here).
     ///
     /// ```
     /// let alice = custodian_core::Principal::new("alice").with_role("auditor").in_tenant("acme");
@@ -29,6 +32,33 @@ impl Principal {
             roles: BTreeSet::new(),
             tenant: None,
         }
+    }
+
+    /// A principal with no roles and no tenant; [`Error::Forbidden`] if `id` is empty or only
+    /// white space (the audit trail could not say who acted).
+    ///
+    /// ```
+    /// use custodian_core::Principal;
+    /// assert!(Principal::try_new("svc-ledger").is_ok());
+    /// assert!(Principal::try_new(" ").is_err());
+    /// ```
+    pub fn try_new(id: impl Into<String>) -> Result<Self> {
+        let principal = Principal::new(id);
+        principal.check()?;
+        Ok(principal)
+    }
+
+    /// [`Error::Forbidden`] if the id is empty or only white space. Every write and erasure
+    /// checks the acting principal with it before touching the database.
+    pub fn check(&self) -> Result<()> {
+        if self.id.trim().is_empty() {
+            return Err(Error::Forbidden(
+                "the acting principal has an empty id: give it the stable id of the user or \
+                 service acting, so the audit trail can name it"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Adds a role.

@@ -12,7 +12,7 @@ pub use crate::hooks::{run_after, run_before, Hooks};
 pub use crate::relations::BelongsTo;
 pub use crate::session::Session;
 pub use crate::sql_types;
-pub use crate::validate::run_validator;
+pub use crate::validate::{run_validator, NoValidator, RunsValidator, ValidatorProbe};
 pub use crate::value::{decode_enum, ColumnKind, ColumnValue, DbEnum, DecodeError};
 pub use chrono;
 pub use diesel;

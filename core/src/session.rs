@@ -226,6 +226,11 @@ impl Session {
         self.principal.as_deref()
     }
 
+    /// The key sealing this session's audit records (see `DbInner::sealing_key`).
+    pub(crate) fn sealing_key(&self) -> Result<Option<&crate::audit::AuditKey>> {
+        self.db.sealing_key()
+    }
+
     /// Makes this session act as `principal` from now on.
     pub fn act_as(&mut self, principal: Principal) {
         self.principal = Some(Arc::new(principal));
@@ -636,8 +641,15 @@ impl Session {
         if let Op::Insert(rows) | Op::Update(rows) = &op {
             validate_all(rows)?;
         }
-        if E::AUDITED && self.principal.is_none() {
-            return Err(no_principal::<E>());
+        if let Some(principal) = self.principal.as_deref() {
+            principal.check()?;
+        }
+        if E::AUDITED {
+            if self.principal.is_none() {
+                return Err(no_principal::<E>());
+            }
+            // Refused before any SQL: no row may be written that the trail cannot seal.
+            self.db.sealing_key()?;
         }
         let mut op = op;
         self.authorize_write(&mut op)?;
@@ -1010,6 +1022,9 @@ impl Session {
             request_id: self.context.request_id.clone(),
             mac: String::new(),
         };
+        // Refuse before anything is appended when there is no key (unless unkeyed seals were
+        // chosen); the record is sealed when it is stamped.
+        self.db.sealing_key()?;
         Ok(record)
     }
 
@@ -1151,7 +1166,7 @@ impl Session {
             request_id: self.context.request_id.clone(),
             mac: String::new(),
         };
-        let record = self.stamp(record);
+        let record = self.stamp(record)?;
         self.persist_denial(&record)
     }
 
@@ -1245,7 +1260,10 @@ impl Session {
     /// appended at once inside a transaction opened on the raw connection, whose commit
     /// custodian does not see.
     pub(crate) fn record_audit(&mut self, records: Vec<AuditRecord>) -> Result<()> {
-        let records: Vec<AuditRecord> = records.into_iter().map(|r| self.stamp(r)).collect();
+        let records = records
+            .into_iter()
+            .map(|r| self.stamp(r))
+            .collect::<Result<Vec<_>>>()?;
         if self.depth > 0 {
             self.pending_audit.extend(records);
         } else if !records.is_empty() {
@@ -1257,7 +1275,7 @@ impl Session {
     /// Gives a record its identity and seals it: the open transaction's id (a fresh one outside
     /// custodian's transactions) and the next ordinal in it, so that no two records share both
     /// and a copied record is recognisable by its seal.
-    fn stamp(&mut self, mut record: AuditRecord) -> AuditRecord {
+    fn stamp(&mut self, mut record: AuditRecord) -> Result<AuditRecord> {
         if record.tx_id.is_empty() {
             record.tx_id = match &self.tx_id {
                 Some(id) => id.clone(),
@@ -1273,7 +1291,7 @@ impl Session {
         }
         record.ordinal = self.next_ordinal;
         self.next_ordinal = self.next_ordinal.saturating_add(1);
-        record.seal(self.db.audit_key.as_ref())
+        Ok(record.seal(self.db.sealing_key()?))
     }
 
     fn in_transaction<T>(&mut self, f: impl FnOnce(&mut Session) -> Result<T>) -> Result<T> {

@@ -1,8 +1,8 @@
 //! Validation: the validator crate's field and struct rules, converted to custodian's
 //! field-keyed [`ValidationErrors`], and database constraint errors shown in the same shape.
 //!
-//! Derive `validator::Validate` on an entity (after `#[entity]`) and the write path runs it before
-//! every insert and update, single and bulk. Struct-level rules
+//! Derive `validator::Validate` on an entity (above or below `#[entity]`) and the write path runs
+//! it before every insert and update, single and bulk. Struct-level rules
 //! (`#[validate(schema(function = "..."))]`) report under the key `__entity`.
 
 use crate::error::{Error, ValidationErrors};
@@ -10,6 +10,38 @@ use validator::ValidationErrorsKind;
 
 /// Key under which entity-level (cross-field) errors are reported.
 pub const ENTITY_KEY: &str = "__entity";
+
+/// An entity as seen by the code `#[entity]` generates when it cannot tell whether the struct
+/// implements `validator::Validate` (a `#[derive(Validate)]` above `#[entity]` has already been
+/// expanded and removed when `#[entity]` runs). `(&ValidatorProbe(entity)).validate_if_derived()`
+/// resolves to [`RunsValidator`] when the entity implements `Validate` and to [`NoValidator`]
+/// otherwise: method lookup tries `&ValidatorProbe` (the impl bounded by `Validate`) before
+/// `&&ValidatorProbe` (the fallback), and the entity's type is concrete in that code.
+pub struct ValidatorProbe<'a, T>(pub &'a T);
+
+/// See [`ValidatorProbe`]: runs validator's rules.
+pub trait RunsValidator {
+    /// [`run_validator`] on the entity.
+    fn validate_if_derived(&self) -> Result<(), ValidationErrors>;
+}
+
+impl<T: validator::Validate> RunsValidator for ValidatorProbe<'_, T> {
+    fn validate_if_derived(&self) -> Result<(), ValidationErrors> {
+        run_validator(self.0)
+    }
+}
+
+/// See [`ValidatorProbe`]: the entity has no validator rules.
+pub trait NoValidator {
+    /// Always valid.
+    fn validate_if_derived(&self) -> Result<(), ValidationErrors>;
+}
+
+impl<T> NoValidator for &ValidatorProbe<'_, T> {
+    fn validate_if_derived(&self) -> Result<(), ValidationErrors> {
+        Ok(())
+    }
+}
 
 /// Runs validator's rules on `value` and converts its errors.
 pub fn run_validator<T: validator::Validate>(value: &T) -> Result<(), ValidationErrors> {

@@ -647,13 +647,24 @@ fn generate(m: &EntityModel) -> TokenStream {
             }
         }
     });
-    let validate = m.validate.map(|span| {
-        quote_spanned! {span=>
+    // With the `validate` flag or a `#[derive(Validate)]` below `#[entity]`, validator's rules
+    // are called directly (a missing `Validate` impl is a compile error at that span). Otherwise
+    // a `#[derive(Validate)]` above `#[entity]` may already have been expanded out of sight, so
+    // the generated code asks the type itself: the rules run whenever it implements `Validate`.
+    let validate = match m.validate {
+        Some(span) => quote_spanned! {span=>
             fn validate(&self) -> ::core::result::Result<(), ::custodian::ValidationErrors> {
                 #p::run_validator(self)
             }
-        }
-    });
+        },
+        None => quote! {
+            fn validate(&self) -> ::core::result::Result<(), ::custodian::ValidationErrors> {
+                #[allow(unused_imports)]
+                use #p::{NoValidator as _, RunsValidator as _};
+                (&#p::ValidatorProbe(self)).validate_if_derived()
+            }
+        },
+    };
 
     let audit_fns = audit_fns(m);
 

@@ -63,10 +63,12 @@ mod types;
 ///   other direction). Loading goes through `Session::children` / `Session::child`.
 /// - `hooks`: the write path runs the entity's `custodian::Hooks` impl (which you write) around
 ///   inserts, updates and deletes, inside a transaction.
-/// - `validate`: the write path runs `validator::Validate` before every insert and update. Implied
-///   by `#[derive(Validate)]` (or `#[derive(validator::Validate)]`) placed after `#[entity]`;
-///   `#[validate(...)]` attributes are left in place for validator's derive (the crate then
-///   depends on `validator = { version = "0.20", features = ["derive"] }`).
+/// - `validate`: the write path runs `validator::Validate` before every insert and update. Without
+///   the flag the rules run all the same whenever the struct implements `Validate`, whether
+///   `#[derive(Validate)]` (or `#[derive(validator::Validate)]`) is placed above or below
+///   `#[entity]`; the flag makes a missing `Validate` impl a compile error. `#[validate(...)]`
+///   attributes are left in place for validator's derive (the crate then depends on
+///   `validator = { version = "0.20", features = ["derive"] }`).
 /// - `unaudited`: the write path appends no audit records for this entity. Entities are audited
 ///   by default (the safer choice: forgetting the flag records too much, never too little).
 /// - `subject = "field"`: the field holding the data subject's id, whose data key seals the

@@ -57,11 +57,10 @@ fn parse(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
 }
 
 fn database(args: &Args) -> custodian::Result<DatabaseConfig> {
+    // `custodian::open` applies the environment's CUSTODIAN_* settings (the audit key among
+    // them) to whichever database is chosen here.
     if let Some(url) = args.options.get("url") {
-        let mut cfg = DatabaseConfig::from_url(url)?;
-        cfg.audit.apply_env(&|k| std::env::var(k).ok())?;
-        cfg.validate("url")?;
-        return Ok(cfg);
+        return DatabaseConfig::from_url(url);
     }
     let cfg = match args.options.get("config") {
         Some(path) => Config::from_file(path)?,
@@ -78,13 +77,28 @@ fn read(path: &str) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))
 }
 
+/// Writes `bytes` to a new file at `path` that only its owner may read and write: created with
+/// mode 0600 (on Unix), so the secret is never readable by others, not even between creating and
+/// restricting the file. An existing file is left alone (it may hold a key still in use, and its
+/// permissions are not this command's to change).
+fn write_secret(path: &str, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
 fn run(args: &Args) -> Result<ExitCode, String> {
     let fail = |e: custodian::Error| e.to_string();
     match args.command.as_str() {
         "keygen" => {
             let out = args.options.get("out").ok_or("`keygen` needs --out FILE")?;
             let key = custodian::audit::generate_signing_key().map_err(fail)?;
-            std::fs::write(out, custodian::hex::encode(&key.to_bytes()))
+            write_secret(out, custodian::hex::encode(&key.to_bytes()).as_bytes())
                 .map_err(|e| format!("cannot write {out}: {e}"))?;
             println!(
                 "signing key written to {out}; public key {}",

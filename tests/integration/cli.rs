@@ -21,6 +21,7 @@ fn cli_with_key(args: &[&str], key: Option<&str>) -> (i32, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_custodian"));
     cmd.args(args)
         .env_remove("DATABASE_URL")
+        .env_remove("CUSTODIAN_AUDIT_UNKEYED")
         .env_remove("CUSTODIAN_AUDIT_KEY");
     if let Some(k) = key {
         cmd.env("CUSTODIAN_AUDIT_KEY", k);
@@ -174,3 +175,55 @@ fn verify_seal_and_checkpoint_from_the_command_line(db: &TestDb) {
 use custodian::audit::Checkpoint;
 
 on_all_backends!(verify_seal_and_checkpoint_from_the_command_line);
+
+/// The environment's audit key applies to the database the command opens, whatever its name in
+/// the configuration file (not only `main`).
+fn the_audit_key_comes_from_the_environment_for_any_named_database(db: &TestDb) {
+    db.create_table::<Note>().unwrap();
+    db.session()
+        .unwrap()
+        .insert(Note {
+            id: 1,
+            text: "sealed with the suite's key".into(),
+        })
+        .unwrap();
+    let file = std::env::temp_dir().join(format!("custodian-cli-{}.toml", db.name));
+    std::fs::write(&file, format!("[databases.ledger]\nurl = \"{}\"\n", db.url)).unwrap();
+    let config = file.to_str().unwrap();
+    let args = ["verify", "--config", config, "--database", "ledger"];
+    let (code, out) = cli_with_key(&args, Some(AUDIT_KEY));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("intact"), "{out}");
+    // Another key in the environment is used too, and the seal no longer matches.
+    let other = "ab".repeat(32);
+    let (code, out) = cli_with_key(&args, Some(&other));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("DAMAGED"), "{out}");
+    std::fs::remove_file(&file).ok();
+}
+
+on_all_backends!(the_audit_key_comes_from_the_environment_for_any_named_database);
+
+#[test]
+fn keygen_writes_a_key_only_its_owner_can_read() {
+    let dir = std::env::temp_dir().join(format!("custodian-keygen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join("signing.key");
+    let path = key_file.to_str().unwrap();
+    let (code, out) = cli(&["keygen", "--out", path]);
+    assert_eq!(code, 0, "{out}");
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    assert_eq!(key.trim().len(), 64, "{key}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+    }
+    // An existing key file is neither overwritten nor loosened.
+    let (code, out) = cli(&["keygen", "--out", path]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("cannot write"), "{out}");
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key);
+    std::fs::remove_dir_all(&dir).ok();
+}

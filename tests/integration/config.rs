@@ -46,3 +46,49 @@ fn bad_settings_name_the_field() {
     let err = Config::from_toml_str("[databases.main]\nurl = 5\n").unwrap_err();
     assert!(matches!(err, Error::Config { .. }));
 }
+
+/// Every way the error of a failed connection can be shown.
+fn every_rendering(err: &Error) -> String {
+    let mut text = format!("{err} {err:?}");
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        text.push_str(&format!(" {s} {s:?}"));
+        source = s.source();
+    }
+    text
+}
+
+#[test]
+fn secrets_stay_out_of_failed_connection_errors() {
+    let servers = [
+        ("postgres", "127.0.0.1:5432/postgres"),
+        ("mysql", "127.0.0.1:3306/mysql"),
+    ];
+    for (scheme, server) in servers {
+        let mut urls: Vec<String> = [
+            "pa/ss9word",
+            "pa?ss9word",
+            "pa@ss9word",
+            "pa#ss9word",
+            "pa%2Fss9word",
+            "wrong9password",
+        ]
+        .iter()
+        .map(|pw| format!("{scheme}://ct_nobody:{pw}@{server}"))
+        .collect();
+        urls.push(format!(
+            "{scheme}://ct_nobody@{server}?password=qu3ry9secret"
+        ));
+        for url in urls {
+            let err = custodian::connect(&url).unwrap_err();
+            let text = every_rendering(&err);
+            for secret in ["ss9word", "pa%2F", "wrong9password", "qu3ry9secret"] {
+                assert!(!text.contains(secret), "{url}: {text}");
+            }
+            assert!(text.contains("***"), "{url}: {text}");
+        }
+    }
+    let err =
+        custodian::connect("sqlite:///nonexistent-dir/x.db?password=qu3ry9secret").unwrap_err();
+    assert!(!every_rendering(&err).contains("qu3ry9secret"), "{err}");
+}

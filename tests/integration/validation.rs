@@ -141,8 +141,44 @@ fn database_rejections_have_the_same_shape(db: &TestDb) {
     assert!(matches!(err, Error::Constraint { .. }), "{err:?}");
 }
 
+/// `#[derive(Validate)]` written above `#[entity]`: the derive is expanded first, so `#[entity]`
+/// never sees it; its rules must run all the same.
+#[derive(Debug, Clone, PartialEq, validator::Validate)]
+#[entity(table = "derived_first")]
+pub struct DerivedFirst {
+    #[column(primary_key)]
+    pub id: i64,
+    #[validate(length(min = 3))]
+    pub code: String,
+}
+
+fn validate_derived_above_entity_runs(db: &TestDb) {
+    db.create_table::<DerivedFirst>().unwrap();
+    let mut s = db.session().unwrap();
+    let short = |id| DerivedFirst {
+        id,
+        code: "ab".into(),
+    };
+    let fine = |id| DerivedFirst {
+        id,
+        code: "abc".into(),
+    };
+    let err = s.insert(short(1)).unwrap_err();
+    assert_eq!(rejected(err), ("code".into(), "length".into()));
+    let err = s.insert_many(&mut [fine(2), short(3)]).unwrap_err();
+    assert_eq!(rejected(err), ("code".into(), "length".into()));
+    let mut kept = s.insert(fine(4)).unwrap();
+    kept.code = "x".into();
+    assert!(matches!(s.update(&mut kept), Err(Error::Validation(_))));
+    drop(s);
+    let mut s = db.session().unwrap();
+    let stored: Vec<DerivedFirst> = s.load(DerivedFirst::query()).unwrap();
+    assert_eq!(stored, [fine(4)]);
+}
+
 on_all_backends!(
     every_rule_rejects_with_its_field,
     bulk_with_one_invalid_row_writes_nothing,
-    database_rejections_have_the_same_shape
+    database_rejections_have_the_same_shape,
+    validate_derived_above_entity_runs
 );

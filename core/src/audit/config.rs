@@ -12,6 +12,10 @@ use std::fmt;
 use std::time::Duration;
 
 /// Audit trail settings (`[databases.NAME.audit]`).
+///
+/// Audited writes need one of the two: a `key`, or `unkeyed = true` saying on purpose that
+/// records may be sealed without one. With neither, an audited write is refused with
+/// [`Error::Config`] before anything is written. A configured key is always used.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
@@ -20,6 +24,11 @@ pub struct AuditConfig {
     /// sealed with plain SHA-256, which detects accidental corruption but not a forger with
     /// database access.
     pub key: Option<String>,
+    /// Allow sealing records without a key (plain SHA-256) when none is configured: that detects
+    /// accidental corruption but not a forger with database access, so it is for demos and tests.
+    /// Ignored when a key is configured. Also `CUSTODIAN_AUDIT_UNKEYED=1` or
+    /// [`DatabaseConfig::audit_unkeyed`](crate::DatabaseConfig::audit_unkeyed). Default false.
+    pub unkeyed: bool,
     /// ed25519 signing key (64 hex digits, as `custodian keygen` writes it) with which the
     /// sealer signs checkpoints into the [`witness`](AuditConfig::witness); also from
     /// `CUSTODIAN_AUDIT_SIGNING_KEY`. Its public key is trusted by verification.
@@ -46,6 +55,7 @@ impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
             key: None,
+            unkeyed: false,
             signing_key: None,
             witness: None,
             trusted_keys: Vec::new(),
@@ -61,6 +71,7 @@ impl fmt::Debug for AuditConfig {
         let secret = |v: &Option<String>| v.as_ref().map(|_| "***");
         f.debug_struct("AuditConfig")
             .field("key", &secret(&self.key))
+            .field("unkeyed", &self.unkeyed)
             .field("signing_key", &secret(&self.signing_key))
             .field("witness", &self.witness)
             .field("trusted_keys", &self.trusted_keys)
@@ -139,11 +150,16 @@ impl AuditConfig {
         Ok(())
     }
 
-    /// Applies `CUSTODIAN_AUDIT_KEY`, `CUSTODIAN_AUDIT_SIGNING_KEY`, `CUSTODIAN_AUDIT_WITNESS`
-    /// and `CUSTODIAN_AUDIT_TRUSTED_KEYS` (comma-separated), read with `get`.
+    /// Applies, read with `get`: `CUSTODIAN_AUDIT_KEY` (`key`), `CUSTODIAN_AUDIT_UNKEYED`
+    /// (`unkeyed`, `1`/`true` or `0`/`false`), `CUSTODIAN_AUDIT_SIGNING_KEY` (`signing_key`),
+    /// `CUSTODIAN_AUDIT_WITNESS` (`witness`) and `CUSTODIAN_AUDIT_TRUSTED_KEYS`
+    /// (`trusted_keys`, comma-separated).
     pub fn apply_env(&mut self, get: &impl Fn(&str) -> Option<String>) -> Result<()> {
         if let Some(v) = get("CUSTODIAN_AUDIT_KEY") {
             self.key = Some(v);
+        }
+        if let Some(v) = get("CUSTODIAN_AUDIT_UNKEYED") {
+            self.unkeyed = crate::config::env_flag("CUSTODIAN_AUDIT_UNKEYED", v)?;
         }
         if let Some(v) = get("CUSTODIAN_AUDIT_SIGNING_KEY") {
             self.signing_key = Some(v);
@@ -161,4 +177,15 @@ impl AuditConfig {
         }
         Ok(())
     }
+}
+
+/// The error of an audited write when no key is configured and unkeyed seals were not chosen.
+pub(crate) fn missing_audit_key() -> Error {
+    Error::config(
+        "audit.key",
+        "audited writes need a key sealing their audit records: set CUSTODIAN_AUDIT_KEY or \
+         audit.key to 64 hex digits (for example from `openssl rand -hex 32`), kept outside the \
+         database; or, for demos and tests, allow unkeyed seals explicitly with \
+         `audit.unkeyed = true`, CUSTODIAN_AUDIT_UNKEYED=1 or DatabaseConfig::audit_unkeyed()",
+    )
 }

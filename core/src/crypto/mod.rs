@@ -331,10 +331,13 @@ impl Crypto {
     /// deleted row without its wrapped key as the before image), in one transaction (a
     /// savepoint inside the caller's). Returns whether a key existed; erasing an unknown or
     /// already erased subject changes nothing. Needs an acting principal
-    /// ([`Error::Forbidden`] otherwise).
+    /// ([`Error::Forbidden`] otherwise). On SQLite, an erasure outside a transaction also
+    /// checkpoints and truncates the write-ahead log, so the deleted row (zeroed in the file by
+    /// `secure_delete`) survives in no older log frame.
     pub fn erase_subject(&self, s: &mut Session, subject: &str) -> Result<bool> {
-        if s.principal().is_none() {
-            return Err(needs_principal("erasing a subject"));
+        match s.principal() {
+            None => return Err(needs_principal("erasing a subject")),
+            Some(principal) => principal.check()?,
         }
         if !s.may_erase() {
             // Refused, and recorded as a `denied` record naming the subject.
@@ -356,6 +359,9 @@ impl Crypto {
         })?;
         // Forget the key here too (other processes forget it within the cache TTL).
         self.cache().retain(|_, c| c.subject != subject);
+        if erased.is_some() {
+            flush_erasure(s)?;
+        }
         Ok(erased.is_some())
     }
 
@@ -374,6 +380,9 @@ impl Crypto {
             .principal()
             .cloned()
             .ok_or_else(|| needs_principal("changing a data subject's key"))?;
+        actor.check()?;
+        // Refused without a key unless unkeyed seals were chosen, like every audited write.
+        tx.sealing_key()?;
         let context = tx.audit_context().clone();
         let record = AuditRecord {
             id: 0,
@@ -498,6 +507,18 @@ fn key_image(row: &KeyRow) -> String {
 }
 
 /// Key changes are audited: without an acting principal they fail closed.
+/// On SQLite, once an erasure has committed (the session is outside a transaction), copies the
+/// write-ahead log into the database file and truncates it: the erased row, overwritten in the
+/// file by `secure_delete`, would otherwise survive in older WAL frames until SQLite's next
+/// automatic checkpoint. Inside the caller's transaction nothing is committed yet, so nothing is
+/// done here (see the README on what remains on disk).
+fn flush_erasure(s: &mut Session) -> Result<()> {
+    if s.transaction_depth() > 0 || s.backend().kind() != crate::error::BackendKind::Sqlite {
+        return Ok(());
+    }
+    s.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)").map(|_| ())
+}
+
 fn needs_principal(what: &str) -> Error {
     Error::Forbidden(format!(
         "{what} is audited and needs an acting principal: use Db::acting_as or Session::act_as"

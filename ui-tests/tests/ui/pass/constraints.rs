@@ -103,7 +103,7 @@ fn main() -> custodian::Result<()> {
         Some(&["Draft", "approved"][..])
     );
 
-    let db = custodian::connect("sqlite::memory:")?.acting_as(custodian::Principal::new("ui-test"));
+    let db = custodian::open(custodian::DatabaseConfig::from_url("sqlite::memory:")?.audit_unkeyed())?.acting_as(custodian::Principal::new("ui-test"));
     db.create_table::<Control>()?;
     let mut s = db.session()?;
     let stored = s.insert(control("ac-1", 3))?;

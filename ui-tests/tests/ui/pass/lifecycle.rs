@@ -137,7 +137,7 @@ fn main() -> custodian::Result<()> {
     assert!(meta.soft_delete() && meta.versioned());
     const { assert!(!Document::HOOKS && Account::HOOKS) };
 
-    let db = custodian::connect("sqlite::memory:")?.acting_as(custodian::Principal::new("ui-test"));
+    let db = custodian::open(custodian::DatabaseConfig::from_url("sqlite::memory:")?.audit_unkeyed())?.acting_as(custodian::Principal::new("ui-test"));
     db.create_table::<Document>()?;
     db.create_table::<Note>()?;
     db.create_table::<Account>()?;

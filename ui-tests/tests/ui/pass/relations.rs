@@ -87,7 +87,7 @@ fn main() -> custodian::Result<()> {
     assert_eq!(<Employee as BelongsTo<Employee>>::FOREIGN_KEY, "manager_id");
     assert_eq!(<Membership as BelongsTo<Project>>::FOREIGN_KEY, "project");
 
-    let db = custodian::connect("sqlite::memory:")?.acting_as(custodian::Principal::new("ui-test"));
+    let db = custodian::open(custodian::DatabaseConfig::from_url("sqlite::memory:")?.audit_unkeyed())?.acting_as(custodian::Principal::new("ui-test"));
     db.create_tables(&[Membership::META, Project::META, Budget::META, Employee::META, Department::META])?;
     let mut s = db.session()?;
     let ops = s.insert(Department { id: 0, name: "ops".into() })?;

@@ -676,7 +676,66 @@ struct Report {
     final_seal: Duration,
     final_verify: Duration,
     seal_checks: SealChecks,
+    /// Audited tps with a sealer running, and each record's seal lag (ms).
+    lag: (f64, Vec<f64>),
     elapsed: Duration,
+}
+
+/// Seal lag under load: audited TPC-B-like transactions for one pass while a sealer thread
+/// seals every `SEAL_EVERY`; for each record sealed, the time from its write (the record's
+/// `at`) to the end of the seal that chained it. Returns (tps during the pass, lags in ms).
+fn seal_lag(db: &Db, settings: &Settings) -> Res<(f64, Vec<f64>)> {
+    use custodian::audit::tables::{custodian_audit as a, custodian_audit_chain as c};
+    const SEAL_EVERY: Duration = Duration::from_millis(100);
+    db.seal_audit()?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sealer = {
+        let (db, stop) = (db.clone(), stop.clone());
+        std::thread::spawn(move || -> Result<Vec<f64>, String> {
+            let mut lags = Vec::new();
+            let mut s = db.session().map_err(|e| e.to_string())?;
+            let mut head = custodian::audit::chain::head(&mut s)
+                .map_err(|e| e.to_string())?
+                .0;
+            loop {
+                let done = stop.load(std::sync::atomic::Ordering::SeqCst);
+                let report = db.seal_audit().map_err(|e| e.to_string())?;
+                let sealed_at = chrono::Utc::now().naive_utc();
+                let ats: Vec<custodian::sql_types::StoredDatetime> = s
+                    .load(
+                        c::table
+                            .inner_join(a::table.on(a::id.eq(c::record_id)))
+                            .filter(c::seq.gt(head))
+                            .filter(c::seq.le(report.head_seq))
+                            .select(a::at),
+                    )
+                    .map_err(|e| e.to_string())?;
+                lags.extend(
+                    ats.iter()
+                        .map(|at| (sealed_at - at.0).num_microseconds().unwrap_or(0) as f64 / 1e3),
+                );
+                head = report.head_seq;
+                if done {
+                    return Ok(lags);
+                }
+                std::thread::sleep(SEAL_EVERY);
+            }
+        })
+    };
+    let (n, d) = tpcb_pass(db, Side::Audited, 0x1a9, settings.pass, settings)?;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let lags = sealer.join().map_err(|_| "sealer panicked")??;
+    Ok((n as f64 / d.as_secs_f64().max(1e-9), lags))
+}
+
+/// The `q` quantile (0 to 1) of `v`.
+fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let i = ((v.len() - 1) as f64 * q).round() as usize;
+    v[i.min(v.len() - 1)]
 }
 
 fn bench_backend(target: &Target, settings: &Settings) -> Res<Report> {
@@ -697,6 +756,7 @@ fn bench_backend(target: &Target, settings: &Settings) -> Res<Report> {
         median(chain.verify.iter().map(Duration::as_secs_f64).collect()),
     );
     let tpcb = bench_tpcb(db, target.kind, settings)?;
+    let lag = seal_lag(db, settings)?;
     check_tpcb(db)?;
 
     // Seal what the audited TPC-B transactions appended, and verify the whole trail.
@@ -735,6 +795,7 @@ fn bench_backend(target: &Target, settings: &Settings) -> Res<Report> {
         final_seal,
         final_verify,
         seal_checks,
+        lag,
         elapsed: started.elapsed(),
     })
 }
@@ -854,6 +915,17 @@ fn print_report(r: &Report, settings: &Settings) {
         "after TPC-B: verify whole trail",
         r.final_verify.as_secs_f64(),
         rate(r.final_links, r.final_verify)
+    );
+    let (tps, lags) = &r.lag;
+    println!();
+    println!(
+        "Seal lag (record written -> chained) with a sealer every 100 ms during {:.1} s of audited \
+         TPC-B ({tps:.0} tps, {} records): p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        settings.pass.as_secs_f64(),
+        lags.len(),
+        quantile(lags.clone(), 0.5),
+        quantile(lags.clone(), 0.99),
+        quantile(lags.clone(), 1.0),
     );
     let k = &r.seal_checks;
     println!();

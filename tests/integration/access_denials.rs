@@ -177,7 +177,10 @@ on_all_backends!(
 /// on it; inside one it cannot be kept apart from the caller's rollback, and the error says so.
 #[test]
 fn in_memory_sqlite_says_when_a_refusal_cannot_be_recorded() {
-    let db = custodian::connect("sqlite::memory:")
+    let config = custodian::DatabaseConfig::from_url("sqlite::memory:")
+        .unwrap()
+        .audit_unkeyed();
+    let db = custodian::open(config)
         .unwrap()
         .acting_as(Principal::new("admin"));
     db.create_tables(&[Vendor::META, Invoice::META]).unwrap();

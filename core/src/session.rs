@@ -628,6 +628,7 @@ impl Session {
         self.check_deadline()?;
         if let Op::Insert(rows) | Op::Update(rows) = &op {
             validate_all(rows)?;
+            crate::validate::check_storable(rows)?;
         }
         if E::AUDITED && self.principal.is_none() {
             return Err(no_principal::<E>());
@@ -660,6 +661,8 @@ impl Session {
                     row.raw_stamp(Stamp::Insert, now);
                     row.raw_before(WriteKind::Insert, self)?;
                 }
+                // Hooks may have changed the rows: what gets written must be storable too.
+                crate::validate::check_storable(rows)?;
                 let n = if E::META.has_encrypted() {
                     // Encrypted fields are written sealed; the caller's rows keep the plaintext.
                     let plain = rows
@@ -691,6 +694,7 @@ impl Session {
                 }
                 for row in rows.iter_mut() {
                     row.raw_before(WriteKind::Update, self)?;
+                    crate::validate::check_storable(std::slice::from_ref(&*row))?;
                     let key = row.key();
                     // The row as stored: the audit record's before image, and the ciphertext
                     // that unchanged encrypted fields keep. Where the backend can, the update

@@ -1192,6 +1192,14 @@ fn audit_fns(m: &EntityModel) -> TokenStream {
             })?)?
         }
     });
+    let unstorable = m.columns.iter().enumerate().map(|(i, c)| {
+        let (f, ty) = (&c.ident, &c.ty);
+        quote! {
+            if let ::core::option::Option::Some(why) = <#ty as #p::ColumnValue>::unstorable(&self.#f) {
+                out.push((#i, why));
+            }
+        }
+    });
     let skipped = &m.skipped;
     let keys: Vec<&crate::model::Column> = m.key_columns().collect();
     let key_image = if let [k] = keys.as_slice() {
@@ -1215,6 +1223,12 @@ fn audit_fns(m: &EntityModel) -> TokenStream {
             let mut image = #json::Map::new();
             #(#image_entries)*
             ::core::result::Result::Ok(image)
+        }
+
+        fn raw_unstorable(&self) -> ::std::vec::Vec<(usize, &'static str)> {
+            let mut out = ::std::vec::Vec::new();
+            #(#unstorable)*
+            out
         }
 
         fn raw_from_image(image: &#json::Map<::std::string::String, #json::Value>) -> ::core::result::Result<Self, #p::DecodeError> {

@@ -16,6 +16,7 @@ mod crypto;
 mod encrypted;
 mod errors;
 mod example;
+mod fidelity;
 mod lifecycle;
 mod pool;
 mod relations;

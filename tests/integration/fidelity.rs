@@ -1,0 +1,196 @@
+//! Audit records hold what the database stores: values no backend can store faithfully are
+//! refused before anything is written, and edge values (negative zero, leap seconds,
+//! sub-microsecond timestamps) are recorded in the form a read-back gives, so drift detection
+//! stays clean for rows only custodian wrote.
+
+use crate::common::TestDb;
+use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
+use custodian::audit::tables::custodian_audit as a;
+use custodian::prelude::*;
+use custodian::Error;
+
+#[entity(table = "measures")]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measure {
+    #[column(primary_key)]
+    pub id: i64,
+    pub single: f32,
+    pub double: f64,
+    pub maybe: Option<f64>,
+    pub at: NaiveDateTime,
+    pub at_utc: chrono::DateTime<Utc>,
+    pub o_at: Option<NaiveDateTime>,
+}
+
+fn plain(id: i64) -> Measure {
+    let at = NaiveDate::from_ymd_opt(2024, 6, 30)
+        .unwrap()
+        .and_hms_opt(12, 0, 0)
+        .unwrap();
+    Measure {
+        id,
+        single: 1.5,
+        double: 2.5,
+        maybe: Some(3.5),
+        at,
+        at_utc: Utc.from_utc_datetime(&at),
+        o_at: None,
+    }
+}
+
+fn rows(s: &mut Session) -> i64 {
+    s.count(measures::table.count()).unwrap()
+}
+
+fn records(s: &mut Session) -> i64 {
+    s.count(a::table.count()).unwrap()
+}
+
+/// The field errors of a refused write, as (field, code) pairs.
+fn refused(err: Error) -> Vec<(String, String)> {
+    let Error::Validation(v) = err else {
+        panic!("expected Validation, got {err:?}")
+    };
+    v.fields
+        .iter()
+        .flat_map(|(f, es)| es.iter().map(move |e| (f.clone(), e.code.clone())))
+        .collect()
+}
+
+/// A field name and a change that makes the row unstorable there.
+type Spoil = (&'static str, fn(&mut Measure));
+
+fn non_finite_floats_are_refused(db: &TestDb) {
+    db.create_table::<Measure>().unwrap();
+    let mut s = db.session().unwrap();
+    let bad: [Spoil; 4] = [
+        ("single", |m| m.single = f32::NAN),
+        ("double", |m| m.double = f64::INFINITY),
+        ("double", |m| m.double = f64::NEG_INFINITY),
+        ("maybe", |m| m.maybe = Some(f64::NAN)),
+    ];
+    for (field, spoil) in bad {
+        let mut m = plain(1);
+        spoil(&mut m);
+        let err = s.insert(m.clone()).unwrap_err();
+        assert_eq!(refused(err), [(field.to_string(), "not_storable".into())]);
+        let mut many = vec![plain(2), m];
+        let Error::Validation(v) = s.insert_many(&mut many).unwrap_err() else {
+            panic!("bulk insert of {field} not refused as Validation")
+        };
+        assert_eq!(v.index, Some(1));
+    }
+    assert_eq!(rows(&mut s), 0, "nothing inserted");
+    assert_eq!(records(&mut s), 0, "nothing recorded");
+
+    let mut good = s.insert(plain(1)).unwrap();
+    let before = records(&mut s);
+    for (field, spoil) in bad {
+        let mut m = good.clone();
+        spoil(&mut m);
+        let err = s.update(&mut m).unwrap_err();
+        assert_eq!(refused(err), [(field.to_string(), "not_storable".into())]);
+    }
+    // The stored row, read with plain SQL, is untouched and no record was added.
+    let (single, double, maybe): (f32, f64, Option<f64>) = s
+        .first(measures::table.filter(measures::id.eq(1)).select((
+            measures::single,
+            measures::double,
+            measures::maybe,
+        )))
+        .unwrap()
+        .unwrap();
+    assert_eq!((single, double, maybe), (1.5, 2.5, Some(3.5)));
+    assert_eq!(records(&mut s), before);
+    good.double = 7.0;
+    s.update(&mut good).unwrap();
+    assert_eq!(s.history::<Measure>(&1).unwrap().len(), 2);
+}
+
+/// A value at the edge of what the databases store: negative zero, a leap second,
+/// sub-microsecond digits.
+fn edge(id: i64) -> Measure {
+    let leap = NaiveDate::from_ymd_opt(2016, 12, 31)
+        .unwrap()
+        .and_hms_nano_opt(23, 59, 59, 1_250_000_999)
+        .unwrap();
+    let nanos = NaiveDate::from_ymd_opt(2024, 2, 29)
+        .unwrap()
+        .and_hms_nano_opt(8, 30, 0, 123_456_789)
+        .unwrap();
+    Measure {
+        id,
+        single: -0.0,
+        double: -0.0,
+        maybe: Some(-0.0),
+        at: leap,
+        at_utc: Utc.from_utc_datetime(&nanos),
+        o_at: Some(leap),
+    }
+}
+
+/// Every audit record's after image equals the row as read back.
+fn assert_images_match_rows(s: &mut Session, ids: &[i64]) {
+    for id in ids {
+        let stored = s.get::<Measure>(id).unwrap();
+        let history = s.history::<Measure>(id).unwrap();
+        let last = history.last().unwrap();
+        let image: serde_json::Value =
+            serde_json::from_str(last.record.after.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            image,
+            serde_json::Value::Object(stored.raw_image().unwrap()),
+            "row {id}: the audit image differs from the stored row"
+        );
+    }
+    assert_eq!(s.audit_drift::<Measure>().unwrap(), []);
+}
+
+fn images_record_the_stored_value(db: &TestDb) {
+    db.create_table::<Measure>().unwrap();
+    let mut s = db.session().unwrap();
+    s.insert(edge(1)).unwrap();
+    s.insert_many(&mut [edge(2), edge(3)]).unwrap();
+    assert_images_match_rows(&mut s, &[1, 2, 3]);
+
+    // Floats whose JSON text parses back exactly only with a correctly rounding parser.
+    let mut wide = plain(5);
+    wide.single = f32::MAX;
+    wide.double = f64::from(f32::MAX);
+    wide.maybe = Some(0.1 + 0.2);
+    s.insert(wide.clone()).unwrap();
+    assert_images_match_rows(&mut s, &[5]);
+    let recorded = s.history::<Measure>(&5).unwrap().pop().unwrap().value;
+    assert_eq!(recorded.unwrap(), wide, "history holds the exact floats");
+
+    let mut m = s.insert(plain(4)).unwrap();
+    let e = edge(4);
+    m.double = e.double;
+    m.at = e.at;
+    m.at_utc = e.at_utc;
+    m.o_at = e.o_at;
+    s.update(&mut m).unwrap();
+    let mut both = [s.get::<Measure>(&1).unwrap(), s.get::<Measure>(&2).unwrap()];
+    for m in &mut both {
+        m.single = -0.0;
+        m.at = edge(0).at;
+    }
+    s.update_many(&mut both).unwrap();
+    assert_images_match_rows(&mut s, &[1, 2, 3, 4, 5]);
+
+    // The read-back holds the folded leap second and the truncated nanoseconds.
+    let back = s.get::<Measure>(&4).unwrap();
+    assert_eq!(
+        back.at,
+        NaiveDate::from_ymd_opt(2017, 1, 1)
+            .unwrap()
+            .and_hms_micro_opt(0, 0, 0, 250_000)
+            .unwrap()
+    );
+    assert_eq!(back.at_utc.timestamp_subsec_nanos(), 123_456_000);
+}
+
+on_all_backends!(
+    non_finite_floats_are_refused,
+    images_record_the_stored_value
+);

@@ -34,6 +34,8 @@ pub(crate) struct DbInner {
     counters: Arc<PoolCounters>,
     /// [`Backend::consecutive_insert_ids`], asked once (server settings).
     pub(crate) consecutive_ids: std::sync::OnceLock<bool>,
+    /// [`Backend::max_statement_bytes`], asked once (server settings).
+    pub(crate) statement_bytes: std::sync::OnceLock<Option<usize>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -80,6 +82,7 @@ impl Db {
                 pool,
                 counters,
                 consecutive_ids: std::sync::OnceLock::new(),
+                statement_bytes: std::sync::OnceLock::new(),
             }),
         })
     }

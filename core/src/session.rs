@@ -1149,7 +1149,8 @@ impl Session {
         .seal(self.db.audit_key.as_ref());
         let options = TxOptions::new().immediate().no_retry();
         let append = |s: &mut Session| {
-            s.run(|c| chain::append(c, std::slice::from_ref(&record)))
+            let max = s.statement_bytes()?;
+            s.run(|c| chain::append(c, std::slice::from_ref(&record), max))
                 .map(|_| ())
         };
         match self
@@ -1248,7 +1249,19 @@ impl Session {
             return Ok(());
         }
         let records = std::mem::take(&mut self.pending_audit);
-        self.run(|c| chain::append(c, &records)).map(|_| ())
+        let max = self.statement_bytes()?;
+        self.run(|c| chain::append(c, &records, max)).map(|_| ())
+    }
+
+    /// [`Backend::max_statement_bytes`](crate::backend::Backend::max_statement_bytes), asked
+    /// once per `Db`.
+    fn statement_bytes(&mut self) -> Result<Option<usize>> {
+        if let Some(known) = self.db.statement_bytes.get() {
+            return Ok(*known);
+        }
+        let backend = self.db.backend;
+        let known = self.run(|c| backend.max_statement_bytes(c))?;
+        Ok(*self.db.statement_bytes.get_or_init(|| known))
     }
 
     /// Adds records (of the write path, or of key changes) to this session's transaction:
@@ -1259,7 +1272,8 @@ impl Session {
         if self.depth > 0 {
             self.pending_audit.extend(records);
         } else if !records.is_empty() {
-            self.run(|c| chain::append(c, &records))?;
+            let max = self.statement_bytes()?;
+            self.run(|c| chain::append(c, &records, max))?;
         }
         Ok(())
     }

@@ -194,3 +194,87 @@ on_all_backends!(
     non_finite_floats_are_refused,
     images_record_the_stored_value
 );
+
+/// A document with a large text body.
+#[entity(table = "documents")]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    #[column(primary_key)]
+    pub id: i64,
+    pub body: String,
+}
+
+/// Bytes of each document body: four of them take more than MariaDB's default
+/// `max_allowed_packet` (16 MiB), while each row and each record alone stays below it.
+const BODY: usize = 5 << 20;
+
+fn large_transactions_are_recorded(db: &TestDb) {
+    db.create_table::<Document>().unwrap();
+    let mut docs: Vec<Document> = (1..=4)
+        .map(|id| Document {
+            id,
+            body: char::from(b'a' + id as u8).to_string().repeat(BODY),
+        })
+        .collect();
+    // Four inserts, then four updates (records with before and after images): each
+    // transaction's records take over 20 MiB together.
+    db.transaction(|tx| {
+        for d in &docs {
+            tx.insert(d.clone())?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    for d in &mut docs {
+        d.body.replace_range(0..1, "z");
+    }
+    db.transaction(|tx| {
+        for d in docs.iter_mut() {
+            tx.update(d)?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let mut s = db.session().unwrap();
+    assert_eq!(s.count(a::table.count()).unwrap(), 8);
+    assert_eq!(s.audit_drift::<Document>().unwrap(), []);
+    let history = s.history::<Document>(&3).unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1].value.as_ref(), Some(&docs[2]));
+    db.seal_audit().unwrap();
+    assert!(db.verify_audit(None).unwrap().is_intact());
+}
+
+/// A record larger than the server's packet limit is refused before it is sent, with the limit
+/// named, and the write it records rolls back (the connection stays usable).
+fn oversized_records_are_refused_clearly(db: &TestDb) {
+    db.create_table::<Document>().unwrap();
+    let mut s = db.session().unwrap();
+    let mut d = s
+        .insert(Document {
+            id: 1,
+            body: "a".repeat(9 << 20),
+        })
+        .unwrap();
+    d.body.replace_range(0..1, "b");
+    let result = s.update(&mut d);
+    if db.kind == custodian::BackendKind::Mysql {
+        let err = result.unwrap_err();
+        assert!(matches!(err, Error::Database { .. }), "{err:?}");
+        assert!(err.to_string().contains("max_allowed_packet"), "{err}");
+        let body: String = s
+            .first(documents::table.select(documents::body))
+            .unwrap()
+            .unwrap();
+        assert!(body.starts_with('a'), "the update rolled back");
+        assert_eq!(s.count(a::table.count()).unwrap(), 1);
+    } else {
+        result.unwrap();
+        assert_eq!(s.count(a::table.count()).unwrap(), 2);
+    }
+}
+
+on_all_backends!(
+    large_transactions_are_recorded,
+    oversized_records_are_refused_clearly
+);

@@ -278,3 +278,80 @@ on_all_backends!(
     large_transactions_are_recorded,
     oversized_records_are_refused_clearly
 );
+
+/// An entity keyed by the longest text a key column holds on every backend.
+#[entity(table = "long_keys")]
+#[derive(Debug, Clone, PartialEq)]
+pub struct LongKey {
+    #[column(primary_key)]
+    pub code: String,
+    pub note: String,
+}
+
+/// An entity with a composite key of two such texts.
+#[entity(table = "long_pairs")]
+#[derive(Debug, Clone, PartialEq)]
+pub struct LongPair {
+    #[column(primary_key)]
+    pub left: String,
+    #[column(primary_key)]
+    pub right: String,
+    pub note: String,
+}
+
+/// 255 characters whose JSON form is far longer: quotes and backslashes are escaped, control
+/// characters written as `\u00XX`, and the emoji take four bytes each.
+fn long_text(seed: char) -> String {
+    let mut s = String::from(seed);
+    for i in 1..255 {
+        s.push(match i % 4 {
+            0 => '"',
+            1 => '\\',
+            2 => '\u{1}',
+            _ => '🚀',
+        });
+    }
+    s
+}
+
+fn long_keys_are_recorded(db: &TestDb) {
+    db.create_tables(&[LongKey::META, LongPair::META]).unwrap();
+    let mut s = db.session().unwrap();
+    let code = long_text('k');
+    assert_eq!(code.chars().count(), 255);
+    let mut row = s
+        .insert(LongKey {
+            code: code.clone(),
+            note: "first".into(),
+        })
+        .unwrap();
+    row.note = "second".into();
+    s.update(&mut row).unwrap();
+    let history = s.history::<LongKey>(&code).unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .map(|v| v.record.op.as_str())
+            .collect::<Vec<_>>(),
+        ["insert", "update"]
+    );
+    assert_eq!(history[1].value.as_ref(), Some(&row));
+
+    let key = (long_text('l'), long_text('r'));
+    let pair = s
+        .insert(LongPair {
+            left: key.0.clone(),
+            right: key.1.clone(),
+            note: "pair".into(),
+        })
+        .unwrap();
+    s.delete(&pair).unwrap();
+    let history = s.history::<LongPair>(&key).unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0].value.as_ref(), Some(&pair));
+    assert_eq!(history[1].value, None);
+    assert_eq!(s.audit_drift::<LongKey>().unwrap(), []);
+    assert_eq!(s.audit_drift::<LongPair>().unwrap(), []);
+}
+
+on_all_backends!(long_keys_are_recorded);

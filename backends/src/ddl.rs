@@ -350,6 +350,7 @@ mod tests {
                     parent,
                     on_delete: RefAction::SetNull,
                     on_update: RefAction::Cascade,
+                    cascade: None,
                 }),
                 ..ColumnMeta::PLAIN
             },

@@ -752,9 +752,13 @@ impl Session {
                 let mut n = 0;
                 let soft = E::META.soft_delete();
                 for key in keys {
+                    let hard = mode == DeleteMode::Purge || (mode == DeleteMode::Default && !soft);
+                    if hard {
+                        // The rows the database's cascades will delete or set to NULL.
+                        crate::cascade::before_hard_delete::<E>(self, key, now, &mut trail)?;
+                    }
                     // A hard delete without hooks: where the backend can, the delete returns
                     // the row it removed, the audit record's before image (one statement).
-                    let hard = mode == DeleteMode::Purge || (mode == DeleteMode::Default && !soft);
                     if E::AUDITED && !E::HOOKS && hard {
                         if let Some(gone) = self.run(|c| E::raw_delete_returning(c, key))? {
                             let gone = gone.ok_or_else(|| not_found::<E>(key))?;
@@ -980,8 +984,17 @@ impl Session {
             .map_err(image_error::<E>)
     }
 
+    /// The entities the `Db` knows (created or checked), for cascades.
+    pub(crate) fn known_entities(&self) -> Vec<crate::entity::EntityMeta> {
+        self.db
+            .entities
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// One sealed audit record of this session's transaction.
-    fn audit_record<E: Entity>(
+    pub(crate) fn audit_record<E: Entity>(
         &self,
         op: AuditOp,
         key: &E::Key,

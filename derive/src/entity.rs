@@ -970,6 +970,20 @@ fn relations(
                         .select(#as_select)
                         .load(conn)
                 }
+
+                fn raw_all_children_of(
+                    conn: &mut #p::AnyConnection,
+                    keys: &[<#parent as #p::Entity>::Key],
+                ) -> #d::QueryResult<::std::vec::Vec<Self>> {
+                    if keys.is_empty() {
+                        return ::core::result::Result::Ok(::std::vec::Vec::new());
+                    }
+                    let keys: ::std::vec::Vec<_> = keys.iter().map(|key| #stored_key).collect();
+                    #tp::table
+                        .filter(#tp::#f.eq_any(keys))
+                        .select(#as_select)
+                        .load(conn)
+                }
             }
         });
         if !fk.self_ref {
@@ -1065,6 +1079,7 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
 /// The `EntityMeta` constant.
 fn meta(m: &EntityModel) -> TokenStream {
     let p = quote!(::custodian::__private);
+    let ident = &m.ident;
     let name = m.ident.unraw().to_string();
     let table = m.table.to_string();
     let schema = match &m.schema {
@@ -1125,6 +1140,7 @@ fn meta(m: &EntityModel) -> TokenStream {
                         parent: #p::meta_of::<#parent>,
                         on_delete: #p::RefAction::#on_delete,
                         on_update: #p::RefAction::#on_update,
+                        cascade: #some(#p::cascade_children::<#parent, #ident>),
                     })
                 }
             }

@@ -9,6 +9,7 @@ pub mod model;
 mod access;
 mod audit;
 mod audit_writes;
+mod cascades;
 mod cli;
 mod config;
 mod crud;

@@ -18,7 +18,6 @@
 use crate::audit::{AuditOp, AuditRecord};
 use crate::entity::{Entity, EntityMeta, RefAction};
 use crate::error::{Error, Result};
-use crate::relations::BelongsTo;
 use crate::session::Session;
 use std::any::Any;
 use std::collections::HashSet;
@@ -107,22 +106,25 @@ fn from_parents<P: Entity>(
     Ok(())
 }
 
-/// The [`CascadeFn`] of child entity `C`'s foreign key to `P` (generated code names it):
-/// reads the `C` rows referencing `keys` (a `Vec<P::Key>`) under a lock, records their
-/// deletion or their reference set to `NULL`, and follows the cascade to their own children.
-pub fn cascade_children<P: Entity, C: BelongsTo<P>>(
+/// The parent keys a [`CascadeFn`] receives, as the foreign key field `field`'s key type `K`.
+pub fn cascade_keys<'k, K: 'static>(keys: &'k dyn Any, field: &str) -> Result<&'k Vec<K>> {
+    keys.downcast_ref::<Vec<K>>().ok_or_else(|| {
+        Error::Integrity(format!(
+            "cascade through `{field}`: the parent keys are not of the field's key type"
+        ))
+    })
+}
+
+/// Records what the `on_delete` action of `C`'s foreign key `field` does to `rows` (the rows
+/// referencing the parent rows being deleted, soft-deleted ones included), then follows the
+/// cascade to the children of the rows it deletes. Generated [`CascadeFn`]s call it.
+pub fn cascade_rows<C: Entity>(
     s: &mut Session,
-    keys: &dyn Any,
+    rows: Vec<C>,
+    field: &str,
     cascade: &mut Cascade,
 ) -> Result<()> {
-    let keys = keys.downcast_ref::<Vec<P::Key>>().ok_or_else(|| {
-        Error::Integrity(format!(
-            "cascade from {} to {}: parent keys of another type",
-            P::META.name,
-            C::META.name
-        ))
-    })?;
-    let Some(fk) = C::META.column(C::FOREIGN_KEY) else {
+    let Some(fk) = C::META.column(field) else {
         return Ok(());
     };
     let Some(action) = fk.references.map(|r| r.on_delete) else {
@@ -132,37 +134,34 @@ pub fn cascade_children<P: Entity, C: BelongsTo<P>>(
         return Ok(());
     }
     let mut removed: Vec<C::Key> = Vec::new();
-    for chunk in keys.chunks(s.backend().max_bind_params().max(1)) {
-        let children = s.run(|c| C::raw_all_children_of(c, chunk))?;
-        for child in children {
-            let key = child.key();
-            let key_image = C::raw_key_image(&key).map_err(image_error::<C>)?;
-            if !cascade
-                .seen
-                .insert((C::META.table.to_string(), key_image.to_string()))
-            {
-                continue;
+    for child in rows {
+        let key = child.key();
+        let key_image = C::raw_key_image(&key).map_err(image_error::<C>)?;
+        if !cascade
+            .seen
+            .insert((C::META.table.to_string(), key_image.to_string()))
+        {
+            continue;
+        }
+        // The row as the cascade will find it: locked until the transaction ends.
+        let Some(row) = s.run(|c| C::raw_find_for_update(c, &key, true))? else {
+            continue;
+        };
+        let before = row.raw_image().map_err(image_error::<C>)?;
+        let (op, after) = match action {
+            RefAction::SetNull => {
+                let mut after = before.clone();
+                after.insert(fk.name.to_string(), serde_json::Value::Null);
+                (AuditOp::Update, Some(after))
             }
-            // The row as the cascade will find it: locked until the transaction ends.
-            let Some(row) = s.run(|c| C::raw_find_for_update(c, &key, true))? else {
-                continue;
-            };
-            let before = row.raw_image().map_err(image_error::<C>)?;
-            let (op, after) = match action {
-                RefAction::SetNull => {
-                    let mut after = before.clone();
-                    after.insert(fk.name.to_string(), serde_json::Value::Null);
-                    (AuditOp::Update, Some(after))
-                }
-                _ => {
-                    removed.push(key.clone());
-                    (AuditOp::Delete, None)
-                }
-            };
-            if C::AUDITED {
-                let record = s.audit_record::<C>(op, &key, Some(before), after, cascade.at)?;
-                cascade.records.push(record);
+            _ => {
+                removed.push(key.clone());
+                (AuditOp::Delete, None)
             }
+        };
+        if C::AUDITED {
+            let record = s.audit_record::<C>(op, &key, Some(before), after, cascade.at)?;
+            cascade.records.push(record);
         }
     }
     if removed.is_empty() {

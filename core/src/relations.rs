@@ -28,10 +28,4 @@ pub trait BelongsTo<P: Entity>: Entity {
     #[doc(hidden)]
     /// Live rows whose foreign key is one of `keys`, in one statement.
     fn raw_children_of(conn: &mut AnyConnection, keys: &[P::Key]) -> QueryResult<Vec<Self>>;
-
-    #[doc(hidden)]
-    /// Every row whose foreign key is one of `keys`, soft-deleted ones included.
-    fn raw_all_children_of(conn: &mut AnyConnection, keys: &[P::Key]) -> QueryResult<Vec<Self>> {
-        Self::raw_children_of(conn, keys)
-    }
 }

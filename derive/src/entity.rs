@@ -929,6 +929,7 @@ fn relations(
         let f = &c.ident;
         let field = f.unraw().to_string();
         let key_ty = &fk.key_ty;
+        let cascade_fn = format_ident!("__custodian_cascade_{}", i);
         // The field must hold the parent's key: checked once, under the field type.
         let key_bound = quote_spanned! {key_ty.span()=>
             #parent: #p::Entity<Key = #key_ty>
@@ -970,20 +971,28 @@ fn relations(
                         .select(#as_select)
                         .load(conn)
                 }
+            }
 
-                fn raw_all_children_of(
-                    conn: &mut #p::AnyConnection,
-                    keys: &[<#parent as #p::Entity>::Key],
-                ) -> #d::QueryResult<::std::vec::Vec<Self>> {
-                    if keys.is_empty() {
-                        return ::core::result::Result::Ok(::std::vec::Vec::new());
-                    }
-                    let keys: ::std::vec::Vec<_> = keys.iter().map(|key| #stored_key).collect();
-                    #tp::table
-                        .filter(#tp::#f.eq_any(keys))
-                        .select(#as_select)
-                        .load(conn)
+            // The foreign key's `CascadeFn` (named by the metadata): every row referencing the
+            // parent keys, soft-deleted ones included, handed to the cascade. Free of bounds on
+            // the parent, so a mismatched key type is reported once, under the field.
+            fn #cascade_fn(
+                session: &mut #p::Session,
+                keys: &dyn ::core::any::Any,
+                cascade: &mut #p::Cascade,
+            ) -> ::custodian::Result<()> {
+                let keys = #p::cascade_keys::<#key_ty>(keys, #field)?;
+                let mut rows: ::std::vec::Vec<#ident> = ::std::vec::Vec::new();
+                for chunk in keys.chunks(session.backend().max_bind_params().max(1)) {
+                    let stored: ::std::vec::Vec<_> = chunk.iter().map(|key| #stored_key).collect();
+                    rows.extend(session.run(|conn| {
+                        #tp::table
+                            .filter(#tp::#f.eq_any(stored))
+                            .select(<#ident as #d::SelectableHelper<#p::MultiBackend>>::as_select())
+                            .load::<#ident>(conn)
+                    })?);
                 }
+                #p::cascade_rows::<#ident>(session, rows, #field, cascade)
             }
         });
         if !fk.self_ref {
@@ -1079,7 +1088,6 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
 /// The `EntityMeta` constant.
 fn meta(m: &EntityModel) -> TokenStream {
     let p = quote!(::custodian::__private);
-    let ident = &m.ident;
     let name = m.ident.unraw().to_string();
     let table = m.table.to_string();
     let schema = match &m.schema {
@@ -1135,12 +1143,13 @@ fn meta(m: &EntityModel) -> TokenStream {
                 let parent = parent_alias(i);
                 let on_delete = format_ident!("{}", fk.on_delete.variant());
                 let on_update = format_ident!("{}", fk.on_update.variant());
+                let cascade_fn = format_ident!("__custodian_cascade_{}", i);
                 quote! {
                     #some(#p::ForeignKey {
                         parent: #p::meta_of::<#parent>,
                         on_delete: #p::RefAction::#on_delete,
                         on_update: #p::RefAction::#on_update,
-                        cascade: #some(#p::cascade_children::<#parent, #ident>),
+                        cascade: #some(#cascade_fn),
                     })
                 }
             }

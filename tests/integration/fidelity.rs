@@ -107,6 +107,49 @@ fn non_finite_floats_are_refused(db: &TestDb) {
     assert_eq!(s.history::<Measure>(&1).unwrap().len(), 2);
 }
 
+/// A reading whose before-hooks compute a ratio, which can come out non-finite.
+#[entity(table = "ratios", hooks)]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ratio {
+    #[column(primary_key)]
+    pub id: i64,
+    pub part: f64,
+    pub whole: f64,
+    pub ratio: f64,
+}
+
+impl custodian::Hooks for Ratio {
+    fn before_insert(&mut self, _: &mut Session) -> custodian::Result<()> {
+        self.ratio = self.part / self.whole;
+        Ok(())
+    }
+    fn before_update(&mut self, _: &mut Session) -> custodian::Result<()> {
+        self.ratio = self.part / self.whole;
+        Ok(())
+    }
+}
+
+/// What a before-hook computes is checked like the caller's values.
+fn non_finite_from_hooks_is_refused(db: &TestDb) {
+    db.create_table::<Ratio>().unwrap();
+    let mut s = db.session().unwrap();
+    let ratio = |id, whole| Ratio {
+        id,
+        part: 1.0,
+        whole,
+        ratio: 0.0,
+    };
+    let err = s.insert(ratio(1, 0.0)).unwrap_err();
+    assert_eq!(refused(err), [("ratio".to_string(), "not_storable".into())]);
+    let mut good = s.insert(ratio(2, 4.0)).unwrap();
+    good.whole = 0.0;
+    let err = s.update(&mut good).unwrap_err();
+    assert_eq!(refused(err), [("ratio".to_string(), "not_storable".into())]);
+    assert_eq!(s.count(ratios::table.count()).unwrap(), 1);
+    assert_eq!(s.get::<Ratio>(&2).unwrap().ratio, 0.25);
+    assert_eq!(s.history::<Ratio>(&2).unwrap().len(), 1);
+}
+
 /// A value at the edge of what the databases store: negative zero, a leap second,
 /// sub-microsecond digits.
 fn edge(id: i64) -> Measure {
@@ -192,6 +235,7 @@ fn images_record_the_stored_value(db: &TestDb) {
 
 on_all_backends!(
     non_finite_floats_are_refused,
+    non_finite_from_hooks_is_refused,
     images_record_the_stored_value
 );
 

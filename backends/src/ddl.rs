@@ -42,6 +42,13 @@ pub trait DdlDialect {
     fn referenced_table(&self, parent: &EntityMeta) -> String {
         qualified(self, parent)
     }
+    /// Characters of an unbounded text column (bytes of a binary one) that a non-unique index
+    /// covers, for dialects whose indexes need bounded types (MariaDB): such a column keeps its
+    /// unbounded type unless a key, unique constraint or foreign key needs it bounded, and
+    /// non-unique indexes cover it by this prefix. `None`: indexes need no prefix.
+    fn index_prefix(&self) -> Option<usize> {
+        None
+    }
     /// `CREATE INDEX` (non-unique) on `meta`'s table; `columns` are already quoted and joined.
     fn create_index(&self, meta: &EntityMeta, name: &str, columns: &str) -> String {
         format!(
@@ -60,10 +67,42 @@ pub fn qualified<D: DdlDialect + ?Sized>(d: &D, meta: &EntityMeta) -> String {
     }
 }
 
-/// Whether `c` must have an indexable type: key, unique, indexed, referencing, or part of a
-/// multi-column index.
-fn in_index(meta: &EntityMeta, c: &ColumnMeta) -> bool {
-    c.needs_index() || meta.indexes.iter().any(|i| i.columns.contains(&c.name))
+/// Whether `c` must have an indexable (bounded) type: part of the key, of a unique constraint
+/// or of a foreign key, or of a non-unique index on a dialect without prefix indexes.
+fn in_index<D: DdlDialect + ?Sized>(d: &D, meta: &EntityMeta, c: &ColumnMeta) -> bool {
+    let strict = c.primary_key
+        || c.unique
+        || c.references.is_some()
+        || meta
+            .indexes
+            .iter()
+            .any(|i| i.unique && i.columns.contains(&c.name));
+    let loose = c.indexed
+        || meta
+            .indexes
+            .iter()
+            .any(|i| !i.unique && i.columns.contains(&c.name));
+    strict || (loose && d.index_prefix().is_none())
+}
+
+/// The quoted columns of a non-unique index, an unbounded one limited to the dialect's prefix.
+fn index_columns<D: DdlDialect + ?Sized>(d: &D, meta: &EntityMeta, columns: &[&str]) -> String {
+    columns
+        .iter()
+        .map(|name| {
+            let column = meta.columns.iter().find(|c| c.name == *name);
+            match (d.index_prefix(), column) {
+                (Some(prefix), Some(c))
+                    if !in_index(d, meta, c)
+                        && d.column_type(c.kind, false) != d.column_type(c.kind, true) =>
+                {
+                    format!("{}({prefix})", d.quote(name))
+                }
+                _ => d.quote(name),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn column_def<D: DdlDialect + ?Sized>(d: &D, meta: &EntityMeta, c: &ColumnMeta) -> String {
@@ -71,7 +110,7 @@ fn column_def<D: DdlDialect + ?Sized>(d: &D, meta: &EntityMeta, c: &ColumnMeta) 
     if c.auto_increment {
         return d.auto_increment_column(&name, c.kind);
     }
-    let mut def = format!("{name} {}", d.column_type(c.kind, in_index(meta, c)));
+    let mut def = format!("{name} {}", d.column_type(c.kind, in_index(d, meta, c)));
     if !c.nullable {
         def.push_str(" NOT NULL");
     }
@@ -184,7 +223,7 @@ pub fn create_table<D: DdlDialect + ?Sized>(d: &D, meta: &EntityMeta) -> Vec<Str
     )];
     for (name, columns, unique) in &indexes {
         if !*unique {
-            out.push(d.create_index(meta, name, &quoted_list(d, columns)));
+            out.push(d.create_index(meta, name, &index_columns(d, meta, columns)));
         }
     }
     out
@@ -311,6 +350,7 @@ mod tests {
                     parent,
                     on_delete: RefAction::SetNull,
                     on_update: RefAction::Cascade,
+                    cascade: None,
                 }),
                 ..ColumnMeta::PLAIN
             },
@@ -353,6 +393,82 @@ mod tests {
                 "CREATE INDEX \"players_team_id_idx\" ON \"players\" (\"team_id\")",
                 "CREATE INDEX \"players_level_code_idx\" ON \"players\" (\"level\", \"code\")",
             ]
+        );
+    }
+
+    /// [`Plain`] with prefix indexes, as on MariaDB.
+    struct Prefixed;
+    impl DdlDialect for Prefixed {
+        fn quote(&self, ident: &str) -> String {
+            Plain.quote(ident)
+        }
+        fn column_type(&self, kind: ColumnKind, indexed: bool) -> &'static str {
+            Plain.column_type(kind, indexed)
+        }
+        fn auto_increment_column(&self, name: &str, kind: ColumnKind) -> String {
+            Plain.auto_increment_column(name, kind)
+        }
+        fn current_timestamp(&self) -> &'static str {
+            Plain.current_timestamp()
+        }
+        fn index_prefix(&self) -> Option<usize> {
+            Some(10)
+        }
+    }
+
+    #[test]
+    fn non_unique_indexes_cover_unbounded_text_by_a_prefix() {
+        const NOTES: EntityMeta = EntityMeta {
+            name: "Note",
+            table: "notes",
+            schema: None,
+            columns: &[
+                ColumnMeta {
+                    name: "id",
+                    field: "id",
+                    primary_key: true,
+                    ..ColumnMeta::PLAIN
+                },
+                ColumnMeta {
+                    name: "body",
+                    field: "body",
+                    indexed: true,
+                    ..ColumnMeta::PLAIN
+                },
+                ColumnMeta {
+                    name: "tag",
+                    field: "tag",
+                    ..ColumnMeta::PLAIN
+                },
+            ],
+            indexes: &[IndexMeta {
+                name: "notes_tag_id_idx",
+                columns: &["tag", "id"],
+                unique: false,
+            }],
+        };
+        let sql = create_table(&Prefixed, &NOTES);
+        assert_eq!(
+            sql[0],
+            "CREATE TABLE \"notes\" (\n  \
+             \"id\" VARCHAR(255) NOT NULL,\n  \
+             \"body\" TEXT NOT NULL,\n  \
+             \"tag\" TEXT NOT NULL,\n  \
+             PRIMARY KEY (\"id\")\n)"
+        );
+        assert_eq!(
+            &sql[1..],
+            [
+                "CREATE INDEX \"notes_body_idx\" ON \"notes\" (\"body\"(10))",
+                "CREATE INDEX \"notes_tag_id_idx\" ON \"notes\" (\"tag\"(10), \"id\")",
+            ]
+        );
+        // Without prefix indexes the same columns are bounded.
+        assert!(create_table(&Plain, &NOTES)[0].contains("\"body\" VARCHAR(255)"));
+        // Keys, unique constraints and foreign keys stay bounded with prefixes too.
+        assert_eq!(
+            create_table(&Prefixed, &CHILD),
+            create_table(&Plain, &CHILD)
         );
     }
 

@@ -119,6 +119,15 @@ impl Backend for Mysql {
         Ok(matches!(mode, 0 | 1) && step == 1)
     }
 
+    fn max_statement_bytes(&self, conn: &mut AnyConnection) -> QueryResult<Option<usize>> {
+        use diesel::sql_types::BigInt;
+        let bytes: i64 = diesel::select(diesel::dsl::sql::<BigInt>(
+            "CAST(@@max_allowed_packet AS SIGNED)",
+        ))
+        .get_result(my(conn)?)?;
+        Ok(usize::try_from(bytes).ok())
+    }
+
     fn classify(&self, err: diesel::result::Error) -> Error {
         classify::classify(BackendKind::Mysql, err, |kind, info| {
             let m = info.message();
@@ -142,8 +151,13 @@ impl Backend for Mysql {
                 _ if m.starts_with("CONSTRAINT") && m.contains("failed for") => {
                     ("4025", Some(Cause::Constraint))
                 }
-                _ if m.contains("server has gone away") || m.contains("Lost connection") => {
+                // The client library's own errors (CR_SERVER_GONE_ERROR, CR_SERVER_LOST), whose
+                // wording differs between libmysqlclient and MariaDB Connector/C.
+                _ if m.to_ascii_lowercase().contains("server has gone away") => {
                     ("2006", Some(Cause::Connection))
+                }
+                _ if m.to_ascii_lowercase().contains("lost connection") => {
+                    ("2013", Some(Cause::Connection))
                 }
                 _ if m.contains("connection was killed") || m.contains("Connection was killed") => {
                     ("1927", Some(Cause::Connection))
@@ -269,6 +283,11 @@ impl DdlDialect for MyDdl {
     fn table_suffix(&self) -> &'static str {
         " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
     }
+    fn index_prefix(&self) -> Option<usize> {
+        // 255 utf8mb4 characters take the 1,020 bytes a VARCHAR(255) key part takes, so an
+        // index that fits InnoDB's 3,072-byte limit with bounded columns fits with prefixes.
+        Some(255)
+    }
     fn literal(&self, s: &str) -> String {
         // Backslash is an escape character unless NO_BACKSLASH_ESCAPES is set.
         format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
@@ -276,5 +295,46 @@ impl DdlDialect for MyDdl {
     fn unique_constraint(&self, name: &str, columns: &str) -> String {
         // The key name is what "Duplicate entry ... for key '<name>'" reports.
         format!("UNIQUE KEY {} ({columns})", self.quote(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::result::Error as DieselError;
+
+    fn unknown(message: &str) -> Error {
+        Mysql.classify(DieselError::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new(message.to_string()),
+        ))
+    }
+
+    #[test]
+    fn a_lost_server_is_a_connection_error() {
+        for (message, code) in [
+            ("Server has gone away", "2006"),
+            ("MySQL server has gone away", "2006"),
+            ("Lost connection to server during query", "2013"),
+            ("Lost connection to MySQL server during query", "2013"),
+        ] {
+            let err = unknown(message);
+            let Error::Connection {
+                source: Some(source),
+                ..
+            } = &err
+            else {
+                panic!("{message}: expected Connection, got {err:?}");
+            };
+            // The source is the boxed DbError.
+            let db = source
+                .downcast_ref::<Box<custodian_core::DbError>>()
+                .unwrap();
+            assert_eq!(db.code.as_deref(), Some(code), "{message}");
+        }
+        assert!(matches!(
+            unknown("Table 't' doesn't exist"),
+            Error::Database { .. }
+        ));
     }
 }

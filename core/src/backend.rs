@@ -93,4 +93,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     fn max_bind_params(&self) -> usize {
         30_000
     }
+
+    /// Most bytes one statement and its bound values may take on the wire (MariaDB's
+    /// `max_allowed_packet`), `None` if the backend sets no such limit. The audit trail sizes
+    /// its multi-row inserts by it.
+    fn max_statement_bytes(&self, _conn: &mut AnyConnection) -> QueryResult<Option<usize>> {
+        Ok(None)
+    }
 }

@@ -36,6 +36,11 @@ pub(crate) struct DbInner {
     pub(crate) consecutive_ids: std::sync::OnceLock<bool>,
     /// The connection reserved for `denied` audit records, outside the pool.
     pub(crate) denials: crate::session::guard::DenialLine,
+    /// [`Backend::max_statement_bytes`], asked once (server settings).
+    pub(crate) statement_bytes: std::sync::OnceLock<Option<usize>>,
+    /// The entities this `Db` created or checked: the write path follows their cascading
+    /// foreign keys (see [`crate::cascade`]).
+    pub(crate) entities: std::sync::Mutex<Vec<EntityMeta>>,
 }
 
 impl DbInner {
@@ -46,6 +51,19 @@ impl DbInner {
             Some(key) => Ok(Some(key)),
             None if self.config.audit.unkeyed => Ok(None),
             None => Err(crate::config::missing_audit_key()),
+        }
+    }
+
+    /// Adds `entities` to the ones this `Db` knows (each table once).
+    pub(crate) fn know(&self, entities: &[EntityMeta]) {
+        let mut known = self.entities.lock().unwrap_or_else(|e| e.into_inner());
+        for meta in entities {
+            if !known
+                .iter()
+                .any(|k| k.table == meta.table && k.schema == meta.schema)
+            {
+                known.push(*meta);
+            }
         }
     }
 }
@@ -96,6 +114,8 @@ impl Db {
                 counters,
                 consecutive_ids: std::sync::OnceLock::new(),
                 denials: Default::default(),
+                statement_bytes: std::sync::OnceLock::new(),
+                entities: std::sync::Mutex::new(Vec::new()),
             }),
         })
     }
@@ -205,6 +225,7 @@ impl Db {
     /// [`Error::Config`] naming the tables; nothing is created then. On PostgreSQL and SQLite
     /// all tables are created in one transaction (all or none); MariaDB commits each statement.
     pub fn create_tables(&self, entities: &[EntityMeta]) -> Result<()> {
+        self.inner.know(entities);
         self.install_audit()?;
         if self.inner.crypto.is_some() {
             self.install_crypto()?; // crypto
@@ -381,6 +402,7 @@ impl Db {
     /// Every difference between `entities` and the live schema: missing tables and columns,
     /// incompatible column types, nullability mismatches. Extra live columns are not drift.
     pub fn schema_drift(&self, entities: &[EntityMeta]) -> Result<Vec<Drift>> {
+        self.inner.know(entities);
         let backend = self.inner.backend;
         let mut s = self.session()?;
         let mut drifts = Vec::new();

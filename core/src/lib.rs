@@ -10,6 +10,7 @@ pub mod audit;
 pub mod backend;
 mod before_image;
 mod cached_update;
+pub mod cascade;
 pub mod config;
 pub mod conn;
 pub mod crypto;

@@ -3,6 +3,7 @@
 
 pub use crate::before_image::{Both, NoLockModifier, Returning, RowLock, Same, UpdateReturningOld};
 pub use crate::cached_update::CachedUpdate;
+pub use crate::cascade::{cascade_keys, cascade_rows, Cascade};
 pub use crate::conn::{AnyConnection, MultiBackend};
 pub use crate::entity::{
     meta_of, Check, ColumnMeta, ColumnRole, Entity, EntityMeta, ForeignKey, IndexMeta, RefAction,

@@ -317,6 +317,7 @@ mod tests {
                 parent: a,
                 on_delete: RefAction::NoAction,
                 on_update: RefAction::NoAction,
+                cascade: None,
             }),
             ..ColumnMeta::PLAIN
         }];
@@ -330,6 +331,7 @@ mod tests {
                 parent: b,
                 on_delete: RefAction::NoAction,
                 on_update: RefAction::NoAction,
+                cascade: None,
             }),
             ..ColumnMeta::PLAIN
         }];
@@ -343,6 +345,7 @@ mod tests {
                 parent: y,
                 on_delete: RefAction::NoAction,
                 on_update: RefAction::NoAction,
+                cascade: None,
             }),
             ..ColumnMeta::PLAIN
         }];
@@ -356,6 +359,7 @@ mod tests {
                 parent: x,
                 on_delete: RefAction::NoAction,
                 on_update: RefAction::NoAction,
+                cascade: None,
             }),
             ..ColumnMeta::PLAIN
         }];

@@ -640,6 +640,7 @@ impl Session {
         self.check_deadline()?;
         if let Op::Insert(rows) | Op::Update(rows) = &op {
             validate_all(rows)?;
+            crate::validate::check_storable(rows)?;
         }
         if let Some(principal) = self.principal.as_deref() {
             principal.check()?;
@@ -679,6 +680,8 @@ impl Session {
                     row.raw_stamp(Stamp::Insert, now);
                     row.raw_before(WriteKind::Insert, self)?;
                 }
+                // Hooks may have changed the rows: what gets written must be storable too.
+                crate::validate::check_storable(rows)?;
                 let n = if E::META.has_encrypted() {
                     // Encrypted fields are written sealed; the caller's rows keep the plaintext.
                     let plain = rows
@@ -710,6 +713,7 @@ impl Session {
                 }
                 for row in rows.iter_mut() {
                     row.raw_before(WriteKind::Update, self)?;
+                    crate::validate::check_storable(std::slice::from_ref(&*row))?;
                     let key = row.key();
                     // The row as stored: the audit record's before image, and the ciphertext
                     // that unchanged encrypted fields keep. Where the backend can, the update
@@ -767,9 +771,13 @@ impl Session {
                 let mut n = 0;
                 let soft = E::META.soft_delete();
                 for key in keys {
+                    let hard = mode == DeleteMode::Purge || (mode == DeleteMode::Default && !soft);
+                    if hard {
+                        // The rows the database's cascades will delete or set to NULL.
+                        crate::cascade::before_hard_delete::<E>(self, key, now, &mut trail)?;
+                    }
                     // A hard delete without hooks: where the backend can, the delete returns
                     // the row it removed, the audit record's before image (one statement).
-                    let hard = mode == DeleteMode::Purge || (mode == DeleteMode::Default && !soft);
                     if E::AUDITED && !E::HOOKS && hard {
                         if let Some(gone) = self.run(|c| E::raw_delete_returning(c, key))? {
                             let gone = gone.ok_or_else(|| not_found::<E>(key))?;
@@ -995,8 +1003,17 @@ impl Session {
             .map_err(image_error::<E>)
     }
 
+    /// The entities the `Db` knows (created or checked), for cascades.
+    pub(crate) fn known_entities(&self) -> Vec<crate::entity::EntityMeta> {
+        self.db
+            .entities
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// One audit record of this session's transaction, sealed by [`Session::record_audit`].
-    fn audit_record<E: Entity>(
+    pub(crate) fn audit_record<E: Entity>(
         &self,
         op: AuditOp,
         key: &E::Key,
@@ -1252,7 +1269,19 @@ impl Session {
             return Ok(());
         }
         let records = std::mem::take(&mut self.pending_audit);
-        self.run(|c| chain::append(c, &records)).map(|_| ())
+        let max = self.statement_bytes()?;
+        self.run(|c| chain::append(c, &records, max)).map(|_| ())
+    }
+
+    /// [`Backend::max_statement_bytes`](crate::backend::Backend::max_statement_bytes), asked
+    /// once per `Db`.
+    fn statement_bytes(&mut self) -> Result<Option<usize>> {
+        if let Some(known) = self.db.statement_bytes.get() {
+            return Ok(*known);
+        }
+        let backend = self.db.backend;
+        let known = self.run(|c| backend.max_statement_bytes(c))?;
+        Ok(*self.db.statement_bytes.get_or_init(|| known))
     }
 
     /// Adds records (of the write path, or of key changes) to this session's transaction:
@@ -1267,7 +1296,8 @@ impl Session {
         if self.depth > 0 {
             self.pending_audit.extend(records);
         } else if !records.is_empty() {
-            self.run(|c| chain::append(c, &records))?;
+            let max = self.statement_bytes()?;
+            self.run(|c| chain::append(c, &records, max))?;
         }
         Ok(())
     }

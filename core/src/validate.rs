@@ -132,3 +132,28 @@ impl Error {
         }
     }
 }
+
+/// Code of the field error for a value no backend can store faithfully (NaN, infinities).
+pub const NOT_STORABLE: &str = "not_storable";
+
+/// Refuses rows holding values that cannot be stored so that every backend and the audit image
+/// agree ([`ColumnValue::unstorable`](crate::ColumnValue::unstorable)): a field-keyed
+/// [`Error::Validation`], with the row's position when bulk. Runs before anything is written.
+pub(crate) fn check_storable<E: crate::entity::Entity>(rows: &[E]) -> Result<(), Error> {
+    for (i, row) in rows.iter().enumerate() {
+        let bad = row.raw_unstorable();
+        if bad.is_empty() {
+            continue;
+        }
+        let mut v = ValidationErrors::default();
+        for (column, why) in bad {
+            let field = E::META.columns.get(column).map_or("?", |c| c.field);
+            v.add(field, NOT_STORABLE, why);
+        }
+        if rows.len() > 1 {
+            v.index = Some(i);
+        }
+        return Err(Error::Validation(v));
+    }
+    Ok(())
+}

@@ -8,12 +8,12 @@
 //! | Rust type | SQL type (diesel) | stored as |
 //! |---|---|---|
 //! | `i16`, `i32`, `i64` | `SmallInt`, `Integer`, `BigInt` | the integer |
-//! | `f32`, `f64` | `Float`, `Double` | the float (NaN and infinities are not portable: MariaDB refuses them) |
+//! | `f32`, `f64` | `Float`, `Double` | the float; NaN and infinities are refused (`Error::Validation`, code `not_storable`), `-0.0` is stored as `0.0` |
 //! | `bool` | `Bool` | the boolean |
 //! | `String` | `Text` | the text (UTF-8) |
 //! | `Vec<u8>` | `Binary` | the bytes |
 //! | `chrono::NaiveDate` | `Date` | the date |
-//! | `chrono::NaiveDateTime` | [`Datetime`](crate::sql_types::Datetime) | the timestamp, truncated to microseconds |
+//! | `chrono::NaiveDateTime` | [`Datetime`](crate::sql_types::Datetime) | the timestamp, truncated to microseconds, a leap second folded onto the next second |
 //! | `chrono::DateTime<Utc>` | [`Datetime`](crate::sql_types::Datetime) | the UTC timestamp, truncated to microseconds |
 //! | `uuid::Uuid` | `Text` | the hyphenated lower-case form (36 characters) |
 //! | `serde_json::Value` | `Text` | compact JSON |
@@ -22,7 +22,8 @@
 //! | `Option<T>` | `Nullable<T's type>` | `NULL` for `None` |
 //!
 //! Timestamps are truncated to microseconds on the way in, so a value reads back identically from
-//! PostgreSQL, MariaDB (`DATETIME(6)`) and SQLite.
+//! PostgreSQL, MariaDB (`DATETIME(6)`) and SQLite. The stored form is also what the audit trail
+//! records, so an audit image always equals the row read back.
 
 use crate::sql_types::StoredDatetime;
 use diesel::sql_types;
@@ -95,6 +96,12 @@ pub trait ColumnValue: Sized {
     fn to_storage(&self) -> Self::Storage;
     /// Converts a stored value back; fails (never panics) on malformed data.
     fn from_storage(stored: Self::Storage) -> Result<Self, DecodeError>;
+
+    /// Why this value cannot be stored so that every backend and the audit image agree on it
+    /// (`None`: it can). The write path refuses such values before writing anything.
+    fn unstorable(&self) -> Option<&'static str> {
+        None
+    }
 
     /// The stored value as JSON, as audit images record it (backend-independent).
     fn to_json(&self) -> serde_json::Value {
@@ -268,15 +275,59 @@ identity_value! {
     String => Text, Text;
     Vec<u8> => Binary, Binary;
     chrono::NaiveDate => Date, Date;
+}
+
+/// Why NaN and infinities are refused: MariaDB rejects them, PostgreSQL and SQLite store them,
+/// and JSON (the audit image) cannot hold them.
+const NON_FINITE: &str =
+    "NaN and infinities cannot be stored on every backend nor recorded in the audit trail";
+
+macro_rules! float_value {
+    ($($ty:ty => $sql:ident, $kind:ident;)*) => {$(
+        impl ColumnValue for $ty {
+            type SqlType = sql_types::$sql;
+            type Storage = $ty;
+            const KIND: ColumnKind = ColumnKind::$kind;
+            /// `-0.0` is stored as `0.0`: MariaDB and SQLite keep no negative zero, so
+            /// PostgreSQL, the read-back and the audit image all hold `0.0`.
+            #[inline]
+            fn to_storage(&self) -> Self::Storage {
+                if *self == 0.0 {
+                    0.0
+                } else {
+                    *self
+                }
+            }
+            #[inline]
+            fn from_storage(stored: Self::Storage) -> Result<Self, DecodeError> {
+                Ok(stored)
+            }
+            fn unstorable(&self) -> Option<&'static str> {
+                (!self.is_finite()).then_some(NON_FINITE)
+            }
+        }
+    )*};
+}
+
+float_value! {
     f32 => Float, Float;
     f64 => Double, Double;
 }
 
+/// The timestamp as every backend stores it: sub-microsecond digits dropped, and a leap second
+/// (chrono's nanoseconds >= 1e9 in second 59) folded onto the following second, which is what
+/// PostgreSQL stores for it and the only form MariaDB and SQLite can hold.
 fn truncate_to_micros(t: chrono::NaiveDateTime) -> chrono::NaiveDateTime {
     use chrono::Timelike;
     let nanos = t.nanosecond();
-    // Leap-second nanos (>= 1e9) keep their leap marker; only sub-microsecond digits go.
-    t.with_nanosecond(nanos - nanos % 1_000).unwrap_or(t)
+    let micros = nanos - nanos % 1_000;
+    if micros >= 1_000_000_000 {
+        return t
+            .with_nanosecond(micros - 1_000_000_000)
+            .and_then(|s| s.checked_add_signed(chrono::TimeDelta::seconds(1)))
+            .unwrap_or(t);
+    }
+    t.with_nanosecond(micros).unwrap_or(t)
 }
 
 impl ColumnValue for chrono::NaiveDateTime {
@@ -365,6 +416,9 @@ where
     fn from_storage(stored: Self::Storage) -> Result<Self, DecodeError> {
         stored.map(T::from_storage).transpose()
     }
+    fn unstorable(&self) -> Option<&'static str> {
+        self.as_ref().and_then(T::unstorable)
+    }
 }
 
 /// A field-less enum stored as the name of its variant; implemented by `#[derive(DbEnum)]`.
@@ -411,6 +465,32 @@ mod tests {
         let u = Utc.from_utc_datetime(&t);
         let back = chrono::DateTime::<Utc>::from_storage(u.to_storage()).unwrap();
         assert_eq!(back.timestamp_subsec_nanos(), 123_456_000);
+    }
+
+    #[test]
+    fn leap_seconds_fold_onto_the_next_second() {
+        let leap = NaiveDate::from_ymd_opt(2016, 12, 31)
+            .unwrap()
+            .and_hms_nano_opt(23, 59, 59, 1_500_000_789)
+            .unwrap();
+        let next = NaiveDate::from_ymd_opt(2017, 1, 1)
+            .unwrap()
+            .and_hms_micro_opt(0, 0, 0, 500_000)
+            .unwrap();
+        assert_eq!(leap.to_storage().0, next);
+        assert_eq!(Utc.from_utc_datetime(&leap).to_storage().0, next);
+    }
+
+    #[test]
+    fn floats_refuse_non_finite_and_store_zero_unsigned() {
+        assert!(f64::NAN.unstorable().is_some());
+        assert!(f32::INFINITY.unstorable().is_some());
+        assert!(Some(f64::NEG_INFINITY).unstorable().is_some());
+        assert!(Option::<f64>::None.unstorable().is_none());
+        assert!(f64::MAX.unstorable().is_none());
+        assert!((-0.0f64).to_storage().is_sign_positive());
+        assert!((-0.0f32).to_storage().is_sign_positive());
+        assert_eq!(ColumnValue::to_json(&-0.0f64), serde_json::json!(0.0));
     }
 
     #[test]

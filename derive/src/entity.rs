@@ -940,6 +940,7 @@ fn relations(
         let f = &c.ident;
         let field = f.unraw().to_string();
         let key_ty = &fk.key_ty;
+        let cascade_fn = format_ident!("__custodian_cascade_{}", i);
         // The field must hold the parent's key: checked once, under the field type.
         let key_bound = quote_spanned! {key_ty.span()=>
             #parent: #p::Entity<Key = #key_ty>
@@ -981,6 +982,28 @@ fn relations(
                         .select(#as_select)
                         .load(conn)
                 }
+            }
+
+            // The foreign key's `CascadeFn` (named by the metadata): every row referencing the
+            // parent keys, soft-deleted ones included, handed to the cascade. Free of bounds on
+            // the parent, so a mismatched key type is reported once, under the field.
+            fn #cascade_fn(
+                session: &mut #p::Session,
+                keys: &dyn ::core::any::Any,
+                cascade: &mut #p::Cascade,
+            ) -> ::custodian::Result<()> {
+                let keys = #p::cascade_keys::<#key_ty>(keys, #field)?;
+                let mut rows: ::std::vec::Vec<#ident> = ::std::vec::Vec::new();
+                for chunk in keys.chunks(session.backend().max_bind_params().max(1)) {
+                    let stored: ::std::vec::Vec<_> = chunk.iter().map(|key| #stored_key).collect();
+                    rows.extend(session.run(|conn| {
+                        #tp::table
+                            .filter(#tp::#f.eq_any(stored))
+                            .select(<#ident as #d::SelectableHelper<#p::MultiBackend>>::as_select())
+                            .load::<#ident>(conn)
+                    })?);
+                }
+                #p::cascade_rows::<#ident>(session, rows, #field, cascade)
             }
         });
         if !fk.self_ref {
@@ -1131,11 +1154,13 @@ fn meta(m: &EntityModel) -> TokenStream {
                 let parent = parent_alias(i);
                 let on_delete = format_ident!("{}", fk.on_delete.variant());
                 let on_update = format_ident!("{}", fk.on_update.variant());
+                let cascade_fn = format_ident!("__custodian_cascade_{}", i);
                 quote! {
                     #some(#p::ForeignKey {
                         parent: #p::meta_of::<#parent>,
                         on_delete: #p::RefAction::#on_delete,
                         on_update: #p::RefAction::#on_update,
+                        cascade: #some(#cascade_fn),
                     })
                 }
             }
@@ -1203,6 +1228,14 @@ fn audit_fns(m: &EntityModel) -> TokenStream {
             })?)?
         }
     });
+    let unstorable = m.columns.iter().enumerate().map(|(i, c)| {
+        let (f, ty) = (&c.ident, &c.ty);
+        quote! {
+            if let ::core::option::Option::Some(why) = <#ty as #p::ColumnValue>::unstorable(&self.#f) {
+                out.push((#i, why));
+            }
+        }
+    });
     let skipped = &m.skipped;
     let keys: Vec<&crate::model::Column> = m.key_columns().collect();
     let key_image = if let [k] = keys.as_slice() {
@@ -1226,6 +1259,12 @@ fn audit_fns(m: &EntityModel) -> TokenStream {
             let mut image = #json::Map::new();
             #(#image_entries)*
             ::core::result::Result::Ok(image)
+        }
+
+        fn raw_unstorable(&self) -> ::std::vec::Vec<(usize, &'static str)> {
+            let mut out = ::std::vec::Vec::new();
+            #(#unstorable)*
+            out
         }
 
         fn raw_from_image(image: &#json::Map<::std::string::String, #json::Value>) -> ::core::result::Result<Self, #p::DecodeError> {

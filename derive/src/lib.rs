@@ -133,6 +133,12 @@ mod types;
 /// Generates the foreign key in the metadata (and DDL), `custodian::BelongsTo<Parent>` and
 /// diesel's `JoinTo` from this table to the parent's.
 ///
+/// `"cascade"` and `"set_null"` on delete are carried out by the database, and recorded by
+/// custodian: when the write path hard-deletes a parent row, every row the cascade deletes or
+/// sets to `NULL` (transitively) gets its own audit record in the same transaction, with its
+/// true before and after images (`custodian::cascade`). The `Db` must know the child entity
+/// (`create_table(s)`, `check_schema` or `schema_drift` with it).
+///
 /// # Other field attributes
 ///
 /// `#[skip]` leaves a field out of the table and fills it with `Default::default()` when

@@ -71,6 +71,7 @@ const fn team_ref(on_delete: RefAction, nullable: bool) -> ColumnMeta {
             parent: teams,
             on_delete,
             on_update: RefAction::NoAction,
+            cascade: None,
         }),
         ..ColumnMeta::PLAIN
     }
@@ -259,6 +260,7 @@ fn cycle_a() -> EntityMeta {
                     parent: cycle_b,
                     on_delete: RefAction::NoAction,
                     on_update: RefAction::NoAction,
+                    cascade: None,
                 }),
                 ..ColumnMeta::PLAIN
             },
@@ -282,6 +284,7 @@ fn cycle_b() -> EntityMeta {
                     parent: cycle_a,
                     on_delete: RefAction::NoAction,
                     on_update: RefAction::NoAction,
+                    cascade: None,
                 }),
                 ..ColumnMeta::PLAIN
             },

@@ -144,31 +144,85 @@ macro_rules! record_values {
 }
 
 /// Appends records (inside the writer's transaction): one record as a cached single-row
-/// statement, more in multi-row statements of up to 2,000 records.
-pub(crate) fn append(conn: &mut AnyConnection, records: &[AuditRecord]) -> QueryResult<usize> {
+/// statement, more in multi-row statements of up to 2,000 records, each statement's values
+/// within `max_bytes` (the server's packet limit, `None`: no limit). A record that alone exceeds
+/// the limit is refused with an error naming both sizes, before anything is sent.
+pub(crate) fn append(
+    conn: &mut AnyConnection,
+    records: &[AuditRecord],
+    max_bytes: Option<usize>,
+) -> QueryResult<usize> {
+    // Bytes a record's values take on the wire: its text, plus a generous allowance per value
+    // for length prefixes, types and the fixed-size values (id, time).
+    fn wire_size(r: &AuditRecord) -> usize {
+        let texts = [&r.tx_id, &r.actor, &r.entity, &r.entity_key, &r.op, &r.mac];
+        let optional = [&r.tenant, &r.before, &r.after, &r.reason, &r.request_id];
+        texts.iter().map(|t| t.len()).sum::<usize>()
+            + optional
+                .iter()
+                .filter_map(|t| t.as_ref())
+                .map(String::len)
+                .sum::<usize>()
+            + 16 * (texts.len() + optional.len() + 2)
+    }
+    // The statement header and the SQL text take part of the packet too: keep an eighth free.
+    let budget = max_bytes.map(|m| m - m / 8);
+    if let Some(budget) = budget {
+        if let Some(r) = records.iter().find(|r| wire_size(r) > budget) {
+            return Err(diesel::result::Error::QueryBuilderError(
+                format!(
+                    "the audit record of {} (key {}) takes about {} bytes, more than the {} bytes                      one statement may carry (max_allowed_packet {}): raise max_allowed_packet",
+                    r.entity,
+                    r.entity_key,
+                    wire_size(r),
+                    budget,
+                    max_bytes.unwrap_or_default()
+                )
+                .into(),
+            ));
+        }
+    }
+    let fits =
+        |rs: &[AuditRecord]| budget.is_none_or(|b| rs.iter().map(wire_size).sum::<usize>() <= b);
     if let [r] = records {
         return diesel::insert_into(a::table)
             .values(record_values!(r))
             .execute(conn);
     }
-    // A transaction's few records: a fixed-size array, whose statement diesel keeps prepared
-    // (a `Vec` insert is re-planned every time).
-    macro_rules! fixed {
-        ($($n:literal)*) => {
-            match records.len() {
-                $($n => {
-                    let rows: Vec<_> = records.iter().map(|r| record_values!(owned r)).collect();
-                    if let Ok(rows) = <[_; $n]>::try_from(rows) {
-                        return crate::dispatch!(conn, c => diesel::insert_into(a::table).values(rows).execute(c));
-                    }
-                })*
-                _ => {}
-            }
-        };
+    if fits(records) {
+        // A transaction's few records: a fixed-size array, whose statement diesel keeps
+        // prepared (a `Vec` insert is re-planned every time).
+        macro_rules! fixed {
+            ($($n:literal)*) => {
+                match records.len() {
+                    $($n => {
+                        let rows: Vec<_> = records.iter().map(|r| record_values!(owned r)).collect();
+                        if let Ok(rows) = <[_; $n]>::try_from(rows) {
+                            return crate::dispatch!(conn, c => diesel::insert_into(a::table).values(rows).execute(c));
+                        }
+                    })*
+                    _ => {}
+                }
+            };
+        }
+        fixed!(2 3 4 5 6 7 8);
     }
-    fixed!(2 3 4 5 6 7 8);
     let mut n = 0;
-    for chunk in records.chunks(2_000) {
+    let mut rest = records;
+    while !rest.is_empty() {
+        // The longest run from the front that fits (at least one record, which fits alone).
+        let mut take = 1;
+        let mut bytes = wire_size(&rest[0]);
+        while take < rest.len().min(2_000) {
+            let next = wire_size(&rest[take]);
+            if budget.is_some_and(|b| bytes + next > b) {
+                break;
+            }
+            bytes += next;
+            take += 1;
+        }
+        let (chunk, tail) = rest.split_at(take);
+        rest = tail;
         let rows: Vec<_> = chunk.iter().map(|r| record_values!(r)).collect();
         n += crate::dispatch!(conn, c => diesel::insert_into(a::table).values(&rows).execute(c))?;
     }

@@ -60,7 +60,7 @@ impl DenialLine {
                 slot.insert(conn)
             }
         };
-        let appended = chain::append(conn, std::slice::from_ref(record))
+        let appended = chain::append(conn, std::slice::from_ref(record), None)
             .map(|_| ())
             .map_err(|e| backend.classify(e));
         if appended.is_err() {
@@ -231,7 +231,7 @@ impl Session {
                     .into(),
             ));
         }
-        self.run(|c| chain::append(c, std::slice::from_ref(record)))
+        self.run(|c| chain::append(c, std::slice::from_ref(record), None))
             .map(|_| ())
     }
 

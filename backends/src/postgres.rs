@@ -37,6 +37,12 @@ pub(crate) fn literal(s: &str) -> String {
 }
 
 impl Backend for Postgres {
+    fn rewrite_table_storage(&self, conn: &mut AnyConnection, table: &str) -> QueryResult<()> {
+        // VACUUM FULL writes the live rows to a new file and removes the old one (it needs the
+        // table's owner, which created it).
+        pg(conn)?.batch_execute(&format!("VACUUM FULL {}", PgDdl.quote(table)))
+    }
+
     fn kind(&self) -> BackendKind {
         BackendKind::Postgres
     }

@@ -100,4 +100,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     fn max_statement_bytes(&self, _conn: &mut AnyConnection) -> QueryResult<Option<usize>> {
         Ok(None)
     }
+
+    /// Rewrites the live storage of `table` so that rows deleted from it are no longer in the
+    /// database's own files (crypto-shredding: an erased subject's wrapped key). Runs outside
+    /// any transaction. PostgreSQL: `VACUUM FULL` (a new heap file); MariaDB: `OPTIMIZE TABLE`
+    /// (InnoDB rebuilds the table into a new tablespace); SQLite: deleted rows are zeroed by
+    /// `secure_delete`, and the write-ahead log is checkpointed and truncated. Logs, replicas
+    /// and backups are beyond its reach.
+    fn rewrite_table_storage(&self, conn: &mut AnyConnection, table: &str) -> QueryResult<()>;
 }

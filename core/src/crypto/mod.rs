@@ -331,9 +331,10 @@ impl Crypto {
     /// deleted row without its wrapped key as the before image), in one transaction (a
     /// savepoint inside the caller's). Returns whether a key existed; erasing an unknown or
     /// already erased subject changes nothing. Needs an acting principal
-    /// ([`Error::Forbidden`] otherwise). On SQLite, an erasure outside a transaction also
-    /// checkpoints and truncates the write-ahead log, so the deleted row (zeroed in the file by
-    /// `secure_delete`) survives in no older log frame.
+    /// ([`Error::Forbidden`] otherwise). An erasure outside a transaction also rewrites the key
+    /// table's storage, so the deleted row is not left in the database's files (`VACUUM FULL`
+    /// on PostgreSQL, `OPTIMIZE TABLE` on MariaDB, a truncating WAL checkpoint on SQLite, whose
+    /// `secure_delete` zeroes deleted rows).
     pub fn erase_subject(&self, s: &mut Session, subject: &str) -> Result<bool> {
         match s.principal() {
             None => return Err(needs_principal("erasing a subject")),
@@ -506,19 +507,20 @@ fn key_image(row: &KeyRow) -> String {
     serde_json::Value::Object(image).to_string()
 }
 
-/// Key changes are audited: without an acting principal they fail closed.
-/// On SQLite, once an erasure has committed (the session is outside a transaction), copies the
-/// write-ahead log into the database file and truncates it: the erased row, overwritten in the
-/// file by `secure_delete`, would otherwise survive in older WAL frames until SQLite's next
-/// automatic checkpoint. Inside the caller's transaction nothing is committed yet, so nothing is
-/// done here (see the README on what remains on disk).
+/// Once an erasure has committed (the session is outside a transaction), rewrites the key
+/// table's storage so that the erased row is gone from the database's own files (see
+/// [`Backend::rewrite_table_storage`](crate::backend::Backend::rewrite_table_storage)). Inside
+/// the caller's transaction nothing is committed yet, so nothing is done here (the README says
+/// what to run after commit, and what remains on disk).
 fn flush_erasure(s: &mut Session) -> Result<()> {
-    if s.transaction_depth() > 0 || s.backend().kind() != crate::error::BackendKind::Sqlite {
+    if s.transaction_depth() > 0 {
         return Ok(());
     }
-    s.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)").map(|_| ())
+    let backend = s.backend();
+    s.run(|c| backend.rewrite_table_storage(c, store::SUBJECT_KEYS.table))
 }
 
+/// Key changes are audited: without an acting principal they fail closed.
 fn needs_principal(what: &str) -> Error {
     Error::Forbidden(format!(
         "{what} is audited and needs an acting principal: use Db::acting_as or Session::act_as"

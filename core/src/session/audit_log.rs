@@ -1,0 +1,110 @@
+//! Audit records of the session's writes: built, given their identity (transaction id and
+//! ordinal) and seal, held until commit and appended in as few statements as fit.
+
+use super::*;
+
+impl Session {
+    /// The entities the `Db` knows (created or checked), for cascades.
+    pub(crate) fn known_entities(&self) -> Vec<crate::entity::EntityMeta> {
+        self.db
+            .entities
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// One audit record of this session's transaction, sealed by [`Session::record_audit`].
+    pub(crate) fn audit_record<E: Entity>(
+        &self,
+        op: AuditOp,
+        key: &E::Key,
+        before: Option<Image>,
+        after: Option<Image>,
+        at: chrono::NaiveDateTime,
+    ) -> Result<AuditRecord> {
+        let actor = self.principal.as_deref().ok_or_else(no_principal::<E>)?;
+        let key = E::raw_key_image(key).map_err(image_error::<E>)?;
+        let record = AuditRecord {
+            id: 0,
+            tx_id: self.tx_id.clone().unwrap_or_default(),
+            ordinal: 0,
+            at,
+            actor: actor.id.clone(),
+            tenant: actor.tenant.clone(),
+            entity: crate::schema::display_name(&E::META),
+            entity_key: key.to_string(),
+            op: op.as_str().to_string(),
+            before: before.map(|b| serde_json::Value::Object(b).to_string()),
+            after: after.map(|a| serde_json::Value::Object(a).to_string()),
+            reason: self.context.reason.clone(),
+            request_id: self.context.request_id.clone(),
+            mac: String::new(),
+        };
+        // Refuse before anything is appended when there is no key (unless unkeyed seals were
+        // chosen); the record is sealed when it is stamped.
+        self.db.sealing_key()?;
+        Ok(record)
+    }
+
+    /// Appends the open transaction's pending audit records now (before commit, and before
+    /// anything reads the trail inside the transaction).
+    pub(crate) fn flush_audit(&mut self) -> Result<()> {
+        if self.pending_audit.is_empty() {
+            return Ok(());
+        }
+        let records = std::mem::take(&mut self.pending_audit);
+        let max = self.statement_bytes()?;
+        self.run(|c| chain::append(c, &records, max)).map(|_| ())
+    }
+
+    /// [`Backend::max_statement_bytes`](crate::backend::Backend::max_statement_bytes), asked
+    /// once per `Db`.
+    pub(super) fn statement_bytes(&mut self) -> Result<Option<usize>> {
+        if let Some(known) = self.db.statement_bytes.get() {
+            return Ok(*known);
+        }
+        let backend = self.db.backend;
+        let known = self.run(|c| backend.max_statement_bytes(c))?;
+        Ok(*self.db.statement_bytes.get_or_init(|| known))
+    }
+
+    /// Adds records (of the write path, or of key changes) to this session's transaction:
+    /// appended with the others just before commit, dropped with a rolled-back savepoint;
+    /// appended at once inside a transaction opened on the raw connection, whose commit
+    /// custodian does not see.
+    pub(crate) fn record_audit(&mut self, records: Vec<AuditRecord>) -> Result<()> {
+        let records = records
+            .into_iter()
+            .map(|r| self.stamp(r))
+            .collect::<Result<Vec<_>>>()?;
+        if self.depth > 0 {
+            self.pending_audit.extend(records);
+        } else if !records.is_empty() {
+            let max = self.statement_bytes()?;
+            self.run(|c| chain::append(c, &records, max))?;
+        }
+        Ok(())
+    }
+
+    /// Gives a record its identity and seals it: the open transaction's id (a fresh one outside
+    /// custodian's transactions) and the next ordinal in it, so that no two records share both
+    /// and a copied record is recognisable by its seal.
+    pub(super) fn stamp(&mut self, mut record: AuditRecord) -> Result<AuditRecord> {
+        if record.tx_id.is_empty() {
+            record.tx_id = match &self.tx_id {
+                Some(id) => id.clone(),
+                None => {
+                    self.next_ordinal = 0;
+                    let id = uuid::Uuid::new_v4().to_string();
+                    if self.depth > 0 {
+                        self.tx_id = Some(id.clone());
+                    }
+                    id
+                }
+            };
+        }
+        record.ordinal = self.next_ordinal;
+        self.next_ordinal = self.next_ordinal.saturating_add(1);
+        Ok(record.seal(self.db.sealing_key()?))
+    }
+}

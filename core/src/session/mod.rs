@@ -1,0 +1,307 @@
+//! [`Session`]: a checked-out connection, the transaction driver, and the single write path.
+//!
+//! Every insert, update and delete that custodian performs goes through
+//! `Session::write` (private): it enforces the transaction deadline, wraps multi-statement
+//! writes in a transaction, runs the entity's raw statement and classifies errors. Validation,
+//! access checks, hooks and audit records attach there, once, so no caller can skip them.
+//! Reads take diesel queries built on the generated tables.
+
+use crate::access::{AccessControl, Action};
+use crate::audit::chain;
+use crate::audit::{AuditOp, AuditRecord};
+use crate::conn::AnyConnection;
+use crate::db::DbInner;
+use crate::entity::{ColumnRole, Entity, Stamp, WriteKind};
+use crate::error::{BackendKind, DbError, Error, Result};
+use crate::pool::PooledConnection;
+use crate::principal::Principal;
+use crate::relations::BelongsTo;
+use crate::tx::TxOptions;
+use diesel::connection::{Connection, TransactionManager};
+use diesel::query_dsl::methods::LimitDsl;
+use diesel::query_dsl::LoadQuery;
+use diesel::{OptionalExtension, QueryResult, RunQueryDsl};
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub(crate) mod guard;
+
+/// A connection checked out of the pool, with its transaction state.
+///
+/// Obtain one with [`Db::session`](crate::Db::session); it returns to the pool when dropped.
+/// A session dropped inside a transaction rolls back: diesel marks its connection broken and
+/// the pool discards it.
+pub struct Session {
+    conn: PooledConnection,
+    db: Arc<DbInner>,
+    depth: u32,
+    deadline: Option<Instant>,
+    principal: Option<Arc<Principal>>,
+    access: Option<Arc<AccessControl>>,
+    context: AuditContext,
+    tx_id: Option<String>,
+    /// Ordinal of the next audit record of the open transaction (records sealed so far).
+    next_ordinal: i32,
+    /// Audit records of the open transaction, appended in one statement just before commit.
+    pending_audit: Vec<AuditRecord>,
+    /// Rows of audited entities read by key in the open transaction (entity type, key image): a
+    /// later update guarded by "unchanged since" takes them as its before image instead of
+    /// reading the row again under a lock (MariaDB). Cleared when the transaction ends.
+    seen: HashMap<(&'static str, String), Image>,
+}
+
+/// Most rows a transaction remembers for guarded updates; later reads are not remembered.
+const SEEN_ROWS: usize = 256;
+
+/// Optional context recorded with every audit record of a session's writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditContext {
+    /// Why the change is made (ticket, justification).
+    pub reason: Option<String>,
+    /// Correlation id of the request that made it.
+    pub request_id: Option<String>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("backend", &self.db.backend.kind())
+            .field("transaction_depth", &self.depth)
+            .finish()
+    }
+}
+
+/// One write, as the write path sees it.
+enum Op<'a, E: Entity> {
+    Insert(&'a mut [E]),
+    Update(&'a mut [E]),
+    Delete(&'a [E::Key], DeleteMode),
+}
+
+/// What a delete does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeleteMode {
+    /// Soft delete for soft-delete entities, hard delete otherwise.
+    Default,
+    /// Hard delete, soft-deleted rows included.
+    Purge,
+    /// Undo a soft delete.
+    Restore,
+}
+
+/// A JSON image of a stored row.
+type Image = serde_json::Map<String, serde_json::Value>;
+
+/// The written row `sealed` (with its key, stamps and blind indexes) holding the plaintext of
+/// `plain`'s encrypted fields again: what the caller's entity holds after a write.
+fn with_plaintext<E: Entity>(sealed: &E, plain: &Image) -> Result<E> {
+    let mut image = sealed.raw_image().map_err(image_error::<E>)?;
+    crate::crypto::fields::restore_plaintext(&E::META, &mut image, plain);
+    E::raw_from_image(&image).map_err(image_error::<E>)
+}
+
+fn image_error<E: Entity>(e: crate::value::DecodeError) -> Error {
+    Error::Integrity(format!("{}: {e}", E::META.name))
+}
+
+/// Audited writes fail closed without an acting principal.
+fn no_principal<E: Entity>() -> Error {
+    Error::Forbidden(format!(
+        "writes of {} are audited and need an acting principal: use Db::acting_as or Session::act_as",
+        E::META.name
+    ))
+}
+
+fn not_found<E: Entity>(key: &E::Key) -> Error {
+    Error::NotFound {
+        entity: E::META.name,
+        key: format!("{key:?}"),
+    }
+}
+
+fn dedup<K: Eq + Hash + Clone>(keys: &mut Vec<K>) {
+    let mut seen = std::collections::HashSet::with_capacity(keys.len());
+    keys.retain(|k| seen.insert(k.clone()));
+}
+
+/// The current UTC time, truncated to microseconds like every stored timestamp.
+fn now_utc() -> chrono::NaiveDateTime {
+    crate::value::ColumnValue::to_storage(&chrono::Utc::now()).0
+}
+
+/// Validates every entity; the first invalid one is reported with its position when bulk.
+fn validate_all<E: Entity>(rows: &[E]) -> Result<()> {
+    for (i, row) in rows.iter().enumerate() {
+        if let Err(mut v) = row.validate() {
+            if rows.len() > 1 {
+                v.index = Some(i);
+            }
+            return Err(Error::Validation(v));
+        }
+    }
+    Ok(())
+}
+
+/// Names the entity field of the column (or index) a constraint error reports.
+fn attribute_to_field<E: Entity>(mut err: Error) -> Error {
+    if let Error::Conflict { source } | Error::Constraint { source } = &mut err {
+        let meta = E::META;
+        let by_index = source.constraint.as_deref().and_then(|name| {
+            meta.all_indexes()
+                .into_iter()
+                .find(|(n, _, _)| n.eq_ignore_ascii_case(name))
+                .and_then(|(_, cols, _)| cols.first().copied())
+        });
+        let column = by_index
+            .and_then(|c| meta.column_named(c))
+            .or_else(|| source.column.as_deref().and_then(|c| meta.column_named(c)))
+            .or_else(|| {
+                if source
+                    .constraint
+                    .as_deref()
+                    .is_some_and(|c| c.eq_ignore_ascii_case("PRIMARY"))
+                {
+                    meta.primary_key().next()
+                } else {
+                    None
+                }
+            });
+        // SQLite does not say which foreign key failed: with one, it can only be that one.
+        let column = column.or_else(|| {
+            let mut fks = meta.columns.iter().filter(|c| c.references.is_some());
+            match (source.kind, fks.next(), fks.next()) {
+                (Some("foreign_key"), Some(only), None) => Some(only),
+                _ => None,
+            }
+        });
+        if let Some(c) = column {
+            source.column = Some(c.name.to_string());
+            if source.field.is_none() {
+                source.field = Some(c.field.to_string());
+            }
+        }
+    }
+    err
+}
+
+mod audit_log;
+mod policy;
+mod read;
+mod relations;
+mod tx;
+mod write;
+mod write_steps;
+
+impl Session {
+    pub(crate) fn new(
+        conn: PooledConnection,
+        db: Arc<DbInner>,
+        principal: Option<Arc<Principal>>,
+        access: Option<Arc<AccessControl>>,
+    ) -> Self {
+        Session {
+            conn,
+            db,
+            depth: 0,
+            deadline: None,
+            principal,
+            access,
+            context: AuditContext::default(),
+            tx_id: None,
+            next_ordinal: 0,
+            pending_audit: Vec::new(),
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Identifier of the current transaction (recorded in audit records), if one is open.
+    pub fn tx_id(&self) -> Option<&str> {
+        self.tx_id.as_deref()
+    }
+
+    /// Whether the access policy (if any) lets this session erase data subjects.
+    pub fn may_erase(&self) -> bool {
+        self.access
+            .as_deref()
+            .is_none_or(|ac| ac.may_erase(self.principal.as_deref()))
+    }
+
+    /// The acting principal, if any.
+    pub fn principal(&self) -> Option<&Principal> {
+        self.principal.as_deref()
+    }
+
+    /// The key sealing this session's audit records (see `DbInner::sealing_key`).
+    pub(crate) fn sealing_key(&self) -> Result<Option<&crate::audit::AuditKey>> {
+        self.db.sealing_key()
+    }
+
+    /// Makes this session act as `principal` from now on.
+    pub fn act_as(&mut self, principal: Principal) {
+        self.principal = Some(Arc::new(principal));
+    }
+
+    // --- crypto ---
+
+    /// The field-encryption handle of this session's database (see [`crate::crypto`]);
+    /// [`Error::Config`] when no master key is configured.
+    pub fn crypto(&self) -> Result<crate::crypto::Crypto> {
+        self.db
+            .crypto
+            .clone()
+            .ok_or_else(crate::crypto::not_configured)
+    }
+
+    // --- end crypto ---
+
+    /// Reason and request id recorded with this session's next writes.
+    pub fn audit_context(&mut self) -> &mut AuditContext {
+        &mut self.context
+    }
+
+    /// Nesting depth: 0 outside a transaction, 1 in a transaction, more in savepoints.
+    pub fn transaction_depth(&self) -> u32 {
+        self.depth
+    }
+
+    /// The backend (dialect) of this session's database.
+    pub fn backend(&self) -> &'static dyn crate::backend::Backend {
+        self.db.backend
+    }
+
+    /// The raw connection, for diesel queries custodian does not wrap. Writes made through it
+    /// bypass the write path (no validation, hooks or audit): use it for reads and deliberate
+    /// escape hatches only.
+    pub fn connection(&mut self) -> &mut AnyConnection {
+        &mut self.conn
+    }
+
+    fn classify(&self, e: diesel::result::Error) -> Error {
+        self.db.backend.classify(e)
+    }
+
+    fn check_deadline(&self) -> Result<()> {
+        match self.deadline {
+            Some(d) if Instant::now() >= d => Err(Error::Timeout(
+                "transaction deadline passed; the transaction is rolled back".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs `f` on the connection and classifies its error with the backend.
+    pub fn run<T>(&mut self, f: impl FnOnce(&mut AnyConnection) -> QueryResult<T>) -> Result<T> {
+        self.check_deadline()?;
+        let r = f(&mut self.conn);
+        r.map_err(|e| self.classify(e))
+    }
+
+    /// Executes raw SQL (DDL, maintenance). Returns affected rows. Not a write-path operation:
+    /// do not use it to change entity data.
+    pub fn execute_sql(&mut self, sql: &str) -> Result<usize> {
+        self.run(|c| diesel::sql_query(sql).execute(c))
+    }
+}

@@ -1,0 +1,133 @@
+//! Reads: diesel queries through the session, entity look-ups by key with the access policy
+//! applied, and the rows of audited entities kept for later guarded updates (MariaDB).
+
+use super::*;
+
+impl Session {
+    /// Loads every row of a diesel query, e.g. `Control::query().filter(...).order(...)`.
+    /// Raw: no access policy applies (use [`Session::select`] for entities).
+    pub fn load<T, Q>(&mut self, query: Q) -> Result<Vec<T>>
+    where
+        Q: for<'a> LoadQuery<'a, AnyConnection, T>,
+    {
+        self.run(|c| query.load(c))
+    }
+
+    /// Loads the first row of a diesel query, if any. Raw: no access policy applies.
+    pub fn first<T, Q>(&mut self, query: Q) -> Result<Option<T>>
+    where
+        Q: LimitDsl + RunQueryDsl<AnyConnection>,
+        diesel::dsl::Limit<Q>: for<'a> LoadQuery<'a, AnyConnection, T>,
+    {
+        self.run(|c| query.first(c).optional())
+    }
+
+    /// Runs a counting query, e.g. `controls::table.filter(...).count()`. Raw: no access
+    /// policy applies (use [`Session::count_visible`] for entities).
+    pub fn count<Q>(&mut self, query: Q) -> Result<i64>
+    where
+        Q: for<'a> LoadQuery<'a, AnyConnection, i64>,
+    {
+        self.run(|c| query.get_result(c))
+    }
+
+    /// The live entity with this primary key, if it exists (and the principal may see it).
+    pub fn find<E: Entity>(&mut self, key: &E::Key) -> Result<Option<E>> {
+        self.authorize::<E>(Action::Read, Some(key))?;
+        let found = self.run(|c| E::raw_find(c, key, false))?;
+        if let Some(row) = &found {
+            self.remember(row);
+        }
+        Ok(self.visible(found)?.flatten())
+    }
+
+    /// Whether this transaction keeps rows read of `E` for guarded updates: audited entities
+    /// without encrypted fields, on MariaDB (PostgreSQL's update returns the old row itself, and
+    /// on SQLite a locking read costs no round trip, less than remembering every read row).
+    pub(super) fn guards_updates<E: Entity>(&self) -> bool {
+        self.depth > 0
+            && E::AUDITED
+            && !E::META.has_encrypted()
+            && self.db.backend.kind() == BackendKind::Mysql
+    }
+
+    /// Where a row of `E` with `key` is kept in `seen`.
+    pub(super) fn seen_key<E: Entity>(key: &E::Key) -> Option<(&'static str, String)> {
+        let key = E::raw_key_image(key).ok()?;
+        Some((std::any::type_name::<E>(), key.to_string()))
+    }
+
+    /// Keeps `row` as read, for a guarded update of it later in the transaction.
+    pub(super) fn keep<E: Entity>(&mut self, row: &E) {
+        if let (Some(key), Ok(image)) = (Self::seen_key::<E>(&row.key()), row.raw_image()) {
+            self.seen.insert(key, image);
+        }
+    }
+
+    /// Keeps a row read by key (up to [`SEEN_ROWS`] per transaction).
+    pub(super) fn remember<E: Entity>(&mut self, row: &E) {
+        if self.guards_updates::<E>() && self.seen.len() < SEEN_ROWS {
+            self.keep(row);
+        }
+    }
+
+    /// Before a bulk update on MariaDB: reads the rows in one statement per chunk of keys and
+    /// keeps them (beyond the cap), so that each row's update is a guarded one instead of a
+    /// locking read plus the update. The guard, not this read, proves each before image: a row
+    /// changed in between (by a hook, a trigger, another writer) falls back to the locking read.
+    pub(super) fn prefetch_before_images<E: Entity>(&mut self, rows: &[E]) -> Result<()> {
+        if !self.guards_updates::<E>() {
+            return Ok(());
+        }
+        let keys: Vec<E::Key> = rows.iter().map(Entity::key).collect();
+        for chunk in keys.chunks(self.db.backend.max_bind_params().max(1)) {
+            for row in self.run(|c| E::raw_find_many(c, chunk))? {
+                self.keep(&row);
+            }
+        }
+        Ok(())
+    }
+
+    /// The row kept for `key` in this transaction, if any (taken out: an update replaces it).
+    pub(super) fn recall<E: Entity>(&mut self, key: &E::Key) -> Option<Image> {
+        if self.seen.is_empty() {
+            return None;
+        }
+        self.seen.remove(&Self::seen_key::<E>(key)?)
+    }
+
+    /// The entity with this primary key, soft-deleted or not.
+    pub fn find_with_deleted<E: Entity>(&mut self, key: &E::Key) -> Result<Option<E>> {
+        self.authorize::<E>(Action::Read, Some(key))?;
+        let found = self.run(|c| E::raw_find(c, key, true))?;
+        Ok(self.visible(found)?.flatten())
+    }
+
+    /// Loads entities with a diesel query, e.g. `Control::query().filter(...).limit(50)`,
+    /// applying access control (tenant scope drops rows, masks apply). Prefer it to
+    /// [`Session::load`] for entities when policies are in force.
+    pub fn select<E: Entity, Q>(&mut self, query: Q) -> Result<Vec<E>>
+    where
+        Q: for<'a> LoadQuery<'a, AnyConnection, E>,
+    {
+        self.authorize::<E>(Action::Read, None)?;
+        let rows: Vec<E> = self.run(|c| query.load(c))?;
+        self.visible_all(rows)
+    }
+
+    /// The live entity with this primary key; [`Error::NotFound`] if it does not exist.
+    pub fn get<E: Entity>(&mut self, key: &E::Key) -> Result<E> {
+        self.find::<E>(key)?.ok_or_else(|| not_found::<E>(key))
+    }
+
+    /// The live entities with these primary keys, in one statement per 30 000 keys (any order;
+    /// missing keys are absent).
+    pub fn get_many<E: Entity>(&mut self, keys: &[E::Key]) -> Result<Vec<E>> {
+        self.authorize::<E>(Action::Read, None)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(self.db.backend.max_bind_params().max(1)) {
+            out.extend(self.run(|c| E::raw_find_many(c, chunk))?);
+        }
+        self.visible_all(out)
+    }
+}

@@ -1,0 +1,183 @@
+//! Transactions: joining or opening one, retry of serialization failures, savepoints, and
+//! the end-of-transaction clean-up (pending audit records, remembered rows, session settings).
+
+use super::*;
+
+impl Session {
+    /// Runs `f` inside the current transaction, or a new one (without retry) if there is none.
+    pub(super) fn in_transaction<T>(
+        &mut self,
+        f: impl FnOnce(&mut Session) -> Result<T>,
+    ) -> Result<T> {
+        // Inside custodian's transaction, or one opened on the raw connection: join it.
+        let raw_depth =
+            <AnyConnection as Connection>::TransactionManager::transaction_manager_status_mut(
+                &mut self.conn,
+            )
+            .transaction_depth()
+            .ok()
+            .flatten();
+        if self.depth > 0 || raw_depth.is_some() {
+            return f(self);
+        }
+        let mut f = Some(f);
+        // IMMEDIATE on SQLite: the write reads (before images) then writes, and must not lose a
+        // race to another writer half-way.
+        self.transaction_with(&TxOptions::new().immediate().no_retry(), |s| {
+            let f = f
+                .take()
+                .ok_or_else(|| Error::Integrity("write retried".into()))?;
+            f(s)
+        })
+    }
+
+    // ---------------------------------------------------------------- transactions
+
+    /// Runs `f` in a transaction with default options. See [`Session::transaction_with`].
+    pub fn transaction<T>(&mut self, f: impl FnMut(&mut Session) -> Result<T>) -> Result<T> {
+        self.transaction_with(&TxOptions::default(), f)
+    }
+
+    /// Runs `f` in a transaction: commit on `Ok`, rollback on `Err` or panic (the panic goes
+    /// on). Inside a transaction this makes a savepoint instead, and `options` do not apply.
+    ///
+    /// At the top level, a retryable failure (serialization failure, deadlock, SQLite busy)
+    /// from the closure or from the commit rolls back and runs `f` again under the retry
+    /// policy, so `f` must be safe to repeat. `options.timeout` bounds each attempt: statements
+    /// run after the deadline fail with [`Error::Timeout`], and PostgreSQL and MariaDB also stop
+    /// a statement still running at the deadline.
+    pub fn transaction_with<T>(
+        &mut self,
+        options: &TxOptions,
+        mut f: impl FnMut(&mut Session) -> Result<T>,
+    ) -> Result<T> {
+        if self.depth > 0 {
+            return self.savepoint(&mut f);
+        }
+        let policy = options
+            .retry
+            .clone()
+            .unwrap_or_else(|| self.db.config.retry.clone());
+        let mut attempt = 1;
+        loop {
+            match self.attempt(options, &mut f) {
+                Err(e) if e.is_retryable() && policy.allows_retry_after(attempt) => {
+                    std::thread::sleep(policy.delay(attempt));
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    pub(super) fn attempt<T>(
+        &mut self,
+        options: &TxOptions,
+        f: &mut impl FnMut(&mut Session) -> Result<T>,
+    ) -> Result<T> {
+        let backend = self.db.backend;
+        if let Err(e) = backend.begin(&mut self.conn, options) {
+            // Undo anything set before the failed BEGIN (e.g. SQLite's query_only).
+            let _ = self.end_transaction(options);
+            return Err(backend.classify(e));
+        }
+        self.depth = 1;
+        self.tx_id = Some(uuid::Uuid::new_v4().to_string());
+        self.next_ordinal = 0;
+        self.deadline = options.timeout.map(|t| Instant::now() + t);
+        let setup = match options.timeout {
+            Some(limit) => backend
+                .set_transaction_timeout(&mut self.conn, limit)
+                .map_err(|e| backend.classify(e)),
+            None => Ok(()),
+        };
+        let outcome = match setup {
+            Ok(()) => panic::catch_unwind(AssertUnwindSafe(|| f(self))),
+            Err(e) => Ok(Err(e)),
+        };
+        let finished = match outcome {
+            Ok(Ok(value)) => self
+                .check_deadline()
+                .and_then(|()| self.flush_audit())
+                .and_then(|()| {
+                    <AnyConnection as Connection>::TransactionManager::commit_transaction(
+                        &mut *self.conn,
+                    )
+                    .map_err(|e| backend.classify(e))
+                })
+                .map(|()| value),
+            Ok(Err(e)) => Err(e),
+            Err(panic_payload) => {
+                self.rollback_quietly();
+                // The panic wins over a failed reset; a broken connection is discarded anyway.
+                let _ = self.end_transaction(options);
+                panic::resume_unwind(panic_payload);
+            }
+        };
+        if finished.is_err() {
+            self.rollback_quietly();
+        }
+        let reset = self.end_transaction(options);
+        let value = finished?;
+        reset.map(|()| value)
+    }
+
+    /// Clears transaction state and undoes per-transaction connection settings.
+    pub(super) fn end_transaction(&mut self, options: &TxOptions) -> Result<()> {
+        self.depth = 0;
+        self.deadline = None;
+        self.tx_id = None;
+        self.pending_audit.clear();
+        self.seen.clear();
+        if options.timeout.is_none() && !options.read_only {
+            return Ok(());
+        }
+        let backend = self.db.backend;
+        backend
+            .reset_after_transaction(&mut self.conn, &self.db.config.session)
+            .map_err(|e| backend.classify(e))
+    }
+
+    pub(super) fn rollback_quietly(&mut self) {
+        // A failed rollback leaves diesel's transaction manager broken; the pool then discards
+        // the connection instead of reusing it.
+        let _ = <AnyConnection as Connection>::TransactionManager::rollback_transaction(
+            &mut *self.conn,
+        );
+    }
+
+    pub(super) fn savepoint<T>(
+        &mut self,
+        f: &mut impl FnMut(&mut Session) -> Result<T>,
+    ) -> Result<T> {
+        type Tm = <AnyConnection as Connection>::TransactionManager;
+        let backend = self.db.backend;
+        Tm::begin_transaction(&mut *self.conn).map_err(|e| backend.classify(e))?;
+        self.depth += 1;
+        // Records of writes inside the savepoint go if the savepoint is rolled back.
+        let mark = self.pending_audit.len();
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| f(self)));
+        self.depth -= 1;
+        match outcome {
+            Ok(Ok(v)) => match Tm::commit_transaction(&mut *self.conn) {
+                Ok(()) => Ok(v),
+                Err(e) => {
+                    let err = backend.classify(e);
+                    let _ = Tm::rollback_transaction(&mut *self.conn);
+                    self.pending_audit.truncate(mark);
+                    Err(err)
+                }
+            },
+            Ok(Err(e)) => {
+                let _ = Tm::rollback_transaction(&mut *self.conn);
+                self.pending_audit.truncate(mark);
+                Err(e)
+            }
+            Err(p) => {
+                let _ = Tm::rollback_transaction(&mut *self.conn);
+                self.pending_audit.truncate(mark);
+                panic::resume_unwind(p)
+            }
+        }
+    }
+}

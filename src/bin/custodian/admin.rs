@@ -1,0 +1,90 @@
+//! The operator commands: schema migrations and master key rotation.
+
+use crate::{fail, open, DbArgs, Failure};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum Migrate {
+    /// Apply the pending migrations, oldest first (then create custodian's own tables)
+    Run(MigrateArgs),
+    /// List the migrations `migrate run` would apply
+    Pending(MigrateArgs),
+}
+
+#[derive(Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Migrations directory, with one subdirectory per backend (postgres, mysql, sqlite)
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+}
+
+impl Migrate {
+    pub fn db_args_mut(&mut self) -> &mut DbArgs {
+        match self {
+            Migrate::Run(a) | Migrate::Pending(a) => &mut a.db,
+        }
+    }
+}
+
+pub fn migrate(m: &Migrate) -> Result<ExitCode, Failure> {
+    match m {
+        Migrate::Run(a) => {
+            let applied = open(&a.db)?.run_migrations(&a.dir).map_err(fail)?;
+            for name in &applied {
+                println!("applied {name}");
+            }
+            println!("{} migrations applied", applied.len());
+        }
+        Migrate::Pending(a) => {
+            let pending = open(&a.db)?.pending_migrations(&a.dir).map_err(fail)?;
+            for name in &pending {
+                println!("pending {name}");
+            }
+            println!("{} migrations pending", pending.len());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct RotateArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Principal recorded as the actor of each audited re-wrap
+    #[arg(long, value_name = "ID")]
+    actor: String,
+    /// Data keys re-wrapped per transaction
+    #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    batch: u32,
+}
+
+/// Re-wraps data keys under the active master key one batch (one transaction) at a time,
+/// printing a line per batch; stops when none is left under an older key.
+pub fn rotate_keys(args: &RotateArgs) -> Result<ExitCode, Failure> {
+    let actor = custodian::Principal::try_new(args.actor.as_str()).map_err(fail)?;
+    let db = open(&args.db)?.acting_as(actor);
+    let crypto = db.crypto().map_err(fail)?;
+    let mut s = db.session().map_err(fail)?;
+    let (mut rewrapped, mut batches) = (0, 0);
+    loop {
+        let n = crypto
+            .rotate_batch(&mut s, args.batch as usize)
+            .map_err(fail)?;
+        if n == 0 {
+            break;
+        }
+        rewrapped += n;
+        batches += 1;
+        let left = crypto.pending_rotation(&mut s).map_err(fail)?;
+        println!("batch {batches}: re-wrapped {n} data keys; {left} left");
+    }
+    println!(
+        "rotation done: {rewrapped} data keys re-wrapped in {batches} batches under master key {}",
+        crypto.key_ring().active_id()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,212 @@
+//! The audit commands: verify, seal, checkpoint, keygen, history.
+
+use crate::{database, fail, open, read, DbArgs, Failure};
+use clap::Args;
+use custodian::audit::Checkpoint;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Checkpoint file (JSON, from `custodian checkpoint`) the chain must extend
+    #[arg(long, value_name = "FILE")]
+    checkpoint: Option<PathBuf>,
+    /// Witness file whose latest checkpoint the chain must extend [default: audit.witness]
+    #[arg(long, value_name = "FILE")]
+    witness: Option<String>,
+    /// Also trust checkpoints signed by this ed25519 public key (64 hex digits)
+    #[arg(long, value_name = "HEX")]
+    public_key: Option<String>,
+}
+
+#[derive(Args)]
+pub struct CheckpointArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// File holding the ed25519 signing key (64 hex digits, from `custodian keygen`)
+    #[arg(long, value_name = "FILE")]
+    signing_key: PathBuf,
+    /// Write the checkpoint JSON to FILE instead of standard output
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct KeygenArgs {
+    /// New file for the signing key (created with mode 0600; an existing file is an error)
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The entity's table, as the audit records name it
+    #[arg(long, value_name = "TABLE")]
+    entity: String,
+    /// The row's primary key as JSON: `[1]`, `["a", 2]`; a single value may omit the brackets
+    #[arg(long, value_name = "JSON")]
+    key: String,
+}
+
+/// Writes `bytes` to a new file at `path` that only its owner may read and write: created with
+/// mode 0600 (on Unix), so the secret is never readable by others, not even between creating and
+/// restricting the file. An existing file is left alone (it may hold a key still in use, and its
+/// permissions are not this command's to change).
+fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+pub fn keygen(args: &KeygenArgs) -> Result<ExitCode, Failure> {
+    let out = &args.out;
+    let key = custodian::audit::generate_signing_key().map_err(fail)?;
+    write_secret(out, custodian::hex::encode(&key.to_bytes()).as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    println!(
+        "signing key written to {}; public key {}",
+        out.display(),
+        custodian::hex::encode(key.verifying_key().as_bytes())
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn seal(db: &DbArgs) -> Result<ExitCode, Failure> {
+    let report = open(db)?.seal_audit().map_err(fail)?;
+    println!(
+        "sealed {} records; chain head at sequence {}",
+        report.sealed, report.head_seq
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn checkpoint(args: &CheckpointArgs) -> Result<ExitCode, Failure> {
+    let key_file = &args.signing_key;
+    let bytes: [u8; 32] = custodian::hex::decode(read(key_file)?.trim())
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            format!(
+                "{} does not hold a 64-hex-digit signing key",
+                key_file.display()
+            )
+        })?;
+    let key = custodian::audit::ed25519_dalek::SigningKey::from_bytes(&bytes);
+    let cp = open(&args.db)?.checkpoint(&key).map_err(fail)?;
+    match &args.out {
+        Some(out) => std::fs::write(out, cp.to_json())
+            .map_err(|e| format!("cannot write {}: {e}", out.display()))?,
+        None => println!("{}", cp.to_json()),
+    }
+    eprintln!("checkpoint at sequence {} ({})", cp.seq, cp.hash);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn verify(args: &VerifyArgs) -> Result<ExitCode, Failure> {
+    let cfg = database(&args.db).map_err(fail)?;
+    let mut options = custodian::audit::VerifyOptions::new()
+        .trust_all(cfg.audit.trusted_keys().map_err(fail)?)
+        .max_unsealed_age(cfg.audit.max_unsealed_age());
+    if let Some(hex) = &args.public_key {
+        options = options.trust(Checkpoint::parse_public_key(hex).map_err(fail)?);
+    }
+    if let Some(path) = &args.checkpoint {
+        match Checkpoint::from_json(&read(path)?) {
+            Ok(cp) => options = options.checkpoint(cp),
+            Err(e) => {
+                // The auditor's own copy is damaged: that is a finding, not a usage error.
+                println!(
+                    "DAMAGED: the checkpoint file {} is not a checkpoint: {e}",
+                    path.display()
+                );
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    if let Some(path) = args.witness.clone().or(cfg.audit.witness.clone()) {
+        options = options.witness(custodian::audit::Witness::file(path));
+    }
+    let started = std::time::Instant::now();
+    let progress = |links: u64| {
+        let secs = started.elapsed().as_secs_f64().max(1e-3);
+        eprint!(
+            "\rverified {links} links ({:.0} links/s)",
+            links as f64 / secs
+        );
+    };
+    // Progress goes to a terminal only, so piped output stays one line.
+    let on_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if on_terminal {
+        options = options.progress(&progress);
+    }
+    let db = custodian::open(cfg).map_err(fail)?;
+    let report = db.verify_audit_with(&options).map_err(fail)?;
+    if on_terminal && report.links > 0 {
+        eprintln!();
+    }
+    let mode = match report.mode {
+        custodian::audit::SealMode::Keyed => "keyed (HMAC under the audit key)",
+        custodian::audit::SealMode::Unkeyed => {
+            "UNKEYED (plain SHA-256: anyone with database access can rewrite it)"
+        }
+    };
+    let against = report
+        .checkpoint_seq
+        .map_or("no checkpoint".to_string(), |s| {
+            format!("checkpoint at {s}")
+        });
+    match &report.damage {
+        None => {
+            println!(
+                "intact: {} links up to sequence {} ({}); {} records not sealed yet; sealed {mode}; checked against {against}",
+                report.links, report.last_seq, report.last_hash, report.unsealed
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(d) => {
+            println!("DAMAGED at sequence {}: {:?}: {}", d.seq, d.kind, d.detail);
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// The key as the audit trail stores it: compact JSON array (a single value is wrapped).
+fn key_json(text: &str) -> Result<String, Failure> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("--key is not JSON ({e}): {text}"))?;
+    Ok(match value {
+        serde_json::Value::Array(_) => value.to_string(),
+        single => serde_json::Value::Array(vec![single]).to_string(),
+    })
+}
+
+pub fn history(args: &HistoryArgs) -> Result<ExitCode, Failure> {
+    let key = key_json(&args.key)?;
+    let db = open(&args.db)?;
+    let mut s = db.session().map_err(fail)?;
+    let records =
+        custodian::audit::chain::records_of_entity_key(&mut s, &args.entity, &key).map_err(fail)?;
+    if records.is_empty() {
+        eprintln!("no audit records for {} {key}", args.entity);
+    }
+    for (seq, r) in records {
+        let seq = seq.map_or("unsealed".to_string(), |n| n.to_string());
+        println!(
+            "{seq} {} {} {} before={} after={}",
+            r.at.format("%Y-%m-%dT%H:%M:%S%.6fZ"),
+            r.actor,
+            r.op,
+            r.before.as_deref().unwrap_or("null"),
+            r.after.as_deref().unwrap_or("null"),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -56,19 +56,7 @@
 #![deny(missing_docs)]
 
 pub use custodian_core::*;
-
-/// Runnable examples: [`guide::session`] (every main method), the [quick start](readme#quick-start).
-pub use custodian_core::Session;
-
-/// Runnable examples: [`guide::session`], [`guide::audit`], the [quick start](readme#quick-start).
-pub use custodian_core::Db;
-
-/// Runnable examples of every attribute: [`guide::entities`] and the topics it links, and the
-/// README's [entities](readme#entities).
-pub use custodian_derive::entity;
-
-/// Runnable example: [`guide::entities`]; stored forms in the README's [column types](readme#column-types).
-pub use custodian_derive::DbEnum;
+pub use custodian_derive::{entity, DbEnum};
 
 pub mod guide;
 

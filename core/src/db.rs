@@ -17,6 +17,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// A pooled handle to one database. Cheap to clone; share it between threads.
+///
+/// Every topic of the `custodian` crate's `guide` opens one in a runnable example.
 #[derive(Clone)]
 pub struct Db {
     pub(crate) inner: Arc<DbInner>,

@@ -2,6 +2,21 @@
 //! (on in-memory SQLite; the same code runs on PostgreSQL and MariaDB). The examples have no
 //! audit key, so they allow unkeyed seals explicitly (`audit_unkeyed()`); applications set
 //! `CUSTODIAN_AUDIT_KEY` instead.
+//!
+//! | topic | shows |
+//! |---|---|
+//! | [`session`] | `insert`, `get`, `find`, `select`, `update`, `delete`, bulk writes, transactions and savepoints |
+//! | [`entities`] | default table names, `index`, `check`, `default`, `unique`, `has_one`, `validate`, `unaudited` |
+//! | [`relationships`] | `belongs_to`, `has_many`, loading parents and children, joins |
+//! | [`validation`] | validator rules, field-keyed errors, unique violations |
+//! | [`lifecycle`] | optimistic locking, timestamps, soft delete, hooks |
+//! | [`schema`] | constraints, generated migrations, drift check |
+//! | [`audit`] | principals, history, as-of reads, sealing, checkpoints, verification |
+//! | [`access`] | roles, tenants, masks |
+//! | [`crypto`] | encrypted fields, blind indexes, `Sealed<T>`, crypto-shredding |
+
+pub mod entities;
+pub mod session;
 
 pub mod relationships {
     //! # Relationships

@@ -31,13 +31,37 @@
 //! ```
 //!
 //! The crate re-exports [`custodian_core`] (runtime), the macros of `custodian-derive`, and the
-//! backends of [`custodian_backends`]. See the README for concepts and configuration.
+//! backends of [`custodian_backends`].
+//!
+//! ## Where to read on
+//!
+//! - [`guide`]: one topic per module, each with an example that runs as a doctest:
+//!   [sessions](guide::session) (`insert`, `get`, `find`, `select`, `update`, `delete`,
+//!   transactions), [entity attributes](guide::entities),
+//!   [relationships](guide::relationships), [validation](guide::validation),
+//!   [locking, timestamps, soft delete, hooks](guide::lifecycle),
+//!   [constraints, migrations, drift](guide::schema), [the audit trail](guide::audit),
+//!   [access control](guide::access), [field encryption](guide::crypto).
+//! - The [README](readme), whose Rust blocks are doctests too:
+//!   [quick start](readme#quick-start), [concepts](readme#concepts),
+//!   [entities](readme#entities), [column types](readme#column-types),
+//!   [transactions](readme#transactions), [errors](readme#errors),
+//!   [constraints, migrations and drift](readme#constraints-migrations-and-drift),
+//!   [the audit trail](readme#the-audit-trail),
+//!   [field encryption](readme#field-encryption-and-crypto-shredding),
+//!   [access control](readme#access-control), [configuration](readme#configuration),
+//!   [per-backend notes](readme#per-backend-notes).
+//! - [`Session`] and [`Db`] for the API itself; [`entity`](macro@entity) for the attribute
+//!   reference.
 #![deny(missing_docs)]
 
 pub use custodian_core::*;
 pub use custodian_derive::{entity, DbEnum};
 
 pub mod guide;
+
+#[doc = include_str!("../README.md")]
+pub mod readme {}
 
 /// The database-specific backends.
 pub use custodian_backends as backends;
@@ -77,4 +101,27 @@ pub fn open_named(config: &Config, name: &str) -> Result<Db> {
 pub mod prelude {
     pub use crate::diesel::prelude::*;
     pub use crate::{entity, Db, DbEnum, Entity, Error, IsolationLevel, Session, TxOptions};
+}
+
+#[cfg(test)]
+mod tests {
+    /// The Rust block under the README's "Quick start" heading.
+    fn readme_quick_start() -> &'static str {
+        let readme = include_str!("../README.md");
+        let section = &readme[readme
+            .find("\n## Quick start\n")
+            .expect("a Quick start section")..];
+        let start = section.find("```rust\n").expect("a Rust block") + "```rust\n".len();
+        let len = section[start..].find("\n```\n").expect("the block's end") + 1;
+        &section[start..start + len]
+    }
+
+    #[test]
+    fn the_quickstart_example_is_the_readme_quick_start() {
+        assert_eq!(
+            readme_quick_start(),
+            include_str!("../examples/quickstart.rs"),
+            "examples/quickstart.rs and the README's quick start differ"
+        );
+    }
 }

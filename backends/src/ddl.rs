@@ -49,6 +49,14 @@ pub trait DdlDialect {
     fn index_prefix(&self) -> Option<usize> {
         None
     }
+    /// The statement creating schema `schema` unless it exists; `None` where the dialect has no
+    /// schemas to create.
+    fn create_schema(&self, schema: &str) -> Option<String> {
+        Some(format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            self.quote(schema)
+        ))
+    }
     /// `CREATE INDEX` (non-unique) on `meta`'s table; `columns` are already quoted and joined.
     fn create_index(&self, meta: &EntityMeta, name: &str, columns: &str) -> String {
         format!(
@@ -173,7 +181,8 @@ fn quoted_list<D: DdlDialect + ?Sized>(d: &D, columns: &[&str]) -> String {
 
 /// `CREATE TABLE` for `meta` in dialect `d`, with primary key, `NOT NULL`, defaults, named
 /// check, unique and foreign-key constraints; then one `CREATE INDEX` per non-unique index
-/// (indexed and referencing columns, multi-column indexes). Statements have no trailing `;`.
+/// (indexed and referencing columns, multi-column indexes). An entity with a schema gets the
+/// dialect's `CREATE SCHEMA IF NOT EXISTS` first. Statements have no trailing `;`.
 pub fn create_table<D: DdlDialect + ?Sized>(d: &D, meta: &EntityMeta) -> Vec<String> {
     let auto = meta.has_auto_increment();
     let mut parts: Vec<String> = meta
@@ -215,12 +224,17 @@ pub fn create_table<D: DdlDialect + ?Sized>(d: &D, meta: &EntityMeta) -> Vec<Str
             ref_action(fk.on_update),
         ));
     }
-    let mut out = vec![format!(
+    let mut out: Vec<String> = meta
+        .schema
+        .and_then(|s| d.create_schema(s))
+        .into_iter()
+        .collect();
+    out.push(format!(
         "CREATE TABLE {} (\n  {}\n){}",
         qualified(d, meta),
         parts.join(",\n  "),
         d.table_suffix()
-    )];
+    ));
     for (name, columns, unique) in &indexes {
         if !*unique {
             out.push(d.create_index(meta, name, &index_columns(d, meta, columns)));
@@ -368,6 +382,14 @@ mod tests {
             },
         ],
     };
+
+    #[test]
+    fn a_schema_is_created_before_its_table() {
+        let statements = create_table(&Plain, &parent());
+        assert_eq!(statements[0], "CREATE SCHEMA IF NOT EXISTS \"org\"");
+        assert!(statements[1].starts_with("CREATE TABLE \"org\".\"teams\" ("));
+        assert_eq!(statements.len(), 2);
+    }
 
     #[test]
     fn table_with_every_constraint_then_indexes() {

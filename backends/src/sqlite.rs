@@ -229,6 +229,10 @@ impl DdlDialect for LiteDdl {
     fn current_timestamp(&self) -> &'static str {
         "CURRENT_TIMESTAMP"
     }
+    fn create_schema(&self, _schema: &str) -> Option<String> {
+        // SQLite has no schemas: a schema name is an attached database, attached by the caller.
+        None
+    }
     fn referenced_table(&self, parent: &EntityMeta) -> String {
         // A foreign key always refers to a table of the same database file.
         self.quote(parent.table)

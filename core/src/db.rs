@@ -17,6 +17,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// A pooled handle to one database. Cheap to clone; share it between threads.
+///
+/// Every topic of the `custodian` crate's `guide` opens one in a runnable example.
 #[derive(Clone)]
 pub struct Db {
     pub(crate) inner: Arc<DbInner>,
@@ -221,7 +223,10 @@ impl Db {
 
     /// Creates the tables of `entities` with their constraints and indexes, parents before the
     /// tables referencing them (see [`schema::dependency_order`]), and custodian's audit tables
-    /// if they do not exist yet (entities are audited by default). A foreign-key cycle is
+    /// if they do not exist yet (entities are audited by default). An entity's schema is created
+    /// first if it is missing (PostgreSQL schema, MariaDB database); on SQLite a schema names an
+    /// attached database, which must be attached already. A table that exists is an error
+    /// (use migrations for a database that outlives the process). A foreign-key cycle is
     /// [`Error::Config`] naming the tables; nothing is created then. On PostgreSQL and SQLite
     /// all tables are created in one transaction (all or none); MariaDB commits each statement.
     pub fn create_tables(&self, entities: &[EntityMeta]) -> Result<()> {

@@ -17,6 +17,10 @@ mod types;
 
 /// Maps a struct with named fields to a table.
 ///
+/// Every attribute below is used in a runnable example (a doctest of the `custodian` crate):
+/// `custodian::guide::entities` shows those the other guide topics do not, and says where the
+/// rest are. The example here is a summary of the syntax.
+///
 /// ```text
 /// #[entity(table = "controls", schema = "compliance", unique(framework, code),
 ///          index(owner, level), has_many(Finding), hooks)]
@@ -53,7 +57,9 @@ mod types;
 ///
 /// # Entity attributes: `#[entity(...)]`
 ///
-/// - `table = "..."` (default: the struct name in snake_case), `schema = "..."`.
+/// - `table = "..."` (default: the struct name in snake_case), `schema = "..."` (PostgreSQL
+///   schema or MariaDB database, created by `Db::create_table(s)` if missing; on SQLite the name
+///   of an attached database, which the application attaches).
 /// - `unique(field_a, field_b, ...)`, `index(field_a, field_b, ...)`: a multi-column unique
 ///   constraint (named `<table>_<col>_<col>_key`) or index (`<table>_<col>_<col>_idx`) over at
 ///   least two columns, named by field; repeatable. For one column use `#[column(unique)]` or
@@ -159,7 +165,8 @@ pub fn entity(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Stores a field-less enum as the name of its variant in a text column.
 ///
-/// A variant is stored under its identifier, or under `#[db_enum(name = "...")]`.
+/// A variant is stored under its identifier, or under `#[db_enum(name = "...")]`. Runnable
+/// example: `custodian::guide::entities`.
 #[proc_macro_derive(DbEnum, attributes(db_enum))]
 pub fn db_enum(item: TokenStream) -> TokenStream {
     syn::parse::<syn::DeriveInput>(item)

@@ -34,6 +34,10 @@ pub(crate) mod guard;
 /// Obtain one with [`Db::session`](crate::Db::session); it returns to the pool when dropped.
 /// A session dropped inside a transaction rolls back: diesel marks its connection broken and
 /// the pool discards it.
+///
+/// Runnable examples of the main methods (`insert`, `get`, `find`, `select`, `update`,
+/// `delete`, bulk writes, `transaction` and savepoints) are in the `custodian` crate's
+/// `guide::session` module, run as doctests.
 pub struct Session {
     conn: PooledConnection,
     db: Arc<DbInner>,

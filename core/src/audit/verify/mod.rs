@@ -4,6 +4,7 @@
 //! no key for a keyed trail, a checkpoint signed by a key nobody trusts).
 
 mod fast;
+mod unsealed;
 mod walk;
 
 use super::checkpoint::{Checkpoint, SignatureCheck};
@@ -18,7 +19,8 @@ use diesel::prelude::*;
 use ed25519_dalek::VerifyingKey;
 use std::collections::HashSet;
 use std::time::Duration;
-use walk::{seal_id, Walk, BATCH};
+use unsealed::Unsealed;
+use walk::Walk;
 
 /// The kind of damage verification found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -510,89 +512,6 @@ fn check_head(
         }
     }
     Ok(None)
-}
-
-/// The records of the trail that are not in the chain, as verification finds them.
-struct Unsealed<'k> {
-    key: Option<&'k AuditKey>,
-    /// Where a bad one is reported: after the last link.
-    next_seq: i64,
-    /// Seals seen so far (chained, then unsealed): a repeat is a copy.
-    seals: HashSet<u128>,
-    count: u64,
-    oldest: Option<chrono::NaiveDateTime>,
-    /// The first bad one.
-    damage: Option<Damage>,
-}
-
-impl Unsealed<'_> {
-    fn check(&mut self, read: &Read) {
-        self.count += 1;
-        let record = match read {
-            Read::Undecodable(id) => {
-                self.found(
-                    DamageKind::Modified,
-                    format!("unsealed record {id} cannot be decoded"),
-                );
-                return;
-            }
-            Read::Record(r) => r,
-        };
-        self.oldest = Some(self.oldest.map_or(record.at, |o| o.min(record.at)));
-        if !record.seal_is_valid(self.key) {
-            self.found(
-                DamageKind::Inserted,
-                format!(
-                    "unsealed record {} ({} {} {}) does not match its seal",
-                    record.id, record.op, record.entity, record.entity_key
-                ),
-            );
-        } else if !self.seals.insert(seal_id(&record.mac).unwrap_or_default()) {
-            self.found(
-                DamageKind::Replayed,
-                format!(
-                    "unsealed record {} ({} {} {}) is a copy of another record",
-                    record.id, record.op, record.entity, record.entity_key
-                ),
-            );
-        }
-    }
-
-    fn found(&mut self, kind: DamageKind, detail: String) {
-        if self.damage.is_none() {
-            self.damage = Some(Damage {
-                seq: self.next_seq,
-                kind,
-                detail,
-            });
-        }
-    }
-
-    /// Checks the records with ids above `high`.
-    fn above(&mut self, s: &mut Session, high: i64) -> Result<()> {
-        let mut after = high;
-        loop {
-            let batch = store::read_range(s, after.saturating_add(1), i64::MAX, BATCH)?;
-            let Some(last) = batch.last().map(Read::id) else {
-                return Ok(());
-            };
-            after = last;
-            batch.iter().for_each(|r| self.check(r));
-        }
-    }
-
-    /// Checks every record without a link, found by joining the whole trail with the chain.
-    fn unchained(&mut self, s: &mut Session) -> Result<()> {
-        let mut after = i64::MIN;
-        loop {
-            let batch = store::read_unchained(s, after, BATCH)?;
-            let Some(last) = batch.last().map(Read::id) else {
-                return Ok(());
-            };
-            after = last;
-            batch.iter().for_each(|r| self.check(r));
-        }
-    }
 }
 
 /// Up to `limit` links from sequence number `from` on, each with its record (`None` when it is

@@ -39,25 +39,29 @@ pub(crate) fn literal(s: &str) -> String {
 impl Backend for Postgres {
     fn rewrite_table_storage(&self, conn: &mut AnyConnection, table: &str) -> QueryResult<()> {
         // VACUUM FULL writes the live rows to a new file and removes the old one (it needs the
-        // table's owner, which created it). It must keep row versions that a transaction open
-        // in this database may still see, so first wait (up to 5 s) until every snapshot taken
-        // before now is gone; a transaction open longer keeps the row until the next VACUUM.
+        // table's owner, which created it). It keeps a deleted row while any transaction that
+        // may still see it runs: one in this database holding an older snapshot, or one anywhere
+        // in the cluster that started before the delete (its xid is below VACUUM's own
+        // snapshot's xmin). So first wait, up to 10 s, until neither exists; a transaction open
+        // longer keeps the row until the next VACUUM.
         let c = pg(conn)?;
-        // A transaction id newer than the erasure's: wait for every snapshot older than it.
+        // A transaction id newer than the erasure's.
         let after: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
             "pg_current_xact_id()::text::bigint",
         ))
         .get_result(c)?;
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let older: i64 =
+            let waiting: i64 =
                 diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
-                    "count(*) FROM pg_stat_activity WHERE datname = current_database() \
-                 AND pid <> pg_backend_pid() AND backend_xmin IS NOT NULL \
-                 AND age(backend_xmin) >= age(({after} % 4294967296)::text::xid)"
+                    "(SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                   AND pid <> pg_backend_pid() AND backend_xmin IS NOT NULL \
+                   AND age(backend_xmin) >= age(({after} % 4294967296)::text::xid)) \
+                 + (CASE WHEN pg_snapshot_xmin(pg_current_snapshot())::text::bigint < {after} \
+                    THEN 1 ELSE 0 END)"
                 )))
                 .get_result(c)?;
-            if older == 0 || std::time::Instant::now() >= deadline {
+            if waiting == 0 || std::time::Instant::now() >= deadline {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -84,7 +84,11 @@ fn server_files_hold_no_erased_key(kind: BackendKind) {
     let after = key_table_files(&db);
     let mut all = before.clone();
     all.extend(after.iter().cloned());
-    assert_eq!(files_holding(&all, alice.as_bytes()), Vec::<String>::new());
+    assert_eq!(
+        files_holding(&all, alice.as_bytes()),
+        Vec::<String>::new(),
+        "key table files before the erasure {before:?}, after {after:?}"
+    );
     // Only the erased key is gone.
     assert_eq!(files_holding(&after, bob.as_bytes()), after);
 }

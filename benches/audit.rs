@@ -935,7 +935,7 @@ fn print_report(r: &Report, settings: &Settings) {
     println!();
     println!(
         "Seal of one record behind the {} links (seconds): {}; without the high-water mark \
-         (rescan, as an older version left the trail) {:.3}; next seal, mark set again {:.3}",
+         (removed: a rescan) {:.3}; next seal, mark set again {:.3}",
         r.final_links,
         match k.late {
             Some(d) => format!(

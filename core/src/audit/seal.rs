@@ -120,7 +120,8 @@ pub(crate) fn last_link(s: &mut Session) -> Result<(i64, String)> {
     Ok(last.unwrap_or_else(|| (0, GENESIS.to_string())))
 }
 
-fn read_gaps(tx: &mut Session) -> Result<Vec<(i64, i64)>> {
+/// The gap ranges, ascending.
+pub(crate) fn read_gaps(tx: &mut Session) -> Result<Vec<(i64, i64)>> {
     tx.run(|conn| {
         g::table
             .order(g::lo.asc())

@@ -264,30 +264,34 @@ pub(crate) fn decoded<T>(
 /// decode, the range is read again row by row and such rows come back as
 /// [`Read::Undecodable`] instead of failing the whole read.
 pub(crate) fn read_range(s: &mut Session, lo: i64, hi: i64, limit: i64) -> Result<Vec<Read>> {
-    let read = decoded(s, |conn| {
+    let range = || {
         a::table
             .filter(a::id.ge(lo))
             .filter(a::id.le(hi))
             .order(a::id.asc())
             .limit(limit)
-            .select(record_columns!())
-            .load::<RecordRow>(conn)
-    })?;
-    match read {
+    };
+    read_or_each(
+        s,
+        |conn| range().select(record_columns!()).load(conn),
+        |conn| range().select(a::id).load(conn),
+    )
+}
+
+/// Reads records with `records`; when a row does not decode, reads their ids with `ids` and
+/// then each record on its own, marking the rows that do not decode.
+fn read_or_each(
+    s: &mut Session,
+    records: impl FnOnce(&mut AnyConnection) -> QueryResult<Vec<RecordRow>>,
+    ids: impl FnOnce(&mut AnyConnection) -> QueryResult<Vec<i64>>,
+) -> Result<Vec<Read>> {
+    match decoded(s, records)? {
         Some(rows) => Ok(rows
             .into_iter()
             .map(|r| Read::Record(record_of(r)))
             .collect()),
         None => {
-            let ids: Vec<i64> = s.run(|conn| {
-                a::table
-                    .filter(a::id.ge(lo))
-                    .filter(a::id.le(hi))
-                    .order(a::id.asc())
-                    .limit(limit)
-                    .select(a::id)
-                    .load(conn)
-            })?;
+            let ids = s.run(ids)?;
             read_each(s, ids)
         }
     }
@@ -316,35 +320,19 @@ pub(crate) fn read_each(s: &mut Session, ids: Vec<i64>) -> Result<Vec<Read>> {
 /// Loads the records no link names with ids above `after` (at most `limit`, ascending), by a
 /// join of the whole trail with the chain; undecodable rows marked.
 pub(crate) fn read_unchained(s: &mut Session, after: i64, limit: i64) -> Result<Vec<Read>> {
-    let read = decoded(s, |conn| {
+    let unchained = || {
         a::table
             .left_join(c::table.on(c::record_id.eq(a::id)))
             .filter(c::seq.is_null())
             .filter(a::id.gt(after))
             .order(a::id.asc())
             .limit(limit)
-            .select(record_columns!())
-            .load::<RecordRow>(conn)
-    })?;
-    match read {
-        Some(rows) => Ok(rows
-            .into_iter()
-            .map(|r| Read::Record(record_of(r)))
-            .collect()),
-        None => {
-            let ids: Vec<i64> = s.run(|conn| {
-                a::table
-                    .left_join(c::table.on(c::record_id.eq(a::id)))
-                    .filter(c::seq.is_null())
-                    .filter(a::id.gt(after))
-                    .order(a::id.asc())
-                    .limit(limit)
-                    .select(a::id)
-                    .load(conn)
-            })?;
-            read_each(s, ids)
-        }
-    }
+    };
+    read_or_each(
+        s,
+        |conn| unchained().select(record_columns!()).load(conn),
+        |conn| unchained().select(a::id).load(conn),
+    )
 }
 
 /// The head of the chain: `(seq, hash)` of the last link, as the head row states it.

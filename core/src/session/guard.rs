@@ -21,7 +21,6 @@ use crate::conn::{AnyConnection, MultiBackend};
 use crate::entity::{ColumnMeta, Entity, EntityMeta};
 use crate::error::{Error, Result};
 use crate::value::ColumnKind;
-use diesel::connection::{Connection, TransactionManager};
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::{sql_types, QueryResult, RunQueryDsl};
 use std::collections::HashMap;
@@ -217,14 +216,7 @@ impl Session {
                 .denials
                 .append(self.db.backend, &self.db.config, record);
         }
-        let raw_depth =
-            <AnyConnection as Connection>::TransactionManager::transaction_manager_status_mut(
-                &mut self.conn,
-            )
-            .transaction_depth()
-            .ok()
-            .flatten();
-        if self.depth > 0 || raw_depth.is_some() {
+        if self.in_any_transaction() {
             return Err(Error::Integrity(
                 "an in-memory SQLite database has one connection, and it is inside the caller's \
                  transaction, whose rollback would erase the record"

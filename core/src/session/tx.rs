@@ -4,12 +4,9 @@
 use super::*;
 
 impl Session {
-    /// Runs `f` inside the current transaction, or a new one (without retry) if there is none.
-    pub(super) fn in_transaction<T>(
-        &mut self,
-        f: impl FnOnce(&mut Session) -> Result<T>,
-    ) -> Result<T> {
-        // Inside custodian's transaction, or one opened on the raw connection: join it.
+    /// Whether the connection is inside a transaction: custodian's, or one opened on the raw
+    /// connection (whose commit custodian does not see).
+    pub(super) fn in_any_transaction(&mut self) -> bool {
         let raw_depth =
             <AnyConnection as Connection>::TransactionManager::transaction_manager_status_mut(
                 &mut self.conn,
@@ -17,7 +14,16 @@ impl Session {
             .transaction_depth()
             .ok()
             .flatten();
-        if self.depth > 0 || raw_depth.is_some() {
+        self.depth > 0 || raw_depth.is_some()
+    }
+
+    /// Runs `f` inside the current transaction, or a new one (without retry) if there is none.
+    pub(super) fn in_transaction<T>(
+        &mut self,
+        f: impl FnOnce(&mut Session) -> Result<T>,
+    ) -> Result<T> {
+        // Inside custodian's transaction, or one opened on the raw connection: join it.
+        if self.in_any_transaction() {
             return f(self);
         }
         let mut f = Some(f);

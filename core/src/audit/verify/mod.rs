@@ -10,7 +10,7 @@ mod walk;
 use super::checkpoint::{Checkpoint, SignatureCheck};
 use super::record::{AuditKey, ChainKey, GENESIS};
 use super::store::{self, Read, HEAD_ROW, MARK_ROW, MODE_ROW, UNKEYED};
-use super::tables::{custodian_audit_gap as g, custodian_audit_head as h};
+use super::tables::custodian_audit_head as h;
 use super::witness::{Witness, WitnessEntry};
 use crate::error::{Error, Result};
 use crate::session::Session;
@@ -498,12 +498,7 @@ fn check_head(
         return Ok(None);
     };
     {
-        let gaps: Vec<(i64, i64)> = tx.run(|conn| {
-            g::table
-                .order(g::lo.asc())
-                .select((g::lo, g::hi))
-                .load(conn)
-        })?;
+        let gaps = super::seal::read_gaps(tx)?;
         if note != super::seal::mark_note(chain, high, last_seq, running, &gaps) {
             return damage(
                 DamageKind::Modified,

@@ -35,6 +35,14 @@ fn statement_time_sql(limit_ms: Option<u64>) -> String {
 }
 
 impl Backend for Mysql {
+    fn keys_from_last_insert_id(&self) -> bool {
+        true
+    }
+
+    fn keeps_rows_for_guarded_updates(&self) -> bool {
+        true
+    }
+
     fn rewrite_table_storage(&self, conn: &mut AnyConnection, table: &str) -> QueryResult<()> {
         // InnoDB answers OPTIMIZE TABLE by rebuilding the table (ALTER TABLE ... FORCE) into a
         // new tablespace file; the old file, with the deleted row, is removed.

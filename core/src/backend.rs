@@ -54,6 +54,21 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// multi-row insert on MySQL / MariaDB: the first row's).
     fn last_insert_id(&self, conn: &mut AnyConnection) -> QueryResult<i64>;
 
+    /// Whether a multi-row `INSERT` learns its keys from [`Backend::last_insert_id`] (when
+    /// [`Backend::consecutive_insert_ids`] holds) instead of returning them (`RETURNING`):
+    /// MariaDB.
+    fn keys_from_last_insert_id(&self) -> bool {
+        false
+    }
+
+    /// Whether a transaction keeps the rows of audited entities it read by key, so that a later
+    /// update can be guarded by "every column unchanged since" instead of reading the row again
+    /// under a lock: worth it where that read is a round trip and the update cannot return the
+    /// old row itself (MariaDB).
+    fn keeps_rows_for_guarded_updates(&self) -> bool {
+        false
+    }
+
     /// Whether the rows of one multi-row `INSERT` get consecutive auto-increment keys starting
     /// at [`Backend::last_insert_id`], so that a bulk insert learns every row's key without
     /// `RETURNING` (MariaDB with `innodb_autoinc_lock_mode` 0 or 1 and

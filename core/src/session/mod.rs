@@ -12,7 +12,7 @@ use crate::audit::{AuditOp, AuditRecord};
 use crate::conn::AnyConnection;
 use crate::db::DbInner;
 use crate::entity::{ColumnRole, Entity, Stamp, WriteKind};
-use crate::error::{BackendKind, DbError, Error, Result};
+use crate::error::{DbError, Error, Result};
 use crate::pool::PooledConnection;
 use crate::principal::Principal;
 use crate::relations::BelongsTo;

@@ -42,13 +42,15 @@ impl Session {
     }
 
     /// Whether this transaction keeps rows read of `E` for guarded updates: audited entities
-    /// without encrypted fields, on MariaDB (PostgreSQL's update returns the old row itself, and
-    /// on SQLite a locking read costs no round trip, less than remembering every read row).
+    /// without encrypted fields, where the backend asks for it
+    /// ([`Backend::keeps_rows_for_guarded_updates`](crate::backend::Backend::keeps_rows_for_guarded_updates):
+    /// MariaDB; PostgreSQL's update returns the old row itself, and on SQLite a locking read
+    /// costs no round trip, less than remembering every read row).
     pub(super) fn guards_updates<E: Entity>(&self) -> bool {
         self.depth > 0
             && E::AUDITED
             && !E::META.has_encrypted()
-            && self.db.backend.kind() == BackendKind::Mysql
+            && self.db.backend.keeps_rows_for_guarded_updates()
     }
 
     /// Where a row of `E` with `key` is kept in `seen`.

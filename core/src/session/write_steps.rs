@@ -78,7 +78,7 @@ impl Session {
     /// `Ok(false)` (nothing inserted) when neither holds: the caller inserts row by row.
     pub(super) fn insert_learning_keys<E: Entity>(&mut self, rows: &mut [E]) -> Result<bool> {
         let backend = self.db.backend;
-        if backend.kind() == BackendKind::Mysql {
+        if backend.keys_from_last_insert_id() {
             // Rows of only database-filled columns go in one `DEFAULT VALUES` insert each, and
             // `LAST_INSERT_ID()` would name the last of them.
             if E::META.inserted_columns() == 0 {
@@ -99,7 +99,7 @@ impl Session {
         for rows in rows.chunks_mut(chunk) {
             let keys = match self.run(|c| E::raw_insert_returning_keys(c, rows))? {
                 Some(keys) => keys,
-                None if backend.kind() == BackendKind::Mysql => {
+                None if backend.keys_from_last_insert_id() => {
                     let inserted = self.run(|c| E::raw_insert(c, rows))?;
                     let first = self.run(|c| backend.last_insert_id(c))?;
                     (0..inserted as i64).map(|i| first + i).collect()

@@ -159,13 +159,7 @@ pub fn seal(s: &mut Session, key: Option<&AuditKey>) -> Result<SealReport> {
         }
         let chain = ChainKey::new(key);
         let (seq, prev) = last_link(tx)?;
-        let mark: Option<(i64, String)> = tx.run(|conn| {
-            h::table
-                .find(MARK_ROW)
-                .select((h::seq, h::hash))
-                .first(conn)
-                .optional()
-        })?;
+        let mark = store::head_row(tx, MARK_ROW)?;
         let gaps = read_gaps(tx)?;
         let trusted =
             mark.filter(|(high, note)| *note == mark_note(&chain, *high, seq, &prev, &gaps));

@@ -335,13 +335,22 @@ pub(crate) fn read_unchained(s: &mut Session, after: i64, limit: i64) -> Result<
     )
 }
 
-/// The head of the chain: `(seq, hash)` of the last link, as the head row states it.
-pub fn head(s: &mut Session) -> Result<(i64, String)> {
+/// Row `id` of `custodian_audit_head` (`HEAD_ROW`, `MARK_ROW` or `MODE_ROW`): `(seq, hash)`,
+/// `None` if it is missing.
+pub(crate) fn head_row(s: &mut Session, id: i32) -> Result<Option<(i64, String)>> {
     s.run(|conn| {
         h::table
-            .find(HEAD_ROW)
+            .find(id)
             .select((h::seq, h::hash))
             .first(conn)
+            .optional()
+    })
+}
+
+/// The head of the chain: `(seq, hash)` of the last link, as the head row states it.
+pub fn head(s: &mut Session) -> Result<(i64, String)> {
+    head_row(s, HEAD_ROW)?.ok_or_else(|| {
+        crate::error::Error::Integrity("the audit chain's head row is missing".into())
     })
 }
 

@@ -10,12 +10,10 @@ mod walk;
 use super::checkpoint::{Checkpoint, SignatureCheck};
 use super::record::{AuditKey, ChainKey, GENESIS};
 use super::store::{self, Read, HEAD_ROW, MARK_ROW, MODE_ROW, UNKEYED};
-use super::tables::custodian_audit_head as h;
 use super::witness::{Witness, WitnessEntry};
 use crate::error::{Error, Result};
 use crate::session::Session;
 use crate::tx::{IsolationLevel, TxOptions};
-use diesel::prelude::*;
 use ed25519_dalek::VerifyingKey;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -247,13 +245,7 @@ pub fn verify(
 /// Checks the mode row against `key`: the trail's mode, or damage at the head if the row was
 /// changed, or an error when the key is wrong or missing.
 fn check_mode(tx: &mut Session, key: Option<&AuditKey>) -> Result<(SealMode, Option<Damage>)> {
-    let row: Option<(i64, String)> = tx.run(|conn| {
-        h::table
-            .find(MODE_ROW)
-            .select((h::seq, h::hash))
-            .first(conn)
-            .optional()
-    })?;
+    let row = store::head_row(tx, MODE_ROW)?;
     let configured = if key.is_some() {
         SealMode::Keyed
     } else {
@@ -447,13 +439,7 @@ fn check_head(
     last_seq: i64,
     running: &str,
 ) -> Result<Option<Damage>> {
-    let head: Option<(i64, String)> = tx.run(|conn| {
-        h::table
-            .find(HEAD_ROW)
-            .select((h::seq, h::hash))
-            .first(conn)
-            .optional()
-    })?;
+    let head = store::head_row(tx, HEAD_ROW)?;
     let damage = |kind, detail: String| {
         Ok(Some(Damage {
             seq: last_seq,
@@ -480,13 +466,7 @@ fn check_head(
             format!("the head ({head_seq}, {head_hash}) is not the last link ({last_seq})"),
         );
     }
-    let mark: Option<(i64, String)> = tx.run(|conn| {
-        h::table
-            .find(MARK_ROW)
-            .select((h::seq, h::hash))
-            .first(conn)
-            .optional()
-    })?;
+    let mark = store::head_row(tx, MARK_ROW)?;
     let Some((high, note)) = mark else {
         // Every seal writes the mark: a chain without one lost it.
         if last_seq > 0 {

@@ -487,9 +487,10 @@ fn run_pass(db: &Db, side: Side, counts: &Counts, tag: &str, seed_max: i64) -> R
             Side::Custodian => s.insert_many(&mut rows)?,
             Side::Diesel => {
                 let new: Vec<NewRow<'_>> = rows.iter().map(NewRow::from).collect();
-                custodian::__private::dispatch!(s.connection(), c => {
-                    diesel::insert_into(t::bench_items).values(&new).execute(c)
-                })?
+                custodian::__private::run::execute(
+                    s.connection(),
+                    diesel::insert_into(t::bench_items).values(&new),
+                )?
             }
         };
         if inserted != rows.len() {

@@ -33,6 +33,13 @@
 //! The crate re-exports [`custodian_core`] (runtime), the macros of `custodian-derive`, and the
 //! backends of [`custodian_backends`].
 //!
+//! ## Cargo features
+//!
+//! One per database, so a build links only the client libraries it uses: `sqlite` (the
+//! default; SQLite is compiled in, no system library), `postgres` (links libpq) and `mysql`
+//! (MySQL and MariaDB; links libmariadb or libmysqlclient). [`backends::ALL`] holds the backends
+//! of the build; a URL for one left out fails [`open`] with [`Error::Config`] naming the features.
+//!
 //! ## Where to read on
 //!
 //! - [`guide`]: one topic per module, each with an example that runs as a doctest:

@@ -4,7 +4,7 @@
 
 use crate::classify::{self, between, Cause, Refinement};
 use crate::ddl::{self, DdlDialect};
-use crate::postgres::wrong_backend;
+use crate::wrong_backend;
 use custodian_core::{
     AnyConnection, Backend, BackendKind, ColumnKind, DatabaseUrl, EntityMeta, Error, LiveColumn,
     SessionConfig, TxOptions,
@@ -22,6 +22,7 @@ pub struct Mysql;
 fn my(conn: &mut AnyConnection) -> QueryResult<&mut diesel::MysqlConnection> {
     match conn {
         AnyConnection::Mysql(c) => Ok(c),
+        #[allow(unreachable_patterns)]
         other => Err(wrong_backend("MySQL", other)),
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::classify::{self, between, Cause, Refinement};
 use crate::ddl::{self, DdlDialect};
+use crate::wrong_backend;
 use custodian_core::{
     AnyConnection, Backend, BackendKind, ColumnKind, DatabaseUrl, EntityMeta, Error, LiveColumn,
     SessionConfig, TxOptions,
@@ -20,15 +21,9 @@ pub struct Postgres;
 fn pg(conn: &mut AnyConnection) -> QueryResult<&mut diesel::PgConnection> {
     match conn {
         AnyConnection::Postgresql(c) => Ok(c),
+        #[allow(unreachable_patterns)]
         other => Err(wrong_backend("PostgreSQL", other)),
     }
-}
-
-/// The error for a connection of another backend handed to a backend's method.
-pub(crate) fn wrong_backend(expected: &str, conn: &AnyConnection) -> diesel::result::Error {
-    diesel::result::Error::QueryBuilderError(
-        format!("{expected} backend used with {conn:?}").into(),
-    )
 }
 
 /// Quotes a string literal for SQL by doubling single quotes.

@@ -3,7 +3,7 @@
 
 use crate::classify::{self, Cause, Refinement};
 use crate::ddl::{self, DdlDialect};
-use crate::postgres::wrong_backend;
+use crate::wrong_backend;
 use custodian_core::{
     AnyConnection, Backend, BackendKind, ColumnKind, DatabaseUrl, EntityMeta, Error, LiveColumn,
     SessionConfig, TxOptions,
@@ -21,6 +21,7 @@ pub struct Sqlite;
 fn lite(conn: &mut AnyConnection) -> QueryResult<&mut diesel::SqliteConnection> {
     match conn {
         AnyConnection::Sqlite(c) => Ok(c),
+        #[allow(unreachable_patterns)]
         other => Err(wrong_backend("SQLite", other)),
     }
 }

@@ -33,7 +33,14 @@ pub struct NoLockModifier;
 
 impl QueryFragment<MultiBackend> for RowLock {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
-        if !matches!(out.backend(), MultiBackend::Sqlite(_)) {
+        // SQLite has no row locks: its write transaction already excludes other writers.
+        let locks_rows = match out.backend() {
+            #[cfg(feature = "sqlite")]
+            MultiBackend::Sqlite(_) => false,
+            #[allow(unreachable_patterns)]
+            _ => true,
+        };
+        if locks_rows {
             out.push_sql(" FOR UPDATE");
         }
         Ok(())
@@ -177,10 +184,15 @@ where
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
         let (op, prefix, suffix) = match out.backend() {
+            #[cfg(feature = "postgres")]
             MultiBackend::Postgresql(_) => (" IS NOT DISTINCT FROM ", "", ""),
+            #[cfg(feature = "mysql")]
             MultiBackend::Mysql(_) if TEXT => (" <=> ", "BINARY ", ""),
+            #[cfg(feature = "mysql")]
             MultiBackend::Mysql(_) => (" <=> ", "", ""),
+            #[cfg(feature = "sqlite")]
             MultiBackend::Sqlite(_) if TEXT => (" IS ", "", " COLLATE BINARY"),
+            #[cfg(feature = "sqlite")]
             MultiBackend::Sqlite(_) => (" IS ", "", ""),
         };
         out.push_sql("(");

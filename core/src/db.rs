@@ -94,11 +94,18 @@ impl Db {
             .copied()
             .find(|b| b.schemes().contains(&scheme))
             .ok_or_else(|| {
+                let built: Vec<String> = backends.iter().map(|b| b.kind().to_string()).collect();
                 Error::config(
                     "url",
                     format!(
-                        "no backend for scheme `{scheme}` in {}",
-                        config.url.redacted()
+                        "no backend for scheme `{scheme}` in {}: this build has {}; each of \
+                         custodian's cargo features `postgres`, `mysql` and `sqlite` adds one",
+                        config.url.redacted(),
+                        if built.is_empty() {
+                            "none".to_string()
+                        } else {
+                            built.join(", ")
+                        },
                     ),
                 )
             })?;

@@ -26,5 +26,5 @@ pub const fn assert_column<T: ColumnValue<SqlType = S>, S>() {}
 /// Compile-time check that a field type is a custodian column type at all.
 pub const fn assert_column_value<T: ColumnValue>() {}
 
-/// Runs `dispatch!` for generated code.
-pub use crate::dispatch;
+/// Statement runners that pick the connection's backend, for generated code.
+pub use crate::conn::run;

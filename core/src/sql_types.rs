@@ -12,9 +12,14 @@
 use crate::conn::MultiBackend;
 use chrono::NaiveDateTime;
 use diesel::deserialize::{self, FromSql};
+#[cfg(feature = "mysql")]
+use diesel::mysql::Mysql;
+#[cfg(feature = "postgres")]
+use diesel::pg::Pg;
 use diesel::serialize::{self, IsNull, Output, ToSql};
 use diesel::sql_types::{self, HasSqlType};
-use diesel::{mysql::Mysql, pg::Pg, sqlite::Sqlite};
+#[cfg(feature = "sqlite")]
+use diesel::sqlite::Sqlite;
 
 /// Date and time without zone (UTC by convention), microsecond precision, years 1000 to 9999.
 #[derive(
@@ -49,18 +54,21 @@ impl HasSqlType<Datetime> for MultiBackend {
 #[diesel(sql_type = Datetime)]
 pub struct StoredDatetime(pub NaiveDateTime);
 
+#[cfg(feature = "postgres")]
 impl ToSql<Datetime, Pg> for StoredDatetime {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
         <NaiveDateTime as ToSql<sql_types::Timestamp, Pg>>::to_sql(&self.0, out)
     }
 }
 
+#[cfg(feature = "mysql")]
 impl ToSql<Datetime, Mysql> for StoredDatetime {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Mysql>) -> serialize::Result {
         <NaiveDateTime as ToSql<sql_types::Datetime, Mysql>>::to_sql(&self.0, out)
     }
 }
 
+#[cfg(feature = "sqlite")]
 impl ToSql<Datetime, Sqlite> for StoredDatetime {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
         <NaiveDateTime as ToSql<sql_types::Timestamp, Sqlite>>::to_sql(&self.0, out)
@@ -74,18 +82,21 @@ impl ToSql<Datetime, MultiBackend> for StoredDatetime {
     }
 }
 
+#[cfg(feature = "postgres")]
 impl FromSql<Datetime, Pg> for StoredDatetime {
     fn from_sql(bytes: diesel::pg::PgValue<'_>) -> deserialize::Result<Self> {
         <NaiveDateTime as FromSql<sql_types::Timestamp, Pg>>::from_sql(bytes).map(StoredDatetime)
     }
 }
 
+#[cfg(feature = "mysql")]
 impl FromSql<Datetime, Mysql> for StoredDatetime {
     fn from_sql(bytes: diesel::mysql::MysqlValue<'_>) -> deserialize::Result<Self> {
         <NaiveDateTime as FromSql<sql_types::Datetime, Mysql>>::from_sql(bytes).map(StoredDatetime)
     }
 }
 
+#[cfg(feature = "sqlite")]
 impl FromSql<Datetime, Sqlite> for StoredDatetime {
     fn from_sql(bytes: diesel::sqlite::SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
         <NaiveDateTime as FromSql<sql_types::Timestamp, Sqlite>>::from_sql(bytes)

@@ -13,7 +13,8 @@
 //!
 //! Generated code names custodian's runtime only as `::custodian::__private`, and diesel only
 //! through it. diesel's `table!` itself expands to `use ::diesel;`, so the user crate must still
-//! list `diesel` (any 2.3 version, `default-features = false`) among its dependencies.
+//! list `diesel` (any 2.3 version, `default-features = false`) among its dependencies; without
+//! it the expansion is the struct and one error saying so (see the `manifest` module).
 
 use crate::attrs::{CheckAttr, EntityArgs, Role};
 use crate::model::{snake_case, Column, EntityModel, Timestamp};
@@ -50,6 +51,14 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         }
     };
     let model = EntityModel::from_struct(args, &mut item)?;
+    if crate::manifest::lacks_diesel() {
+        // One clear error instead of the dozen that diesel's `use ::diesel;` would cause.
+        let message = crate::manifest::MISSING_DIESEL;
+        return Ok(quote! {
+            #item
+            ::core::compile_error!(#message);
+        });
+    }
     let generated = generate(&model);
     Ok(quote! {
         #item
@@ -215,7 +224,7 @@ fn generate(m: &EntityModel) -> TokenStream {
         quote! {
                 let mut count = 0usize;
                 for _ in rows {
-                    count += #p::dispatch!(conn, c => #d::insert_into(#tp::table).default_values().execute(c))?;
+                    count += #p::run::execute(conn, #d::insert_into(#tp::table).default_values())?;
                 }
             ::core::result::Result::Ok(count)
         }
@@ -225,7 +234,7 @@ fn generate(m: &EntityModel) -> TokenStream {
                 .iter()
                 .map(|row| #row_values)
                 .collect();
-            #p::dispatch!(conn, c => #d::insert_into(#tp::table).values(values).execute(c))
+            #p::run::execute(conn, #d::insert_into(#tp::table).values(values))
         }
     };
     // One row: a tuple (never a `Vec`, which diesel does not cache as a prepared statement).
@@ -242,24 +251,16 @@ fn generate(m: &EntityModel) -> TokenStream {
             let f = &k.ident;
             let st = storage(k);
             quote! {
-                match conn {
-                    #p::AnyConnection::Postgresql(c) => {
-                        let id: #st = #insert_one_stmt.returning(#tp::#f).get_result(c)?;
-                        ::core::result::Result::Ok(::core::option::Option::Some(::core::convert::From::from(id)))
-                    }
-                    #p::AnyConnection::Sqlite(c) => {
-                        let id: #st = #insert_one_stmt.returning(#tp::#f).get_result(c)?;
-                        ::core::result::Result::Ok(::core::option::Option::Some(::core::convert::From::from(id)))
-                    }
-                    #p::AnyConnection::Mysql(c) => {
-                        #insert_one_stmt.execute(c)?;
-                        ::core::result::Result::Ok(::core::option::Option::None)
-                    }
-                }
+                let id: ::core::option::Option<#st> = #p::run::insert_returning(
+                    conn,
+                    #insert_one_stmt,
+                    |insert| insert.returning(#tp::#f),
+                )?;
+                ::core::result::Result::Ok(id.map(::core::convert::From::from))
             }
         }
         None => quote! {
-            #p::dispatch!(conn, c => #insert_one_stmt.execute(c))?;
+            #p::run::execute(conn, #insert_one_stmt)?;
             ::core::result::Result::Ok(::core::option::Option::None)
         },
     };
@@ -270,24 +271,22 @@ fn generate(m: &EntityModel) -> TokenStream {
         Some(k) if !inserted.is_empty() => {
             let f = &k.ident;
             let st = storage(k);
-            let returning = quote! {
-                let values: ::std::vec::Vec<_> = rows.iter().map(|row| #row_values).collect();
-                let keys: ::std::vec::Vec<#st> = #d::insert_into(#tp::table)
-                    .values(values)
-                    .returning(#tp::#f)
-                    .get_results(c)?;
-                let mut keys: ::std::vec::Vec<i64> =
-                    keys.into_iter().map(::core::convert::From::from).collect();
-                keys.sort_unstable();
-                ::core::result::Result::Ok(::core::option::Option::Some(keys))
-            };
             quote! {
                 fn raw_insert_returning_keys(conn: &mut #p::AnyConnection, rows: &[Self]) -> #d::QueryResult<::core::option::Option<::std::vec::Vec<i64>>> {
-                    match conn {
-                        #p::AnyConnection::Postgresql(c) => { #returning }
-                        #p::AnyConnection::Sqlite(c) => { #returning }
-                        #p::AnyConnection::Mysql(_) => ::core::result::Result::Ok(::core::option::Option::None),
+                    if !#p::run::has_returning(conn) {
+                        return ::core::result::Result::Ok(::core::option::Option::None);
                     }
+                    let values: ::std::vec::Vec<_> = rows.iter().map(|row| #row_values).collect();
+                    let keys: ::core::option::Option<::std::vec::Vec<#st>> = #p::run::insert_returning_all(
+                        conn,
+                        #d::insert_into(#tp::table).values(values).returning(#tp::#f),
+                    )?;
+                    ::core::result::Result::Ok(keys.map(|keys| {
+                        let mut keys: ::std::vec::Vec<i64> =
+                            keys.into_iter().map(::core::convert::From::from).collect();
+                        keys.sort_unstable();
+                        keys
+                    }))
                 }
             }
         }
@@ -515,7 +514,7 @@ fn generate(m: &EntityModel) -> TokenStream {
             ) -> #d::QueryResult<::core::option::Option<::core::option::Option<Self>>> {
                 use #d::BoolExpressionMethods as _;
                 #use_now
-                if !::core::matches!(conn, #p::AnyConnection::Postgresql(_)) {
+                if !#p::run::returns_old_row_on_update(conn) {
                     return ::core::result::Result::Ok(::core::option::Option::None);
                 }
                 let statement = #p::UpdateReturningOld {
@@ -823,7 +822,7 @@ fn generate(m: &EntityModel) -> TokenStream {
                 }
 
                 fn raw_delete_returning(conn: &mut #p::AnyConnection, key: &Self::Key) -> #d::QueryResult<::core::option::Option<::core::option::Option<Self>>> {
-                    if ::core::matches!(conn, #p::AnyConnection::Mysql(_)) {
+                    if !#p::run::has_returning(conn) {
                         return ::core::result::Result::Ok(::core::option::Option::None);
                     }
                     let key = #key_storage;

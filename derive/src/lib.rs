@@ -12,6 +12,7 @@ use proc_macro::TokenStream;
 mod attrs;
 mod db_enum;
 mod entity;
+mod manifest;
 mod model;
 mod types;
 

@@ -84,7 +84,7 @@ impl Sealer<'_> {
         self.sealed += links.len();
         if !links.is_empty() {
             tx.run(|conn| {
-                crate::dispatch!(conn, cn => diesel::insert_into(c::table).values(&links).execute(cn))
+                crate::conn::run::execute(conn, diesel::insert_into(c::table).values(&links))
             })?;
         }
         Ok(())
@@ -375,7 +375,7 @@ fn insert_gaps(tx: &mut Session, gaps: &[(i64, i64)]) -> Result<()> {
             .map(|(lo, hi)| (g::lo.eq(*lo), g::hi.eq(*hi)))
             .collect();
         tx.run(|conn| {
-            crate::dispatch!(conn, cn => diesel::insert_into(g::table).values(&rows).execute(cn))
+            crate::conn::run::execute(conn, diesel::insert_into(g::table).values(&rows))
         })?;
     }
     Ok(())

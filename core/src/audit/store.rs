@@ -198,7 +198,7 @@ pub(crate) fn append(
                     $($n => {
                         let rows: Vec<_> = records.iter().map(|r| record_values!(owned r)).collect();
                         if let Ok(rows) = <[_; $n]>::try_from(rows) {
-                            return crate::dispatch!(conn, c => diesel::insert_into(a::table).values(rows).execute(c));
+                            return crate::conn::run::execute(conn, diesel::insert_into(a::table).values(rows));
                         }
                     })*
                     _ => {}
@@ -224,7 +224,7 @@ pub(crate) fn append(
         let (chunk, tail) = rest.split_at(take);
         rest = tail;
         let rows: Vec<_> = chunk.iter().map(|r| record_values!(r)).collect();
-        n += crate::dispatch!(conn, c => diesel::insert_into(a::table).values(&rows).execute(c))?;
+        n += crate::conn::run::execute(conn, diesel::insert_into(a::table).values(&rows))?;
     }
     Ok(n)
 }

@@ -2,6 +2,7 @@
 
 #![allow(missing_docs)] // diesel's table! items are described by the module docs.
 
+use crate::before_image::{NoLockModifier, RowLock};
 use crate::conn::AnyConnection;
 use crate::entity::{ColumnMeta, EntityMeta, IndexMeta};
 use crate::error::Result;
@@ -9,6 +10,7 @@ use crate::session::Session;
 use crate::sql_types::StoredDatetime;
 use crate::value::ColumnKind;
 use diesel::prelude::*;
+use diesel::query_dsl::methods::{LockingDsl as _, ModifyLockDsl as _};
 
 diesel::table! {
     custodian_subject_keys (subject) {
@@ -96,11 +98,10 @@ pub fn install(s: &mut Session) -> Result<()> {
 /// after a repeatable-read snapshot was taken.
 fn lock_subject(conn: &mut AnyConnection, subject: &str) -> QueryResult<()> {
     let q = || k::table.find(subject.to_string()).select(k::subject);
-    match conn {
-        AnyConnection::Postgresql(c) => q().for_update().execute(c).map(|_| ()),
-        AnyConnection::Mysql(c) => q().for_update().execute(c).map(|_| ()),
-        AnyConnection::Sqlite(_) => Ok(()),
-    }
+    q().with_lock(RowLock)
+        .modify_lock(NoLockModifier)
+        .execute(conn)
+        .map(|_| ())
 }
 
 pub(crate) fn by_subject(
@@ -155,11 +156,9 @@ pub(crate) fn not_under(
             .limit(limit)
             .select(row_columns!())
     };
-    match conn {
-        AnyConnection::Postgresql(c) => q().for_update().load(c),
-        AnyConnection::Mysql(c) => q().for_update().load(c),
-        AnyConnection::Sqlite(c) => q().load(c),
-    }
+    q().with_lock(RowLock)
+        .modify_lock(NoLockModifier)
+        .load(conn)
 }
 
 pub(crate) fn count_not_under(conn: &mut AnyConnection, active: &str) -> QueryResult<i64> {

@@ -1,0 +1,174 @@
+//! Statements run on whichever connection an [`AnyConnection`] holds, typed against that
+//! backend.
+//!
+//! diesel's `MultiBackend` covers the SQL the backends share; a multi-row `INSERT` or a
+//! `RETURNING` clause must be typed against the concrete backend instead. These functions take
+//! a statement whose type is the same for every backend, require (through the bound traits
+//! below) that it runs on each backend this build has, and run it on the one the connection
+//! holds. Generated entity code calls them, so it compiles the same whichever features are on,
+//! and a backend's capabilities (`RETURNING` or not) are decided here, once.
+//!
+//! Each bound trait is an alias: with the backend's feature on, it requires diesel's trait for
+//! that backend's connection; with the feature off, every type has it.
+
+use super::AnyConnection;
+use diesel::query_dsl::methods::ExecuteDsl;
+use diesel::QueryResult;
+
+/// Declares `$name` as an alias of `$bound` when `$feature` is on, and as a trait of every type
+/// when it is off.
+macro_rules! bound_alias {
+    ($feature:literal, $doc:literal, $name:ident, $($bound:tt)+) => {
+        #[doc = $doc]
+        #[cfg(feature = $feature)]
+        pub trait $name: $($bound)+ {}
+        #[cfg(feature = $feature)]
+        impl<T: $($bound)+> $name for T {}
+        #[doc = $doc]
+        #[cfg(not(feature = $feature))]
+        pub trait $name {}
+        #[cfg(not(feature = $feature))]
+        impl<T> $name for T {}
+    };
+}
+
+bound_alias!(
+    "postgres",
+    "A statement that executes on PostgreSQL (every type, in a build without PostgreSQL).",
+    ExecutesOnPg,
+    ExecuteDsl<diesel::PgConnection>
+);
+bound_alias!(
+    "mysql",
+    "A statement that executes on MySQL/MariaDB (every type, in a build without MySQL).",
+    ExecutesOnMysql,
+    ExecuteDsl<diesel::MysqlConnection>
+);
+bound_alias!(
+    "sqlite",
+    "A statement that executes on SQLite (every type, in a build without SQLite).",
+    ExecutesOnSqlite,
+    ExecuteDsl<diesel::SqliteConnection>
+);
+
+/// A query that loads rows of `U` on PostgreSQL (every type, in a build without PostgreSQL).
+#[cfg(feature = "postgres")]
+pub trait LoadsOnPg<'q, U>:
+    diesel::query_dsl::methods::LoadQuery<'q, diesel::PgConnection, U>
+{
+}
+#[cfg(feature = "postgres")]
+impl<'q, U, T: diesel::query_dsl::methods::LoadQuery<'q, diesel::PgConnection, U>> LoadsOnPg<'q, U>
+    for T
+{
+}
+/// A query that loads rows of `U` on PostgreSQL (every type, in a build without PostgreSQL).
+#[cfg(not(feature = "postgres"))]
+pub trait LoadsOnPg<'q, U> {}
+#[cfg(not(feature = "postgres"))]
+impl<'q, U, T> LoadsOnPg<'q, U> for T {}
+
+/// A query that loads rows of `U` on SQLite (every type, in a build without SQLite).
+#[cfg(feature = "sqlite")]
+pub trait LoadsOnSqlite<'q, U>:
+    diesel::query_dsl::methods::LoadQuery<'q, diesel::SqliteConnection, U>
+{
+}
+#[cfg(feature = "sqlite")]
+impl<'q, U, T: diesel::query_dsl::methods::LoadQuery<'q, diesel::SqliteConnection, U>>
+    LoadsOnSqlite<'q, U> for T
+{
+}
+/// A query that loads rows of `U` on SQLite (every type, in a build without SQLite).
+#[cfg(not(feature = "sqlite"))]
+pub trait LoadsOnSqlite<'q, U> {}
+#[cfg(not(feature = "sqlite"))]
+impl<'q, U, T> LoadsOnSqlite<'q, U> for T {}
+
+/// A statement that executes on every backend this build has.
+pub trait ExecutesOnAny: ExecutesOnPg + ExecutesOnMysql + ExecutesOnSqlite {}
+impl<T: ExecutesOnPg + ExecutesOnMysql + ExecutesOnSqlite> ExecutesOnAny for T {}
+
+/// Executes `statement` (typically a multi-row `INSERT`) on the connection's own backend and
+/// returns the number of rows it affected.
+pub fn execute<S: ExecutesOnAny>(conn: &mut AnyConnection, statement: S) -> QueryResult<usize> {
+    match conn {
+        #[cfg(feature = "postgres")]
+        AnyConnection::Postgresql(c) => ExecuteDsl::execute(statement, c),
+        #[cfg(feature = "mysql")]
+        AnyConnection::Mysql(c) => ExecuteDsl::execute(statement, c),
+        #[cfg(feature = "sqlite")]
+        AnyConnection::Sqlite(c) => ExecuteDsl::execute(statement, c),
+    }
+}
+
+/// Whether the connection's backend returns rows from `INSERT`, `UPDATE` and `DELETE`
+/// (`RETURNING`: PostgreSQL, SQLite 3.35 and later; not MySQL/MariaDB).
+pub fn has_returning(conn: &AnyConnection) -> bool {
+    match conn {
+        #[cfg(feature = "postgres")]
+        AnyConnection::Postgresql(_) => true,
+        #[cfg(feature = "mysql")]
+        AnyConnection::Mysql(_) => false,
+        #[cfg(feature = "sqlite")]
+        AnyConnection::Sqlite(_) => true,
+    }
+}
+
+/// Whether the connection's backend can return the row an `UPDATE` replaced from the same
+/// statement (PostgreSQL, through a self-join on the locked old row; see
+/// [`UpdateReturningOld`](crate::private::UpdateReturningOld)).
+pub fn returns_old_row_on_update(conn: &AnyConnection) -> bool {
+    match conn {
+        #[cfg(feature = "postgres")]
+        AnyConnection::Postgresql(_) => true,
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
+}
+
+/// Executes `insert` and returns the value the database gave the `RETURNING` column where the
+/// backend has `RETURNING` (`returning` turns `insert` into that statement), or executes
+/// `insert` as it is and returns `None` (MySQL/MariaDB: the caller asks `LAST_INSERT_ID()`).
+pub fn insert_returning<'q, S, R, K>(
+    conn: &mut AnyConnection,
+    insert: S,
+    returning: impl FnOnce(S) -> R,
+) -> QueryResult<Option<K>>
+where
+    S: ExecutesOnMysql,
+    R: LoadsOnPg<'q, K> + LoadsOnSqlite<'q, K>,
+{
+    // Each arm uses only its own bounds; in a build without some backend the rest go unused.
+    let _ = &returning;
+    match conn {
+        #[cfg(feature = "postgres")]
+        AnyConnection::Postgresql(c) => {
+            diesel::RunQueryDsl::get_result(returning(insert), c).map(Some)
+        }
+        #[cfg(feature = "mysql")]
+        AnyConnection::Mysql(c) => ExecuteDsl::execute(insert, c).map(|_| None),
+        #[cfg(feature = "sqlite")]
+        AnyConnection::Sqlite(c) => diesel::RunQueryDsl::get_result(returning(insert), c).map(Some),
+    }
+}
+
+/// Executes `returning` (a multi-row `INSERT … RETURNING`) and collects the returned values
+/// where the backend has `RETURNING`; `None` without executing anything otherwise.
+pub fn insert_returning_all<'q, R, K>(
+    conn: &mut AnyConnection,
+    returning: R,
+) -> QueryResult<Option<Vec<K>>>
+where
+    R: LoadsOnPg<'q, K> + LoadsOnSqlite<'q, K>,
+{
+    let _ = &returning;
+    match conn {
+        #[cfg(feature = "postgres")]
+        AnyConnection::Postgresql(c) => diesel::RunQueryDsl::get_results(returning, c).map(Some),
+        #[cfg(feature = "mysql")]
+        AnyConnection::Mysql(_) => Ok(None),
+        #[cfg(feature = "sqlite")]
+        AnyConnection::Sqlite(c) => diesel::RunQueryDsl::get_results(returning, c).map(Some),
+    }
+}

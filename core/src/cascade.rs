@@ -16,7 +16,7 @@
 //! [`Db`]: crate::Db
 
 use crate::audit::{AuditOp, AuditRecord};
-use crate::entity::{Entity, EntityMeta, RefAction};
+use crate::entity::{Entity, EntityMeta, Internal, RefAction};
 use crate::error::{Error, Result};
 use crate::session::Session;
 use std::any::Any;
@@ -144,7 +144,7 @@ pub fn cascade_rows<C: Entity>(
             continue;
         }
         // The row as the cascade will find it: locked until the transaction ends.
-        let Some(row) = s.run(|c| C::raw_find_for_update(c, &key, true))? else {
+        let Some(row) = s.run(|c| C::raw_find_for_update(Internal::new(), c, &key, true))? else {
             continue;
         };
         let before = row.raw_image().map_err(image_error::<C>)?;

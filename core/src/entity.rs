@@ -3,8 +3,9 @@
 //! An entity is a Rust struct mapped to one table. `#[entity]` generates the diesel `table!`,
 //! a row type for loading, an insertable form without database-generated columns, a changeset
 //! for updates, and an implementation of [`Entity`] whose raw operations the
-//! [`Session`] write path calls. Application code never calls those raw
-//! operations itself: it goes through the session, so checks and audit attach in one place.
+//! [`Session`] write path calls. Application code cannot call the raw operations that touch
+//! the database (they take an [`Internal`] proof only custodian-core can make): it goes
+//! through the session, so checks and audit attach in one place.
 
 use crate::conn::AnyConnection;
 use crate::error::{Result, ValidationErrors};
@@ -266,11 +267,26 @@ impl EntityMeta {
     }
 }
 
+/// Proof that custodian's own read or write path is calling. The entity operations that touch
+/// the database (`raw_insert`, `raw_find`, `raw_update`, `raw_delete`, ...) take one, and only
+/// custodian-core can make one, so code outside custodian cannot call an operation that skips
+/// validation, access checks, hooks, audit and cache invalidation: it goes through
+/// [`Session`](crate::Session). A hand-written `Entity` impl receives one only to pass it on.
+#[derive(Debug, Clone, Copy)]
+pub struct Internal(());
+
+impl Internal {
+    pub(crate) const fn new() -> Self {
+        Internal(())
+    }
+}
+
 /// A struct mapped to a table; implement it with `#[entity]`, never by hand.
 ///
 /// The associated functions prefixed `raw_` run one SQL statement on a connection and are what
-/// the [`Session`] write path builds on. They are hidden from the documentation
-/// because calling them directly would bypass validation, hooks and audit.
+/// the [`Session`] write path builds on. They are hidden from the documentation, and those that
+/// touch the database take an [`Internal`] proof that code outside custodian cannot make,
+/// because calling them directly would bypass validation, access checks, hooks and audit.
 pub trait Entity: Sized + Send + 'static {
     /// The primary key: the key field's type, or a tuple of them for a composite key.
     type Key: Clone + std::fmt::Debug + Send + 'static;
@@ -371,14 +387,22 @@ pub trait Entity: Sized + Send + 'static {
 
     #[doc(hidden)]
     /// `INSERT` of the given rows in one statement.
-    fn raw_insert(conn: &mut AnyConnection, rows: &[Self]) -> QueryResult<usize>;
+    fn raw_insert(
+        _internal: Internal,
+        conn: &mut AnyConnection,
+        rows: &[Self],
+    ) -> QueryResult<usize>;
 
     #[doc(hidden)]
     /// `INSERT` of one row as a prepared statement diesel can cache. Returns the key the database
     /// assigned when the backend can return it from the same statement (`RETURNING` on
     /// PostgreSQL and SQLite), `None` otherwise (the write path then asks the backend).
-    fn raw_insert_one(conn: &mut AnyConnection, row: &Self) -> QueryResult<Option<i64>> {
-        Self::raw_insert(conn, std::slice::from_ref(row)).map(|_| None)
+    fn raw_insert_one(
+        _internal: Internal,
+        conn: &mut AnyConnection,
+        row: &Self,
+    ) -> QueryResult<Option<i64>> {
+        Self::raw_insert(_internal, conn, std::slice::from_ref(row)).map(|_| None)
     }
 
     #[doc(hidden)]
@@ -387,6 +411,7 @@ pub trait Entity: Sized + Send + 'static {
     /// assigned them to the rows. `Ok(None)` without `RETURNING` (MariaDB) or an
     /// auto-increment key; nothing is inserted then.
     fn raw_insert_returning_keys(
+        _internal: Internal,
         _conn: &mut AnyConnection,
         _rows: &[Self],
     ) -> QueryResult<Option<Vec<i64>>> {
@@ -396,6 +421,7 @@ pub trait Entity: Sized + Send + 'static {
     #[doc(hidden)]
     /// `SELECT` by primary key; soft-deleted rows only when `with_deleted`.
     fn raw_find(
+        _internal: Internal,
         conn: &mut AnyConnection,
         key: &Self::Key,
         with_deleted: bool,
@@ -406,22 +432,28 @@ pub trait Entity: Sized + Send + 'static {
     /// statement (`FOR UPDATE` on PostgreSQL and MariaDB; SQLite's write transaction already
     /// excludes other writers).
     fn raw_find_for_update(
+        _internal: Internal,
         conn: &mut AnyConnection,
         key: &Self::Key,
         with_deleted: bool,
     ) -> QueryResult<Option<Self>> {
-        Self::raw_find(conn, key, with_deleted)
+        Self::raw_find(_internal, conn, key, with_deleted)
     }
 
     #[doc(hidden)]
     /// `SELECT` of the live rows with these primary keys, in one statement (any order).
-    fn raw_find_many(conn: &mut AnyConnection, keys: &[Self::Key]) -> QueryResult<Vec<Self>>;
+    fn raw_find_many(
+        _internal: Internal,
+        conn: &mut AnyConnection,
+        keys: &[Self::Key],
+    ) -> QueryResult<Vec<Self>>;
 
     #[doc(hidden)]
     /// `UPDATE` of every non-key, non-generated column by primary key, with `updated_at = now`
     /// and, for versioned entities, `version = version + 1 ... AND version = <entity's version>`.
     /// Returns matched rows.
     fn raw_update(
+        _internal: Internal,
         conn: &mut AnyConnection,
         entity: &Self,
         now: chrono::NaiveDateTime,
@@ -432,6 +464,7 @@ pub trait Entity: Sized + Send + 'static {
     /// statement: `Ok(None)` where the backend cannot (the write path then reads it first),
     /// `Ok(Some(None))` when no row matched.
     fn raw_update_returning_old(
+        _internal: Internal,
         _conn: &mut AnyConnection,
         _entity: &Self,
         _now: chrono::NaiveDateTime,
@@ -444,6 +477,7 @@ pub trait Entity: Sized + Send + 'static {
     /// `seen` (compared byte for byte, `NULL` equal to `NULL`): when it matches one row, `seen`
     /// was the row it replaced. `Ok(None)` for entities without updatable columns.
     fn raw_update_if_unchanged(
+        _internal: Internal,
         _conn: &mut AnyConnection,
         _entity: &Self,
         _now: chrono::NaiveDateTime,
@@ -454,12 +488,17 @@ pub trait Entity: Sized + Send + 'static {
 
     #[doc(hidden)]
     /// `DELETE` by primary key (hard delete); returns deleted rows.
-    fn raw_delete(conn: &mut AnyConnection, key: &Self::Key) -> QueryResult<usize>;
+    fn raw_delete(
+        _internal: Internal,
+        conn: &mut AnyConnection,
+        key: &Self::Key,
+    ) -> QueryResult<usize>;
 
     #[doc(hidden)]
     /// [`Entity::raw_delete`] that returns the deleted row (`DELETE … RETURNING` on PostgreSQL
     /// and SQLite): `Ok(None)` where the backend cannot, `Ok(Some(None))` when no row matched.
     fn raw_delete_returning(
+        _internal: Internal,
         _conn: &mut AnyConnection,
         _key: &Self::Key,
     ) -> QueryResult<Option<Option<Self>>> {
@@ -470,6 +509,7 @@ pub trait Entity: Sized + Send + 'static {
     /// Soft-delete entities: `UPDATE SET deleted_at = now` of a live row (`restore`: back to
     /// `NULL` for a deleted row). Returns matched rows; 0 for other entities.
     fn raw_set_deleted(
+        _internal: Internal,
         _conn: &mut AnyConnection,
         _key: &Self::Key,
         _deleted_at: Option<chrono::NaiveDateTime>,

@@ -6,8 +6,8 @@ pub use crate::cached_update::CachedUpdate;
 pub use crate::cascade::{cascade_keys, cascade_rows, Cascade};
 pub use crate::conn::{AnyConnection, MultiBackend};
 pub use crate::entity::{
-    meta_of, Check, ColumnMeta, ColumnRole, Entity, EntityMeta, ForeignKey, IndexMeta, RefAction,
-    Stamp, WriteKind,
+    meta_of, Check, ColumnMeta, ColumnRole, Entity, EntityMeta, ForeignKey, IndexMeta, Internal,
+    RefAction, Stamp, WriteKind,
 };
 pub use crate::hooks::{run_after, run_before, Hooks};
 pub use crate::relations::BelongsTo;

@@ -272,7 +272,7 @@ fn generate(m: &EntityModel) -> TokenStream {
             let f = &k.ident;
             let st = storage(k);
             quote! {
-                fn raw_insert_returning_keys(conn: &mut #p::AnyConnection, rows: &[Self]) -> #d::QueryResult<::core::option::Option<::std::vec::Vec<i64>>> {
+                fn raw_insert_returning_keys(_internal: #p::Internal, conn: &mut #p::AnyConnection, rows: &[Self]) -> #d::QueryResult<::core::option::Option<::std::vec::Vec<i64>>> {
                     if !#p::run::has_returning(conn) {
                         return ::core::result::Result::Ok(::core::option::Option::None);
                     }
@@ -342,7 +342,7 @@ fn generate(m: &EntityModel) -> TokenStream {
         quote! {
             let mut out = ::std::vec::Vec::with_capacity(keys.len());
             for key in keys {
-                if let ::core::option::Option::Some(found) = <Self as #p::Entity>::raw_find(conn, key, false)? {
+                if let ::core::option::Option::Some(found) = <Self as #p::Entity>::raw_find(_internal, conn, key, false)? {
                     out.push(found);
                 }
             }
@@ -482,6 +482,7 @@ fn generate(m: &EntityModel) -> TokenStream {
             .unwrap_or_else(|| quote!(::core::compile_error!("an entity needs columns")));
         quote! {
             fn raw_update_if_unchanged(
+                _internal: #p::Internal,
                 conn: &mut #p::AnyConnection,
                 entity: &Self,
                 now: #p::chrono::NaiveDateTime,
@@ -508,6 +509,7 @@ fn generate(m: &EntityModel) -> TokenStream {
         let key_names = keys.iter().map(|c| &c.name);
         quote! {
             fn raw_update_returning_old(
+                _internal: #p::Internal,
                 conn: &mut #p::AnyConnection,
                 entity: &Self,
                 now: #p::chrono::NaiveDateTime,
@@ -535,6 +537,7 @@ fn generate(m: &EntityModel) -> TokenStream {
         let at = stored_now(c, quote!(at));
         quote! {
             fn raw_set_deleted(
+                _internal: #p::Internal,
                 conn: &mut #p::AnyConnection,
                 key: &Self::Key,
                 deleted_at: ::core::option::Option<#p::chrono::NaiveDateTime>,
@@ -781,33 +784,33 @@ fn generate(m: &EntityModel) -> TokenStream {
                     #set_key
                 }
 
-                fn raw_insert(conn: &mut #p::AnyConnection, rows: &[Self]) -> #d::QueryResult<usize> {
+                fn raw_insert(_internal: #p::Internal, conn: &mut #p::AnyConnection, rows: &[Self]) -> #d::QueryResult<usize> {
                     if rows.is_empty() {
                         return ::core::result::Result::Ok(0);
                     }
                     #insert_body
                 }
 
-                fn raw_insert_one(conn: &mut #p::AnyConnection, row: &Self) -> #d::QueryResult<::core::option::Option<i64>> {
+                fn raw_insert_one(_internal: #p::Internal, conn: &mut #p::AnyConnection, row: &Self) -> #d::QueryResult<::core::option::Option<i64>> {
                     #insert_one_body
                 }
 
                 #insert_keys_fn
 
-                fn raw_find_many(conn: &mut #p::AnyConnection, keys: &[Self::Key]) -> #d::QueryResult<::std::vec::Vec<Self>> {
+                fn raw_find_many(_internal: #p::Internal, conn: &mut #p::AnyConnection, keys: &[Self::Key]) -> #d::QueryResult<::std::vec::Vec<Self>> {
                     #find_many_body
                 }
 
-                fn raw_find(conn: &mut #p::AnyConnection, key: &Self::Key, with_deleted: bool) -> #d::QueryResult<::core::option::Option<Self>> {
+                fn raw_find(_internal: #p::Internal, conn: &mut #p::AnyConnection, key: &Self::Key, with_deleted: bool) -> #d::QueryResult<::core::option::Option<Self>> {
                     #find_body
                 }
 
-                fn raw_find_for_update(conn: &mut #p::AnyConnection, key: &Self::Key, with_deleted: bool) -> #d::QueryResult<::core::option::Option<Self>> {
+                fn raw_find_for_update(_internal: #p::Internal, conn: &mut #p::AnyConnection, key: &Self::Key, with_deleted: bool) -> #d::QueryResult<::core::option::Option<Self>> {
                     use #d::query_dsl::methods::{LockingDsl as _, ModifyLockDsl as _};
                     #find_for_update_body
                 }
 
-                fn raw_update(conn: &mut #p::AnyConnection, entity: &Self, now: #p::chrono::NaiveDateTime) -> #d::QueryResult<usize> {
+                fn raw_update(_internal: #p::Internal, conn: &mut #p::AnyConnection, entity: &Self, now: #p::chrono::NaiveDateTime) -> #d::QueryResult<usize> {
                     #use_now
                     #update_body
                 }
@@ -816,12 +819,12 @@ fn generate(m: &EntityModel) -> TokenStream {
 
                 #update_unchanged_fn
 
-                fn raw_delete(conn: &mut #p::AnyConnection, key: &Self::Key) -> #d::QueryResult<usize> {
+                fn raw_delete(_internal: #p::Internal, conn: &mut #p::AnyConnection, key: &Self::Key) -> #d::QueryResult<usize> {
                     let key = #key_storage;
                     #d::delete(#tp::table.find(key)).execute(conn)
                 }
 
-                fn raw_delete_returning(conn: &mut #p::AnyConnection, key: &Self::Key) -> #d::QueryResult<::core::option::Option<::core::option::Option<Self>>> {
+                fn raw_delete_returning(_internal: #p::Internal, conn: &mut #p::AnyConnection, key: &Self::Key) -> #d::QueryResult<::core::option::Option<::core::option::Option<Self>>> {
                     if !#p::run::has_returning(conn) {
                         return ::core::result::Result::Ok(::core::option::Option::None);
                     }

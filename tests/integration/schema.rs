@@ -9,6 +9,7 @@
 use crate::common::TestDb;
 use crate::entities::*;
 use custodian::diesel::sql_types::BigInt;
+use custodian::entity::Internal;
 use custodian::prelude::*;
 use custodian::{
     AnyConnection, BackendKind, Check, ColumnKind, ColumnMeta, DecodeError, Drift, EntityMeta,
@@ -216,32 +217,46 @@ impl Entity for CTag {
     fn raw_set_generated_key(&mut self, id: i64) -> Result<(), DecodeError> {
         self.0.raw_set_generated_key(id)
     }
-    fn raw_insert(conn: &mut AnyConnection, rows: &[Self]) -> QueryResult<usize> {
+    fn raw_insert(
+        internal: Internal,
+        conn: &mut AnyConnection,
+        rows: &[Self],
+    ) -> QueryResult<usize> {
         let rows: Vec<TagRow> = rows.iter().map(|r| r.0.clone()).collect();
-        TagRow::raw_insert(conn, &rows)
+        TagRow::raw_insert(internal, conn, &rows)
     }
     fn raw_find(
+        internal: Internal,
         conn: &mut AnyConnection,
         key: &Self::Key,
         with_deleted: bool,
     ) -> QueryResult<Option<Self>> {
-        Ok(TagRow::raw_find(conn, key, with_deleted)?.map(CTag))
+        Ok(TagRow::raw_find(internal, conn, key, with_deleted)?.map(CTag))
     }
-    fn raw_find_many(conn: &mut AnyConnection, keys: &[Self::Key]) -> QueryResult<Vec<Self>> {
-        Ok(TagRow::raw_find_many(conn, keys)?
+    fn raw_find_many(
+        internal: Internal,
+        conn: &mut AnyConnection,
+        keys: &[Self::Key],
+    ) -> QueryResult<Vec<Self>> {
+        Ok(TagRow::raw_find_many(internal, conn, keys)?
             .into_iter()
             .map(CTag)
             .collect())
     }
     fn raw_update(
+        internal: Internal,
         conn: &mut AnyConnection,
         entity: &Self,
         now: chrono::NaiveDateTime,
     ) -> QueryResult<usize> {
-        TagRow::raw_update(conn, &entity.0, now)
+        TagRow::raw_update(internal, conn, &entity.0, now)
     }
-    fn raw_delete(conn: &mut AnyConnection, key: &Self::Key) -> QueryResult<usize> {
-        TagRow::raw_delete(conn, key)
+    fn raw_delete(
+        internal: Internal,
+        conn: &mut AnyConnection,
+        key: &Self::Key,
+    ) -> QueryResult<usize> {
+        TagRow::raw_delete(internal, conn, key)
     }
 }
 

@@ -11,7 +11,7 @@ use crate::audit::chain;
 use crate::audit::{AuditOp, AuditRecord};
 use crate::conn::AnyConnection;
 use crate::db::DbInner;
-use crate::entity::{ColumnRole, Entity, Stamp, WriteKind};
+use crate::entity::{ColumnRole, Entity, Internal, Stamp, WriteKind};
 use crate::error::{DbError, Error, Result};
 use crate::pool::PooledConnection;
 use crate::principal::Principal;

@@ -37,7 +37,8 @@ impl Session {
         if let (Op::Update(rows), false) = (&mut *op, masked.is_empty()) {
             for row in rows.iter_mut() {
                 let key = row.key();
-                let Some(stored) = self.run(|c| E::raw_find(c, &key, true))? else {
+                let Some(stored) = self.run(|c| E::raw_find(Internal::new(), c, &key, true))?
+                else {
                     continue;
                 };
                 let stored = stored.raw_image().map_err(image_error::<E>)?;
@@ -71,7 +72,7 @@ impl Session {
             Op::Delete(keys, _) => keys.to_vec(),
         };
         for key in keys {
-            if let Some(existing) = self.run(|c| E::raw_find(c, &key, true))? {
+            if let Some(existing) = self.run(|c| E::raw_find(Internal::new(), c, &key, true))? {
                 let image = existing.raw_image().map_err(image_error::<E>)?;
                 if !ac.row_in_scope(&E::META, &image, principal.as_deref()) {
                     return Err(self.deny::<E>(action, Some(&key), outside));
@@ -200,7 +201,10 @@ impl Session {
     /// Why an update matched no row: a stale version (the row exists) or a missing row.
     pub(super) fn update_miss<E: Entity>(&mut self, entity: &E) -> Error {
         let key = entity.key();
-        let exists = matches!(self.run(|c| E::raw_find(c, &key, false)), Ok(Some(_)));
+        let exists = matches!(
+            self.run(|c| E::raw_find(Internal::new(), c, &key, false)),
+            Ok(Some(_))
+        );
         match (E::META.role(ColumnRole::Version), entity.version()) {
             (Some(col), Some(version)) if exists => Error::Conflict {
                 source: Box::new(DbError {

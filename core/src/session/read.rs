@@ -34,7 +34,7 @@ impl Session {
     /// The live entity with this primary key, if it exists (and the principal may see it).
     pub fn find<E: Entity>(&mut self, key: &E::Key) -> Result<Option<E>> {
         self.authorize::<E>(Action::Read, Some(key))?;
-        let found = self.run(|c| E::raw_find(c, key, false))?;
+        let found = self.run(|c| E::raw_find(Internal::new(), c, key, false))?;
         if let Some(row) = &found {
             self.remember(row);
         }
@@ -83,7 +83,7 @@ impl Session {
         }
         let keys: Vec<E::Key> = rows.iter().map(Entity::key).collect();
         for chunk in keys.chunks(self.db.backend.max_bind_params().max(1)) {
-            for row in self.run(|c| E::raw_find_many(c, chunk))? {
+            for row in self.run(|c| E::raw_find_many(Internal::new(), c, chunk))? {
                 self.keep(&row);
             }
         }
@@ -101,7 +101,7 @@ impl Session {
     /// The entity with this primary key, soft-deleted or not.
     pub fn find_with_deleted<E: Entity>(&mut self, key: &E::Key) -> Result<Option<E>> {
         self.authorize::<E>(Action::Read, Some(key))?;
-        let found = self.run(|c| E::raw_find(c, key, true))?;
+        let found = self.run(|c| E::raw_find(Internal::new(), c, key, true))?;
         Ok(self.visible(found)?.flatten())
     }
 
@@ -128,7 +128,7 @@ impl Session {
         self.authorize::<E>(Action::Read, None)?;
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(self.db.backend.max_bind_params().max(1)) {
-            out.extend(self.run(|c| E::raw_find_many(c, chunk))?);
+            out.extend(self.run(|c| E::raw_find_many(Internal::new(), c, chunk))?);
         }
         self.visible_all(out)
     }

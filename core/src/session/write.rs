@@ -191,7 +191,7 @@ impl Session {
                     }
                     if !updated && (E::AUDITED || encrypted) {
                         before = self
-                            .run(|c| E::raw_find_for_update(c, &key, false))?
+                            .run(|c| E::raw_find_for_update(Internal::new(), c, &key, false))?
                             .map(|b| b.raw_image())
                             .transpose()
                             .map_err(image_error::<E>)?;
@@ -206,7 +206,7 @@ impl Session {
                         None => &mut *row,
                     };
                     if !updated {
-                        match self.run(|c| E::raw_update(c, target, now))? {
+                        match self.run(|c| E::raw_update(Internal::new(), c, target, now))? {
                             0 => return Err(self.update_miss(target)),
                             m => n += m,
                         }
@@ -241,7 +241,9 @@ impl Session {
                     // A hard delete without hooks: where the backend can, the delete returns
                     // the row it removed, the audit record's before image (one statement).
                     if E::AUDITED && !E::HOOKS && hard {
-                        if let Some(gone) = self.run(|c| E::raw_delete_returning(c, key))? {
+                        if let Some(gone) =
+                            self.run(|c| E::raw_delete_returning(Internal::new(), c, key))?
+                        {
                             let gone = gone.ok_or_else(|| not_found::<E>(key))?;
                             let before = Some(gone.raw_image().map_err(image_error::<E>)?);
                             let op = match mode {
@@ -257,7 +259,9 @@ impl Session {
                     let mut before = None;
                     let mut current = if E::HOOKS || E::AUDITED {
                         let with_deleted = mode != DeleteMode::Default;
-                        let found = self.run(|c| E::raw_find_for_update(c, key, with_deleted))?;
+                        let found = self.run(|c| {
+                            E::raw_find_for_update(Internal::new(), c, key, with_deleted)
+                        })?;
                         let mut e = found.ok_or_else(|| not_found::<E>(key))?;
                         if E::AUDITED {
                             before = Some(e.raw_image().map_err(image_error::<E>)?);
@@ -275,13 +279,13 @@ impl Session {
                     };
                     let m = match mode {
                         DeleteMode::Default if soft => {
-                            self.run(|c| E::raw_set_deleted(c, key, Some(now)))?
+                            self.run(|c| E::raw_set_deleted(Internal::new(), c, key, Some(now)))?
                         }
                         DeleteMode::Restore if soft => {
-                            self.run(|c| E::raw_set_deleted(c, key, None))?
+                            self.run(|c| E::raw_set_deleted(Internal::new(), c, key, None))?
                         }
                         DeleteMode::Restore => 0,
-                        _ => self.run(|c| E::raw_delete(c, key))?,
+                        _ => self.run(|c| E::raw_delete(Internal::new(), c, key))?,
                     };
                     if m == 0 {
                         return Err(not_found::<E>(key));

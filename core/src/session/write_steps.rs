@@ -14,7 +14,7 @@ impl Session {
         key: &E::Key,
         now: chrono::NaiveDateTime,
     ) -> Result<Option<Image>> {
-        match self.run(|c| E::raw_update_returning_old(c, row, now))? {
+        match self.run(|c| E::raw_update_returning_old(Internal::new(), c, row, now))? {
             Some(Some(old)) => return old.raw_image().map(Some).map_err(image_error::<E>),
             Some(None) => return Err(self.update_miss(row)),
             None => {}
@@ -25,7 +25,8 @@ impl Session {
         let Ok(seen_row) = E::raw_from_image(&seen) else {
             return Ok(None);
         };
-        let guarded = self.run(|c| E::raw_update_if_unchanged(c, row, now, &seen_row))?;
+        let guarded =
+            self.run(|c| E::raw_update_if_unchanged(Internal::new(), c, row, now, &seen_row))?;
         Ok((guarded == Some(1)).then_some(seen))
     }
 
@@ -45,7 +46,7 @@ impl Session {
             // Each row learns the key the database assigned (the audit record names it).
             let backend = self.db.backend;
             for row in rows.iter_mut() {
-                let returned = self.run(|c| E::raw_insert_one(c, row))?;
+                let returned = self.run(|c| E::raw_insert_one(Internal::new(), c, row))?;
                 n += 1;
                 let id = match returned {
                     Some(id) => id,
@@ -55,11 +56,11 @@ impl Session {
                     .map_err(|e| Error::Integrity(format!("generated key {id}: {e}")))?;
             }
         } else if let [row] = rows {
-            self.run(|c| E::raw_insert_one(c, row))?;
+            self.run(|c| E::raw_insert_one(Internal::new(), c, row))?;
             n = 1;
         } else {
             for chunk in rows.chunks(self.insert_chunk::<E>()) {
-                n += self.run(|c| E::raw_insert(c, chunk))?;
+                n += self.run(|c| E::raw_insert(Internal::new(), c, chunk))?;
             }
         }
         if E::AUDITED {
@@ -97,10 +98,10 @@ impl Session {
         }
         let chunk = self.insert_chunk::<E>();
         for rows in rows.chunks_mut(chunk) {
-            let keys = match self.run(|c| E::raw_insert_returning_keys(c, rows))? {
+            let keys = match self.run(|c| E::raw_insert_returning_keys(Internal::new(), c, rows))? {
                 Some(keys) => keys,
                 None if backend.keys_from_last_insert_id() => {
-                    let inserted = self.run(|c| E::raw_insert(c, rows))?;
+                    let inserted = self.run(|c| E::raw_insert(Internal::new(), c, rows))?;
                     let first = self.run(|c| backend.last_insert_id(c))?;
                     (0..inserted as i64).map(|i| first + i).collect()
                 }
@@ -154,7 +155,7 @@ impl Session {
     }
 
     pub(super) fn reread_image<E: Entity>(&mut self, key: &E::Key) -> Result<Option<Image>> {
-        self.run(|c| E::raw_find(c, key, true))?
+        self.run(|c| E::raw_find(Internal::new(), c, key, true))?
             .map(|e| e.raw_image())
             .transpose()
             .map_err(image_error::<E>)

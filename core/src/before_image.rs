@@ -14,7 +14,7 @@
 //! - [`Returning`]: `DELETE … RETURNING` on PostgreSQL and SQLite, the removed row.
 //!
 //! MariaDB has no `UPDATE … RETURNING`, and its `DELETE … RETURNING` gives a prepared statement
-//! no result metadata (diesel fails with "No metadata exists", tried 2026-11-27): there the write
+//! no result metadata (diesel fails with "No metadata exists"): there the write
 //! path reads the row with [`RowLock`] first, or takes a row the transaction read already
 //! ([`Same`], [`Both`]).
 

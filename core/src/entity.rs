@@ -303,7 +303,7 @@ pub trait Entity: Sized + Send + 'static {
     const META: EntityMeta;
 
     /// Whether writes of this entity are recorded in the audit trail. On by default (the safe
-    /// choice); `#[entity(audit = false)]` turns it off for data that needs no trail.
+    /// choice); `#[entity(unaudited)]` turns it off for data that needs no trail.
     const AUDITED: bool = true;
 
     /// Whether the entity has lifecycle hooks (`#[entity(hooks)]` with an impl of

@@ -31,7 +31,8 @@
 //! assert_eq!(format!("{ring:?}"), r#"KeyRing { ids: ["k1"], active: "k1", index_key: "k1" }"#);
 //! ```
 //!
-//! See `docs/crypto.md` for the guarantees and their limits.
+//! The README's "Field encryption and crypto-shredding" section states the guarantees and their
+//! limits, for developers and for auditors.
 
 mod config;
 pub(crate) mod fields;

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use custodian::diesel::prelude::*;
-use custodian::{entity, AnyConnection, ColumnKind, DbEnum, Decimal, Entity};
+use custodian::{entity, ColumnKind, DbEnum, Decimal, Entity};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -17,7 +17,7 @@ pub enum Status {
 }
 
 /// One field of each type.
-#[entity]
+#[entity(unaudited)]
 #[derive(Debug, Clone, PartialEq)]
 pub struct Everything {
     /// `SmallInt`.
@@ -130,7 +130,8 @@ fn main() {
     assert_eq!(Everything::META.table, "everything");
     assert_eq!(Everything::META.columns.iter().filter(|c| c.nullable).count(), 15);
 
-    let mut conn = AnyConnection::Sqlite(diesel::SqliteConnection::establish(":memory:").unwrap());
+    let db = custodian::open(custodian::DatabaseConfig::from_url("sqlite::memory:").unwrap()).unwrap();
+    let mut s = db.session().unwrap();
     let columns: Vec<String> = Everything::META
         .columns
         .iter()
@@ -140,18 +141,18 @@ fn main() {
         "CREATE TABLE everything ({}, PRIMARY KEY (small))",
         columns.join(", ")
     ))
-    .execute(&mut conn)
+    .execute(s.connection())
     .unwrap();
 
-    let rows = [value(1, true), value(2, false)];
-    assert_eq!(Everything::raw_insert(&mut conn, &rows).unwrap(), 2);
+    let mut rows = [value(1, true), value(2, false)];
+    assert_eq!(s.insert_many(&mut rows).unwrap(), 2);
     for row in &rows {
-        let back = Everything::raw_find(&mut conn, &row.key(), false).unwrap().unwrap();
+        let back = s.get::<Everything>(&row.key()).unwrap();
         assert_eq!(&back, row);
     }
     let all: Vec<Everything> = Everything::query()
         .order(everything::small.asc())
-        .load(&mut conn)
+        .load(s.connection())
         .unwrap();
     assert_eq!(all, rows);
 }

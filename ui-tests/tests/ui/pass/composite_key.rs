@@ -1,9 +1,9 @@
 //! A composite primary key (the key is a tuple), and entities with nothing to update or insert.
 use custodian::diesel::prelude::*;
-use custodian::{entity, AnyConnection, Entity};
+use custodian::{entity, Entity, Error};
 
 /// A control mapped to a framework: both fields form the key, nothing else to update.
-#[entity(table = "control_mappings")]
+#[entity(table = "control_mappings", unaudited)]
 #[derive(Debug, Clone, PartialEq)]
 pub struct ControlMapping {
     /// First half of the key.
@@ -15,7 +15,7 @@ pub struct ControlMapping {
 }
 
 /// Every column is filled by the database.
-#[entity]
+#[entity(unaudited)]
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ticket {
     /// Key.
@@ -32,26 +32,28 @@ fn main() {
     assert_eq!(m.key(), key);
     assert_eq!(ControlMapping::META.primary_key().count(), 2);
 
-    let mut conn = AnyConnection::Sqlite(diesel::SqliteConnection::establish(":memory:").unwrap());
+    let db = custodian::open(custodian::DatabaseConfig::from_url("sqlite::memory:").unwrap()).unwrap();
+    let mut s = db.session().unwrap();
     diesel::sql_query("CREATE TABLE control_mappings (framework TEXT, control INTEGER, PRIMARY KEY (framework, control))")
-        .execute(&mut conn)
+        .execute(s.connection())
         .unwrap();
     diesel::sql_query("CREATE TABLE ticket (id INTEGER PRIMARY KEY AUTOINCREMENT, state TEXT NOT NULL DEFAULT 'new')")
-        .execute(&mut conn)
+        .execute(s.connection())
         .unwrap();
 
-    let rows = [m.clone(), ControlMapping { framework: "soc2".into(), control_id: 5 }];
-    assert_eq!(ControlMapping::raw_insert(&mut conn, &rows).unwrap(), 2);
-    assert_eq!(ControlMapping::raw_find(&mut conn, &key, false).unwrap(), Some(m.clone()));
-    // Nothing to set: the update only reports whether the row exists.
-    assert_eq!(ControlMapping::raw_update(&mut conn, &m, Default::default()).unwrap(), 1);
-    assert_eq!(ControlMapping::raw_delete(&mut conn, &key).unwrap(), 1);
-    assert_eq!(ControlMapping::raw_update(&mut conn, &m, Default::default()).unwrap(), 0);
+    let mut rows = [m.clone(), ControlMapping { framework: "soc2".into(), control_id: 5 }];
+    assert_eq!(s.insert_many(&mut rows).unwrap(), 2);
+    assert_eq!(s.find::<ControlMapping>(&key).unwrap(), Some(m.clone()));
+    // Nothing to set: the update only proves the row exists.
+    let mut same = m.clone();
+    s.update(&mut same).unwrap();
+    s.delete(&m).unwrap();
+    assert!(matches!(s.update(&mut same), Err(Error::NotFound { .. })));
 
     let t = Ticket { id: 0, state: String::new() };
-    assert_eq!(Ticket::raw_insert(&mut conn, &[t.clone(), t.clone()]).unwrap(), 2);
-    let stored = Ticket::raw_find(&mut conn, &2, false).unwrap().unwrap();
+    assert_eq!(s.insert_many(&mut [t.clone(), t.clone()]).unwrap(), 2);
+    let mut stored = s.get::<Ticket>(&2).unwrap();
     assert_eq!(stored.state, "new");
-    assert_eq!(Ticket::raw_update(&mut conn, &stored, Default::default()).unwrap(), 1);
+    s.update(&mut stored).unwrap();
     assert_eq!(Ticket::META.insert_width(), 1);
 }

@@ -96,7 +96,16 @@ fn stats_and_exhaustion(db: &TestDb) {
         "{stats:?}"
     );
     let err = db.session().unwrap_err();
-    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Timeout {
+                kind: custodian::TimeoutKind::Checkout,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(db.pool_stats().timeouts, 1);
     drop(held);
     let checkouts = db.pool_stats().checkouts;

@@ -32,7 +32,7 @@ impl Session {
         self.transaction_with(&TxOptions::new().immediate().no_retry(), |s| {
             let f = f
                 .take()
-                .ok_or_else(|| Error::Integrity("write retried".into()))?;
+                .ok_or_else(|| Error::integrity(IntegrityKind::Internal, "write retried"))?;
             f(s)
         })
     }
@@ -90,11 +90,11 @@ impl Session {
         self.depth = 1;
         self.tx_id = Some(uuid::Uuid::new_v4().to_string());
         self.next_ordinal = 0;
-        self.deadline = options.timeout.map(|t| Instant::now() + t);
+        self.deadline = options.timeout.map(|t| (Instant::now() + t, t));
         let setup = match options.timeout {
             Some(limit) => backend
                 .set_transaction_timeout(&mut self.conn, limit)
-                .map_err(|e| backend.classify(e)),
+                .map_err(|e| self.classify(e)),
             None => Ok(()),
         };
         let outcome = match setup {
@@ -109,7 +109,7 @@ impl Session {
                     <AnyConnection as Connection>::TransactionManager::commit_transaction(
                         &mut *self.conn,
                     )
-                    .map_err(|e| backend.classify(e))
+                    .map_err(|e| self.classify(e))
                 })
                 .map(|()| value),
             Ok(Err(e)) => Err(e),

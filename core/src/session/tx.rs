@@ -50,8 +50,13 @@ impl Session {
     /// At the top level, a retryable failure (serialization failure, deadlock, SQLite busy)
     /// from the closure or from the commit rolls back and runs `f` again under the retry
     /// policy, so `f` must be safe to repeat. `options.timeout` bounds each attempt: statements
-    /// run after the deadline fail with [`Error::Timeout`], and PostgreSQL and MariaDB also stop
-    /// a statement still running at the deadline.
+    /// run after the deadline fail with [`Error::Timeout`] of kind
+    /// [`TimeoutKind::TransactionDeadline`], and
+    /// PostgreSQL and MariaDB also stop a statement still running at the deadline (the error
+    /// then keeps the database's code).
+    ///
+    /// A panic in `f` rolls the transaction back before it continues, so the connection goes
+    /// back to the pool outside any transaction.
     pub fn transaction_with<T>(
         &mut self,
         options: &TxOptions,

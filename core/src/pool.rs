@@ -180,7 +180,7 @@ impl PoolCounters {
         PoolStats {
             size: state.connections,
             idle: state.idle_connections,
-            in_use: state.connections - state.idle_connections,
+            in_use: state.connections.saturating_sub(state.idle_connections),
             connections_opened: self.connections_opened.load(Ordering::Relaxed),
             connections_closed: self.connections_closed.load(Ordering::Relaxed),
             checkouts: self.checkouts.load(Ordering::Relaxed),
@@ -226,7 +226,7 @@ pub fn checkout(
                 format!(
                     "no pooled connection free within {} ms ({} of {} in use)",
                     limit.as_millis(),
-                    state.connections - state.idle_connections,
+                    state.connections.saturating_sub(state.idle_connections),
                     state.connections
                 ),
                 Some(limit),

@@ -373,7 +373,6 @@ fn statement_timeout_is_a_statement_timeout(db: &TestDb) {
         return;
     }
     let err = result.unwrap_err();
-    assert!(took < Duration::from_millis(1_500), "{took:?}");
     match &err {
         Error::Timeout {
             kind: TimeoutKind::Statement,

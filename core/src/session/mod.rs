@@ -304,7 +304,7 @@ impl Session {
     /// Names the limit of a statement the database stopped: inside a transaction with a
     /// deadline the statement limit is the deadline's (the backends set it for the
     /// transaction), otherwise the session's `statement_timeout_ms`.
-    pub(crate) fn timeout_limit(&self, err: Error) -> Error {
+    fn timeout_limit(&self, err: Error) -> Error {
         match err {
             Error::Timeout {
                 kind: TimeoutKind::Statement,

@@ -131,7 +131,8 @@ impl Error {
     /// The database's error, for causes that come from the database: with its code
     /// (SQLSTATE, error number, result code) where the database gave one. A statement the
     /// database stopped ([`Error::Timeout`]) and a connection the server broke
-    /// ([`Error::Connection`]) keep theirs too.
+    /// ([`Error::Connection`]) keep theirs too, as does a checkout that failed on the
+    /// database's error (its source is that error, shared: `Arc<Error>`).
     pub fn db_error(&self) -> Option<&DbError> {
         match self {
             Error::Conflict { source }
@@ -142,7 +143,11 @@ impl Error {
             Error::Connection {
                 source: Some(source),
                 ..
-            } => source.downcast_ref::<DbError>(),
+            } => source.downcast_ref::<DbError>().or_else(|| {
+                source
+                    .downcast_ref::<std::sync::Arc<Error>>()
+                    .and_then(|e| e.db_error())
+            }),
             _ => None,
         }
     }
@@ -563,9 +568,17 @@ mod tests {
         assert!(std::error::Error::source(&e).is_some());
         let gone = Error::Connection {
             message: "terminating connection".into(),
-            source: Some(Box::new(stopped)),
+            source: Some(Box::new(stopped.clone())),
         };
         assert_eq!(gone.db_error().unwrap().code.as_deref(), Some("57014"));
+        // A checkout that failed on a database error (e.g. while preparing the connection).
+        let checkout = Error::Connection {
+            message: "no connection to postgres://h/d".into(),
+            source: Some(Box::new(std::sync::Arc::new(Error::Database {
+                source: Box::new(stopped),
+            }))),
+        };
+        assert_eq!(checkout.db_error().unwrap().code.as_deref(), Some("57014"));
     }
 
     #[test]

@@ -467,7 +467,7 @@ fn lock_wait_is_retryable(db: &TestDb) {
 }
 
 /// Records changed behind custodian's back: verification and sealing fail with an audit
-/// trail integrity error.
+/// trail integrity error; a checkpoint that does not verify is a checkpoint integrity error.
 fn tampered_audit_record_is_audit_trail_damage(db: &TestDb) {
     use crate::audit::{entry, Entry};
     db.create_table::<Entry>().unwrap();
@@ -476,6 +476,25 @@ fn tampered_audit_record_is_audit_trail_damage(db: &TestDb) {
         .unwrap();
     db.seal_audit().unwrap();
     db.verify_audit(None).unwrap().into_result().unwrap();
+    // A checkpoint checked against another key, or altered after signing, does not verify.
+    let signer = custodian::audit::generate_signing_key().unwrap();
+    let cp = db.checkpoint(&signer).unwrap();
+    cp.verify_signature(&signer.verifying_key()).unwrap();
+    let stranger = custodian::audit::generate_signing_key().unwrap();
+    let mut forged = cp.clone();
+    forged.seq += 1;
+    for err in [
+        cp.verify_signature(&stranger.verifying_key()).unwrap_err(),
+        forged
+            .verify_signature(&signer.verifying_key())
+            .unwrap_err(),
+    ] {
+        assert_eq!(
+            err.integrity_kind(),
+            Some(IntegrityKind::Checkpoint),
+            "{err:?}"
+        );
+    }
     db.raw_sql("UPDATE custodian_audit SET actor = 'mallory'");
     let err = db.verify_audit(None).unwrap().into_result().unwrap_err();
     assert_eq!(

@@ -247,23 +247,25 @@ pub fn run(db: &Db) -> custodian::Result<Outcome> {
     let mut findings = Vec::new();
     for (i, amount) in amounts.iter().enumerate() {
         let control = &controls[i % controls.len()];
-        findings.push(
-            s.insert(Finding {
-                id: 0,
-                control_id: control.id,
-                severity: if i == 2 {
-                    Severity::Critical
-                } else {
-                    Severity::Medium
-                },
-                amount_at_risk: amount
-                    .parse()
-                    .map_err(|e| custodian::Error::Integrity(format!("{e}")))?,
-                opened_at: at(10 + i as u32, 14),
-                closed_at: None,
-                version: 0,
+        findings.push(s.insert(Finding {
+            id: 0,
+            control_id: control.id,
+            severity: if i == 2 {
+                Severity::Critical
+            } else {
+                Severity::Medium
+            },
+            amount_at_risk: amount.parse().map_err(|e| {
+                custodian::Error::integrity_caused_by(
+                    custodian::IntegrityKind::Application,
+                    format!("amount {amount}: {e}"),
+                    e,
+                )
             })?,
-        );
+            opened_at: at(10 + i as u32, 14),
+            closed_at: None,
+            version: 0,
+        })?);
     }
     println!(
         "recorded {} evidence items and {} findings",

@@ -1,7 +1,7 @@
 //! Error classification shared by the backends: diesel's error kinds map to custodian's
 //! [`Error`] causes; each backend adds its code and what it can read from its messages.
 
-use custodian_core::{BackendKind, DbError, Error};
+use custodian_core::{BackendKind, ConstraintKind, DbError, Error, IntegrityKind, TimeoutKind};
 use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind, Error as DieselError};
 
 /// A backend's refinement of a database error: code, column, and a cause override.
@@ -18,7 +18,7 @@ pub struct Refinement {
     /// A cause that diesel's kind does not show (deadlock, lock timeout, statement timeout).
     pub cause: Option<Cause>,
     /// The constraint kind, when diesel's kind does not show it (e.g. MariaDB check failures).
-    pub kind: Option<&'static str>,
+    pub kind: Option<ConstraintKind>,
 }
 
 /// Causes a backend can recognise from a message.
@@ -26,7 +26,8 @@ pub struct Refinement {
 pub enum Cause {
     /// Retryable: deadlock, lock wait timeout, busy database.
     Serialization,
-    /// The statement ran past its time limit.
+    /// The database stopped the statement at its time limit ([`TimeoutKind::Statement`]; the
+    /// session makes it [`TimeoutKind::TransactionDeadline`] when the limit was the deadline's).
     Timeout,
     /// A constraint (not null, foreign key, check) refused the write.
     Constraint,
@@ -55,11 +56,12 @@ pub fn classify(
                 column: info.column_name().map(str::to_string).or(r.column),
                 field: None,
                 kind: match kind {
-                    DatabaseErrorKind::UniqueViolation => Some("unique"),
-                    DatabaseErrorKind::NotNullViolation => Some("not_null"),
+                    DatabaseErrorKind::UniqueViolation => Some(ConstraintKind::Unique),
+                    DatabaseErrorKind::NotNullViolation => Some(ConstraintKind::NotNull),
                     DatabaseErrorKind::ForeignKeyViolation
-                    | DatabaseErrorKind::RestrictViolation => Some("foreign_key"),
-                    DatabaseErrorKind::CheckViolation => Some("check"),
+                    | DatabaseErrorKind::RestrictViolation => Some(ConstraintKind::ForeignKey),
+                    DatabaseErrorKind::CheckViolation => Some(ConstraintKind::Check),
+                    DatabaseErrorKind::ExclusionViolation => Some(ConstraintKind::Exclusion),
                     _ => r.kind,
                 },
             });
@@ -80,7 +82,12 @@ pub fn classify(
                 Some(Cause::Conflict) => Error::Conflict { source: db },
                 Some(Cause::Constraint) => Error::Constraint { source: db },
                 Some(Cause::Serialization) => Error::Serialization { source: db },
-                Some(Cause::Timeout) => Error::Timeout(db.to_string()),
+                Some(Cause::Timeout) => Error::Timeout {
+                    kind: TimeoutKind::Statement,
+                    message: db.message.clone(),
+                    limit: None,
+                    source: Some(db),
+                },
                 Some(Cause::Connection) => Error::Connection {
                     message: db.message.clone(),
                     source: Some(Box::new(db)),
@@ -96,12 +103,16 @@ pub fn classify(
             message: "the connection's transaction state is broken; it will be discarded".into(),
             source: None,
         },
-        DieselError::DeserializationError(e) => {
-            Error::Integrity(format!("a stored value could not be read: {e}"))
-        }
-        DieselError::SerializationError(e) => {
-            Error::Integrity(format!("a value could not be written: {e}"))
-        }
+        DieselError::DeserializationError(e) => Error::Integrity {
+            kind: IntegrityKind::Undecodable,
+            message: format!("a stored value could not be read: {e}"),
+            source: Some(e),
+        },
+        DieselError::SerializationError(e) => Error::Integrity {
+            kind: IntegrityKind::Unencodable,
+            message: format!("a value could not be written: {e}"),
+            source: Some(e),
+        },
         other => Error::Database {
             source: Box::new(DbError::new(backend, None, other.to_string())),
         },

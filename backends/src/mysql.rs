@@ -6,8 +6,8 @@ use crate::classify::{self, between, Cause, Refinement};
 use crate::ddl::{self, DdlDialect};
 use crate::wrong_backend;
 use custodian_core::{
-    AnyConnection, Backend, BackendKind, ColumnKind, DatabaseUrl, EntityMeta, Error, LiveColumn,
-    SessionConfig, TxOptions,
+    AnyConnection, Backend, BackendKind, ColumnKind, ConstraintKind, DatabaseUrl, EntityMeta,
+    Error, LiveColumn, SessionConfig, TxOptions,
 };
 use diesel::connection::{AnsiTransactionManager, SimpleConnection};
 use diesel::result::DatabaseErrorKind;
@@ -195,7 +195,7 @@ impl Backend for Mysql {
                 column,
                 constraint: key,
                 cause,
-                kind: (code == "4025").then_some("check"),
+                kind: (code == "4025").then_some(ConstraintKind::Check),
                 ..Refinement::default()
             }
         })

@@ -143,6 +143,9 @@ impl Backend for Postgres {
                 DatabaseErrorKind::ClosedConnection => ("08006", None),
                 _ if message.contains("deadlock detected") => ("40P01", Some(Cause::Serialization)),
                 _ if message.contains("statement timeout") => ("57014", Some(Cause::Timeout)),
+                // lock_not_available: a lock wait ran past `lock_timeout`; retryable, like
+                // MariaDB's lock wait timeout.
+                _ if message.contains("lock timeout") => ("55P03", Some(Cause::Serialization)),
                 _ if message.contains("terminating connection") => {
                     ("57P01", Some(Cause::Connection))
                 }

@@ -5,8 +5,8 @@ use crate::classify::{self, Cause, Refinement};
 use crate::ddl::{self, DdlDialect};
 use crate::wrong_backend;
 use custodian_core::{
-    AnyConnection, Backend, BackendKind, ColumnKind, DatabaseUrl, EntityMeta, Error, LiveColumn,
-    SessionConfig, TxOptions,
+    AnyConnection, Backend, BackendKind, ColumnKind, ConstraintKind, DatabaseUrl, EntityMeta,
+    Error, LiveColumn, SessionConfig, TxOptions,
 };
 use diesel::connection::{AnsiTransactionManager, SimpleConnection};
 use diesel::result::DatabaseErrorKind;
@@ -137,7 +137,8 @@ impl Backend for Sqlite {
                 column,
                 table,
                 cause,
-                kind: (code == "SQLITE_CONSTRAINT_FOREIGNKEY").then_some("foreign_key"),
+                kind: (code == "SQLITE_CONSTRAINT_FOREIGNKEY")
+                    .then_some(ConstraintKind::ForeignKey),
                 ..Refinement::default()
             }
         })

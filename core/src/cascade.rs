@@ -17,7 +17,7 @@
 
 use crate::audit::{AuditOp, AuditRecord};
 use crate::entity::{Entity, EntityMeta, Internal, RefAction};
-use crate::error::{Error, Result};
+use crate::error::{Error, IntegrityKind, Result};
 use crate::session::Session;
 use std::any::Any;
 use std::collections::HashSet;
@@ -41,7 +41,11 @@ fn same_table(a: &EntityMeta, b: &EntityMeta) -> bool {
 }
 
 fn image_error<E: Entity>(e: crate::value::DecodeError) -> Error {
-    Error::Integrity(format!("{}: {e}", E::META.name))
+    Error::integrity_caused_by(
+        IntegrityKind::Undecodable,
+        format!("{}: {e}", E::META.name),
+        e,
+    )
 }
 
 /// Records, into `trail`, what a hard delete of the `E` row with `key` makes the database do
@@ -109,9 +113,10 @@ fn from_parents<P: Entity>(
 /// The parent keys a [`CascadeFn`] receives, as the foreign key field `field`'s key type `K`.
 pub fn cascade_keys<'k, K: 'static>(keys: &'k dyn Any, field: &str) -> Result<&'k Vec<K>> {
     keys.downcast_ref::<Vec<K>>().ok_or_else(|| {
-        Error::Integrity(format!(
-            "cascade through `{field}`: the parent keys are not of the field's key type"
-        ))
+        Error::integrity(
+            IntegrityKind::Internal,
+            format!("cascade through `{field}`: the parent keys are not of the field's key type"),
+        )
     })
 }
 

@@ -92,7 +92,9 @@ pub struct PoolConfig {
     pub max_size: u32,
     /// Idle connections kept ready; `None` (default) keeps `max_size`.
     pub min_idle: Option<u32>,
-    /// Longest wait for a free connection before [`Error::Timeout`].
+    /// Longest wait for a free connection before [`Error::Timeout`] of kind
+    /// [`TimeoutKind::Checkout`](crate::TimeoutKind::Checkout) (or [`Error::Connection`] when
+    /// opening connections failed meanwhile).
     /// Default 30 000 ms.
     pub connection_timeout_ms: u64,
     /// Close connections idle this long; `None` never. Default 600 000 ms (10 min).
@@ -129,8 +131,10 @@ impl PoolConfig {
 pub struct SessionConfig {
     /// PostgreSQL `application_name`. Default `custodian`.
     pub application_name: String,
-    /// Per-statement limit (PostgreSQL `statement_timeout`, MariaDB `max_statement_time`);
-    /// `None` (default) for no limit.
+    /// Per-statement limit (PostgreSQL `statement_timeout`, MariaDB `max_statement_time`); a
+    /// statement stopped at it fails with [`Error::Timeout`] of kind
+    /// [`TimeoutKind::Statement`](crate::TimeoutKind::Statement). SQLite has no statement
+    /// limit and ignores it. `None` (default) for no limit.
     pub statement_timeout_ms: Option<u64>,
     /// SQLite `busy_timeout`: how long to wait for a lock. Default 5 000 ms.
     pub busy_timeout_ms: u64,

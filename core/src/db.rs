@@ -8,7 +8,7 @@ use crate::config::DatabaseConfig;
 use crate::entity::{Entity, EntityMeta};
 use crate::error::{BackendKind, Error, Result};
 use crate::migrate;
-use crate::pool::{self, Pool, PoolCounters, PoolStats};
+use crate::pool::{self, ConnectFailures, Pool, PoolCounters, PoolStats};
 use crate::principal::Principal;
 use crate::schema::{self, Drift, SchemaReport};
 use crate::session::Session;
@@ -34,6 +34,8 @@ pub(crate) struct DbInner {
     pub(crate) crypto: Option<crate::crypto::Crypto>,
     pub(crate) pool: Pool,
     counters: Arc<PoolCounters>,
+    /// The pool's last connection failure, to tell an unreachable server from a busy pool.
+    failures: Arc<ConnectFailures>,
     /// [`Backend::consecutive_insert_ids`], asked once (server settings).
     pub(crate) consecutive_ids: std::sync::OnceLock<bool>,
     /// The connection reserved for `denied` audit records, outside the pool.
@@ -110,7 +112,8 @@ impl Db {
                 )
             })?;
         let counters = Arc::new(PoolCounters::default());
-        let pool = pool::build(backend, &config, counters.clone())?;
+        let failures = Arc::new(ConnectFailures::default());
+        let pool = pool::build(backend, &config, counters.clone(), failures.clone())?;
         Ok(Db {
             principal: None,
             access: None,
@@ -121,6 +124,7 @@ impl Db {
                 config,
                 pool,
                 counters,
+                failures,
                 consecutive_ids: std::sync::OnceLock::new(),
                 denials: Default::default(),
                 statement_bytes: std::sync::OnceLock::new(),
@@ -129,26 +133,12 @@ impl Db {
         })
     }
 
-    /// Checks a connection out of the pool. Waits at most the pool's `connection_timeout`.
+    /// Checks a connection out of the pool. Waits at most the pool's `connection_timeout_ms`:
+    /// then [`Error::Timeout`] of kind [`TimeoutKind::Checkout`](crate::TimeoutKind::Checkout)
+    /// when every connection stayed in use, or [`Error::Connection`] when opening a connection
+    /// failed meanwhile (server unreachable, credentials refused), with that failure as source.
     pub fn session(&self) -> Result<Session> {
-        let conn = self.inner.pool.get().map_err(|e| {
-            let msg = e.to_string();
-            let stats = self.pool_stats();
-            if msg.contains(": ") {
-                Error::Connection {
-                    message: format!(
-                        "no connection to {}: {msg}",
-                        self.inner.config.url.redacted()
-                    ),
-                    source: None,
-                }
-            } else {
-                Error::Timeout(format!(
-                    "no pooled connection free within {} ms ({} of {} in use)",
-                    self.inner.config.pool.connection_timeout_ms, stats.in_use, stats.size
-                ))
-            }
-        })?;
+        let conn = pool::checkout(&self.inner.pool, &self.inner.failures, &self.inner.config)?;
         Ok(Session::new(
             conn,
             self.inner.clone(),

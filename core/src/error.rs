@@ -5,10 +5,31 @@
 //! message in a [`DbError`]. Serialization failures and deadlocks are marked retryable;
 //! [`Db::transaction`](crate::Db::transaction) retries them under its
 //! [`RetryPolicy`](crate::RetryPolicy).
+//!
+//! Causes that come in kinds carry a typed kind to match on: [`ConstraintKind`] in
+//! [`DbError::kind`], [`TimeoutKind`] in [`Error::Timeout`], [`IntegrityKind`] in
+//! [`Error::Integrity`].
+//!
+//! ```
+//! use custodian_core::{ConstraintKind, Error, IntegrityKind, TimeoutKind};
+//!
+//! fn advice(e: &Error) -> &'static str {
+//!     match e {
+//!         Error::Timeout { kind: TimeoutKind::Checkout, .. } => "pool exhausted: retry later",
+//!         Error::Timeout { .. } => "too slow: narrow the query",
+//!         Error::Integrity { kind: IntegrityKind::AuditTrail, .. } => "audit trail damaged",
+//!         e if e.constraint_kind() == Some(ConstraintKind::ForeignKey) => "unknown parent",
+//!         _ => "failed",
+//!     }
+//! }
+//! let e = Error::integrity(IntegrityKind::AuditTrail, "audit record 7 has an invalid seal");
+//! assert_eq!(advice(&e), "audit trail damaged");
+//! ```
 
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 /// Result with custodian's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -58,9 +79,20 @@ pub enum Error {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
-    /// An operation ran out of time (pool checkout, statement or transaction deadline).
-    #[error("timed out: {0}")]
-    Timeout(String),
+    /// An operation ran out of time; `kind` says which limit (pool checkout, statement time,
+    /// transaction deadline).
+    #[error("timed out: {message}")]
+    Timeout {
+        /// Which limit ran out.
+        kind: TimeoutKind,
+        /// What was waited for, with the limit where known.
+        message: String,
+        /// The limit that ran out, where known.
+        limit: Option<Duration>,
+        /// The database's error when the database stopped the statement (its code, e.g.
+        /// PostgreSQL `57014`, MariaDB `1969`).
+        source: Option<Box<DbError>>,
+    },
     /// The configuration is invalid; `field` names the offending setting.
     #[error("invalid configuration `{field}`: {message}")]
     Config {
@@ -69,9 +101,19 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
-    /// Data read from the database is not what the entity expects, or an integrity check failed.
-    #[error("integrity: {0}")]
-    Integrity(String),
+    /// Data is not what it must be: a stored value does not decode, the audit trail or a
+    /// ciphertext does not verify, an applied migration was edited, the schema drifted.
+    /// `kind` says which check failed.
+    #[error("integrity: {message}")]
+    Integrity {
+        /// Which check failed.
+        kind: IntegrityKind,
+        /// What failed, naming the record, value, migration or table.
+        message: String,
+        /// The underlying error (e.g. the decoder's), if any.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// Any other database error, with the database's code and message.
     #[error("database error: {source}")]
     Database {
@@ -86,14 +128,83 @@ impl Error {
         matches!(self, Error::Serialization { .. })
     }
 
-    /// The database's error, for causes that come from the database.
+    /// The database's error, for causes that come from the database: with its code
+    /// (SQLSTATE, error number, result code) where the database gave one. A statement the
+    /// database stopped ([`Error::Timeout`]) and a connection the server broke
+    /// ([`Error::Connection`]) keep theirs too, as does a checkout that failed on the
+    /// database's error (its source is that error, shared: `Arc<Error>`).
     pub fn db_error(&self) -> Option<&DbError> {
         match self {
             Error::Conflict { source }
             | Error::Constraint { source }
             | Error::Serialization { source }
             | Error::Database { source } => Some(source.as_ref()),
+            Error::Timeout { source, .. } => source.as_deref(),
+            Error::Connection {
+                source: Some(source),
+                ..
+            } => source.downcast_ref::<DbError>().or_else(|| {
+                source
+                    .downcast_ref::<std::sync::Arc<Error>>()
+                    .and_then(|e| e.db_error())
+            }),
             _ => None,
+        }
+    }
+
+    /// The kind of constraint that refused the write, for [`Error::Conflict`] and
+    /// [`Error::Constraint`] (and any error whose [`DbError`] names one).
+    pub fn constraint_kind(&self) -> Option<ConstraintKind> {
+        self.db_error().and_then(|e| e.kind)
+    }
+
+    /// Which limit ran out, for [`Error::Timeout`].
+    pub fn timeout_kind(&self) -> Option<TimeoutKind> {
+        match self {
+            Error::Timeout { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// Which check failed, for [`Error::Integrity`].
+    pub fn integrity_kind(&self) -> Option<IntegrityKind> {
+        match self {
+            Error::Integrity { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// An [`Error::Integrity`] of `kind` without an underlying error. Application code that
+    /// refuses an operation for its own integrity rule (a hook, a transaction closure) uses
+    /// [`IntegrityKind::Application`].
+    pub fn integrity(kind: IntegrityKind, message: impl Into<String>) -> Self {
+        Error::Integrity {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An [`Error::Integrity`] of `kind` caused by `source` (kept as the error's source).
+    pub fn integrity_caused_by(
+        kind: IntegrityKind,
+        message: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Integrity {
+            kind,
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// An [`Error::Timeout`] of `kind` that ran out after `limit`, without a database error.
+    pub fn timeout(kind: TimeoutKind, message: impl Into<String>, limit: Option<Duration>) -> Self {
+        Error::Timeout {
+            kind,
+            message: message.into(),
+            limit,
+            source: None,
         }
     }
 
@@ -149,6 +260,142 @@ impl fmt::Display for BackendKind {
     }
 }
 
+/// The kind of constraint that refused a write ([`DbError::kind`]). Serialized (and shown) in
+/// snake case: `unique`, `not_null`, `foreign_key`, `check`, `exclusion`, `stale_version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ConstraintKind {
+    /// A unique or primary-key constraint: the value is taken ([`Error::Conflict`]).
+    Unique,
+    /// A `NOT NULL` column got no value.
+    NotNull,
+    /// A foreign key: the parent row is missing, or is still referenced.
+    ForeignKey,
+    /// A `CHECK` constraint.
+    Check,
+    /// A PostgreSQL exclusion constraint.
+    Exclusion,
+    /// Not the database's: the row's version changed since it was read (optimistic locking,
+    /// [`Error::Conflict`] with code `stale_version`).
+    StaleVersion,
+}
+
+impl ConstraintKind {
+    /// The snake-case name, e.g. `foreign_key`: also the code [`Error::field_errors`] uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConstraintKind::Unique => "unique",
+            ConstraintKind::NotNull => "not_null",
+            ConstraintKind::ForeignKey => "foreign_key",
+            ConstraintKind::Check => "check",
+            ConstraintKind::Exclusion => "exclusion",
+            ConstraintKind::StaleVersion => "stale_version",
+        }
+    }
+}
+
+impl fmt::Display for ConstraintKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which limit an [`Error::Timeout`] ran out of.
+///
+/// Lock waits are not timeouts here: a lock wait that runs out (PostgreSQL `lock_timeout`,
+/// MariaDB `innodb_lock_wait_timeout`, SQLite `busy_timeout`) is a retryable
+/// [`Error::Serialization`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TimeoutKind {
+    /// No pooled connection came free within the pool's `connection_timeout_ms`. (When the
+    /// server cannot be reached the checkout fails with [`Error::Connection`] instead.)
+    Checkout,
+    /// The database stopped a statement at the configured per-statement limit
+    /// (`session.statement_timeout_ms`: PostgreSQL `statement_timeout`, MariaDB
+    /// `max_statement_time`; SQLite has none).
+    Statement,
+    /// The transaction's deadline ([`TxOptions::timeout`](crate::TxOptions::timeout)) passed:
+    /// the database stopped a statement running at it, or a statement or commit came after it.
+    TransactionDeadline,
+}
+
+impl TimeoutKind {
+    /// The snake-case name, e.g. `transaction_deadline`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeoutKind::Checkout => "checkout",
+            TimeoutKind::Statement => "statement",
+            TimeoutKind::TransactionDeadline => "transaction_deadline",
+        }
+    }
+}
+
+impl fmt::Display for TimeoutKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which check an [`Error::Integrity`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum IntegrityKind {
+    /// What the database returned does not fit: a stored value does not decode into its field
+    /// (bad UUID, unknown enum variant), a generated key does not fit the key field, an audit
+    /// image does not decode into the entity, fewer keys came back than rows were inserted.
+    Undecodable,
+    /// A value could not be encoded for the database or into an audit image.
+    Unencodable,
+    /// The audit trail is damaged (a record altered, forged, missing or undecodable; the
+    /// chain's head row missing), or a record could not be kept safely.
+    AuditTrail,
+    /// A signed audit checkpoint does not verify (untrusted key, bad signature).
+    Checkpoint,
+    /// An applied migration's file no longer matches the checksum recorded when it ran.
+    MigrationChecksum,
+    /// The live schema does not match the entities; the source is the
+    /// [`SchemaReport`](crate::SchemaReport).
+    SchemaDrift,
+    /// An encrypted value or wrapped data key does not authenticate or parse: it was altered,
+    /// moved to another row or subject, or the master key is the wrong one.
+    Ciphertext,
+    /// The cryptographic machinery failed (no randomness from the operating system, encryption
+    /// failed, a subject's data key could be neither created nor found).
+    Crypto,
+    /// One of custodian's own invariants broke (a bug: please report it).
+    Internal,
+    /// Raised by application code (a hook or a transaction closure) for its own rule.
+    Application,
+}
+
+impl IntegrityKind {
+    /// The snake-case name, e.g. `audit_trail`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntegrityKind::Undecodable => "undecodable",
+            IntegrityKind::Unencodable => "unencodable",
+            IntegrityKind::AuditTrail => "audit_trail",
+            IntegrityKind::Checkpoint => "checkpoint",
+            IntegrityKind::MigrationChecksum => "migration_checksum",
+            IntegrityKind::SchemaDrift => "schema_drift",
+            IntegrityKind::Ciphertext => "ciphertext",
+            IntegrityKind::Crypto => "crypto",
+            IntegrityKind::Internal => "internal",
+            IntegrityKind::Application => "application",
+        }
+    }
+}
+
+impl fmt::Display for IntegrityKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A database's own error: its code, message and, where the database says, constraint and column.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DbError {
@@ -167,8 +414,9 @@ pub struct DbError {
     pub column: Option<String>,
     /// The entity field of that column, filled in by the write path.
     pub field: Option<String>,
-    /// The kind of constraint violated: `unique`, `not_null`, `foreign_key`, `check`.
-    pub kind: Option<&'static str>,
+    /// The kind of constraint violated, set by the backend's classifier (serialized in snake
+    /// case: `unique`, `not_null`, `foreign_key`, `check`, ...).
+    pub kind: Option<ConstraintKind>,
 }
 
 impl DbError {
@@ -272,7 +520,7 @@ mod tests {
             table: Some("t".into()),
             column: Some("code".into()),
             field: Some("code".into()),
-            kind: Some("unique"),
+            kind: Some(ConstraintKind::Unique),
         }
     }
 
@@ -288,6 +536,60 @@ mod tests {
             source: Box::new(db("40001"))
         }
         .is_retryable());
+    }
+
+    #[test]
+    fn kinds_serialize_and_show_in_snake_case() {
+        let json = serde_json::to_value(db("23505")).unwrap();
+        assert_eq!(json["kind"], "unique");
+        assert_eq!(ConstraintKind::ForeignKey.to_string(), "foreign_key");
+        assert_eq!(
+            serde_json::to_value(TimeoutKind::TransactionDeadline).unwrap(),
+            "transaction_deadline"
+        );
+        assert_eq!(
+            IntegrityKind::MigrationChecksum.to_string(),
+            "migration_checksum"
+        );
+    }
+
+    #[test]
+    fn timeouts_and_connections_keep_the_database_code() {
+        let mut stopped = db("57014");
+        stopped.kind = None;
+        let e = Error::Timeout {
+            kind: TimeoutKind::Statement,
+            message: "canceling statement due to statement timeout".into(),
+            limit: Some(Duration::from_millis(200)),
+            source: Some(Box::new(stopped.clone())),
+        };
+        assert_eq!(e.timeout_kind(), Some(TimeoutKind::Statement));
+        assert_eq!(e.db_error().unwrap().code.as_deref(), Some("57014"));
+        assert!(std::error::Error::source(&e).is_some());
+        let gone = Error::Connection {
+            message: "terminating connection".into(),
+            source: Some(Box::new(stopped.clone())),
+        };
+        assert_eq!(gone.db_error().unwrap().code.as_deref(), Some("57014"));
+        // A checkout that failed on a database error (e.g. while preparing the connection).
+        let checkout = Error::Connection {
+            message: "no connection to postgres://h/d".into(),
+            source: Some(Box::new(std::sync::Arc::new(Error::Database {
+                source: Box::new(stopped),
+            }))),
+        };
+        assert_eq!(checkout.db_error().unwrap().code.as_deref(), Some("57014"));
+    }
+
+    #[test]
+    fn integrity_keeps_kind_message_and_source() {
+        let cause: Box<dyn std::error::Error + Send + Sync> = "invalid UUID".into();
+        let e = Error::integrity_caused_by(IntegrityKind::Undecodable, "Control: id", cause);
+        assert_eq!(e.integrity_kind(), Some(IntegrityKind::Undecodable));
+        assert_eq!(e.to_string(), "integrity: Control: id");
+        let source = std::error::Error::source(&e).map(|s| s.to_string());
+        assert_eq!(source.as_deref(), Some("invalid UUID"));
+        assert_eq!(Error::config("x", "y").integrity_kind(), None);
     }
 
     #[test]

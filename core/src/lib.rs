@@ -42,7 +42,10 @@ pub use entity::{
     Check, ColumnMeta, ColumnRole, Entity, EntityMeta, ForeignKey, IndexMeta, RefAction, Stamp,
     WriteKind,
 };
-pub use error::{BackendKind, DbError, Error, FieldError, Result, ValidationErrors};
+pub use error::{
+    BackendKind, ConstraintKind, DbError, Error, FieldError, IntegrityKind, Result, TimeoutKind,
+    ValidationErrors,
+};
 pub use hooks::Hooks;
 pub use pool::PoolStats;
 pub use principal::Principal;

@@ -27,7 +27,7 @@ use crate::backend::Backend;
 use crate::conn::{AnyConnection, MultiBackend};
 use crate::db::Db;
 use crate::entity::EntityMeta;
-use crate::error::{BackendKind, DbError, Error, Result};
+use crate::error::{BackendKind, DbError, Error, IntegrityKind, Result};
 use crate::schema;
 use crate::session::Session;
 use crate::tx::TxOptions;
@@ -193,10 +193,13 @@ fn plan(s: &mut Session, kind: BackendKind, found: Vec<Found>) -> Result<Vec<Fou
         }
     }
     if !edited.is_empty() {
-        return Err(Error::Integrity(format!(
-            "{}; nothing was run (restore the applied files and add a new migration instead)",
-            edited.join("; ")
-        )));
+        return Err(Error::integrity(
+            IntegrityKind::MigrationChecksum,
+            format!(
+                "{}; nothing was run (restore the applied files and add a new migration instead)",
+                edited.join("; ")
+            ),
+        ));
     }
     let mut pending = Vec::new();
     for f in found {

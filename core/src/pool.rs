@@ -4,15 +4,20 @@
 //! A connection is never handed to the next user if it is broken or was returned inside a
 //! transaction (diesel marks those as broken), and with `test_on_check_out` every checkout
 //! pings the server first, so a connection the server killed is replaced transparently.
+//!
+//! r2d2 reports a checkout that timed out with, at most, the text of the last failure to open
+//! a connection. custodian keeps that failure typed instead ([`ConnectFailures`], fed by
+//! r2d2's error handler), so [`checkout`] tells a pool whose connections are all in use
+//! ([`TimeoutKind::Checkout`]) from a server it cannot reach ([`Error::Connection`]).
 
 use crate::backend::Backend;
 use crate::config::DatabaseConfig;
 use crate::conn::AnyConnection;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TimeoutKind};
 use diesel::r2d2::{self, ManageConnection, R2D2Connection};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// The pool type custodian uses.
 pub type Pool = r2d2::Pool<Manager>;
@@ -85,13 +90,52 @@ pub struct PoolCounters {
     wait_nanos_max: AtomicU64,
 }
 
-/// Feeds [`PoolCounters`] from r2d2's events.
+/// The last failure to open or check a connection, typed, with when it happened. A
+/// connection opened since clears it.
+#[derive(Debug, Default)]
+pub struct ConnectFailures {
+    last: Mutex<Option<(Instant, Arc<Error>)>>,
+}
+
+impl ConnectFailures {
+    fn record(&self, error: Error) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((Instant::now(), Arc::new(error)));
+    }
+
+    fn clear(&self) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// The last failure, if it happened at or after `since` and no connection opened after it.
+    pub fn since(&self, since: Instant) -> Option<Arc<Error>> {
+        match &*self.last.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some((at, error)) if *at >= since => Some(error.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Records r2d2's connection failures (opening or pinging) in [`ConnectFailures`], typed.
+/// Replaces r2d2's default handler, which logs them.
 #[derive(Debug, Clone)]
-pub struct CountingHandler(pub Arc<PoolCounters>);
+pub struct FailureHandler(pub Arc<ConnectFailures>);
+
+impl r2d2::HandleError<ManagerError> for FailureHandler {
+    fn handle_error(&self, error: ManagerError) {
+        self.0.record(error.0);
+    }
+}
+
+/// Feeds [`PoolCounters`] from r2d2's events, and clears [`ConnectFailures`] when a connection
+/// opens.
+#[derive(Debug, Clone)]
+pub struct CountingHandler(pub Arc<PoolCounters>, pub Arc<ConnectFailures>);
 
 impl r2d2::HandleEvent for CountingHandler {
     fn handle_acquire(&self, _: r2d2::event::AcquireEvent) {
         self.0.connections_opened.fetch_add(1, Ordering::Relaxed);
+        self.1.clear();
     }
     fn handle_release(&self, _: r2d2::event::ReleaseEvent) {
         self.0.connections_closed.fetch_add(1, Ordering::Relaxed);
@@ -136,7 +180,7 @@ impl PoolCounters {
         PoolStats {
             size: state.connections,
             idle: state.idle_connections,
-            in_use: state.connections - state.idle_connections,
+            in_use: state.connections.saturating_sub(state.idle_connections),
             connections_opened: self.connections_opened.load(Ordering::Relaxed),
             connections_closed: self.connections_closed.load(Ordering::Relaxed),
             checkouts: self.checkouts.load(Ordering::Relaxed),
@@ -147,12 +191,57 @@ impl PoolCounters {
     }
 }
 
+/// A connection failure as the error of a checkout or pool build that waited for it: an
+/// [`Error::Connection`] naming the redacted URL, with the failure as its source.
+fn unreachable(config: &DatabaseConfig, waited: &str, failure: Arc<Error>) -> Error {
+    let cause = match &*failure {
+        Error::Connection { message, .. } => message.clone(),
+        other => other.to_string(),
+    };
+    Error::Connection {
+        message: format!("{waited} {}: {cause}", config.url.redacted()),
+        source: Some(Box::new(failure)),
+    }
+}
+
+/// Checks a connection out of `pool`, waiting at most the pool's `connection_timeout_ms`.
+///
+/// A wait during which opening or checking a connection failed is [`Error::Connection`] with
+/// that failure as its source (the server is unreachable, refuses the credentials, ...); a wait
+/// without failures is [`Error::Timeout`] of kind [`TimeoutKind::Checkout`]: every connection
+/// was in use.
+pub fn checkout(
+    pool: &Pool,
+    failures: &ConnectFailures,
+    config: &DatabaseConfig,
+) -> Result<PooledConnection> {
+    let started = Instant::now();
+    pool.get().map_err(|_| match failures.since(started) {
+        Some(failure) => unreachable(config, "no connection to", failure),
+        None => {
+            let state = pool.state();
+            let limit = config.pool.connection_timeout();
+            Error::timeout(
+                TimeoutKind::Checkout,
+                format!(
+                    "no pooled connection free within {} ms ({} of {} in use)",
+                    limit.as_millis(),
+                    state.connections.saturating_sub(state.idle_connections),
+                    state.connections
+                ),
+                Some(limit),
+            )
+        }
+    })
+}
+
 /// Builds the pool for the primary of `config`, opening `min_idle` connections up front so a
 /// dead server or bad credentials fail here with a clear error.
 pub fn build(
     backend: &'static dyn Backend,
     config: &DatabaseConfig,
     counters: Arc<PoolCounters>,
+    failures: Arc<ConnectFailures>,
 ) -> Result<Pool> {
     let p = &config.pool;
     let memory = config.is_sqlite_memory();
@@ -174,14 +263,20 @@ pub fn build(
             p.max_lifetime_ms.map(Duration::from_millis)
         })
         .test_on_check_out(p.test_on_check_out)
-        .error_handler(Box::new(r2d2::NopErrorHandler))
-        .event_handler(Box::new(CountingHandler(counters)));
+        .error_handler(Box::new(FailureHandler(failures.clone())))
+        .event_handler(Box::new(CountingHandler(counters, failures.clone())));
     let manager = Manager::new(backend, config.clone());
     // Open one connection first so an unreachable server reports its own error, not a timeout.
     let probe = manager.connect().map_err(|e| e.0)?;
     drop(probe);
-    builder.build(manager).map_err(|e| Error::Connection {
-        message: format!("could not fill the pool for {}: {e}", config.url.redacted()),
-        source: None,
-    })
+    let started = Instant::now();
+    builder
+        .build(manager)
+        .map_err(|e| match failures.since(started) {
+            Some(failure) => unreachable(config, "could not fill the pool for", failure),
+            None => Error::Connection {
+                message: format!("could not fill the pool for {}: {e}", config.url.redacted()),
+                source: None,
+            },
+        })
 }

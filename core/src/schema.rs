@@ -8,7 +8,7 @@
 //! not drift. [`Db::schema_drift`](crate::Db::schema_drift) returns the same findings as data.
 
 use crate::entity::EntityMeta;
-use crate::error::{Error, Result};
+use crate::error::{Error, IntegrityKind, Result};
 use crate::value::ColumnKind;
 use std::fmt;
 
@@ -142,10 +142,18 @@ impl SchemaReport {
         if self.is_ok() {
             Ok(())
         } else {
-            Err(Error::Integrity(self.to_string()))
+            Err(Error::Integrity {
+                kind: IntegrityKind::SchemaDrift,
+                message: self.to_string(),
+                source: Some(Box::new(self)),
+            })
         }
     }
 }
+
+/// The source of an [`Error::Integrity`] of kind [`IntegrityKind::SchemaDrift`]: downcast it
+/// to read the drifts.
+impl std::error::Error for SchemaReport {}
 
 impl fmt::Display for SchemaReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -5,7 +5,7 @@
 //! it before every insert and update, single and bulk. Struct-level rules
 //! (`#[validate(schema(function = "..."))]`) report under the key `__entity`.
 
-use crate::error::{Error, ValidationErrors};
+use crate::error::{ConstraintKind, Error, ValidationErrors};
 use validator::ValidationErrorsKind;
 
 /// Key under which entity-level (cross-field) errors are reported.
@@ -117,7 +117,7 @@ impl Error {
                 let code = match (self, source.code.as_deref()) {
                     (Error::Conflict { .. }, Some("stale_version")) => "stale_version",
                     (Error::Conflict { .. }, _) => "unique",
-                    _ => source.kind.unwrap_or("constraint"),
+                    _ => source.kind.map_or("constraint", ConstraintKind::as_str),
                 };
                 let field = source
                     .field

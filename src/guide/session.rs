@@ -93,7 +93,7 @@
 //! // A transaction commits on Ok and rolls back on Err; a nested one is a savepoint.
 //! let failed: custodian::Result<()> = s.transaction(|tx| {
 //!     tx.delete_many(&all)?;
-//!     Err(custodian::Error::Integrity("changed my mind".into()))
+//!     Err(custodian::Error::integrity(custodian::IntegrityKind::Application, "changed my mind"))
 //! });
 //! assert!(failed.is_err());
 //! assert_eq!(s.count(controls::table.count())?, 3); // nothing was deleted
@@ -102,7 +102,10 @@
 //!     tx.delete(&all[0])?;
 //!     let inner: custodian::Result<()> = tx.transaction(|sp| {
 //!         sp.delete(&all[1])?;
-//!         Err(custodian::Error::Integrity("undo the savepoint only".into()))
+//!         Err(custodian::Error::integrity(
+//!             custodian::IntegrityKind::Application,
+//!             "undo the savepoint only",
+//!         ))
 //!     });
 //!     assert!(inner.is_err());
 //!     Ok(())

@@ -214,7 +214,10 @@ fn sealed_values_round_trip(base: &TestDb) {
     );
     assert!(matches!(
         c.open_for(&mut s, "subj-2", &again.ssn),
-        Err(Error::Integrity(_))
+        Err(Error::Integrity {
+            kind: custodian::IntegrityKind::Ciphertext,
+            ..
+        })
     ));
     assert_eq!(again.notes, None);
 
@@ -350,11 +353,23 @@ fn wrong_keys_and_tampering_fail_cleanly(base: &TestDb) {
     let wrong = reopen(&db, |cfg| with_keys(cfg, &[("k1", OTHER)], "k1"));
     let (cw, mut sw) = (wrong.crypto().unwrap(), wrong.session().unwrap());
     let err = cw.open(&mut sw, &a.ssn).unwrap_err();
-    assert!(matches!(err, Error::Integrity(_)), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Integrity {
+                kind: custodian::IntegrityKind::Ciphertext,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(!err.to_string().contains(OTHER) && !err.to_string().contains(K1));
     assert!(matches!(
         cw.seal(&mut sw, "subj-a", &"x".to_string()),
-        Err(Error::Integrity(_))
+        Err(Error::Integrity {
+            kind: custodian::IntegrityKind::Ciphertext,
+            ..
+        })
     ));
     // The master key that wrapped it is not configured at all.
     let missing = reopen(&db, |cfg| with_keys(cfg, &[("k2", K2)], "k2"));
@@ -379,7 +394,10 @@ fn wrong_keys_and_tampering_fail_cleanly(base: &TestDb) {
     let tampered = Sealed::<String>::from_stored(flip_last_digit(a.ssn.as_stored())).unwrap();
     assert!(matches!(
         c.open(&mut s, &tampered),
-        Err(Error::Integrity(_))
+        Err(Error::Integrity {
+            kind: custodian::IntegrityKind::Ciphertext,
+            ..
+        })
     ));
     db.raw_sql(&format!(
         "UPDATE patients SET ssn = '{}' WHERE id = {}",
@@ -389,7 +407,10 @@ fn wrong_keys_and_tampering_fail_cleanly(base: &TestDb) {
     let loaded = s.get::<Patient>(&a.id).unwrap();
     assert!(matches!(
         c.open(&mut s, &loaded.ssn),
-        Err(Error::Integrity(_))
+        Err(Error::Integrity {
+            kind: custodian::IntegrityKind::Ciphertext,
+            ..
+        })
     ));
     // Relabelled to another subject's data key.
     let relabelled = Sealed::<String>::from_stored(a.salary.as_stored().replacen(
@@ -400,7 +421,10 @@ fn wrong_keys_and_tampering_fail_cleanly(base: &TestDb) {
     .unwrap();
     assert!(matches!(
         c.open(&mut s, &relabelled),
-        Err(Error::Integrity(_))
+        Err(Error::Integrity {
+            kind: custodian::IntegrityKind::Ciphertext,
+            ..
+        })
     ));
     // Copied whole from b's row into a's: it opens as b's value, but not as a's.
     db.raw_sql(&format!(
@@ -411,7 +435,10 @@ fn wrong_keys_and_tampering_fail_cleanly(base: &TestDb) {
     let moved = s.get::<Patient>(&a.id).unwrap();
     assert!(matches!(
         c.open_for(&mut s, "subj-a", &moved.ssn),
-        Err(Error::Integrity(_))
+        Err(Error::Integrity {
+            kind: custodian::IntegrityKind::Ciphertext,
+            ..
+        })
     ));
     // Not even a sealed value: loading fails with an error, not a panic.
     db.raw_sql(&format!(
@@ -437,10 +464,19 @@ fn wrong_keys_and_tampering_fail_cleanly(base: &TestDb) {
     ));
     let fresh = reopen(&db, |_| {});
     let (cf, mut sf) = (fresh.crypto().unwrap(), fresh.session().unwrap());
-    assert!(matches!(cf.open(&mut sf, &b.ssn), Err(Error::Integrity(_))));
+    assert!(matches!(
+        cf.open(&mut sf, &b.ssn),
+        Err(Error::Integrity {
+            kind: custodian::IntegrityKind::Ciphertext,
+            ..
+        })
+    ));
     assert!(matches!(
         cf.open(&mut sf, &a.salary),
-        Err(Error::Integrity(_))
+        Err(Error::Integrity {
+            kind: custodian::IntegrityKind::Ciphertext,
+            ..
+        })
     ));
 }
 

@@ -247,14 +247,32 @@ fn erased_subjects_read_as_erased(base: &TestDb) {
         carol.id
     ));
     let err = s.get::<Client>(&carol.id).unwrap_err();
-    assert!(matches!(err, Error::Integrity(_)), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Integrity {
+                kind: custodian::IntegrityKind::Ciphertext,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     // Plaintext written around custodian into an encrypted column is refused on read.
     db.raw_sql(&format!(
         "UPDATE clients SET full_name = 'Carol Plain' WHERE id = {}",
         carol.id
     ));
     let err = s.get::<Client>(&carol.id).unwrap_err();
-    assert!(matches!(err, Error::Integrity(_)), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Integrity {
+                kind: custodian::IntegrityKind::Ciphertext,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 fn masks_apply_to_opened_fields(base: &TestDb) {

@@ -96,7 +96,16 @@ fn stats_and_exhaustion(db: &TestDb) {
         "{stats:?}"
     );
     let err = db.session().unwrap_err();
-    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Timeout {
+                kind: custodian::TimeoutKind::Checkout,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(db.pool_stats().timeouts, 1);
     drop(held);
     let checkouts = db.pool_stats().checkouts;
@@ -107,7 +116,92 @@ fn stats_and_exhaustion(db: &TestDb) {
     assert!(stats.connections_opened >= 1);
 }
 
+/// Rows of `controls` as another connection sees them (committed rows only).
+fn committed_controls(db: &TestDb) -> i64 {
+    let mut cfg = custodian::DatabaseConfig::from_url(&db.url).unwrap();
+    cfg.pool.max_size = 1;
+    let other = custodian::open(cfg).unwrap();
+    let mut s = other.session().unwrap();
+    s.count(controls::table.count()).unwrap()
+}
+
+/// Whether the session's connection is inside a transaction, as diesel tracks it.
+fn raw_transaction_open(s: &mut Session) -> bool {
+    <AnyConnection as Connection>::TransactionManager::transaction_manager_status_mut(
+        s.connection(),
+    )
+    .transaction_depth()
+    .unwrap()
+    .is_some()
+}
+
+/// The next checkout of a pool of one works, is outside any transaction, and its writes
+/// commit on their own (another connection sees them).
+fn next_borrower_is_clean(db: &TestDb, code: &str, committed: i64) {
+    let mut s = db
+        .session()
+        .expect("the pool's only connection is available again");
+    assert_eq!(s.transaction_depth(), 0);
+    assert!(!raw_transaction_open(&mut s));
+    assert_eq!(s.count(controls::table.count()).unwrap(), committed);
+    s.insert(Control::new(code, 1)).unwrap();
+    drop(s);
+    assert_eq!(committed_controls(db), committed + 1);
+}
+
+/// A panicking user keeps no connection: a panic inside `Db::transaction`, inside a session's
+/// transaction (caught, the session kept), or while holding a session with a transaction open
+/// on the raw connection returns the pool's only connection (or a fresh one) with no open
+/// transaction, and no uncommitted write of the panicking code survives.
+fn a_panicking_user_keeps_no_connection(db: &TestDb) {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    let db = one_connection(db);
+    db.create_table::<Control>().unwrap();
+
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        let _ = db.transaction(|tx| {
+            tx.insert(Control::new("P-1", 1))?;
+            panic!("user code panics inside Db::transaction");
+            #[allow(unreachable_code)]
+            Ok(())
+        });
+    }));
+    assert!(panicked.is_err());
+    next_borrower_is_clean(&db, "AFTER-1", 0);
+
+    // Caught around Session::transaction: the same session goes on, outside a transaction.
+    let mut s = db.session().unwrap();
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        let _ = s.transaction(|tx| {
+            tx.insert(Control::new("P-2", 1))?;
+            tx.transaction(|sp| {
+                sp.insert(Control::new("P-3", 1))?;
+                panic!("user code panics inside a savepoint");
+                #[allow(unreachable_code)]
+                Ok(())
+            })
+        });
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(s.transaction_depth(), 0);
+    assert!(!raw_transaction_open(&mut s));
+    drop(s);
+    next_borrower_is_clean(&db, "AFTER-2", 1);
+
+    // A panic while a session is held inside a transaction opened on the raw connection.
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        let mut s = db.session().unwrap();
+        <AnyConnection as Connection>::TransactionManager::begin_transaction(s.connection())
+            .unwrap();
+        s.insert(Control::new("P-4", 1)).unwrap();
+        panic!("user code panics holding a session");
+    }));
+    assert!(panicked.is_err());
+    next_borrower_is_clean(&db, "AFTER-3", 2);
+}
+
 on_all_backends!(
+    a_panicking_user_keeps_no_connection,
     killed_connection_is_replaced,
     connection_left_in_transaction_is_discarded,
     stats_and_exhaustion,

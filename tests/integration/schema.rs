@@ -413,7 +413,11 @@ fn unique_and_check_constraints_are_enforced(db: &TestDb) {
     for bad in [CTag::new("B", 0, "plain"), CTag::new("B", 6, "plain")] {
         let err = s.insert(bad).unwrap_err();
         assert!(matches!(err, Error::Constraint { .. }), "{err:?}");
-        assert_eq!(err.db_error().unwrap().kind, Some("check"), "{err:?}");
+        assert_eq!(
+            err.constraint_kind(),
+            Some(custodian::ConstraintKind::Check),
+            "{err:?}"
+        );
     }
     let err = s.insert(CTag::new("B", 2, "other")).unwrap_err();
     assert!(matches!(err, Error::Constraint { .. }), "{err:?}");
@@ -477,7 +481,11 @@ fn foreign_keys_behave_as_declared(db: &TestDb) {
         .execute_sql("INSERT INTO members_cascade (team_id) VALUES (99)")
         .unwrap_err();
     assert!(matches!(err, Error::Constraint { .. }), "{err:?}");
-    assert_eq!(err.db_error().unwrap().kind, Some("foreign_key"), "{err:?}");
+    assert_eq!(
+        err.constraint_kind(),
+        Some(custodian::ConstraintKind::ForeignKey),
+        "{err:?}"
+    );
 
     // RESTRICT and NO ACTION: the parent cannot go while referenced.
     for id in [1, 4] {
@@ -626,7 +634,11 @@ fn migrations_apply_once_and_refuse_edited_files(db: &TestDb) {
         db.pending_migrations(dir.path()).unwrap_err(),
     ] {
         let msg = err.to_string();
-        assert!(matches!(err, Error::Integrity(_)), "{err:?}");
+        assert_eq!(
+            err.integrity_kind(),
+            Some(custodian::IntegrityKind::MigrationChecksum),
+            "{err:?}"
+        );
         assert!(msg.contains(&init), "{msg}");
         assert!(msg.contains("edited after it was applied"), "{msg}");
     }
@@ -721,7 +733,15 @@ fn check_schema_reports_dropped_columns_and_tables(db: &TestDb) {
     db.raw_sql("DROP TABLE counters");
     let err = db.check_schema(&all_entities()).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, Error::Integrity(_)), "{err:?}");
+    assert_eq!(
+        err.integrity_kind(),
+        Some(custodian::IntegrityKind::SchemaDrift),
+        "{err:?}"
+    );
+    let report = std::error::Error::source(&err)
+        .and_then(|s| s.downcast_ref::<custodian::SchemaReport>())
+        .expect("the drift report is the source");
+    assert_eq!(report.drifts.len(), 2, "{report}");
     assert!(msg.contains("column `controls.owner` is missing"), "{msg}");
     assert!(msg.contains("table `counters` is missing"), "{msg}");
     assert!(msg.contains("2 problems"), "{msg}");

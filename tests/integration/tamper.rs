@@ -520,7 +520,16 @@ fn undecodable_rows_are_damage(db: &TestDb) {
     let r = db.verify_audit(None).unwrap();
     assert_damage(&r, 40, DamageKind::Modified);
     let err = db.seal_audit().unwrap_err();
-    assert!(matches!(err, Error::Integrity(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Integrity {
+                kind: custodian::IntegrityKind::AuditTrail,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 /// The sealer signs checkpoints into the witness; verification checks against the latest, so a

@@ -269,7 +269,17 @@ fn transaction_deadline_rolls_back(db: &TestDb) {
             }
         })
         .unwrap_err();
-    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Timeout {
+                kind: custodian::TimeoutKind::TransactionDeadline,
+                limit: Some(l),
+                ..
+            } if l == Duration::from_millis(300)
+        ),
+        "{err:?}"
+    );
     assert_eq!(count(db), 0);
 }
 

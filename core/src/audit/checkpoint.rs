@@ -2,7 +2,7 @@
 //! exported as JSON and kept outside the database. Verifying the chain against a checkpoint
 //! detects truncation and rewritten history, even when a forger recomputed every later hash.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IntegrityKind, Result};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
@@ -90,8 +90,12 @@ impl Checkpoint {
 
     /// `Ok` when the checkpoint is signed, unchanged, by `trusted`; else [`Error::Integrity`].
     pub fn verify_signature(&self, trusted: &VerifyingKey) -> Result<()> {
-        let bad =
-            |why: &str| Error::Integrity(format!("checkpoint at sequence {}: {why}", self.seq));
+        let bad = |why: &str| {
+            Error::integrity(
+                IntegrityKind::Checkpoint,
+                format!("checkpoint at sequence {}: {why}", self.seq),
+            )
+        };
         match self.check_signature(std::slice::from_ref(trusted)) {
             SignatureCheck::Valid => Ok(()),
             SignatureCheck::Untrusted => Err(bad("signed by an untrusted key")),

@@ -11,7 +11,7 @@ use super::record::AuditRecord;
 use crate::access::Action;
 use crate::conn::AnyConnection;
 use crate::entity::{ColumnRole, Entity};
-use crate::error::{Error, Result};
+use crate::error::{Error, IntegrityKind, Result};
 use crate::session::Session;
 use diesel::query_dsl::LoadQuery;
 use std::collections::BTreeMap;
@@ -63,10 +63,10 @@ fn image_of(record: &AuditRecord) -> Result<Option<serde_json::Map<String, serde
         None => Ok(None),
         Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
             Ok(serde_json::Value::Object(map)) => Ok(Some(map)),
-            _ => Err(Error::Integrity(format!(
-                "audit record {} has a malformed after-image",
-                record.id
-            ))),
+            _ => Err(Error::integrity(
+                IntegrityKind::AuditTrail,
+                format!("audit record {} has a malformed after-image", record.id),
+            )),
         },
     }
 }
@@ -87,9 +87,13 @@ fn rebuild<E: Entity>(record: &AuditRecord, with_deleted: bool) -> Result<Option
             }
         }
     }
-    E::raw_from_image(&image)
-        .map(Some)
-        .map_err(|e| Error::Integrity(format!("audit record {}: {e}", record.id)))
+    E::raw_from_image(&image).map(Some).map_err(|e| {
+        Error::integrity_caused_by(
+            IntegrityKind::Undecodable,
+            format!("audit record {}: {e}", record.id),
+            e,
+        )
+    })
 }
 
 fn before(point: AsOf, seq: Option<i64>, record: &AuditRecord) -> bool {
@@ -102,7 +106,15 @@ fn before(point: AsOf, seq: Option<i64>, record: &AuditRecord) -> bool {
 fn key_json<E: Entity>(key: &E::Key) -> Result<String> {
     E::raw_key_image(key)
         .map(|k| k.to_string())
-        .map_err(|e| Error::Integrity(format!("{}: {e}", E::META.name)))
+        .map_err(unencodable::<E>)
+}
+
+fn unencodable<E: Entity>(e: crate::value::DecodeError) -> Error {
+    Error::integrity_caused_by(
+        IntegrityKind::Unencodable,
+        format!("{}: {e}", E::META.name),
+        e,
+    )
 }
 
 impl Session {
@@ -193,9 +205,7 @@ impl Session {
         let mut seen = std::collections::BTreeSet::new();
         for row in &live {
             let key = key_json::<E>(&row.key())?;
-            let image = row
-                .raw_image()
-                .map_err(|e| Error::Integrity(format!("{}: {e}", E::META.name)))?;
+            let image = row.raw_image().map_err(unencodable::<E>)?;
             let readable = self.may_read_image::<E>(&image);
             let image = serde_json::Value::Object(image).to_string();
             seen.insert(key.clone());

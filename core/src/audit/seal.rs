@@ -18,7 +18,7 @@ use super::tables::{
     custodian_audit as a, custodian_audit_chain as c, custodian_audit_gap as g,
     custodian_audit_head as h,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, IntegrityKind, Result};
 use crate::session::Session;
 use crate::tx::TxOptions;
 use diesel::prelude::*;
@@ -58,16 +58,22 @@ impl Sealer<'_> {
             let record = match read {
                 Read::Record(r) => r,
                 Read::Undecodable(id) => {
-                    return Err(Error::Integrity(format!(
-                        "audit record {id} cannot be decoded: altered behind custodian's back"
-                    )))
+                    return Err(Error::integrity(
+                        IntegrityKind::AuditTrail,
+                        format!(
+                            "audit record {id} cannot be decoded: altered behind custodian's back"
+                        ),
+                    ))
                 }
             };
             if !record.seal_is_valid(self.key) {
-                return Err(Error::Integrity(format!(
-                    "audit record {} ({} {} {}) has an invalid seal: forged or altered before it was sealed",
-                    record.id, record.op, record.entity, record.entity_key
-                )));
+                return Err(Error::integrity(
+                    IntegrityKind::AuditTrail,
+                    format!(
+                        "audit record {} ({} {} {}) has an invalid seal: forged or altered before it was sealed",
+                        record.id, record.op, record.entity, record.entity_key
+                    ),
+                ));
             }
             self.seq += 1;
             let hash = self

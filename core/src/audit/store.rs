@@ -350,7 +350,10 @@ pub(crate) fn head_row(s: &mut Session, id: i32) -> Result<Option<(i64, String)>
 /// The head of the chain: `(seq, hash)` of the last link, as the head row states it.
 pub fn head(s: &mut Session) -> Result<(i64, String)> {
     head_row(s, HEAD_ROW)?.ok_or_else(|| {
-        crate::error::Error::Integrity("the audit chain's head row is missing".into())
+        crate::error::Error::integrity(
+            crate::error::IntegrityKind::AuditTrail,
+            "the audit chain's head row is missing",
+        )
     })
 }
 

@@ -5,7 +5,7 @@
 //! unnoticed: verification checks the chain against it.
 
 use super::checkpoint::Checkpoint;
-use crate::error::{Error, Result};
+use crate::error::{Error, IntegrityKind, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -52,8 +52,13 @@ impl Witness {
 
     /// Appends `checkpoint` as one line and waits until it is on disk.
     pub fn append(&self, checkpoint: &Checkpoint) -> Result<()> {
-        let line = serde_json::to_string(checkpoint)
-            .map_err(|e| Error::Integrity(format!("checkpoint not encodable: {e}")))?;
+        let line = serde_json::to_string(checkpoint).map_err(|e| {
+            Error::integrity_caused_by(
+                IntegrityKind::Unencodable,
+                format!("checkpoint not encodable: {e}"),
+                e,
+            )
+        })?;
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

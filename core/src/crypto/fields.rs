@@ -9,7 +9,7 @@
 
 use super::{Crypto, Sealed};
 use crate::entity::EntityMeta;
-use crate::error::{Error, Result, ValidationErrors};
+use crate::error::{Error, IntegrityKind, Result, ValidationErrors};
 use crate::session::Session;
 use serde_json::{Map, Value};
 
@@ -39,10 +39,13 @@ fn open_stored(
     stored: &str,
 ) -> Result<String> {
     let sealed = Sealed::<String>::from_stored(stored).map_err(|e| {
-        Error::Integrity(format!(
-            "{}.{column} is an encrypted column but holds a value that is not sealed: {e}",
-            meta.table
-        ))
+        Error::integrity(
+            IntegrityKind::Ciphertext,
+            format!(
+                "{}.{column} is an encrypted column but holds a value that is not sealed: {e}",
+                meta.table
+            ),
+        )
     })?;
     match crypto.open_checked(s, subject, &sealed) {
         Ok(plain) => Ok(plain),

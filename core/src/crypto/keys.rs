@@ -2,7 +2,7 @@
 //! blind-index key.
 
 use super::config::CryptoConfig;
-use crate::error::{Error, Result};
+use crate::error::{Error, IntegrityKind, Result};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use hmac::{Hmac, Mac};
@@ -22,8 +22,12 @@ pub(crate) const TAG_LEN: usize = 16;
 /// Fresh random bytes from the operating system.
 pub(crate) fn random<const N: usize>() -> Result<[u8; N]> {
     let mut b = [0u8; N];
-    getrandom::getrandom(&mut b)
-        .map_err(|e| Error::Integrity(format!("no randomness from the operating system: {e}")))?;
+    getrandom::getrandom(&mut b).map_err(|e| {
+        Error::integrity(
+            IntegrityKind::Crypto,
+            format!("no randomness from the operating system: {e}"),
+        )
+    })?;
     Ok(b)
 }
 
@@ -46,7 +50,7 @@ pub(crate) fn encrypt(key: &[u8; 32], aad: &[u8], msg: &[u8]) -> Result<Vec<u8>>
     let nonce: [u8; NONCE_LEN] = random()?;
     let ct = cipher
         .encrypt(Nonce::from_slice(&nonce), Payload { msg, aad })
-        .map_err(|_| Error::Integrity("AES-GCM encryption failed".into()))?;
+        .map_err(|_| Error::integrity(IntegrityKind::Crypto, "AES-GCM encryption failed"))?;
     let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&ct);
@@ -207,10 +211,13 @@ pub(crate) fn unwrap(
     wrapped: &str,
 ) -> Result<KeyBytes> {
     let fail = || {
-        Error::Integrity(format!(
-            "data key {data_key_id} does not unwrap under master key `{master_id}`: the master \
-             key is wrong, or the key row was altered or moved"
-        ))
+        Error::integrity(
+            IntegrityKind::Ciphertext,
+            format!(
+                "data key {data_key_id} does not unwrap under master key `{master_id}`: the \
+                 master key is wrong, or the key row was altered or moved"
+            ),
+        )
     };
     let bytes = crate::hex::decode(wrapped.trim()).ok_or_else(fail)?;
     let aad = aad(WRAP_TAG, &[master_id, data_key_id, subject]);

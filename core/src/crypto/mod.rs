@@ -46,7 +46,7 @@ pub use keys::KeyRing;
 pub use sealed::{Sealable, Sealed};
 
 use crate::audit::{AuditOp, AuditRecord};
-use crate::error::{Error, Result};
+use crate::error::{Error, IntegrityKind, Result};
 use crate::session::Session;
 use crate::sql_types::StoredDatetime;
 use crate::tx::TxOptions;
@@ -235,10 +235,13 @@ impl Crypto {
                 let row = s
                     .run(|c| store::by_subject(c, subject, true))?
                     .ok_or_else(|| {
-                        Error::Integrity(format!(
-                            "the data key of a subject could not be created or found ({})",
-                            store::SUBJECT_KEYS.table
-                        ))
+                        Error::integrity(
+                            IntegrityKind::Crypto,
+                            format!(
+                                "the data key of a subject could not be created or found ({})",
+                                store::SUBJECT_KEYS.table
+                            ),
+                        )
                     })?;
                 Ok((row.data_key_id.clone(), self.unwrap_row(&row)?))
             }
@@ -307,9 +310,10 @@ impl Crypto {
         };
         if let Some(expected) = expected {
             if expected != subject {
-                return Err(Error::Integrity(format!(
-                    "the value sealed under data key {id} belongs to another subject"
-                )));
+                return Err(Error::integrity(
+                    IntegrityKind::Ciphertext,
+                    format!("the value sealed under data key {id} belongs to another subject"),
+                ));
             }
         }
         sealed::open_with(&key, sealed)

@@ -1,7 +1,7 @@
 //! [`Sealed<T>`]: an encrypted column value, and [`Sealable`]: the plaintext types it holds.
 
 use super::keys::{self, NONCE_LEN, TAG_LEN};
-use crate::error::{Error, Result};
+use crate::error::{Error, IntegrityKind, Result};
 use crate::value::{ColumnKind, ColumnValue, DecodeError};
 use std::fmt;
 use std::marker::PhantomData;
@@ -101,7 +101,7 @@ impl<T> Sealed<T> {
         parse(&self.stored)
             .ok()
             .and_then(|(_, hex)| crate::hex::decode(hex))
-            .ok_or_else(|| Error::Integrity("sealed value is malformed".into()))
+            .ok_or_else(|| Error::integrity(IntegrityKind::Ciphertext, "sealed value is malformed"))
     }
 }
 
@@ -153,14 +153,22 @@ pub(crate) fn open_with<T: Sealable>(data_key: &[u8; 32], sealed: &Sealed<T>) ->
     let id = sealed.key_id();
     let plain =
         keys::decrypt(data_key, &seal_aad::<T>(id), &sealed.payload()?).ok_or_else(|| {
-            Error::Integrity(format!(
-            "sealed value under data key {id} does not authenticate: it was altered, or is not a \
-             sealed {}",
-            T::TYPE
-        ))
+            Error::integrity(
+                IntegrityKind::Ciphertext,
+                format!(
+                    "sealed value under data key {id} does not authenticate: it was altered, or \
+                     is not a sealed {}",
+                    T::TYPE
+                ),
+            )
         })?;
-    T::from_plaintext(&plain)
-        .map_err(|e| Error::Integrity(format!("sealed {} under data key {id}: {e}", T::TYPE)))
+    T::from_plaintext(&plain).map_err(|e| {
+        Error::integrity_caused_by(
+            IntegrityKind::Ciphertext,
+            format!("sealed {} under data key {id}: {e}", T::TYPE),
+            e,
+        )
+    })
 }
 
 impl<T> Clone for Sealed<T> {
@@ -207,6 +215,7 @@ impl<T: Sealable> ColumnValue for Sealed<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::IntegrityKind;
 
     #[test]
     fn round_trip_and_tamper() {
@@ -227,14 +236,32 @@ mod tests {
         let last = t.pop().unwrap();
         t.push(if last == '0' { '1' } else { '0' });
         let t = Sealed::<String>::from_stored(t).unwrap();
-        assert!(matches!(open_with(&k, &t), Err(Error::Integrity(_))));
+        assert!(matches!(
+            open_with(&k, &t),
+            Err(Error::Integrity {
+                kind: IntegrityKind::Ciphertext,
+                ..
+            })
+        ));
         // Relabelled to another data key id.
         let moved =
             Sealed::<String>::from_stored(s.as_stored().replacen("v1:d1:", "v1:d2:", 1)).unwrap();
-        assert!(matches!(open_with(&k, &moved), Err(Error::Integrity(_))));
+        assert!(matches!(
+            open_with(&k, &moved),
+            Err(Error::Integrity {
+                kind: IntegrityKind::Ciphertext,
+                ..
+            })
+        ));
         // Opened as another type.
         let as_int = Sealed::<i64>::from_stored(s.as_stored()).unwrap();
-        assert!(matches!(open_with(&k, &as_int), Err(Error::Integrity(_))));
+        assert!(matches!(
+            open_with(&k, &as_int),
+            Err(Error::Integrity {
+                kind: IntegrityKind::Ciphertext,
+                ..
+            })
+        ));
         // Wrong key.
         assert!(open_with(&[6u8; 32], &s).is_err());
     }

@@ -19,7 +19,7 @@ use crate::backend::Backend;
 use crate::config::DatabaseConfig;
 use crate::conn::{AnyConnection, MultiBackend};
 use crate::entity::{ColumnMeta, Entity, EntityMeta};
-use crate::error::{Error, Result};
+use crate::error::{Error, IntegrityKind, Result};
 use crate::value::ColumnKind;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::{sql_types, QueryResult, RunQueryDsl};
@@ -217,10 +217,10 @@ impl Session {
                 .append(self.db.backend, &self.db.config, record);
         }
         if self.in_any_transaction() {
-            return Err(Error::Integrity(
+            return Err(Error::integrity(
+                IntegrityKind::AuditTrail,
                 "an in-memory SQLite database has one connection, and it is inside the caller's \
-                 transaction, whose rollback would erase the record"
-                    .into(),
+                 transaction, whose rollback would erase the record",
             ));
         }
         self.run(|c| chain::append(c, std::slice::from_ref(record), None))
@@ -351,7 +351,10 @@ impl Session {
                 *text = ac
                     .mask_image_text(&E::META, text, principal)
                     .ok_or_else(|| {
-                        Error::Integrity(format!("audit record {id} has a malformed image"))
+                        Error::integrity(
+                            IntegrityKind::AuditTrail,
+                            format!("audit record {id} has a malformed image"),
+                        )
                     })?;
             }
         }

@@ -12,7 +12,7 @@ use crate::audit::{AuditOp, AuditRecord};
 use crate::conn::AnyConnection;
 use crate::db::DbInner;
 use crate::entity::{ColumnRole, Entity, Internal, Stamp, WriteKind};
-use crate::error::{DbError, Error, Result};
+use crate::error::{ConstraintKind, DbError, Error, IntegrityKind, Result, TimeoutKind};
 use crate::pool::PooledConnection;
 use crate::principal::Principal;
 use crate::relations::BelongsTo;
@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub(crate) mod guard;
 
@@ -42,7 +42,8 @@ pub struct Session {
     conn: PooledConnection,
     db: Arc<DbInner>,
     depth: u32,
-    deadline: Option<Instant>,
+    /// When the open transaction's deadline passes, and the limit it was set from.
+    deadline: Option<(Instant, Duration)>,
     principal: Option<Arc<Principal>>,
     access: Option<Arc<AccessControl>>,
     context: AuditContext,
@@ -108,7 +109,20 @@ fn with_plaintext<E: Entity>(sealed: &E, plain: &Image) -> Result<E> {
 }
 
 fn image_error<E: Entity>(e: crate::value::DecodeError) -> Error {
-    Error::Integrity(format!("{}: {e}", E::META.name))
+    Error::integrity_caused_by(
+        IntegrityKind::Undecodable,
+        format!("{}: {e}", E::META.name),
+        e,
+    )
+}
+
+/// A generated key the database returned that does not fit the entity's key field.
+fn generated_key_error(id: i64, e: crate::value::DecodeError) -> Error {
+    Error::integrity_caused_by(
+        IntegrityKind::Undecodable,
+        format!("generated key {id}: {e}"),
+        e,
+    )
 }
 
 /// Audited writes fail closed without an acting principal.
@@ -177,7 +191,7 @@ fn attribute_to_field<E: Entity>(mut err: Error) -> Error {
         let column = column.or_else(|| {
             let mut fks = meta.columns.iter().filter(|c| c.references.is_some());
             match (source.kind, fks.next(), fks.next()) {
-                (Some("foreign_key"), Some(only), None) => Some(only),
+                (Some(ConstraintKind::ForeignKey), Some(only), None) => Some(only),
                 _ => None,
             }
         });
@@ -284,13 +298,55 @@ impl Session {
     }
 
     fn classify(&self, e: diesel::result::Error) -> Error {
-        self.db.backend.classify(e)
+        self.timeout_limit(self.db.backend.classify(e))
+    }
+
+    /// Names the limit of a statement the database stopped: inside a transaction with a
+    /// deadline the statement limit is the deadline's (the backends set it for the
+    /// transaction), otherwise the session's `statement_timeout_ms`.
+    fn timeout_limit(&self, err: Error) -> Error {
+        match err {
+            Error::Timeout {
+                kind: TimeoutKind::Statement,
+                message,
+                limit: None,
+                source,
+            } => match self.deadline {
+                Some((_, limit)) => Error::Timeout {
+                    kind: TimeoutKind::TransactionDeadline,
+                    message: format!(
+                        "transaction deadline of {} ms passed: {message}; the transaction is \
+                         rolled back",
+                        limit.as_millis()
+                    ),
+                    limit: Some(limit),
+                    source,
+                },
+                None => Error::Timeout {
+                    kind: TimeoutKind::Statement,
+                    limit: self
+                        .db
+                        .config
+                        .session
+                        .statement_timeout_ms
+                        .map(Duration::from_millis),
+                    message,
+                    source,
+                },
+            },
+            other => other,
+        }
     }
 
     fn check_deadline(&self) -> Result<()> {
         match self.deadline {
-            Some(d) if Instant::now() >= d => Err(Error::Timeout(
-                "transaction deadline passed; the transaction is rolled back".into(),
+            Some((at, limit)) if Instant::now() >= at => Err(Error::timeout(
+                TimeoutKind::TransactionDeadline,
+                format!(
+                    "transaction deadline of {} ms passed; the transaction is rolled back",
+                    limit.as_millis()
+                ),
+                Some(limit),
             )),
             _ => Ok(()),
         }

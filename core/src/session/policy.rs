@@ -212,7 +212,7 @@ impl Session {
                     table: Some(E::META.table.into()),
                     column: Some(col.name.into()),
                     field: Some(col.field.into()),
-                    kind: Some("stale_version"),
+                    kind: Some(ConstraintKind::StaleVersion),
                     ..DbError::new(
                         self.db.backend.kind(),
                         None,

@@ -32,7 +32,7 @@ impl Session {
         self.transaction_with(&TxOptions::new().immediate().no_retry(), |s| {
             let f = f
                 .take()
-                .ok_or_else(|| Error::Integrity("write retried".into()))?;
+                .ok_or_else(|| Error::integrity(IntegrityKind::Internal, "write retried"))?;
             f(s)
         })
     }
@@ -50,8 +50,13 @@ impl Session {
     /// At the top level, a retryable failure (serialization failure, deadlock, SQLite busy)
     /// from the closure or from the commit rolls back and runs `f` again under the retry
     /// policy, so `f` must be safe to repeat. `options.timeout` bounds each attempt: statements
-    /// run after the deadline fail with [`Error::Timeout`], and PostgreSQL and MariaDB also stop
-    /// a statement still running at the deadline.
+    /// run after the deadline fail with [`Error::Timeout`] of kind
+    /// [`TimeoutKind::TransactionDeadline`], and
+    /// PostgreSQL and MariaDB also stop a statement still running at the deadline (the error
+    /// then keeps the database's code).
+    ///
+    /// A panic in `f` rolls the transaction back before it continues, so the connection goes
+    /// back to the pool outside any transaction.
     pub fn transaction_with<T>(
         &mut self,
         options: &TxOptions,
@@ -90,11 +95,11 @@ impl Session {
         self.depth = 1;
         self.tx_id = Some(uuid::Uuid::new_v4().to_string());
         self.next_ordinal = 0;
-        self.deadline = options.timeout.map(|t| Instant::now() + t);
+        self.deadline = options.timeout.map(|t| (Instant::now() + t, t));
         let setup = match options.timeout {
             Some(limit) => backend
                 .set_transaction_timeout(&mut self.conn, limit)
-                .map_err(|e| backend.classify(e)),
+                .map_err(|e| self.classify(e)),
             None => Ok(()),
         };
         let outcome = match setup {
@@ -109,7 +114,7 @@ impl Session {
                     <AnyConnection as Connection>::TransactionManager::commit_transaction(
                         &mut *self.conn,
                     )
-                    .map_err(|e| backend.classify(e))
+                    .map_err(|e| self.classify(e))
                 })
                 .map(|()| value),
             Ok(Err(e)) => Err(e),

@@ -53,7 +53,7 @@ impl Session {
                     None => self.run(|c| backend.last_insert_id(c))?,
                 };
                 row.raw_set_generated_key(id)
-                    .map_err(|e| Error::Integrity(format!("generated key {id}: {e}")))?;
+                    .map_err(|e| generated_key_error(id, e))?;
             }
         } else if let [row] = rows {
             self.run(|c| E::raw_insert_one(Internal::new(), c, row))?;
@@ -108,16 +108,19 @@ impl Session {
                 None => return Ok(false),
             };
             if keys.len() != rows.len() {
-                return Err(Error::Integrity(format!(
-                    "{} rows inserted into {} but {} keys came back",
-                    rows.len(),
-                    crate::schema::display_name(&E::META),
-                    keys.len()
-                )));
+                return Err(Error::integrity(
+                    IntegrityKind::Undecodable,
+                    format!(
+                        "{} rows inserted into {} but {} keys came back",
+                        rows.len(),
+                        crate::schema::display_name(&E::META),
+                        keys.len()
+                    ),
+                ));
             }
             for (row, id) in rows.iter_mut().zip(keys) {
                 row.raw_set_generated_key(id)
-                    .map_err(|e| Error::Integrity(format!("generated key {id}: {e}")))?;
+                    .map_err(|e| generated_key_error(id, e))?;
             }
         }
         Ok(true)

@@ -11,7 +11,7 @@ use super::checkpoint::{Checkpoint, SignatureCheck};
 use super::record::{AuditKey, ChainKey, GENESIS};
 use super::store::{self, Read, HEAD_ROW, MARK_ROW, MODE_ROW, UNKEYED};
 use super::witness::{Witness, WitnessEntry};
-use crate::error::{Error, Result};
+use crate::error::{Error, IntegrityKind, Result};
 use crate::session::Session;
 use crate::tx::{IsolationLevel, TxOptions};
 use ed25519_dalek::VerifyingKey;
@@ -93,10 +93,13 @@ impl VerifyReport {
     pub fn into_result(self) -> Result<VerifyReport> {
         match &self.damage {
             None => Ok(self),
-            Some(d) => Err(Error::Integrity(format!(
-                "audit chain damaged at sequence {}: {:?}: {}",
-                d.seq, d.kind, d.detail
-            ))),
+            Some(d) => Err(Error::integrity(
+                IntegrityKind::AuditTrail,
+                format!(
+                    "audit chain damaged at sequence {}: {:?}: {}",
+                    d.seq, d.kind, d.detail
+                ),
+            )),
         }
     }
 }

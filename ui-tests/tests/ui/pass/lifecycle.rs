@@ -92,7 +92,10 @@ impl Hooks for Account {
     }
     fn before_delete(&mut self, _session: &mut Session) -> custodian::Result<()> {
         if self.locked {
-            return Err(Error::Integrity(format!("account {} is locked", self.id)));
+            return Err(Error::integrity(
+                custodian::IntegrityKind::Application,
+                format!("account {} is locked", self.id),
+            ));
         }
         Ok(())
     }

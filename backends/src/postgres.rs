@@ -1,8 +1,10 @@
 //! PostgreSQL: connection set-up (UTC, application name, statement timeout), `BEGIN` with
 //! isolation / read-only / deferrable, SQLSTATE-based error classification, DDL.
 
+use crate::alter::{self, AlterDialect};
 use crate::classify::{self, between, Cause, Refinement};
 use crate::ddl::{self, DdlDialect};
+use custodian_core::migrate::{SchemaChange, TableDef};
 use custodian_core::{
     AnyConnection, Backend, BackendKind, ColumnKind, DatabaseUrl, EntityMeta, Error, LiveColumn,
     SessionConfig, TxOptions,
@@ -167,11 +169,15 @@ impl Backend for Postgres {
     }
 
     fn create_table_sql(&self, meta: &EntityMeta) -> Vec<String> {
-        ddl::create_table(&PgDdl, meta)
+        ddl::create_table(&PgDdl, &TableDef::from_meta(meta))
     }
 
     fn drop_table_sql(&self, meta: &EntityMeta) -> String {
-        ddl::drop_table(&PgDdl, meta)
+        ddl::drop_table(&PgDdl, &TableDef::from_meta(meta))
+    }
+
+    fn schema_change_sql(&self, change: &SchemaChange) -> Vec<String> {
+        alter::change_sql(&PgDdl, change)
     }
 
     fn transactional_ddl(&self) -> bool {
@@ -224,6 +230,8 @@ impl Backend for Postgres {
 }
 
 struct PgDdl;
+
+impl AlterDialect for PgDdl {}
 
 impl DdlDialect for PgDdl {
     fn quote(&self, ident: &str) -> String {

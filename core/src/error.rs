@@ -72,6 +72,14 @@ pub enum Error {
     /// Data read from the database is not what the entity expects, or an integrity check failed.
     #[error("integrity: {0}")]
     Integrity(String),
+    /// [`migrate::generate`](crate::migrate::generate) found changes that lose data (drop a
+    /// table or column, narrow a type, make a column `NOT NULL` without a default) and wrote
+    /// nothing; [`GenerateOptions::allow_data_loss`](crate::migrate::GenerateOptions) opts in.
+    #[error("migration not written, it would lose data: {}", list_losses(.changes))]
+    DataLoss {
+        /// Each refused change, naming its table and column.
+        changes: Vec<crate::migrate::LossyChange>,
+    },
     /// Any other database error, with the database's code and message.
     #[error("database error: {source}")]
     Database {
@@ -115,6 +123,14 @@ impl Error {
             source: Some(Box::new(source)),
         }
     }
+}
+
+fn list_losses(changes: &[crate::migrate::LossyChange]) -> String {
+    let all: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
+    format!(
+        "{} (pass GenerateOptions::allow_data_loss to write it anyway)",
+        all.join("; ")
+    )
 }
 
 fn describe_constraint(e: &DbError) -> String {

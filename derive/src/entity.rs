@@ -1134,6 +1134,10 @@ fn meta(m: &EntityModel) -> TokenStream {
             Some(lit) => quote!(#some(#lit)),
             None => none.clone(),
         };
+        let renamed_from = match &c.renamed_from {
+            Some(lit) => quote!(#some(#lit)),
+            None => none.clone(),
+        };
         let check = match &c.check {
             Some(CheckAttr::Sql(lit)) => quote!(#some(#p::Check::Sql(#lit))),
             Some(CheckAttr::Range { min, max }) => {
@@ -1184,6 +1188,7 @@ fn meta(m: &EntityModel) -> TokenStream {
                 encrypted: #encrypted,
                 subject: #subject,
                 blind_index_of: #blind_index_of,
+                renamed_from: #renamed_from,
                 ..#p::ColumnMeta::PLAIN
             }
         }

@@ -1,0 +1,183 @@
+//! Migration steps as `ALTER TABLE` statements, for the dialects that change tables in place
+//! (PostgreSQL and MariaDB); SQLite rebuilds tables instead (see [`crate::rebuild`]).
+//!
+//! [`alter_table`] writes the steps of a [`TableAlter`] in their order: foreign keys, indexes
+//! and checks dropped; columns renamed, dropped and added; kept columns changed (type, default,
+//! nullability, with `NULL`s set to the new default before a column becomes `NOT NULL`); checks,
+//! indexes and foreign keys added. An [`AlterDialect`] supplies the statements that differ.
+
+use crate::ddl::{self, DdlDialect};
+use custodian_core::migrate::{AlterOp, ColumnDef, SchemaChange, TableAlter, TableDef};
+
+/// The `ALTER TABLE` statements that differ per dialect.
+pub trait AlterDialect: DdlDialect {
+    /// Drops the unique constraint `name` of `t`.
+    fn drop_unique(&self, t: &TableDef, name: &str) -> String {
+        format!(
+            "ALTER TABLE {} DROP CONSTRAINT {}",
+            ddl::qualified(self, t),
+            self.quote(name)
+        )
+    }
+    /// Drops the non-unique index `name` of `t`.
+    fn drop_index(&self, t: &TableDef, name: &str) -> String {
+        format!("DROP INDEX {}", ddl::qualified_as(self, t, name))
+    }
+    /// Drops the foreign key `name` of `t`.
+    fn drop_foreign_key(&self, t: &TableDef, name: &str) -> String {
+        format!(
+            "ALTER TABLE {} DROP CONSTRAINT {}",
+            ddl::qualified(self, t),
+            self.quote(name)
+        )
+    }
+    /// Changes the kept column `old` of table `before` into `new` of table `after` (already
+    /// renamed): type, default and nullability, as far as they differ.
+    fn change_column(
+        &self,
+        before: &TableDef,
+        after: &TableDef,
+        old: &ColumnDef,
+        new: &ColumnDef,
+    ) -> Vec<String> {
+        let table = ddl::qualified(self, after);
+        let col = self.quote(&new.name);
+        let alter = |what: String| format!("ALTER TABLE {table} ALTER COLUMN {col} {what}");
+        let (old_type, new_type) = (
+            ddl::type_of(self, before, old),
+            ddl::type_of(self, after, new),
+        );
+        let (old_default, new_default) = (ddl::default_of(self, old), ddl::default_of(self, new));
+        let mut out = Vec::new();
+        let retype = old_type != new_type;
+        // A default of the old type may not convert: drop it, change the type, set the new one.
+        if old_default.is_some() && (retype || old_default != new_default) {
+            out.push(alter("DROP DEFAULT".into()));
+        }
+        if retype {
+            out.push(alter(format!("TYPE {new_type} USING {col}::{new_type}")));
+        }
+        if let Some(d) = &new_default {
+            if retype || old_default.as_ref() != Some(d) {
+                out.push(alter(format!("SET DEFAULT {d}")));
+            }
+        }
+        if old.nullable != new.nullable {
+            let what = if new.nullable {
+                "DROP NOT NULL"
+            } else {
+                "SET NOT NULL"
+            };
+            out.push(alter(what.into()));
+        }
+        out
+    }
+}
+
+/// The statements of one migration step, for a dialect that alters tables in place.
+pub fn change_sql<D: AlterDialect + ?Sized>(d: &D, change: &SchemaChange) -> Vec<String> {
+    match change {
+        SchemaChange::CreateTable(t) => ddl::create_table(d, t),
+        SchemaChange::DropTable(t) => vec![ddl::drop_table(d, t)],
+        SchemaChange::AlterTable(a) => alter_table(d, a),
+    }
+}
+
+/// `UPDATE` setting the `NULL`s of a column that becomes `NOT NULL` to its new default.
+fn backfill<D: DdlDialect + ?Sized>(
+    d: &D,
+    a: &TableAlter,
+    old: &ColumnDef,
+    new: &ColumnDef,
+) -> Option<String> {
+    if !(old.nullable && !new.nullable) {
+        return None;
+    }
+    let default = ddl::default_of(d, new)?;
+    let col = d.quote(&new.name);
+    Some(format!(
+        "UPDATE {} SET {col} = {default} WHERE {col} IS NULL",
+        ddl::qualified(d, &a.new)
+    ))
+}
+
+fn change_columns<D: AlterDialect + ?Sized>(d: &D, a: &TableAlter, out: &mut Vec<String>) {
+    for (old, new) in a.kept_columns() {
+        let changes = d.change_column(&a.old, &a.new, old, new);
+        if changes.is_empty() {
+            continue;
+        }
+        out.extend(backfill(d, a, old, new));
+        out.extend(changes);
+    }
+}
+
+/// The `ALTER TABLE` (and `CREATE` / `DROP INDEX`) statements of `a`, in order.
+pub fn alter_table<D: AlterDialect + ?Sized>(d: &D, a: &TableAlter) -> Vec<String> {
+    let table = ddl::qualified(d, &a.new);
+    let mut out = Vec::new();
+    let mut columns_changed = false;
+    for op in &a.ops {
+        let adds_constraint = matches!(
+            op,
+            AlterOp::AddCheck { .. } | AlterOp::AddIndex(_) | AlterOp::AddForeignKey { .. }
+        );
+        if adds_constraint && !columns_changed {
+            change_columns(d, a, &mut out);
+            columns_changed = true;
+        }
+        let new_column = |name: &str| a.new.column(name);
+        match op {
+            AlterOp::DropForeignKey { column } => {
+                out.push(d.drop_foreign_key(&a.old, &a.old.foreign_key_name(column)))
+            }
+            AlterOp::DropIndex(i) if i.unique => out.push(d.drop_unique(&a.old, &i.name)),
+            AlterOp::DropIndex(i) => out.push(d.drop_index(&a.old, &i.name)),
+            AlterOp::DropCheck { column } => out.push(format!(
+                "ALTER TABLE {table} DROP CONSTRAINT {}",
+                d.quote(&a.old.check_name(column))
+            )),
+            AlterOp::RenameColumn { from, to } => out.push(format!(
+                "ALTER TABLE {table} RENAME COLUMN {} TO {}",
+                d.quote(from),
+                d.quote(to)
+            )),
+            AlterOp::DropColumn { column } => out.push(format!(
+                "ALTER TABLE {table} DROP COLUMN {}",
+                d.quote(column)
+            )),
+            AlterOp::AddColumn { column } => {
+                if let Some(c) = new_column(column) {
+                    out.push(format!(
+                        "ALTER TABLE {table} ADD COLUMN {}",
+                        ddl::column_def(d, &a.new, c)
+                    ));
+                }
+            }
+            AlterOp::AlterColumn { .. } => {}
+            AlterOp::AddCheck { column } => {
+                if let Some(check) =
+                    new_column(column).and_then(|c| ddl::check_constraint(d, &a.new, c))
+                {
+                    out.push(format!("ALTER TABLE {table} ADD {check}"));
+                }
+            }
+            AlterOp::AddIndex(i) if i.unique => out.push(format!(
+                "ALTER TABLE {table} ADD {}",
+                d.unique_constraint(&i.name, &ddl::quoted_list(d, &i.columns))
+            )),
+            AlterOp::AddIndex(i) => out.push(ddl::create_index(d, &a.new, &i.name, &i.columns)),
+            AlterOp::AddForeignKey { column } => {
+                if let Some(fk) =
+                    new_column(column).and_then(|c| ddl::foreign_key_constraint(d, &a.new, c))
+                {
+                    out.push(format!("ALTER TABLE {table} ADD {fk}"));
+                }
+            }
+        }
+    }
+    if !columns_changed {
+        change_columns(d, a, &mut out);
+    }
+    out
+}

@@ -1,0 +1,80 @@
+//! Migration steps for SQLite, whose `ALTER TABLE` cannot change a column or a constraint:
+//! a changed table is rebuilt, as SQLite's documentation describes.
+//!
+//! The new table is created under a temporary name with the new definition (constraint
+//! names already final), the rows are copied (kept columns under their new names, cast where
+//! the type changes, `NULL`s set to the new default where the column becomes `NOT NULL`), the
+//! old table is dropped (with its indexes), the new one renamed, and its indexes created. A
+//! change of non-unique indexes only is done with `CREATE INDEX` / `DROP INDEX` instead.
+//!
+//! Dropping the old table while foreign-key enforcement is on would fire the foreign-key
+//! actions of its rows; the SQLite backend turns enforcement off while migrations run and
+//! checks for violations before each migration commits.
+
+use crate::ddl::{self, DdlDialect};
+use custodian_core::migrate::{AlterOp, SchemaChange, TableAlter};
+
+/// Prefix of the temporary name of a table being rebuilt.
+pub const REBUILD_PREFIX: &str = "_custodian_rebuild_";
+
+/// The statements of one migration step, for a dialect that rebuilds tables.
+pub fn change_sql<D: DdlDialect + ?Sized>(d: &D, change: &SchemaChange) -> Vec<String> {
+    match change {
+        SchemaChange::CreateTable(t) => ddl::create_table(d, t),
+        SchemaChange::DropTable(t) => vec![ddl::drop_table(d, t)],
+        SchemaChange::AlterTable(a) if a.only_plain_indexes() => indexes_only(d, a),
+        SchemaChange::AlterTable(a) => rebuild(d, a),
+    }
+}
+
+fn indexes_only<D: DdlDialect + ?Sized>(d: &D, a: &TableAlter) -> Vec<String> {
+    a.ops
+        .iter()
+        .filter_map(|op| match op {
+            AlterOp::DropIndex(i) => Some(format!(
+                "DROP INDEX {}",
+                ddl::qualified_as(d, &a.old, &i.name)
+            )),
+            AlterOp::AddIndex(i) => Some(ddl::create_index(d, &a.new, &i.name, &i.columns)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The rebuild of `a.old` into `a.new`, keeping the rows.
+pub fn rebuild<D: DdlDialect + ?Sized>(d: &D, a: &TableAlter) -> Vec<String> {
+    let temp = format!("{REBUILD_PREFIX}{}", a.new.table);
+    let temp_q = ddl::qualified_as(d, &a.new, &temp);
+    let old_q = ddl::qualified(d, &a.old);
+    let mut out = vec![ddl::create_table_as(d, &a.new, &temp)];
+    let mut columns = Vec::new();
+    let mut values = Vec::new();
+    for (old, new) in a.kept_columns() {
+        let mut value = d.quote(&old.name);
+        let new_type = ddl::type_of(d, &a.new, new);
+        if ddl::type_of(d, &a.old, old) != new_type {
+            value = format!("CAST({value} AS {new_type})");
+        }
+        if old.nullable && !new.nullable {
+            if let Some(default) = ddl::default_of(d, new) {
+                value = format!("COALESCE({value}, {default})");
+            }
+        }
+        columns.push(d.quote(&new.name));
+        values.push(value);
+    }
+    if !columns.is_empty() {
+        out.push(format!(
+            "INSERT INTO {temp_q} ({}) SELECT {} FROM {old_q}",
+            columns.join(", "),
+            values.join(", ")
+        ));
+    }
+    out.push(format!("DROP TABLE {old_q}"));
+    out.push(format!(
+        "ALTER TABLE {temp_q} RENAME TO {}",
+        d.quote(&a.new.table)
+    ));
+    out.extend(ddl::create_indexes(d, &a.new));
+    out
+}

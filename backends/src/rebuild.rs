@@ -8,14 +8,33 @@
 //! change of non-unique indexes only is done with `CREATE INDEX` / `DROP INDEX` instead.
 //!
 //! Dropping the old table while foreign-key enforcement is on would fire the foreign-key
-//! actions of its rows; the SQLite backend turns enforcement off while migrations run and
-//! checks for violations before each migration commits.
+//! actions of its rows (deleting the rows of child tables that cascade); the SQLite backend
+//! turns enforcement off while migrations run and checks for violations before each migration
+//! commits. A rebuild run elsewhere with enforcement on (the diesel CLI, `down.sql` by hand)
+//! fails on its first statement, the check constraint [`GUARD_CONSTRAINT`], before touching
+//! any table.
 
 use crate::ddl::{self, DdlDialect};
 use custodian_core::migrate::{AlterOp, SchemaChange, TableAlter};
 
 /// Prefix of the temporary name of a table being rebuilt.
 pub const REBUILD_PREFIX: &str = "_custodian_rebuild_";
+
+/// The name of the check constraint that fails a rebuild while foreign keys are enforced.
+pub const GUARD_CONSTRAINT: &str = "table_rebuild_requires_pragma_foreign_keys_off";
+
+/// Statements failing (with [`GUARD_CONSTRAINT`]) unless foreign-key enforcement is off.
+fn guard<D: DdlDialect + ?Sized>(d: &D) -> [String; 3] {
+    let table = d.quote("_custodian_rebuild_guard");
+    [
+        format!(
+            "CREATE TEMP TABLE {table} (fk INTEGER CONSTRAINT {} CHECK (fk = 0))",
+            d.quote(GUARD_CONSTRAINT)
+        ),
+        format!("INSERT INTO {table} SELECT foreign_keys FROM pragma_foreign_keys"),
+        format!("DROP TABLE {table}"),
+    ]
+}
 
 /// The statements of one migration step, for a dialect that rebuilds tables.
 pub fn change_sql<D: DdlDialect + ?Sized>(d: &D, change: &SchemaChange) -> Vec<String> {
@@ -46,7 +65,8 @@ pub fn rebuild<D: DdlDialect + ?Sized>(d: &D, a: &TableAlter) -> Vec<String> {
     let temp = format!("{REBUILD_PREFIX}{}", a.new.table);
     let temp_q = ddl::qualified_as(d, &a.new, &temp);
     let old_q = ddl::qualified(d, &a.old);
-    let mut out = vec![ddl::create_table_as(d, &a.new, &temp)];
+    let mut out: Vec<String> = guard(d).into();
+    out.push(ddl::create_table_as(d, &a.new, &temp));
     let mut columns = Vec::new();
     let mut values = Vec::new();
     for (old, new) in a.kept_columns() {

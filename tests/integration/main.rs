@@ -22,6 +22,7 @@ mod errors;
 mod example;
 mod fidelity;
 mod lifecycle;
+mod migrate_diff;
 mod pool;
 mod relations;
 mod schema;

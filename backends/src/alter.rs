@@ -90,7 +90,7 @@ fn backfill<D: DdlDialect + ?Sized>(
     old: &ColumnDef,
     new: &ColumnDef,
 ) -> Option<String> {
-    if !(old.nullable && !new.nullable) {
+    if !old.nullable || new.nullable {
         return None;
     }
     let default = ddl::default_of(d, new)?;
@@ -180,4 +180,136 @@ pub fn alter_table<D: AlterDialect + ?Sized>(d: &D, a: &TableAlter) -> Vec<Strin
         change_columns(d, a, &mut out);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Mysql, Postgres, Sqlite};
+    use custodian_core::migrate::{diff, CheckDef, ColumnDef, Snapshot, TableDef};
+    use custodian_core::{Backend, ColumnKind};
+
+    fn people(columns: Vec<ColumnDef>) -> Snapshot {
+        let mut id = ColumnDef::new("id", ColumnKind::BigInt);
+        id.primary_key = true;
+        id.auto_increment = true;
+        let mut all = vec![id];
+        all.extend(columns);
+        Snapshot {
+            format: custodian_core::migrate::SNAPSHOT_FORMAT,
+            tables: vec![TableDef {
+                table: "people".into(),
+                schema: None,
+                columns: all,
+                indexes: vec![],
+            }],
+        }
+    }
+
+    /// v1: `code` text, `age` integer, `nick` nullable. v2: `code` renamed `ref` and unique,
+    /// `age` bigint, `nick` NOT NULL with a default, `score` with a check.
+    fn versions() -> (Snapshot, Snapshot) {
+        let mut nick = ColumnDef::new("nick", ColumnKind::Text);
+        nick.nullable = true;
+        let v1 = people(vec![
+            ColumnDef::new("code", ColumnKind::Text),
+            ColumnDef::new("age", ColumnKind::Integer),
+            nick.clone(),
+            ColumnDef::new("score", ColumnKind::Integer),
+        ]);
+        let mut code = ColumnDef::new("ref", ColumnKind::Text);
+        code.renamed_from = Some("code".into());
+        code.unique = true;
+        nick.nullable = false;
+        nick.default_sql = Some("'x'".into());
+        let mut score = ColumnDef::new("score", ColumnKind::Integer);
+        score.check = Some(CheckDef::Range {
+            min: Some(0),
+            max: None,
+        });
+        let v2 = people(vec![
+            code,
+            ColumnDef::new("age", ColumnKind::BigInt),
+            nick,
+            score,
+        ]);
+        (v1, v2)
+    }
+
+    fn sql(backend: &dyn Backend) -> Vec<String> {
+        let (v1, v2) = versions();
+        diff(&v1, &v2)
+            .unwrap()
+            .iter()
+            .flat_map(|c| backend.schema_change_sql(c))
+            .collect()
+    }
+
+    #[test]
+    fn postgres_alters_in_place() {
+        assert_eq!(
+            sql(&Postgres),
+            [
+                "ALTER TABLE \"people\" RENAME COLUMN \"code\" TO \"ref\"",
+                "ALTER TABLE \"people\" ALTER COLUMN \"age\" TYPE BIGINT USING \"age\"::BIGINT",
+                "UPDATE \"people\" SET \"nick\" = 'x' WHERE \"nick\" IS NULL",
+                "ALTER TABLE \"people\" ALTER COLUMN \"nick\" SET DEFAULT 'x'",
+                "ALTER TABLE \"people\" ALTER COLUMN \"nick\" SET NOT NULL",
+                "ALTER TABLE \"people\" ADD CONSTRAINT \"people_score_check\" CHECK (\"score\" >= 0)",
+                "ALTER TABLE \"people\" ADD CONSTRAINT \"people_ref_key\" UNIQUE (\"ref\")",
+            ]
+        );
+    }
+
+    #[test]
+    fn mariadb_modifies_whole_columns_and_bounds_keyed_text() {
+        assert_eq!(
+            sql(&Mysql),
+            [
+                "ALTER TABLE `people` RENAME COLUMN `code` TO `ref`",
+                "ALTER TABLE `people` MODIFY COLUMN `ref` VARCHAR(255) NOT NULL",
+                "ALTER TABLE `people` MODIFY COLUMN `age` BIGINT NOT NULL",
+                "UPDATE `people` SET `nick` = 'x' WHERE `nick` IS NULL",
+                "ALTER TABLE `people` MODIFY COLUMN `nick` LONGTEXT NOT NULL DEFAULT 'x'",
+                "ALTER TABLE `people` ADD CONSTRAINT `people_score_check` CHECK (`score` >= 0)",
+                "ALTER TABLE `people` ADD UNIQUE KEY `people_ref_key` (`ref`)",
+            ]
+        );
+        // Backwards: the unique goes before the column is unbounded again.
+        let (v1, v2) = versions();
+        let back: Vec<String> = diff(
+            &v2,
+            &custodian_core::migrate::undo_hints(&v1, &diff(&v1, &v2).unwrap()),
+        )
+        .unwrap()
+        .iter()
+        .flat_map(|c| Mysql.schema_change_sql(c))
+        .collect();
+        assert_eq!(back[0], "ALTER TABLE `people` DROP INDEX `people_ref_key`");
+        assert_eq!(
+            back[1],
+            "ALTER TABLE `people` DROP CONSTRAINT `people_score_check`"
+        );
+        assert_eq!(
+            back[2],
+            "ALTER TABLE `people` RENAME COLUMN `ref` TO `code`"
+        );
+        assert!(back
+            .contains(&"ALTER TABLE `people` MODIFY COLUMN `code` LONGTEXT NOT NULL".to_string()));
+    }
+
+    #[test]
+    fn sqlite_rebuilds_and_copies_rows() {
+        let out = sql(&Sqlite);
+        assert!(out[0].starts_with("CREATE TEMP TABLE"), "{out:?}");
+        assert!(out[3].starts_with("CREATE TABLE \"_custodian_rebuild_people\" (\n  \"id\" INTEGER PRIMARY KEY AUTOINCREMENT,\n  \"ref\" TEXT NOT NULL,"), "{}", out[3]);
+        assert_eq!(
+            &out[4..],
+            [
+                "INSERT INTO \"_custodian_rebuild_people\" (\"id\", \"ref\", \"age\", \"nick\", \"score\") \
+                 SELECT \"id\", \"code\", \"age\", COALESCE(\"nick\", 'x'), \"score\" FROM \"people\"",
+                "DROP TABLE \"people\"",
+                "ALTER TABLE \"_custodian_rebuild_people\" RENAME TO \"people\"",
+            ]
+        );
+    }
 }

@@ -187,8 +187,8 @@ fn alter(old: &TableDef, new: &TableDef) -> Result<Option<TableAlter>> {
             });
         }
         if o.primary_key != n.primary_key
-            || (n.primary_key && (o.kind != n.kind || o.auto_increment != n.auto_increment))
             || o.auto_increment != n.auto_increment
+            || (n.primary_key && o.kind != n.kind)
         {
             return Err(pk_error(
                 new,
@@ -402,7 +402,7 @@ mod tests {
     }
 
     fn ops(changes: &[SchemaChange]) -> &[AlterOp] {
-        match &changes[..] {
+        match changes {
             [SchemaChange::AlterTable(a)] => &a.ops,
             other => panic!("{other:?}"),
         }

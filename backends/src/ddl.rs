@@ -1,9 +1,11 @@
-//! DDL shared by the backends: `CREATE TABLE` with its constraints, and `CREATE INDEX`, from an
-//! entity's metadata, with each dialect supplying identifier quoting, column types and the few
-//! clauses that differ.
+//! DDL shared by the backends: `CREATE TABLE` with its constraints, and `CREATE INDEX`, from a
+//! table's definition ([`TableDef`], built from an entity's metadata or read from a migration's
+//! snapshot), with each dialect supplying identifier quoting, column types and the few clauses
+//! that differ. The pieces (column definitions, named constraints) are public for the
+//! migration steps of [`crate::alter`] and [`crate::rebuild`].
 //!
 //! Constraint and index names are fixed so that error messages can be mapped back to fields
-//! (see [`EntityMeta::all_indexes`]):
+//! (see [`EntityMeta::all_indexes`](custodian_core::EntityMeta::all_indexes)):
 //!
 //! | what | name |
 //! |---|---|

@@ -127,8 +127,11 @@ pub fn last_snapshot(dir: &Path, backend: BackendKind) -> Result<Snapshot> {
             newest,
             format!(
                 "no migration of {} has a {SNAPSHOT_FILE}, so the schema they create is \
-                 unknown; generate needs one to compare the entities with",
-                sub.display()
+                 unknown; generate needs one to compare the entities with (write \
+                 `serde_json::to_string(&Snapshot::of(&metas))` of the entities those \
+                 migrations create into {}/{SNAPSHOT_FILE})",
+                sub.display(),
+                newest.display()
             ),
         ));
     }

@@ -3,11 +3,12 @@
 //!
 //! [`alter_table`] writes the steps of a [`TableAlter`] in their order: foreign keys, indexes
 //! and checks dropped; columns renamed, dropped and added; kept columns changed (type, default,
-//! nullability, with `NULL`s set to the new default before a column becomes `NOT NULL`); checks,
+//! nullability, with `NULL`s set to the new default before a column becomes `NOT NULL`; a
+//! MariaDB index whose prefix no longer fits is dropped before and created again after); checks,
 //! indexes and foreign keys added. An [`AlterDialect`] supplies the statements that differ.
 
 use crate::ddl::{self, DdlDialect};
-use custodian_core::migrate::{AlterOp, ColumnDef, SchemaChange, TableAlter, TableDef};
+use custodian_core::migrate::{AlterOp, ColumnDef, IndexDef, SchemaChange, TableAlter, TableDef};
 
 /// The `ALTER TABLE` statements that differ per dialect.
 pub trait AlterDialect: DdlDialect {
@@ -101,7 +102,35 @@ fn backfill<D: DdlDialect + ?Sized>(
     ))
 }
 
+/// The non-unique indexes both tables keep whose columns change between a prefix and the whole
+/// column (MariaDB: a text column a key starts or stops covering); they are dropped before the
+/// columns change and created again after.
+fn reshaped_indexes<D: DdlDialect + ?Sized>(d: &D, a: &TableAlter) -> Vec<IndexDef> {
+    let touched = |name: &str| {
+        a.ops
+            .iter()
+            .any(|op| matches!(op, AlterOp::DropIndex(i) | AlterOp::AddIndex(i) if i.name == name))
+    };
+    let old_indexes = a.old.all_indexes();
+    a.new
+        .all_indexes()
+        .into_iter()
+        .filter(|n| !n.unique && !touched(&n.name))
+        .filter(|n| {
+            old_indexes.iter().any(|o| {
+                o.name == n.name
+                    && o.columns.len() == n.columns.len()
+                    && o.columns.iter().zip(&n.columns).any(|(oc, nc)| {
+                        ddl::index_prefixed(d, &a.old, oc) != ddl::index_prefixed(d, &a.new, nc)
+                    })
+            })
+        })
+        .collect()
+}
+
 fn change_columns<D: AlterDialect + ?Sized>(d: &D, a: &TableAlter, out: &mut Vec<String>) {
+    let reshaped = reshaped_indexes(d, a);
+    out.extend(reshaped.iter().map(|i| d.drop_index(&a.new, &i.name)));
     for (old, new) in a.kept_columns() {
         let changes = d.change_column(&a.old, &a.new, old, new);
         if changes.is_empty() {
@@ -110,6 +139,11 @@ fn change_columns<D: AlterDialect + ?Sized>(d: &D, a: &TableAlter, out: &mut Vec
         out.extend(backfill(d, a, old, new));
         out.extend(changes);
     }
+    out.extend(
+        reshaped
+            .iter()
+            .map(|i| ddl::create_index(d, &a.new, &i.name, &i.columns)),
+    );
 }
 
 /// The `ALTER TABLE` (and `CREATE` / `DROP INDEX`) statements of `a`, in order.

@@ -107,21 +107,24 @@ pub fn type_of<D: DdlDialect + ?Sized>(d: &D, t: &TableDef, c: &ColumnDef) -> &'
     d.column_type(c.kind, in_index(d, t, c))
 }
 
+/// Whether a non-unique index of `t` covers column `name` by the dialect's prefix only (an
+/// unbounded column no key needs bounded, on a dialect with prefix indexes).
+pub fn index_prefixed<D: DdlDialect + ?Sized>(d: &D, t: &TableDef, name: &str) -> bool {
+    match (d.index_prefix(), t.column(name)) {
+        (Some(_), Some(c)) => {
+            !in_index(d, t, c) && d.column_type(c.kind, false) != d.column_type(c.kind, true)
+        }
+        _ => false,
+    }
+}
+
 /// The quoted columns of a non-unique index, an unbounded one limited to the dialect's prefix.
 fn index_columns<D: DdlDialect + ?Sized>(d: &D, t: &TableDef, columns: &[String]) -> String {
     columns
         .iter()
-        .map(|name| {
-            let column = t.column(name);
-            match (d.index_prefix(), column) {
-                (Some(prefix), Some(c))
-                    if !in_index(d, t, c)
-                        && d.column_type(c.kind, false) != d.column_type(c.kind, true) =>
-                {
-                    format!("{}({prefix})", d.quote(name))
-                }
-                _ => d.quote(name),
-            }
+        .map(|name| match d.index_prefix() {
+            Some(prefix) if index_prefixed(d, t, name) => format!("{}({prefix})", d.quote(name)),
+            _ => d.quote(name),
         })
         .collect::<Vec<_>>()
         .join(", ")

@@ -341,6 +341,9 @@ mod tests {
             [
                 "INSERT INTO \"_custodian_rebuild_people\" (\"id\", \"ref\", \"age\", \"nick\", \"score\") \
                  SELECT \"id\", \"code\", \"age\", COALESCE(\"nick\", 'x'), \"score\" FROM \"people\"",
+                "DELETE FROM \"sqlite_sequence\" WHERE name = '_custodian_rebuild_people'",
+                "INSERT INTO \"sqlite_sequence\" (name, seq) SELECT '_custodian_rebuild_people', seq \
+                 FROM \"sqlite_sequence\" WHERE name = 'people'",
                 "DROP TABLE \"people\"",
                 "ALTER TABLE \"_custodian_rebuild_people\" RENAME TO \"people\"",
             ]

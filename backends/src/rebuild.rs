@@ -3,8 +3,9 @@
 //!
 //! The new table is created under a temporary name with the new definition (constraint
 //! names already final), the rows are copied (kept columns under their new names, cast where
-//! the type changes, `NULL`s set to the new default where the column becomes `NOT NULL`), the
-//! old table is dropped (with its indexes), the new one renamed, and its indexes created. A
+//! the type changes, `NULL`s set to the new default where the column becomes `NOT NULL`), an
+//! auto-increment sequence carried over (so keys of deleted rows are not used again), the old
+//! table dropped (with its indexes), the new one renamed, and its indexes created. A
 //! change of non-unique indexes only is done with `CREATE INDEX` / `DROP INDEX` instead.
 //!
 //! Dropping the old table while foreign-key enforcement is on would fire the foreign-key
@@ -88,6 +89,16 @@ pub fn rebuild<D: DdlDialect + ?Sized>(d: &D, a: &TableAlter) -> Vec<String> {
             "INSERT INTO {temp_q} ({}) SELECT {} FROM {old_q}",
             columns.join(", "),
             values.join(", ")
+        ));
+    }
+    if a.new.has_auto_increment() && a.old.has_auto_increment() {
+        // Keys stay unused once used: the new table continues the old one's sequence.
+        let sequence = ddl::qualified_as(d, &a.new, "sqlite_sequence");
+        let (temp_l, old_l) = (d.literal(&temp), d.literal(&a.old.table));
+        out.push(format!("DELETE FROM {sequence} WHERE name = {temp_l}"));
+        out.push(format!(
+            "INSERT INTO {sequence} (name, seq) SELECT {temp_l}, seq FROM {sequence} \
+             WHERE name = {old_l}"
         ));
     }
     out.push(format!("DROP TABLE {old_q}"));

@@ -229,6 +229,9 @@ fn start_at_v1(db: &TestDb, dir: &Path) -> Vec<v1::Person> {
         s.insert(person_v1("A1", 30, None, 50)).unwrap(),
         s.insert(person_v1("B2", 40, Some("bee"), 70)).unwrap(),
     ];
+    // A row that existed once: its key is not used again after a migration.
+    let gone = s.insert(person_v1("Z9", 1, None, 1)).unwrap();
+    s.delete_by_key::<v1::Person>(&gone.id).unwrap();
     for p in &people {
         s.insert(v1::Card {
             id: 0,
@@ -334,6 +337,7 @@ fn changed_entities_migrate_keeping_rows(db: &TestDb) {
         s.find::<v2::Person>(&c.id).unwrap().unwrap().age,
         5_000_000_000
     );
+    assert!(c.id > people[1].id + 1, "key {} used again", c.id);
     let dup = v2::Person {
         id: 0,
         ref_code: "A1".into(),

@@ -216,7 +216,10 @@ fn alter(old: &TableDef, new: &TableDef) -> Result<Option<TableAlter>> {
                 column: n.name.clone(),
             });
         }
-        if o.references.is_some() && (renamed || o.references != n.references) {
+        // A foreign key is re-created around a rename or a type change of its column (MariaDB
+        // changes no column a foreign key uses).
+        let refit = renamed || o.kind != n.kind;
+        if o.references.is_some() && (refit || o.references != n.references) {
             drops.insert(
                 0,
                 AlterOp::DropForeignKey {
@@ -289,7 +292,9 @@ fn alter(old: &TableDef, new: &TableDef) -> Result<Option<TableAlter>> {
     let mut fk_adds = Vec::new();
     for (n, o) in new.columns.iter().zip(&matched) {
         if n.references.is_some()
-            && o.is_none_or(|o| o.name != n.name || o.references != n.references)
+            && o.is_none_or(|o| {
+                o.name != n.name || o.kind != n.kind || o.references != n.references
+            })
         {
             fk_adds.push(AlterOp::AddForeignKey {
                 column: n.name.clone(),
@@ -554,6 +559,37 @@ mod tests {
         assert!(matches!(ops(&back)[1], AlterOp::DropIndex(_)));
         assert!(matches!(ops(&back)[2], AlterOp::DropCheck { .. }));
         assert!(matches!(ops(&back)[3], AlterOp::DropColumn { .. }));
+    }
+
+    #[test]
+    fn a_foreign_key_is_refitted_around_a_type_change() {
+        let mut p = col("p_id", ColumnKind::Integer);
+        p.references = Some(ForeignKeyDef {
+            table: "p".into(),
+            schema: None,
+            columns: vec!["id".into()],
+            on_delete: Default::default(),
+            on_update: Default::default(),
+        });
+        let old = snap(vec![table("t", vec![p.clone()])]);
+        p.kind = ColumnKind::BigInt;
+        let new = snap(vec![table("t", vec![p])]);
+        let changes = diff(&old, &new).unwrap();
+        assert_eq!(
+            ops(&changes),
+            [
+                AlterOp::DropForeignKey {
+                    column: "p_id".into()
+                },
+                AlterOp::AlterColumn {
+                    from: "p_id".into(),
+                    to: "p_id".into()
+                },
+                AlterOp::AddForeignKey {
+                    column: "p_id".into()
+                },
+            ]
+        );
     }
 
     #[test]

@@ -135,7 +135,7 @@ fn index_columns<D: DdlDialect + ?Sized>(d: &D, t: &TableDef, columns: &[String]
 pub fn default_of<D: DdlDialect + ?Sized>(d: &D, c: &ColumnDef) -> Option<String> {
     if let Some(default) = &c.default_sql {
         Some(default.clone())
-    } else if c.generated && c.kind == ColumnKind::Timestamp {
+    } else if c.defaults_to_now() {
         Some(d.current_timestamp().to_string())
     } else {
         None

@@ -70,7 +70,8 @@ pub enum AlterOp {
         /// Column (new name).
         column: String,
     },
-    /// The column's kind, nullability or default changed. Dialects may change a column's
+    /// The column's kind, nullability or default (its SQL default, or the current time of a
+    /// generated timestamp) changed. Dialects may change a column's
     /// type for reasons of their own too (MariaDB bounds the text a key covers), so they
     /// compare every kept column of [`TableAlter::kept_columns`].
     AlterColumn {
@@ -198,7 +199,7 @@ fn alter(old: &TableDef, new: &TableDef) -> Result<Option<TableAlter>> {
         if o.kind != n.kind
             || o.nullable != n.nullable
             || o.default_sql != n.default_sql
-            || o.generated != n.generated
+            || o.defaults_to_now() != n.defaults_to_now()
         {
             changed.push(AlterOp::AlterColumn {
                 from: o.name.clone(),

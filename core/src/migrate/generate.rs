@@ -222,8 +222,8 @@ pub fn generate_with(
     for backend in backends {
         let previous = last_snapshot(dir, backend.kind())?;
         let up = diff(&previous, &target)?;
-        if up.is_empty() {
-            continue;
+        if changes_sql(*backend, &up).trim().is_empty() {
+            continue; // nothing this backend writes as DDL changed
         }
         let down = diff(&stored, &undo_hints(&previous, &up))?;
         for l in losses(&up) {

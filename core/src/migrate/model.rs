@@ -180,6 +180,12 @@ impl ColumnDef {
         }
     }
 
+    /// Whether the database fills the column with the current time by default (a generated
+    /// timestamp).
+    pub fn defaults_to_now(&self) -> bool {
+        self.generated && self.kind == ColumnKind::Timestamp
+    }
+
     /// A plain `NOT NULL` column of `kind`, for building definitions by hand.
     pub fn new(name: &str, kind: ColumnKind) -> ColumnDef {
         ColumnDef {

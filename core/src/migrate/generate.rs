@@ -185,10 +185,10 @@ pub fn generate(
 /// time (`YYYYMMDDHHMMSS`), or one more than the newest version in `dir`. Returns the
 /// directories written, or `None` when no backend has a change (nothing is written).
 ///
-/// Errors, with nothing written: changes that lose data without
-/// [`GenerateOptions::allow_data_loss`] are [`Error::DataLoss`] listing each table and column;
-/// an empty name, a foreign-key cycle, a primary-key change, migrations of which none has a
-/// snapshot, or a file that cannot be read or written are [`Error::Config`].
+/// Errors (all found before anything is written, except a failed write): changes that lose
+/// data without [`GenerateOptions::allow_data_loss`] are [`Error::DataLoss`] listing each table
+/// and column; an empty name, a foreign-key cycle, a primary-key change, migrations of which
+/// none has a snapshot, or a file that cannot be read or written are [`Error::Config`].
 pub fn generate_with(
     dir: impl AsRef<Path>,
     name: &str,

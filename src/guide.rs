@@ -179,7 +179,8 @@ pub mod schema {
     //! Column attributes become constraints the database enforces (`unique`, `index`,
     //! `default = "SQL"`, `check = "SQL"`, `range(min, max)`, `one_of(..)`, enum variants,
     //! foreign keys); entity attributes add multi-column `unique(a, b)` / `index(a, b)`.
-    //! `migrate::generate` writes migrations for every backend, `Db::run_migrations` applies them
+    //! `migrate::generate` writes migrations for every backend (only what changed since the last
+    //! one: see the README's "Changing entities"), `Db::run_migrations` applies them
     //! with checksums (an edited applied migration is refused), and `Db::check_schema` reports
     //! drift between the entities and the live database.
     //!

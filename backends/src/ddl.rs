@@ -1,9 +1,11 @@
-//! DDL shared by the backends: `CREATE TABLE` with its constraints, and `CREATE INDEX`, from an
-//! entity's metadata, with each dialect supplying identifier quoting, column types and the few
-//! clauses that differ.
+//! DDL shared by the backends: `CREATE TABLE` with its constraints, and `CREATE INDEX`, from a
+//! table's definition ([`TableDef`], built from an entity's metadata or read from a migration's
+//! snapshot), with each dialect supplying identifier quoting, column types and the few clauses
+//! that differ. The pieces (column definitions, named constraints) are public for the
+//! migration steps of [`crate::alter`] and [`crate::rebuild`].
 //!
 //! Constraint and index names are fixed so that error messages can be mapped back to fields
-//! (see [`EntityMeta::all_indexes`]):
+//! (see [`EntityMeta::all_indexes`](custodian_core::EntityMeta::all_indexes)):
 //!
 //! | what | name |
 //! |---|---|
@@ -13,7 +15,8 @@
 //! | index of an `indexed` or referencing column | `<table>_<column>_idx` |
 //! | multi-column index or unique constraint | the name in [`IndexMeta`](custodian_core::IndexMeta) |
 
-use custodian_core::{Check, ColumnKind, ColumnMeta, EntityMeta, LiveColumn, RefAction};
+use custodian_core::migrate::{CheckDef, ColumnDef, ForeignKeyDef, TableDef};
+use custodian_core::{ColumnKind, LiveColumn, RefAction};
 
 /// What a dialect decides when writing `CREATE TABLE` and `CREATE INDEX`.
 pub trait DdlDialect {
@@ -39,8 +42,11 @@ pub trait DdlDialect {
         format!("CONSTRAINT {} UNIQUE ({columns})", self.quote(name))
     }
     /// The referenced table of a foreign key (schema-qualified where the dialect allows it).
-    fn referenced_table(&self, parent: &EntityMeta) -> String {
-        qualified(self, parent)
+    fn referenced_table(&self, fk: &ForeignKeyDef) -> String {
+        match &fk.schema {
+            Some(s) => format!("{}.{}", self.quote(s), self.quote(&fk.table)),
+            None => self.quote(&fk.table),
+        }
     }
     /// Characters of an unbounded text column (bytes of a binary one) that a non-unique index
     /// covers, for dialects whose indexes need bounded types (MariaDB): such a column keeps its
@@ -57,108 +63,164 @@ pub trait DdlDialect {
             self.quote(schema)
         ))
     }
-    /// `CREATE INDEX` (non-unique) on `meta`'s table; `columns` are already quoted and joined.
-    fn create_index(&self, meta: &EntityMeta, name: &str, columns: &str) -> String {
+    /// `CREATE INDEX` (non-unique) on `table`; `columns` are already quoted and joined.
+    fn create_index(&self, table: &TableDef, name: &str, columns: &str) -> String {
         format!(
             "CREATE INDEX {} ON {} ({columns})",
             self.quote(name),
-            qualified(self, meta)
+            qualified(self, table)
         )
     }
 }
 
 /// The table name, schema-qualified and quoted.
-pub fn qualified<D: DdlDialect + ?Sized>(d: &D, meta: &EntityMeta) -> String {
-    match meta.schema {
-        Some(s) => format!("{}.{}", d.quote(s), d.quote(meta.table)),
-        None => d.quote(meta.table),
+pub fn qualified<D: DdlDialect + ?Sized>(d: &D, table: &TableDef) -> String {
+    qualified_as(d, table, &table.table)
+}
+
+/// The name `name` in `table`'s schema, quoted.
+pub fn qualified_as<D: DdlDialect + ?Sized>(d: &D, table: &TableDef, name: &str) -> String {
+    match &table.schema {
+        Some(s) => format!("{}.{}", d.quote(s), d.quote(name)),
+        None => d.quote(name),
     }
 }
 
 /// Whether `c` must have an indexable (bounded) type: part of the key, of a unique constraint
 /// or of a foreign key, or of a non-unique index on a dialect without prefix indexes.
-fn in_index<D: DdlDialect + ?Sized>(d: &D, meta: &EntityMeta, c: &ColumnMeta) -> bool {
+pub fn in_index<D: DdlDialect + ?Sized>(d: &D, t: &TableDef, c: &ColumnDef) -> bool {
     let strict = c.primary_key
         || c.unique
         || c.references.is_some()
-        || meta
-            .indexes
+        || t.indexes
             .iter()
             .any(|i| i.unique && i.columns.contains(&c.name));
     let loose = c.indexed
-        || meta
-            .indexes
+        || t.indexes
             .iter()
             .any(|i| !i.unique && i.columns.contains(&c.name));
     strict || (loose && d.index_prefix().is_none())
 }
 
+/// The column type of `c` in table `t`.
+pub fn type_of<D: DdlDialect + ?Sized>(d: &D, t: &TableDef, c: &ColumnDef) -> &'static str {
+    d.column_type(c.kind, in_index(d, t, c))
+}
+
+/// Whether a non-unique index of `t` covers column `name` by the dialect's prefix only (an
+/// unbounded column no key needs bounded, on a dialect with prefix indexes).
+pub fn index_prefixed<D: DdlDialect + ?Sized>(d: &D, t: &TableDef, name: &str) -> bool {
+    match (d.index_prefix(), t.column(name)) {
+        (Some(_), Some(c)) => {
+            !in_index(d, t, c) && d.column_type(c.kind, false) != d.column_type(c.kind, true)
+        }
+        _ => false,
+    }
+}
+
 /// The quoted columns of a non-unique index, an unbounded one limited to the dialect's prefix.
-fn index_columns<D: DdlDialect + ?Sized>(d: &D, meta: &EntityMeta, columns: &[&str]) -> String {
+fn index_columns<D: DdlDialect + ?Sized>(d: &D, t: &TableDef, columns: &[String]) -> String {
     columns
         .iter()
-        .map(|name| {
-            let column = meta.columns.iter().find(|c| c.name == *name);
-            match (d.index_prefix(), column) {
-                (Some(prefix), Some(c))
-                    if !in_index(d, meta, c)
-                        && d.column_type(c.kind, false) != d.column_type(c.kind, true) =>
-                {
-                    format!("{}({prefix})", d.quote(name))
-                }
-                _ => d.quote(name),
-            }
+        .map(|name| match d.index_prefix() {
+            Some(prefix) if index_prefixed(d, t, name) => format!("{}({prefix})", d.quote(name)),
+            _ => d.quote(name),
         })
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-fn column_def<D: DdlDialect + ?Sized>(d: &D, meta: &EntityMeta, c: &ColumnMeta) -> String {
-    let name = d.quote(c.name);
+/// The default expression of `c`: its SQL default, or the current time for a generated
+/// timestamp.
+pub fn default_of<D: DdlDialect + ?Sized>(d: &D, c: &ColumnDef) -> Option<String> {
+    if let Some(default) = &c.default_sql {
+        Some(default.clone())
+    } else if c.defaults_to_now() {
+        Some(d.current_timestamp().to_string())
+    } else {
+        None
+    }
+}
+
+/// The definition of column `c` of table `t` as `CREATE TABLE` and `ADD COLUMN` write it.
+pub fn column_def<D: DdlDialect + ?Sized>(d: &D, t: &TableDef, c: &ColumnDef) -> String {
+    let name = d.quote(&c.name);
     if c.auto_increment {
         return d.auto_increment_column(&name, c.kind);
     }
-    let mut def = format!("{name} {}", d.column_type(c.kind, in_index(d, meta, c)));
+    let mut def = format!("{name} {}", type_of(d, t, c));
     if !c.nullable {
         def.push_str(" NOT NULL");
     }
-    if let Some(default) = c.default_sql {
+    if let Some(default) = default_of(d, c) {
         def.push_str(" DEFAULT ");
-        def.push_str(default);
-    } else if c.generated && c.kind == ColumnKind::Timestamp {
-        def.push_str(" DEFAULT ");
-        def.push_str(d.current_timestamp());
+        def.push_str(&default);
     }
     def
 }
 
 /// The boolean SQL expression of a check constraint on the quoted column `col`; `None` for a
 /// range without bounds.
-pub fn check_expression<D: DdlDialect + ?Sized>(d: &D, col: &str, check: &Check) -> Option<String> {
-    match *check {
-        Check::Range {
+pub fn check_expression<D: DdlDialect + ?Sized>(
+    d: &D,
+    col: &str,
+    check: &CheckDef,
+) -> Option<String> {
+    match check {
+        CheckDef::Range {
             min: Some(lo),
             max: Some(hi),
         } => Some(format!("{col} BETWEEN {lo} AND {hi}")),
-        Check::Range {
+        CheckDef::Range {
             min: Some(lo),
             max: None,
         } => Some(format!("{col} >= {lo}")),
-        Check::Range {
+        CheckDef::Range {
             min: None,
             max: Some(hi),
         } => Some(format!("{col} <= {hi}")),
-        Check::Range {
+        CheckDef::Range {
             min: None,
             max: None,
         } => None,
-        Check::OneOf([]) => Some("1 = 0".into()),
-        Check::OneOf(values) => {
+        CheckDef::OneOf(values) if values.is_empty() => Some("1 = 0".into()),
+        CheckDef::OneOf(values) => {
             let list: Vec<String> = values.iter().map(|v| d.literal(v)).collect();
             Some(format!("{col} IN ({})", list.join(", ")))
         }
-        Check::Sql(sql) => Some(sql.to_string()),
+        CheckDef::Sql(sql) => Some(sql.clone()),
     }
+}
+
+/// The named check constraint of column `c` (`CONSTRAINT <name> CHECK (...)`), if it has one.
+pub fn check_constraint<D: DdlDialect + ?Sized>(
+    d: &D,
+    t: &TableDef,
+    c: &ColumnDef,
+) -> Option<String> {
+    let expr = check_expression(d, &d.quote(&c.name), c.check.as_ref()?)?;
+    Some(format!(
+        "CONSTRAINT {} CHECK ({expr})",
+        d.quote(&t.check_name(&c.name))
+    ))
+}
+
+/// The named foreign key of column `c` (`CONSTRAINT <name> FOREIGN KEY ...`), if it has one.
+pub fn foreign_key_constraint<D: DdlDialect + ?Sized>(
+    d: &D,
+    t: &TableDef,
+    c: &ColumnDef,
+) -> Option<String> {
+    let fk = c.references.as_ref()?;
+    Some(format!(
+        "CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) ON DELETE {} ON UPDATE {}",
+        d.quote(&t.foreign_key_name(&c.name)),
+        d.quote(&c.name),
+        d.referenced_table(fk),
+        quoted_list(d, &fk.columns),
+        ref_action(fk.on_delete),
+        ref_action(fk.on_update),
+    ))
 }
 
 /// The SQL of a referential action.
@@ -171,7 +233,8 @@ pub fn ref_action(action: RefAction) -> &'static str {
     }
 }
 
-fn quoted_list<D: DdlDialect + ?Sized>(d: &D, columns: &[&str]) -> String {
+/// The identifiers quoted and joined with `, `.
+pub fn quoted_list<D: DdlDialect + ?Sized>(d: &D, columns: &[String]) -> String {
     columns
         .iter()
         .map(|c| d.quote(c))
@@ -179,73 +242,73 @@ fn quoted_list<D: DdlDialect + ?Sized>(d: &D, columns: &[&str]) -> String {
         .join(", ")
 }
 
-/// `CREATE TABLE` for `meta` in dialect `d`, with primary key, `NOT NULL`, defaults, named
+/// `CREATE INDEX` for the non-unique index `name` over `columns` of `t`.
+pub fn create_index<D: DdlDialect + ?Sized>(
+    d: &D,
+    t: &TableDef,
+    name: &str,
+    columns: &[String],
+) -> String {
+    d.create_index(t, name, &index_columns(d, t, columns))
+}
+
+/// `CREATE TABLE` for `t` in dialect `d`, with primary key, `NOT NULL`, defaults, named
 /// check, unique and foreign-key constraints; then one `CREATE INDEX` per non-unique index
-/// (indexed and referencing columns, multi-column indexes). An entity with a schema gets the
+/// (indexed and referencing columns, multi-column indexes). A table with a schema gets the
 /// dialect's `CREATE SCHEMA IF NOT EXISTS` first. Statements have no trailing `;`.
-pub fn create_table<D: DdlDialect + ?Sized>(d: &D, meta: &EntityMeta) -> Vec<String> {
-    let auto = meta.has_auto_increment();
-    let mut parts: Vec<String> = meta
-        .columns
-        .iter()
-        .map(|c| column_def(d, meta, c))
+pub fn create_table<D: DdlDialect + ?Sized>(d: &D, t: &TableDef) -> Vec<String> {
+    let mut out: Vec<String> = t
+        .schema
+        .as_deref()
+        .and_then(|s| d.create_schema(s))
+        .into_iter()
         .collect();
-    if !auto {
-        let keys: Vec<&str> = meta.primary_key().map(|c| c.name).collect();
+    out.push(create_table_as(d, t, &t.table));
+    out.extend(create_indexes(d, t));
+    out
+}
+
+/// The `CREATE TABLE` statement of `t`, under the name `name` (in `t`'s schema); constraint
+/// names stay those of `t`.
+pub fn create_table_as<D: DdlDialect + ?Sized>(d: &D, t: &TableDef, name: &str) -> String {
+    let mut parts: Vec<String> = t.columns.iter().map(|c| column_def(d, t, c)).collect();
+    if !t.has_auto_increment() {
+        let keys: Vec<String> = t.primary_key().map(|c| c.name.clone()).collect();
         if !keys.is_empty() {
             parts.push(format!("PRIMARY KEY ({})", quoted_list(d, &keys)));
         }
     }
-    for c in meta.columns {
-        let Some(check) = &c.check else { continue };
-        if let Some(expr) = check_expression(d, &d.quote(c.name), check) {
-            let name = format!("{}_{}_check", meta.table, c.name);
-            parts.push(format!("CONSTRAINT {} CHECK ({expr})", d.quote(&name)));
+    parts.extend(t.columns.iter().filter_map(|c| check_constraint(d, t, c)));
+    for i in t.all_indexes() {
+        if i.unique {
+            parts.push(d.unique_constraint(&i.name, &quoted_list(d, &i.columns)));
         }
     }
-    let indexes = meta.all_indexes();
-    for (name, columns, unique) in &indexes {
-        if *unique {
-            parts.push(d.unique_constraint(name, &quoted_list(d, columns)));
-        }
-    }
-    for c in meta.columns {
-        let Some(fk) = &c.references else { continue };
-        let parent = (fk.parent)();
-        let parent_key: Vec<&str> = parent.primary_key().map(|k| k.name).collect();
-        let name = format!("{}_{}_fkey", meta.table, c.name);
-        parts.push(format!(
-            "CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) ON DELETE {} ON UPDATE {}",
-            d.quote(&name),
-            d.quote(c.name),
-            d.referenced_table(&parent),
-            quoted_list(d, &parent_key),
-            ref_action(fk.on_delete),
-            ref_action(fk.on_update),
-        ));
-    }
-    let mut out: Vec<String> = meta
-        .schema
-        .and_then(|s| d.create_schema(s))
-        .into_iter()
-        .collect();
-    out.push(format!(
+    parts.extend(
+        t.columns
+            .iter()
+            .filter_map(|c| foreign_key_constraint(d, t, c)),
+    );
+    format!(
         "CREATE TABLE {} (\n  {}\n){}",
-        qualified(d, meta),
+        qualified_as(d, t, name),
         parts.join(",\n  "),
         d.table_suffix()
-    ));
-    for (name, columns, unique) in &indexes {
-        if !*unique {
-            out.push(d.create_index(meta, name, &index_columns(d, meta, columns)));
-        }
-    }
-    out
+    )
 }
 
-/// `DROP TABLE IF EXISTS` for `meta` in dialect `d` (its indexes go with it).
-pub fn drop_table<D: DdlDialect + ?Sized>(d: &D, meta: &EntityMeta) -> String {
-    format!("DROP TABLE IF EXISTS {}", qualified(d, meta))
+/// One `CREATE INDEX` per non-unique index of `t`.
+pub fn create_indexes<D: DdlDialect + ?Sized>(d: &D, t: &TableDef) -> Vec<String> {
+    t.all_indexes()
+        .into_iter()
+        .filter(|i| !i.unique)
+        .map(|i| create_index(d, t, &i.name, &i.columns))
+        .collect()
+}
+
+/// `DROP TABLE IF EXISTS` for `t` in dialect `d` (its indexes go with it).
+pub fn drop_table<D: DdlDialect + ?Sized>(d: &D, t: &TableDef) -> String {
+    format!("DROP TABLE IF EXISTS {}", qualified(d, t))
 }
 
 /// One row of a backend's column-introspection query: name, type and `YES` / `NO` for
@@ -279,7 +342,20 @@ pub(crate) fn live_columns(rows: Vec<ColumnRow>) -> Option<Vec<LiveColumn>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use custodian_core::{ForeignKey, IndexMeta};
+    use custodian_core::{Check, ColumnMeta, EntityMeta, ForeignKey, IndexMeta};
+
+    fn create_table<D: DdlDialect>(d: &D, meta: &EntityMeta) -> Vec<String> {
+        super::create_table(d, &TableDef::from_meta(meta))
+    }
+
+    fn check_expression(d: &Plain, col: &str, check: &Check) -> Option<String> {
+        let c = match *check {
+            Check::Range { min, max } => CheckDef::Range { min, max },
+            Check::OneOf(v) => CheckDef::OneOf(v.iter().map(|s| s.to_string()).collect()),
+            Check::Sql(s) => CheckDef::Sql(s.into()),
+        };
+        super::check_expression(d, col, &c)
+    }
 
     struct Plain;
     impl DdlDialect for Plain {

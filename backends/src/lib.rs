@@ -5,15 +5,18 @@
 //! and prepares connections, begins transactions with the requested isolation, classifies the
 //! database's errors and writes DDL in its dialect. Each exists with its cargo feature
 //! (`postgres`, `mysql`, `sqlite`; `sqlite` by default), and [`ALL`] lists those this build has.
-//! Shared pieces live in [`ddl`] and [`classify`].
+//! Shared pieces live in [`ddl`] and [`classify`]; migration steps are written by [`alter`]
+//! (PostgreSQL, MariaDB) and [`rebuild`] (SQLite), which need no driver.
 #![deny(missing_docs)]
 
+pub mod alter;
 pub mod classify;
 pub mod ddl;
 #[cfg(feature = "mysql")]
 pub mod mysql;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod rebuild;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

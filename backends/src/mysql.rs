@@ -2,9 +2,11 @@
 //! `START TRANSACTION`, errno-based error classification, DDL (InnoDB, binary collation so
 //! text compares as on PostgreSQL and SQLite).
 
+use crate::alter::{self, AlterDialect};
 use crate::classify::{self, between, Cause, Refinement};
 use crate::ddl::{self, DdlDialect};
 use crate::wrong_backend;
+use custodian_core::migrate::{ColumnDef, SchemaChange, TableDef};
 use custodian_core::{
     AnyConnection, Backend, BackendKind, ColumnKind, ConstraintKind, DatabaseUrl, EntityMeta,
     Error, LiveColumn, SessionConfig, TxOptions,
@@ -202,11 +204,15 @@ impl Backend for Mysql {
     }
 
     fn create_table_sql(&self, meta: &EntityMeta) -> Vec<String> {
-        ddl::create_table(&MyDdl, meta)
+        ddl::create_table(&MyDdl, &TableDef::from_meta(meta))
     }
 
     fn drop_table_sql(&self, meta: &EntityMeta) -> String {
-        ddl::drop_table(&MyDdl, meta)
+        ddl::drop_table(&MyDdl, &TableDef::from_meta(meta))
+    }
+
+    fn schema_change_sql(&self, change: &SchemaChange) -> Vec<String> {
+        alter::change_sql(&MyDdl, change)
     }
 
     fn transactional_ddl(&self) -> bool {
@@ -263,6 +269,55 @@ impl Backend for Mysql {
 }
 
 struct MyDdl;
+
+impl AlterDialect for MyDdl {
+    fn drop_unique(&self, t: &TableDef, name: &str) -> String {
+        format!(
+            "ALTER TABLE {} DROP INDEX {}",
+            ddl::qualified(self, t),
+            self.quote(name)
+        )
+    }
+    fn drop_index(&self, t: &TableDef, name: &str) -> String {
+        format!(
+            "DROP INDEX {} ON {}",
+            self.quote(name),
+            ddl::qualified(self, t)
+        )
+    }
+    fn drop_foreign_key(&self, t: &TableDef, name: &str) -> String {
+        format!(
+            "ALTER TABLE {} DROP FOREIGN KEY {}",
+            ddl::qualified(self, t),
+            self.quote(name)
+        )
+    }
+    fn change_column(
+        &self,
+        before: &TableDef,
+        after: &TableDef,
+        old: &ColumnDef,
+        new: &ColumnDef,
+    ) -> Vec<String> {
+        // MODIFY restates the whole column: type (bounded when a key covers it), nullability
+        // and default.
+        let aspects = |t: &TableDef, c: &ColumnDef| {
+            (
+                ddl::type_of(self, t, c),
+                c.nullable,
+                ddl::default_of(self, c),
+            )
+        };
+        if aspects(before, old) == aspects(after, new) {
+            return Vec::new();
+        }
+        vec![format!(
+            "ALTER TABLE {} MODIFY COLUMN {}",
+            ddl::qualified(self, after),
+            ddl::column_def(self, after, new)
+        )]
+    }
+}
 
 impl DdlDialect for MyDdl {
     fn quote(&self, ident: &str) -> String {

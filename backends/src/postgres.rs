@@ -1,9 +1,11 @@
 //! PostgreSQL: connection set-up (UTC, application name, statement timeout), `BEGIN` with
 //! isolation / read-only / deferrable, SQLSTATE-based error classification, DDL.
 
+use crate::alter::{self, AlterDialect};
 use crate::classify::{self, between, Cause, Refinement};
 use crate::ddl::{self, DdlDialect};
 use crate::wrong_backend;
+use custodian_core::migrate::{SchemaChange, TableDef};
 use custodian_core::{
     AnyConnection, Backend, BackendKind, ColumnKind, DatabaseUrl, EntityMeta, Error, LiveColumn,
     SessionConfig, TxOptions,
@@ -165,11 +167,15 @@ impl Backend for Postgres {
     }
 
     fn create_table_sql(&self, meta: &EntityMeta) -> Vec<String> {
-        ddl::create_table(&PgDdl, meta)
+        ddl::create_table(&PgDdl, &TableDef::from_meta(meta))
     }
 
     fn drop_table_sql(&self, meta: &EntityMeta) -> String {
-        ddl::drop_table(&PgDdl, meta)
+        ddl::drop_table(&PgDdl, &TableDef::from_meta(meta))
+    }
+
+    fn schema_change_sql(&self, change: &SchemaChange) -> Vec<String> {
+        alter::change_sql(&PgDdl, change)
     }
 
     fn transactional_ddl(&self) -> bool {
@@ -222,6 +228,8 @@ impl Backend for Postgres {
 }
 
 struct PgDdl;
+
+impl AlterDialect for PgDdl {}
 
 impl DdlDialect for PgDdl {
     fn quote(&self, ident: &str) -> String {

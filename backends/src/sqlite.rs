@@ -3,7 +3,9 @@
 
 use crate::classify::{self, Cause, Refinement};
 use crate::ddl::{self, DdlDialect};
+use crate::rebuild;
 use crate::wrong_backend;
+use custodian_core::migrate::{ForeignKeyDef, SchemaChange, TableDef};
 use custodian_core::{
     AnyConnection, Backend, BackendKind, ColumnKind, ConstraintKind, DatabaseUrl, EntityMeta,
     Error, LiveColumn, SessionConfig, TxOptions,
@@ -145,15 +147,41 @@ impl Backend for Sqlite {
     }
 
     fn create_table_sql(&self, meta: &EntityMeta) -> Vec<String> {
-        ddl::create_table(&LiteDdl, meta)
+        ddl::create_table(&LiteDdl, &TableDef::from_meta(meta))
     }
 
     fn drop_table_sql(&self, meta: &EntityMeta) -> String {
-        ddl::drop_table(&LiteDdl, meta)
+        ddl::drop_table(&LiteDdl, &TableDef::from_meta(meta))
+    }
+
+    fn schema_change_sql(&self, change: &SchemaChange) -> Vec<String> {
+        rebuild::change_sql(&LiteDdl, change)
     }
 
     fn transactional_ddl(&self) -> bool {
         true
+    }
+
+    fn before_migrations(&self, conn: &mut AnyConnection) -> QueryResult<()> {
+        lite(conn)?.batch_execute("PRAGMA foreign_keys = OFF")
+    }
+
+    fn foreign_key_violations(&self, conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
+        #[derive(diesel::QueryableByName)]
+        struct Violation {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            v: String,
+        }
+        let rows: Vec<Violation> = diesel::sql_query(
+            "SELECT \"table\" || ' row ' || COALESCE(rowid, '?') || ' references ' || parent \
+             AS v FROM pragma_foreign_key_check LIMIT 10",
+        )
+        .load(lite(conn)?)?;
+        Ok(rows.into_iter().map(|r| r.v).collect())
+    }
+
+    fn after_migrations(&self, conn: &mut AnyConnection) -> QueryResult<()> {
+        lite(conn)?.batch_execute("PRAGMA foreign_keys = ON")
     }
 
     fn live_columns(
@@ -235,19 +263,16 @@ impl DdlDialect for LiteDdl {
         // SQLite has no schemas: a schema name is an attached database, attached by the caller.
         None
     }
-    fn referenced_table(&self, parent: &EntityMeta) -> String {
+    fn referenced_table(&self, fk: &ForeignKeyDef) -> String {
         // A foreign key always refers to a table of the same database file.
-        self.quote(parent.table)
+        self.quote(&fk.table)
     }
-    fn create_index(&self, meta: &EntityMeta, name: &str, columns: &str) -> String {
+    fn create_index(&self, table: &TableDef, name: &str, columns: &str) -> String {
         // The schema qualifies the index name; the table is named bare.
-        let name = match meta.schema {
-            Some(s) => format!("{}.{}", self.quote(s), self.quote(name)),
-            None => self.quote(name),
-        };
         format!(
-            "CREATE INDEX {name} ON {} ({columns})",
-            self.quote(meta.table)
+            "CREATE INDEX {} ON {} ({columns})",
+            ddl::qualified_as(self, table, name),
+            self.quote(&table.table)
         )
     }
 }

@@ -9,6 +9,7 @@ use crate::config::{DatabaseUrl, SessionConfig};
 use crate::conn::AnyConnection;
 use crate::entity::EntityMeta;
 use crate::error::{BackendKind, Error};
+use crate::migrate::SchemaChange;
 use crate::schema::LiveColumn;
 use crate::tx::TxOptions;
 use crate::value::ColumnKind;
@@ -87,6 +88,33 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
 
     /// `DROP TABLE IF EXISTS` for an entity, in this dialect.
     fn drop_table_sql(&self, meta: &EntityMeta) -> String;
+
+    /// The statements of one migration step in this dialect (no trailing `;`): a table created
+    /// as [`Backend::create_table_sql`] creates it, dropped, or altered step by step
+    /// (PostgreSQL and MariaDB: `ALTER TABLE`; SQLite: a new table, the rows copied, the old
+    /// table dropped and the new one renamed, its indexes recreated).
+    fn schema_change_sql(&self, change: &SchemaChange) -> Vec<String>;
+
+    /// Prepares the connection that runs migrations, before the first one (outside any
+    /// transaction). SQLite turns foreign-key enforcement off, which it cannot do inside a
+    /// transaction, so that a table rebuild does not fire the foreign-key actions of the rows
+    /// of the table it drops.
+    fn before_migrations(&self, _conn: &mut AnyConnection) -> QueryResult<()> {
+        Ok(())
+    }
+
+    /// The foreign-key violations the migration just run left behind, described, where
+    /// [`Backend::before_migrations`] turned enforcement off; checked before each migration
+    /// commits, which fails if any.
+    fn foreign_key_violations(&self, _conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    /// Restores what [`Backend::before_migrations`] changed, after the last migration ran or
+    /// one failed.
+    fn after_migrations(&self, _conn: &mut AnyConnection) -> QueryResult<()> {
+        Ok(())
+    }
 
     /// Whether DDL statements take part in transactions (PostgreSQL, SQLite), so a failed
     /// migration leaves nothing behind. MariaDB commits implicitly around each DDL statement.

@@ -46,7 +46,9 @@ pub enum Check {
 }
 
 /// What the database does to referencing rows when the referenced row goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub enum RefAction {
     /// Refuse the change while references exist (checked at the end of the statement).
     #[default]
@@ -133,6 +135,10 @@ pub struct ColumnMeta {
     /// Holds the blind index (keyed hash) of the named encrypted column, which the write path
     /// computes (`#[column(blind_index = "field")]`).
     pub blind_index_of: Option<&'static str>,
+    /// The column's previous name (`#[column(renamed_from = "old")]`):
+    /// [`migrate::generate`](crate::migrate::generate) renames a column of that name instead of
+    /// dropping it and adding this one. Has no effect at run time.
+    pub renamed_from: Option<&'static str>,
 }
 
 impl ColumnMeta {
@@ -154,6 +160,7 @@ impl ColumnMeta {
         encrypted: false,
         subject: false,
         blind_index_of: None,
+        renamed_from: None,
     };
 
     /// Whether MariaDB needs a bounded type for it (keys, unique, indexed, referencing).

@@ -114,6 +114,14 @@ pub enum Error {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    /// [`migrate::generate`](crate::migrate::generate) found changes that lose data (drop a
+    /// table or column, narrow a type, make a column `NOT NULL` without a default) and wrote
+    /// nothing; [`GenerateOptions::allow_data_loss`](crate::migrate::GenerateOptions) opts in.
+    #[error("migration not written, it would lose data: {}", list_losses(.changes))]
+    DataLoss {
+        /// Each refused change, naming its table and column.
+        changes: Vec<crate::migrate::LossyChange>,
+    },
     /// Any other database error, with the database's code and message.
     #[error("database error: {source}")]
     Database {
@@ -226,6 +234,14 @@ impl Error {
             source: Some(Box::new(source)),
         }
     }
+}
+
+fn list_losses(changes: &[crate::migrate::LossyChange]) -> String {
+    let all: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
+    format!(
+        "{} (pass GenerateOptions::allow_data_loss to write it anyway)",
+        all.join("; ")
+    )
 }
 
 fn describe_constraint(e: &DbError) -> String {
@@ -360,6 +376,9 @@ pub enum IntegrityKind {
     /// The live schema does not match the entities; the source is the
     /// [`SchemaReport`](crate::SchemaReport).
     SchemaDrift,
+    /// A migration left rows whose foreign key has no parent (SQLite migrations run with
+    /// enforcement off, so the runner checks before committing); nothing of it is kept.
+    DanglingForeignKey,
     /// An encrypted value or wrapped data key does not authenticate or parse: it was altered,
     /// moved to another row or subject, or the master key is the wrong one.
     Ciphertext,
@@ -382,6 +401,7 @@ impl IntegrityKind {
             IntegrityKind::Checkpoint => "checkpoint",
             IntegrityKind::MigrationChecksum => "migration_checksum",
             IntegrityKind::SchemaDrift => "schema_drift",
+            IntegrityKind::DanglingForeignKey => "dangling_foreign_key",
             IntegrityKind::Ciphertext => "ciphertext",
             IntegrityKind::Crypto => "crypto",
             IntegrityKind::Internal => "internal",

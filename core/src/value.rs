@@ -39,7 +39,7 @@ pub type Decimal = bigdecimal::BigDecimal;
 pub type DecodeError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The portable kind of a column, used to write DDL for each backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum ColumnKind {
     /// 16-bit signed integer.

@@ -162,6 +162,8 @@ pub(crate) struct FieldAttrs {
     pub encrypted: Option<Span>,
     /// `blind_index = "field"`: this column holds the blind index of an encrypted field.
     pub blind_index: Option<LitStr>,
+    /// `renamed_from = "old"`: the column's previous name, for generated migrations.
+    pub renamed_from: Option<LitStr>,
 }
 
 impl FieldAttrs {
@@ -213,6 +215,8 @@ impl FieldAttrs {
             flag(meta, "encrypted", &mut self.encrypted)
         } else if meta.path.is_ident("blind_index") {
             string_value(meta, "blind_index", &mut self.blind_index)
+        } else if meta.path.is_ident("renamed_from") {
+            string_value(meta, "renamed_from", &mut self.renamed_from)
         } else if meta.path.is_ident("check") {
             let mut sql = None;
             string_value(meta, "check", &mut sql)?;
@@ -231,7 +235,7 @@ impl FieldAttrs {
                 "unknown column attribute `{}`, expected one of `name`, `primary_key`, \
                  `auto_increment`, `generated`, `unique`, `index`, `default`, `check`, `range`, \
                  `one_of`, `version`, `created_at`, `updated_at`, `deleted_at`, `encrypted`, \
-                 `blind_index`",
+                 `blind_index`, `renamed_from`",
                 path_name(&meta.path)
             )))
         }

@@ -1136,6 +1136,10 @@ fn meta(m: &EntityModel) -> TokenStream {
             Some(lit) => quote!(#some(#lit)),
             None => none.clone(),
         };
+        let renamed_from = match &c.renamed_from {
+            Some(lit) => quote!(#some(#lit)),
+            None => none.clone(),
+        };
         let check = match &c.check {
             Some(CheckAttr::Sql(lit)) => quote!(#some(#p::Check::Sql(#lit))),
             Some(CheckAttr::Range { min, max }) => {
@@ -1186,6 +1190,7 @@ fn meta(m: &EntityModel) -> TokenStream {
                 encrypted: #encrypted,
                 subject: #subject,
                 blind_index_of: #blind_index_of,
+                renamed_from: #renamed_from,
                 ..#p::ColumnMeta::PLAIN
             }
         }

@@ -89,6 +89,9 @@ mod types;
 /// - `unique`, `index`: a unique constraint or index on this column alone (not on a primary key,
 ///   not both).
 /// - `default = "SQL"`: the column's SQL default, used verbatim on every backend.
+/// - `renamed_from = "old"`: the column was called `old`; `migrate::generate` renames that
+///   column (keeping its data) instead of dropping it and adding a new one. No effect at run
+///   time; harmless to keep once the rename is generated.
 /// - One check constraint at most: `check = "SQL"` (a boolean expression, verbatim),
 ///   `range(min = 1, max = 5)` (integer fields, `Option` included; either bound optional,
 ///   integer literals), or `one_of("a", "b", ...)` (text fields). Columns of a

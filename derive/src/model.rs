@@ -120,6 +120,8 @@ pub(crate) struct Column {
     pub blind_index_of: Option<String>,
     /// This column names the data subject (`#[entity(subject = "field")]`).
     pub subject: bool,
+    /// `renamed_from = "old"`: the previous column name.
+    pub renamed_from: Option<LitStr>,
 }
 
 impl Column {
@@ -461,6 +463,7 @@ fn column(entity: &Ident, ident: Ident, ty: Type, attrs: FieldAttrs) -> syn::Res
         blind_index: attrs.blind_index,
         blind_index_of: None,
         subject: false,
+        renamed_from: attrs.renamed_from,
     })
 }
 

@@ -410,7 +410,8 @@ fn migrate_lists_and_applies_pending_migrations(db: &TestDb) {
         &[Migrated::META],
         custodian::backends::ALL,
     )
-    .unwrap();
+    .unwrap()
+    .expect("a first migration");
     assert_eq!(written.len(), 3, "one migration per backend");
     let name = written[0]
         .file_name()

@@ -23,6 +23,7 @@ mod errors;
 mod example;
 mod fidelity;
 mod lifecycle;
+mod migrate_diff;
 mod pool;
 mod relations;
 mod schema;

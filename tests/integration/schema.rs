@@ -581,7 +581,8 @@ fn migrations_apply_once_and_refuse_edited_files(db: &TestDb) {
         &entities,
         custodian::backends::ALL,
     )
-    .unwrap();
+    .unwrap()
+    .expect("a first migration");
     assert_eq!(written.len(), 3);
     let init = file_name(&written[0]);
     assert!(init.ends_with("_initial_schema"), "{init}");
@@ -618,13 +619,12 @@ fn migrations_apply_once_and_refuse_edited_files(db: &TestDb) {
     drop(s);
 
     // A second migration is pending; then the first one's up.sql is edited.
-    let next = custodian::migrate::generate(
-        dir.path(),
-        "counters",
-        &[Counter::META],
-        custodian::backends::ALL,
-    )
-    .unwrap();
+    let mut more = entities.to_vec();
+    more.push(Counter::META);
+    let next =
+        custodian::migrate::generate(dir.path(), "counters", &more, custodian::backends::ALL)
+            .unwrap()
+            .expect("counters is new");
     let next = file_name(&next[0]);
     assert!(next > init, "{next} sorts after {init}");
     assert_eq!(db.pending_migrations(dir.path()).unwrap(), [next.as_str()]);

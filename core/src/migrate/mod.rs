@@ -7,11 +7,19 @@
 //! migrations/
 //!   postgres/20250101120000_init/up.sql
 //!   postgres/20250101120000_init/down.sql
+//!   postgres/20250101120000_init/schema.json
 //!   mysql/20250101120000_init/...
 //!   sqlite/20250101120000_init/...
 //! ```
 //!
-//! [`generate`] writes a new migration for every backend from a set of entities;
+//! [`generate`] writes a new migration for every backend holding the differences between the
+//! entities and the model stored with the newest migration (`schema.json`, a [`Snapshot`]):
+//! tables created and dropped, columns added, dropped, renamed and changed, indexes and
+//! constraints added and dropped, with `down.sql` reversing them. It refuses changes that lose
+//! data ([`Error::DataLoss`]) unless [`GenerateOptions::allow_data_loss`] is set, and writes
+//! nothing when nothing changed. See [`generate_with`].
+//!
+//! [`Db::run_migrations`](crate::Db::run_migrations)
 //! [`Db::run_migrations`](crate::Db::run_migrations) applies the pending ones of the database's
 //! backend with diesel's [`MigrationHarness`] (which keeps its own
 //! `__diesel_schema_migrations` table, so the diesel CLI sees the same state) and records each
@@ -21,14 +29,14 @@
 //!
 //! Each migration runs in a transaction together with its ledger row on PostgreSQL and SQLite;
 //! MariaDB commits DDL implicitly, so a migration failing half-way there leaves its first
-//! statements applied.
+//! statements applied. On SQLite, foreign-key enforcement is off while migrations run (a table
+//! rebuild drops the old table, whose rows must not cascade), and each migration must leave no
+//! foreign-key violation behind before it commits (see [`Backend::before_migrations`]).
 
 use crate::backend::Backend;
 use crate::conn::{AnyConnection, MultiBackend};
 use crate::db::Db;
-use crate::entity::EntityMeta;
 use crate::error::{BackendKind, DbError, Error, IntegrityKind, Result};
-use crate::schema;
 use crate::session::Session;
 use crate::tx::TxOptions;
 use diesel::migration::{Migration, MigrationSource};
@@ -37,6 +45,21 @@ use diesel_migrations::{FileBasedMigrations, MigrationHarness};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+
+mod diff;
+mod generate;
+mod loss;
+mod model;
+
+pub use diff::{diff, undo_hints, AlterOp, SchemaChange, TableAlter};
+pub use generate::{
+    changes_sql, generate, generate_with, last_snapshot, migration_sql, GenerateOptions,
+    SNAPSHOT_FILE,
+};
+pub use loss::{losses, widens, LossKind, LossyChange};
+pub use model::{
+    CheckDef, ColumnDef, ForeignKeyDef, IndexDef, Snapshot, TableDef, SNAPSHOT_FORMAT,
+};
 
 /// The table recording applied migrations: `version`, `name` (directory name) and `checksum`
 /// (hex SHA-256 of `up.sql`).
@@ -245,12 +268,41 @@ pub fn run(db: &Db, dir: &Path) -> Result<Vec<String>> {
     let found = load(dir, kind)?;
     let mut s = db.session()?;
     let pending = plan(&mut s, kind, found)?;
+    if pending.is_empty() {
+        return Ok(Vec::new());
+    }
+    s.run(|c| backend.before_migrations(c))?;
+    let result = apply_all(&mut s, backend, &pending);
+    let restored = s.run(|c| backend.after_migrations(c));
+    let done = result?;
+    restored?;
+    Ok(done)
+}
+
+fn apply_all(s: &mut Session, backend: &dyn Backend, pending: &[Found]) -> Result<Vec<String>> {
+    let kind = backend.kind();
     let mut done = Vec::with_capacity(pending.len());
-    for f in &pending {
+    for f in pending {
+        let checked = |s: &mut Session| {
+            apply(s, kind, f)?;
+            let violations = s.run(|c| backend.foreign_key_violations(c))?;
+            if violations.is_empty() {
+                Ok(())
+            } else {
+                Err(Error::integrity(
+                    IntegrityKind::DanglingForeignKey,
+                    format!(
+                        "migration `{}` leaves rows whose foreign key has no parent: {}",
+                        f.name,
+                        violations.join("; ")
+                    ),
+                ))
+            }
+        };
         if backend.transactional_ddl() {
-            s.transaction_with(&TxOptions::new().no_retry(), |s| apply(s, kind, f))?;
+            s.transaction_with(&TxOptions::new().no_retry(), checked)?;
         } else {
-            apply(&mut s, kind, f)?;
+            checked(s)?;
         }
         done.push(f.name.clone());
     }
@@ -268,108 +320,12 @@ pub fn pending(db: &Db, dir: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
-/// `name` reduced to lower-case ASCII letters, digits and `_`.
-fn slug(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.trim().chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('_') {
-            out.push('_');
-        }
-    }
-    out.trim_matches('_').to_string()
-}
-
-/// The next version: the current UTC time as `YYYYMMDDHHMMSS`, or one more than the newest
-/// version already in `dir` if that is later, so versions stay unique and sortable.
-fn next_version(dir: &Path) -> Result<String> {
-    let now: u64 = chrono::Utc::now()
-        .format("%Y%m%d%H%M%S")
-        .to_string()
-        .parse()
-        .unwrap_or(0);
-    let mut newest = 0u64;
-    if dir.is_dir() {
-        let subs = std::fs::read_dir(dir).map_err(|e| config_error(dir, e))?;
-        for sub in subs.flatten() {
-            let Ok(entries) = std::fs::read_dir(sub.path()) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                if let Some(v) = version_of(&e.file_name().to_string_lossy()) {
-                    newest = newest.max(v.parse().unwrap_or(0));
-                }
-            }
-        }
-    }
-    Ok(now.max(newest + 1).to_string())
-}
-
-/// The DDL of a migration creating `metas` (in dependency order) for `backend`: `(up, down)`.
-pub fn migration_sql(backend: &dyn Backend, metas: &[EntityMeta]) -> Result<(String, String)> {
-    let ordered = schema::dependency_order(metas)?;
-    let mut up = String::new();
-    for m in &ordered {
-        for stmt in backend.create_table_sql(m) {
-            up.push_str(&stmt);
-            up.push_str(";\n\n");
-        }
-    }
-    let mut down = String::new();
-    for m in ordered.iter().rev() {
-        down.push_str(&backend.drop_table_sql(m));
-        down.push_str(";\n");
-    }
-    Ok((up, down))
-}
-
-/// Writes a new migration named `name` creating the tables of `metas`, for each of `backends`
-/// (pass `custodian::backends::ALL`): `dir/<backend>/<version>_<name>/up.sql` with the DDL in
-/// dependency order (parents first) and `down.sql` dropping the tables in reverse. Returns the
-/// migration directories written. The version is the current UTC time (`YYYYMMDDHHMMSS`), or
-/// one more than the newest version already in `dir`.
-///
-/// Errors: an empty name or a foreign-key cycle is [`Error::Config`]; a file that cannot be
-/// written is [`Error::Config`] naming its path.
-pub fn generate(
-    dir: impl AsRef<Path>,
-    name: &str,
-    metas: &[EntityMeta],
-    backends: &[&'static dyn Backend],
-) -> Result<Vec<PathBuf>> {
-    let dir = dir.as_ref();
-    let slug = slug(name);
-    if slug.is_empty() {
-        return Err(Error::config(
-            "migrations",
-            format!("migration name `{name}` has no letters or digits"),
-        ));
-    }
-    let version = next_version(dir)?;
-    let mut written = Vec::with_capacity(backends.len());
-    for backend in backends {
-        let (up, down) = migration_sql(*backend, metas)?;
-        let path = dir
-            .join(backend.kind().to_string())
-            .join(format!("{version}_{slug}"));
-        std::fs::create_dir_all(&path).map_err(|e| config_error(&path, e))?;
-        for (file, sql) in [("up.sql", &up), ("down.sql", &down)] {
-            let p = path.join(file);
-            std::fs::write(&p, sql).map_err(|e| config_error(&p, e))?;
-        }
-        written.push(path);
-    }
-    Ok(written)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn names_and_versions() {
-        assert_eq!(slug(" Add users & roles! "), "add_users_roles");
         assert_eq!(
             version_of("20250101120000_init").as_deref(),
             Some("20250101120000")
@@ -384,14 +340,5 @@ mod tests {
             checksum(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-    }
-
-    #[test]
-    fn versions_increase_within_a_directory() {
-        let dir = std::env::temp_dir().join(format!("custodian_mv_{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("sqlite").join("99990101000000_future")).unwrap();
-        assert_eq!(next_version(&dir).unwrap(), "99990101000001");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

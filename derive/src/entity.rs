@@ -27,6 +27,16 @@ use syn::{Ident, Item};
 
 /// Expands `#[entity(attr)] item`.
 pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    expand_with(attr, item, crate::manifest::lacks_diesel())
+}
+
+/// [`expand`], told whether the user crate lacks diesel (the expansion tests say it has it:
+/// the derive crate's own manifest, which cargo points them at, does not list diesel).
+pub(crate) fn expand_with(
+    attr: TokenStream,
+    item: TokenStream,
+    lacks_diesel: bool,
+) -> syn::Result<TokenStream> {
     let args = EntityArgs::parse(attr)?;
     let mut item = match syn::parse2::<Item>(item)? {
         Item::Struct(s) => s,
@@ -51,7 +61,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         }
     };
     let model = EntityModel::from_struct(args, &mut item)?;
-    if crate::manifest::lacks_diesel() {
+    if lacks_diesel {
         // One clear error instead of the dozen that diesel's `use ::diesel;` would cause.
         let message = crate::manifest::MISSING_DIESEL;
         return Ok(quote! {

@@ -12,6 +12,8 @@ use proc_macro::TokenStream;
 mod attrs;
 mod db_enum;
 mod entity;
+#[cfg(test)]
+mod expand_tests;
 mod manifest;
 mod model;
 mod types;

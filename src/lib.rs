@@ -62,7 +62,23 @@
 //!   reference.
 #![deny(missing_docs)]
 
-pub use custodian_core::*;
+// The public API, named item by item: modules whose items users name by path, then the types
+// and functions at the crate root. Runtime internals (pool manager, statement runners, hooks
+// runners, cascades) stay in custodian-core; generated code reaches what it needs through
+// `__private`.
+pub use custodian_core::{
+    access, audit, backend, config, crypto, entity, error, migrate, schema, session, sql_types, tx,
+    validate, value,
+};
+pub use custodian_core::{
+    stored, AccessControl, Action, AnyConnection, AuditContext, Backend, BackendKind, BelongsTo,
+    Check, ColumnKind, ColumnMeta, ColumnRole, ColumnValue, Config, ConstraintKind, Crypto,
+    DatabaseConfig, DatabaseUrl, Db, DbEnum, DbError, Decimal, DecodeError, Drift, Entity,
+    EntityMeta, EntityRules, Error, FieldError, ForeignKey, Hooks, IndexMeta, IntegrityKind,
+    IsolationLevel, LiveColumn, MultiBackend, PoolConfig, PoolStats, Principal, RefAction, Result,
+    RetryPolicy, SchemaReport, Sealed, Session, SessionConfig, Stamp, TimeoutKind, TxOptions,
+    ValidationErrors, WriteKind,
+};
 pub use custodian_derive::{entity, DbEnum};
 
 pub mod guide;

@@ -110,7 +110,7 @@ fn from_parents<P: Entity>(
     Ok(())
 }
 
-/// The parent keys a [`CascadeFn`] receives, as the foreign key field `field`'s key type `K`.
+/// The parent keys a `CascadeFn` receives, as the foreign key field `field`'s key type `K`.
 pub fn cascade_keys<'k, K: 'static>(keys: &'k dyn Any, field: &str) -> Result<&'k Vec<K>> {
     keys.downcast_ref::<Vec<K>>().ok_or_else(|| {
         Error::integrity(
@@ -122,7 +122,7 @@ pub fn cascade_keys<'k, K: 'static>(keys: &'k dyn Any, field: &str) -> Result<&'
 
 /// Records what the `on_delete` action of `C`'s foreign key `field` does to `rows` (the rows
 /// referencing the parent rows being deleted, soft-deleted ones included), then follows the
-/// cascade to the children of the rows it deletes. Generated [`CascadeFn`]s call it.
+/// cascade to the children of the rows it deletes. Generated `CascadeFn`s call it.
 pub fn cascade_rows<C: Entity>(
     s: &mut Session,
     rows: Vec<C>,

@@ -188,13 +188,15 @@ impl StoredJson for String {
 
 impl StoredJson for Vec<u8> {
     fn to_json(&self) -> serde_json::Value {
-        serde_json::Value::String(crate::hex::encode(self))
+        serde_json::Value::String(hex::encode(self))
     }
     fn from_json(json: &serde_json::Value) -> Result<Self, DecodeError> {
         let s = json
             .as_str()
             .ok_or_else(|| json_type_error("hex bytes", json))?;
-        crate::hex::decode(s).ok_or_else(|| json_type_error("hex bytes", json))
+        hex::decode(s)
+            .ok()
+            .ok_or_else(|| json_type_error("hex bytes", json))
     }
 }
 

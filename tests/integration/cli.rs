@@ -103,7 +103,7 @@ fn verify_seal_and_checkpoint_from_the_command_line(db: &TestDb) {
     // never "intact" and never "DAMAGED".
     let other_key = "ff".repeat(32);
     let stranger = custodian::audit::generate_signing_key().unwrap();
-    let stranger = custodian::hex::encode(stranger.verifying_key().as_bytes());
+    let stranger = hex::encode(stranger.verifying_key().as_bytes());
     for (args, key, says) in [
         (
             vec!["verify", "--url", &db.url],

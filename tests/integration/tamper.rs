@@ -538,7 +538,7 @@ fn the_witness_catches_a_tail_cut(db: &TestDb) {
     let dir = std::env::temp_dir().join(format!("custodian-witness-{}", db.name));
     let _ = std::fs::remove_file(&dir);
     let signer = custodian::audit::generate_signing_key().unwrap();
-    let signer_hex = custodian::hex::encode(&signer.to_bytes());
+    let signer_hex = hex::encode(signer.to_bytes());
     let witness_path = dir.to_str().unwrap().to_string();
     let db = TestDb::with(db.kind, |cfg| {
         cfg.audit.signing_key = Some(signer_hex.clone());

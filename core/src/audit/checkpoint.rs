@@ -56,8 +56,8 @@ impl Checkpoint {
             seq,
             hash: hash.to_string(),
             at,
-            public_key: crate::hex::encode(key.verifying_key().as_bytes()),
-            signature: crate::hex::encode(&signature.to_bytes()),
+            public_key: hex::encode(key.verifying_key().as_bytes()),
+            signature: hex::encode(signature.to_bytes()),
         }
     }
 
@@ -65,7 +65,8 @@ impl Checkpoint {
     /// auditor's copies of the signers' public keys; the key inside the checkpoint is never
     /// trusted on its own, since a forger can put any key there).
     pub fn check_signature(&self, trusted: &[VerifyingKey]) -> SignatureCheck {
-        let Some(key) = crate::hex::decode(&self.public_key)
+        let Some(key) = hex::decode(&self.public_key)
+            .ok()
             .and_then(|b| <[u8; 32]>::try_from(b).ok())
             .and_then(|b| VerifyingKey::from_bytes(&b).ok())
         else {
@@ -74,8 +75,9 @@ impl Checkpoint {
         if !trusted.contains(&key) {
             return SignatureCheck::Untrusted;
         }
-        let Some(sig) =
-            crate::hex::decode(&self.signature).and_then(|b| <[u8; 64]>::try_from(b).ok())
+        let Some(sig) = hex::decode(&self.signature)
+            .ok()
+            .and_then(|b| <[u8; 64]>::try_from(b).ok())
         else {
             return SignatureCheck::Invalid("malformed signature".into());
         };
@@ -105,7 +107,8 @@ impl Checkpoint {
 
     /// A public key from 64 hex digits.
     pub fn parse_public_key(hex: &str) -> Result<VerifyingKey> {
-        crate::hex::decode(hex.trim())
+        hex::decode(hex.trim())
+            .ok()
             .and_then(|b| <[u8; 32]>::try_from(b).ok())
             .and_then(|b| VerifyingKey::from_bytes(&b).ok())
             .ok_or_else(|| {
@@ -118,7 +121,8 @@ impl Checkpoint {
 
     /// A signing key from 64 hex digits (as `custodian keygen` writes it).
     pub fn parse_signing_key(hex: &str) -> Result<SigningKey> {
-        crate::hex::decode(hex.trim())
+        hex::decode(hex.trim())
+            .ok()
             .and_then(|b| <[u8; 32]>::try_from(b).ok())
             .map(|b| SigningKey::from_bytes(&b))
             .ok_or_else(|| {

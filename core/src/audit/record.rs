@@ -85,7 +85,7 @@ impl AuditKey {
 
     /// A key from 64 hex digits.
     pub fn from_hex(hex: &str) -> Option<Self> {
-        let bytes = crate::hex::decode(hex.trim())?;
+        let bytes = hex::decode(hex.trim()).ok()?;
         Some(AuditKey(bytes.try_into().ok()?))
     }
 
@@ -98,7 +98,7 @@ impl AuditKey {
 
     /// The key as 64 hex digits (to store in a secret manager).
     pub fn to_hex(&self) -> String {
-        crate::hex::encode(&self.0)
+        hex::encode(self.0)
     }
 }
 
@@ -202,7 +202,7 @@ impl AuditRecord {
             },
             None => Sha256::digest(&bytes).to_vec(),
         };
-        crate::hex::encode(&digest)
+        hex::encode(&digest)
     }
 
     /// Sets `mac` from the content.
@@ -288,7 +288,7 @@ impl ChainKey {
 
     /// [`ChainKey::link_digest`] as lower-case hex, as stored.
     pub fn link_hash(&self, prev_hash: &str, mac: &str, seq: i64, record_id: i64) -> String {
-        crate::hex::encode(&self.link_digest(prev_hash, mac, seq, record_id))
+        hex::encode(self.link_digest(prev_hash, mac, seq, record_id))
     }
 }
 
@@ -313,7 +313,7 @@ impl AuditKey {
     /// A value that tells whether a verifier holds the key the trail was sealed with, without
     /// revealing the key: hex HMAC of a fixed label.
     pub fn check_value(&self) -> String {
-        crate::hex::encode(&keyed(&self.0, b"custodian-key-check-v2"))
+        hex::encode(keyed(&self.0, b"custodian-key-check-v2"))
     }
 }
 
@@ -349,7 +349,7 @@ mod tests {
     #[test]
     fn canonical_encoding_is_stable() {
         // Pinned: a change of this digest means old chains no longer verify.
-        let digest = crate::hex::encode(&Sha256::digest(record().canonical()));
+        let digest = hex::encode(Sha256::digest(record().canonical()));
         assert_eq!(digest.len(), 64);
         assert_eq!(record().canonical(), record().canonical());
         let mut other = record();
@@ -403,7 +403,7 @@ mod tests {
         assert_ne!(a, ChainKey::new(None).link_hash(GENESIS, "aa", 1, 10));
         let seal = record().seal(Some(&key)).mac;
         assert_ne!(
-            crate::hex::encode(&chain.digest(&[&record().canonical()])),
+            hex::encode(chain.digest(&[&record().canonical()])),
             seal,
             "the chain key is not the seal key"
         );

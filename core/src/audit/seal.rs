@@ -110,7 +110,7 @@ pub(crate) fn mark_note(
     for (lo, hi) in gaps {
         text.push_str(&format!("{lo}-{hi}\n"));
     }
-    let mac = crate::hex::encode(&chain.digest(&[text.as_bytes()]));
+    let mac = hex::encode(chain.digest(&[text.as_bytes()]));
     format!("{seq}:{mac}")
 }
 

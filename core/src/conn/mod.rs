@@ -9,7 +9,7 @@
 
 pub mod run;
 
-pub use self::generated::{AnyConnection, MultiBackend, MultiRawValue};
+pub use self::generated::{AnyConnection, MultiBackend};
 
 #[cfg(not(any(feature = "postgres", feature = "mysql", feature = "sqlite")))]
 compile_error!(

@@ -99,7 +99,7 @@ impl CryptoConfig {
                     format!("`{id}` is not a valid key id (1-64 of A-Z a-z 0-9 _ - .)"),
                 ));
             }
-            let ok = crate::hex::decode(hex.trim()).is_some_and(|b| b.len() == 32);
+            let ok = hex::decode(hex.trim()).ok().is_some_and(|b| b.len() == 32);
             if !ok {
                 return Err(Error::config(
                     field(&format!("keys.{id}")),

@@ -139,7 +139,7 @@ impl KeyRing {
         };
         let mut keys = Vec::with_capacity(cfg.keys.len());
         for (id, hex) in &cfg.keys {
-            let bytes = Zeroizing::new(crate::hex::decode(hex.trim()).unwrap_or_default());
+            let bytes = Zeroizing::new(hex::decode(hex.trim()).ok().unwrap_or_default());
             let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
                 Error::config(
                     format!("crypto.keys.{id}"),
@@ -199,7 +199,7 @@ pub(crate) fn wrap(
     data_key: &[u8; 32],
 ) -> Result<String> {
     let aad = aad(WRAP_TAG, &[master_id, data_key_id, subject]);
-    Ok(crate::hex::encode(&encrypt(master, &aad, data_key)?))
+    Ok(hex::encode(&encrypt(master, &aad, data_key)?))
 }
 
 /// Unwraps what [`wrap`] made; [`Error::Integrity`] when it does not authenticate.
@@ -219,7 +219,7 @@ pub(crate) fn unwrap(
             ),
         )
     };
-    let bytes = crate::hex::decode(wrapped.trim()).ok_or_else(fail)?;
+    let bytes = hex::decode(wrapped.trim()).ok().ok_or_else(fail)?;
     let aad = aad(WRAP_TAG, &[master_id, data_key_id, subject]);
     let plain = decrypt(master, &aad, &bytes).ok_or_else(fail)?;
     let key: [u8; 32] = plain.as_slice().try_into().map_err(|_| fail())?;

@@ -205,7 +205,7 @@ impl Crypto {
             return Err(needs_principal("creating a data subject's key"));
         }
         let key: KeyBytes = zeroize::Zeroizing::new(keys::random::<32>()?);
-        let data_key_id = crate::hex::encode(&keys::random::<16>()?);
+        let data_key_id = hex::encode(keys::random::<16>()?);
         let ring = &self.inner.ring;
         let row = KeyRow {
             subject: subject.to_string(),
@@ -327,7 +327,7 @@ impl Crypto {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.inner.ring.index_key())
             .expect("HMAC takes any key");
         mac.update(&keys::aad("custodian-blind-index-v1", &[column, value]));
-        crate::hex::encode(&mac.finalize().into_bytes())
+        hex::encode(mac.finalize().into_bytes())
     }
 
     /// Crypto-shredding: destroys the data key of `subject` (a hard delete of its row in

@@ -100,7 +100,7 @@ impl<T> Sealed<T> {
     fn payload(&self) -> Result<Vec<u8>> {
         parse(&self.stored)
             .ok()
-            .and_then(|(_, hex)| crate::hex::decode(hex))
+            .and_then(|(_, hex)| hex::decode(hex).ok())
             .ok_or_else(|| Error::integrity(IntegrityKind::Ciphertext, "sealed value is malformed"))
     }
 }
@@ -143,7 +143,7 @@ pub(crate) fn seal_with<T: Sealable>(
     let plain = value.to_plaintext();
     let bytes = keys::encrypt(data_key, &seal_aad::<T>(key_id), &plain)?;
     Ok(Sealed {
-        stored: format!("{PREFIX}:{key_id}:{}", crate::hex::encode(&bytes)),
+        stored: format!("{PREFIX}:{key_id}:{}", hex::encode(&bytes)),
         _type: PhantomData,
     })
 }

@@ -70,12 +70,12 @@ fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub fn keygen(args: &KeygenArgs) -> Result<ExitCode, Failure> {
     let out = &args.out;
     let key = custodian::audit::generate_signing_key().map_err(fail)?;
-    write_secret(out, custodian::hex::encode(&key.to_bytes()).as_bytes())
+    write_secret(out, hex::encode(key.to_bytes()).as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     println!(
         "signing key written to {}; public key {}",
         out.display(),
-        custodian::hex::encode(key.verifying_key().as_bytes())
+        hex::encode(key.verifying_key().as_bytes())
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -91,7 +91,8 @@ pub fn seal(db: &DbArgs) -> Result<ExitCode, Failure> {
 
 pub fn checkpoint(args: &CheckpointArgs) -> Result<ExitCode, Failure> {
     let key_file = &args.signing_key;
-    let bytes: [u8; 32] = custodian::hex::decode(read(key_file)?.trim())
+    let bytes: [u8; 32] = hex::decode(read(key_file)?.trim())
+        .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| {
             format!(

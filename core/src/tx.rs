@@ -169,16 +169,14 @@ impl RetryPolicy {
 }
 
 /// A pseudo-random number below `n`, from the standard library's randomly keyed hasher.
+/// A random number below `n` from the operating system (0 without randomness: jitter only
+/// spreads retries apart, a fixed delay is still correct).
 fn random_below(n: u64) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish() % n.max(1)
+    let mut bytes = [0u8; 8];
+    match getrandom::getrandom(&mut bytes) {
+        Ok(()) => u64::from_le_bytes(bytes) % n.max(1),
+        Err(_) => 0,
+    }
 }
 
 #[cfg(test)]

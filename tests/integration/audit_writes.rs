@@ -111,8 +111,12 @@ fn update_before_image_is_the_replaced_row(db: &TestDb) {
             let db = (*db).clone();
             std::thread::spawn(move || {
                 let mut s = db.session().unwrap();
+                // Read-modify-write: on SQLite, IMMEDIATE takes the write lock at BEGIN, so the
+                // two writers queue on busy_timeout; deferred, a loaded machine can exhaust the
+                // retries on stale snapshots (no effect on the servers).
+                let options = custodian::TxOptions::new().immediate();
                 for i in 0..40 {
-                    s.transaction(|tx| {
+                    s.transaction_with(&options, |tx| {
                         let mut c = tx.get::<Counter>(&"c".to_string())?;
                         c.value = c.value * 10 + w + 1 + i % 3;
                         c.value %= 1_000_000_007;

@@ -7,7 +7,7 @@ pub use crate::cascade::{cascade_keys, cascade_rows, Cascade};
 pub use crate::conn::{AnyConnection, MultiBackend};
 pub use crate::entity::{
     meta_of, Check, ColumnMeta, ColumnRole, Entity, EntityMeta, ForeignKey, IndexMeta, Internal,
-    RefAction, Stamp, WriteKind,
+    KeysFilter, RefAction, Stamp, WriteKind,
 };
 pub use crate::hooks::{run_after, run_before, Hooks};
 pub use crate::relations::BelongsTo;

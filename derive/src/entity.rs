@@ -350,6 +350,35 @@ fn generate(m: &EntityModel) -> TokenStream {
         }
     };
 
+    // The rows of a set-based write, by key: one `IN` for a single-column key; one key per
+    // statement for a composite key (the write path passes one key at a time then).
+    let keys_filter_body = if let [k] = keys.as_slice() {
+        let f = &k.ident;
+        quote! {
+            let keys: ::std::vec::Vec<_> = keys.iter().map(|key| #key_storage).collect();
+            ::core::option::Option::Some(::std::boxed::Box::new(#tp::#f.eq_any(keys)))
+        }
+    } else {
+        let conds: Vec<TokenStream> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let f = &c.ident;
+                let i = syn::Index::from(i);
+                let v = to_storage(c, quote!(&key.#i));
+                quote!(#tp::#f.eq(#v))
+            })
+            .collect();
+        let (first, rest) = conds.split_first().expect("a composite key has columns");
+        quote! {
+            use #d::BoolExpressionMethods as _;
+            match keys {
+                [key] => ::core::option::Option::Some(::std::boxed::Box::new(#first #(.and(#rest))*)),
+                _ => ::core::option::Option::None,
+            }
+        }
+    };
+
     // Find one: no LIMIT (a primary key matches at most one row), so SQLite keeps the prepared
     // statement instead of re-preparing it for every bound LIMIT.
     // `lock` goes after the select: nothing for the plain read, the row lock for the locking
@@ -799,6 +828,10 @@ fn generate(m: &EntityModel) -> TokenStream {
 
                 fn raw_find_many(_internal: #p::Internal, conn: &mut #p::AnyConnection, keys: &[Self::Key]) -> #d::QueryResult<::std::vec::Vec<Self>> {
                     #find_many_body
+                }
+
+                fn raw_keys_filter(keys: &[Self::Key]) -> ::core::option::Option<#p::KeysFilter<Self>> {
+                    #keys_filter_body
                 }
 
                 fn raw_find(_internal: #p::Internal, conn: &mut #p::AnyConnection, key: &Self::Key, with_deleted: bool) -> #d::QueryResult<::core::option::Option<Self>> {

@@ -11,7 +11,7 @@ use crate::audit::chain;
 use crate::audit::{AuditOp, AuditRecord};
 use crate::conn::AnyConnection;
 use crate::db::DbInner;
-use crate::entity::{ColumnRole, Entity, Internal, Stamp, WriteKind};
+use crate::entity::{ColumnRole, Entity, EntityMeta, Internal, Stamp, WriteKind};
 use crate::error::{ConstraintKind, DbError, Error, IntegrityKind, Result, TimeoutKind};
 use crate::pool::PooledConnection;
 use crate::principal::Principal;
@@ -28,6 +28,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub(crate) mod guard;
+
+pub use set_write::SetFilter;
 
 /// A connection checked out of the pool, with its transaction state.
 ///
@@ -209,6 +211,7 @@ mod audit_log;
 mod policy;
 mod read;
 mod relations;
+mod set_write;
 mod tx;
 mod write;
 mod write_steps;

@@ -573,10 +573,137 @@ fn soft_delete_and_versions(db: &TestDb) {
     assert!(db.verify_audit(None).unwrap().is_intact());
 }
 
+/// A hard `delete_where` records the rows the database's cascades delete, as a single delete
+/// does; an entity with hooks runs `before_delete` and `after_delete` for every row (a hook
+/// refusing one row rolls every row back) and refuses `update_where`; a composite key works.
+fn cascades_hooks_and_composite_keys(db: &TestDb) {
+    use crate::cascades::{files, folders, File, Folder};
+    use crate::entities::{memberships, Membership};
+    use crate::model::{hooked, journal, Hooked, Journal};
+    db.create_tables(&[Folder::META, File::META]).unwrap();
+    let mut s = db.session().unwrap();
+    for (id, name) in [(1, "a"), (2, "b"), (3, "c")] {
+        s.insert(Folder {
+            id,
+            name: name.into(),
+        })
+        .unwrap();
+    }
+    for (id, folder_id) in [(10, 1), (11, 1), (20, 2), (30, 3)] {
+        s.insert(File {
+            id,
+            folder_id,
+            name: format!("f{id}"),
+        })
+        .unwrap();
+    }
+    let mark = trail(&mut s).len();
+    assert_eq!(s.delete_where::<Folder>(folders::id.le(2)).unwrap(), 2);
+    let files_left: Vec<i64> = s.load(files::table.select(files::id)).unwrap();
+    assert_eq!(files_left, [30]);
+    let mut recorded: Vec<(String, String, String)> = trail(&mut s)[mark..]
+        .iter()
+        .map(|(e, k, o, b, a)| {
+            assert!(b.is_some() && a.is_none(), "{e} {k}");
+            (e.clone(), k.clone(), o.clone())
+        })
+        .collect();
+    recorded.sort();
+    let expected: Vec<(String, String, String)> = [
+        ("files", "[10]"),
+        ("files", "[11]"),
+        ("files", "[20]"),
+        ("folders", "[1]"),
+        ("folders", "[2]"),
+    ]
+    .iter()
+    .map(|(e, k)| (e.to_string(), k.to_string(), "delete".to_string()))
+    .collect();
+    assert_eq!(recorded, expected);
+
+    db.create_tables(&[Hooked::META, Journal::META]).unwrap();
+    for code in ["a", "b", "keep"] {
+        s.insert(Hooked {
+            id: 0,
+            code: code.into(),
+        })
+        .unwrap();
+    }
+    let err = s
+        .update_where::<Hooked>(hooked::id.ge(0), hooked::code.eq("Z"))
+        .unwrap_err();
+    assert!(matches!(err, Error::Config { .. }), "{err:?}");
+    let err = s.delete_where::<Hooked>(hooked::id.ge(0)).unwrap_err();
+    assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
+    assert_eq!(s.count(hooked::table.count()).unwrap(), 3);
+    assert_eq!(s.count(journal::table.count()).unwrap(), 3);
+    assert_eq!(
+        s.delete_where::<Hooked>(hooked::code.ne("KEEP")).unwrap(),
+        2
+    );
+    let events: Vec<String> = s
+        .load(journal::table.select(journal::event).order(journal::id))
+        .unwrap();
+    assert!(
+        events[3].starts_with("delete ") && events[3].ends_with(" A"),
+        "{events:?}"
+    );
+    assert!(
+        events[4].starts_with("delete ") && events[4].ends_with(" B"),
+        "{events:?}"
+    );
+    assert_eq!(events.len(), 5);
+
+    db.create_table::<Membership>().unwrap();
+    for (team, member) in [("audit", 1), ("audit", 2), ("ops", 1)] {
+        s.insert(Membership {
+            team: team.into(),
+            member,
+            role: "member".into(),
+            created_at: None,
+            scratch: Vec::new(),
+        })
+        .unwrap();
+    }
+    let mark = trail(&mut s).len();
+    let n = s
+        .update_where::<Membership>(memberships::team.eq("audit"), memberships::role.eq("lead"))
+        .unwrap();
+    assert_eq!(n, 2);
+    let roles: Vec<(String, i32, String)> = s
+        .load(
+            memberships::table
+                .select((memberships::team, memberships::member, memberships::role))
+                .order((memberships::team, memberships::member)),
+        )
+        .unwrap();
+    assert_eq!(
+        roles,
+        [
+            ("audit".to_string(), 1, "lead".to_string()),
+            ("audit".to_string(), 2, "lead".to_string()),
+            ("ops".to_string(), 1, "member".to_string()),
+        ]
+    );
+    assert_eq!(
+        s.delete_where::<Membership>(memberships::member.eq(1))
+            .unwrap(),
+        2
+    );
+    let ops: Vec<String> = trail(&mut s)[mark..]
+        .iter()
+        .map(|r| format!("{} {}", r.2, r.1))
+        .collect();
+    assert_eq!(ops.len(), 4, "{ops:?}");
+    assert_eq!(ops.iter().filter(|o| o.starts_with("update")).count(), 2);
+    assert!(db.verify_audit(None).unwrap().is_intact());
+}
+
 on_all_backends!(
     concurrent_transfers_lose_nothing,
     records_hold_true_images,
     tenant_scope_is_in_the_filter,
     one_bad_row_rolls_back_all,
     soft_delete_and_versions,
+    cascades_hooks_and_composite_keys,
 );

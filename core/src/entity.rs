@@ -436,6 +436,19 @@ pub trait Entity: Sized + Send + 'static {
     }
 
     #[doc(hidden)]
+    /// Runs `statement`, an `UPDATE` of this entity's table, with `RETURNING` every column
+    /// where the backend has it (PostgreSQL, SQLite): the rows as updated, in one statement.
+    /// `Ok(None)` elsewhere, and nothing is run: the write path executes the statement and
+    /// reads the rows back.
+    fn raw_update_returning(
+        _internal: Internal,
+        _conn: &mut AnyConnection,
+        _statement: &dyn diesel::query_builder::QueryFragment<crate::conn::MultiBackend>,
+    ) -> QueryResult<Option<Vec<Self>>> {
+        Ok(None)
+    }
+
+    #[doc(hidden)]
     /// `SELECT` by primary key; soft-deleted rows only when `with_deleted`.
     fn raw_find(
         _internal: Internal,

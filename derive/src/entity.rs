@@ -830,6 +830,22 @@ fn generate(m: &EntityModel) -> TokenStream {
                     #find_many_body
                 }
 
+                fn raw_update_returning(
+                    _internal: #p::Internal,
+                    conn: &mut #p::AnyConnection,
+                    statement: &dyn #d::query_builder::QueryFragment<#p::MultiBackend>,
+                ) -> #d::QueryResult<::core::option::Option<::std::vec::Vec<Self>>> {
+                    if !#p::run::has_returning(conn) {
+                        return ::core::result::Result::Ok(::core::option::Option::None);
+                    }
+                    #p::Returning {
+                        statement: #p::DynStatement(statement),
+                        select: <Self as #d::Selectable<#p::MultiBackend>>::construct_selection(),
+                    }
+                    .load::<Self>(conn)
+                    .map(::core::option::Option::Some)
+                }
+
                 fn raw_keys_filter(keys: &[Self::Key]) -> ::core::option::Option<#p::KeysFilter<Self>> {
                     #keys_filter_body
                 }

@@ -699,6 +699,36 @@ fn cascades_hooks_and_composite_keys(db: &TestDb) {
     assert!(db.verify_audit(None).unwrap().is_intact());
 }
 
+/// Statements of a set update of three rows inside a transaction: the locking read and the
+/// update, which returns the rows as updated where the backend has `RETURNING` (PostgreSQL,
+/// SQLite); MariaDB reads them back by key. The audit records go with the commit.
+fn statements_of_a_set_update(db: &TestDb) {
+    db.create_table::<Account>().unwrap();
+    let mut s = db.session().unwrap();
+    let mut rows: Vec<Account> = (1..=3).map(|id| account(id, "t", 10)).collect();
+    s.insert_many(&mut rows).unwrap();
+    let statements = s
+        .transaction(|tx| {
+            let (n, statements) = crate::common::count_statements(tx, |tx| {
+                tx.update_where::<Account>(
+                    su_accounts::id.ge(1),
+                    su_accounts::balance.eq(su_accounts::balance + 1),
+                )
+            });
+            assert_eq!(n?, 3);
+            Ok(statements)
+        })
+        .unwrap();
+    // A savepoint around the set update: 2 statements; the locking read and the update: 2.
+    let expected = match db.kind {
+        custodian::BackendKind::Mysql => 5,
+        _ => 4,
+    };
+    assert_eq!(statements, expected, "{}", db.kind);
+    assert_eq!(raw_accounts(&mut s), [(1, 11, 2), (2, 11, 2), (3, 11, 2)]);
+    assert_eq!(account_updates(&mut s).len(), 3);
+}
+
 on_all_backends!(
     concurrent_transfers_lose_nothing,
     records_hold_true_images,
@@ -706,4 +736,5 @@ on_all_backends!(
     one_bad_row_rolls_back_all,
     soft_delete_and_versions,
     cascades_hooks_and_composite_keys,
+    statements_of_a_set_update,
 );

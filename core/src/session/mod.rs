@@ -4,6 +4,8 @@
 //! `Session::write` (private): it enforces the transaction deadline, wraps multi-statement
 //! writes in a transaction, runs the entity's raw statement and classifies errors. Validation,
 //! access checks, hooks and audit records attach there, once, so no caller can skip them.
+//! The set-based writes (`Session::update_where`, `Session::delete_where`) take the same steps
+//! over the rows their filter matches, which they lock and read first (`set_write`).
 //! Reads take diesel queries built on the generated tables.
 
 use crate::access::{AccessControl, Action};

@@ -10,7 +10,8 @@
 //!    MariaDB; SQLite's write transaction keeps other writers out): their true before images.
 //! 3. The statement changes exactly those keys (`key IN (...)`), setting `updated_at` and
 //!    bumping `version` (updates) or setting `deleted_at` (soft delete).
-//! 4. The rows are read again: their after images are checked (columns the write path
+//! 4. The rows as updated (returned by the update on PostgreSQL and SQLite, read again by key
+//!    on MariaDB): their after images are checked (columns the write path
 //!    maintains untouched, still in the principal's tenant, masked columns unchanged, foreign
 //!    keys readable, entity validators pass) and become one audit record per row.
 //!
@@ -223,7 +224,10 @@ impl Session {
     /// form of [`Session::update`], for changes such as `balance = balance + 10` that need no
     /// read-modify-write round trip and so no `SERIALIZABLE` isolation or retries.
     ///
-    /// It runs on the write path, in one transaction (the caller's, or its own):
+    /// `filter` is any diesel boolean expression over `E`'s table that `E::query().filter(..)`
+    /// accepts; `changes` any changeset of `E`'s table (`column.eq(expression)`, or a tuple of
+    /// them). It runs on the write path, in a transaction of its own (a savepoint inside the
+    /// caller's transaction):
     ///
     /// - the role must allow updates of `E`; rows outside the principal's tenant never match
     ///   (the scope is ANDed into the filter in SQL), so they are neither changed nor counted;
@@ -232,11 +236,13 @@ impl Session {
     ///   updated by key: concurrent set updates of the same rows wait for each other, and none
     ///   is lost at the default isolation level;
     /// - `updated_at` is set and `version` bumped on every updated row;
-    /// - the updated rows are read back and checked: the changeset may not assign the key or
-    ///   a column the write path maintains (version, timestamps, soft-delete marker, encrypted
-    ///   fields and their blind indexes) nor a column the principal sees masked, rows may not
-    ///   leave the principal's tenant, foreign keys must name parents it may read
-    ///   ([`Error::Forbidden`]), and every updated row must pass the entity's validators
+    /// - the changeset may not assign the key, a column the write path maintains (version,
+    ///   timestamps, soft-delete marker, encrypted fields and their blind indexes) or a column
+    ///   the principal sees masked ([`Error::Forbidden`] before any SQL);
+    /// - the rows as updated (returned by the update itself on PostgreSQL and SQLite, read
+    ///   back by key on MariaDB) are checked: they may not leave the principal's tenant, their
+    ///   foreign keys must name parents it may read ([`Error::Forbidden`], recorded as a
+    ///   `denied` record), and every one must pass the entity's validators
     ///   ([`Error::Validation`], `index` naming the row in key order). Validators need whole
     ///   rows, so they judge the rows as updated, after the statement, and a failure rolls
     ///   the statement back;
@@ -246,7 +252,9 @@ impl Session {
     /// Any failure (including a database error such as a check constraint, as a typed
     /// [`Error`]) rolls everything back: no row changed, nothing recorded. Entities with
     /// lifecycle hooks are refused ([`Error::Config`]): their `before_update` hook needs the
-    /// row before the database computes it. Use [`Session::update`] for them.
+    /// row before the database computes it. Use [`Session::update`] for them. Like
+    /// [`Session::select`], a filter on a masked column can tell, by the count, something
+    /// about the masked values.
     ///
     /// A runnable example is in the `custodian` crate's `guide::session` module ("Set-based
     /// updates and deletes"), run as a doctest.
@@ -401,7 +409,7 @@ impl Session {
     fn keys_filter<E: Entity>(keys: &[E::Key]) -> Result<KeysFilter<E>> {
         E::raw_keys_filter(keys).ok_or_else(|| {
             Error::config(
-                "update_where",
+                "update_where/delete_where",
                 format!("{} cannot select rows by key for a set write", E::META.name),
             )
         })
@@ -441,24 +449,37 @@ impl Session {
         if let Some(c) = E::META.role(ColumnRole::Version) {
             stamps.push(Stamped::Increment(c.name));
         }
-        let mut set = Some(set);
+        // The rows as updated, by key image: returned by the update itself where the backend
+        // has `RETURNING` (PostgreSQL, SQLite), else read back by key.
+        let mut after: HashMap<String, Image> = HashMap::with_capacity(keys.len());
+        let keep = |after: &mut HashMap<String, Image>, rows: Vec<E>| -> Result<()> {
+            for row in rows {
+                let key = E::raw_key_image(&row.key()).map_err(image_error::<E>)?;
+                after.insert(key.to_string(), row.raw_image().map_err(image_error::<E>)?);
+            }
+            Ok(())
+        };
+        let mut read_back = false;
         for chunk in keys.chunks(self.keys_per_statement::<E>()) {
             let filter = Self::keys_filter::<E>(chunk)?;
             let statement = SetKeys {
                 meta: &E::META,
-                set: set.as_ref(),
+                set: Some(&set),
                 stamps: &stamps,
                 filter: &filter,
             };
-            self.run(|c| statement.execute(c))?;
+            match self.run(|c| E::raw_update_returning(Internal::new(), c, &statement))? {
+                Some(rows) => keep(&mut after, rows)?,
+                None => {
+                    self.run(|c| statement.execute(c))?;
+                    read_back = true;
+                }
+            }
         }
-        set.take();
-        // The rows as updated, by key image.
-        let mut after: HashMap<String, Image> = HashMap::with_capacity(keys.len());
-        for chunk in keys.chunks(self.db.backend.max_bind_params().max(1)) {
-            for row in self.run(|c| E::raw_find_many(Internal::new(), c, chunk))? {
-                let key = E::raw_key_image(&row.key()).map_err(image_error::<E>)?;
-                after.insert(key.to_string(), row.raw_image().map_err(image_error::<E>)?);
+        if read_back {
+            for chunk in keys.chunks(self.db.backend.max_bind_params().max(1)) {
+                let rows = self.run(|c| E::raw_find_many(Internal::new(), c, chunk))?;
+                keep(&mut after, rows)?;
             }
         }
         let access = self.access.clone();
@@ -547,6 +568,7 @@ impl Session {
             .role(ColumnRole::DeletedAt)
             .map(|c| [Stamped::Now(c.name, crate::sql_types::StoredDatetime(now))]);
         let mut n = 0;
+        let mut after: HashMap<String, Image> = HashMap::new();
         for chunk in keys.chunks(self.keys_per_statement::<E>()) {
             let filter = Self::keys_filter::<E>(chunk)?;
             n += match &stamps {
@@ -557,7 +579,20 @@ impl Session {
                         stamps,
                         filter: &filter,
                     };
-                    self.run(|c| statement.execute(c))?
+                    // The rows as soft-deleted come back where the backend has `RETURNING`.
+                    match self.run(|c| E::raw_update_returning(Internal::new(), c, &statement))? {
+                        Some(rows) if E::AUDITED => {
+                            let m = rows.len();
+                            for row in rows {
+                                let key = E::raw_key_image(&row.key()).map_err(image_error::<E>)?;
+                                let image = row.raw_image().map_err(image_error::<E>)?;
+                                after.insert(key.to_string(), image);
+                            }
+                            m
+                        }
+                        Some(rows) => rows.len(),
+                        None => self.run(|c| statement.execute(c))?,
+                    }
                 }
                 None => {
                     let statement = DeleteKeys {
@@ -580,10 +615,17 @@ impl Session {
         }
         if E::AUDITED {
             for (key, before, _) in &rows {
-                let after = if soft {
-                    self.reread_image::<E>(key)?
-                } else {
-                    None
+                let after = match soft {
+                    false => None,
+                    true => {
+                        let returned = E::raw_key_image(key)
+                            .map_err(image_error::<E>)
+                            .map(|k| after.remove(&k.to_string()))?;
+                        match returned {
+                            Some(image) => Some(image),
+                            None => self.reread_image::<E>(key)?,
+                        }
+                    }
                 };
                 trail.push(self.audit_record::<E>(
                     AuditOp::Delete,

@@ -55,8 +55,10 @@ where
     }
 }
 
-/// `<query> ORDER BY <key> FOR UPDATE`: the locking read of a set-based write. The key order
-/// makes two set writes over overlapping rows lock them in the same order (no deadlock).
+/// `<query> ORDER BY <key> FOR UPDATE`: the locking read of a set-based write. PostgreSQL
+/// locks the rows in that order, so two set writes over overlapping rows do not deadlock;
+/// MariaDB locks rows as its plan reads them (key order when it reads by key), and a deadlock
+/// there is an ordinary retryable [`Error::Serialization`].
 #[doc(hidden)]
 #[derive(Debug, Clone)]
 pub struct Locked<Q> {

@@ -815,6 +815,65 @@ fn encrypted_fields_keep_their_seals(base: &TestDb) {
     assert!(db.verify_audit(None).unwrap().is_intact());
 }
 
+/// A set update may not point a foreign key at a parent the principal may not read (another
+/// tenant's): refused and rolled back, as a single update is.
+fn references_must_stay_readable(db: &TestDb) {
+    use crate::access::{comments, Comment, Doc};
+    db.create_tables(&[Doc::META, Comment::META]).unwrap();
+    let mut s = db.session().unwrap();
+    let doc = |tenant: &str| Doc {
+        id: 0,
+        tenant: tenant.into(),
+        title: format!("{tenant} doc"),
+        owner_email: None,
+        secret_note: String::new(),
+    };
+    let ours = s.insert(doc("acme")).unwrap().id;
+    let theirs = s.insert(doc("globex")).unwrap().id;
+    let other = s.insert(doc("acme")).unwrap().id;
+    let comment = s
+        .insert(Comment {
+            id: 0,
+            doc_id: ours,
+            tenant: "acme".into(),
+            body: "hi".into(),
+        })
+        .unwrap()
+        .id;
+    drop(s);
+    let rules = || {
+        EntityRules::new()
+            .read(&["writer"])
+            .write(&["writer"])
+            .tenant_column("tenant")
+    };
+    let policy = AccessControl::deny_by_default()
+        .entity::<Doc>(rules())
+        .entity::<Comment>(rules());
+    let writer = db.with_access(policy).acting_as(
+        Principal::new("w-acme")
+            .with_role("writer")
+            .in_tenant("acme"),
+    );
+    let mut s = writer.session().unwrap();
+    let err = s
+        .update_where::<Comment>(comments::id.eq(comment), comments::doc_id.eq(theirs))
+        .unwrap_err();
+    assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
+    let doc_of = |s: &mut Session| -> i64 {
+        s.first(comments::table.select(comments::doc_id))
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(doc_of(&mut s), ours);
+    assert_eq!(
+        s.update_where::<Comment>(comments::id.eq(comment), comments::doc_id.eq(other))
+            .unwrap(),
+        1
+    );
+    assert_eq!(doc_of(&mut s), other);
+}
+
 on_all_backends!(
     concurrent_transfers_lose_nothing,
     records_hold_true_images,
@@ -824,4 +883,5 @@ on_all_backends!(
     cascades_hooks_and_composite_keys,
     statements_of_a_set_update,
     encrypted_fields_keep_their_seals,
+    references_must_stay_readable,
 );

@@ -76,8 +76,8 @@ pub use custodian_core::{
     DatabaseConfig, DatabaseUrl, Db, DbEnum, DbError, Decimal, DecodeError, Drift, Entity,
     EntityMeta, EntityRules, Error, FieldError, ForeignKey, Hooks, IndexMeta, IntegrityKind,
     IsolationLevel, LiveColumn, MultiBackend, PoolConfig, PoolStats, Principal, RefAction, Result,
-    RetryPolicy, SchemaReport, Sealed, Session, SessionConfig, Stamp, TimeoutKind, TxOptions,
-    ValidationErrors, WriteKind,
+    RetryPolicy, SchemaReport, Sealed, Session, SessionConfig, SetFilter, Stamp, TimeoutKind,
+    TxOptions, ValidationErrors, WriteKind,
 };
 pub use custodian_derive::{entity, DbEnum};
 

@@ -162,6 +162,22 @@ impl<Statement, Sel: Expression> Query for Returning<Statement, Sel> {
 
 impl<Statement, Sel, C> RunQueryDsl<C> for Returning<Statement, Sel> {}
 
+/// A statement built at run time (a set-based write's `UPDATE … WHERE <keys>`), for
+/// [`Returning`]: never kept prepared (its text depends on the number of keys).
+#[derive(Clone, Copy)]
+pub struct DynStatement<'a>(pub &'a dyn QueryFragment<MultiBackend>);
+
+impl QueryFragment<MultiBackend> for DynStatement<'_> {
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
+        self.0.walk_ast(out)
+    }
+}
+
+impl QueryId for DynStatement<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
 /// `column` equals `value`, `NULL` equal to `NULL`, text compared byte for byte whatever the
 /// column's collation (`TEXT`): the guard of an update that takes a row read earlier in the
 /// transaction as its before image. It must never call two different rows equal; calling equal

@@ -426,6 +426,29 @@ pub trait Entity: Sized + Send + 'static {
     }
 
     #[doc(hidden)]
+    /// The rows with these primary keys, as the filter of a set-based write
+    /// ([`Session::update_where`], [`Session::delete_where`]): `key IN (...)` for a
+    /// single-column key; for a composite key only one key at a time (`None` for more).
+    /// `None` for entities that cannot make one.
+    fn raw_keys_filter(keys: &[Self::Key]) -> Option<KeysFilter<Self>> {
+        let _ = keys;
+        None
+    }
+
+    #[doc(hidden)]
+    /// Runs `statement`, an `UPDATE` of this entity's table, with `RETURNING` every column
+    /// where the backend has it (PostgreSQL, SQLite): the rows as updated, in one statement.
+    /// `Ok(None)` elsewhere, and nothing is run: the write path executes the statement and
+    /// reads the rows back.
+    fn raw_update_returning(
+        _internal: Internal,
+        _conn: &mut AnyConnection,
+        _statement: &dyn diesel::query_builder::QueryFragment<crate::conn::MultiBackend>,
+    ) -> QueryResult<Option<Vec<Self>>> {
+        Ok(None)
+    }
+
+    #[doc(hidden)]
     /// `SELECT` by primary key; soft-deleted rows only when `with_deleted`.
     fn raw_find(
         _internal: Internal,
@@ -524,6 +547,15 @@ pub trait Entity: Sized + Send + 'static {
         Ok(0)
     }
 }
+
+/// A filter over an entity's table selecting rows by key (see [`Entity::raw_keys_filter`]).
+pub type KeysFilter<E> = Box<
+    dyn diesel::BoxableExpression<
+        <E as Entity>::Table,
+        crate::conn::MultiBackend,
+        SqlType = diesel::sql_types::Bool,
+    >,
+>;
 
 /// What the write path is doing, for [`Entity::raw_stamp`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -50,6 +50,6 @@ pub use pool::PoolStats;
 pub use principal::Principal;
 pub use relations::BelongsTo;
 pub use schema::{Drift, LiveColumn, SchemaReport};
-pub use session::{AuditContext, Session};
+pub use session::{AuditContext, Session, SetFilter};
 pub use tx::{IsolationLevel, RetryPolicy, TxOptions};
 pub use value::{stored, ColumnKind, ColumnValue, DbEnum, Decimal, DecodeError};

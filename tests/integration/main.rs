@@ -27,6 +27,7 @@ mod migrate_diff;
 mod pool;
 mod relations;
 mod schema;
+mod set_updates;
 mod shredding;
 mod tamper;
 mod transactions;

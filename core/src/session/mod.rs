@@ -4,6 +4,8 @@
 //! `Session::write` (private): it enforces the transaction deadline, wraps multi-statement
 //! writes in a transaction, runs the entity's raw statement and classifies errors. Validation,
 //! access checks, hooks and audit records attach there, once, so no caller can skip them.
+//! The set-based writes (`Session::update_where`, `Session::delete_where`) take the same steps
+//! over the rows their filter matches, which they lock and read first (`set_write`).
 //! Reads take diesel queries built on the generated tables.
 
 use crate::access::{AccessControl, Action};
@@ -11,7 +13,7 @@ use crate::audit::chain;
 use crate::audit::{AuditOp, AuditRecord};
 use crate::conn::AnyConnection;
 use crate::db::DbInner;
-use crate::entity::{ColumnRole, Entity, Internal, Stamp, WriteKind};
+use crate::entity::{ColumnRole, Entity, EntityMeta, Internal, Stamp, WriteKind};
 use crate::error::{ConstraintKind, DbError, Error, IntegrityKind, Result, TimeoutKind};
 use crate::pool::PooledConnection;
 use crate::principal::Principal;
@@ -28,6 +30,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub(crate) mod guard;
+
+pub use set_write::SetFilter;
 
 /// A connection checked out of the pool, with its transaction state.
 ///
@@ -209,6 +213,7 @@ mod audit_log;
 mod policy;
 mod read;
 mod relations;
+mod set_write;
 mod tx;
 mod write;
 mod write_steps;

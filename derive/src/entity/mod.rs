@@ -34,6 +34,7 @@ mod load;
 mod meta;
 mod relations;
 mod roles;
+mod set_write;
 mod table;
 mod update;
 
@@ -194,6 +195,7 @@ fn generate(m: &EntityModel) -> TokenStream {
     let audit_fns = audit::audit_fns(&g);
     let insert_fns = insert::insert_fns(&g);
     let find_fns = find::find_fns(&g);
+    let set_write_fns = set_write::set_write_fns(&g);
     let update_fns = update::update_fns(&g);
     let delete_fns = delete::delete_fns(&g);
     let relations = relations::relations(&g);
@@ -242,6 +244,7 @@ fn generate(m: &EntityModel) -> TokenStream {
                 #insert_fns
 
                 #find_fns
+                #set_write_fns
 
                 #update_fns
 

@@ -1,0 +1,720 @@
+//! Set-based writes on the write path: [`Session::update_where`] and [`Session::delete_where`].
+//!
+//! One statement's worth of rows is changed by a diesel filter and, for updates, a diesel
+//! changeset (`balance.eq(balance + 10)`), without reading whole rows into Rust first. The
+//! guarantees of single-row writes still hold, in one transaction:
+//!
+//! 1. The role is checked; the principal's tenant scope is ANDed into the filter in SQL, so
+//!    rows of other tenants are neither changed nor counted.
+//! 2. The matching rows are read under a lock, in key order (`FOR UPDATE` on PostgreSQL and
+//!    MariaDB; SQLite's write transaction keeps other writers out): their true before images.
+//! 3. The statement changes exactly those keys (`key IN (...)`), setting `updated_at` and
+//!    bumping `version` (updates) or setting `deleted_at` (soft delete).
+//! 4. The rows as updated (returned by the update on PostgreSQL and SQLite, read again by key
+//!    on MariaDB): their after images are checked (columns the write path
+//!    maintains untouched, still in the principal's tenant, masked columns unchanged, foreign
+//!    keys readable, entity validators pass) and become one audit record per row.
+//!
+//! Any failure rolls the whole write back: nothing is changed and nothing recorded.
+
+use super::*;
+use crate::conn::MultiBackend;
+use crate::entity::{ColumnMeta, KeysFilter};
+use diesel::query_builder::{AsChangeset, AstPass, Query, QueryFragment, QueryId};
+use diesel::query_dsl::methods::FilterDsl;
+use diesel::sql_types;
+
+/// A filter that [`Session::update_where`] and [`Session::delete_where`] accept for entity
+/// `E`: any diesel boolean expression over `E`'s table that `E::query().filter(..)` accepts,
+/// e.g. `accounts::balance.lt(0)` or `accounts::id.eq_any(ids)`. Implemented for every such
+/// expression; not meant to be implemented by hand.
+pub trait SetFilter<E: Entity> {
+    #[doc(hidden)]
+    /// The locking read of the rows the filter matches.
+    type Locked: for<'a> LoadQuery<'a, AnyConnection, E>;
+    #[doc(hidden)]
+    /// `E::query().filter(self).filter(scope)`, ordered by key, `FOR UPDATE`.
+    fn locked(self, scope: TenantScope) -> Self::Locked;
+}
+
+impl<E, F> SetFilter<E> for F
+where
+    E: Entity,
+    E::Query: FilterDsl<F>,
+    diesel::dsl::Filter<E::Query, F>: FilterDsl<TenantScope>,
+    Locked<diesel::dsl::Filter<diesel::dsl::Filter<E::Query, F>, TenantScope>>:
+        for<'a> LoadQuery<'a, AnyConnection, E>,
+{
+    type Locked = Locked<diesel::dsl::Filter<diesel::dsl::Filter<E::Query, F>, TenantScope>>;
+
+    fn locked(self, scope: TenantScope) -> Self::Locked {
+        Locked {
+            query: FilterDsl::filter(FilterDsl::filter(E::query(), self), scope),
+            key: E::META.primary_key().map(|c| c.name).collect(),
+        }
+    }
+}
+
+/// `<query> ORDER BY <key> FOR UPDATE`: the locking read of a set-based write. PostgreSQL
+/// locks the rows in that order, so two set writes over overlapping rows do not deadlock;
+/// MariaDB locks rows as its plan reads them (key order when it reads by key), and a deadlock
+/// there is an ordinary retryable [`Error::Serialization`].
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct Locked<Q> {
+    query: Q,
+    key: Vec<&'static str>,
+}
+
+impl<Q: QueryFragment<MultiBackend>> QueryFragment<MultiBackend> for Locked<Q> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
+        self.query.walk_ast(out.reborrow())?;
+        out.push_sql(" ORDER BY ");
+        for (i, k) in self.key.iter().enumerate() {
+            if i > 0 {
+                out.push_sql(", ");
+            }
+            out.push_identifier(k)?;
+        }
+        crate::before_image::RowLock.walk_ast(out)
+    }
+}
+
+impl<Q> QueryId for Locked<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: Query> Query for Locked<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<Q, C> RunQueryDsl<C> for Locked<Q> {}
+
+/// The principal's tenant scope as a SQL condition: `"<tenant column>" = ?`, or `1 = 1` when
+/// the entity's rows are not scoped to tenants.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct TenantScope {
+    scope: Option<(String, String)>,
+}
+
+impl diesel::Expression for TenantScope {
+    type SqlType = sql_types::Bool;
+}
+
+impl<QS> diesel::AppearsOnTable<QS> for TenantScope {}
+
+impl<QS> diesel::SelectableExpression<QS> for TenantScope {}
+
+impl<GB> diesel::expression::ValidGrouping<GB> for TenantScope {
+    type IsAggregate = diesel::expression::is_aggregate::Never;
+}
+
+impl QueryId for TenantScope {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl QueryFragment<MultiBackend> for TenantScope {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
+        match &self.scope {
+            Some((column, tenant)) => {
+                out.push_identifier(column)?;
+                out.push_sql(" = ");
+                out.push_bind_param::<sql_types::Text, _>(tenant)
+            }
+            None => {
+                out.push_sql("1 = 1");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A column the write path sets in a set-based write.
+#[derive(Debug, Clone, Copy)]
+enum Stamped {
+    /// `"c" = <now>`.
+    Now(&'static str, crate::sql_types::StoredDatetime),
+    /// `"c" = "c" + 1`.
+    Increment(&'static str),
+}
+
+/// `UPDATE <table> SET <set>, <stamps> WHERE <keys>`.
+struct SetKeys<'a, S> {
+    meta: &'a EntityMeta,
+    set: Option<S>,
+    stamps: &'a [Stamped],
+    filter: &'a dyn QueryFragment<MultiBackend>,
+}
+
+fn push_table(meta: &EntityMeta, out: &mut AstPass<'_, '_, MultiBackend>) -> QueryResult<()> {
+    if let Some(schema) = meta.schema {
+        out.push_identifier(schema)?;
+        out.push_sql(".");
+    }
+    out.push_identifier(meta.table)
+}
+
+impl<S: QueryFragment<MultiBackend>> QueryFragment<MultiBackend> for SetKeys<'_, S> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
+        out.push_sql("UPDATE ");
+        push_table(self.meta, &mut out)?;
+        out.push_sql(" SET ");
+        let mut first = true;
+        if let Some(set) = &self.set {
+            set.walk_ast(out.reborrow())?;
+            first = false;
+        }
+        for stamp in self.stamps {
+            if !first {
+                out.push_sql(", ");
+            }
+            first = false;
+            match stamp {
+                Stamped::Now(column, at) => {
+                    out.push_identifier(column)?;
+                    out.push_sql(" = ");
+                    out.push_bind_param::<crate::sql_types::Datetime, _>(at)?;
+                }
+                Stamped::Increment(column) => {
+                    out.push_identifier(column)?;
+                    out.push_sql(" = ");
+                    out.push_identifier(column)?;
+                    out.push_sql(" + 1");
+                }
+            }
+        }
+        out.push_sql(" WHERE ");
+        self.filter.walk_ast(out)
+    }
+}
+
+impl<S> QueryId for SetKeys<'_, S> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<S> RunQueryDsl<AnyConnection> for SetKeys<'_, S> {}
+
+/// `DELETE FROM <table> WHERE <keys>`.
+struct DeleteKeys<'a> {
+    meta: &'a EntityMeta,
+    filter: &'a dyn QueryFragment<MultiBackend>,
+}
+
+impl QueryFragment<MultiBackend> for DeleteKeys<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
+        out.push_sql("DELETE FROM ");
+        push_table(self.meta, &mut out)?;
+        out.push_sql(" WHERE ");
+        self.filter.walk_ast(out)
+    }
+}
+
+impl QueryId for DeleteKeys<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl RunQueryDsl<AnyConnection> for DeleteKeys<'_> {}
+
+impl Session {
+    /// Updates every live row of `E` that `filter` matches with a changeset in diesel's own
+    /// DSL, computed by the database, and returns the number of rows updated: the set-based
+    /// form of [`Session::update`], for changes such as `balance = balance + 10` that need no
+    /// read-modify-write round trip and so no `SERIALIZABLE` isolation or retries.
+    ///
+    /// `filter` is any diesel boolean expression over `E`'s table that `E::query().filter(..)`
+    /// accepts; `changes` any changeset of `E`'s table (`column.eq(expression)`, or a tuple of
+    /// them). It runs on the write path, in a transaction of its own (a savepoint inside the
+    /// caller's transaction):
+    ///
+    /// - the role must allow updates of `E`; rows outside the principal's tenant never match
+    ///   (the scope is ANDed into the filter in SQL), so they are neither changed nor counted;
+    /// - the matching rows are read with a lock, in key order (`SELECT … FOR UPDATE` on
+    ///   PostgreSQL and MariaDB; on SQLite the write transaction keeps other writers out), then
+    ///   updated by key: concurrent set updates of the same rows wait for each other, and none
+    ///   is lost at the default isolation level;
+    /// - `updated_at` is set and `version` bumped on every updated row;
+    /// - the changeset may not assign the key, a column the write path maintains (version,
+    ///   timestamps, soft-delete marker, encrypted fields and their blind indexes) or a column
+    ///   the principal sees masked ([`Error::Forbidden`] before any SQL);
+    /// - the rows as updated (returned by the update itself on PostgreSQL and SQLite, read
+    ///   back by key on MariaDB) are checked: they may not leave the principal's tenant, their
+    ///   foreign keys must name parents it may read ([`Error::Forbidden`], recorded as a
+    ///   `denied` record), and every one must pass the entity's validators
+    ///   ([`Error::Validation`], `index` naming the row in key order). Validators need whole
+    ///   rows, so they judge the rows as updated, after the statement, and a failure rolls
+    ///   the statement back;
+    /// - audited entities get one `update` record per row with its true before and after
+    ///   images, in the same transaction.
+    ///
+    /// Any failure (including a database error such as a check constraint, as a typed
+    /// [`Error`]) rolls everything back: no row changed, nothing recorded. Entities with
+    /// lifecycle hooks are refused ([`Error::Config`]): their `before_update` hook needs the
+    /// row before the database computes it. Use [`Session::update`] for them. Like
+    /// [`Session::select`], a filter on a masked column can tell, by the count, something
+    /// about the masked values.
+    ///
+    /// A runnable example is in the `custodian` crate's `guide::session` module ("Set-based
+    /// updates and deletes"), run as a doctest.
+    pub fn update_where<E: Entity>(
+        &mut self,
+        filter: impl SetFilter<E>,
+        changes: impl AsChangeset<Target = E::Table, Changeset = impl QueryFragment<MultiBackend>>,
+    ) -> Result<usize> {
+        if E::HOOKS {
+            return Err(Error::config(
+                "update_where",
+                format!(
+                    "{} has lifecycle hooks, which need each row before it is written: use \
+                     Session::update",
+                    E::META.name
+                ),
+            ));
+        }
+        let Some(scope) = self.set_write_scope::<E>(Action::Update)? else {
+            return Ok(0);
+        };
+        let set = changes.as_changeset();
+        self.check_assignments::<E>(&set)?;
+        let locked = filter.locked(scope);
+        self.set_write_tx(|s| s.update_locked::<E, _, _>(locked, set))
+            .map_err(attribute_to_field::<E>)
+    }
+
+    /// Deletes every live row of `E` that `filter` matches and returns the number of rows
+    /// deleted: the set-based form of [`Session::delete`]. Soft-delete entities have
+    /// `deleted_at` set (only live rows match, and they stay restorable); others are removed,
+    /// with the database's cascades recorded as single deletes record them.
+    ///
+    /// Like [`Session::update_where`]: one transaction; the role must allow deletes; the
+    /// principal's tenant scope is ANDed into the filter; the rows are read under a lock in
+    /// key order and deleted by key; lifecycle hooks run for each row (`before_delete` before
+    /// the statement, `after_delete` after); audited entities get one `delete` record per row
+    /// with its true before image (and, soft-deleted, its after image). Any failure rolls
+    /// everything back.
+    ///
+    /// A runnable example is in the `custodian` crate's `guide::session` module ("Set-based
+    /// updates and deletes"), run as a doctest.
+    pub fn delete_where<E: Entity>(&mut self, filter: impl SetFilter<E>) -> Result<usize> {
+        let Some(scope) = self.set_write_scope::<E>(Action::Delete)? else {
+            return Ok(0);
+        };
+        let locked = filter.locked(scope);
+        self.set_write_tx(|s| s.delete_locked::<E, _>(locked))
+            .map_err(attribute_to_field::<E>)
+    }
+
+    /// The checks before a set-based write's first statement (as `write` makes them), and the
+    /// principal's tenant scope; `None` when the principal may see no row at all.
+    fn set_write_scope<E: Entity>(&mut self, action: Action) -> Result<Option<TenantScope>> {
+        self.check_deadline()?;
+        if let Some(principal) = self.principal.as_deref() {
+            principal.check()?;
+        }
+        if E::AUDITED {
+            if self.principal.is_none() {
+                return Err(no_principal::<E>());
+            }
+            self.db.sealing_key()?;
+        }
+        self.authorize::<E>(action, None)?;
+        let access = self.access.clone();
+        let scope = match access.as_deref().and_then(|ac| ac.tenant_column(&E::META)) {
+            None => None,
+            Some(column) => match self.principal.as_deref().and_then(|p| p.tenant.as_deref()) {
+                None => return Ok(None),
+                Some(tenant) => Some((column.to_string(), tenant.to_string())),
+            },
+        };
+        Ok(Some(TenantScope { scope }))
+    }
+
+    /// Refuses, before any SQL, a changeset that assigns a column the write path maintains
+    /// (see [`maintained`]) or one the principal sees masked. The columns are read off the
+    /// changeset as SQL (`"col" = …, "col" = …`; diesel qualifies columns inside expressions
+    /// with their table, so only assignment targets appear bare after a separator). The
+    /// after images are checked again all the same.
+    fn check_assignments<E: Entity>(
+        &mut self,
+        set: &impl QueryFragment<MultiBackend>,
+    ) -> Result<()> {
+        let kind = self.db.backend.kind();
+        let Some(sql) =
+            render(kind, |qb, backend| set.to_sql(qb, backend)).map_err(|e| self.classify(e))?
+        else {
+            return Ok(());
+        };
+        let masked = match self.access.as_deref() {
+            Some(ac) => ac.masked_columns(&E::META, self.principal.as_deref()),
+            None => Vec::new(),
+        };
+        for c in E::META.columns {
+            let quoted = render(kind, |qb, _| {
+                diesel::query_builder::QueryBuilder::push_identifier(qb, c.name)
+            })
+            .map_err(|e| self.classify(e))?
+            .unwrap_or_default();
+            let target = format!("{quoted} = ");
+            let assigned = sql.starts_with(&target) || sql.contains(&format!(", {target}"));
+            if !assigned {
+                continue;
+            }
+            if maintained::<E>(c)
+                || c.role == ColumnRole::Version
+                || c.role == ColumnRole::UpdatedAt
+            {
+                return Err(Error::Forbidden(format!(
+                    "a set update of {} may not assign `{}`: the write path maintains it",
+                    E::META.name,
+                    c.field
+                )));
+            }
+            if masked.iter().any(|m| m == c.name) {
+                let why = format!("`{}` is masked for the principal, so read-only", c.field);
+                return Err(self.deny::<E>(Action::Update, None, &why));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a set-based write in its own transaction, or in a savepoint of custodian's open
+    /// transaction, so that a failure after its statement (a validator, a check of the rows as
+    /// updated) undoes the statement even when the caller goes on; inside a transaction
+    /// opened on the raw connection it joins that one (whose rollback is the caller's).
+    fn set_write_tx<T>(&mut self, f: impl FnOnce(&mut Session) -> Result<T>) -> Result<T> {
+        if self.depth == 0 {
+            return self.in_transaction(f);
+        }
+        let mut f = Some(f);
+        self.savepoint(&mut |s| match f.take() {
+            Some(f) => f(s),
+            None => Err(Error::integrity(
+                IntegrityKind::Internal,
+                "set write retried",
+            )),
+        })
+    }
+
+    /// How many keys one set-based statement names: a composite key one at a time.
+    fn keys_per_statement<E: Entity>(&self) -> usize {
+        if E::META.primary_key().count() > 1 {
+            1
+        } else {
+            self.db.backend.max_bind_params().max(1)
+        }
+    }
+
+    fn keys_filter<E: Entity>(keys: &[E::Key]) -> Result<KeysFilter<E>> {
+        E::raw_keys_filter(keys).ok_or_else(|| {
+            Error::config(
+                "update_where/delete_where",
+                format!("{} cannot select rows by key for a set write", E::META.name),
+            )
+        })
+    }
+
+    /// The locked rows of a set-based write, with their keys and images.
+    fn lock_rows<E: Entity, Q>(&mut self, locked: Q) -> Result<Vec<(E::Key, Image, E)>>
+    where
+        Q: for<'a> LoadQuery<'a, AnyConnection, E>,
+    {
+        let rows: Vec<E> = self.run(|c| locked.load(c))?;
+        rows.into_iter()
+            .map(|row| {
+                let image = row.raw_image().map_err(image_error::<E>)?;
+                // A row kept for a guarded update is stale now.
+                let _ = self.recall::<E>(&row.key());
+                Ok((row.key(), image, row))
+            })
+            .collect()
+    }
+
+    fn update_locked<E: Entity, Q, S>(&mut self, locked: Q, set: S) -> Result<usize>
+    where
+        Q: for<'a> LoadQuery<'a, AnyConnection, E>,
+        S: QueryFragment<MultiBackend>,
+    {
+        let now = now_utc();
+        let rows = self.lock_rows::<E, _>(locked)?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let keys: Vec<E::Key> = rows.iter().map(|(k, _, _)| k.clone()).collect();
+        let mut stamps = Vec::new();
+        if let Some(c) = E::META.role(ColumnRole::UpdatedAt) {
+            stamps.push(Stamped::Now(c.name, crate::sql_types::StoredDatetime(now)));
+        }
+        if let Some(c) = E::META.role(ColumnRole::Version) {
+            stamps.push(Stamped::Increment(c.name));
+        }
+        // The rows as updated, by key image: returned by the update itself where the backend
+        // has `RETURNING` (PostgreSQL, SQLite), else read back by key.
+        let mut after: HashMap<String, Image> = HashMap::with_capacity(keys.len());
+        let keep = |after: &mut HashMap<String, Image>, rows: Vec<E>| -> Result<()> {
+            for row in rows {
+                let key = E::raw_key_image(&row.key()).map_err(image_error::<E>)?;
+                after.insert(key.to_string(), row.raw_image().map_err(image_error::<E>)?);
+            }
+            Ok(())
+        };
+        let mut read_back = false;
+        for chunk in keys.chunks(self.keys_per_statement::<E>()) {
+            let filter = Self::keys_filter::<E>(chunk)?;
+            let statement = SetKeys {
+                meta: &E::META,
+                set: Some(&set),
+                stamps: &stamps,
+                filter: &filter,
+            };
+            match self.run(|c| E::raw_update_returning(Internal::new(), c, &statement))? {
+                Some(rows) => keep(&mut after, rows)?,
+                None => {
+                    self.run(|c| statement.execute(c))?;
+                    read_back = true;
+                }
+            }
+        }
+        if read_back {
+            for chunk in keys.chunks(self.db.backend.max_bind_params().max(1)) {
+                let rows = self.run(|c| E::raw_find_many(Internal::new(), c, chunk))?;
+                keep(&mut after, rows)?;
+            }
+        }
+        let access = self.access.clone();
+        let principal = self.principal.clone();
+        let masked = access
+            .as_deref()
+            .map(|ac| ac.masked_columns(&E::META, principal.as_deref()))
+            .unwrap_or_default();
+        let mut updated = Vec::with_capacity(rows.len());
+        let mut trail = Vec::new();
+        for (i, (key, before, _)) in rows.into_iter().enumerate() {
+            let key_image = E::raw_key_image(&key).map_err(image_error::<E>)?;
+            let Some(image) = after.remove(&key_image.to_string()) else {
+                return Err(Error::Forbidden(format!(
+                    "a set update of {} may not change a row's key or soft-delete marker \
+                     ({key:?})",
+                    E::META.name
+                )));
+            };
+            if let Some(column) = changed_maintained::<E>(&before, &image) {
+                return Err(Error::Forbidden(format!(
+                    "a set update of {} may not assign `{column}`: the write path maintains it",
+                    E::META.name
+                )));
+            }
+            if let Some(column) = masked.iter().find(|c| before.get(*c) != image.get(*c)) {
+                let why = format!("`{column}` is masked for the principal, so read-only");
+                return Err(self.deny::<E>(Action::Update, Some(&key), &why));
+            }
+            if let Some(ac) = access.as_deref() {
+                if !ac.row_in_scope(&E::META, &image, principal.as_deref()) {
+                    let why = "the update would move the row to another tenant";
+                    return Err(self.deny::<E>(Action::Update, Some(&key), why));
+                }
+            }
+            let row = E::raw_from_image(&image).map_err(image_error::<E>)?;
+            if let Err(mut v) = row.validate() {
+                v.index = Some(i);
+                return Err(Error::Validation(v));
+            }
+            if E::AUDITED {
+                trail.push(self.audit_record::<E>(
+                    AuditOp::Update,
+                    &key,
+                    Some(before),
+                    Some(image),
+                    now,
+                )?);
+            }
+            updated.push(row);
+        }
+        if let Some(ac) = access.as_deref() {
+            self.check_references::<E>(ac, Action::Update, &updated)?;
+        }
+        self.record_audit(trail)?;
+        Ok(updated.len())
+    }
+
+    fn delete_locked<E: Entity, Q>(&mut self, locked: Q) -> Result<usize>
+    where
+        Q: for<'a> LoadQuery<'a, AnyConnection, E>,
+    {
+        let now = now_utc();
+        let mut rows = self.lock_rows::<E, _>(locked)?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let soft = E::META.soft_delete();
+        if E::HOOKS {
+            for (_, image, row) in rows.iter_mut() {
+                if E::META.has_encrypted() {
+                    // Hooks see the plaintext, the trail the ciphertext.
+                    *row = self.opened(E::raw_from_image(image).map_err(image_error::<E>)?)?;
+                }
+                row.raw_before(WriteKind::Delete, self)?;
+            }
+        }
+        let mut trail = Vec::new();
+        let keys: Vec<E::Key> = rows.iter().map(|(k, _, _)| k.clone()).collect();
+        if !soft {
+            for key in &keys {
+                crate::cascade::before_hard_delete::<E>(self, key, now, &mut trail)?;
+            }
+        }
+        let stamps = E::META
+            .role(ColumnRole::DeletedAt)
+            .map(|c| [Stamped::Now(c.name, crate::sql_types::StoredDatetime(now))]);
+        let mut n = 0;
+        let mut after: HashMap<String, Image> = HashMap::new();
+        for chunk in keys.chunks(self.keys_per_statement::<E>()) {
+            let filter = Self::keys_filter::<E>(chunk)?;
+            n += match &stamps {
+                Some(stamps) => {
+                    let statement = SetKeys::<()> {
+                        meta: &E::META,
+                        set: None,
+                        stamps,
+                        filter: &filter,
+                    };
+                    // The rows as soft-deleted come back where the backend has `RETURNING`.
+                    match self.run(|c| E::raw_update_returning(Internal::new(), c, &statement))? {
+                        Some(rows) if E::AUDITED => {
+                            let m = rows.len();
+                            for row in rows {
+                                let key = E::raw_key_image(&row.key()).map_err(image_error::<E>)?;
+                                let image = row.raw_image().map_err(image_error::<E>)?;
+                                after.insert(key.to_string(), image);
+                            }
+                            m
+                        }
+                        Some(rows) => rows.len(),
+                        None => self.run(|c| statement.execute(c))?,
+                    }
+                }
+                None => {
+                    let statement = DeleteKeys {
+                        meta: &E::META,
+                        filter: &filter,
+                    };
+                    self.run(|c| statement.execute(c))?
+                }
+            };
+        }
+        if n != keys.len() {
+            return Err(Error::integrity(
+                IntegrityKind::Internal,
+                format!(
+                    "{} locked rows of {} to delete but {n} were deleted",
+                    keys.len(),
+                    E::META.name
+                ),
+            ));
+        }
+        if E::AUDITED {
+            for (key, before, _) in &rows {
+                let after = match soft {
+                    false => None,
+                    true => {
+                        let returned = E::raw_key_image(key)
+                            .map_err(image_error::<E>)
+                            .map(|k| after.remove(&k.to_string()))?;
+                        match returned {
+                            Some(image) => Some(image),
+                            None => self.reread_image::<E>(key)?,
+                        }
+                    }
+                };
+                trail.push(self.audit_record::<E>(
+                    AuditOp::Delete,
+                    key,
+                    Some(before.clone()),
+                    after,
+                    now,
+                )?);
+            }
+        }
+        self.record_audit(trail)?;
+        if E::HOOKS {
+            for (_, _, row) in rows.iter_mut() {
+                if soft {
+                    row.raw_stamp(Stamp::SoftDelete, now);
+                }
+                row.raw_after(WriteKind::Delete, self)?;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// The first column the write path maintains that a set update changed otherwise than the
+/// write path does: the key, `created_at`, `deleted_at`, encrypted fields, blind indexes and
+/// the data subject (of entities with encrypted fields), a version not bumped by exactly one.
+/// `updated_at` is the write path's own assignment (a second assignment of it is refused by
+/// PostgreSQL and SQLite, and on MariaDB the write path's comes last).
+fn changed_maintained<E: Entity>(before: &Image, after: &Image) -> Option<&'static str> {
+    for c in E::META.columns {
+        let (b, a) = (before.get(c.name), after.get(c.name));
+        if maintained::<E>(c) && b != a {
+            return Some(c.field);
+        }
+        if c.role == ColumnRole::Version {
+            let bumped = match (b.and_then(|v| v.as_i64()), a.and_then(|v| v.as_i64())) {
+                (Some(b), Some(a)) => a == b + 1,
+                _ => false,
+            };
+            if !bumped {
+                return Some(c.field);
+            }
+        }
+    }
+    None
+}
+
+/// Columns a set update must leave as they are: the key, `created_at`, `deleted_at`, encrypted
+/// fields, blind indexes and (with encrypted fields) the data subject. `version` and
+/// `updated_at` the write path sets itself.
+fn maintained<E: Entity>(c: &ColumnMeta) -> bool {
+    c.primary_key
+        || matches!(c.role, ColumnRole::CreatedAt | ColumnRole::DeletedAt)
+        || c.encrypted
+        || c.blind_index_of.is_some()
+        || (E::META.has_encrypted() && c.subject)
+}
+
+/// SQL rendered by `f` for a backend of `kind` (`None` for a backend not compiled in).
+fn render(
+    kind: crate::error::BackendKind,
+    f: impl FnOnce(
+        &mut <MultiBackend as diesel::backend::Backend>::QueryBuilder,
+        &MultiBackend,
+    ) -> QueryResult<()>,
+) -> QueryResult<Option<String>> {
+    use crate::error::BackendKind;
+    type Builder = <MultiBackend as diesel::backend::Backend>::QueryBuilder;
+    let (mut builder, backend) = match kind {
+        #[cfg(feature = "postgres")]
+        BackendKind::Postgres => (
+            Builder::Postgresql(Default::default()),
+            MultiBackend::Postgresql(Default::default()),
+        ),
+        #[cfg(feature = "mysql")]
+        BackendKind::Mysql => (
+            Builder::Mysql(Default::default()),
+            MultiBackend::Mysql(Default::default()),
+        ),
+        #[cfg(feature = "sqlite")]
+        BackendKind::Sqlite => (
+            Builder::Sqlite(Default::default()),
+            MultiBackend::Sqlite(Default::default()),
+        ),
+        #[allow(unreachable_patterns)]
+        _ => return Ok(None),
+    };
+    f(&mut builder, &backend)?;
+    Ok(Some(diesel::query_builder::QueryBuilder::finish(builder)))
+}

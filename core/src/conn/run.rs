@@ -115,16 +115,36 @@ pub fn has_returning(conn: &AnyConnection) -> bool {
     }
 }
 
-/// Whether the connection's backend can return the row an `UPDATE` replaced from the same
-/// statement (PostgreSQL, through a self-join on the locked old row; see
-/// [`UpdateReturningOld`](crate::private::UpdateReturningOld)).
-pub fn returns_old_row_on_update(conn: &AnyConnection) -> bool {
-    match conn {
-        #[cfg(feature = "postgres")]
-        AnyConnection::Postgresql(_) => true,
-        #[allow(unreachable_patterns)]
-        _ => false,
+/// Runs `f` when the connection is PostgreSQL and returns its result; `Ok(None)` on any other
+/// backend. Statements only PostgreSQL runs (an `UPDATE` returning the row it replaced, see
+/// [`UpdateReturningOld`](crate::private::UpdateReturningOld)) are built inside `f`: in a build
+/// without PostgreSQL `f` is never called, so the compiler never generates its code.
+pub fn on_postgres<R>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> QueryResult<R>,
+) -> QueryResult<Option<R>> {
+    #[cfg(feature = "postgres")]
+    if matches!(conn, AnyConnection::Postgresql(_)) {
+        return f(conn).map(Some);
     }
+    let _ = (conn, f);
+    Ok(None)
+}
+
+/// Runs `f` when the connection is MySQL/MariaDB and returns its result; `Ok(None)` on any
+/// other backend. Statements only MariaDB runs (the update guarded by a row read earlier in the
+/// transaction) are built inside `f`: in a build without MySQL `f` is never called, so the
+/// compiler never generates its code.
+pub fn on_mysql<R>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> QueryResult<R>,
+) -> QueryResult<Option<R>> {
+    #[cfg(feature = "mysql")]
+    if matches!(conn, AnyConnection::Mysql(_)) {
+        return f(conn).map(Some);
+    }
+    let _ = (conn, f);
+    Ok(None)
 }
 
 /// Executes `insert` and returns the value the database gave the `RETURNING` column where the

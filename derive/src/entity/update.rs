@@ -168,15 +168,16 @@ fn update_unchanged_fn(g: &Gen<'_>, u: &Update) -> Option<TokenStream> {
             now: #p::chrono::NaiveDateTime,
             seen: &Self,
         ) -> #d::QueryResult<::core::option::Option<usize>> {
-            use #d::BoolExpressionMethods as _;
-            #use_now
-            #p::CachedUpdate {
-                table: #tp::table,
-                set: #changeset,
-                filter: #p::Both(#row_filter, #guard),
-            }
-            .execute(conn)
-            .map(::core::option::Option::Some)
+            #p::run::on_mysql(conn, |conn| {
+                use #d::BoolExpressionMethods as _;
+                #use_now
+                #p::CachedUpdate {
+                    table: #tp::table,
+                    set: #changeset,
+                    filter: #p::Both(#row_filter, #guard),
+                }
+                .execute(conn)
+            })
         }
     })
 }
@@ -199,19 +200,18 @@ fn update_old_fn(g: &Gen<'_>, u: &Update) -> Option<TokenStream> {
             entity: &Self,
             now: #p::chrono::NaiveDateTime,
         ) -> #d::QueryResult<::core::option::Option<::core::option::Option<Self>>> {
-            use #d::BoolExpressionMethods as _;
-            #use_now
-            if !#p::run::returns_old_row_on_update(conn) {
-                return ::core::result::Result::Ok(::core::option::Option::None);
-            }
-            let statement = #p::UpdateReturningOld {
-                table: #table_name,
-                key: &[#(#key_names),*],
-                set: #changeset,
-                filter: #row_filter,
-                select: <Self as #d::Selectable<#p::MultiBackend>>::construct_selection(),
-            };
-            statement.get_result::<Self>(conn).optional().map(::core::option::Option::Some)
+            #p::run::on_postgres(conn, |conn| {
+                use #d::BoolExpressionMethods as _;
+                #use_now
+                let statement = #p::UpdateReturningOld {
+                    table: #table_name,
+                    key: &[#(#key_names),*],
+                    set: #changeset,
+                    filter: #row_filter,
+                    select: <Self as #d::Selectable<#p::MultiBackend>>::construct_selection(),
+                };
+                statement.get_result::<Self>(conn).optional()
+            })
         }
     })
 }

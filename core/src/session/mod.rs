@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 pub(crate) mod guard;
 
-pub use set_write::SetFilter;
+pub use set_sql::SetFilter;
 
 /// A connection checked out of the pool, with its transaction state.
 ///
@@ -213,6 +213,7 @@ mod audit_log;
 mod policy;
 mod read;
 mod relations;
+mod set_sql;
 mod set_write;
 mod tx;
 mod write;

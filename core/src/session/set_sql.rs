@@ -1,0 +1,205 @@
+//! The SQL of set-based writes ([`Session::update_where`], [`Session::delete_where`]): the
+//! filter trait, the principal's tenant scope as a condition, the locking read in key order,
+//! and the update and delete restricted to the locked keys.
+
+use super::*;
+use crate::conn::MultiBackend;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::query_dsl::methods::FilterDsl;
+use diesel::sql_types;
+
+/// A filter that [`Session::update_where`] and [`Session::delete_where`] accept for entity
+/// `E`: any diesel boolean expression over `E`'s table that `E::query().filter(..)` accepts,
+/// e.g. `accounts::balance.lt(0)` or `accounts::id.eq_any(ids)`. Implemented for every such
+/// expression; not meant to be implemented by hand.
+pub trait SetFilter<E: Entity> {
+    #[doc(hidden)]
+    /// The locking read of the rows the filter matches.
+    type Locked: for<'a> LoadQuery<'a, AnyConnection, E>;
+    #[doc(hidden)]
+    /// `E::query().filter(self).filter(scope)`, ordered by key, `FOR UPDATE`.
+    fn locked(self, scope: TenantScope) -> Self::Locked;
+}
+
+impl<E, F> SetFilter<E> for F
+where
+    E: Entity,
+    E::Query: FilterDsl<F>,
+    diesel::dsl::Filter<E::Query, F>: FilterDsl<TenantScope>,
+    Locked<diesel::dsl::Filter<diesel::dsl::Filter<E::Query, F>, TenantScope>>:
+        for<'a> LoadQuery<'a, AnyConnection, E>,
+{
+    type Locked = Locked<diesel::dsl::Filter<diesel::dsl::Filter<E::Query, F>, TenantScope>>;
+
+    fn locked(self, scope: TenantScope) -> Self::Locked {
+        Locked {
+            query: FilterDsl::filter(FilterDsl::filter(E::query(), self), scope),
+            key: E::META.primary_key().map(|c| c.name).collect(),
+        }
+    }
+}
+
+/// `<query> ORDER BY <key> FOR UPDATE`: the locking read of a set-based write. PostgreSQL
+/// locks the rows in that order, so two set writes over overlapping rows do not deadlock;
+/// MariaDB locks rows as its plan reads them (key order when it reads by key), and a deadlock
+/// there is an ordinary retryable [`Error::Serialization`].
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct Locked<Q> {
+    query: Q,
+    key: Vec<&'static str>,
+}
+
+impl<Q: QueryFragment<MultiBackend>> QueryFragment<MultiBackend> for Locked<Q> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
+        self.query.walk_ast(out.reborrow())?;
+        out.push_sql(" ORDER BY ");
+        for (i, k) in self.key.iter().enumerate() {
+            if i > 0 {
+                out.push_sql(", ");
+            }
+            out.push_identifier(k)?;
+        }
+        crate::before_image::RowLock.walk_ast(out)
+    }
+}
+
+impl<Q> QueryId for Locked<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: Query> Query for Locked<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<Q, C> RunQueryDsl<C> for Locked<Q> {}
+
+/// The principal's tenant scope as a SQL condition: `"<tenant column>" = ?`, or `1 = 1` when
+/// the entity's rows are not scoped to tenants.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct TenantScope {
+    pub(super) scope: Option<(String, String)>,
+}
+
+impl diesel::Expression for TenantScope {
+    type SqlType = sql_types::Bool;
+}
+
+impl<QS> diesel::AppearsOnTable<QS> for TenantScope {}
+
+impl<QS> diesel::SelectableExpression<QS> for TenantScope {}
+
+impl<GB> diesel::expression::ValidGrouping<GB> for TenantScope {
+    type IsAggregate = diesel::expression::is_aggregate::Never;
+}
+
+impl QueryId for TenantScope {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl QueryFragment<MultiBackend> for TenantScope {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
+        match &self.scope {
+            Some((column, tenant)) => {
+                out.push_identifier(column)?;
+                out.push_sql(" = ");
+                out.push_bind_param::<sql_types::Text, _>(tenant)
+            }
+            None => {
+                out.push_sql("1 = 1");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A column the write path sets in a set-based write.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Stamped {
+    /// `"c" = <now>`.
+    Now(&'static str, crate::sql_types::StoredDatetime),
+    /// `"c" = "c" + 1`.
+    Increment(&'static str),
+}
+
+/// `UPDATE <table> SET <set>, <stamps> WHERE <keys>`.
+pub(super) struct SetKeys<'a, S> {
+    pub(super) meta: &'a EntityMeta,
+    pub(super) set: Option<S>,
+    pub(super) stamps: &'a [Stamped],
+    pub(super) filter: &'a dyn QueryFragment<MultiBackend>,
+}
+
+fn push_table(meta: &EntityMeta, out: &mut AstPass<'_, '_, MultiBackend>) -> QueryResult<()> {
+    if let Some(schema) = meta.schema {
+        out.push_identifier(schema)?;
+        out.push_sql(".");
+    }
+    out.push_identifier(meta.table)
+}
+
+impl<S: QueryFragment<MultiBackend>> QueryFragment<MultiBackend> for SetKeys<'_, S> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
+        out.push_sql("UPDATE ");
+        push_table(self.meta, &mut out)?;
+        out.push_sql(" SET ");
+        let mut first = true;
+        if let Some(set) = &self.set {
+            set.walk_ast(out.reborrow())?;
+            first = false;
+        }
+        for stamp in self.stamps {
+            if !first {
+                out.push_sql(", ");
+            }
+            first = false;
+            match stamp {
+                Stamped::Now(column, at) => {
+                    out.push_identifier(column)?;
+                    out.push_sql(" = ");
+                    out.push_bind_param::<crate::sql_types::Datetime, _>(at)?;
+                }
+                Stamped::Increment(column) => {
+                    out.push_identifier(column)?;
+                    out.push_sql(" = ");
+                    out.push_identifier(column)?;
+                    out.push_sql(" + 1");
+                }
+            }
+        }
+        out.push_sql(" WHERE ");
+        self.filter.walk_ast(out)
+    }
+}
+
+impl<S> QueryId for SetKeys<'_, S> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<S> RunQueryDsl<AnyConnection> for SetKeys<'_, S> {}
+
+/// `DELETE FROM <table> WHERE <keys>`.
+pub(super) struct DeleteKeys<'a> {
+    pub(super) meta: &'a EntityMeta,
+    pub(super) filter: &'a dyn QueryFragment<MultiBackend>,
+}
+
+impl QueryFragment<MultiBackend> for DeleteKeys<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
+        out.push_sql("DELETE FROM ");
+        push_table(self.meta, &mut out)?;
+        out.push_sql(" WHERE ");
+        self.filter.walk_ast(out)
+    }
+}
+
+impl QueryId for DeleteKeys<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl RunQueryDsl<AnyConnection> for DeleteKeys<'_> {}

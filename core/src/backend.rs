@@ -9,7 +9,7 @@ use crate::config::{DatabaseUrl, SessionConfig};
 use crate::conn::AnyConnection;
 use crate::entity::EntityMeta;
 use crate::error::{BackendKind, Error};
-use crate::migrate::SchemaChange;
+use crate::schema::diff::SchemaChange;
 use crate::schema::LiveColumn;
 use crate::tx::TxOptions;
 use crate::value::ColumnKind;

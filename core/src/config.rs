@@ -68,12 +68,15 @@ pub struct DatabaseConfig {
     // --- crypto (field encryption, see crate::crypto) ---
     /// Field encryption: master keys and the active one (`[databases.NAME.crypto]`).
     #[serde(default)]
-    pub crypto: crate::crypto::CryptoConfig,
+    pub crypto: CryptoConfig,
     // --- end crypto ---
 }
 
-pub(crate) use crate::audit::config::missing_audit_key;
-pub use crate::audit::config::AuditConfig;
+mod audit;
+mod crypto;
+pub(crate) use audit::{missing_audit_key, parse_public_key, parse_signing_key, KEY_FORMAT, key_bytes};
+pub use audit::AuditConfig;
+pub use crypto::CryptoConfig;
 
 /// A boolean environment variable: `1`/`true` or `0`/`false`.
 pub(crate) fn env_flag(var: &str, v: String) -> Result<bool> {
@@ -252,7 +255,7 @@ impl DatabaseConfig {
             session: SessionConfig::default(),
             retry: RetryPolicy::default(),
             audit: AuditConfig::default(),
-            crypto: crate::crypto::CryptoConfig::default(),
+            crypto: CryptoConfig::default(),
         }
     }
 
@@ -331,11 +334,6 @@ impl DatabaseConfig {
         self
     }
 
-    /// Seals audit records with `key` (`audit.key`).
-    pub fn with_audit_key(mut self, key: &crate::audit::AuditKey) -> Self {
-        self.audit.key = Some(key.to_hex());
-        self
-    }
 
     /// Parses and validates a URL into a database with default settings.
     pub fn from_url(url: &str) -> Result<Self> {

@@ -107,30 +107,12 @@ impl Checkpoint {
 
     /// A public key from 64 hex digits.
     pub fn parse_public_key(hex: &str) -> Result<VerifyingKey> {
-        hex::decode(hex.trim())
-            .ok()
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .and_then(|b| VerifyingKey::from_bytes(&b).ok())
-            .ok_or_else(|| {
-                Error::config(
-                    "audit.trusted_keys",
-                    "a public key is 64 hex digits (ed25519)",
-                )
-            })
+        crate::config::parse_public_key(hex)
     }
 
     /// A signing key from 64 hex digits (as `custodian keygen` writes it).
     pub fn parse_signing_key(hex: &str) -> Result<SigningKey> {
-        hex::decode(hex.trim())
-            .ok()
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .map(|b| SigningKey::from_bytes(&b))
-            .ok_or_else(|| {
-                Error::config(
-                    "audit.signing_key",
-                    "a signing key is 64 hex digits (ed25519)",
-                )
-            })
+        crate::config::parse_signing_key(hex)
     }
 
     /// The checkpoint as JSON, to store outside the database.

@@ -12,7 +12,7 @@
 //! - [`chain`]: the operations above under one name.
 
 pub mod checkpoint;
-pub mod config;
+mod settings;
 pub mod history;
 pub mod record;
 pub mod seal;

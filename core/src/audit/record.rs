@@ -85,8 +85,7 @@ impl AuditKey {
 
     /// A key from 64 hex digits.
     pub fn from_hex(hex: &str) -> Option<Self> {
-        let bytes = hex::decode(hex.trim()).ok()?;
-        Some(AuditKey(bytes.try_into().ok()?))
+        crate::config::key_bytes(hex).map(AuditKey)
     }
 
     /// A fresh random key from the operating system.

@@ -1,7 +1,7 @@
 //! Master keys, the key ring, AES-256-GCM sealing of bytes, wrapping of data keys and the
 //! blind-index key.
 
-use super::config::CryptoConfig;
+use crate::config::CryptoConfig;
 use crate::error::{Error, IntegrityKind, Result};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};

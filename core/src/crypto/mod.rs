@@ -34,13 +34,12 @@
 //! The README's "Field encryption and crypto-shredding" section states the guarantees and their
 //! limits, for developers and for auditors.
 
-mod config;
 pub(crate) mod fields;
 mod keys;
 mod sealed;
 pub mod store;
 
-pub use config::CryptoConfig;
+pub use crate::config::CryptoConfig;
 pub use fields::ERASED;
 pub use keys::KeyRing;
 pub use sealed::{Sealable, Sealed};

@@ -27,8 +27,10 @@
 //! ```
 
 mod kinds;
+mod loss;
 
 pub use kinds::{BackendKind, ConstraintKind, IntegrityKind, TimeoutKind};
+pub use loss::{LossKind, LossyChange};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -123,7 +125,7 @@ pub enum Error {
     #[error("migration not written, it would lose data: {}", list_losses(.changes))]
     DataLoss {
         /// Each refused change, naming its table and column.
-        changes: Vec<crate::migrate::LossyChange>,
+        changes: Vec<LossyChange>,
     },
     /// Any other database error, with the database's code and message.
     #[error("database error: {source}")]
@@ -239,7 +241,7 @@ impl Error {
     }
 }
 
-fn list_losses(changes: &[crate::migrate::LossyChange]) -> String {
+fn list_losses(changes: &[LossyChange]) -> String {
     let all: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
     format!(
         "{} (pass GenerateOptions::allow_data_loss to write it anyway)",

@@ -7,9 +7,9 @@
 //! the whole model: an entity left out is a table to drop), and writes only the changes;
 //! `down.sql` is the diff the other way round.
 
-use super::diff::{diff, undo_hints, SchemaChange};
-use super::loss::losses;
-use super::model::{Snapshot, SNAPSHOT_FORMAT};
+use crate::schema::diff::{diff, undo_hints, SchemaChange};
+use crate::schema::loss::losses;
+use crate::schema::model::{Snapshot, SNAPSHOT_FORMAT};
 use super::{config_error, version_of};
 use crate::backend::Backend;
 use crate::entity::EntityMeta;

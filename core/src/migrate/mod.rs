@@ -46,18 +46,15 @@ use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-mod diff;
 mod generate;
-mod loss;
-mod model;
 
-pub use diff::{diff, undo_hints, AlterOp, SchemaChange, TableAlter};
+pub use crate::schema::diff::{diff, undo_hints, AlterOp, SchemaChange, TableAlter};
 pub use generate::{
     changes_sql, generate, generate_with, last_snapshot, migration_sql, GenerateOptions,
     SNAPSHOT_FILE,
 };
-pub use loss::{losses, widens, LossKind, LossyChange};
-pub use model::{
+pub use crate::schema::loss::{losses, widens, LossKind, LossyChange};
+pub use crate::schema::model::{
     CheckDef, ColumnDef, ForeignKeyDef, IndexDef, Snapshot, TableDef, SNAPSHOT_FORMAT,
 };
 

@@ -329,7 +329,7 @@ fn alter(old: &TableDef, new: &TableDef) -> Result<Option<TableAlter>> {
 }
 
 /// The changes turning the tables of `from` into those of `to`: creates (in `to`'s order,
-/// which [`generate`](super::generate) keeps parents first), alters, then drops (in reverse
+/// which [`generate`](crate::migrate::generate) keeps parents first), alters, then drops (in reverse
 /// of `from`'s order). Changing a primary key is [`Error::Config`] naming the table.
 pub fn diff(from: &Snapshot, to: &Snapshot) -> Result<Vec<SchemaChange>> {
     let mut creates = Vec::new();

@@ -1,5 +1,5 @@
 //! The entity model as data: owned, serializable descriptions of tables that
-//! [`generate`](super::generate) stores next to each migration (`schema.json`) and compares
+//! [`generate`](crate::migrate::generate) stores next to each migration (`schema.json`) and compares
 //! with the entities of the next run, and from which the backends write DDL.
 //!
 //! A [`TableDef`] is built from an [`EntityMeta`] (see [`TableDef::from_meta`]) and keeps what

@@ -1,11 +1,17 @@
-//! Schema tools: the order in which tables must be created, and the drift check comparing
-//! entities with the live database.
+//! Schema tools: the order in which tables must be created, the drift check comparing
+//! entities with the live database, and the schema model that migrations are generated from
+//! (`model`: tables as data, `diff`: the changes between two models, `loss`: which of them
+//! lose data).
 //!
 //! [`Db::check_schema`](crate::Db::check_schema) reads the live columns of every entity's table
 //! (PostgreSQL and MariaDB: `information_schema.columns`; SQLite: `PRAGMA table_info`) and
 //! reports each [`Drift`]: a missing table, a missing column, a column whose type cannot hold
 //! the entity's [`ColumnKind`], or a nullability mismatch. Columns the entity does not map are
 //! not drift. [`Db::schema_drift`](crate::Db::schema_drift) returns the same findings as data.
+
+pub(crate) mod diff;
+pub(crate) mod loss;
+pub(crate) mod model;
 
 use crate::entity::EntityMeta;
 use crate::error::{Error, IntegrityKind, Result};

@@ -2,9 +2,6 @@
 //! environment): the seal key, automatic checkpoints and their witness, the keys trusted to
 //! sign checkpoints, and how long records may wait to be sealed.
 
-use super::checkpoint::Checkpoint;
-use super::record::AuditKey;
-use super::witness::Witness;
 use crate::error::{Error, Result};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::Deserialize;
@@ -83,21 +80,11 @@ impl fmt::Debug for AuditConfig {
 }
 
 impl AuditConfig {
-    /// The parsed seal key, if configured.
-    pub fn key(&self) -> Result<Option<AuditKey>> {
-        match &self.key {
-            None => Ok(None),
-            Some(hex) => AuditKey::from_hex(hex)
-                .map(Some)
-                .ok_or_else(|| Error::config("audit.key", "must be 64 hex digits (32 bytes)")),
-        }
-    }
-
     /// The parsed checkpoint signing key, if configured.
     pub fn signing_key(&self) -> Result<Option<SigningKey>> {
         self.signing_key
             .as_deref()
-            .map(Checkpoint::parse_signing_key)
+            .map(parse_signing_key)
             .transpose()
     }
 
@@ -106,7 +93,7 @@ impl AuditConfig {
         let mut keys = self
             .trusted_keys
             .iter()
-            .map(|k| Checkpoint::parse_public_key(k))
+            .map(|k| parse_public_key(k))
             .collect::<Result<Vec<_>>>()?;
         if let Some(signer) = self.signing_key()? {
             keys.push(signer.verifying_key());
@@ -114,10 +101,6 @@ impl AuditConfig {
         Ok(keys)
     }
 
-    /// The witness, if configured.
-    pub fn witness(&self) -> Option<Witness> {
-        self.witness.as_ref().map(Witness::file)
-    }
 
     /// The bound on unsealed records' age.
     pub fn max_unsealed_age(&self) -> Option<Duration> {
@@ -132,7 +115,9 @@ impl AuditConfig {
                 other => other,
             }
         }
-        self.key().map_err(named(at, "key"))?;
+        if self.key.as_deref().is_some_and(|k| key_bytes(k).is_none()) {
+            return Err(Error::config(format!("{at}.key"), KEY_FORMAT));
+        }
         self.signing_key().map_err(named(at, "signing_key"))?;
         self.trusted_keys().map_err(named(at, "trusted_keys"))?;
         if self.checkpoint_every_links == 0 || self.checkpoint_every_secs == 0 {
@@ -159,7 +144,7 @@ impl AuditConfig {
             self.key = Some(v);
         }
         if let Some(v) = get("CUSTODIAN_AUDIT_UNKEYED") {
-            self.unkeyed = crate::config::env_flag("CUSTODIAN_AUDIT_UNKEYED", v)?;
+            self.unkeyed = super::env_flag("CUSTODIAN_AUDIT_UNKEYED", v)?;
         }
         if let Some(v) = get("CUSTODIAN_AUDIT_SIGNING_KEY") {
             self.signing_key = Some(v);
@@ -180,6 +165,28 @@ impl AuditConfig {
 }
 
 /// The error of an audited write when no key is configured and unkeyed seals were not chosen.
+/// What `audit.key` must look like.
+pub(crate) const KEY_FORMAT: &str = "must be 64 hex digits (32 bytes)";
+
+/// The 32 bytes of an audit seal key given as 64 hex digits.
+pub(crate) fn key_bytes(hex: &str) -> Option<[u8; 32]> {
+    hex::decode(hex.trim()).ok()?.try_into().ok()
+}
+
+/// An ed25519 public key from 64 hex digits.
+pub(crate) fn parse_public_key(hex: &str) -> Result<VerifyingKey> {
+    key_bytes(hex)
+        .and_then(|b| VerifyingKey::from_bytes(&b).ok())
+        .ok_or_else(|| Error::config("audit.trusted_keys", "a public key is 64 hex digits (ed25519)"))
+}
+
+/// An ed25519 signing key from 64 hex digits (as `custodian keygen` writes it).
+pub(crate) fn parse_signing_key(hex: &str) -> Result<SigningKey> {
+    key_bytes(hex)
+        .map(|b| SigningKey::from_bytes(&b))
+        .ok_or_else(|| Error::config("audit.signing_key", "a signing key is 64 hex digits (ed25519)"))
+}
+
 pub(crate) fn missing_audit_key() -> Error {
     Error::config(
         "audit.key",

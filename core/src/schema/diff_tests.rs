@@ -1,8 +1,8 @@
 //! Unit tests of [`super::diff`]: which changes two models differ by, in which order.
 
 use super::*;
-use crate::migrate::loss::{losses, LossKind};
-use crate::migrate::model::{CheckDef, ForeignKeyDef, SNAPSHOT_FORMAT};
+use crate::schema::loss::{losses, LossKind};
+use crate::schema::model::{CheckDef, ForeignKeyDef, SNAPSHOT_FORMAT};
 use crate::value::ColumnKind;
 
 fn snap(tables: Vec<TableDef>) -> Snapshot {

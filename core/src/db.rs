@@ -8,10 +8,10 @@ use crate::config::DatabaseConfig;
 use crate::entity::{Entity, EntityMeta};
 use crate::error::{BackendKind, Error, Result};
 use crate::migrate;
-use crate::pool::{self, ConnectFailures, Pool, PoolCounters, PoolStats};
+use crate::pool::{self, ConnectFailures, PoolCounters, PoolStats};
 use crate::principal::Principal;
 use crate::schema::{self, Drift, SchemaReport};
-use crate::session::Session;
+use crate::session::{Session, Shared};
 use crate::tx::TxOptions;
 use std::path::Path;
 use std::sync::Arc;
@@ -21,55 +21,9 @@ use std::sync::Arc;
 /// Every topic of the `custodian` crate's `guide` opens one in a runnable example.
 #[derive(Clone)]
 pub struct Db {
-    pub(crate) inner: Arc<DbInner>,
+    pub(crate) inner: Arc<Shared>,
     principal: Option<Arc<Principal>>,
     access: Option<Arc<AccessControl>>,
-}
-
-pub(crate) struct DbInner {
-    pub(crate) backend: &'static dyn Backend,
-    pub(crate) audit_key: Option<crate::audit::AuditKey>,
-    pub(crate) config: DatabaseConfig,
-    /// Field encryption, when master keys are configured.
-    pub(crate) crypto: Option<crate::crypto::Crypto>,
-    pub(crate) pool: Pool,
-    counters: Arc<PoolCounters>,
-    /// The pool's last connection failure, to tell an unreachable server from a busy pool.
-    failures: Arc<ConnectFailures>,
-    /// [`Backend::consecutive_insert_ids`], asked once (server settings).
-    pub(crate) consecutive_ids: std::sync::OnceLock<bool>,
-    /// The connection reserved for `denied` audit records, outside the pool.
-    pub(crate) denials: crate::session::guard::DenialLine,
-    /// [`Backend::max_statement_bytes`], asked once (server settings).
-    pub(crate) statement_bytes: std::sync::OnceLock<Option<usize>>,
-    /// The entities this `Db` created or checked: the write path follows their cascading
-    /// foreign keys (see [`crate::cascade`]).
-    pub(crate) entities: std::sync::Mutex<Vec<EntityMeta>>,
-}
-
-impl DbInner {
-    /// The key sealing new audit records: `None` only when unkeyed seals were chosen
-    /// (`audit.unkeyed`); without a key otherwise, [`Error::Config`] saying how to set one.
-    pub(crate) fn sealing_key(&self) -> Result<Option<&crate::audit::AuditKey>> {
-        match &self.audit_key {
-            Some(key) => Ok(Some(key)),
-            None if self.config.audit.unkeyed => Ok(None),
-            None => Err(crate::config::missing_audit_key()),
-        }
-    }
-
-    /// Adds `entities` to the ones this `Db` knows (each table once).
-    pub(crate) fn know(&self, entities: &[EntityMeta]) {
-        let mut known = self.entities.lock().unwrap_or_else(|e| e.into_inner());
-        for meta in entities {
-            if !known
-                .iter()
-                .any(|k| k.table == meta.table && k.schema == meta.schema)
-            {
-                known.push(*meta);
-            }
-        }
-    }
 }
 
 impl std::fmt::Debug for Db {
@@ -117,7 +71,7 @@ impl Db {
         Ok(Db {
             principal: None,
             access: None,
-            inner: Arc::new(DbInner {
+            inner: Arc::new(Shared {
                 audit_key: config.audit.key()?,
                 crypto: crate::crypto::Crypto::from_config(&config)?,
                 backend,
@@ -387,7 +341,7 @@ impl Db {
     /// edited; a missing directory or malformed migration is [`Error::Config`] with its path.
     /// Afterwards custodian's audit tables are created if missing (see [`Db::install_audit`]).
     pub fn run_migrations(&self, dir: impl AsRef<Path>) -> Result<Vec<String>> {
-        let applied = migrate::run(self, dir.as_ref())?;
+        let applied = migrate::run(&mut self.session()?, dir.as_ref())?;
         // custodian's own tables are managed by custodian, like diesel's migration table.
         self.install_audit()?;
         if self.inner.crypto.is_some() {
@@ -398,7 +352,7 @@ impl Db {
 
     /// The names of the migrations [`Db::run_migrations`] would apply.
     pub fn pending_migrations(&self, dir: impl AsRef<Path>) -> Result<Vec<String>> {
-        migrate::pending(self, dir.as_ref())
+        migrate::pending(&mut self.session()?, dir.as_ref())
     }
 
     /// Every difference between `entities` and the live schema: missing tables and columns,

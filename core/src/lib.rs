@@ -12,6 +12,7 @@ mod before_image;
 mod cached_update;
 mod cascade;
 pub mod config;
+pub mod context;
 mod conn;
 pub mod crypto;
 mod db;

@@ -19,7 +19,7 @@ use super::tables::{
     custodian_audit_head as h,
 };
 use crate::error::{Error, IntegrityKind, Result};
-use crate::session::Session;
+use crate::context::Context;
 use crate::tx::TxOptions;
 use diesel::prelude::*;
 
@@ -52,7 +52,7 @@ struct Sealer<'k> {
 
 impl Sealer<'_> {
     /// Checks the seals of `batch` and appends a link for each record.
-    fn seal(&mut self, tx: &mut Session, batch: Vec<Read>) -> Result<()> {
+    fn seal(&mut self, tx: &mut impl Context, batch: Vec<Read>) -> Result<()> {
         let mut links = Vec::with_capacity(batch.len());
         for read in batch {
             let record = match read {
@@ -115,7 +115,7 @@ pub(crate) fn mark_note(
 }
 
 /// The last link stored: `(seq, hash)`, or `(0, GENESIS)` for an empty chain.
-pub(crate) fn last_link(s: &mut Session) -> Result<(i64, String)> {
+pub(crate) fn last_link(s: &mut impl Context) -> Result<(i64, String)> {
     let last: Option<(i64, String)> = s.run(|conn| {
         c::table
             .order(c::seq.desc())
@@ -127,7 +127,7 @@ pub(crate) fn last_link(s: &mut Session) -> Result<(i64, String)> {
 }
 
 /// The gap ranges, ascending.
-pub(crate) fn read_gaps(tx: &mut Session) -> Result<Vec<(i64, i64)>> {
+pub(crate) fn read_gaps(tx: &mut impl Context) -> Result<Vec<(i64, i64)>> {
     tx.run(|conn| {
         g::table
             .order(g::lo.asc())
@@ -139,7 +139,7 @@ pub(crate) fn read_gaps(tx: &mut Session) -> Result<Vec<(i64, i64)>> {
 /// Seals every committed, unsealed record into the chain, oldest insertion first. A record
 /// whose seal does not match its content under `key`, or that cannot be decoded, was forged
 /// or altered before sealing: nothing is sealed and the error names it.
-pub fn seal(s: &mut Session, key: Option<&AuditKey>) -> Result<SealReport> {
+pub fn seal(s: &mut impl Context, key: Option<&AuditKey>) -> Result<SealReport> {
     s.flush_audit()?;
     let options = TxOptions::new().immediate().no_retry();
     s.transaction_with(&options, |tx| {
@@ -191,7 +191,7 @@ pub fn seal(s: &mut Session, key: Option<&AuditKey>) -> Result<SealReport> {
 }
 
 /// Moves the head to the last link sealed and writes the high-water mark with its MAC.
-fn finish_seal(tx: &mut Session, sealer: Sealer<'_>, high: i64) -> Result<SealReport> {
+fn finish_seal(tx: &mut impl Context, sealer: Sealer<'_>, high: i64) -> Result<SealReport> {
     let gaps = read_gaps(tx)?;
     let note = mark_note(&sealer.chain, high, sealer.seq, &sealer.prev, &gaps);
     let Sealer {
@@ -213,7 +213,7 @@ fn finish_seal(tx: &mut Session, sealer: Sealer<'_>, high: i64) -> Result<SealRe
 }
 
 /// Reads the records `ids` (ascending) in one statement, row by row if one does not decode.
-fn read_ids(tx: &mut Session, ids: Vec<i64>) -> Result<Vec<Read>> {
+fn read_ids(tx: &mut impl Context, ids: Vec<i64>) -> Result<Vec<Read>> {
     let (Some(lo), Some(hi)) = (ids.first().copied(), ids.last().copied()) else {
         return Ok(Vec::new());
     };
@@ -232,7 +232,7 @@ fn read_ids(tx: &mut Session, ids: Vec<i64>) -> Result<Vec<Read>> {
 
 /// Seals the records that appeared in the gaps below the high-water mark, in id order, and
 /// shrinks the gaps accordingly.
-fn seal_gaps(tx: &mut Session, sealer: &mut Sealer<'_>, gaps: Vec<(i64, i64)>) -> Result<()> {
+fn seal_gaps(tx: &mut impl Context, sealer: &mut Sealer<'_>, gaps: Vec<(i64, i64)>) -> Result<()> {
     if gaps.is_empty() {
         return Ok(());
     }
@@ -305,7 +305,7 @@ fn seal_gaps(tx: &mut Session, sealer: &mut Sealer<'_>, gaps: Vec<(i64, i64)>) -
 
 /// Seals the records above the high-water mark `high`, in id order, records the ids skipped
 /// between them as gaps, and returns the new mark.
-fn seal_above(tx: &mut Session, sealer: &mut Sealer<'_>, high: i64) -> Result<i64> {
+fn seal_above(tx: &mut impl Context, sealer: &mut Sealer<'_>, high: i64) -> Result<i64> {
     let mut after = high;
     let mut gaps = Vec::new();
     loop {
@@ -327,7 +327,7 @@ fn seal_above(tx: &mut Session, sealer: &mut Sealer<'_>, high: i64) -> Result<i6
 
 /// Seals every record without a link, found by joining the whole trail with the chain (when
 /// the mark cannot be trusted).
-fn seal_unchained(tx: &mut Session, sealer: &mut Sealer<'_>) -> Result<()> {
+fn seal_unchained(tx: &mut impl Context, sealer: &mut Sealer<'_>) -> Result<()> {
     let mut after = i64::MIN;
     loop {
         let batch = store::read_unchained(tx, after, BATCH)?;
@@ -342,7 +342,7 @@ fn seal_unchained(tx: &mut Session, sealer: &mut Sealer<'_>) -> Result<()> {
 /// After [`seal_unchained`] (every visible record is in the chain): the gaps are the ids from 1
 /// to the highest record id in the chain that no link names. Returns that highest id, the new
 /// high-water mark.
-fn rebuild_gaps(tx: &mut Session) -> Result<i64> {
+fn rebuild_gaps(tx: &mut impl Context) -> Result<i64> {
     let high: Option<i64> =
         tx.run(|conn| c::table.select(diesel::dsl::max(c::record_id)).first(conn))?;
     let high = high.unwrap_or(0);
@@ -374,7 +374,7 @@ fn rebuild_gaps(tx: &mut Session) -> Result<i64> {
 }
 
 /// Stores gap ranges.
-fn insert_gaps(tx: &mut Session, gaps: &[(i64, i64)]) -> Result<()> {
+fn insert_gaps(tx: &mut impl Context, gaps: &[(i64, i64)]) -> Result<()> {
     for chunk in gaps.chunks(GAP_IDS) {
         let rows: Vec<_> = chunk
             .iter()

@@ -7,7 +7,7 @@ use super::tables::{
 };
 use crate::conn::AnyConnection;
 use crate::error::Result;
-use crate::session::Session;
+use crate::context::Context;
 use crate::sql_types::StoredDatetime;
 use diesel::prelude::*;
 
@@ -83,7 +83,7 @@ pub(crate) const UNKEYED: &str = "unkeyed";
 /// Creates the audit tables, the chain head, the sealers' mark and the mode row if they do
 /// not exist yet. The mode row records whether the trail is sealed with `key` (by its check
 /// value), so that a verifier with another key, or none, is told so instead of seeing damage.
-pub fn install(s: &mut Session, key: Option<&AuditKey>) -> Result<()> {
+pub fn install(s: &mut impl Context, key: Option<&AuditKey>) -> Result<()> {
     let backend = s.backend();
     for meta in tables::ALL {
         let exists = s.run(|c| backend.live_columns(c, &meta))?.is_some();
@@ -251,7 +251,7 @@ impl Read {
 
 /// Runs a read, telling a row that does not decode (`Ok(None)`) from other failures.
 pub(crate) fn decoded<T>(
-    s: &mut Session,
+    s: &mut impl Context,
     read: impl FnOnce(&mut AnyConnection) -> QueryResult<T>,
 ) -> Result<Option<T>> {
     s.run(|conn| match read(conn) {
@@ -263,7 +263,7 @@ pub(crate) fn decoded<T>(
 /// Loads the records with ids in `lo..=hi` (at most `limit`, ascending). When a row fails to
 /// decode, the range is read again row by row and such rows come back as
 /// [`Read::Undecodable`] instead of failing the whole read.
-pub(crate) fn read_range(s: &mut Session, lo: i64, hi: i64, limit: i64) -> Result<Vec<Read>> {
+pub(crate) fn read_range(s: &mut impl Context, lo: i64, hi: i64, limit: i64) -> Result<Vec<Read>> {
     let range = || {
         a::table
             .filter(a::id.ge(lo))
@@ -281,7 +281,7 @@ pub(crate) fn read_range(s: &mut Session, lo: i64, hi: i64, limit: i64) -> Resul
 /// Reads records with `records`; when a row does not decode, reads their ids with `ids` and
 /// then each record on its own, marking the rows that do not decode.
 fn read_or_each(
-    s: &mut Session,
+    s: &mut impl Context,
     records: impl FnOnce(&mut AnyConnection) -> QueryResult<Vec<RecordRow>>,
     ids: impl FnOnce(&mut AnyConnection) -> QueryResult<Vec<i64>>,
 ) -> Result<Vec<Read>> {
@@ -298,7 +298,7 @@ fn read_or_each(
 }
 
 /// Loads the records `ids` one by one (ascending as given), undecodable rows marked.
-pub(crate) fn read_each(s: &mut Session, ids: Vec<i64>) -> Result<Vec<Read>> {
+pub(crate) fn read_each(s: &mut impl Context, ids: Vec<i64>) -> Result<Vec<Read>> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let one = decoded(s, |conn| {
@@ -319,7 +319,7 @@ pub(crate) fn read_each(s: &mut Session, ids: Vec<i64>) -> Result<Vec<Read>> {
 
 /// Loads the records no link names with ids above `after` (at most `limit`, ascending), by a
 /// join of the whole trail with the chain; undecodable rows marked.
-pub(crate) fn read_unchained(s: &mut Session, after: i64, limit: i64) -> Result<Vec<Read>> {
+pub(crate) fn read_unchained(s: &mut impl Context, after: i64, limit: i64) -> Result<Vec<Read>> {
     let unchained = || {
         a::table
             .left_join(c::table.on(c::record_id.eq(a::id)))
@@ -337,7 +337,7 @@ pub(crate) fn read_unchained(s: &mut Session, after: i64, limit: i64) -> Result<
 
 /// Row `id` of `custodian_audit_head` (`HEAD_ROW`, `MARK_ROW` or `MODE_ROW`): `(seq, hash)`,
 /// `None` if it is missing.
-pub(crate) fn head_row(s: &mut Session, id: i32) -> Result<Option<(i64, String)>> {
+pub(crate) fn head_row(s: &mut impl Context, id: i32) -> Result<Option<(i64, String)>> {
     s.run(|conn| {
         h::table
             .find(id)
@@ -348,7 +348,7 @@ pub(crate) fn head_row(s: &mut Session, id: i32) -> Result<Option<(i64, String)>
 }
 
 /// The head of the chain: `(seq, hash)` of the last link, as the head row states it.
-pub fn head(s: &mut Session) -> Result<(i64, String)> {
+pub fn head(s: &mut impl Context) -> Result<(i64, String)> {
     head_row(s, HEAD_ROW)?.ok_or_else(|| {
         crate::error::Error::integrity(
             crate::error::IntegrityKind::AuditTrail,
@@ -359,7 +359,7 @@ pub fn head(s: &mut Session) -> Result<(i64, String)> {
 
 /// Every record about one entity row, oldest first, with its chain position if sealed.
 pub fn records_of_entity_key(
-    s: &mut Session,
+    s: &mut impl Context,
     entity: &str,
     key_json: &str,
 ) -> Result<Vec<(Option<i64>, AuditRecord)>> {
@@ -381,7 +381,7 @@ pub fn records_of_entity_key(
 }
 
 /// Every record about one entity (table), oldest first, with its chain position if sealed.
-pub fn records_of_entity(s: &mut Session, entity: &str) -> Result<Vec<(Option<i64>, AuditRecord)>> {
+pub fn records_of_entity(s: &mut impl Context, entity: &str) -> Result<Vec<(Option<i64>, AuditRecord)>> {
     s.flush_audit()?;
     let entity = entity.to_string();
     let rows: Vec<(Option<i64>, RecordRow)> = s.run(|conn| {

@@ -10,7 +10,6 @@
 use super::{Crypto, Sealed};
 use crate::entity::EntityMeta;
 use crate::error::{Error, IntegrityKind, Result, ValidationErrors};
-use crate::session::Session;
 use serde_json::{Map, Value};
 
 /// What an encrypted field reads as once its subject was erased
@@ -32,7 +31,7 @@ fn subject_of(meta: &EntityMeta, image: &Image) -> Option<String> {
 /// The plaintext of a stored value, [`ERASED`] when its data key is gone.
 fn open_stored(
     crypto: &Crypto,
-    s: &mut Session,
+    s: &mut impl super::KeyContext,
     meta: &EntityMeta,
     column: &str,
     subject: Option<&str>,
@@ -61,7 +60,7 @@ fn open_stored(
 /// key is configured and with a validation error on the subject field when a value must be
 /// sealed but the subject is `NULL` or empty.
 pub(crate) fn seal_image(
-    s: &mut Session,
+    s: &mut impl super::KeyContext,
     meta: &EntityMeta,
     image: &mut Image,
     stored: Option<&Image>,
@@ -119,7 +118,7 @@ pub(crate) fn seal_image(
 /// [`ERASED`] where the subject's data key was destroyed. A value that is not sealed, or that
 /// does not authenticate (altered, or copied from another subject's row), is
 /// [`Error::Integrity`].
-pub(crate) fn open_image(s: &mut Session, meta: &EntityMeta, image: &mut Image) -> Result<()> {
+pub(crate) fn open_image(s: &mut impl super::KeyContext, meta: &EntityMeta, image: &mut Image) -> Result<()> {
     let crypto = s.crypto()?;
     let subject = subject_of(meta, image);
     for c in meta.columns.iter().filter(|c| c.encrypted) {

@@ -44,9 +44,10 @@ pub use fields::ERASED;
 pub use keys::KeyRing;
 pub use sealed::{Sealable, Sealed};
 
-use crate::audit::{AuditOp, AuditRecord};
+use crate::audit::AuditOp;
 use crate::error::{Error, IntegrityKind, Result};
-use crate::session::Session;
+use crate::context::Context;
+use crate::principal::Principal;
 use crate::sql_types::StoredDatetime;
 use crate::tx::TxOptions;
 use hmac::{Hmac, Mac};
@@ -57,6 +58,39 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use store::KeyRow;
+
+/// What key management needs from a session beyond SQL: the database's keys, who acts,
+/// whether they may erase, and the audit trail of refusals and key changes.
+/// Implemented by [`Session`](crate::Session) only.
+pub trait KeyContext: Context {
+    /// The field-encryption handle of the session's database ([`Error::Config`] when no
+    /// master key is configured).
+    fn crypto(&self) -> Result<Crypto>;
+    /// The acting principal, if any.
+    fn principal(&self) -> Option<&Principal>;
+    /// Whether the access policy (if any) lets the principal erase data subjects.
+    fn may_erase(&self) -> bool;
+    /// A `Forbidden` error for `action` on `what`, after recording the refusal in the audit
+    /// trail (`entity` and `entity_key` as the trail names them).
+    fn refuse(
+        &mut self,
+        what: &str,
+        entity: String,
+        entity_key: String,
+        action: &str,
+        why: &str,
+    ) -> Error;
+    /// Records, in the open transaction, that the principal changed the row `entity_key` of
+    /// `entity` (images as JSON text).
+    fn record_change(
+        &mut self,
+        entity: String,
+        entity_key: String,
+        op: AuditOp,
+        before: Option<String>,
+        after: Option<String>,
+    ) -> Result<()>;
+}
 
 /// The crypto handle of a database: the master key ring and a short-lived cache of unwrapped
 /// data keys. Cheap to clone. Get it from [`Db::crypto`](crate::Db::crypto) or
@@ -196,7 +230,7 @@ impl Crypto {
 
     /// The data key of `subject`, created (and wrapped under the active master key) if the
     /// subject has none yet. Runs in the session's transaction, or a transaction of its own.
-    fn subject_key(&self, s: &mut Session, subject: &str) -> Result<(String, KeyBytes)> {
+    fn subject_key(&self, s: &mut impl KeyContext, subject: &str) -> Result<(String, KeyBytes)> {
         if let Some(row) = s.run(|c| store::by_subject(c, subject, false))? {
             return Ok((row.data_key_id.clone(), self.unwrap_row(&row)?));
         }
@@ -255,7 +289,7 @@ impl Crypto {
     /// exists and in the audit records of its key.
     pub fn seal<T: Sealable>(
         &self,
-        s: &mut Session,
+        s: &mut impl KeyContext,
         subject: &str,
         value: &T,
     ) -> Result<Sealed<T>> {
@@ -273,7 +307,7 @@ impl Crypto {
     /// is gone), [`Error::Integrity`] when the value or its wrapped key was altered or the
     /// master key is wrong, [`Error::Config`] when the master key that wrapped it is not in the
     /// ring.
-    pub fn open<T: Sealable>(&self, s: &mut Session, sealed: &Sealed<T>) -> Result<T> {
+    pub fn open<T: Sealable>(&self, s: &mut impl KeyContext, sealed: &Sealed<T>) -> Result<T> {
         self.open_checked(s, None, sealed)
     }
 
@@ -281,7 +315,7 @@ impl Crypto {
     /// from another subject's row is [`Error::Integrity`].
     pub fn open_for<T: Sealable>(
         &self,
-        s: &mut Session,
+        s: &mut impl KeyContext,
         subject: &str,
         sealed: &Sealed<T>,
     ) -> Result<T> {
@@ -290,7 +324,7 @@ impl Crypto {
 
     fn open_checked<T: Sealable>(
         &self,
-        s: &mut Session,
+        s: &mut impl KeyContext,
         expected: Option<&str>,
         sealed: &Sealed<T>,
     ) -> Result<T> {
@@ -339,7 +373,7 @@ impl Crypto {
     /// table's storage, so the deleted row is not left in the database's files (`VACUUM FULL`
     /// on PostgreSQL, `OPTIMIZE TABLE` on MariaDB, a truncating WAL checkpoint on SQLite, whose
     /// `secure_delete` zeroes deleted rows).
-    pub fn erase_subject(&self, s: &mut Session, subject: &str) -> Result<bool> {
+    pub fn erase_subject(&self, s: &mut impl KeyContext, subject: &str) -> Result<bool> {
         match s.principal() {
             None => return Err(needs_principal("erasing a subject")),
             Some(principal) => principal.check()?,
@@ -375,41 +409,26 @@ impl Crypto {
     /// wrapped key. Rolled back with the change.
     fn record_key_change(
         &self,
-        tx: &mut Session,
+        tx: &mut impl KeyContext,
         op: AuditOp,
         subject: &str,
         before: Option<&KeyRow>,
         after: Option<&KeyRow>,
     ) -> Result<()> {
-        let actor = tx
-            .principal()
-            .cloned()
-            .ok_or_else(|| needs_principal("changing a data subject's key"))?;
-        actor.check()?;
-        // Refused without a key unless unkeyed seals were chosen, like every audited write.
-        tx.sealing_key()?;
-        let context = tx.audit_context().clone();
-        let record = AuditRecord {
-            id: 0,
-            tx_id: tx.tx_id().map(str::to_string).unwrap_or_default(),
-            ordinal: 0,
-            at: now_utc(),
-            actor: actor.id,
-            tenant: actor.tenant,
-            entity: crate::schema::display_name(&store::SUBJECT_KEYS),
-            entity_key: key_of(subject),
-            op: op.as_str().to_string(),
-            before: before.map(key_image),
-            after: after.map(key_image),
-            reason: context.reason,
-            request_id: context.request_id,
-            mac: String::new(),
-        };
-        tx.record_audit(vec![record])
+        tx.principal()
+            .ok_or_else(|| needs_principal("changing a data subject's key"))?
+            .check()?;
+        tx.record_change(
+            crate::schema::display_name(&store::SUBJECT_KEYS),
+            key_of(subject),
+            op,
+            before.map(key_image),
+            after.map(key_image),
+        )
     }
 
     /// How many data keys are still wrapped under a master key other than the active one.
-    pub fn pending_rotation(&self, s: &mut Session) -> Result<i64> {
+    pub fn pending_rotation(&self, s: &mut impl KeyContext) -> Result<i64> {
         let active = self.inner.ring.active_id();
         s.run(|c| store::count_not_under(c, active))
     }
@@ -418,7 +437,7 @@ impl Crypto {
     /// transaction; returns how many were re-wrapped (0: nothing left). Values stay as they are
     /// (the data keys do not change). Each re-wrap is an audited `update` of the key row, so it
     /// needs an acting principal ([`Error::Forbidden`] otherwise).
-    pub fn rotate_batch(&self, s: &mut Session, batch_size: usize) -> Result<usize> {
+    pub fn rotate_batch(&self, s: &mut impl KeyContext, batch_size: usize) -> Result<usize> {
         if s.principal().is_none() {
             return Err(needs_principal("re-wrapping data keys"));
         }
@@ -474,7 +493,7 @@ impl Crypto {
     /// does nothing. A master key missing from the ring stops it with [`Error::Config`]; keys
     /// re-wrapped until then stay re-wrapped. Retire an old master key from the ring only when
     /// [`Crypto::pending_rotation`] is 0.
-    pub fn rotate(&self, s: &mut Session, batch_size: usize) -> Result<RotationReport> {
+    pub fn rotate(&self, s: &mut impl KeyContext, batch_size: usize) -> Result<RotationReport> {
         let mut report = RotationReport::default();
         loop {
             let n = self.rotate_batch(s, batch_size)?;
@@ -488,7 +507,7 @@ impl Crypto {
 }
 
 /// Creates `custodian_subject_keys` if it does not exist yet (see [`store::install`]).
-pub fn install(s: &mut Session) -> Result<()> {
+pub fn install(s: &mut impl KeyContext) -> Result<()> {
     store::install(s)
 }
 
@@ -516,7 +535,7 @@ fn key_image(row: &KeyRow) -> String {
 /// [`Backend::rewrite_table_storage`](crate::backend::Backend::rewrite_table_storage)). Inside
 /// the caller's transaction nothing is committed yet, so nothing is done here (the README says
 /// what to run after commit, and what remains on disk).
-fn flush_erasure(s: &mut Session) -> Result<()> {
+fn flush_erasure(s: &mut impl KeyContext) -> Result<()> {
     if s.transaction_depth() > 0 {
         return Ok(());
     }

@@ -6,7 +6,7 @@ use crate::before_image::{NoLockModifier, RowLock};
 use crate::conn::AnyConnection;
 use crate::entity::{ColumnMeta, EntityMeta, IndexMeta};
 use crate::error::Result;
-use crate::session::Session;
+use crate::context::Context;
 use crate::sql_types::StoredDatetime;
 use crate::value::ColumnKind;
 use diesel::prelude::*;
@@ -83,7 +83,7 @@ macro_rules! row_columns {
 }
 
 /// Creates `custodian_subject_keys` if it does not exist yet.
-pub fn install(s: &mut Session) -> Result<()> {
+pub fn install(s: &mut impl Context) -> Result<()> {
     let backend = s.backend();
     if s.run(|c| backend.live_columns(c, &SUBJECT_KEYS))?.is_none() {
         for sql in backend.create_table_sql(&SUBJECT_KEYS) {

@@ -35,9 +35,8 @@
 
 use crate::backend::Backend;
 use crate::conn::{AnyConnection, MultiBackend};
-use crate::db::Db;
 use crate::error::{BackendKind, DbError, Error, IntegrityKind, Result};
-use crate::session::Session;
+use crate::context::Context;
 use crate::tx::TxOptions;
 use diesel::migration::{Migration, MigrationSource};
 use diesel::prelude::*;
@@ -179,13 +178,14 @@ fn harness_error(kind: BackendKind, what: &str, e: impl std::fmt::Display) -> Er
 type LedgerRows = Vec<(String, String)>;
 
 /// What the database has applied: the ledger's rows, and diesel's versions.
-fn applied(s: &mut Session, kind: BackendKind) -> Result<(LedgerRows, HashSet<String>)> {
+fn applied(s: &mut impl Context, kind: BackendKind) -> Result<(LedgerRows, HashSet<String>)> {
     s.execute_sql(CREATE_LEDGER)?;
-    let rows: Vec<(String, String)> = s.load(
+    let rows: Vec<(String, String)> = s.run(|c| {
         led::table
             .select((led::version, led::checksum))
-            .order(led::version),
-    )?;
+            .order(led::version)
+            .load(c)
+    })?;
     let diesel_versions = MigrationHarness::<MultiBackend>::applied_migrations(s.connection())
         .map_err(|e| harness_error(kind, "reading applied migrations", e))?
         .into_iter()
@@ -196,7 +196,7 @@ fn applied(s: &mut Session, kind: BackendKind) -> Result<(LedgerRows, HashSet<St
 
 /// Verifies checksums, records checksums of migrations diesel applied without custodian, and
 /// returns the pending migrations.
-fn plan(s: &mut Session, kind: BackendKind, found: Vec<Found>) -> Result<Vec<Found>> {
+fn plan(s: &mut impl Context, kind: BackendKind, found: Vec<Found>) -> Result<Vec<Found>> {
     let (rows, diesel_versions) = applied(s, kind)?;
     let mut edited = Vec::new();
     for (version, sum) in &rows {
@@ -237,7 +237,7 @@ fn plan(s: &mut Session, kind: BackendKind, found: Vec<Found>) -> Result<Vec<Fou
     Ok(pending)
 }
 
-fn record(s: &mut Session, f: &Found) -> Result<()> {
+fn record(s: &mut impl Context, f: &Found) -> Result<()> {
     s.run(|c| {
         diesel::insert_into(led::table)
             .values((
@@ -250,37 +250,36 @@ fn record(s: &mut Session, f: &Found) -> Result<()> {
     .map(|_| ())
 }
 
-fn apply(s: &mut Session, kind: BackendKind, f: &Found) -> Result<()> {
+fn apply(s: &mut impl Context, kind: BackendKind, f: &Found) -> Result<()> {
     let conn: &mut AnyConnection = s.connection();
     MigrationHarness::<MultiBackend>::run_migration(conn, f.migration.as_ref())
         .map_err(|e| harness_error(kind, &format!("migration `{}` failed", f.name), e))?;
     record(s, f)
 }
 
-/// Applies the pending migrations of `db`'s backend under `dir`, oldest first; returns the
-/// names (`<version>_<name>`) of those applied. See the [module documentation](self).
-pub fn run(db: &Db, dir: &Path) -> Result<Vec<String>> {
-    let backend = db.backend();
+/// Applies the pending migrations of the session's backend under `dir`, oldest first; returns
+/// the names (`<version>_<name>`) of those applied. See the [module documentation](self).
+pub fn run<C: Context>(s: &mut C, dir: &Path) -> Result<Vec<String>> {
+    let backend = s.backend();
     let kind = backend.kind();
     let found = load(dir, kind)?;
-    let mut s = db.session()?;
-    let pending = plan(&mut s, kind, found)?;
+    let pending = plan(s, kind, found)?;
     if pending.is_empty() {
         return Ok(Vec::new());
     }
     s.run(|c| backend.before_migrations(c))?;
-    let result = apply_all(&mut s, backend, &pending);
+    let result = apply_all(s, backend, &pending);
     let restored = s.run(|c| backend.after_migrations(c));
     let done = result?;
     restored?;
     Ok(done)
 }
 
-fn apply_all(s: &mut Session, backend: &dyn Backend, pending: &[Found]) -> Result<Vec<String>> {
+fn apply_all<C: Context>(s: &mut C, backend: &dyn Backend, pending: &[Found]) -> Result<Vec<String>> {
     let kind = backend.kind();
     let mut done = Vec::with_capacity(pending.len());
     for f in pending {
-        let checked = |s: &mut Session| {
+        let checked = |s: &mut C| {
             apply(s, kind, f)?;
             let violations = s.run(|c| backend.foreign_key_violations(c))?;
             if violations.is_empty() {
@@ -307,11 +306,10 @@ fn apply_all(s: &mut Session, backend: &dyn Backend, pending: &[Found]) -> Resul
 }
 
 /// The names of the migrations [`run`] would apply, after the same checksum verification.
-pub fn pending(db: &Db, dir: &Path) -> Result<Vec<String>> {
-    let kind = db.backend_kind();
+pub fn pending(s: &mut impl Context, dir: &Path) -> Result<Vec<String>> {
+    let kind = s.backend().kind();
     let found = load(dir, kind)?;
-    let mut s = db.session()?;
-    Ok(plan(&mut s, kind, found)?
+    Ok(plan(s, kind, found)?
         .into_iter()
         .map(|f| f.name)
         .collect())

@@ -24,26 +24,50 @@ impl Session {
     ) -> Result<AuditRecord> {
         let actor = self.principal.as_deref().ok_or_else(no_principal::<E>)?;
         let key = E::raw_key_image(key).map_err(image_error::<E>)?;
-        let record = AuditRecord {
+        let image = |i: Image| serde_json::Value::Object(i).to_string();
+        self.record_for(
+            actor,
+            crate::schema::display_name(&E::META),
+            key.to_string(),
+            op,
+            before.map(image),
+            after.map(image),
+            at,
+        )
+    }
+
+    /// An audit record of this session's transaction: `actor` changed the row `entity_key`
+    /// of `entity` (images as JSON text), with the session's reason and request id. Refused
+    /// before anything is appended when there is no seal key (unless unkeyed seals were
+    /// chosen); the record is sealed when it is stamped.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record_for(
+        &self,
+        actor: &Principal,
+        entity: String,
+        entity_key: String,
+        op: AuditOp,
+        before: Option<String>,
+        after: Option<String>,
+        at: chrono::NaiveDateTime,
+    ) -> Result<AuditRecord> {
+        self.db.sealing_key()?;
+        Ok(AuditRecord {
             id: 0,
             tx_id: self.tx_id.clone().unwrap_or_default(),
             ordinal: 0,
             at,
             actor: actor.id.clone(),
             tenant: actor.tenant.clone(),
-            entity: crate::schema::display_name(&E::META),
-            entity_key: key.to_string(),
+            entity,
+            entity_key,
             op: op.as_str().to_string(),
-            before: before.map(|b| serde_json::Value::Object(b).to_string()),
-            after: after.map(|a| serde_json::Value::Object(a).to_string()),
+            before,
+            after,
             reason: self.context.reason.clone(),
             request_id: self.context.request_id.clone(),
             mac: String::new(),
-        };
-        // Refuse before anything is appended when there is no key (unless unkeyed seals were
-        // chosen); the record is sealed when it is stamped.
-        self.db.sealing_key()?;
-        Ok(record)
+        })
     }
 
     /// Appends the open transaction's pending audit records now (before commit, and before

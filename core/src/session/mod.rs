@@ -12,7 +12,6 @@ use crate::access::{AccessControl, Action};
 use crate::audit::chain;
 use crate::audit::{AuditOp, AuditRecord};
 use crate::conn::AnyConnection;
-use crate::db::DbInner;
 use crate::entity::{ColumnRole, Entity, EntityMeta, Internal, Stamp, WriteKind};
 use crate::error::{ConstraintKind, DbError, Error, IntegrityKind, Result, TimeoutKind};
 use crate::pool::PooledConnection;
@@ -32,6 +31,7 @@ use std::time::{Duration, Instant};
 pub(crate) mod guard;
 
 pub use set_sql::SetFilter;
+pub(crate) use shared::Shared;
 
 /// A connection checked out of the pool, with its transaction state.
 ///
@@ -44,7 +44,7 @@ pub use set_sql::SetFilter;
 /// `guide::session` module, run as doctests.
 pub struct Session {
     conn: PooledConnection,
-    db: Arc<DbInner>,
+    db: Arc<Shared>,
     depth: u32,
     /// When the open transaction's deadline passes, and the limit it was set from.
     deadline: Option<(Instant, Duration)>,
@@ -210,6 +210,9 @@ fn attribute_to_field<E: Entity>(mut err: Error) -> Error {
 }
 
 mod audit_log;
+mod context;
+mod history;
+mod shared;
 mod policy;
 mod read;
 mod relations;
@@ -222,7 +225,7 @@ mod write_steps;
 impl Session {
     pub(crate) fn new(
         conn: PooledConnection,
-        db: Arc<DbInner>,
+        db: Arc<Shared>,
         principal: Option<Arc<Principal>>,
         access: Option<Arc<AccessControl>>,
     ) -> Self {
@@ -256,11 +259,6 @@ impl Session {
     /// The acting principal, if any.
     pub fn principal(&self) -> Option<&Principal> {
         self.principal.as_deref()
-    }
-
-    /// The key sealing this session's audit records (see `DbInner::sealing_key`).
-    pub(crate) fn sealing_key(&self) -> Result<Option<&crate::audit::AuditKey>> {
-        self.db.sealing_key()
     }
 
     /// Makes this session act as `principal` from now on.

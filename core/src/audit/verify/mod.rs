@@ -12,7 +12,7 @@ use super::record::{AuditKey, ChainKey, GENESIS};
 use super::store::{self, Read, HEAD_ROW, MARK_ROW, MODE_ROW, UNKEYED};
 use super::witness::{Witness, WitnessEntry};
 use crate::error::{Error, IntegrityKind, Result};
-use crate::session::Session;
+use crate::context::Context;
 use crate::tx::{IsolationLevel, TxOptions};
 use ed25519_dalek::VerifyingKey;
 use std::collections::HashSet;
@@ -224,7 +224,7 @@ fn checkpoint_of(
 /// Errors (not damage): `key` differs from the key the trail was sealed with, or is missing for
 /// a keyed trail ([`Error::Config`]); a checkpoint signed by an untrusted key; no connection.
 pub fn verify(
-    s: &mut Session,
+    s: &mut impl Context,
     key: Option<&AuditKey>,
     options: &VerifyOptions<'_>,
 ) -> Result<VerifyReport> {
@@ -247,7 +247,7 @@ pub fn verify(
 
 /// Checks the mode row against `key`: the trail's mode, or damage at the head if the row was
 /// changed, or an error when the key is wrong or missing.
-fn check_mode(tx: &mut Session, key: Option<&AuditKey>) -> Result<(SealMode, Option<Damage>)> {
+fn check_mode(tx: &mut impl Context, key: Option<&AuditKey>) -> Result<(SealMode, Option<Damage>)> {
     let row = store::head_row(tx, MODE_ROW)?;
     let configured = if key.is_some() {
         SealMode::Keyed
@@ -304,7 +304,7 @@ fn check_mode(tx: &mut Session, key: Option<&AuditKey>) -> Result<(SealMode, Opt
 }
 
 fn verify_snapshot(
-    tx: &mut Session,
+    tx: &mut impl Context,
     key: Option<&AuditKey>,
     options: &VerifyOptions<'_>,
     checkpoint: &std::result::Result<Option<Checkpoint>, Damage>,
@@ -437,7 +437,7 @@ fn verify_snapshot(
 /// The head rows against the chain walked (`last_seq` links ending in `running`): the head row
 /// must name the last link, and the sealers' mark must carry its MAC.
 fn check_head(
-    tx: &mut Session,
+    tx: &mut impl Context,
     chain: &ChainKey,
     last_seq: i64,
     running: &str,
@@ -494,7 +494,7 @@ fn check_head(
 
 /// Up to `limit` links from sequence number `from` on, each with its record (`None` when it is
 /// missing or cannot be decoded): the read verification does.
-pub fn read_links(s: &mut Session, from: i64, limit: i64) -> Result<Vec<StoredLink>> {
+pub fn read_links(s: &mut impl Context, from: i64, limit: i64) -> Result<Vec<StoredLink>> {
     Ok(walk::read_batch(s, from, limit, i64::MAX)?
         .links
         .into_iter()

@@ -6,7 +6,7 @@ use super::{Damage, DamageKind};
 use crate::audit::record::AuditKey;
 use crate::audit::store::{self, Read};
 use crate::error::Result;
-use crate::session::Session;
+use crate::context::Context;
 use std::collections::HashSet;
 
 /// The records of the trail that are not in the chain, as verification finds them.
@@ -66,7 +66,7 @@ impl Unsealed<'_> {
     }
 
     /// Checks the records with ids above `high`.
-    pub(super) fn above(&mut self, s: &mut Session, high: i64) -> Result<()> {
+    pub(super) fn above(&mut self, s: &mut impl Context, high: i64) -> Result<()> {
         let mut after = high;
         loop {
             let batch = store::read_range(s, after.saturating_add(1), i64::MAX, BATCH)?;
@@ -79,7 +79,7 @@ impl Unsealed<'_> {
     }
 
     /// Checks every record without a link, found by joining the whole trail with the chain.
-    pub(super) fn unchained(&mut self, s: &mut Session) -> Result<()> {
+    pub(super) fn unchained(&mut self, s: &mut impl Context) -> Result<()> {
         let mut after = i64::MIN;
         loop {
             let batch = store::read_unchained(s, after, BATCH)?;

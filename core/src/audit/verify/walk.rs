@@ -7,7 +7,7 @@ use crate::audit::record::{AuditRecord, ChainKey};
 use crate::audit::store::{self, Read};
 use crate::audit::tables::custodian_audit_chain as c;
 use crate::error::Result;
-use crate::session::Session;
+use crate::context::Context;
 use diesel::prelude::*;
 use std::collections::HashSet;
 
@@ -51,7 +51,7 @@ pub(super) struct Batch {
 /// Reads up to `limit` links from sequence number `from` on, each with its record, and the
 /// records from `floor` on when `floor` lies below the batch's first record id (so that
 /// consecutive batches see every record id, not only those the links name).
-pub(super) fn read_batch(s: &mut Session, from: i64, limit: i64, floor: i64) -> Result<Batch> {
+pub(super) fn read_batch(s: &mut impl Context, from: i64, limit: i64, floor: i64) -> Result<Batch> {
     let mut bad_link = false;
     let links: Vec<(i64, i64, String, String)> = match store::decoded(s, |conn| {
         c::table
@@ -333,7 +333,7 @@ impl Walk {
 /// record (from 1 on) was read, if the batches' record reads left no hole, and whether the walk
 /// stopped at a link row that does not decode.
 pub(super) fn walk(
-    s: &mut Session,
+    s: &mut impl Context,
     walk: &mut Walk,
     progress: Option<&(dyn Fn(u64) + Sync)>,
 ) -> Result<(Option<i64>, bool)> {

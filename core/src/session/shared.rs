@@ -1,0 +1,57 @@
+//! The state every [`Session`](super::Session) of one database shares, held by the
+//! [`Db`](crate::Db) handle and by each of its sessions.
+
+use crate::backend::Backend;
+use crate::config::DatabaseConfig;
+use crate::entity::EntityMeta;
+use crate::error::Result;
+use crate::pool::{ConnectFailures, Pool, PoolCounters};
+use std::sync::Arc;
+
+/// What every session of one [`Db`](crate::Db) shares: the dialect, configuration, keys,
+/// pool, the line for `denied` records, and facts asked of the server once.
+pub(crate) struct Shared {
+    pub(crate) backend: &'static dyn Backend,
+    pub(crate) audit_key: Option<crate::audit::AuditKey>,
+    pub(crate) config: DatabaseConfig,
+    /// Field encryption, when master keys are configured.
+    pub(crate) crypto: Option<crate::crypto::Crypto>,
+    pub(crate) pool: Pool,
+    pub(crate) counters: Arc<PoolCounters>,
+    /// The pool's last connection failure, to tell an unreachable server from a busy pool.
+    pub(crate) failures: Arc<ConnectFailures>,
+    /// [`Backend::consecutive_insert_ids`], asked once (server settings).
+    pub(crate) consecutive_ids: std::sync::OnceLock<bool>,
+    /// The connection reserved for `denied` audit records, outside the pool.
+    pub(crate) denials: super::guard::DenialLine,
+    /// [`Backend::max_statement_bytes`], asked once (server settings).
+    pub(crate) statement_bytes: std::sync::OnceLock<Option<usize>>,
+    /// The entities this `Db` created or checked: the write path follows their cascading
+    /// foreign keys (see [`crate::cascade`]).
+    pub(crate) entities: std::sync::Mutex<Vec<EntityMeta>>,
+}
+
+impl Shared {
+    /// The key sealing new audit records: `None` only when unkeyed seals were chosen
+    /// (`audit.unkeyed`); without a key otherwise, [`Error::Config`] saying how to set one.
+    pub(crate) fn sealing_key(&self) -> Result<Option<&crate::audit::AuditKey>> {
+        match &self.audit_key {
+            Some(key) => Ok(Some(key)),
+            None if self.config.audit.unkeyed => Ok(None),
+            None => Err(crate::config::missing_audit_key()),
+        }
+    }
+
+    /// Adds `entities` to the ones this `Db` knows (each table once).
+    pub(crate) fn know(&self, entities: &[EntityMeta]) {
+        let mut known = self.entities.lock().unwrap_or_else(|e| e.into_inner());
+        for meta in entities {
+            if !known
+                .iter()
+                .any(|k| k.table == meta.table && k.schema == meta.schema)
+            {
+                known.push(*meta);
+            }
+        }
+    }
+}

@@ -81,6 +81,7 @@ pub use custodian_core::{
 };
 pub use custodian_derive::{entity, DbEnum};
 
+pub mod cli;
 pub mod guide;
 
 #[doc = include_str!("../README.md")]

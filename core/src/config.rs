@@ -74,8 +74,10 @@ pub struct DatabaseConfig {
 
 mod audit;
 mod crypto;
-pub(crate) use audit::{missing_audit_key, parse_public_key, parse_signing_key, KEY_FORMAT, key_bytes};
 pub use audit::AuditConfig;
+pub(crate) use audit::{
+    key_bytes, missing_audit_key, parse_public_key, parse_signing_key, KEY_FORMAT,
+};
 pub use crypto::CryptoConfig;
 
 /// A boolean environment variable: `1`/`true` or `0`/`false`.
@@ -333,7 +335,6 @@ impl DatabaseConfig {
         self.audit.unkeyed = true;
         self
     }
-
 
     /// Parses and validates a URL into a database with default settings.
     pub fn from_url(url: &str) -> Result<Self> {

@@ -10,15 +10,13 @@ pub mod audit;
 pub mod backend;
 mod before_image;
 mod cached_update;
-mod cascade;
 pub mod config;
-pub mod context;
 mod conn;
+pub mod context;
 pub mod crypto;
 mod db;
 pub mod entity;
 pub mod error;
-mod hooks;
 pub mod migrate;
 mod pool;
 mod principal;
@@ -31,6 +29,9 @@ pub mod sql_types;
 pub mod tx;
 pub mod validate;
 pub mod value;
+
+#[cfg(test)]
+mod layers;
 
 pub use access::{AccessControl, Action, EntityRules};
 pub use backend::Backend;
@@ -46,11 +47,11 @@ pub use error::{
     BackendKind, ConstraintKind, DbError, Error, FieldError, IntegrityKind, Result, TimeoutKind,
     ValidationErrors,
 };
-pub use hooks::Hooks;
 pub use pool::PoolStats;
 pub use principal::Principal;
 pub use relations::BelongsTo;
 pub use schema::{Drift, LiveColumn, SchemaReport};
+pub use session::Hooks;
 pub use session::{AuditContext, Session, SetFilter};
 pub use tx::{IsolationLevel, RetryPolicy, TxOptions};
 pub use value::{stored, ColumnKind, ColumnValue, DbEnum, Decimal, DecodeError};

@@ -5,15 +5,15 @@ pub use crate::before_image::{
     Both, DynStatement, NoLockModifier, Returning, RowLock, Same, UpdateReturningOld,
 };
 pub use crate::cached_update::CachedUpdate;
-pub use crate::cascade::{cascade_keys, cascade_rows, Cascade};
 pub use crate::conn::{AnyConnection, MultiBackend};
 pub use crate::entity::{
-    meta_of, Check, ColumnMeta, ColumnRole, Entity, EntityMeta, ForeignKey, IndexMeta, Internal,
-    KeysFilter, RefAction, Stamp, WriteKind,
+    cascade_keys, cascade_rows, meta_of, Cascading, Check, ColumnMeta, ColumnRole, Entity,
+    EntityMeta, ForeignKey, HookSession, IndexMeta, Internal, KeysFilter, RefAction, Stamp,
+    WriteKind,
 };
-pub use crate::hooks::{run_after, run_before, Hooks};
 pub use crate::relations::BelongsTo;
 pub use crate::session::Session;
+pub use crate::session::{run_after, run_before, Hooks};
 pub use crate::sql_types;
 pub use crate::validate::{run_validator, NoValidator, RunsValidator, ValidatorProbe};
 pub use crate::value::{decode_enum, ColumnKind, ColumnValue, DbEnum, DecodeError};

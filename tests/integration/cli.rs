@@ -573,3 +573,75 @@ fn rotate_keys_rewraps_every_data_key_batch_by_batch(db: &TestDb) {
 }
 
 on_all_backends!(rotate_keys_rewraps_every_data_key_batch_by_batch);
+
+#[entity(table = "cli_generated")]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generated {
+    #[column(primary_key)]
+    pub id: i64,
+    pub label: String,
+}
+
+#[entity(table = "cli_generated_other")]
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeneratedOther {
+    #[column(primary_key)]
+    pub id: i64,
+}
+
+/// Migration directories written under `dir`, over all backends.
+fn migrations_in(dir: &std::path::Path) -> usize {
+    ["postgres", "mysql", "sqlite"]
+        .iter()
+        .filter_map(|b| std::fs::read_dir(dir.join(b)).ok())
+        .map(|entries| entries.count())
+        .sum()
+}
+
+/// `migrate generate` and `drift` from an application's own binary (`cli::main_with`), and the
+/// plain binary's refusal without entities.
+fn entity_commands_generate_migrations_and_report_drift(db: &TestDb) {
+    let dir = std::env::temp_dir().join(format!("custodian-cli-generate-{}", db.name));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().unwrap();
+    let run = |args: &[&str], entities: &[custodian::EntityMeta]| {
+        custodian::cli::run_args(
+            std::iter::once("custodian").chain(args.iter().copied()),
+            entities,
+        )
+    };
+    let generate = ["migrate", "generate", "--dir", d, "--name", "cli generated"];
+    assert_eq!(run(&generate, &[Generated::META]), 0);
+    assert_eq!(migrations_in(&dir), 3, "one migration per backend");
+    // Nothing changed: nothing written.
+    assert_eq!(run(&generate, &[Generated::META]), 0);
+    assert_eq!(migrations_in(&dir), 3);
+    // Dropping the table loses data: refused (status 2), nothing written, unless allowed.
+    assert_eq!(run(&generate, &[GeneratedOther::META, Note::META]), 2);
+    assert_eq!(migrations_in(&dir), 3);
+
+    let url = format!("--url={}", db.url);
+    // The table does not exist yet: drift, status 1.
+    assert_eq!(run(&["drift", &url], &[Generated::META]), 1);
+    let (code, out) = cli(&["migrate", "run", &url, "--dir", d]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(run(&["drift", &url], &[Generated::META]), 0);
+    // Changed behind custodian's back: a column dropped by raw SQL is drift again.
+    db.session()
+        .unwrap()
+        .execute_sql("ALTER TABLE cli_generated DROP COLUMN label")
+        .unwrap();
+    assert_eq!(run(&["drift", &url], &[Generated::META]), 1);
+
+    // The plain binary has no entities: it says how to get them, status 2.
+    let (code, out) = cli(&["drift", &url]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("main_with"), "{out}");
+    let (code, out) = cli(&generate);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("main_with"), "{out}");
+    assert_eq!(migrations_in(&dir), 3);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+on_all_backends!(entity_commands_generate_migrations_and_report_drift);

@@ -52,7 +52,9 @@ pub enum DriftKind {
     Missing,
 }
 
-pub(crate) fn image_of(record: &AuditRecord) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
+pub(crate) fn image_of(
+    record: &AuditRecord,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
     match &record.after {
         None => Ok(None),
         Some(text) => match serde_json::from_str::<serde_json::Value>(text) {

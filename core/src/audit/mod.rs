@@ -12,10 +12,10 @@
 //! - [`chain`]: the operations above under one name.
 
 pub mod checkpoint;
-mod settings;
 pub mod history;
 pub mod record;
 pub mod seal;
+mod settings;
 pub mod store;
 pub mod tables;
 pub mod verify;

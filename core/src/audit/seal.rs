@@ -18,8 +18,8 @@ use super::tables::{
     custodian_audit as a, custodian_audit_chain as c, custodian_audit_gap as g,
     custodian_audit_head as h,
 };
-use crate::error::{Error, IntegrityKind, Result};
 use crate::context::Context;
+use crate::error::{Error, IntegrityKind, Result};
 use crate::tx::TxOptions;
 use diesel::prelude::*;
 

@@ -6,8 +6,8 @@ use super::tables::{
     self, custodian_audit as a, custodian_audit_chain as c, custodian_audit_head as h,
 };
 use crate::conn::AnyConnection;
-use crate::error::Result;
 use crate::context::Context;
+use crate::error::Result;
 use crate::sql_types::StoredDatetime;
 use diesel::prelude::*;
 
@@ -381,7 +381,10 @@ pub fn records_of_entity_key(
 }
 
 /// Every record about one entity (table), oldest first, with its chain position if sealed.
-pub fn records_of_entity(s: &mut impl Context, entity: &str) -> Result<Vec<(Option<i64>, AuditRecord)>> {
+pub fn records_of_entity(
+    s: &mut impl Context,
+    entity: &str,
+) -> Result<Vec<(Option<i64>, AuditRecord)>> {
     s.flush_audit()?;
     let entity = entity.to_string();
     let rows: Vec<(Option<i64>, RecordRow)> = s.run(|conn| {

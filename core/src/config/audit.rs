@@ -101,7 +101,6 @@ impl AuditConfig {
         Ok(keys)
     }
 
-
     /// The bound on unsealed records' age.
     pub fn max_unsealed_age(&self) -> Option<Duration> {
         self.max_unsealed_secs.map(Duration::from_secs)
@@ -177,14 +176,24 @@ pub(crate) fn key_bytes(hex: &str) -> Option<[u8; 32]> {
 pub(crate) fn parse_public_key(hex: &str) -> Result<VerifyingKey> {
     key_bytes(hex)
         .and_then(|b| VerifyingKey::from_bytes(&b).ok())
-        .ok_or_else(|| Error::config("audit.trusted_keys", "a public key is 64 hex digits (ed25519)"))
+        .ok_or_else(|| {
+            Error::config(
+                "audit.trusted_keys",
+                "a public key is 64 hex digits (ed25519)",
+            )
+        })
 }
 
 /// An ed25519 signing key from 64 hex digits (as `custodian keygen` writes it).
 pub(crate) fn parse_signing_key(hex: &str) -> Result<SigningKey> {
     key_bytes(hex)
         .map(|b| SigningKey::from_bytes(&b))
-        .ok_or_else(|| Error::config("audit.signing_key", "a signing key is 64 hex digits (ed25519)"))
+        .ok_or_else(|| {
+            Error::config(
+                "audit.signing_key",
+                "a signing key is 64 hex digits (ed25519)",
+            )
+        })
 }
 
 pub(crate) fn missing_audit_key() -> Error {

@@ -11,7 +11,7 @@
 //! Each bound trait is an alias: with the backend's feature on, it requires diesel's trait for
 //! that backend's connection; with the feature off, every type has it.
 
-use super::AnyConnection;
+use super::{AnyConnection, MultiBackend};
 use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::QueryResult;
 
@@ -113,6 +113,36 @@ pub fn has_returning(conn: &AnyConnection) -> bool {
         #[cfg(feature = "sqlite")]
         AnyConnection::Sqlite(_) => true,
     }
+}
+
+/// The SQL `f` renders in the connection's dialect (diesel's query builder of its backend).
+pub fn render_sql(
+    conn: &AnyConnection,
+    f: impl FnOnce(
+        &mut <MultiBackend as diesel::backend::Backend>::QueryBuilder,
+        &MultiBackend,
+    ) -> QueryResult<()>,
+) -> QueryResult<String> {
+    type Builder = <MultiBackend as diesel::backend::Backend>::QueryBuilder;
+    let (mut builder, backend) = match conn {
+        #[cfg(feature = "postgres")]
+        AnyConnection::Postgresql(_) => (
+            Builder::Postgresql(Default::default()),
+            MultiBackend::Postgresql(Default::default()),
+        ),
+        #[cfg(feature = "mysql")]
+        AnyConnection::Mysql(_) => (
+            Builder::Mysql(Default::default()),
+            MultiBackend::Mysql(Default::default()),
+        ),
+        #[cfg(feature = "sqlite")]
+        AnyConnection::Sqlite(_) => (
+            Builder::Sqlite(Default::default()),
+            MultiBackend::Sqlite(Default::default()),
+        ),
+    };
+    f(&mut builder, &backend)?;
+    Ok(diesel::query_builder::QueryBuilder::finish(builder))
 }
 
 /// Runs `f` when the connection is PostgreSQL and returns its result; `Ok(None)` on any other

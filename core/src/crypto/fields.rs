@@ -118,7 +118,11 @@ pub(crate) fn seal_image(
 /// [`ERASED`] where the subject's data key was destroyed. A value that is not sealed, or that
 /// does not authenticate (altered, or copied from another subject's row), is
 /// [`Error::Integrity`].
-pub(crate) fn open_image(s: &mut impl super::KeyContext, meta: &EntityMeta, image: &mut Image) -> Result<()> {
+pub(crate) fn open_image(
+    s: &mut impl super::KeyContext,
+    meta: &EntityMeta,
+    image: &mut Image,
+) -> Result<()> {
     let crypto = s.crypto()?;
     let subject = subject_of(meta, image);
     for c in meta.columns.iter().filter(|c| c.encrypted) {

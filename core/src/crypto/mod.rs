@@ -45,8 +45,8 @@ pub use keys::KeyRing;
 pub use sealed::{Sealable, Sealed};
 
 use crate::audit::AuditOp;
-use crate::error::{Error, IntegrityKind, Result};
 use crate::context::Context;
+use crate::error::{Error, IntegrityKind, Result};
 use crate::principal::Principal;
 use crate::sql_types::StoredDatetime;
 use crate::tx::TxOptions;

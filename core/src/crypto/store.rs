@@ -4,9 +4,9 @@
 
 use crate::before_image::{NoLockModifier, RowLock};
 use crate::conn::AnyConnection;
+use crate::context::Context;
 use crate::entity::{ColumnMeta, EntityMeta, IndexMeta};
 use crate::error::Result;
-use crate::context::Context;
 use crate::sql_types::StoredDatetime;
 use crate::value::ColumnKind;
 use diesel::prelude::*;

@@ -7,14 +7,14 @@
 //! the whole model: an entity left out is a table to drop), and writes only the changes;
 //! `down.sql` is the diff the other way round.
 
-use crate::schema::diff::{diff, undo_hints, SchemaChange};
-use crate::schema::loss::losses;
-use crate::schema::model::{Snapshot, SNAPSHOT_FORMAT};
 use super::{config_error, version_of};
 use crate::backend::Backend;
 use crate::entity::EntityMeta;
 use crate::error::{BackendKind, Error, Result};
 use crate::schema;
+use crate::schema::diff::{diff, undo_hints, SchemaChange};
+use crate::schema::loss::losses;
+use crate::schema::model::{Snapshot, SNAPSHOT_FORMAT};
 use std::path::{Path, PathBuf};
 
 /// The file of a migration directory holding the model it was generated from.

@@ -35,8 +35,8 @@
 
 use crate::backend::Backend;
 use crate::conn::{AnyConnection, MultiBackend};
-use crate::error::{BackendKind, DbError, Error, IntegrityKind, Result};
 use crate::context::Context;
+use crate::error::{BackendKind, DbError, Error, IntegrityKind, Result};
 use crate::tx::TxOptions;
 use diesel::migration::{Migration, MigrationSource};
 use diesel::prelude::*;
@@ -48,13 +48,13 @@ use std::path::{Path, PathBuf};
 mod generate;
 
 pub use crate::schema::diff::{diff, undo_hints, AlterOp, SchemaChange, TableAlter};
-pub use generate::{
-    changes_sql, generate, generate_with, last_snapshot, migration_sql, GenerateOptions,
-    SNAPSHOT_FILE,
-};
 pub use crate::schema::loss::{losses, widens, LossKind, LossyChange};
 pub use crate::schema::model::{
     CheckDef, ColumnDef, ForeignKeyDef, IndexDef, Snapshot, TableDef, SNAPSHOT_FORMAT,
+};
+pub use generate::{
+    changes_sql, generate, generate_with, last_snapshot, migration_sql, GenerateOptions,
+    SNAPSHOT_FILE,
 };
 
 /// The table recording applied migrations: `version`, `name` (directory name) and `checksum`
@@ -275,7 +275,11 @@ pub fn run<C: Context>(s: &mut C, dir: &Path) -> Result<Vec<String>> {
     Ok(done)
 }
 
-fn apply_all<C: Context>(s: &mut C, backend: &dyn Backend, pending: &[Found]) -> Result<Vec<String>> {
+fn apply_all<C: Context>(
+    s: &mut C,
+    backend: &dyn Backend,
+    pending: &[Found],
+) -> Result<Vec<String>> {
     let kind = backend.kind();
     let mut done = Vec::with_capacity(pending.len());
     for f in pending {
@@ -309,10 +313,7 @@ fn apply_all<C: Context>(s: &mut C, backend: &dyn Backend, pending: &[Found]) ->
 pub fn pending(s: &mut impl Context, dir: &Path) -> Result<Vec<String>> {
     let kind = s.backend().kind();
     let found = load(dir, kind)?;
-    Ok(plan(s, kind, found)?
-        .into_iter()
-        .map(|f| f.name)
-        .collect())
+    Ok(plan(s, kind, found)?.into_iter().map(|f| f.name).collect())
 }
 
 #[cfg(test)]

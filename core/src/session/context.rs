@@ -69,9 +69,19 @@ impl crate::crypto::KeyContext for Session {
         after: Option<String>,
     ) -> Result<()> {
         let actor = self.principal.clone().ok_or_else(|| {
-            Error::Forbidden(format!("changing {entity} is audited and needs an acting principal"))
+            Error::Forbidden(format!(
+                "changing {entity} is audited and needs an acting principal"
+            ))
         })?;
-        let record = self.record_for(&actor, entity, entity_key, op, before, after, crate::audit::now_utc())?;
+        let record = self.record_for(
+            &actor,
+            entity,
+            entity_key,
+            op,
+            before,
+            after,
+            crate::audit::now_utc(),
+        )?;
         self.record_audit(vec![record])
     }
 }

@@ -12,7 +12,7 @@ use crate::access::{AccessControl, Action};
 use crate::audit::chain;
 use crate::audit::{AuditOp, AuditRecord};
 use crate::conn::AnyConnection;
-use crate::entity::{ColumnRole, Entity, EntityMeta, Internal, Stamp, WriteKind};
+use crate::entity::{ColumnRole, Entity, EntityMeta, HookSession, Internal, Stamp, WriteKind};
 use crate::error::{ConstraintKind, DbError, Error, IntegrityKind, Result, TimeoutKind};
 use crate::pool::PooledConnection;
 use crate::principal::Principal;
@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 pub(crate) mod guard;
 
+pub use hooks::{run_after, run_before, Hooks};
 pub use set_sql::SetFilter;
 pub(crate) use shared::Shared;
 
@@ -131,9 +132,14 @@ fn generated_key_error(id: i64, e: crate::value::DecodeError) -> Error {
 
 /// Audited writes fail closed without an acting principal.
 fn no_principal<E: Entity>() -> Error {
+    no_principal_for(E::META.name)
+}
+
+/// Writes of the entity `name` without an acting principal: refused, they could not be audited.
+fn no_principal_for(name: &str) -> Error {
     Error::Forbidden(format!(
-        "writes of {} are audited and need an acting principal: use Db::acting_as or Session::act_as",
-        E::META.name
+        "writes of {name} are audited and need an acting principal: use Db::acting_as or \
+         Session::act_as"
     ))
 }
 
@@ -210,14 +216,16 @@ fn attribute_to_field<E: Entity>(mut err: Error) -> Error {
 }
 
 mod audit_log;
+mod cascade;
 mod context;
 mod history;
-mod shared;
+mod hooks;
 mod policy;
 mod read;
 mod relations;
 mod set_sql;
 mod set_write;
+mod shared;
 mod tx;
 mod write;
 mod write_steps;

@@ -145,22 +145,17 @@ impl Session {
         &mut self,
         set: &impl QueryFragment<MultiBackend>,
     ) -> Result<()> {
-        let kind = self.db.backend.kind();
-        let Some(sql) =
-            render(kind, |qb, backend| set.to_sql(qb, backend)).map_err(|e| self.classify(e))?
-        else {
-            return Ok(());
-        };
+        let sql = crate::conn::run::render_sql(&self.conn, |qb, backend| set.to_sql(qb, backend))
+            .map_err(|e| self.classify(e))?;
         let masked = match self.access.as_deref() {
             Some(ac) => ac.masked_columns(&E::META, self.principal.as_deref()),
             None => Vec::new(),
         };
         for c in E::META.columns {
-            let quoted = render(kind, |qb, _| {
+            let quoted = crate::conn::run::render_sql(&self.conn, |qb, _| {
                 diesel::query_builder::QueryBuilder::push_identifier(qb, c.name)
             })
-            .map_err(|e| self.classify(e))?
-            .unwrap_or_default();
+            .map_err(|e| self.classify(e))?;
             let target = format!("{quoted} = ");
             let assigned = sql.starts_with(&target) || sql.contains(&format!(", {target}"));
             if !assigned {
@@ -359,14 +354,14 @@ impl Session {
                     // Hooks see the plaintext, the trail the ciphertext.
                     *row = self.opened(E::raw_from_image(image).map_err(image_error::<E>)?)?;
                 }
-                row.raw_before(WriteKind::Delete, self)?;
+                row.raw_before(WriteKind::Delete, &mut HookSession::new(self))?;
             }
         }
         let mut trail = Vec::new();
         let keys: Vec<E::Key> = rows.iter().map(|(k, _, _)| k.clone()).collect();
         if !soft {
             for key in &keys {
-                crate::cascade::before_hard_delete::<E>(self, key, now, &mut trail)?;
+                cascade::before_hard_delete::<E>(self, key, now, &mut trail)?;
             }
         }
         let stamps = E::META
@@ -447,7 +442,7 @@ impl Session {
                 if soft {
                     row.raw_stamp(Stamp::SoftDelete, now);
                 }
-                row.raw_after(WriteKind::Delete, self)?;
+                row.raw_after(WriteKind::Delete, &mut HookSession::new(self))?;
             }
         }
         Ok(n)
@@ -487,37 +482,4 @@ fn maintained<E: Entity>(c: &ColumnMeta) -> bool {
         || c.encrypted
         || c.blind_index_of.is_some()
         || (E::META.has_encrypted() && c.subject)
-}
-
-/// SQL rendered by `f` for a backend of `kind` (`None` for a backend not compiled in).
-fn render(
-    kind: crate::error::BackendKind,
-    f: impl FnOnce(
-        &mut <MultiBackend as diesel::backend::Backend>::QueryBuilder,
-        &MultiBackend,
-    ) -> QueryResult<()>,
-) -> QueryResult<Option<String>> {
-    use crate::error::BackendKind;
-    type Builder = <MultiBackend as diesel::backend::Backend>::QueryBuilder;
-    let (mut builder, backend) = match kind {
-        #[cfg(feature = "postgres")]
-        BackendKind::Postgres => (
-            Builder::Postgresql(Default::default()),
-            MultiBackend::Postgresql(Default::default()),
-        ),
-        #[cfg(feature = "mysql")]
-        BackendKind::Mysql => (
-            Builder::Mysql(Default::default()),
-            MultiBackend::Mysql(Default::default()),
-        ),
-        #[cfg(feature = "sqlite")]
-        BackendKind::Sqlite => (
-            Builder::Sqlite(Default::default()),
-            MultiBackend::Sqlite(Default::default()),
-        ),
-        #[allow(unreachable_patterns)]
-        _ => return Ok(None),
-    };
-    f(&mut builder, &backend)?;
-    Ok(Some(diesel::query_builder::QueryBuilder::finish(builder)))
 }

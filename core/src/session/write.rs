@@ -140,7 +140,7 @@ impl Session {
             Op::Insert(rows) => {
                 for row in rows.iter_mut() {
                     row.raw_stamp(Stamp::Insert, now);
-                    row.raw_before(WriteKind::Insert, self)?;
+                    row.raw_before(WriteKind::Insert, &mut HookSession::new(self))?;
                 }
                 // Hooks may have changed the rows: what gets written must be storable too.
                 crate::validate::check_storable(rows)?;
@@ -163,7 +163,7 @@ impl Session {
                     self.insert_rows(rows, now, &mut trail)?
                 };
                 for row in rows.iter() {
-                    row.raw_after(WriteKind::Insert, self)?;
+                    row.raw_after(WriteKind::Insert, &mut HookSession::new(self))?;
                 }
                 n
             }
@@ -174,7 +174,7 @@ impl Session {
                     self.prefetch_before_images(rows)?;
                 }
                 for row in rows.iter_mut() {
-                    row.raw_before(WriteKind::Update, self)?;
+                    row.raw_before(WriteKind::Update, &mut HookSession::new(self))?;
                     crate::validate::check_storable(std::slice::from_ref(&*row))?;
                     let key = row.key();
                     // The row as stored: the audit record's before image, and the ciphertext
@@ -225,7 +225,7 @@ impl Session {
                     if let Some((sealed, plain)) = sealed {
                         *row = with_plaintext(&sealed, &plain)?;
                     }
-                    row.raw_after(WriteKind::Update, self)?;
+                    row.raw_after(WriteKind::Update, &mut HookSession::new(self))?;
                 }
                 n
             }
@@ -236,7 +236,7 @@ impl Session {
                     let hard = mode == DeleteMode::Purge || (mode == DeleteMode::Default && !soft);
                     if hard {
                         // The rows the database's cascades will delete or set to NULL.
-                        crate::cascade::before_hard_delete::<E>(self, key, now, &mut trail)?;
+                        cascade::before_hard_delete::<E>(self, key, now, &mut trail)?;
                     }
                     // A hard delete without hooks: where the backend can, the delete returns
                     // the row it removed, the audit record's before image (one statement).
@@ -271,7 +271,7 @@ impl Session {
                             e = self.opened(e)?;
                         }
                         if mode != DeleteMode::Restore {
-                            e.raw_before(WriteKind::Delete, self)?;
+                            e.raw_before(WriteKind::Delete, &mut HookSession::new(self))?;
                         }
                         Some(e)
                     } else {
@@ -310,7 +310,7 @@ impl Session {
                             if soft && mode == DeleteMode::Default {
                                 e.raw_stamp(Stamp::SoftDelete, now);
                             }
-                            e.raw_after(WriteKind::Delete, self)?;
+                            e.raw_after(WriteKind::Delete, &mut HookSession::new(self))?;
                         }
                     }
                 }

@@ -18,11 +18,11 @@ pub(super) fn hooks(g: &Gen<'_>) -> Option<TokenStream> {
         quote_spanned! {span=>
             const HOOKS: bool = true;
 
-            fn raw_before(&mut self, kind: #p::WriteKind, session: &mut #p::Session) -> ::custodian::Result<()> {
+            fn raw_before(&mut self, kind: #p::WriteKind, session: &mut #p::HookSession<'_>) -> ::custodian::Result<()> {
                 (__custodian_hooks::<Self>().0)(self, kind, session)
             }
 
-            fn raw_after(&self, kind: #p::WriteKind, session: &mut #p::Session) -> ::custodian::Result<()> {
+            fn raw_after(&self, kind: #p::WriteKind, session: &mut #p::HookSession<'_>) -> ::custodian::Result<()> {
                 (__custodian_hooks::<Self>().1)(self, kind, session)
             }
         }
@@ -34,8 +34,8 @@ pub(super) fn hooks_fn(g: &Gen<'_>) -> Option<TokenStream> {
     let p = &g.p;
     g.m.hooks.map(|span| {
         quote_spanned! {span=>
-            type __CustodianBefore<E> = fn(&mut E, #p::WriteKind, &mut #p::Session) -> ::custodian::Result<()>;
-            type __CustodianAfter<E> = fn(&E, #p::WriteKind, &mut #p::Session) -> ::custodian::Result<()>;
+            type __CustodianBefore<E> = fn(&mut E, #p::WriteKind, &mut #p::HookSession<'_>) -> ::custodian::Result<()>;
+            type __CustodianAfter<E> = fn(&E, #p::WriteKind, &mut #p::HookSession<'_>) -> ::custodian::Result<()>;
             fn __custodian_hooks<E: #p::Hooks>() -> (__CustodianBefore<E>, __CustodianAfter<E>) {
                 (#p::run_before::<E>, #p::run_after::<E>)
             }

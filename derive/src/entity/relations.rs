@@ -113,22 +113,28 @@ pub(super) fn relations(g: &Gen<'_>) -> TokenStream {
             // parent keys, soft-deleted ones included, handed to the cascade. Free of bounds on
             // the parent, so a mismatched key type is reported once, under the field.
             fn #cascade_fn(
-                session: &mut #p::Session,
+                cx: &mut dyn #p::Cascading,
                 keys: &dyn ::core::any::Any,
-                cascade: &mut #p::Cascade,
             ) -> ::custodian::Result<()> {
                 let keys = #p::cascade_keys::<#key_ty>(keys, #field)?;
                 let mut rows: ::std::vec::Vec<#ident> = ::std::vec::Vec::new();
-                for chunk in keys.chunks(session.backend().max_bind_params().max(1)) {
-                    let stored: ::std::vec::Vec<_> = chunk.iter().map(|key| #stored_key).collect();
-                    rows.extend(session.run(|conn| {
-                        #tp::table
-                            .filter(#tp::#f.eq_any(stored))
-                            .select(<#ident as #d::SelectableHelper<#p::MultiBackend>>::as_select())
-                            .load::<#ident>(conn)
-                    })?);
+                for chunk in keys.chunks(cx.max_bind_params().max(1)) {
+                    let mut stored: ::core::option::Option<::std::vec::Vec<_>> =
+                        ::core::option::Option::Some(chunk.iter().map(|key| #stored_key).collect());
+                    cx.run(&mut |conn| {
+                        let ::core::option::Option::Some(stored) = stored.take() else {
+                            return ::core::result::Result::Ok(());
+                        };
+                        rows.extend(
+                            #tp::table
+                                .filter(#tp::#f.eq_any(stored))
+                                .select(<#ident as #d::SelectableHelper<#p::MultiBackend>>::as_select())
+                                .load::<#ident>(conn)?,
+                        );
+                        ::core::result::Result::Ok(())
+                    })?;
                 }
-                #p::cascade_rows::<#ident>(session, rows, #field, cascade)
+                #p::cascade_rows::<#ident>(cx, rows, #field)
             }
         });
         if !fk.self_ref {

@@ -5,8 +5,8 @@ use super::walk::{seal_id, BATCH};
 use super::{Damage, DamageKind};
 use crate::audit::record::AuditKey;
 use crate::audit::store::{self, Read};
-use crate::error::Result;
 use crate::context::Context;
+use crate::error::Result;
 use std::collections::HashSet;
 
 /// The records of the trail that are not in the chain, as verification finds them.

@@ -6,8 +6,8 @@ use super::{Damage, DamageKind};
 use crate::audit::record::{AuditRecord, ChainKey};
 use crate::audit::store::{self, Read};
 use crate::audit::tables::custodian_audit_chain as c;
-use crate::error::Result;
 use crate::context::Context;
+use crate::error::Result;
 use diesel::prelude::*;
 use std::collections::HashSet;
 

@@ -1,15 +1,14 @@
 //! The audit commands: verify, seal, checkpoint, keygen, history.
 
-use crate::{database, fail, open, read, DbArgs, Failure};
+use super::{database, fail, open, read, DbArgs, Failure};
+use crate::audit::Checkpoint;
 use clap::Args;
-use custodian::audit::Checkpoint;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 #[derive(Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     #[command(flatten)]
-    pub db: DbArgs,
+    pub(crate) db: DbArgs,
     /// Checkpoint file (JSON, from `custodian checkpoint`) the chain must extend
     #[arg(long, value_name = "FILE")]
     checkpoint: Option<PathBuf>,
@@ -22,9 +21,9 @@ pub struct VerifyArgs {
 }
 
 #[derive(Args)]
-pub struct CheckpointArgs {
+pub(crate) struct CheckpointArgs {
     #[command(flatten)]
-    pub db: DbArgs,
+    pub(crate) db: DbArgs,
     /// File holding the ed25519 signing key (64 hex digits, from `custodian keygen`)
     #[arg(long, value_name = "FILE")]
     signing_key: PathBuf,
@@ -34,16 +33,16 @@ pub struct CheckpointArgs {
 }
 
 #[derive(Args)]
-pub struct KeygenArgs {
+pub(crate) struct KeygenArgs {
     /// New file for the signing key (created with mode 0600; an existing file is an error)
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
 }
 
 #[derive(Args)]
-pub struct HistoryArgs {
+pub(crate) struct HistoryArgs {
     #[command(flatten)]
-    pub db: DbArgs,
+    pub(crate) db: DbArgs,
     /// The entity's table, as the audit records name it
     #[arg(long, value_name = "TABLE")]
     entity: String,
@@ -67,9 +66,9 @@ fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-pub fn keygen(args: &KeygenArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn keygen(args: &KeygenArgs) -> Result<u8, Failure> {
     let out = &args.out;
-    let key = custodian::audit::generate_signing_key().map_err(fail)?;
+    let key = crate::audit::generate_signing_key().map_err(fail)?;
     write_secret(out, hex::encode(key.to_bytes()).as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     println!(
@@ -77,19 +76,19 @@ pub fn keygen(args: &KeygenArgs) -> Result<ExitCode, Failure> {
         out.display(),
         hex::encode(key.verifying_key().as_bytes())
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
-pub fn seal(db: &DbArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn seal(db: &DbArgs) -> Result<u8, Failure> {
     let report = open(db)?.seal_audit().map_err(fail)?;
     println!(
         "sealed {} records; chain head at sequence {}",
         report.sealed, report.head_seq
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
-pub fn checkpoint(args: &CheckpointArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn checkpoint(args: &CheckpointArgs) -> Result<u8, Failure> {
     let key_file = &args.signing_key;
     let bytes: [u8; 32] = hex::decode(read(key_file)?.trim())
         .ok()
@@ -100,7 +99,7 @@ pub fn checkpoint(args: &CheckpointArgs) -> Result<ExitCode, Failure> {
                 key_file.display()
             )
         })?;
-    let key = custodian::audit::ed25519_dalek::SigningKey::from_bytes(&bytes);
+    let key = crate::audit::ed25519_dalek::SigningKey::from_bytes(&bytes);
     let cp = open(&args.db)?.checkpoint(&key).map_err(fail)?;
     match &args.out {
         Some(out) => std::fs::write(out, cp.to_json())
@@ -108,12 +107,12 @@ pub fn checkpoint(args: &CheckpointArgs) -> Result<ExitCode, Failure> {
         None => println!("{}", cp.to_json()),
     }
     eprintln!("checkpoint at sequence {} ({})", cp.seq, cp.hash);
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
-pub fn verify(args: &VerifyArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn verify(args: &VerifyArgs) -> Result<u8, Failure> {
     let cfg = database(&args.db).map_err(fail)?;
-    let mut options = custodian::audit::VerifyOptions::new()
+    let mut options = crate::audit::VerifyOptions::new()
         .trust_all(cfg.audit.trusted_keys().map_err(fail)?)
         .max_unsealed_age(cfg.audit.max_unsealed_age());
     if let Some(hex) = &args.public_key {
@@ -128,12 +127,12 @@ pub fn verify(args: &VerifyArgs) -> Result<ExitCode, Failure> {
                     "DAMAGED: the checkpoint file {} is not a checkpoint: {e}",
                     path.display()
                 );
-                return Ok(ExitCode::from(1));
+                return Ok(1);
             }
         }
     }
     if let Some(path) = args.witness.clone().or(cfg.audit.witness.clone()) {
-        options = options.witness(custodian::audit::Witness::file(path));
+        options = options.witness(crate::audit::Witness::file(path));
     }
     let started = std::time::Instant::now();
     let progress = |links: u64| {
@@ -148,14 +147,14 @@ pub fn verify(args: &VerifyArgs) -> Result<ExitCode, Failure> {
     if on_terminal {
         options = options.progress(&progress);
     }
-    let db = custodian::open(cfg).map_err(fail)?;
+    let db = crate::open(cfg).map_err(fail)?;
     let report = db.verify_audit_with(&options).map_err(fail)?;
     if on_terminal && report.links > 0 {
         eprintln!();
     }
     let mode = match report.mode {
-        custodian::audit::SealMode::Keyed => "keyed (HMAC under the audit key)",
-        custodian::audit::SealMode::Unkeyed => {
+        crate::audit::SealMode::Keyed => "keyed (HMAC under the audit key)",
+        crate::audit::SealMode::Unkeyed => {
             "UNKEYED (plain SHA-256: anyone with database access can rewrite it)"
         }
     };
@@ -170,11 +169,11 @@ pub fn verify(args: &VerifyArgs) -> Result<ExitCode, Failure> {
                 "intact: {} links up to sequence {} ({}); {} records not sealed yet; sealed {mode}; checked against {against}",
                 report.links, report.last_seq, report.last_hash, report.unsealed
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(0)
         }
         Some(d) => {
             println!("DAMAGED at sequence {}: {:?}: {}", d.seq, d.kind, d.detail);
-            Ok(ExitCode::from(1))
+            Ok(1)
         }
     }
 }
@@ -189,12 +188,12 @@ fn key_json(text: &str) -> Result<String, Failure> {
     })
 }
 
-pub fn history(args: &HistoryArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn history(args: &HistoryArgs) -> Result<u8, Failure> {
     let key = key_json(&args.key)?;
     let db = open(&args.db)?;
     let mut s = db.session().map_err(fail)?;
     let records =
-        custodian::audit::chain::records_of_entity_key(&mut s, &args.entity, &key).map_err(fail)?;
+        crate::audit::chain::records_of_entity_key(&mut s, &args.entity, &key).map_err(fail)?;
     if records.is_empty() {
         eprintln!("no audit records for {} {key}", args.entity);
     }
@@ -209,5 +208,5 @@ pub fn history(args: &HistoryArgs) -> Result<ExitCode, Failure> {
             r.after.as_deref().unwrap_or("null"),
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }

@@ -5,9 +5,9 @@
 //! an `Err` from a `before_*` hook aborts the write and rolls back everything the transaction did.
 //! Writes made through the session inside a hook take the write path too.
 
-use crate::entity::Entity;
-use crate::error::Result;
-use crate::session::Session;
+use super::Session;
+use crate::entity::{Entity, HookSession, WriteKind};
+use crate::error::{Error, IntegrityKind, Result};
 
 /// Lifecycle hooks of an entity; every method defaults to doing nothing.
 pub trait Hooks: Entity {
@@ -40,10 +40,11 @@ pub trait Hooks: Entity {
 /// Dispatches a `before_*` hook; generated code for `#[entity(hooks)]` calls this.
 pub fn run_before<E: Hooks>(
     entity: &mut E,
-    kind: crate::entity::WriteKind,
-    s: &mut Session,
+    kind: WriteKind,
+    s: &mut HookSession<'_>,
 ) -> Result<()> {
-    use crate::entity::WriteKind::*;
+    use WriteKind::*;
+    let s = session(s)?;
     match kind {
         Insert => entity.before_insert(s),
         Update => entity.before_update(s),
@@ -52,15 +53,22 @@ pub fn run_before<E: Hooks>(
 }
 
 /// Dispatches an `after_*` hook; generated code for `#[entity(hooks)]` calls this.
-pub fn run_after<E: Hooks>(
-    entity: &E,
-    kind: crate::entity::WriteKind,
-    s: &mut Session,
-) -> Result<()> {
-    use crate::entity::WriteKind::*;
+pub fn run_after<E: Hooks>(entity: &E, kind: WriteKind, s: &mut HookSession<'_>) -> Result<()> {
+    use WriteKind::*;
+    let s = session(s)?;
     match kind {
         Insert => entity.after_insert(s),
         Update => entity.after_update(s),
         Delete => entity.after_delete(s),
     }
+}
+
+/// The session the write path wrapped into `s` (it always wraps a [`Session`]).
+fn session<'s>(s: &'s mut HookSession<'_>) -> Result<&'s mut Session> {
+    s.get::<Session>().ok_or_else(|| {
+        Error::integrity(
+            IntegrityKind::Internal,
+            "a lifecycle hook was called without the session of its write",
+        )
+    })
 }

@@ -1,4 +1,6 @@
-//! `custodian`: the command-line entry point for auditors and operators.
+//! The `custodian` command line, for auditors and operators, as a library: the `custodian`
+//! binary calls [`main`]; an application's own binary calls [`main_with`] with its entities,
+//! which adds the commands that need them (`migrate generate`, `drift`).
 //!
 //! ```text
 //! custodian verify      [DB] [--checkpoint FILE | --witness FILE] [--public-key HEX]
@@ -7,6 +9,8 @@
 //! custodian keygen      --out FILE
 //! custodian history     [DB] --entity TABLE --key JSON
 //! custodian migrate run|pending [DB] --dir DIR
+//! custodian migrate generate --dir DIR --name NAME [--allow-data-loss]   (needs the entities)
+//! custodian drift       [DB]                                             (needs the entities)
 //! custodian rotate-keys [DB] --actor ID [--batch N]
 //!
 //! DB: --url URL | --config FILE [--database NAME]   (default: DATABASE_URL)
@@ -15,16 +19,35 @@
 //! environment (`CUSTODIAN_URL` or `DATABASE_URL`); the audit seal key from the configuration or
 //! `CUSTODIAN_AUDIT_KEY`. A checkpoint (given, or the latest in the witness file) is checked only
 //! against trusted public keys (`--public-key`, `audit.trusted_keys`, the configured signing
-//! key's). Exit status: 0 when the chain is intact (or the command succeeded), 1 when
-//! verification found damage, 2 on a usage, configuration or connection error (no audit key for
-//! a keyed trail, the wrong key, an untrusted checkpoint).
+//! key's). Exit status: 0 when the chain is intact, the schema matches (or the command
+//! succeeded), 1 when verification found damage or `drift` found drift, 2 on a usage,
+//! configuration or connection error (no audit key for a keyed trail, the wrong key, an
+//! untrusted checkpoint, a generated migration that would lose data).
+//!
+//! An application's command line, with its entities (a `src/bin/admin.rs` of its own):
+//!
+//! ```no_run
+//! use custodian::{entity, Entity};
+//!
+//! #[entity(table = "accounts")]
+//! pub struct Account {
+//!     #[key(auto)]
+//!     pub id: i64,
+//!     pub owner: String,
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     custodian::cli::main_with(&[Account::META])
+//! }
+//! ```
 
 mod admin;
 mod audit;
+mod schema;
 
+use crate::{Config, DatabaseConfig, EntityMeta};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use custodian::{Config, DatabaseConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -55,7 +78,7 @@ struct Cli {
 
 /// Which database to open.
 #[derive(Args)]
-pub struct DbArgs {
+pub(crate) struct DbArgs {
     /// Database URL: postgres://…, mysql://… (mariadb://…), sqlite://PATH; when neither --url
     /// nor --config is given, CUSTODIAN_URL or DATABASE_URL
     #[arg(long, value_name = "URL", env = "DATABASE_URL", hide_env_values = true)]
@@ -64,7 +87,7 @@ pub struct DbArgs {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Database in the configuration
-    #[arg(long, value_name = "NAME", default_value = custodian::config::DEFAULT_DATABASE)]
+    #[arg(long, value_name = "NAME", default_value = crate::config::DEFAULT_DATABASE)]
     database: String,
     /// Whether `url` was typed on the command line (not taken from DATABASE_URL).
     #[arg(skip)]
@@ -87,9 +110,14 @@ enum Command {
     Keygen(audit::KeygenArgs),
     /// Print the audit records of one row, oldest first, one line each
     History(audit::HistoryArgs),
-    /// Apply or list schema migrations from DIR/<backend>/
+    /// Apply, list or generate schema migrations under DIR/<backend>/
     #[command(subcommand)]
     Migrate(admin::Migrate),
+    /// Compare the entities with the live tables; exit status 1 when they differ
+    Drift {
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Re-wrap every data key under the active master key, batch by batch
     RotateKeys(admin::RotateArgs),
 }
@@ -102,24 +130,25 @@ impl Command {
             Command::Checkpoint(a) => Some(&mut a.db),
             Command::Keygen(_) => None,
             Command::History(a) => Some(&mut a.db),
-            Command::Migrate(m) => Some(m.db_args_mut()),
+            Command::Migrate(m) => m.db_args_mut(),
+            Command::Drift { db } => Some(db),
             Command::RotateKeys(a) => Some(&mut a.db),
         }
     }
 }
 
 /// A command's failure: the message printed after `custodian: `, with exit status 2.
-pub type Failure = String;
+pub(crate) type Failure = String;
 
 /// A library error as a command failure.
-pub fn fail(e: custodian::Error) -> Failure {
+pub(crate) fn fail(e: crate::Error) -> Failure {
     e.to_string()
 }
 
 /// The configuration of the database the arguments name: `--url`, else `--config`, else the
-/// environment. `custodian::open` then applies the environment's CUSTODIAN_* settings (the
+/// environment. `crate::open` then applies the environment's CUSTODIAN_* settings (the
 /// audit key among them) to whichever database is chosen here.
-pub fn database(args: &DbArgs) -> custodian::Result<DatabaseConfig> {
+pub(crate) fn database(args: &DbArgs) -> crate::Result<DatabaseConfig> {
     if let (Some(url), true) = (&args.url, args.url_on_command_line) {
         return DatabaseConfig::from_url(url);
     }
@@ -131,11 +160,11 @@ pub fn database(args: &DbArgs) -> custodian::Result<DatabaseConfig> {
 }
 
 /// Opens the database the arguments name.
-pub fn open(args: &DbArgs) -> Result<custodian::Db, Failure> {
-    custodian::open(database(args).map_err(fail)?).map_err(fail)
+pub(crate) fn open(args: &DbArgs) -> Result<crate::Db, Failure> {
+    crate::open(database(args).map_err(fail)?).map_err(fail)
 }
 
-pub fn read(path: &std::path::Path) -> Result<String, Failure> {
+pub(crate) fn read(path: &std::path::Path) -> Result<String, Failure> {
     std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
@@ -147,8 +176,12 @@ fn leaf(m: &ArgMatches) -> &ArgMatches {
     }
 }
 
-fn parse() -> Result<Cli, clap::Error> {
-    let matches = Cli::command().try_get_matches()?;
+fn parse<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = Cli::command().try_get_matches_from(args)?;
     let mut cli = Cli::from_arg_matches(&matches)?;
     if let Some(db) = cli.command.db_args_mut() {
         db.url_on_command_line =
@@ -158,7 +191,7 @@ fn parse() -> Result<Cli, clap::Error> {
 }
 
 /// Prints clap's help, version or usage error; exit status 0 for help and version, 2 otherwise.
-fn usage(e: clap::Error) -> ExitCode {
+fn usage(e: clap::Error) -> u8 {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     if e.kind() == ErrorKind::InvalidSubcommand {
         if let Some(ContextValue::String(name)) = e.get(ContextKind::InvalidSubcommand) {
@@ -167,34 +200,56 @@ fn usage(e: clap::Error) -> ExitCode {
     }
     let _ = e.print();
     if e.exit_code() == 0 {
-        ExitCode::SUCCESS
+        0
     } else {
-        ExitCode::from(2)
+        2
     }
 }
 
-fn run(cli: Cli) -> Result<ExitCode, Failure> {
+fn run(cli: Cli, entities: &[EntityMeta]) -> Result<u8, Failure> {
     match cli.command {
         Command::Verify(a) => audit::verify(&a),
         Command::Seal { db } => audit::seal(&db),
         Command::Checkpoint(a) => audit::checkpoint(&a),
         Command::Keygen(a) => audit::keygen(&a),
         Command::History(a) => audit::history(&a),
-        Command::Migrate(m) => admin::migrate(&m),
+        Command::Migrate(m) => admin::migrate(&m, entities),
+        Command::Drift { db } => schema::drift(&db, entities),
         Command::RotateKeys(a) => admin::rotate_keys(&a),
     }
 }
 
-fn main() -> ExitCode {
-    let cli = match parse() {
+/// Runs the command line of `std::env::args()` without entities: the `custodian` binary.
+/// The commands that need the application's entities (`migrate generate`, `drift`) say so
+/// and exit with status 2; see [`main_with`].
+pub fn main() -> ExitCode {
+    main_with(&[])
+}
+
+/// Runs the command line of `std::env::args()` with the application's entities (`E::META`
+/// of each), which `migrate generate` and `drift` work on. Call it from a binary of the
+/// application (see the [module documentation](self)).
+pub fn main_with(entities: &[EntityMeta]) -> ExitCode {
+    ExitCode::from(run_args(std::env::args_os(), entities))
+}
+
+/// Runs the command line `args` (the program name first) with `entities` and returns its
+/// exit status: 0 success (an intact chain, no drift), 1 damage or drift found, 2 a usage,
+/// configuration or connection error. Output goes to standard output and error.
+pub fn run_args<I, T>(args: I, entities: &[EntityMeta]) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match parse(args) {
         Ok(cli) => cli,
         Err(e) => return usage(e),
     };
-    match run(cli) {
+    match run(cli, entities) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("custodian: {e}");
-            ExitCode::from(2)
+            2
         }
     }
 }

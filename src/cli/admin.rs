@@ -1,37 +1,56 @@
 //! The operator commands: schema migrations and master key rotation.
 
-use crate::{fail, open, DbArgs, Failure};
+use super::{fail, open, DbArgs, Failure};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 #[derive(Subcommand)]
-pub enum Migrate {
+pub(crate) enum Migrate {
     /// Apply the pending migrations, oldest first (then create custodian's own tables)
     Run(MigrateArgs),
     /// List the migrations `migrate run` would apply
     Pending(MigrateArgs),
+    /// Write a migration taking each backend from its newest migration's schema to the
+    /// application's entities (needs them: see `custodian::cli::main_with`)
+    Generate(GenerateArgs),
 }
 
 #[derive(Args)]
-pub struct MigrateArgs {
+pub(crate) struct GenerateArgs {
+    /// Migrations directory, with one subdirectory per backend (postgres, mysql, sqlite)
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// Name of the migration (its directory is `<version>_<name>`)
+    #[arg(long, value_name = "NAME")]
+    name: String,
+    /// Write changes that lose data (dropped tables and columns, narrowed types)
+    #[arg(long)]
+    allow_data_loss: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct MigrateArgs {
     #[command(flatten)]
-    pub db: DbArgs,
+    pub(crate) db: DbArgs,
     /// Migrations directory, with one subdirectory per backend (postgres, mysql, sqlite)
     #[arg(long, value_name = "DIR")]
     dir: PathBuf,
 }
 
 impl Migrate {
-    pub fn db_args_mut(&mut self) -> &mut DbArgs {
+    pub(crate) fn db_args_mut(&mut self) -> Option<&mut DbArgs> {
         match self {
-            Migrate::Run(a) | Migrate::Pending(a) => &mut a.db,
+            Migrate::Run(a) | Migrate::Pending(a) => Some(&mut a.db),
+            Migrate::Generate(_) => None,
         }
     }
 }
 
-pub fn migrate(m: &Migrate) -> Result<ExitCode, Failure> {
+pub(crate) fn migrate(m: &Migrate, entities: &[crate::EntityMeta]) -> Result<u8, Failure> {
     match m {
+        Migrate::Generate(a) => {
+            return super::schema::generate(&a.dir, &a.name, a.allow_data_loss, entities)
+        }
         Migrate::Run(a) => {
             let applied = open(&a.db)?.run_migrations(&a.dir).map_err(fail)?;
             for name in &applied {
@@ -47,13 +66,13 @@ pub fn migrate(m: &Migrate) -> Result<ExitCode, Failure> {
             println!("{} migrations pending", pending.len());
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
 #[derive(Args)]
-pub struct RotateArgs {
+pub(crate) struct RotateArgs {
     #[command(flatten)]
-    pub db: DbArgs,
+    pub(crate) db: DbArgs,
     /// Principal recorded as the actor of each audited re-wrap
     #[arg(long, value_name = "ID")]
     actor: String,
@@ -64,8 +83,8 @@ pub struct RotateArgs {
 
 /// Re-wraps data keys under the active master key one batch (one transaction) at a time,
 /// printing a line per batch; stops when none is left under an older key.
-pub fn rotate_keys(args: &RotateArgs) -> Result<ExitCode, Failure> {
-    let actor = custodian::Principal::try_new(args.actor.as_str()).map_err(fail)?;
+pub(crate) fn rotate_keys(args: &RotateArgs) -> Result<u8, Failure> {
+    let actor = crate::Principal::try_new(args.actor.as_str()).map_err(fail)?;
     let db = open(&args.db)?.acting_as(actor);
     let crypto = db.crypto().map_err(fail)?;
     let mut s = db.session().map_err(fail)?;
@@ -86,5 +105,5 @@ pub fn rotate_keys(args: &RotateArgs) -> Result<ExitCode, Failure> {
         "rotation done: {rewrapped} data keys re-wrapped in {batches} batches under master key {}",
         crypto.key_ring().active_id()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }

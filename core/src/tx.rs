@@ -1,5 +1,5 @@
 //! Transactions: options (isolation, read-only, SQLite immediate, timeout) and the retry policy
-//! for serialization failures and deadlocks.
+//! for serialization failures, deadlocks and connections lost before `COMMIT`.
 //!
 //! A transaction commits when its closure returns `Ok`, rolls back when it returns `Err` or
 //! panics (the panic then continues), and nested transactions are savepoints. The driver loop

@@ -3,8 +3,10 @@
 //! Database errors are classified by the backend that produced them (see
 //! [`Backend::classify`](crate::backend::Backend::classify)) and keep the database's code and
 //! message in a [`DbError`]. Serialization failures and deadlocks are marked retryable;
-//! [`Db::transaction`](crate::Db::transaction) retries them under its
-//! [`RetryPolicy`](crate::RetryPolicy).
+//! [`Db::transaction`](crate::Db::transaction) retries them, and a connection lost before
+//! `COMMIT`, under its [`RetryPolicy`](crate::RetryPolicy). A connection lost while `COMMIT`
+//! was in flight is [`Error::CommitUnknown`]: the transaction may have committed, and it is
+//! never retried.
 //!
 //! Causes that come in kinds carry a typed kind to match on: [`ConstraintKind`] in
 //! [`DbError::kind`], [`TimeoutKind`] in [`Error::Timeout`], [`IntegrityKind`] in

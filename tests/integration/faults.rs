@@ -362,6 +362,45 @@ fn read_uncommitted_where_the_engine_has_it(kind: BackendKind) {
     assert_eq!(seen, expected, "{kind}");
 }
 
+/// MariaDB: a lock wait timeout inside a transaction opened on the raw connection retires the
+/// connection. The next statement fails (the raw transaction is lost with the connection, it
+/// must not go on in autocommit on a fresh one), the one after runs on a fresh connection, and
+/// the raw transaction's earlier write is not committed.
+fn retired_connection_does_not_continue_a_raw_transaction(kind: BackendKind) {
+    type Tm = <custodian::AnyConnection as Connection>::TransactionManager;
+    let db = TestDb::new(kind);
+    open_accounts(&db, 2, 100);
+    let mut holder = db.session().unwrap();
+    Tm::begin_transaction(holder.connection()).unwrap();
+    holder
+        .execute_sql("UPDATE accounts SET balance = 1 WHERE id = 1")
+        .unwrap();
+    let mut s = db.session().unwrap();
+    s.execute_sql("SET SESSION innodb_lock_wait_timeout = 1")
+        .unwrap();
+    Tm::begin_transaction(s.connection()).unwrap();
+    s.execute_sql("UPDATE accounts SET balance = 2 WHERE id = 2")
+        .unwrap();
+    let err = s
+        .execute_sql("UPDATE accounts SET balance = 2 WHERE id = 1")
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+    let err = s.execute_sql("SELECT 1").unwrap_err();
+    assert!(matches!(err, Error::Connection { .. }), "{err:?}");
+    s.execute_sql("SELECT 1").expect("a fresh connection");
+    Tm::rollback_transaction(holder.connection()).unwrap();
+    assert_eq!(s.get::<Account>(&2).unwrap().balance, 100);
+}
+
+mod retired_connection {
+    #[test]
+    fn mariadb() {
+        super::retired_connection_does_not_continue_a_raw_transaction(
+            custodian::BackendKind::Mysql,
+        );
+    }
+}
+
 /// What one worker of the bank workload saw.
 #[derive(Debug, Default)]
 struct Tally {

@@ -65,6 +65,9 @@ pub struct Session {
     /// its transaction manager is marked broken, and the session opens a fresh connection
     /// before its next statement outside a transaction.
     discard: bool,
+    /// The retired connection had a transaction open on the raw connection (not custodian's):
+    /// the next statement fails instead of running on a fresh connection outside it.
+    discarded_raw_transaction: bool,
 }
 
 /// Most rows a transaction remembers for guarded updates; later reads are not remembered.
@@ -244,6 +247,7 @@ impl Session {
             pending_audit: Vec::new(),
             seen: HashMap::new(),
             discard: false,
+            discarded_raw_transaction: false,
         }
     }
 
@@ -317,7 +321,8 @@ impl Session {
     /// statement, marks its transaction manager broken (so the pool discards it, should the
     /// session end first) and remembers to replace it.
     fn note_failure(&mut self, err: &Error) {
-        if self.db.backend.discards_connection_after(err) {
+        if self.db.backend.discards_connection_after(err) && !self.discard {
+            self.discarded_raw_transaction = self.depth == 0 && self.in_any_transaction();
             self.discard = true;
             <AnyConnection as Connection>::TransactionManager::transaction_manager_status_mut(
                 &mut self.conn,
@@ -342,7 +347,7 @@ impl Session {
         if !self.discard {
             return Ok(());
         }
-        if self.depth > 0 {
+        if self.depth > 0 || std::mem::take(&mut self.discarded_raw_transaction) {
             return Err(Error::Connection {
                 message: "a statement of this transaction left its connection unusable; the \
                           connection is discarded and the transaction rolled back"
@@ -417,7 +422,10 @@ impl Session {
     /// deadlock, lock wait timeout or stopped statement, which can break off a result
     /// part-way) retires the connection: outside a transaction the next statement runs on a
     /// fresh one, inside a transaction every later statement fails with
-    /// [`Error::Connection`] until the transaction ends.
+    /// [`Error::Connection`] until the transaction ends. (A transaction opened on the raw
+    /// connection is lost with it: the next statement fails with [`Error::Connection`], the
+    /// ones after run on the fresh connection.) The fresh connection is prepared from the
+    /// configuration; session settings made by hand on the old one are gone.
     pub fn run<T>(&mut self, f: impl FnOnce(&mut AnyConnection) -> QueryResult<T>) -> Result<T> {
         self.check_deadline()?;
         self.usable_connection()?;

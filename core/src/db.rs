@@ -33,7 +33,7 @@ pub(crate) struct DbInner {
     /// Field encryption, when master keys are configured.
     pub(crate) crypto: Option<crate::crypto::Crypto>,
     pub(crate) pool: Pool,
-    counters: Arc<PoolCounters>,
+    pub(crate) counters: Arc<PoolCounters>,
     /// The pool's last connection failure, to tell an unreachable server from a busy pool.
     failures: Arc<ConnectFailures>,
     /// [`Backend::consecutive_insert_ids`], asked once (server settings).

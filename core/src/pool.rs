@@ -169,9 +169,11 @@ pub struct PoolStats {
     pub idle: u32,
     /// Connections checked out now.
     pub in_use: u32,
-    /// Connections opened since start.
+    /// Connections opened since start (by the pool, or by a session replacing a connection a
+    /// failure left unusable).
     pub connections_opened: u64,
-    /// Connections closed since start (broken, expired or idle too long).
+    /// Connections closed since start (broken, expired or idle too long, or replaced by a
+    /// session after a failure left them unusable).
     pub connections_closed: u64,
     /// Successful checkouts since start.
     pub checkouts: u64,
@@ -184,6 +186,13 @@ pub struct PoolStats {
 }
 
 impl PoolCounters {
+    /// A session replaced its connection in place (the old one closed, a new one opened in
+    /// the same pool slot): counted as one connection closed and one opened.
+    pub(crate) fn replaced_in_place(&self) {
+        self.connections_closed.fetch_add(1, Ordering::Relaxed);
+        self.connections_opened.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Combines the counters with the pool's current state.
     pub fn snapshot(&self, state: r2d2::State) -> PoolStats {
         PoolStats {

@@ -387,7 +387,14 @@ fn retired_connection_does_not_continue_a_raw_transaction(kind: BackendKind) {
     assert!(err.is_retryable(), "{err:?}");
     let err = s.execute_sql("SELECT 1").unwrap_err();
     assert!(matches!(err, Error::Connection { .. }), "{err:?}");
+    let closed = db.pool_stats().connections_closed;
     s.execute_sql("SELECT 1").expect("a fresh connection");
+    let stats = db.pool_stats();
+    assert_eq!(
+        stats.connections_closed,
+        closed + 1,
+        "the replacement is counted: {stats:?}"
+    );
     Tm::rollback_transaction(holder.connection()).unwrap();
     assert_eq!(s.get::<Account>(&2).unwrap().balance, 100);
 }

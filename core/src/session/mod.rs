@@ -357,6 +357,7 @@ impl Session {
         }
         let fresh = crate::pool::open_connection(self.db.backend, &self.db.config)?;
         *self.conn = fresh;
+        self.db.counters.replaced_in_place();
         self.discard = false;
         Ok(())
     }

@@ -39,12 +39,25 @@ pub enum Cause {
 
 /// Classifies a diesel error, with `refine` reading backend-specific details from the kind
 /// and the database's error information.
+///
+/// A failed `COMMIT` whose rollback failed too (diesel's `RollbackErrorOnCommit`) is
+/// classified by the commit's error: a lost connection stays [`Error::Connection`], which the
+/// session reports as [`Error::CommitUnknown`].
 pub fn classify(
     backend: BackendKind,
     err: DieselError,
     refine: impl Fn(&DatabaseErrorKind, &dyn DatabaseErrorInformation) -> Refinement,
 ) -> Error {
+    classify_with(backend, err, &refine)
+}
+
+type Refine<'a> = &'a dyn Fn(&DatabaseErrorKind, &dyn DatabaseErrorInformation) -> Refinement;
+
+fn classify_with(backend: BackendKind, err: DieselError, refine: Refine<'_>) -> Error {
     match err {
+        DieselError::RollbackErrorOnCommit { commit_error, .. } => {
+            classify_with(backend, *commit_error, refine)
+        }
         DieselError::DatabaseError(kind, info) => {
             let r = refine(&kind, info.as_ref());
             let db = Box::new(DbError {
@@ -90,7 +103,7 @@ pub fn classify(
                 },
                 Some(Cause::Connection) => Error::Connection {
                     message: db.message.clone(),
-                    source: Some(Box::new(db)),
+                    source: Some(db),
                 },
                 None => Error::Database { source: db },
             }

@@ -160,26 +160,10 @@ impl Backend for Mysql {
                 DatabaseErrorKind::CheckViolation => ("3819", None),
                 DatabaseErrorKind::SerializationFailure => ("1213", None),
                 DatabaseErrorKind::ReadOnlyTransaction => ("1792", None),
-                _ if m.contains("Lock wait timeout exceeded") => {
-                    ("1205", Some(Cause::Serialization))
-                }
-                _ if m.contains("Deadlock found") => ("1213", Some(Cause::Serialization)),
-                _ if m.contains("max_statement_time exceeded") => ("1969", Some(Cause::Timeout)),
-                _ if m.starts_with("CONSTRAINT") && m.contains("failed for") => {
-                    ("4025", Some(Cause::Constraint))
-                }
-                // The client library's own errors (CR_SERVER_GONE_ERROR, CR_SERVER_LOST), whose
-                // wording differs between libmysqlclient and MariaDB Connector/C.
-                _ if m.to_ascii_lowercase().contains("server has gone away") => {
-                    ("2006", Some(Cause::Connection))
-                }
-                _ if m.to_ascii_lowercase().contains("lost connection") => {
-                    ("2013", Some(Cause::Connection))
-                }
-                _ if m.contains("connection was killed") || m.contains("Connection was killed") => {
-                    ("1927", Some(Cause::Connection))
-                }
-                _ => ("", None),
+                _ => match message_code(m) {
+                    Some((code, cause)) => (code, Some(cause)),
+                    None => ("", None),
+                },
             };
             // "Duplicate entry 'X' for key 'code'": custodian's DDL names unique keys after
             // their column; MariaDB may prefix the table ("t.code").
@@ -201,6 +185,23 @@ impl Backend for Mysql {
                 ..Refinement::default()
             }
         })
+    }
+
+    fn discards_connection_after(&self, err: &Error) -> bool {
+        // A statement whose result breaks off part-way (a deadlock or lock wait timeout found
+        // while rows are being read, a statement stopped at its time limit) leaves diesel's
+        // cached prepared statement unreset, and its next execution blocks for ever in
+        // `mysql_stmt_execute`. Such a failure cannot be told from one before the first row,
+        // so each of them retires the connection, as a lost one does.
+        matches!(
+            err,
+            Error::Connection { .. }
+                | Error::Serialization { .. }
+                | Error::Timeout {
+                    source: Some(_),
+                    ..
+                }
+        )
     }
 
     fn create_table_sql(&self, meta: &EntityMeta) -> Vec<String> {
@@ -266,6 +267,40 @@ impl Backend for Mysql {
             _ => true,
         }
     }
+}
+
+/// The error number and cause of a MariaDB / MySQL error diesel reports only by message (its
+/// MySQL driver keeps the number to itself apart from a few kinds). Matched without regard to
+/// case, since the server's and the two client libraries' wordings differ.
+fn message_code(message: &str) -> Option<(&'static str, Cause)> {
+    let m = message.to_ascii_lowercase();
+    let has = |s: &str| m.contains(s);
+    Some(if has("lock wait timeout exceeded") {
+        ("1205", Cause::Serialization)
+    } else if has("deadlock found") {
+        ("1213", Cause::Serialization)
+    } else if has("max_statement_time exceeded") {
+        ("1969", Cause::Timeout)
+    } else if m.starts_with("constraint") && has("failed for") {
+        ("4025", Cause::Constraint)
+    } else if has("server has gone away") {
+        // CR_SERVER_GONE_ERROR: the client library found the connection closed.
+        ("2006", Cause::Connection)
+    } else if has("lost connection") && has("system error") {
+        // CR_SERVER_LOST_EXTENDED: "Lost connection to server at '...', system error: N".
+        ("2055", Cause::Connection)
+    } else if has("lost connection") {
+        // CR_SERVER_LOST: the connection broke during a query.
+        ("2013", Cause::Connection)
+    } else if has("connection was killed") {
+        // ER_CONNECTION_KILLED: KILL of this connection.
+        ("1927", Cause::Connection)
+    } else if has("server shutdown in progress") {
+        // ER_SERVER_SHUTDOWN.
+        ("1053", Cause::Connection)
+    } else {
+        return None;
+    })
 }
 
 struct MyDdl;
@@ -380,6 +415,15 @@ mod tests {
         ))
     }
 
+    /// The cause and code of `message` as MariaDB reports it, and in upper and lower case.
+    fn each_case(message: &str) -> [String; 3] {
+        [
+            message.to_string(),
+            message.to_uppercase(),
+            message.to_lowercase(),
+        ]
+    }
+
     #[test]
     fn a_lost_server_is_a_connection_error() {
         for (message, code) in [
@@ -387,24 +431,91 @@ mod tests {
             ("MySQL server has gone away", "2006"),
             ("Lost connection to server during query", "2013"),
             ("Lost connection to MySQL server during query", "2013"),
+            (
+                "Lost connection to server at 'handshake: reading initial communication packet', system error: 104",
+                "2055",
+            ),
+            ("Connection was killed", "1927"),
+            ("Server shutdown in progress", "1053"),
         ] {
-            let err = unknown(message);
-            let Error::Connection {
-                source: Some(source),
-                ..
-            } = &err
-            else {
-                panic!("{message}: expected Connection, got {err:?}");
-            };
-            // The source is the boxed DbError.
-            let db = source
-                .downcast_ref::<Box<custodian_core::DbError>>()
-                .unwrap();
-            assert_eq!(db.code.as_deref(), Some(code), "{message}");
+            for message in each_case(message) {
+                let err = unknown(&message);
+                assert!(Mysql.discards_connection_after(&err), "{message}");
+                assert_eq!(err.db_error().unwrap().code.as_deref(), Some(code), "{message}");
+                let Error::Connection {
+                    source: Some(source),
+                    ..
+                } = &err
+                else {
+                    panic!("{message}: expected Connection, got {err:?}");
+                };
+                // The source is the DbError.
+                let db = source.downcast_ref::<custodian_core::DbError>().unwrap();
+                assert_eq!(db.code.as_deref(), Some(code), "{message}");
+            }
         }
-        assert!(matches!(
-            unknown("Table 't' doesn't exist"),
-            Error::Database { .. }
+        let other = unknown("Table 't' doesn't exist");
+        assert!(matches!(other, Error::Database { .. }));
+        assert!(!Mysql.discards_connection_after(&other));
+    }
+
+    #[test]
+    fn deadlocks_and_lock_waits_are_retryable_and_retire_the_connection() {
+        for (message, code) in [
+            (
+                "Deadlock found when trying to get lock; try restarting transaction",
+                "1213",
+            ),
+            (
+                "Lock wait timeout exceeded; try restarting transaction",
+                "1205",
+            ),
+        ] {
+            for message in each_case(message) {
+                let err = unknown(&message);
+                assert!(err.is_retryable(), "{message}: {err:?}");
+                assert_eq!(err.db_error().unwrap().code.as_deref(), Some(code));
+                assert!(Mysql.discards_connection_after(&err), "{message}");
+            }
+        }
+        // diesel's own kind for 1213.
+        let err = Mysql.classify(DieselError::DatabaseError(
+            DatabaseErrorKind::SerializationFailure,
+            Box::new("Deadlock found when trying to get lock".to_string()),
         ));
+        assert!(err.is_retryable() && Mysql.discards_connection_after(&err));
+        let stopped = unknown("Query execution was interrupted (max_statement_time exceeded)");
+        assert_eq!(
+            stopped.timeout_kind(),
+            Some(custodian_core::TimeoutKind::Statement)
+        );
+        assert!(Mysql.discards_connection_after(&stopped));
+        // A constraint refusal arrives before any row: the connection stays.
+        let refused = Mysql.classify(DieselError::DatabaseError(
+            DatabaseErrorKind::UniqueViolation,
+            Box::new("Duplicate entry 'A' for key 'code'".to_string()),
+        ));
+        assert!(!Mysql.discards_connection_after(&refused));
+    }
+
+    #[test]
+    fn a_failed_commit_whose_rollback_failed_is_classified_by_the_commit_error() {
+        let lost = |m: &str| -> Box<DieselError> {
+            Box::new(DieselError::DatabaseError(
+                DatabaseErrorKind::Unknown,
+                Box::new(m.to_string()),
+            ))
+        };
+        let err = Mysql.classify(DieselError::RollbackErrorOnCommit {
+            commit_error: lost("Lost connection to server during query"),
+            rollback_error: lost("Server has gone away"),
+        });
+        assert!(matches!(err, Error::Connection { .. }), "{err:?}");
+        assert!(err.at_commit().is_commit_unknown());
+        let err = Mysql.classify(DieselError::RollbackErrorOnCommit {
+            commit_error: lost("Deadlock found when trying to get lock"),
+            rollback_error: lost("Server has gone away"),
+        });
+        assert!(err.at_commit().is_retryable());
     }
 }

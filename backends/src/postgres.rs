@@ -142,16 +142,17 @@ impl Backend for Postgres {
                 DatabaseErrorKind::ExclusionViolation => ("23P01", None),
                 DatabaseErrorKind::SerializationFailure => ("40001", None),
                 DatabaseErrorKind::ReadOnlyTransaction => ("25006", None),
-                DatabaseErrorKind::ClosedConnection => ("08006", None),
-                _ if message.contains("deadlock detected") => ("40P01", Some(Cause::Serialization)),
-                _ if message.contains("statement timeout") => ("57014", Some(Cause::Timeout)),
-                // lock_not_available: a lock wait ran past `lock_timeout`; retryable, like
-                // MariaDB's lock wait timeout.
-                _ if message.contains("lock timeout") => ("55P03", Some(Cause::Serialization)),
-                _ if message.contains("terminating connection") => {
-                    ("57P01", Some(Cause::Connection))
-                }
-                _ => ("", None),
+                // diesel gives ClosedConnection for SQLSTATE class 08 and for a connection
+                // libpq found broken; the message may still name a more precise cause.
+                DatabaseErrorKind::ClosedConnection => match message_code(message) {
+                    Some((code, Cause::Connection)) => (code, None),
+                    _ => ("08006", None),
+                },
+                DatabaseErrorKind::UnableToSendCommand => ("08006", None),
+                _ => match message_code(message) {
+                    Some((code, cause)) => (code, Some(cause)),
+                    None => ("", None),
+                },
             };
             Refinement {
                 code: (!code.is_empty()).then(|| code.to_string()),
@@ -227,6 +228,42 @@ impl Backend for Postgres {
     }
 }
 
+/// The SQLSTATE and cause of a PostgreSQL error diesel reports only by message (its error
+/// information does not carry the SQLSTATE). Matched without regard to case.
+fn message_code(message: &str) -> Option<(&'static str, Cause)> {
+    let m = message.to_ascii_lowercase();
+    let has = |s: &str| m.contains(s);
+    Some(if has("deadlock detected") {
+        ("40P01", Cause::Serialization)
+    } else if has("statement timeout") {
+        ("57014", Cause::Timeout)
+    } else if has("lock timeout") {
+        // lock_not_available: a lock wait ran past `lock_timeout`; retryable, like MariaDB's
+        // lock wait timeout.
+        ("55P03", Cause::Serialization)
+    } else if has("terminating connection due to administrator command") {
+        ("57P01", Cause::Connection)
+    } else if has("terminating connection due to crash") {
+        // crash_shutdown: another backend crashed and the server restarts.
+        ("57P02", Cause::Connection)
+    } else if has("terminating connection") {
+        ("57P01", Cause::Connection)
+    } else if has("the database system is") || has("cannot connect now") {
+        // cannot_connect_now: starting up, shutting down, in recovery.
+        ("57P03", Cause::Connection)
+    } else if has("server closed the connection unexpectedly")
+        || has("no connection to the server")
+        || has("connection to server was lost")
+        || has("could not send data to server")
+        || has("could not receive data from server")
+    {
+        // libpq's own: connection_failure.
+        ("08006", Cause::Connection)
+    } else {
+        return None;
+    })
+}
+
 struct PgDdl;
 
 impl AlterDialect for PgDdl {}
@@ -258,5 +295,110 @@ impl DdlDialect for PgDdl {
     }
     fn current_timestamp(&self) -> &'static str {
         "(now() AT TIME ZONE 'UTC')"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::result::Error as DieselError;
+
+    fn classified(kind: DatabaseErrorKind, message: &str) -> Error {
+        Postgres.classify(DieselError::DatabaseError(
+            kind,
+            Box::new(message.to_string()),
+        ))
+    }
+
+    #[test]
+    fn a_lost_server_is_a_connection_error_by_code() {
+        for (kind, message, code) in [
+            (
+                DatabaseErrorKind::ClosedConnection,
+                "terminating connection due to administrator command",
+                "57P01",
+            ),
+            (
+                DatabaseErrorKind::Unknown,
+                "terminating connection due to administrator command",
+                "57P01",
+            ),
+            (
+                DatabaseErrorKind::Unknown,
+                "terminating connection due to crash of another server process",
+                "57P02",
+            ),
+            (
+                DatabaseErrorKind::Unknown,
+                "the database system is shutting down",
+                "57P03",
+            ),
+            (
+                DatabaseErrorKind::Unknown,
+                "the database system is starting up",
+                "57P03",
+            ),
+            (
+                DatabaseErrorKind::ClosedConnection,
+                "server closed the connection unexpectedly",
+                "08006",
+            ),
+            (
+                DatabaseErrorKind::Unknown,
+                "server closed the connection unexpectedly",
+                "08006",
+            ),
+            (
+                DatabaseErrorKind::ClosedConnection,
+                "connection failure",
+                "08006",
+            ),
+            (
+                DatabaseErrorKind::UnableToSendCommand,
+                "could not send",
+                "08006",
+            ),
+        ] {
+            for message in [message.to_string(), message.to_uppercase()] {
+                let err = classified(kind, &message);
+                assert!(
+                    matches!(err, Error::Connection { .. }),
+                    "{message}: {err:?}"
+                );
+                assert_eq!(
+                    err.db_error().unwrap().code.as_deref(),
+                    Some(code),
+                    "{message}"
+                );
+                assert!(Postgres.discards_connection_after(&err));
+                assert!(err.at_commit().is_commit_unknown());
+            }
+        }
+    }
+
+    #[test]
+    fn serialization_failures_stay_retryable_and_keep_the_connection() {
+        for (kind, message, code) in [
+            (
+                DatabaseErrorKind::SerializationFailure,
+                "could not serialize access due to read/write dependencies among transactions",
+                "40001",
+            ),
+            (DatabaseErrorKind::Unknown, "deadlock detected", "40P01"),
+            (
+                DatabaseErrorKind::Unknown,
+                "canceling statement due to lock timeout",
+                "55P03",
+            ),
+        ] {
+            for message in [message.to_string(), message.to_uppercase()] {
+                let err = classified(kind, &message);
+                assert!(err.is_retryable(), "{message}: {err:?}");
+                assert_eq!(err.db_error().unwrap().code.as_deref(), Some(code));
+                assert!(!Postgres.discards_connection_after(&err));
+                // Refused at COMMIT: rolled back, still retryable.
+                assert!(err.at_commit().is_retryable());
+            }
+        }
     }
 }

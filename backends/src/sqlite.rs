@@ -82,7 +82,9 @@ impl Backend for Sqlite {
         if o.read_only {
             c.batch_execute("PRAGMA query_only = 1")?;
         }
-        let sql = if o.immediate {
+        // A read-only transaction takes no write lock (SQLite refuses IMMEDIATE under
+        // `query_only`).
+        let sql = if o.immediate && !o.read_only {
             "BEGIN IMMEDIATE"
         } else {
             "BEGIN"
@@ -120,10 +122,10 @@ impl Backend for Sqlite {
                 _ if m.contains("FOREIGN KEY constraint failed") => {
                     ("SQLITE_CONSTRAINT_FOREIGNKEY", Some(Cause::Constraint))
                 }
-                _ if m.contains("database is locked") => {
+                _ if m.to_ascii_lowercase().contains("database is locked") => {
                     ("SQLITE_BUSY", Some(Cause::Serialization))
                 }
-                _ if m.contains("database table is locked") => {
+                _ if m.to_ascii_lowercase().contains("database table is locked") => {
                     ("SQLITE_LOCKED", Some(Cause::Serialization))
                 }
                 _ => ("", None),

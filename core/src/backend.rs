@@ -81,6 +81,14 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// Turns a diesel error from this backend into a classified [`Error`].
     fn classify(&self, err: diesel::result::Error) -> Error;
 
+    /// Whether a connection whose statement failed with `err` must not run another statement:
+    /// the session replaces it (and the pool, should the session end first, discards it).
+    /// Every backend: a lost connection ([`Error::Connection`]). Backends whose driver can be
+    /// left mid-result by a failure add theirs (MariaDB).
+    fn discards_connection_after(&self, err: &Error) -> bool {
+        matches!(err, Error::Connection { .. })
+    }
+
     /// The DDL creating an entity's table in this dialect: `CREATE TABLE` with its primary
     /// key, `NOT NULL`, defaults and named check, unique and foreign-key constraints, then one
     /// `CREATE INDEX` per non-unique index. Statements carry no trailing `;`.

@@ -276,7 +276,7 @@ impl DatabaseConfig {
     /// | `CUSTODIAN_POOL_CONNECTION_TIMEOUT_MS`, `CUSTODIAN_POOL_IDLE_TIMEOUT_MS`, `CUSTODIAN_POOL_MAX_LIFETIME_MS` | pool times |
     /// | `CUSTODIAN_POOL_TEST_ON_CHECK_OUT` | `true`/`false` |
     /// | `CUSTODIAN_STATEMENT_TIMEOUT_MS`, `CUSTODIAN_BUSY_TIMEOUT_MS`, `CUSTODIAN_APPLICATION_NAME` | session |
-    /// | `CUSTODIAN_RETRY_MAX_ATTEMPTS` | retry policy (0 or 1 turns retry off) |
+    /// | `CUSTODIAN_RETRY_MAX_ATTEMPTS`, `CUSTODIAN_RETRY_MAX_ELAPSED_MS` | retry policy (attempts: 0 or 1 turns retry off; time budget: 0 for none) |
     /// | `CUSTODIAN_AUDIT_KEY`, `CUSTODIAN_AUDIT_UNKEYED`, `CUSTODIAN_AUDIT_SIGNING_KEY`, `CUSTODIAN_AUDIT_WITNESS`, `CUSTODIAN_AUDIT_TRUSTED_KEYS` | audit trail (see [`AuditConfig::apply_env`]) |
     /// | `CUSTODIAN_CRYPTO_KEYS`, `CUSTODIAN_CRYPTO_ACTIVE`, `CUSTODIAN_CRYPTO_INDEX_KEY`, `CUSTODIAN_CRYPTO_CACHE_TTL_MS` | field encryption (see [`CryptoConfig`](crate::crypto::CryptoConfig)) |
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
@@ -323,6 +323,9 @@ impl DatabaseConfig {
         self.audit.apply_env(&get)?;
         if let Some(v) = get("CUSTODIAN_RETRY_MAX_ATTEMPTS") {
             self.retry.max_attempts = num("CUSTODIAN_RETRY_MAX_ATTEMPTS", v)?;
+        }
+        if let Some(v) = get("CUSTODIAN_RETRY_MAX_ELAPSED_MS") {
+            self.retry.max_elapsed_ms = num("CUSTODIAN_RETRY_MAX_ELAPSED_MS", v)?;
         }
         // --- crypto: CUSTODIAN_CRYPTO_KEYS, _ACTIVE, _INDEX_KEY, _CACHE_TTL_MS ---
         self.crypto.apply_env(&get)

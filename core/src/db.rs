@@ -127,7 +127,10 @@ impl Db {
     }
 
     /// Runs `f` in a transaction on a fresh session: commit on `Ok`, rollback on `Err` or panic,
-    /// retried on serialization failures under the configured [`RetryPolicy`](crate::RetryPolicy).
+    /// retried on serialization failures and on a connection lost before `COMMIT`, under the
+    /// configured [`RetryPolicy`](crate::RetryPolicy); a connection lost during `COMMIT` is
+    /// [`Error::CommitUnknown`](crate::Error::CommitUnknown). See
+    /// [`Session::transaction_with`].
     pub fn transaction<T>(&self, f: impl FnMut(&mut Session) -> Result<T>) -> Result<T> {
         self.session()?.transaction(f)
     }

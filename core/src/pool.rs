@@ -1,8 +1,9 @@
 //! The r2d2 connection pool: a connection manager that opens and prepares connections through
 //! a [`Backend`], and statistics gathered through r2d2's event hooks.
 //!
-//! A connection is never handed to the next user if it is broken or was returned inside a
-//! transaction (diesel marks those as broken), and with `test_on_check_out` every checkout
+//! A connection is never handed to the next user if it is broken, was returned inside a
+//! transaction (diesel marks those as broken) or failed in a way that leaves it unusable (the
+//! session marks those broken), and with `test_on_check_out` every checkout
 //! pings the server first, so a connection the server killed is replaced transparently.
 //!
 //! r2d2 reports a checkout that timed out with, at most, the text of the last failure to open
@@ -56,14 +57,7 @@ impl ManageConnection for Manager {
     type Error = ManagerError;
 
     fn connect(&self) -> std::result::Result<AnyConnection, ManagerError> {
-        let mut conn = self
-            .backend
-            .establish(&self.config.url)
-            .map_err(ManagerError)?;
-        self.backend
-            .prepare(&mut conn, &self.config.session)
-            .map_err(|e| ManagerError(self.backend.classify(e)))?;
-        Ok(conn)
+        open_connection(self.backend, &self.config).map_err(ManagerError)
     }
 
     fn is_valid(&self, conn: &mut AnyConnection) -> std::result::Result<(), ManagerError> {
@@ -74,9 +68,24 @@ impl ManageConnection for Manager {
 
     fn has_broken(&self, conn: &mut AnyConnection) -> bool {
         // diesel reports a connection as broken when its transaction manager is broken or a
-        // transaction is still open: such a connection must not reach the next borrower.
+        // transaction is still open: such a connection must not reach the next borrower. A
+        // session marks the transaction manager broken when a statement failed in a way that
+        // leaves the connection unusable (see `Backend::discards_connection_after`: a lost
+        // connection, a MariaDB read that failed mid-result), so those are dropped here too.
         conn.is_broken()
     }
+}
+
+/// Opens and prepares a connection for the primary of `config`, as the pool does.
+pub(crate) fn open_connection(
+    backend: &'static dyn Backend,
+    config: &DatabaseConfig,
+) -> Result<AnyConnection> {
+    let mut conn = backend.establish(&config.url)?;
+    backend
+        .prepare(&mut conn, &config.session)
+        .map_err(|e| backend.classify(e))?;
+    Ok(conn)
 }
 
 /// Counters of pool activity, fed by r2d2's event hooks.
@@ -160,9 +169,11 @@ pub struct PoolStats {
     pub idle: u32,
     /// Connections checked out now.
     pub in_use: u32,
-    /// Connections opened since start.
+    /// Connections opened since start (by the pool, or by a session replacing a connection a
+    /// failure left unusable).
     pub connections_opened: u64,
-    /// Connections closed since start (broken, expired or idle too long).
+    /// Connections closed since start (broken, expired or idle too long, or replaced by a
+    /// session after a failure left them unusable).
     pub connections_closed: u64,
     /// Successful checkouts since start.
     pub checkouts: u64,
@@ -175,6 +186,13 @@ pub struct PoolStats {
 }
 
 impl PoolCounters {
+    /// A session replaced its connection in place (the old one closed, a new one opened in
+    /// the same pool slot): counted as one connection closed and one opened.
+    pub(crate) fn replaced_in_place(&self) {
+        self.connections_closed.fetch_add(1, Ordering::Relaxed);
+        self.connections_opened.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Combines the counters with the pool's current state.
     pub fn snapshot(&self, state: r2d2::State) -> PoolStats {
         PoolStats {

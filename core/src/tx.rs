@@ -1,5 +1,5 @@
 //! Transactions: options (isolation, read-only, SQLite immediate, timeout) and the retry policy
-//! for serialization failures and deadlocks.
+//! for serialization failures, deadlocks and connections lost before `COMMIT`.
 //!
 //! A transaction commits when its closure returns `Ok`, rolls back when it returns `Err` or
 //! panics (the panic then continues), and nested transactions are savepoints. The driver loop
@@ -9,9 +9,23 @@ use crate::error::{Error, Result};
 use serde::Deserialize;
 use std::time::Duration;
 
-/// SQL isolation levels. Where a backend lacks one, the next stronger level is used.
+/// SQL isolation levels. Where a backend lacks one, the next stronger level is used:
+///
+/// | level | PostgreSQL | MariaDB | SQLite |
+/// |---|---|---|---|
+/// | `ReadUncommitted` | read committed (PostgreSQL accepts the level and runs it as read committed) | read uncommitted | serializable |
+/// | `ReadCommitted` | read committed | read committed | serializable |
+/// | `RepeatableRead` | repeatable read (snapshot) | repeatable read | serializable |
+/// | `Serializable` | serializable | serializable | serializable |
+///
+/// SQLite transactions are always serializable (one writer at a time, readers see a snapshot),
+/// so every level runs as serializable there; `PRAGMA read_uncommitted` only applies to
+/// shared-cache connections, which custodian does not open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IsolationLevel {
+    /// Statements may see rows other transactions have written but not committed (dirty
+    /// reads), where the database has the level: MariaDB. See the table above for the others.
+    ReadUncommitted,
     /// Each statement sees data committed before it began.
     ReadCommitted,
     /// The transaction sees one snapshot.
@@ -24,6 +38,7 @@ impl IsolationLevel {
     /// The SQL spelling, e.g. `REPEATABLE READ`.
     pub fn sql(self) -> &'static str {
         match self {
+            IsolationLevel::ReadUncommitted => "READ UNCOMMITTED",
             IsolationLevel::ReadCommitted => "READ COMMITTED",
             IsolationLevel::RepeatableRead => "REPEATABLE READ",
             IsolationLevel::Serializable => "SERIALIZABLE",
@@ -94,16 +109,36 @@ impl TxOptions {
     }
 }
 
-/// Bounded, jittered exponential backoff for retryable failures (serialization failures and
-/// deadlocks). Configurable in TOML under `[databases.NAME.retry]`.
+/// Bounded, jittered exponential backoff for retryable failures. Configurable in TOML under
+/// `[databases.NAME.retry]`.
+///
+/// What [`Session::transaction`](crate::Session::transaction) retries, re-running the whole
+/// closure from a fresh `BEGIN`:
+/// - serialization failures and deadlocks ([`Error::Serialization`]: PostgreSQL 40001 and
+///   40P01, lock timeouts 55P03, MariaDB 1213 and 1205, SQLite busy and locked);
+/// - a connection lost before `COMMIT` was sent ([`Error::Connection`]): the database rolled
+///   the transaction back with the connection, and the next attempt runs on a fresh one.
+///
+/// What it never retries: [`Error::CommitUnknown`] (the connection broke while `COMMIT` was in
+/// flight, so the transaction may have committed), a failure to check out or open a connection,
+/// and every other error (constraints, validation, timeouts, the closure's own errors).
+///
+/// The budget: another attempt starts only while both hold: fewer than `max_attempts`
+/// attempts were made, and the first attempt began less than `max_elapsed_ms` ago (counting
+/// the backoff before the next one). Between attempts it sleeps a backoff that doubles from
+/// `base_delay_ms` up to `max_delay_ms`, jittered so that transactions which conflicted once
+/// do not collide again in step.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryPolicy {
-    /// Attempts in all, including the first. Default 5; `1` (or `0`) turns retrying off.
+    /// Attempts in all, including the first. Default 20; `1` (or `0`) turns retrying off.
     pub max_attempts: u32,
+    /// Time budget: no attempt starts later than this many milliseconds after the first one
+    /// began. Default 5,000. `0` means no time budget (attempts only).
+    pub max_elapsed_ms: u64,
     /// Backoff before the second attempt. Default 5 ms; doubles each attempt.
     pub base_delay_ms: u64,
-    /// Upper bound of one backoff. Default 500 ms.
+    /// Upper bound of one backoff. Default 250 ms.
     pub max_delay_ms: u64,
     /// Randomise each backoff between half and all of its value. Default true.
     pub jitter: bool,
@@ -112,9 +147,10 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            max_attempts: 5,
+            max_attempts: 20,
+            max_elapsed_ms: 5_000,
             base_delay_ms: 5,
-            max_delay_ms: 500,
+            max_delay_ms: 250,
             jitter: true,
         }
     }
@@ -129,9 +165,18 @@ impl RetryPolicy {
         }
     }
 
-    /// Whether another attempt may follow attempt number `attempt` (1-based).
+    /// Whether another attempt may follow attempt number `attempt` (1-based), by count alone.
     pub fn allows_retry_after(&self, attempt: u32) -> bool {
         attempt < self.max_attempts
+    }
+
+    /// Whether another attempt may follow attempt number `attempt` (1-based) when the first
+    /// began `elapsed` ago and the backoff before the next is `backoff`: both the attempt count
+    /// and the time budget must allow it.
+    pub fn allows_retry(&self, attempt: u32, elapsed: Duration, backoff: Duration) -> bool {
+        self.allows_retry_after(attempt)
+            && (self.max_elapsed_ms == 0
+                || elapsed + backoff < Duration::from_millis(self.max_elapsed_ms))
     }
 
     /// Backoff before attempt `attempt + 1`.
@@ -168,7 +213,6 @@ impl RetryPolicy {
     }
 }
 
-/// A pseudo-random number below `n`, from the standard library's randomly keyed hasher.
 /// A random number below `n` from the operating system (0 without randomness: jitter only
 /// spreads retries apart, a fixed delay is still correct).
 fn random_below(n: u64) -> u64 {
@@ -196,7 +240,7 @@ mod tests {
         };
         assert_eq!(fixed.delay(1), Duration::from_millis(5));
         assert_eq!(fixed.delay(3), Duration::from_millis(20));
-        assert_eq!(fixed.delay(30), Duration::from_millis(500));
+        assert_eq!(fixed.delay(30), Duration::from_millis(250));
         let d = p.delay(3);
         assert!(
             d >= Duration::from_millis(10) && d <= Duration::from_millis(20),
@@ -205,10 +249,35 @@ mod tests {
     }
 
     #[test]
+    fn the_time_budget_stops_retries_before_the_attempts_run_out() {
+        let p = RetryPolicy {
+            max_attempts: 100,
+            max_elapsed_ms: 1_000,
+            ..RetryPolicy::default()
+        };
+        let ms = Duration::from_millis;
+        assert!(p.allows_retry(3, ms(500), ms(100)));
+        assert!(
+            !p.allows_retry(3, ms(950), ms(100)),
+            "the backoff would end past the budget"
+        );
+        assert!(!p.allows_retry(3, ms(1_200), ms(0)));
+        assert!(
+            !p.allows_retry(100, ms(0), ms(0)),
+            "attempts still bound it"
+        );
+        let no_budget = RetryPolicy {
+            max_elapsed_ms: 0,
+            ..p
+        };
+        assert!(no_budget.allows_retry(3, Duration::from_secs(3600), ms(100)));
+    }
+
+    #[test]
     fn disabled_policy_never_retries() {
         assert!(!RetryPolicy::disabled().allows_retry_after(1));
-        assert!(RetryPolicy::default().allows_retry_after(4));
-        assert!(!RetryPolicy::default().allows_retry_after(5));
+        assert!(RetryPolicy::default().allows_retry_after(19));
+        assert!(!RetryPolicy::default().allows_retry_after(20));
         let bad = RetryPolicy {
             base_delay_ms: 10,
             max_delay_ms: 1,

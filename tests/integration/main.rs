@@ -21,6 +21,7 @@ mod crypto;
 mod encrypted;
 mod errors;
 mod example;
+mod faults;
 mod fidelity;
 mod lifecycle;
 mod migrate_diff;

@@ -3,8 +3,10 @@
 //! Database errors are classified by the backend that produced them (see
 //! [`Backend::classify`](crate::backend::Backend::classify)) and keep the database's code and
 //! message in a [`DbError`]. Serialization failures and deadlocks are marked retryable;
-//! [`Db::transaction`](crate::Db::transaction) retries them under its
-//! [`RetryPolicy`](crate::RetryPolicy).
+//! [`Db::transaction`](crate::Db::transaction) retries them, and a connection lost before
+//! `COMMIT`, under its [`RetryPolicy`](crate::RetryPolicy). A connection lost while `COMMIT`
+//! was in flight is [`Error::CommitUnknown`]: the transaction may have committed, and it is
+//! never retried.
 //!
 //! Causes that come in kinds carry a typed kind to match on: [`ConstraintKind`] in
 //! [`DbError::kind`], [`TimeoutKind`] in [`Error::Timeout`], [`IntegrityKind`] in
@@ -84,6 +86,17 @@ pub enum Error {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    /// The connection broke while `COMMIT` was in flight: the transaction may or may not have
+    /// committed, and nothing on the client can tell which. Never retried automatically (the
+    /// closure's effects may be in the database); the caller resolves the outcome by reading
+    /// what the transaction wrote (e.g. a row keyed by an id it chose before the transaction).
+    /// `source` is the connection failure, as classified.
+    #[error("commit outcome unknown, the transaction may have committed: {source}")]
+    CommitUnknown {
+        /// The failure the commit saw (an [`Error::Connection`]).
+        #[source]
+        source: Box<Error>,
+    },
     /// An operation ran out of time; `kind` says which limit (pool checkout, statement time,
     /// transaction deadline).
     #[error("timed out: {message}")]
@@ -137,8 +150,30 @@ pub enum Error {
 
 impl Error {
     /// Whether retrying the whole transaction may succeed (serialization failure or deadlock).
+    ///
+    /// [`Session::transaction`](crate::Session::transaction) also retries a transaction whose
+    /// connection was lost before its `COMMIT` was sent ([`Error::Connection`]), on a fresh
+    /// connection; it never retries [`Error::CommitUnknown`].
     pub fn is_retryable(&self) -> bool {
         matches!(self, Error::Serialization { .. })
+    }
+
+    /// Whether this is [`Error::CommitUnknown`]: the transaction may have committed.
+    pub fn is_commit_unknown(&self) -> bool {
+        matches!(self, Error::CommitUnknown { .. })
+    }
+
+    /// The error of a failed `COMMIT`: a lost connection ([`Error::Connection`]) becomes
+    /// [`Error::CommitUnknown`] with it as source, since the server may have committed before
+    /// the connection broke; any other error is the server's answer to the `COMMIT` (the
+    /// transaction rolled back) and stays as it is.
+    pub fn at_commit(self) -> Error {
+        match self {
+            e @ Error::Connection { .. } => Error::CommitUnknown {
+                source: Box::new(e),
+            },
+            other => other,
+        }
     }
 
     /// The database's error, for causes that come from the database: with its code
@@ -153,6 +188,7 @@ impl Error {
             | Error::Serialization { source }
             | Error::Database { source } => Some(source.as_ref()),
             Error::Timeout { source, .. } => source.as_deref(),
+            Error::CommitUnknown { source } => source.db_error(),
             Error::Connection {
                 source: Some(source),
                 ..
@@ -442,6 +478,30 @@ mod tests {
             }))),
         };
         assert_eq!(checkout.db_error().unwrap().code.as_deref(), Some("57014"));
+    }
+
+    #[test]
+    fn a_lost_commit_is_commit_unknown_and_keeps_its_source() {
+        let mut gone = db("57P01");
+        gone.kind = None;
+        let lost = Error::Connection {
+            message: "terminating connection due to administrator command".into(),
+            source: Some(Box::new(gone)),
+        };
+        let e = lost.at_commit();
+        assert!(e.is_commit_unknown() && !e.is_retryable(), "{e:?}");
+        assert_eq!(e.db_error().unwrap().code.as_deref(), Some("57P01"));
+        let source = std::error::Error::source(&e).unwrap();
+        assert!(
+            source.to_string().starts_with("connection error"),
+            "{source}"
+        );
+        // The server answered the COMMIT: the transaction rolled back, the error stays.
+        let refused = Error::Serialization {
+            source: Box::new(db("40001")),
+        }
+        .at_commit();
+        assert!(refused.is_retryable() && !refused.is_commit_unknown());
     }
 
     #[test]

@@ -61,6 +61,14 @@ pub struct Session {
     /// later update guarded by "unchanged since" takes them as its before image instead of
     /// reading the row again under a lock (MariaDB). Cleared when the transaction ends.
     seen: HashMap<(&'static str, String), Image>,
+    /// A statement failed in a way that leaves the connection unusable
+    /// ([`Backend::discards_connection_after`](crate::backend::Backend::discards_connection_after)):
+    /// its transaction manager is marked broken, and the session opens a fresh connection
+    /// before its next statement outside a transaction.
+    discard: bool,
+    /// The retired connection had a transaction open on the raw connection (not custodian's):
+    /// the next statement fails instead of running on a fresh connection outside it.
+    discarded_raw_transaction: bool,
 }
 
 /// Most rows a transaction remembers for guarded updates; later reads are not remembered.
@@ -249,6 +257,8 @@ impl Session {
             next_ordinal: 0,
             pending_audit: Vec::new(),
             seen: HashMap::new(),
+            discard: false,
+            discarded_raw_transaction: false,
         }
     }
 
@@ -305,8 +315,57 @@ impl Session {
     /// The raw connection, for diesel queries custodian does not wrap. Writes made through it
     /// bypass the write path (no validation, hooks or audit): use it for reads and deliberate
     /// escape hatches only.
+    ///
+    /// A connection a failure left unusable is replaced first (outside a transaction; should
+    /// opening the new one fail, the old one is returned and its next statement fails).
     pub fn connection(&mut self) -> &mut AnyConnection {
+        let _ = self.usable_connection();
         &mut self.conn
+    }
+
+    /// After a failed statement: when the backend says the connection must not run another
+    /// statement, marks its transaction manager broken (so the pool discards it, should the
+    /// session end first) and remembers to replace it.
+    fn note_failure(&mut self, err: &Error) {
+        if self.db.backend.discards_connection_after(err) && !self.discard {
+            self.discarded_raw_transaction = self.depth == 0 && self.in_any_transaction();
+            self.discard = true;
+            <AnyConnection as Connection>::TransactionManager::transaction_manager_status_mut(
+                &mut self.conn,
+            )
+            .set_in_error();
+        }
+    }
+
+    /// Classifies `e` and notes it (see [`Session::note_failure`]).
+    fn failed(&mut self, e: diesel::result::Error) -> Error {
+        let err = self.classify(e);
+        self.note_failure(&err);
+        err
+    }
+
+    /// Makes sure the connection can run statements: one marked for discarding is replaced
+    /// by a freshly opened and prepared connection in the same pool slot (the old one is
+    /// closed, which ends whatever it had open on the server). Inside a transaction that would
+    /// lose the transaction, so it is an [`Error::Connection`] instead: the transaction fails
+    /// and is retried, if at all, from its start.
+    fn usable_connection(&mut self) -> Result<()> {
+        if !self.discard {
+            return Ok(());
+        }
+        if self.depth > 0 || std::mem::take(&mut self.discarded_raw_transaction) {
+            return Err(Error::Connection {
+                message: "a statement of this transaction left its connection unusable; the \
+                          connection is discarded and the transaction rolled back"
+                    .into(),
+                source: None,
+            });
+        }
+        let fresh = crate::pool::open_connection(self.db.backend, &self.db.config)?;
+        *self.conn = fresh;
+        self.db.counters.replaced_in_place();
+        self.discard = false;
+        Ok(())
     }
 
     fn classify(&self, e: diesel::result::Error) -> Error {
@@ -365,10 +424,22 @@ impl Session {
     }
 
     /// Runs `f` on the connection and classifies its error with the backend.
+    ///
+    /// A failure that leaves the connection unusable (a lost connection; on MariaDB also a
+    /// deadlock, lock wait timeout or stopped statement, which can break off a result
+    /// part-way) retires the connection: outside a transaction the next statement runs on a
+    /// fresh one, inside a transaction every later statement fails with
+    /// [`Error::Connection`] until the transaction ends. (A transaction opened on the raw
+    /// connection is lost with it: the next statement fails with [`Error::Connection`], the
+    /// ones after run on the fresh connection.) The fresh connection is prepared from the
+    /// configuration; session settings made by hand on the old one are gone.
     pub fn run<T>(&mut self, f: impl FnOnce(&mut AnyConnection) -> QueryResult<T>) -> Result<T> {
         self.check_deadline()?;
-        let r = f(&mut self.conn);
-        r.map_err(|e| self.classify(e))
+        self.usable_connection()?;
+        match f(&mut self.conn) {
+            Ok(v) => Ok(v),
+            Err(e) => Err(self.failed(e)),
+        }
     }
 
     /// Executes raw SQL (DDL, maintenance). Returns affected rows. Not a write-path operation:

@@ -47,9 +47,24 @@ impl Session {
     /// Runs `f` in a transaction: commit on `Ok`, rollback on `Err` or panic (the panic goes
     /// on). Inside a transaction this makes a savepoint instead, and `options` do not apply.
     ///
-    /// At the top level, a retryable failure (serialization failure, deadlock, SQLite busy)
-    /// from the closure or from the commit rolls back and runs `f` again under the retry
-    /// policy, so `f` must be safe to repeat. `options.timeout` bounds each attempt: statements
+    /// At the top level, a failed attempt is rolled back and `f` runs again from a fresh
+    /// `BEGIN`, so `f` must be safe to repeat, when it failed with
+    /// - a serialization failure, deadlock or lock wait timeout, or SQLite busy
+    ///   ([`Error::is_retryable`]), from the closure or from the commit;
+    /// - a lost connection ([`Error::Connection`]) before `COMMIT` was sent: the database
+    ///   rolled the transaction back with the connection, and the next attempt runs on a
+    ///   freshly opened one.
+    ///
+    /// Opening the fresh connection is retried the same way. It never retries
+    /// [`Error::CommitUnknown`] of a read-write transaction (the connection broke while
+    /// `COMMIT` was in flight: the transaction may have committed, so the caller must look; a
+    /// read-only one is retried, it changed nothing), nor any other error. Retries stop when the
+    /// [`RetryPolicy`](crate::RetryPolicy) budget runs out (attempts, or time since the first
+    /// attempt began); the last attempt's error is returned.
+    ///
+    /// A statement failure that leaves the connection unusable (see [`Session::run`]) makes
+    /// the session replace its connection before the next attempt, so no attempt runs on a
+    /// connection with a half-read result. `options.timeout` bounds each attempt: statements
     /// run after the deadline fail with [`Error::Timeout`] of kind
     /// [`TimeoutKind::TransactionDeadline`], and
     /// PostgreSQL and MariaDB also stop a statement still running at the deadline (the error
@@ -69,11 +84,29 @@ impl Session {
             .retry
             .clone()
             .unwrap_or_else(|| self.db.config.retry.clone());
+        let started = Instant::now();
         let mut attempt = 1;
         loop {
-            match self.attempt(options, &mut f) {
-                Err(e) if e.is_retryable() && policy.allows_retry_after(attempt) => {
-                    std::thread::sleep(policy.delay(attempt));
+            // A connection retired by the last attempt (or before) is replaced first; failing
+            // to open one is a lost connection too, retried within the budget.
+            let outcome = match self.usable_connection() {
+                Ok(()) => self.attempt(options, &mut f),
+                Err(e) => Err(e),
+            };
+            let again = |e: &Error| {
+                e.is_retryable()
+                    || matches!(e, Error::Connection { .. })
+                    // A read-only transaction changed nothing: committed or not, running it
+                    // again has the same effect.
+                    || (options.read_only && e.is_commit_unknown())
+            };
+            match outcome {
+                Err(e) if again(&e) => {
+                    let backoff = policy.delay(attempt);
+                    if !policy.allows_retry(attempt, started.elapsed(), backoff) {
+                        return Err(e);
+                    }
+                    std::thread::sleep(backoff);
                     attempt += 1;
                 }
                 other => return other,
@@ -88,9 +121,10 @@ impl Session {
     ) -> Result<T> {
         let backend = self.db.backend;
         if let Err(e) = backend.begin(&mut self.conn, options) {
+            let err = self.failed(e);
             // Undo anything set before the failed BEGIN (e.g. SQLite's query_only).
             let _ = self.end_transaction(options);
-            return Err(backend.classify(e));
+            return Err(err);
         }
         self.depth = 1;
         self.tx_id = Some(uuid::Uuid::new_v4().to_string());
@@ -99,7 +133,7 @@ impl Session {
         let setup = match options.timeout {
             Some(limit) => backend
                 .set_transaction_timeout(&mut self.conn, limit)
-                .map_err(|e| self.classify(e)),
+                .map_err(|e| self.failed(e)),
             None => Ok(()),
         };
         let outcome = match setup {
@@ -110,11 +144,14 @@ impl Session {
             Ok(Ok(value)) => self
                 .check_deadline()
                 .and_then(|()| self.flush_audit())
+                // A connection retired by a failure the closure did not pass on: no COMMIT is
+                // sent, the attempt fails as a lost connection (and is retried).
+                .and_then(|()| self.usable_connection())
                 .and_then(|()| {
                     <AnyConnection as Connection>::TransactionManager::commit_transaction(
                         &mut *self.conn,
                     )
-                    .map_err(|e| self.classify(e))
+                    .map_err(|e| self.failed(e).at_commit())
                 })
                 .map(|()| value),
             Ok(Err(e)) => Err(e),
@@ -140,7 +177,8 @@ impl Session {
         self.tx_id = None;
         self.pending_audit.clear();
         self.seen.clear();
-        if options.timeout.is_none() && !options.read_only {
+        // A connection to be replaced keeps its settings: the fresh one starts from defaults.
+        if self.discard || (options.timeout.is_none() && !options.read_only) {
             return Ok(());
         }
         let backend = self.db.backend;
@@ -162,8 +200,10 @@ impl Session {
         f: &mut impl FnMut(&mut Session) -> Result<T>,
     ) -> Result<T> {
         type Tm = <AnyConnection as Connection>::TransactionManager;
-        let backend = self.db.backend;
-        Tm::begin_transaction(&mut *self.conn).map_err(|e| backend.classify(e))?;
+        self.usable_connection()?;
+        if let Err(e) = Tm::begin_transaction(&mut *self.conn) {
+            return Err(self.failed(e));
+        }
         self.depth += 1;
         // Records of writes inside the savepoint go if the savepoint is rolled back.
         let mark = self.pending_audit.len();
@@ -173,7 +213,7 @@ impl Session {
             Ok(Ok(v)) => match Tm::commit_transaction(&mut *self.conn) {
                 Ok(()) => Ok(v),
                 Err(e) => {
-                    let err = backend.classify(e);
+                    let err = self.failed(e);
                     let _ = Tm::rollback_transaction(&mut *self.conn);
                     self.pending_audit.truncate(mark);
                     Err(err)

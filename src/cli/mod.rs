@@ -31,7 +31,7 @@
 //!
 //! #[entity(table = "accounts")]
 //! pub struct Account {
-//!     #[key(auto)]
+//!     #[column(primary_key, auto_increment)]
 //!     pub id: i64,
 //!     pub owner: String,
 //! }

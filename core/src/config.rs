@@ -278,7 +278,7 @@ impl DatabaseConfig {
     /// | `CUSTODIAN_STATEMENT_TIMEOUT_MS`, `CUSTODIAN_BUSY_TIMEOUT_MS`, `CUSTODIAN_APPLICATION_NAME` | session |
     /// | `CUSTODIAN_RETRY_MAX_ATTEMPTS`, `CUSTODIAN_RETRY_MAX_ELAPSED_MS` | retry policy (attempts: 0 or 1 turns retry off; time budget: 0 for none) |
     /// | `CUSTODIAN_AUDIT_KEY`, `CUSTODIAN_AUDIT_UNKEYED`, `CUSTODIAN_AUDIT_SIGNING_KEY`, `CUSTODIAN_AUDIT_WITNESS`, `CUSTODIAN_AUDIT_TRUSTED_KEYS` | audit trail (see [`AuditConfig::apply_env`]) |
-    /// | `CUSTODIAN_CRYPTO_KEYS`, `CUSTODIAN_CRYPTO_ACTIVE`, `CUSTODIAN_CRYPTO_INDEX_KEY`, `CUSTODIAN_CRYPTO_CACHE_TTL_MS` | field encryption (see [`CryptoConfig`](crate::crypto::CryptoConfig)) |
+    /// | `CUSTODIAN_CRYPTO_KEYS`, `CUSTODIAN_CRYPTO_ACTIVE`, `CUSTODIAN_CRYPTO_INDEX_KEY`, `CUSTODIAN_CRYPTO_CACHE_TTL_MS` | field encryption (see [`CryptoConfig`]) |
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
         fn num<T: std::str::FromStr>(var: &str, v: String) -> Result<T> {
             v.trim()

@@ -283,7 +283,7 @@ impl EntityMeta {
 /// the database (`raw_insert`, `raw_find`, `raw_update`, `raw_delete`, ...) take one, and only
 /// custodian-core can make one, so code outside custodian cannot call an operation that skips
 /// validation, access checks, hooks, audit and cache invalidation: it goes through
-/// [`Session`]. A hand-written `Entity` impl receives one only to pass it on.
+/// [`Session`](crate::Session). A hand-written `Entity` impl receives one only to pass it on.
 #[derive(Debug, Clone, Copy)]
 pub struct Internal(());
 
@@ -296,7 +296,7 @@ impl Internal {
 /// A struct mapped to a table; implement it with `#[entity]`, never by hand.
 ///
 /// The associated functions prefixed `raw_` run one SQL statement on a connection and are what
-/// the [`Session`] write path builds on. They are hidden from the documentation, and those that
+/// the [`Session`](crate::Session) write path builds on. They are hidden from the documentation, and those that
 /// touch the database take an [`Internal`] proof that code outside custodian cannot make,
 /// because calling them directly would bypass validation, access checks, hooks and audit.
 pub trait Entity: Sized + Send + 'static {

@@ -35,6 +35,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+mod count;
 mod cust;
 mod model;
 mod plain;
@@ -231,46 +232,53 @@ impl Target {
             .collect()
     }
 
+    /// One operation of `work` by a synchronous side (not SeaORM), as thread `t` of a cell
+    /// whose CRUD rows are tagged `tag`.
+    fn one(&self, side: Side, work: Work, tag: u64, t: usize, rng: &mut Rng, i: u64) -> Res<()> {
+        let db = &self.custodian;
+        let crud_tag = tag * 10 + t as u64;
+        let key = (rng.next() % SEED_ROWS as u64) as i64 + 1;
+        match (side, work) {
+            (Side::Diesel, Work::Crud) => self.diesel.crud(crud_tag, i),
+            (Side::Diesel, Work::PkRead) => self.diesel.get(key),
+            (Side::Diesel, Work::Tpcb) => self.diesel.tpcb(rng, &SCALE),
+            (Side::Custodian, Work::Crud) => cust::crud::<model::Item>(db, crud_tag, i),
+            (Side::Custodian, Work::PkRead) => cust::get::<model::Item>(db, key),
+            (Side::Custodian, Work::Tpcb) => cust::tpcb(db, rng, &SCALE),
+            (Side::Audited, Work::Crud) => cust::crud::<model::AuditedItem>(db, crud_tag, i),
+            (Side::Audited, Work::PkRead) => cust::get::<model::AuditedItem>(db, key),
+            (Side::Audited, Work::Tpcb) => cust::tpcb_audited(db, rng, &SCALE),
+            (Side::SeaOrm, _) => Err("SeaORM runs asynchronously".into()),
+        }
+    }
+
     /// Rate of `side` on `work` with `threads` threads for `dur`.
     fn run(&self, side: Side, work: Work, threads: usize, dur: Duration, seed: u64) -> Res<f64> {
         let tag = seed * 1_000 + side as u64 * 100 + threads as u64 * 10 + work as u64;
-        let db = &self.custodian;
-        let key = |rng: &mut Rng| (rng.next() % SEED_ROWS as u64) as i64 + 1;
-        let crud_tag = |t: usize| tag * 10 + t as u64;
         match side {
-            Side::Diesel => {
-                let d = &self.diesel;
-                match work {
-                    Work::Crud => timed_sync(threads, dur, seed, &|t, _, i| d.crud(crud_tag(t), i)),
-                    Work::PkRead => timed_sync(threads, dur, seed, &|_, r, _| d.get(key(r))),
-                    Work::Tpcb => timed_sync(threads, dur, seed, &|_, r, _| d.tpcb(r, &SCALE)),
-                }
-            }
-            Side::Custodian => match work {
-                Work::Crud => timed_sync(threads, dur, seed, &|t, _, i| {
-                    cust::crud::<model::Item>(db, crud_tag(t), i)
-                }),
-                Work::PkRead => timed_sync(threads, dur, seed, &|_, r, _| {
-                    cust::get::<model::Item>(db, key(r))
-                }),
-                Work::Tpcb => timed_sync(threads, dur, seed, &|_, r, _| cust::tpcb(db, r, &SCALE)),
-            },
-            Side::Audited => match work {
-                Work::Crud => timed_sync(threads, dur, seed, &|t, _, i| {
-                    cust::crud::<model::AuditedItem>(db, crud_tag(t), i)
-                }),
-                Work::PkRead => timed_sync(threads, dur, seed, &|_, r, _| {
-                    cust::get::<model::AuditedItem>(db, key(r))
-                }),
-                Work::Tpcb => timed_sync(threads, dur, seed, &|_, r, _| {
-                    cust::tpcb_audited(db, r, &SCALE)
-                }),
-            },
             Side::SeaOrm => {
                 let (rt, conn) = self.sea.as_ref().ok_or("SeaORM runs on PostgreSQL only")?;
                 rt.block_on(timed_async(conn.clone(), work, threads, dur, seed, tag))
             }
+            _ => timed_sync(threads, dur, seed, &|t, rng, i| {
+                self.one(side, work, tag, t, rng, i)
+            }),
         }
+    }
+
+    /// Statements per operation of each diesel-based side, as diesel's instrumentation counts
+    /// them on every connection (connection checks included), over `n` operations on one
+    /// thread.
+    fn statements(&self, work: Work, side: Side, n: u64) -> Res<f64> {
+        let mut rng = Rng::new(99);
+        count::arm(true);
+        let before = count::total();
+        for i in 0..n {
+            self.one(side, work, 999_999, 0, &mut rng, i)?;
+        }
+        let counted = count::total() - before;
+        count::arm(false);
+        Ok(counted as f64 / n as f64)
     }
 }
 
@@ -393,6 +401,8 @@ fn run() -> Res<()> {
             .unwrap_or(0)
     );
 
+    // Before any connection opens: every diesel connection counts its statements while armed.
+    count::install()?;
     let mut targets = Vec::new();
     for kind in kinds {
         let t0 = Instant::now();
@@ -411,6 +421,16 @@ fn run() -> Res<()> {
                 for side in t.sides() {
                     t.run(side, work, threads, dur.min(Duration::from_millis(200)), 0)?;
                 }
+            }
+        }
+    }
+
+    // Statements per operation, counted outside the timed runs.
+    let mut statements: BTreeMap<(Kind, Work, Side), f64> = BTreeMap::new();
+    for t in &targets {
+        for work in Work::ALL {
+            for side in [Side::Diesel, Side::Custodian, Side::Audited] {
+                statements.insert((t.kind, work, side), t.statements(work, side, 20)?);
             }
         }
     }
@@ -482,6 +502,26 @@ fn run() -> Res<()> {
                 line.push_str(&format!(" {rm:.2} ±{rs:.0}% |"));
                 println!("{line}");
             }
+        }
+    }
+    println!(
+        "\nStatements per operation (diesel's instrumentation, connection checks included; \
+         SeaORM is not counted):\n"
+    );
+    println!(
+        "| backend | workload | diesel | custodian | custodian audited |\n|:--|:--|--:|--:|--:|"
+    );
+    for t in &targets {
+        for work in Work::ALL {
+            let n = |side| statements[&(t.kind, work, side)];
+            println!(
+                "| {} | {} | {:.2} | {:.2} | {:.2} |",
+                t.kind.name(),
+                work.label(),
+                n(Side::Diesel),
+                n(Side::Custodian),
+                n(Side::Audited)
+            );
         }
     }
     println!(

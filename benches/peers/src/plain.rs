@@ -227,7 +227,7 @@ impl Pools {
             active: a0,
         })?;
         let row: Row =
-            with_conn!(self, c => t::peer_items.find(key).select(Row::as_select()).first(c)?);
+            with_conn!(self, c => t::peer_items.find(key).select(Row::as_select()).get_result(c)?);
         let t1 = format!("changed {i}");
         let changes = NewRow {
             code: &row.code,
@@ -242,11 +242,14 @@ impl Pools {
         one("delete", n)
     }
 
-    /// A read by primary key on its own checkout.
+    /// A read by primary key on its own checkout. `get_result`, not `first`: `first` binds a
+    /// `LIMIT`, and diesel's SQLite connection prepares such a statement again on every call
+    /// (about 11 µs a read here, see `examples/sqlite_probe.rs`); custodian's find has no
+    /// `LIMIT` either.
     pub fn get(&self, key: i64) -> Res<()> {
         use peer_items::dsl as t;
         let row: Row =
-            with_conn!(self, c => t::peer_items.find(key).select(Row::as_select()).first(c)?);
+            with_conn!(self, c => t::peer_items.find(key).select(Row::as_select()).get_result(c)?);
         std::hint::black_box(row);
         Ok(())
     }

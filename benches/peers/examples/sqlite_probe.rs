@@ -70,6 +70,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("diesel pool, + secure_delete", "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON"),
         ("diesel pool, busy_timeout only", "PRAGMA busy_timeout = 5000"),
     ];
+    if let Ok(n) = std::env::var("PROBE_CUSTODIAN_ONLY") {
+        // For a profiler: only custodian's reads, n of them.
+        let n: i64 = n.parse()?;
+        for i in 0..n {
+            std::hint::black_box(db.session()?.get::<Item>(&(i % 10_000 + 1))?);
+        }
+        return Ok(());
+    }
     for round in 0..3 {
         for (name, pragmas) in variants {
             let pool = Pool::builder()

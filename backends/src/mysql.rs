@@ -37,6 +37,47 @@ fn statement_time_sql(limit_ms: Option<u64>) -> String {
     )
 }
 
+/// One statement that diesel prepares once per connection and then only executes: one round
+/// trip. `batch_execute` would cost three on MySQL (multi-statements switched on, the
+/// statement, switched off again), `sql_query` two (prepare and execute, every time).
+/// diesel caches a statement without a static query id by its SQL text, so the text must be
+/// one of a few: values go in `seconds`, bound.
+#[derive(Debug, Clone, Copy)]
+struct Cached<'a> {
+    sql: &'a str,
+    seconds: Option<f64>,
+}
+
+impl diesel::query_builder::QueryFragment<diesel::mysql::Mysql> for Cached<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::mysql::Mysql>,
+    ) -> QueryResult<()> {
+        out.push_sql(self.sql);
+        if let Some(seconds) = &self.seconds {
+            out.push_bind_param::<diesel::sql_types::Double, f64>(seconds)?;
+        }
+        Ok(())
+    }
+}
+
+impl diesel::query_builder::QueryId for Cached<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl RunQueryDsl<diesel::MysqlConnection> for Cached<'_> {}
+
+/// Sets the session's statement time limit (`None`: none) in one cached statement.
+fn set_statement_time(c: &mut diesel::MysqlConnection, limit_ms: Option<u64>) -> QueryResult<()> {
+    Cached {
+        sql: "SET SESSION max_statement_time = ",
+        seconds: Some(limit_ms.unwrap_or(0) as f64 / 1000.0),
+    }
+    .execute(c)
+    .map(|_| ())
+}
+
 impl Backend for Mysql {
     fn keys_from_last_insert_id(&self) -> bool {
         true
@@ -81,14 +122,20 @@ impl Backend for Mysql {
     }
 
     fn ping(&self, conn: &mut AnyConnection) -> QueryResult<()> {
-        my(conn)?.batch_execute("SELECT 1")
+        // diesel's own check (a cached `SELECT 1`): one round trip, as on a diesel pool.
+        diesel::r2d2::R2D2Connection::ping(my(conn)?)
     }
 
     fn begin(&self, conn: &mut AnyConnection, o: &TxOptions) -> QueryResult<()> {
         let c = my(conn)?;
         if let Some(level) = o.isolation {
             // Without SESSION/GLOBAL this applies to the next transaction only: it cannot leak.
-            c.batch_execute(&format!("SET TRANSACTION ISOLATION LEVEL {}", level.sql()))?;
+            let sql = format!("SET TRANSACTION ISOLATION LEVEL {}", level.sql());
+            Cached {
+                sql: &sql,
+                seconds: None,
+            }
+            .execute(c)?;
         }
         let sql = if o.read_only {
             "START TRANSACTION READ ONLY"
@@ -104,7 +151,7 @@ impl Backend for Mysql {
         limit: Duration,
     ) -> QueryResult<()> {
         let ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1);
-        my(conn)?.batch_execute(&statement_time_sql(Some(ms)))
+        set_statement_time(my(conn)?, Some(ms))
     }
 
     fn reset_after_transaction(
@@ -112,7 +159,7 @@ impl Backend for Mysql {
         conn: &mut AnyConnection,
         s: &SessionConfig,
     ) -> QueryResult<()> {
-        my(conn)?.batch_execute(&statement_time_sql(s.statement_timeout_ms))
+        set_statement_time(my(conn)?, s.statement_timeout_ms)
     }
 
     fn last_insert_id(&self, conn: &mut AnyConnection) -> QueryResult<i64> {

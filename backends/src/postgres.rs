@@ -90,7 +90,8 @@ impl Backend for Postgres {
     }
 
     fn ping(&self, conn: &mut AnyConnection) -> QueryResult<()> {
-        pg(conn)?.batch_execute("SELECT 1")
+        // diesel's own check (a cached `SELECT 1`), as on a diesel pool.
+        diesel::r2d2::R2D2Connection::ping(pg(conn)?)
     }
 
     fn begin(&self, conn: &mut AnyConnection, o: &TxOptions) -> QueryResult<()> {

@@ -72,7 +72,8 @@ impl Backend for Sqlite {
     }
 
     fn ping(&self, conn: &mut AnyConnection) -> QueryResult<()> {
-        lite(conn)?.batch_execute("SELECT 1")
+        // diesel's own check (a cached `SELECT 1`), as on a diesel pool.
+        diesel::r2d2::R2D2Connection::ping(lite(conn)?)
     }
 
     fn begin(&self, conn: &mut AnyConnection, o: &TxOptions) -> QueryResult<()> {

@@ -30,7 +30,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// Prepares a freshly opened connection (time zone, strict modes, pragmas, timeouts).
     fn prepare(&self, conn: &mut AnyConnection, settings: &SessionConfig) -> QueryResult<()>;
 
-    /// A cheap query proving the connection works.
+    /// A cheap query proving the connection works. The pool runs it on every checkout (with
+    /// `test_on_check_out`), so it must cost one round trip, as diesel's own check does.
     fn ping(&self, conn: &mut AnyConnection) -> QueryResult<()>;
 
     /// Begins a top-level transaction with the given options. Nothing set here may outlive the

@@ -27,6 +27,7 @@ mod lifecycle;
 mod migrate_diff;
 mod pool;
 mod relations;
+mod round_trips;
 mod schema;
 mod set_updates;
 mod shredding;

@@ -95,7 +95,11 @@ impl Cascading for Cascade<'_> {
         before: Image,
         after: Option<Image>,
     ) -> Result<()> {
-        let actor = (self.session.principal.clone()).ok_or_else(|| no_principal_for(meta.name))?;
+        let actor = self
+            .session
+            .principal
+            .clone()
+            .ok_or_else(|| no_principal_for(meta.name))?;
         let op = match after {
             Some(_) => AuditOp::Update,
             None => AuditOp::Delete,

@@ -68,11 +68,10 @@ impl crate::crypto::KeyContext for Session {
         before: Option<String>,
         after: Option<String>,
     ) -> Result<()> {
-        let actor = self.principal.clone().ok_or_else(|| {
-            Error::Forbidden(format!(
-                "changing {entity} is audited and needs an acting principal"
-            ))
-        })?;
+        let actor = self
+            .principal
+            .clone()
+            .ok_or_else(|| super::no_principal_for(&entity))?;
         let record = self.record_for(
             &actor,
             entity,

@@ -19,6 +19,7 @@ pub mod postgres;
 pub mod rebuild;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+pub mod two_phase;
 
 #[cfg(feature = "mysql")]
 pub use mysql::Mysql;

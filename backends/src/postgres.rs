@@ -34,6 +34,10 @@ pub(crate) fn literal(s: &str) -> String {
 }
 
 impl Backend for Postgres {
+    fn two_phase(&self) -> Option<&'static dyn custodian_core::backend::TwoPhase> {
+        Some(&crate::two_phase::PgPrepared)
+    }
+
     fn rewrite_table_storage(&self, conn: &mut AnyConnection, table: &str) -> QueryResult<()> {
         // VACUUM FULL writes the live rows to a new file and removes the old one (it needs the
         // table's owner, which created it). It keeps a deleted row while any transaction that

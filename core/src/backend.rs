@@ -160,4 +160,65 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// `secure_delete`, and the write-ahead log is checkpointed and truncated. Logs, replicas
     /// and backups are beyond its reach.
     fn rewrite_table_storage(&self, conn: &mut AnyConnection, table: &str) -> QueryResult<()>;
+
+    /// Two-phase commit, for branches of a coordinated transaction
+    /// ([`coordinate`](crate::coordinate)); `None` where the database cannot prepare a
+    /// transaction (SQLite).
+    fn two_phase(&self) -> Option<&'static dyn TwoPhase> {
+        None
+    }
+}
+
+/// The id of one branch of a coordinated transaction: the global id names the coordinator and
+/// the transaction, the branch number the participant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Xid {
+    /// `cust:<coordinator>:<uuid>`, at most 64 bytes (MariaDB's limit for `XA` ids).
+    pub global: String,
+    /// The participant's position in the coordinated transaction.
+    pub branch: u32,
+}
+
+/// What became of a prepared branch asked to commit or roll back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// It is committed or rolled back, as asked (or was already).
+    Resolved,
+    /// It is still attached to the live connection that prepared it, which alone can end it
+    /// (MariaDB keeps a prepared `XA` branch with its connection until that closes): its
+    /// coordinator is still running.
+    Attached,
+}
+
+/// How one database prepares, commits and rolls back a branch of a coordinated transaction:
+/// PostgreSQL `PREPARE TRANSACTION` / `COMMIT PREPARED`, MariaDB `XA`.
+///
+/// A prepared branch survives the connection that prepared it (and a server restart): any
+/// later connection to the same database can commit or roll it back by its [`Xid`].
+pub trait TwoPhase: Send + Sync + std::fmt::Debug {
+    /// Fails with [`Error::Config`] when the server is set up so that it cannot prepare
+    /// transactions (PostgreSQL with `max_prepared_transactions = 0`).
+    fn check(&self, conn: &mut AnyConnection) -> Result<(), Error>;
+
+    /// Begins branch `xid` with `options`; afterwards diesel's transaction manager counts one
+    /// open transaction, so savepoints nest inside the branch as in any transaction.
+    fn begin(&self, conn: &mut AnyConnection, options: &TxOptions, xid: &Xid) -> QueryResult<()>;
+
+    /// Prepares the branch open on `conn`. Afterwards, whether it succeeded or failed, the
+    /// connection is outside any transaction (a failed prepare rolled the branch back, unless
+    /// the connection was lost, when the server may or may not have prepared it).
+    fn prepare(&self, conn: &mut AnyConnection, xid: &Xid) -> QueryResult<()>;
+
+    /// Rolls back the branch still open (not prepared) on `conn`.
+    fn rollback_open(&self, conn: &mut AnyConnection, xid: &Xid) -> QueryResult<()>;
+
+    /// Commits a prepared branch. A branch no longer prepared was resolved by whoever got
+    /// there first, by the same decision: [`Resolution::Resolved`] too.
+    fn commit_prepared(&self, conn: &mut AnyConnection, xid: &Xid) -> QueryResult<Resolution>;
+
+    /// Rolls back a prepared branch; see [`TwoPhase::commit_prepared`].
+    fn rollback_prepared(&self, conn: &mut AnyConnection, xid: &Xid) -> QueryResult<Resolution>;
+
+    /// The prepared branches of this database whose global id starts with `prefix`.
+    fn prepared(&self, conn: &mut AnyConnection, prefix: &str) -> QueryResult<Vec<Xid>>;
 }

@@ -13,6 +13,7 @@ mod cached_update;
 pub mod config;
 mod conn;
 pub mod context;
+pub mod coordinate;
 pub mod crypto;
 mod db;
 pub mod entity;
@@ -37,6 +38,7 @@ pub use access::{AccessControl, Action, EntityRules};
 pub use backend::Backend;
 pub use config::{Config, DatabaseConfig, DatabaseUrl, PoolConfig, SessionConfig};
 pub use conn::{AnyConnection, MultiBackend};
+pub use coordinate::Coordinator;
 pub use crypto::{Crypto, Sealed};
 pub use db::Db;
 pub use entity::{

@@ -12,6 +12,7 @@
 //! custodian migrate generate --dir DIR --name NAME [--allow-data-loss]   (needs the entities)
 //! custodian drift       [DB]                                             (needs the entities)
 //! custodian rotate-keys [DB] --actor ID [--batch N]
+//! custodian recover     --coordinator NAME --log URL URL...
 //!
 //! DB: --url URL | --config FILE [--database NAME]   (default: DATABASE_URL)
 //! ```
@@ -43,6 +44,7 @@
 
 mod admin;
 mod audit;
+mod coordinate;
 mod schema;
 
 use crate::{Config, DatabaseConfig, EntityMeta};
@@ -120,6 +122,9 @@ enum Command {
     },
     /// Re-wrap every data key under the active master key, batch by batch
     RotateKeys(admin::RotateArgs),
+    /// Commit or roll back, by its recovery log, what a crashed coordinator left prepared;
+    /// exit status 1 when a branch is still held by a live connection
+    Recover(coordinate::RecoverArgs),
 }
 
 impl Command {
@@ -133,6 +138,7 @@ impl Command {
             Command::Migrate(m) => m.db_args_mut(),
             Command::Drift { db } => Some(db),
             Command::RotateKeys(a) => Some(&mut a.db),
+            Command::Recover(_) => None,
         }
     }
 }
@@ -216,6 +222,7 @@ fn run(cli: Cli, entities: &[EntityMeta]) -> Result<u8, Failure> {
         Command::Migrate(m) => admin::migrate(&m, entities),
         Command::Drift { db } => schema::drift(&db, entities),
         Command::RotateKeys(a) => admin::rotate_keys(&a),
+        Command::Recover(a) => coordinate::recover(&a),
     }
 }
 

@@ -16,6 +16,7 @@ mod build_features;
 mod cascades;
 mod cli;
 mod config;
+mod coordinate;
 mod crud;
 mod crypto;
 mod encrypted;

@@ -224,6 +224,7 @@ fn attribute_to_field<E: Entity>(mut err: Error) -> Error {
 }
 
 mod audit_log;
+mod branch;
 mod cascade;
 mod context;
 mod history;

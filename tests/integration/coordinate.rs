@@ -145,6 +145,40 @@ fn prepare_tables(db: &Db) {
         .unwrap();
 }
 
+/// Rolls back, when dropped, any XA branch this process's coordinators left prepared on the
+/// MariaDB server: a failed assertion must not leave locks that would block the test
+/// database's `DROP DATABASE` for ever. Declare it after the MariaDB database, so it drops
+/// first.
+struct XaSweep(String);
+
+impl Drop for XaSweep {
+    fn drop(&mut self) {
+        use custodian::diesel::RunQueryDsl;
+        #[derive(custodian::diesel::QueryableByName)]
+        struct XaRow {
+            #[diesel(sql_type = custodian::diesel::sql_types::BigInt)]
+            gtrid_length: i64,
+            #[diesel(sql_type = custodian::diesel::sql_types::Binary)]
+            data: Vec<u8>,
+        }
+        let Ok(mut c) = custodian::diesel::MysqlConnection::establish(&self.0) else {
+            return;
+        };
+        let mine = format!("cust:t{}x", std::process::id() % 100_000);
+        let rows: Vec<XaRow> = custodian::diesel::sql_query("XA RECOVER")
+            .load(&mut c)
+            .unwrap_or_default();
+        for r in rows {
+            let split = r.gtrid_length as usize;
+            let (g, b) = r.data.split_at(split.min(r.data.len()));
+            let (g, b) = (String::from_utf8_lossy(g), String::from_utf8_lossy(b));
+            if g.starts_with(&mine) {
+                let _ = c.batch_execute(&format!("XA ROLLBACK '{g}','{b}'"));
+            }
+        }
+    }
+}
+
 fn unique_name() -> String {
     format!(
         "t{}x{}",
@@ -264,6 +298,7 @@ fn a_transfer_commits_in_both_databases() {
     let _shared = PRIVATE_PG.read().unwrap_or_else(|p| p.into_inner());
     let pg = PreparedPg::new();
     let my = TestDb::new(BackendKind::Mysql);
+    let _sweep = XaSweep(my.url.clone());
     let log = TestDb::new(BackendKind::Sqlite);
     prepare_tables(&pg);
     prepare_tables(&my);
@@ -353,6 +388,7 @@ fn a_killed_coordinator_leaves_all_or_nothing_after_recover() {
         .unwrap_or(1000);
     let pg = PreparedPg::new();
     let my = TestDb::new(BackendKind::Mysql);
+    let _sweep = XaSweep(my.url.clone());
     let log = TestDb::new(BackendKind::Sqlite);
     prepare_tables(&pg);
     prepare_tables(&my);
@@ -442,6 +478,7 @@ fn a_prepared_branch_survives_a_server_restart() {
     let _exclusive = PRIVATE_PG.write().unwrap_or_else(|p| p.into_inner());
     let pg = PreparedPg::new();
     let my = TestDb::new(BackendKind::Mysql);
+    let _sweep = XaSweep(my.url.clone());
     let log = TestDb::new(BackendKind::Sqlite);
     prepare_tables(&pg);
     prepare_tables(&my);
@@ -493,6 +530,7 @@ fn sqlite_takes_part_as_the_log_database() {
     let _shared = PRIVATE_PG.read().unwrap_or_else(|p| p.into_inner());
     let pg = PreparedPg::new();
     let my = TestDb::new(BackendKind::Mysql);
+    let _sweep = XaSweep(my.url.clone());
     let lite = TestDb::new(BackendKind::Sqlite);
     for db in [&*pg, &*my, &*lite] {
         prepare_tables(db);
@@ -536,6 +574,7 @@ fn sqlite_takes_part_as_the_log_database() {
 fn what_cannot_prepare_is_refused() {
     let pg0 = TestDb::new(BackendKind::Postgres);
     let my = TestDb::new(BackendKind::Mysql);
+    let _sweep = XaSweep(my.url.clone());
     let lite = TestDb::new(BackendKind::Sqlite);
     let log = TestDb::new(BackendKind::Sqlite);
     for db in [&*pg0, &*my, &*lite] {
@@ -576,6 +615,7 @@ fn a_recovery_racing_a_live_coordinator_wins_cleanly() {
     let _shared = PRIVATE_PG.read().unwrap_or_else(|p| p.into_inner());
     let pg = PreparedPg::new();
     let my = TestDb::new(BackendKind::Mysql);
+    let _sweep = XaSweep(my.url.clone());
     prepare_tables(&pg);
     prepare_tables(&my);
     let name = unique_name();

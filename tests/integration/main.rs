@@ -29,6 +29,7 @@ mod pool;
 mod relations;
 mod round_trips;
 mod schema;
+mod set_fast_path;
 mod set_updates;
 mod shredding;
 mod tamper;

@@ -17,11 +17,15 @@
 //!
 //! Any failure rolls the whole write back: nothing is changed and nothing recorded.
 
-use super::set_sql::{DeleteKeys, SetKeys, Stamped, TenantScope};
+use super::set_sql::{key_order, DeleteKeys, SetKeys, SetLocked, Stamped, TenantScope};
 use super::*;
 use crate::conn::MultiBackend;
 use crate::entity::{ColumnMeta, KeysFilter};
 use diesel::query_builder::{AsChangeset, QueryFragment};
+
+/// A set update's rows in key order (key, before image, row as read), and the rows as
+/// updated by key image.
+type UpdatedRows<E> = (Vec<(<E as Entity>::Key, Image, E)>, HashMap<String, Image>);
 
 impl Session {
     /// Updates every live row of `E` that `filter` matches with a changeset in diesel's own
@@ -82,10 +86,40 @@ impl Session {
             return Ok(0);
         };
         let set = changes.as_changeset();
-        self.check_assignments::<E>(&set)?;
+        let assigned = self.check_assignments::<E>(&set)?;
+        let guarded = self.can_refuse_after_update::<E>(&assigned);
         let locked = filter.locked(scope);
-        self.set_write_tx(|s| s.update_locked::<E, _, _>(locked, set))
-            .map_err(attribute_to_field::<E>)
+        self.set_write_tx(guarded, |s| {
+            let mut wrote = false;
+            let outcome = s.update_locked::<E, _, _>(locked, set, &mut wrote);
+            if let Err(e) = &outcome {
+                if wrote && !guarded {
+                    s.doom(e);
+                }
+            }
+            outcome
+        })
+        .map_err(attribute_to_field::<E>)
+    }
+
+    /// Whether a set update of `E` assigning `assigned` can still be refused once its
+    /// statement has run, for a reason of the caller's making: the entity has validators
+    /// (they judge the rows as updated) or hooks, the changeset assigns the tenant column
+    /// (a row may leave the principal's tenant), or it assigns a foreign key the access
+    /// policy checks. Such an update runs in a savepoint inside the caller's transaction,
+    /// so that a refusal undoes only it; any other runs without one (see
+    /// [`Session::update_where`]).
+    fn can_refuse_after_update<E: Entity>(&self, assigned: &[&'static str]) -> bool {
+        if E::HOOKS || E::raw_validates() {
+            return true;
+        }
+        let Some(ac) = self.access.as_deref() else {
+            return false;
+        };
+        let tenant = ac.tenant_column(&E::META);
+        E::META.columns.iter().any(|c| {
+            assigned.contains(&c.name) && (c.references.is_some() || tenant == Some(c.name))
+        })
     }
 
     /// Deletes every live row of `E` that `filter` matches and returns the number of rows
@@ -107,7 +141,7 @@ impl Session {
             return Ok(0);
         };
         let locked = filter.locked(scope);
-        self.set_write_tx(|s| s.delete_locked::<E, _>(locked))
+        self.set_write_tx(true, |s| s.delete_locked::<E, _>(locked))
             .map_err(attribute_to_field::<E>)
     }
 
@@ -144,7 +178,8 @@ impl Session {
     fn check_assignments<E: Entity>(
         &mut self,
         set: &impl QueryFragment<MultiBackend>,
-    ) -> Result<()> {
+    ) -> Result<Vec<&'static str>> {
+        let mut assignments = Vec::new();
         let sql = crate::conn::run::render_sql(&self.conn, |qb, backend| set.to_sql(qb, backend))
             .map_err(|e| self.classify(e))?;
         let masked = match self.access.as_deref() {
@@ -161,6 +196,7 @@ impl Session {
             if !assigned {
                 continue;
             }
+            assignments.push(c.name);
             if maintained::<E>(c)
                 || c.role == ColumnRole::Version
                 || c.role == ColumnRole::UpdatedAt
@@ -176,15 +212,21 @@ impl Session {
                 return Err(self.deny::<E>(Action::Update, None, &why));
             }
         }
-        Ok(())
+        Ok(assignments)
     }
 
-    /// Runs a set-based write in its own transaction, or in a savepoint of custodian's open
-    /// transaction, so that a failure after its statement (a validator, a check of the rows as
-    /// updated) undoes the statement even when the caller goes on; inside a transaction
-    /// opened on the raw connection it joins that one (whose rollback is the caller's).
-    fn set_write_tx<T>(&mut self, f: impl FnOnce(&mut Session) -> Result<T>) -> Result<T> {
-        if self.depth == 0 {
+    /// Runs a set-based write in its own transaction, or inside custodian's open transaction:
+    /// `guarded`, in a savepoint of it, so that a failure after its statement (a validator, a
+    /// check of the rows as updated) undoes the statement even when the caller goes on;
+    /// otherwise in the transaction itself (the write dooms it if it fails half-way). Inside
+    /// a transaction opened on the raw connection it joins that one (whose rollback is the
+    /// caller's).
+    fn set_write_tx<T>(
+        &mut self,
+        guarded: bool,
+        f: impl FnOnce(&mut Session) -> Result<T>,
+    ) -> Result<T> {
+        if self.depth == 0 || !guarded {
             return self.in_transaction(f);
         }
         let mut f = Some(f);
@@ -231,17 +273,19 @@ impl Session {
             .collect()
     }
 
-    fn update_locked<E: Entity, Q, S>(&mut self, locked: Q, set: S) -> Result<usize>
+    /// The locking read, the update by key and the checks of the rows as updated; `wrote`
+    /// turns true once an update statement is sent (it may have changed rows).
+    fn update_locked<E: Entity, Q, S>(
+        &mut self,
+        locked: Q,
+        set: S,
+        wrote: &mut bool,
+    ) -> Result<usize>
     where
-        Q: for<'a> LoadQuery<'a, AnyConnection, E>,
+        Q: for<'a> LoadQuery<'a, AnyConnection, E> + QueryFragment<MultiBackend>,
         S: QueryFragment<MultiBackend>,
     {
         let now = now_utc();
-        let rows = self.lock_rows::<E, _>(locked)?;
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        let keys: Vec<E::Key> = rows.iter().map(|(k, _, _)| k.clone()).collect();
         let mut stamps = Vec::new();
         if let Some(c) = E::META.role(ColumnRole::UpdatedAt) {
             stamps.push(Stamped::Now(c.name, crate::sql_types::StoredDatetime(now)));
@@ -249,38 +293,31 @@ impl Session {
         if let Some(c) = E::META.role(ColumnRole::Version) {
             stamps.push(Stamped::Increment(c.name));
         }
-        // The rows as updated, by key image: returned by the update itself where the backend
-        // has `RETURNING` (PostgreSQL, SQLite), else read back by key.
-        let mut after: HashMap<String, Image> = HashMap::with_capacity(keys.len());
-        let keep = |after: &mut HashMap<String, Image>, rows: Vec<E>| -> Result<()> {
-            for row in rows {
-                let key = E::raw_key_image(&row.key()).map_err(image_error::<E>)?;
-                after.insert(key.to_string(), row.raw_image().map_err(image_error::<E>)?);
+        // PostgreSQL: the locking read inside the update, both images returned by it.
+        let pairs = match E::META.schema {
+            None => {
+                let statement = SetLocked {
+                    meta: &E::META,
+                    set: &set,
+                    stamps: &stamps,
+                    locked: &locked,
+                };
+                // Once the update is sent, its rows may have changed even if it fails later
+                // (its result not decoding, say).
+                *wrote = true;
+                let pairs =
+                    self.run(|c| E::raw_update_returning_both(Internal::new(), c, &statement))?;
+                *wrote = pairs.is_some();
+                pairs
             }
-            Ok(())
+            Some(_) => None,
         };
-        let mut read_back = false;
-        for chunk in keys.chunks(self.keys_per_statement::<E>()) {
-            let filter = Self::keys_filter::<E>(chunk)?;
-            let statement = SetKeys {
-                meta: &E::META,
-                set: Some(&set),
-                stamps: &stamps,
-                filter: &filter,
-            };
-            match self.run(|c| E::raw_update_returning(Internal::new(), c, &statement))? {
-                Some(rows) => keep(&mut after, rows)?,
-                None => {
-                    self.run(|c| statement.execute(c))?;
-                    read_back = true;
-                }
-            }
-        }
-        if read_back {
-            for chunk in keys.chunks(self.db.backend.max_bind_params().max(1)) {
-                let rows = self.run(|c| E::raw_find_many(Internal::new(), c, chunk))?;
-                keep(&mut after, rows)?;
-            }
+        let (rows, mut after) = match pairs {
+            Some(pairs) => self.both_images::<E>(pairs)?,
+            None => self.lock_and_update::<E, _, _>(locked, &set, &stamps, wrote)?,
+        };
+        if rows.is_empty() {
+            return Ok(0);
         }
         let access = self.access.clone();
         let principal = self.principal.clone();
@@ -336,6 +373,76 @@ impl Session {
         }
         self.record_audit(trail)?;
         Ok(updated.len())
+    }
+
+    /// The rows of PostgreSQL's one-statement set update, as the other backends' path gives
+    /// them: `(key, before image, row)` in key order, and the after images by key image.
+    fn both_images<E: Entity>(&mut self, pairs: Vec<(E, E)>) -> Result<UpdatedRows<E>> {
+        let mut rows = Vec::with_capacity(pairs.len());
+        let mut after = HashMap::with_capacity(pairs.len());
+        for (old, new) in pairs {
+            let image = old.raw_image().map_err(image_error::<E>)?;
+            // A row kept for a guarded update is stale now.
+            let _ = self.recall::<E>(&old.key());
+            let key = E::raw_key_image(&new.key()).map_err(image_error::<E>)?;
+            after.insert(key.to_string(), new.raw_image().map_err(image_error::<E>)?);
+            let order = E::raw_key_image(&old.key()).map_err(image_error::<E>)?;
+            rows.push((order, (old.key(), image, old)));
+        }
+        rows.sort_by(|a, b| key_order(&a.0, &b.0));
+        Ok((rows.into_iter().map(|(_, row)| row).collect(), after))
+    }
+
+    /// The locking read of a set update, then the update by key (with `RETURNING` where the
+    /// backend has it, else followed by a read of the rows as updated).
+    fn lock_and_update<E: Entity, Q, S>(
+        &mut self,
+        locked: Q,
+        set: &S,
+        stamps: &[Stamped],
+        wrote: &mut bool,
+    ) -> Result<UpdatedRows<E>>
+    where
+        Q: for<'a> LoadQuery<'a, AnyConnection, E>,
+        S: QueryFragment<MultiBackend>,
+    {
+        let rows = self.lock_rows::<E, _>(locked)?;
+        let keys: Vec<E::Key> = rows.iter().map(|(k, _, _)| k.clone()).collect();
+        // The rows as updated, by key image: returned by the update itself where the backend
+        // has `RETURNING` (SQLite), else read back by key.
+        let mut after: HashMap<String, Image> = HashMap::with_capacity(keys.len());
+        let keep = |after: &mut HashMap<String, Image>, rows: Vec<E>| -> Result<()> {
+            for row in rows {
+                let key = E::raw_key_image(&row.key()).map_err(image_error::<E>)?;
+                after.insert(key.to_string(), row.raw_image().map_err(image_error::<E>)?);
+            }
+            Ok(())
+        };
+        let mut read_back = false;
+        for chunk in keys.chunks(self.keys_per_statement::<E>()) {
+            let filter = Self::keys_filter::<E>(chunk)?;
+            let statement = SetKeys {
+                meta: &E::META,
+                set: Some(set),
+                stamps,
+                filter: &filter,
+            };
+            *wrote = true;
+            match self.run(|c| E::raw_update_returning(Internal::new(), c, &statement))? {
+                Some(rows) => keep(&mut after, rows)?,
+                None => {
+                    self.run(|c| statement.execute(c))?;
+                    read_back = true;
+                }
+            }
+        }
+        if read_back {
+            for chunk in keys.chunks(self.db.backend.max_bind_params().max(1)) {
+                let rows = self.run(|c| E::raw_find_many(Internal::new(), c, chunk))?;
+                keep(&mut after, rows)?;
+            }
+        }
+        Ok((rows, after))
     }
 
     fn delete_locked<E: Entity, Q>(&mut self, locked: Q) -> Result<usize>

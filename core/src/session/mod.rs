@@ -236,6 +236,7 @@ mod policy;
 mod read;
 mod relations;
 mod set_sql;
+mod set_update;
 mod set_write;
 mod shared;
 mod tx;

@@ -8,24 +8,23 @@
 //!    rows of other tenants are neither changed nor counted.
 //! 2. The matching rows are read under a lock, in key order (`FOR UPDATE` on PostgreSQL and
 //!    MariaDB; SQLite's write transaction keeps other writers out): their true before images.
-//! 3. The statement changes exactly those keys (`key IN (...)`), setting `updated_at` and
-//!    bumping `version` (updates) or setting `deleted_at` (soft delete).
+//!    Lifecycle hooks' `before_*` run on them.
+//! 3. The statement changes exactly those rows, setting `updated_at` and bumping `version`
+//!    (updates) or setting `deleted_at` (soft delete). PostgreSQL updates with the locking
+//!    read as its sub-select, in one statement returning both images (see `set_update`).
 //! 4. The rows as updated (returned by the update on PostgreSQL and SQLite, read again by key
 //!    on MariaDB): their after images are checked (columns the write path
 //!    maintains untouched, still in the principal's tenant, masked columns unchanged, foreign
-//!    keys readable, entity validators pass) and become one audit record per row.
+//!    keys readable, entity validators pass) and become one audit record per row; `after_*`
+//!    hooks run on them.
 //!
 //! Any failure rolls the whole write back: nothing is changed and nothing recorded.
 
-use super::set_sql::{key_order, DeleteKeys, SetKeys, SetLocked, Stamped, TenantScope};
+use super::set_sql::{DeleteKeys, SetKeys, Stamped, TenantScope};
 use super::*;
 use crate::conn::MultiBackend;
 use crate::entity::{ColumnMeta, KeysFilter};
 use diesel::query_builder::{AsChangeset, QueryFragment};
-
-/// A set update's rows in key order (key, before image, row as read), and the rows as
-/// updated by key image.
-type UpdatedRows<E> = (Vec<(<E as Entity>::Key, Image, E)>, HashMap<String, Image>);
 
 impl Session {
     /// Updates every live row of `E` that `filter` matches with a changeset in diesel's own
@@ -35,35 +34,49 @@ impl Session {
     ///
     /// `filter` is any diesel boolean expression over `E`'s table that `E::query().filter(..)`
     /// accepts; `changes` any changeset of `E`'s table (`column.eq(expression)`, or a tuple of
-    /// them). It runs on the write path, in a transaction of its own (a savepoint inside the
-    /// caller's transaction):
+    /// them). It runs on the write path, in a transaction of its own, or in the caller's:
     ///
     /// - the role must allow updates of `E`; rows outside the principal's tenant never match
     ///   (the scope is ANDed into the filter in SQL), so they are neither changed nor counted;
     /// - the matching rows are read with a lock, in key order (`SELECT … FOR UPDATE` on
     ///   PostgreSQL and MariaDB; on SQLite the write transaction keeps other writers out), then
     ///   updated by key: concurrent set updates of the same rows wait for each other, and none
-    ///   is lost at the default isolation level;
+    ///   is lost at the default isolation level. On PostgreSQL the locking read is a sub-select
+    ///   of the update, which returns each row as it was and as updated: one statement;
+    ///   SQLite's update returns the rows as updated (two statements); MariaDB reads them
+    ///   back by key (three);
     /// - `updated_at` is set and `version` bumped on every updated row;
     /// - the changeset may not assign the key, a column the write path maintains (version,
     ///   timestamps, soft-delete marker, encrypted fields and their blind indexes) or a column
     ///   the principal sees masked ([`Error::Forbidden`] before any SQL);
-    /// - the rows as updated (returned by the update itself on PostgreSQL and SQLite, read
-    ///   back by key on MariaDB) are checked: they may not leave the principal's tenant, their
+    /// - the rows as updated are checked: they may not leave the principal's tenant, their
     ///   foreign keys must name parents it may read ([`Error::Forbidden`], recorded as a
     ///   `denied` record), and every one must pass the entity's validators
     ///   ([`Error::Validation`], `index` naming the row in key order). Validators need whole
     ///   rows, so they judge the rows as updated, after the statement, and a failure rolls
     ///   the statement back;
+    /// - lifecycle hooks: `before_update` runs on every locked row as it is before the update
+    ///   (the database computes the new values, so the hook sees the old ones), in key order,
+    ///   before the statement; it may refuse (an `Err` rolls the whole set update back) but
+    ///   not change the value, since a set update writes only its changeset (a changed value
+    ///   is refused with [`Error::Config`] rather than silently dropped: use
+    ///   [`Session::update`] for such hooks). `after_update` runs on every row as updated,
+    ///   after its audit record is made; an `Err` rolls everything back too;
     /// - audited entities get one `update` record per row with its true before and after
     ///   images, in the same transaction.
     ///
     /// Any failure (including a database error such as a check constraint, as a typed
-    /// [`Error`]) rolls everything back: no row changed, nothing recorded. Entities with
-    /// lifecycle hooks are refused ([`Error::Config`]): their `before_update` hook needs the
-    /// row before the database computes it. Use [`Session::update`] for them. Like
-    /// [`Session::select`], a filter on a masked column can tell, by the count, something
-    /// about the masked values.
+    /// [`Error`]) rolls everything back: no row changed, nothing recorded. Inside the caller's
+    /// transaction the update runs in a savepoint when the caller can make it fail after its
+    /// statement (the entity has validators or hooks, or the changeset assigns the tenant
+    /// column or a foreign key the access policy checks), so that such a refusal undoes only
+    /// the set update and the caller may go on. Otherwise it runs without one (a savepoint
+    /// costs two statements): if it then fails after its statement was sent (a database error
+    /// in the update, or something only a database trigger could cause), the caller's
+    /// transaction (or enclosing savepoint) can only roll back, and committing it fails with
+    /// [`IntegrityKind::RollbackOnly`](crate::IntegrityKind::RollbackOnly) after rolling it
+    /// back, so no half-done set update is ever kept. Like [`Session::select`], a filter on a
+    /// masked column can tell, by the count, something about the masked values.
     ///
     /// A runnable example is in the `custodian` crate's `guide::session` module ("Set-based
     /// updates and deletes"), run as a doctest.
@@ -72,16 +85,6 @@ impl Session {
         filter: impl SetFilter<E>,
         changes: impl AsChangeset<Target = E::Table, Changeset = impl QueryFragment<MultiBackend>>,
     ) -> Result<usize> {
-        if E::HOOKS {
-            return Err(Error::config(
-                "update_where",
-                format!(
-                    "{} has lifecycle hooks, which need each row before it is written: use \
-                     Session::update",
-                    E::META.name
-                ),
-            ));
-        }
         let Some(scope) = self.set_write_scope::<E>(Action::Update)? else {
             return Ok(0);
         };
@@ -100,26 +103,6 @@ impl Session {
             outcome
         })
         .map_err(attribute_to_field::<E>)
-    }
-
-    /// Whether a set update of `E` assigning `assigned` can still be refused once its
-    /// statement has run, for a reason of the caller's making: the entity has validators
-    /// (they judge the rows as updated) or hooks, the changeset assigns the tenant column
-    /// (a row may leave the principal's tenant), or it assigns a foreign key the access
-    /// policy checks. Such an update runs in a savepoint inside the caller's transaction,
-    /// so that a refusal undoes only it; any other runs without one (see
-    /// [`Session::update_where`]).
-    fn can_refuse_after_update<E: Entity>(&self, assigned: &[&'static str]) -> bool {
-        if E::HOOKS || E::raw_validates() {
-            return true;
-        }
-        let Some(ac) = self.access.as_deref() else {
-            return false;
-        };
-        let tenant = ac.tenant_column(&E::META);
-        E::META.columns.iter().any(|c| {
-            assigned.contains(&c.name) && (c.references.is_some() || tenant == Some(c.name))
-        })
     }
 
     /// Deletes every live row of `E` that `filter` matches and returns the number of rows
@@ -240,7 +223,7 @@ impl Session {
     }
 
     /// How many keys one set-based statement names: a composite key one at a time.
-    fn keys_per_statement<E: Entity>(&self) -> usize {
+    pub(super) fn keys_per_statement<E: Entity>(&self) -> usize {
         if E::META.primary_key().count() > 1 {
             1
         } else {
@@ -248,7 +231,7 @@ impl Session {
         }
     }
 
-    fn keys_filter<E: Entity>(keys: &[E::Key]) -> Result<KeysFilter<E>> {
+    pub(super) fn keys_filter<E: Entity>(keys: &[E::Key]) -> Result<KeysFilter<E>> {
         E::raw_keys_filter(keys).ok_or_else(|| {
             Error::config(
                 "update_where/delete_where",
@@ -258,7 +241,7 @@ impl Session {
     }
 
     /// The locked rows of a set-based write, with their keys and images.
-    fn lock_rows<E: Entity, Q>(&mut self, locked: Q) -> Result<Vec<(E::Key, Image, E)>>
+    pub(super) fn lock_rows<E: Entity, Q>(&mut self, locked: Q) -> Result<Vec<(E::Key, Image, E)>>
     where
         Q: for<'a> LoadQuery<'a, AnyConnection, E>,
     {
@@ -271,178 +254,6 @@ impl Session {
                 Ok((row.key(), image, row))
             })
             .collect()
-    }
-
-    /// The locking read, the update by key and the checks of the rows as updated; `wrote`
-    /// turns true once an update statement is sent (it may have changed rows).
-    fn update_locked<E: Entity, Q, S>(
-        &mut self,
-        locked: Q,
-        set: S,
-        wrote: &mut bool,
-    ) -> Result<usize>
-    where
-        Q: for<'a> LoadQuery<'a, AnyConnection, E> + QueryFragment<MultiBackend>,
-        S: QueryFragment<MultiBackend>,
-    {
-        let now = now_utc();
-        let mut stamps = Vec::new();
-        if let Some(c) = E::META.role(ColumnRole::UpdatedAt) {
-            stamps.push(Stamped::Now(c.name, crate::sql_types::StoredDatetime(now)));
-        }
-        if let Some(c) = E::META.role(ColumnRole::Version) {
-            stamps.push(Stamped::Increment(c.name));
-        }
-        // PostgreSQL: the locking read inside the update, both images returned by it.
-        let pairs = match E::META.schema {
-            None => {
-                let statement = SetLocked {
-                    meta: &E::META,
-                    set: &set,
-                    stamps: &stamps,
-                    locked: &locked,
-                };
-                // Once the update is sent, its rows may have changed even if it fails later
-                // (its result not decoding, say).
-                *wrote = true;
-                let pairs =
-                    self.run(|c| E::raw_update_returning_both(Internal::new(), c, &statement))?;
-                *wrote = pairs.is_some();
-                pairs
-            }
-            Some(_) => None,
-        };
-        let (rows, mut after) = match pairs {
-            Some(pairs) => self.both_images::<E>(pairs)?,
-            None => self.lock_and_update::<E, _, _>(locked, &set, &stamps, wrote)?,
-        };
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        let access = self.access.clone();
-        let principal = self.principal.clone();
-        let masked = access
-            .as_deref()
-            .map(|ac| ac.masked_columns(&E::META, principal.as_deref()))
-            .unwrap_or_default();
-        let mut updated = Vec::with_capacity(rows.len());
-        let mut trail = Vec::new();
-        for (i, (key, before, _)) in rows.into_iter().enumerate() {
-            let key_image = E::raw_key_image(&key).map_err(image_error::<E>)?;
-            let Some(image) = after.remove(&key_image.to_string()) else {
-                return Err(Error::Forbidden(format!(
-                    "a set update of {} may not change a row's key or soft-delete marker \
-                     ({key:?})",
-                    E::META.name
-                )));
-            };
-            if let Some(column) = changed_maintained::<E>(&before, &image) {
-                return Err(Error::Forbidden(format!(
-                    "a set update of {} may not assign `{column}`: the write path maintains it",
-                    E::META.name
-                )));
-            }
-            if let Some(column) = masked.iter().find(|c| before.get(*c) != image.get(*c)) {
-                let why = format!("`{column}` is masked for the principal, so read-only");
-                return Err(self.deny::<E>(Action::Update, Some(&key), &why));
-            }
-            if let Some(ac) = access.as_deref() {
-                if !ac.row_in_scope(&E::META, &image, principal.as_deref()) {
-                    let why = "the update would move the row to another tenant";
-                    return Err(self.deny::<E>(Action::Update, Some(&key), why));
-                }
-            }
-            let row = E::raw_from_image(&image).map_err(image_error::<E>)?;
-            if let Err(mut v) = row.validate() {
-                v.index = Some(i);
-                return Err(Error::Validation(v));
-            }
-            if E::AUDITED {
-                trail.push(self.audit_record::<E>(
-                    AuditOp::Update,
-                    &key,
-                    Some(before),
-                    Some(image),
-                    now,
-                )?);
-            }
-            updated.push(row);
-        }
-        if let Some(ac) = access.as_deref() {
-            self.check_references::<E>(ac, Action::Update, &updated)?;
-        }
-        self.record_audit(trail)?;
-        Ok(updated.len())
-    }
-
-    /// The rows of PostgreSQL's one-statement set update, as the other backends' path gives
-    /// them: `(key, before image, row)` in key order, and the after images by key image.
-    fn both_images<E: Entity>(&mut self, pairs: Vec<(E, E)>) -> Result<UpdatedRows<E>> {
-        let mut rows = Vec::with_capacity(pairs.len());
-        let mut after = HashMap::with_capacity(pairs.len());
-        for (old, new) in pairs {
-            let image = old.raw_image().map_err(image_error::<E>)?;
-            // A row kept for a guarded update is stale now.
-            let _ = self.recall::<E>(&old.key());
-            let key = E::raw_key_image(&new.key()).map_err(image_error::<E>)?;
-            after.insert(key.to_string(), new.raw_image().map_err(image_error::<E>)?);
-            let order = E::raw_key_image(&old.key()).map_err(image_error::<E>)?;
-            rows.push((order, (old.key(), image, old)));
-        }
-        rows.sort_by(|a, b| key_order(&a.0, &b.0));
-        Ok((rows.into_iter().map(|(_, row)| row).collect(), after))
-    }
-
-    /// The locking read of a set update, then the update by key (with `RETURNING` where the
-    /// backend has it, else followed by a read of the rows as updated).
-    fn lock_and_update<E: Entity, Q, S>(
-        &mut self,
-        locked: Q,
-        set: &S,
-        stamps: &[Stamped],
-        wrote: &mut bool,
-    ) -> Result<UpdatedRows<E>>
-    where
-        Q: for<'a> LoadQuery<'a, AnyConnection, E>,
-        S: QueryFragment<MultiBackend>,
-    {
-        let rows = self.lock_rows::<E, _>(locked)?;
-        let keys: Vec<E::Key> = rows.iter().map(|(k, _, _)| k.clone()).collect();
-        // The rows as updated, by key image: returned by the update itself where the backend
-        // has `RETURNING` (SQLite), else read back by key.
-        let mut after: HashMap<String, Image> = HashMap::with_capacity(keys.len());
-        let keep = |after: &mut HashMap<String, Image>, rows: Vec<E>| -> Result<()> {
-            for row in rows {
-                let key = E::raw_key_image(&row.key()).map_err(image_error::<E>)?;
-                after.insert(key.to_string(), row.raw_image().map_err(image_error::<E>)?);
-            }
-            Ok(())
-        };
-        let mut read_back = false;
-        for chunk in keys.chunks(self.keys_per_statement::<E>()) {
-            let filter = Self::keys_filter::<E>(chunk)?;
-            let statement = SetKeys {
-                meta: &E::META,
-                set: Some(set),
-                stamps,
-                filter: &filter,
-            };
-            *wrote = true;
-            match self.run(|c| E::raw_update_returning(Internal::new(), c, &statement))? {
-                Some(rows) => keep(&mut after, rows)?,
-                None => {
-                    self.run(|c| statement.execute(c))?;
-                    read_back = true;
-                }
-            }
-        }
-        if read_back {
-            for chunk in keys.chunks(self.db.backend.max_bind_params().max(1)) {
-                let rows = self.run(|c| E::raw_find_many(Internal::new(), c, chunk))?;
-                keep(&mut after, rows)?;
-            }
-        }
-        Ok((rows, after))
     }
 
     fn delete_locked<E: Entity, Q>(&mut self, locked: Q) -> Result<usize>
@@ -556,34 +367,10 @@ impl Session {
     }
 }
 
-/// The first column the write path maintains that a set update changed otherwise than the
-/// write path does: the key, `created_at`, `deleted_at`, encrypted fields, blind indexes and
-/// the data subject (of entities with encrypted fields), a version not bumped by exactly one.
-/// `updated_at` is the write path's own assignment (a second assignment of it is refused by
-/// PostgreSQL and SQLite, and on MariaDB the write path's comes last).
-fn changed_maintained<E: Entity>(before: &Image, after: &Image) -> Option<&'static str> {
-    for c in E::META.columns {
-        let (b, a) = (before.get(c.name), after.get(c.name));
-        if maintained::<E>(c) && b != a {
-            return Some(c.field);
-        }
-        if c.role == ColumnRole::Version {
-            let bumped = match (b.and_then(|v| v.as_i64()), a.and_then(|v| v.as_i64())) {
-                (Some(b), Some(a)) => a == b + 1,
-                _ => false,
-            };
-            if !bumped {
-                return Some(c.field);
-            }
-        }
-    }
-    None
-}
-
 /// Columns a set update must leave as they are: the key, `created_at`, `deleted_at`, encrypted
 /// fields, blind indexes and (with encrypted fields) the data subject. `version` and
 /// `updated_at` the write path sets itself.
-fn maintained<E: Entity>(c: &ColumnMeta) -> bool {
+pub(super) fn maintained<E: Entity>(c: &ColumnMeta) -> bool {
     c.primary_key
         || matches!(c.role, ColumnRole::CreatedAt | ColumnRole::DeletedAt)
         || c.encrypted

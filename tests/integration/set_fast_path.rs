@@ -1,14 +1,16 @@
 //! The fast path of `Session::update_where` inside a caller's transaction, on every backend: an
 //! entity without validators or hooks, whose changeset assigns neither the tenant column nor
 //! a foreign key, is updated without a savepoint, in the fewest statements the database
-//! allows (PostgreSQL one, SQLite two, MariaDB three), with true images in its records; and
-//! when such an update fails after its statement ran, the caller's transaction (or savepoint)
-//! can no longer commit, so no half-done set update is ever kept.
+//! allows (PostgreSQL one, SQLite two, MariaDB three), with true images in its records; an
+//! unaudited one needs no images and is one `UPDATE` on every backend, still scoped to the
+//! principal's tenant and to live rows; and when a fast-path update fails after its statement
+//! ran, the caller's transaction (or savepoint) can no longer commit, so no half-done set
+//! update is ever kept.
 
 use crate::common::{count_statements, TestDb};
 use custodian::audit::tables::custodian_audit as a;
 use custodian::prelude::*;
-use custodian::{BackendKind, Error, IntegrityKind};
+use custodian::{AccessControl, BackendKind, EntityRules, Error, IntegrityKind, Principal};
 
 /// An audited, versioned ledger without validators or hooks.
 #[entity(table = "sf_ledgers")]
@@ -168,7 +170,13 @@ fn a_half_done_update_cannot_commit(db: &TestDb) {
         })
         .unwrap_err();
     assert!(
-        matches!(&err, Error::Integrity { kind: IntegrityKind::RollbackOnly, .. }),
+        matches!(
+            &err,
+            Error::Integrity {
+                kind: IntegrityKind::RollbackOnly,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert_eq!(raw_ledgers(&mut s), before, "{}", db.kind);
@@ -178,7 +186,13 @@ fn a_half_done_update_cannot_commit(db: &TestDb) {
         tx.update_where::<Ledger>(sf_ledgers::id.eq(2), sf_ledgers::note.eq("mine"))?;
         let inner = tx.transaction(poisoned).unwrap_err();
         assert!(
-            matches!(&inner, Error::Integrity { kind: IntegrityKind::RollbackOnly, .. }),
+            matches!(
+                &inner,
+                Error::Integrity {
+                    kind: IntegrityKind::RollbackOnly,
+                    ..
+                }
+            ),
             "{inner:?}"
         );
         Ok(())
@@ -190,7 +204,102 @@ fn a_half_done_update_cannot_commit(db: &TestDb) {
     assert_eq!(ledger_records(&mut s).len(), records + 1);
 }
 
+/// An unaudited, tenant-scoped, soft-deletable tally without validators or hooks.
+#[entity(table = "sf_tallies", unaudited)]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tally {
+    #[column(primary_key)]
+    pub id: i64,
+    pub tenant: String,
+    pub count: i64,
+    #[column(version)]
+    pub version: i32,
+    #[column(deleted_at)]
+    pub deleted_at: Option<chrono::NaiveDateTime>,
+}
+
+/// An unaudited set update is one `UPDATE` on every backend, inside a transaction or not:
+/// a teller of tenant `a` changes and counts only `a`'s live rows (versions bumped, another
+/// tenant's rows and a soft-deleted row untouched); a changeset moving a row to another
+/// tenant takes the checked path and is refused.
+fn unaudited_is_one_statement(db: &TestDb) {
+    db.create_table::<Tally>().unwrap();
+    {
+        let mut s = db.session().unwrap();
+        let mut rows: Vec<Tally> = [(1, "a"), (2, "b"), (3, "a"), (4, "a")]
+            .iter()
+            .map(|(id, tenant)| Tally {
+                id: *id,
+                tenant: tenant.to_string(),
+                count: 0,
+                version: 0,
+                deleted_at: None,
+            })
+            .collect();
+        s.insert_many(&mut rows).unwrap();
+        assert_eq!(s.delete_where::<Tally>(sf_tallies::id.eq(4)).unwrap(), 1);
+    }
+    let policy = AccessControl::deny_by_default().entity::<Tally>(
+        EntityRules::new()
+            .read(&["teller"])
+            .write(&["teller"])
+            .tenant_column("tenant"),
+    );
+    let teller = db.with_access(policy).acting_as(
+        Principal::new("teller-a")
+            .with_role("teller")
+            .in_tenant("a"),
+    );
+    let mut s = teller.session().unwrap();
+    let (n, statements) = count_statements(&mut s, |s| {
+        s.update_where::<Tally>(
+            sf_tallies::id.ge(0),
+            sf_tallies::count.eq(sf_tallies::count + 1),
+        )
+    });
+    assert_eq!((n.unwrap(), statements), (2, 1), "{}", db.kind);
+    let statements = s
+        .transaction(|tx| {
+            let (n, statements) = count_statements(tx, |tx| {
+                tx.update_where::<Tally>(
+                    sf_tallies::id.ge(0),
+                    sf_tallies::count.eq(sf_tallies::count + 10),
+                )
+            });
+            assert_eq!(n?, 2);
+            Ok(statements)
+        })
+        .unwrap();
+    assert_eq!(statements, 1, "{}", db.kind);
+    let err = s
+        .update_where::<Tally>(sf_tallies::id.eq(1), sf_tallies::tenant.eq("b"))
+        .unwrap_err();
+    assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
+    let mut raw = db.session().unwrap();
+    let rows: Vec<(i64, String, i64, i32)> = raw
+        .load(sf_tallies::table.order(sf_tallies::id).select((
+            sf_tallies::id,
+            sf_tallies::tenant,
+            sf_tallies::count,
+            sf_tallies::version,
+        )))
+        .unwrap();
+    let v = rows[1].3;
+    let expect =
+        |id: i64, tenant: &str, count: i64, version: i32| (id, tenant.to_string(), count, version);
+    assert_eq!(
+        rows,
+        [
+            expect(1, "a", 11, v + 2),
+            expect(2, "b", 0, v),
+            expect(3, "a", 11, v + 2),
+            expect(4, "a", 0, rows[3].3),
+        ]
+    );
+}
+
 on_all_backends!(
+    unaudited_is_one_statement,
     statements_without_a_savepoint,
     a_half_done_update_cannot_commit,
 );

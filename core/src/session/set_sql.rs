@@ -20,6 +20,12 @@ pub trait SetFilter<E: Entity> {
     #[doc(hidden)]
     /// `E::query().filter(self).filter(scope)`, ordered by key, `FOR UPDATE`.
     fn locked(self, scope: TenantScope) -> Self::Locked;
+    #[doc(hidden)]
+    /// The same rows as a `WHERE` condition of an `UPDATE` of `E`'s table.
+    type Condition: QueryFragment<MultiBackend>;
+    #[doc(hidden)]
+    /// `(self) AND <scope>`, and the soft-delete entity's live rows only.
+    fn condition(self, scope: TenantScope) -> Self::Condition;
 }
 
 impl<E, F> SetFilter<E> for F
@@ -29,14 +35,50 @@ where
     diesel::dsl::Filter<E::Query, F>: FilterDsl<TenantScope>,
     Locked<diesel::dsl::Filter<diesel::dsl::Filter<E::Query, F>, TenantScope>>:
         for<'a> LoadQuery<'a, AnyConnection, E> + QueryFragment<MultiBackend>,
+    F: QueryFragment<MultiBackend>,
 {
     type Locked = Locked<diesel::dsl::Filter<diesel::dsl::Filter<E::Query, F>, TenantScope>>;
+
+    type Condition = Condition<F>;
+
+    fn condition(self, scope: TenantScope) -> Condition<F> {
+        Condition {
+            filter: self,
+            scope,
+            deleted_at: E::META.role(ColumnRole::DeletedAt).map(|c| c.name),
+        }
+    }
 
     fn locked(self, scope: TenantScope) -> Self::Locked {
         Locked {
             query: FilterDsl::filter(FilterDsl::filter(E::query(), self), scope),
             key: E::META.primary_key().map(|c| c.name).collect(),
         }
+    }
+}
+
+/// `(<filter>) AND <tenant scope>`, and `AND "deleted_at" IS NULL` for soft-delete
+/// entities: the rows of a set update as the `WHERE` of an `UPDATE` of the entity's table
+/// (the set update that needs no images, see `Session::update_where`).
+#[doc(hidden)]
+pub struct Condition<F> {
+    filter: F,
+    scope: TenantScope,
+    deleted_at: Option<&'static str>,
+}
+
+impl<F: QueryFragment<MultiBackend>> QueryFragment<MultiBackend> for Condition<F> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
+        out.push_sql("(");
+        self.filter.walk_ast(out.reborrow())?;
+        out.push_sql(") AND ");
+        self.scope.walk_ast(out.reborrow())?;
+        if let Some(column) = self.deleted_at {
+            out.push_sql(" AND ");
+            out.push_identifier(column)?;
+            out.push_sql(" IS NULL");
+        }
+        Ok(())
     }
 }
 
@@ -312,7 +354,10 @@ pub(super) fn key_order(a: &serde_json::Value, b: &serde_json::Value) -> std::cm
             .unwrap_or_else(|| a.len().cmp(&b.len())),
         (Value::Number(a), Value::Number(b)) => match (a.as_i64(), b.as_i64()) {
             (Some(a), Some(b)) => a.cmp(&b),
-            _ => a.as_f64().partial_cmp(&b.as_f64()).unwrap_or(std::cmp::Ordering::Equal),
+            _ => a
+                .as_f64()
+                .partial_cmp(&b.as_f64())
+                .unwrap_or(std::cmp::Ordering::Equal),
         },
         (Value::String(a), Value::String(b)) => a.cmp(b),
         _ => a.to_string().cmp(&b.to_string()),

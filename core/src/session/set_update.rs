@@ -34,6 +34,34 @@ impl Session {
         })
     }
 
+    /// Whether a set update of `E` needs no row images at all: nothing records them (the
+    /// entity is unaudited), no validator or hook judges them, and no access policy checks
+    /// its foreign keys (the caller has already found that the changeset cannot move a row
+    /// out of the tenant). It is then one `UPDATE … WHERE <filter>`, as diesel sends it.
+    pub(super) fn needs_no_images<E: Entity>(&self) -> bool {
+        !E::AUDITED
+            && !E::HOOKS
+            && !E::raw_validates()
+            && (self.access.is_none() || E::META.columns.iter().all(|c| c.references.is_none()))
+    }
+
+    /// The set update without images: `UPDATE <table> SET <set>, <stamps> WHERE <condition>`,
+    /// returning the number of rows it changed.
+    pub(super) fn update_plain<E: Entity, C, S>(&mut self, condition: &C, set: &S) -> Result<usize>
+    where
+        C: QueryFragment<MultiBackend>,
+        S: QueryFragment<MultiBackend>,
+    {
+        let stamps = stamps::<E>(now_utc());
+        let statement = SetKeys {
+            meta: &E::META,
+            set: Some(set),
+            stamps: &stamps,
+            filter: condition,
+        };
+        self.run(|c| statement.execute(c))
+    }
+
     /// The locking read, the update by key and the checks of the rows as updated; `wrote`
     /// turns true once an update statement is sent (it may have changed rows).
     pub(super) fn update_locked<E: Entity, Q, S>(
@@ -47,13 +75,7 @@ impl Session {
         S: QueryFragment<MultiBackend>,
     {
         let now = now_utc();
-        let mut stamps = Vec::new();
-        if let Some(c) = E::META.role(ColumnRole::UpdatedAt) {
-            stamps.push(Stamped::Now(c.name, crate::sql_types::StoredDatetime(now)));
-        }
-        if let Some(c) = E::META.role(ColumnRole::Version) {
-            stamps.push(Stamped::Increment(c.name));
-        }
+        let stamps = stamps::<E>(now);
         // PostgreSQL: the locking read inside the update, both images returned by it.
         // Hooks run between the locking read and the update: not one statement then.
         let pairs = match (E::META.schema, E::HOOKS) {
@@ -270,4 +292,16 @@ fn changed_maintained<E: Entity>(before: &Image, after: &Image) -> Option<&'stat
         }
     }
     None
+}
+
+/// The columns a set update sets itself: `updated_at = now`, `version = version + 1`.
+fn stamps<E: Entity>(now: chrono::NaiveDateTime) -> Vec<Stamped> {
+    let mut stamps = Vec::new();
+    if let Some(c) = E::META.role(ColumnRole::UpdatedAt) {
+        stamps.push(Stamped::Now(c.name, crate::sql_types::StoredDatetime(now)));
+    }
+    if let Some(c) = E::META.role(ColumnRole::Version) {
+        stamps.push(Stamped::Increment(c.name));
+    }
+    stamps
 }

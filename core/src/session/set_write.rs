@@ -91,6 +91,13 @@ impl Session {
         let set = changes.as_changeset();
         let assigned = self.check_assignments::<E>(&set)?;
         let guarded = self.can_refuse_after_update::<E>(&assigned);
+        if !guarded && self.needs_no_images::<E>() {
+            // One statement, atomic by itself: no transaction of its own, no savepoint.
+            let condition = filter.condition(scope);
+            return self
+                .update_plain::<E, _, _>(&condition, &set)
+                .map_err(attribute_to_field::<E>);
+        }
         let locked = filter.locked(scope);
         self.set_write_tx(guarded, |s| {
             let mut wrote = false;

@@ -255,11 +255,11 @@ impl Session {
     fn check_doomed(&self, level: u32) -> Result<()> {
         match &self.doomed {
             Some((at, why)) if *at >= level => Err(Error::integrity(
-                    IntegrityKind::RollbackOnly,
-                    format!(
-                        "the transaction cannot commit: a set write in it failed after its \
+                IntegrityKind::RollbackOnly,
+                format!(
+                    "the transaction cannot commit: a set write in it failed after its \
                          statement ran and was not undone ({why}); it was rolled back"
-                    ),
+                ),
             )),
             _ => Ok(()),
         }

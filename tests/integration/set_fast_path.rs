@@ -147,8 +147,7 @@ fn poison(db: &TestDb) {
 fn a_half_done_update_cannot_commit(db: &TestDb) {
     db.create_table::<Ledger>().unwrap();
     let mut s = db.session().unwrap();
-    s.insert_many(&mut vec![ledger(1, 10), ledger(2, 20)])
-        .unwrap();
+    s.insert_many(&mut [ledger(1, 10), ledger(2, 20)]).unwrap();
     poison(db);
     let before = raw_ledgers(&mut s);
     let records = ledger_records(&mut s).len();

@@ -74,9 +74,9 @@ impl Session {
     /// costs two statements): if it then fails after its statement was sent (a database error
     /// in the update, or something only a database trigger could cause), the caller's
     /// transaction (or enclosing savepoint) can only roll back, and committing it fails with
-    /// [`IntegrityKind::RollbackOnly`](crate::IntegrityKind::RollbackOnly) after rolling it
-    /// back, so no half-done set update is ever kept. Like [`Session::select`], a filter on a
-    /// masked column can tell, by the count, something about the masked values.
+    /// [`IntegrityKind::RollbackOnly`] after rolling it back, so no half-done set update is
+    /// ever kept. Like [`Session::select`], a filter on a masked column can tell, by the
+    /// count, something about the masked values.
     ///
     /// A runnable example is in the `custodian` crate's `guide::session` module ("Set-based
     /// updates and deletes"), run as a doctest.

@@ -12,6 +12,7 @@
 //!   `SET` expressions (`version = version + 1`) and the `RETURNING` list diesel renders as
 //!   `"t"."col"` all read the locked, unchanged row.
 //! - [`Returning`]: `DELETE … RETURNING` on PostgreSQL and SQLite, the removed row.
+//! - [`BothImages`]: on PostgreSQL, a set update returning each row as it was and as updated.
 //!
 //! MariaDB has no `UPDATE … RETURNING`, and its `DELETE … RETURNING` gives a prepared statement
 //! no result metadata (diesel fails with "No metadata exists"): there the write
@@ -177,6 +178,33 @@ impl QueryId for DynStatement<'_> {
     type QueryId = ();
     const HAS_STATIC_QUERY_ID: bool = false;
 }
+
+/// A set update that returns every row it changed twice, as it was and as updated, in one
+/// statement (PostgreSQL's `UPDATE … FROM (<locking read>) … RETURNING <old>, <new>`, built
+/// by the session's set writes): its rows decode as `(E, E)`, `Sel` being `E`'s selection.
+pub struct BothImages<'a, Sel> {
+    /// The statement.
+    pub statement: DynStatement<'a>,
+    /// The entity's selection, whose SQL type each half of a row has.
+    pub select: std::marker::PhantomData<Sel>,
+}
+
+impl<Sel> QueryFragment<MultiBackend> for BothImages<'_, Sel> {
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
+        self.statement.walk_ast(out)
+    }
+}
+
+impl<Sel> QueryId for BothImages<'_, Sel> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Sel: Expression> Query for BothImages<'_, Sel> {
+    type SqlType = (Sel::SqlType, Sel::SqlType);
+}
+
+impl<Sel, C> RunQueryDsl<C> for BothImages<'_, Sel> {}
 
 /// `column` equals `value`, `NULL` equal to `NULL`, text compared byte for byte whatever the
 /// column's collation (`TEXT`): the guard of an update that takes a row read earlier in the

@@ -2,7 +2,7 @@
 //! `::custodian::__private`. Not part of the public API: they may change in any release.
 
 pub use crate::before_image::{
-    Both, DynStatement, NoLockModifier, Returning, RowLock, Same, UpdateReturningOld,
+    Both, BothImages, DynStatement, NoLockModifier, Returning, RowLock, Same, UpdateReturningOld,
 };
 pub use crate::cached_update::CachedUpdate;
 pub use crate::conn::{AnyConnection, MultiBackend};
@@ -15,7 +15,10 @@ pub use crate::relations::BelongsTo;
 pub use crate::session::Session;
 pub use crate::session::{run_after, run_before, Hooks};
 pub use crate::sql_types;
-pub use crate::validate::{run_validator, NoValidator, RunsValidator, ValidatorProbe};
+pub use crate::validate::{
+    run_validator, HasValidator, LacksValidator, NoValidator, RunsValidator, ValidatesProbe,
+    ValidatorProbe,
+};
 pub use crate::value::{decode_enum, ColumnKind, ColumnValue, DbEnum, DecodeError};
 pub use chrono;
 pub use diesel;

@@ -43,6 +43,36 @@ impl<T> NoValidator for &ValidatorProbe<'_, T> {
     }
 }
 
+/// The type-level twin of [`ValidatorProbe`]: `(&ValidatesProbe::<E>(PhantomData)).validates()`
+/// is `true` when `E` implements `validator::Validate` ([`HasValidator`]) and `false`
+/// otherwise ([`LacksValidator`]), without a value of `E`. The write path asks it to know,
+/// before a statement runs, whether rows can still be refused after it.
+pub struct ValidatesProbe<T>(pub std::marker::PhantomData<T>);
+
+/// See [`ValidatesProbe`]: the type has validator rules.
+pub trait HasValidator {
+    /// `true`.
+    fn validates(&self) -> bool;
+}
+
+impl<T: validator::Validate> HasValidator for ValidatesProbe<T> {
+    fn validates(&self) -> bool {
+        true
+    }
+}
+
+/// See [`ValidatesProbe`]: the type has no validator rules.
+pub trait LacksValidator {
+    /// `false`.
+    fn validates(&self) -> bool;
+}
+
+impl<T> LacksValidator for &ValidatesProbe<T> {
+    fn validates(&self) -> bool {
+        false
+    }
+}
+
 /// Runs validator's rules on `value` and converts its errors.
 pub fn run_validator<T: validator::Validate>(value: &T) -> Result<(), ValidationErrors> {
     match value.validate() {

@@ -30,6 +30,8 @@ mod pool;
 mod relations;
 mod round_trips;
 mod schema;
+mod set_fast_path;
+mod set_hooks;
 mod set_updates;
 mod shredding;
 mod tamper;

@@ -575,7 +575,8 @@ fn soft_delete_and_versions(db: &TestDb) {
 
 /// A hard `delete_where` records the rows the database's cascades delete, as a single delete
 /// does; an entity with hooks runs `before_delete` and `after_delete` for every row (a hook
-/// refusing one row rolls every row back) and refuses `update_where`; a composite key works.
+/// refusing one row rolls every row back); a composite key works. (`update_where`'s hooks:
+/// `set_hooks`.)
 fn cascades_hooks_and_composite_keys(db: &TestDb) {
     use crate::cascades::{files, folders, File, Folder};
     use crate::entities::{memberships, Membership};
@@ -629,10 +630,6 @@ fn cascades_hooks_and_composite_keys(db: &TestDb) {
         })
         .unwrap();
     }
-    let err = s
-        .update_where::<Hooked>(hooked::id.ge(0), hooked::code.eq("Z"))
-        .unwrap_err();
-    assert!(matches!(err, Error::Config { .. }), "{err:?}");
     let err = s.delete_where::<Hooked>(hooked::id.ge(0)).unwrap_err();
     assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
     assert_eq!(s.count(hooked::table.count()).unwrap(), 3);
@@ -699,9 +696,10 @@ fn cascades_hooks_and_composite_keys(db: &TestDb) {
     assert!(db.verify_audit(None).unwrap().is_intact());
 }
 
-/// Statements of a set update of three rows inside a transaction: the locking read and the
-/// update, which returns the rows as updated where the backend has `RETURNING` (PostgreSQL,
-/// SQLite); MariaDB reads them back by key. The audit records go with the commit.
+/// Statements of a set update of three rows of a validated entity inside a transaction: a
+/// savepoint, the locking read and the update (one statement on PostgreSQL, which returns
+/// both images), which returns the rows as updated where the backend has `RETURNING`
+/// (SQLite); MariaDB reads them back by key. The audit records go with the commit.
 fn statements_of_a_set_update(db: &TestDb) {
     db.create_table::<Account>().unwrap();
     let mut s = db.session().unwrap();
@@ -719,10 +717,13 @@ fn statements_of_a_set_update(db: &TestDb) {
             Ok(statements)
         })
         .unwrap();
-    // A savepoint around the set update: 2 statements; the locking read and the update: 2.
+    // A savepoint around the set update (the entity's validator may refuse a row as
+    // updated): 2 statements; then PostgreSQL's update with the locking read inside it: 1;
+    // SQLite's read and update: 2; MariaDB's locking read, update and read back: 3.
     let expected = match db.kind {
-        custodian::BackendKind::Mysql => 5,
-        _ => 4,
+        custodian::BackendKind::Postgres => 3,
+        custodian::BackendKind::Sqlite => 4,
+        _ => 5,
     };
     assert_eq!(statements, expected, "{}", db.kind);
     assert_eq!(raw_accounts(&mut s), [(1, 11, 2), (2, 11, 2), (3, 11, 2)]);

@@ -141,6 +141,10 @@ pub enum IntegrityKind {
     Internal,
     /// Raised by application code (a hook or a transaction closure) for its own rule.
     Application,
+    /// A transaction (or savepoint) was asked to commit after a write in it failed half-way
+    /// without a savepoint of its own (see `Session::update_where`): it can only roll back,
+    /// and it was rolled back.
+    RollbackOnly,
 }
 
 impl IntegrityKind {
@@ -158,6 +162,7 @@ impl IntegrityKind {
             IntegrityKind::Crypto => "crypto",
             IntegrityKind::Internal => "internal",
             IntegrityKind::Application => "application",
+            IntegrityKind::RollbackOnly => "rollback_only",
         }
     }
 }

@@ -69,6 +69,10 @@ pub struct Session {
     /// The retired connection had a transaction open on the raw connection (not custodian's):
     /// the next statement fails instead of running on a fresh connection outside it.
     discarded_raw_transaction: bool,
+    /// A write failed after its first statement ran, with no savepoint of its own to undo it
+    /// (a set update's fast path): the transaction level it ran at (`depth`) and what failed.
+    /// That level can only roll back: its commit (or a savepoint's release) fails instead.
+    doomed: Option<(u32, String)>,
 }
 
 /// Most rows a transaction remembers for guarded updates; later reads are not remembered.
@@ -233,6 +237,7 @@ mod policy;
 mod read;
 mod relations;
 mod set_sql;
+mod set_update;
 mod set_write;
 mod shared;
 mod tx;
@@ -260,6 +265,7 @@ impl Session {
             seen: HashMap::new(),
             discard: false,
             discarded_raw_transaction: false,
+            doomed: None,
         }
     }
 

@@ -8,12 +8,15 @@
 //!    rows of other tenants are neither changed nor counted.
 //! 2. The matching rows are read under a lock, in key order (`FOR UPDATE` on PostgreSQL and
 //!    MariaDB; SQLite's write transaction keeps other writers out): their true before images.
-//! 3. The statement changes exactly those keys (`key IN (...)`), setting `updated_at` and
-//!    bumping `version` (updates) or setting `deleted_at` (soft delete).
+//!    Lifecycle hooks' `before_*` run on them.
+//! 3. The statement changes exactly those rows, setting `updated_at` and bumping `version`
+//!    (updates) or setting `deleted_at` (soft delete). PostgreSQL updates with the locking
+//!    read as its sub-select, in one statement returning both images (see `set_update`).
 //! 4. The rows as updated (returned by the update on PostgreSQL and SQLite, read again by key
 //!    on MariaDB): their after images are checked (columns the write path
 //!    maintains untouched, still in the principal's tenant, masked columns unchanged, foreign
-//!    keys readable, entity validators pass) and become one audit record per row.
+//!    keys readable, entity validators pass) and become one audit record per row; `after_*`
+//!    hooks run on them.
 //!
 //! Any failure rolls the whole write back: nothing is changed and nothing recorded.
 
@@ -31,35 +34,49 @@ impl Session {
     ///
     /// `filter` is any diesel boolean expression over `E`'s table that `E::query().filter(..)`
     /// accepts; `changes` any changeset of `E`'s table (`column.eq(expression)`, or a tuple of
-    /// them). It runs on the write path, in a transaction of its own (a savepoint inside the
-    /// caller's transaction):
+    /// them). It runs on the write path, in a transaction of its own, or in the caller's:
     ///
     /// - the role must allow updates of `E`; rows outside the principal's tenant never match
     ///   (the scope is ANDed into the filter in SQL), so they are neither changed nor counted;
     /// - the matching rows are read with a lock, in key order (`SELECT … FOR UPDATE` on
     ///   PostgreSQL and MariaDB; on SQLite the write transaction keeps other writers out), then
     ///   updated by key: concurrent set updates of the same rows wait for each other, and none
-    ///   is lost at the default isolation level;
+    ///   is lost at the default isolation level. On PostgreSQL the locking read is a sub-select
+    ///   of the update, which returns each row as it was and as updated: one statement;
+    ///   SQLite's update returns the rows as updated (two statements); MariaDB reads them
+    ///   back by key (three);
     /// - `updated_at` is set and `version` bumped on every updated row;
     /// - the changeset may not assign the key, a column the write path maintains (version,
     ///   timestamps, soft-delete marker, encrypted fields and their blind indexes) or a column
     ///   the principal sees masked ([`Error::Forbidden`] before any SQL);
-    /// - the rows as updated (returned by the update itself on PostgreSQL and SQLite, read
-    ///   back by key on MariaDB) are checked: they may not leave the principal's tenant, their
+    /// - the rows as updated are checked: they may not leave the principal's tenant, their
     ///   foreign keys must name parents it may read ([`Error::Forbidden`], recorded as a
     ///   `denied` record), and every one must pass the entity's validators
     ///   ([`Error::Validation`], `index` naming the row in key order). Validators need whole
     ///   rows, so they judge the rows as updated, after the statement, and a failure rolls
     ///   the statement back;
+    /// - lifecycle hooks: `before_update` runs on every locked row as it is before the update
+    ///   (the database computes the new values, so the hook sees the old ones), in key order,
+    ///   before the statement; it may refuse (an `Err` rolls the whole set update back) but
+    ///   not change the value, since a set update writes only its changeset (a changed value
+    ///   is refused with [`Error::Config`] rather than silently dropped: use
+    ///   [`Session::update`] for such hooks). `after_update` runs on every row as updated,
+    ///   after its audit record is made; an `Err` rolls everything back too;
     /// - audited entities get one `update` record per row with its true before and after
     ///   images, in the same transaction.
     ///
     /// Any failure (including a database error such as a check constraint, as a typed
-    /// [`Error`]) rolls everything back: no row changed, nothing recorded. Entities with
-    /// lifecycle hooks are refused ([`Error::Config`]): their `before_update` hook needs the
-    /// row before the database computes it. Use [`Session::update`] for them. Like
-    /// [`Session::select`], a filter on a masked column can tell, by the count, something
-    /// about the masked values.
+    /// [`Error`]) rolls everything back: no row changed, nothing recorded. Inside the caller's
+    /// transaction the update runs in a savepoint when the caller can make it fail after its
+    /// statement (the entity has validators or hooks, or the changeset assigns the tenant
+    /// column or a foreign key the access policy checks), so that such a refusal undoes only
+    /// the set update and the caller may go on. Otherwise it runs without one (a savepoint
+    /// costs two statements): if it then fails after its statement was sent (a database error
+    /// in the update, or something only a database trigger could cause), the caller's
+    /// transaction (or enclosing savepoint) can only roll back, and committing it fails with
+    /// [`IntegrityKind::RollbackOnly`] after rolling it back, so no half-done set update is
+    /// ever kept. Like [`Session::select`], a filter on a masked column can tell, by the
+    /// count, something about the masked values.
     ///
     /// A runnable example is in the `custodian` crate's `guide::session` module ("Set-based
     /// updates and deletes"), run as a doctest.
@@ -68,24 +85,31 @@ impl Session {
         filter: impl SetFilter<E>,
         changes: impl AsChangeset<Target = E::Table, Changeset = impl QueryFragment<MultiBackend>>,
     ) -> Result<usize> {
-        if E::HOOKS {
-            return Err(Error::config(
-                "update_where",
-                format!(
-                    "{} has lifecycle hooks, which need each row before it is written: use \
-                     Session::update",
-                    E::META.name
-                ),
-            ));
-        }
         let Some(scope) = self.set_write_scope::<E>(Action::Update)? else {
             return Ok(0);
         };
         let set = changes.as_changeset();
-        self.check_assignments::<E>(&set)?;
+        let assigned = self.check_assignments::<E>(&set)?;
+        let guarded = self.can_refuse_after_update::<E>(&assigned);
+        if !guarded && self.needs_no_images::<E>() {
+            // One statement, atomic by itself: no transaction of its own, no savepoint.
+            let condition = filter.condition(scope);
+            return self
+                .update_plain::<E, _, _>(&condition, &set)
+                .map_err(attribute_to_field::<E>);
+        }
         let locked = filter.locked(scope);
-        self.set_write_tx(|s| s.update_locked::<E, _, _>(locked, set))
-            .map_err(attribute_to_field::<E>)
+        self.set_write_tx(guarded, |s| {
+            let mut wrote = false;
+            let outcome = s.update_locked::<E, _, _>(locked, set, &mut wrote);
+            if let Err(e) = &outcome {
+                if wrote && !guarded {
+                    s.doom(e);
+                }
+            }
+            outcome
+        })
+        .map_err(attribute_to_field::<E>)
     }
 
     /// Deletes every live row of `E` that `filter` matches and returns the number of rows
@@ -107,7 +131,7 @@ impl Session {
             return Ok(0);
         };
         let locked = filter.locked(scope);
-        self.set_write_tx(|s| s.delete_locked::<E, _>(locked))
+        self.set_write_tx(true, |s| s.delete_locked::<E, _>(locked))
             .map_err(attribute_to_field::<E>)
     }
 
@@ -144,7 +168,8 @@ impl Session {
     fn check_assignments<E: Entity>(
         &mut self,
         set: &impl QueryFragment<MultiBackend>,
-    ) -> Result<()> {
+    ) -> Result<Vec<&'static str>> {
+        let mut assignments = Vec::new();
         let sql = crate::conn::run::render_sql(&self.conn, |qb, backend| set.to_sql(qb, backend))
             .map_err(|e| self.classify(e))?;
         let masked = match self.access.as_deref() {
@@ -161,6 +186,7 @@ impl Session {
             if !assigned {
                 continue;
             }
+            assignments.push(c.name);
             if maintained::<E>(c)
                 || c.role == ColumnRole::Version
                 || c.role == ColumnRole::UpdatedAt
@@ -176,15 +202,21 @@ impl Session {
                 return Err(self.deny::<E>(Action::Update, None, &why));
             }
         }
-        Ok(())
+        Ok(assignments)
     }
 
-    /// Runs a set-based write in its own transaction, or in a savepoint of custodian's open
-    /// transaction, so that a failure after its statement (a validator, a check of the rows as
-    /// updated) undoes the statement even when the caller goes on; inside a transaction
-    /// opened on the raw connection it joins that one (whose rollback is the caller's).
-    fn set_write_tx<T>(&mut self, f: impl FnOnce(&mut Session) -> Result<T>) -> Result<T> {
-        if self.depth == 0 {
+    /// Runs a set-based write in its own transaction, or inside custodian's open transaction:
+    /// `guarded`, in a savepoint of it, so that a failure after its statement (a validator, a
+    /// check of the rows as updated) undoes the statement even when the caller goes on;
+    /// otherwise in the transaction itself (the write dooms it if it fails half-way). Inside
+    /// a transaction opened on the raw connection it joins that one (whose rollback is the
+    /// caller's).
+    fn set_write_tx<T>(
+        &mut self,
+        guarded: bool,
+        f: impl FnOnce(&mut Session) -> Result<T>,
+    ) -> Result<T> {
+        if self.depth == 0 || !guarded {
             return self.in_transaction(f);
         }
         let mut f = Some(f);
@@ -198,7 +230,7 @@ impl Session {
     }
 
     /// How many keys one set-based statement names: a composite key one at a time.
-    fn keys_per_statement<E: Entity>(&self) -> usize {
+    pub(super) fn keys_per_statement<E: Entity>(&self) -> usize {
         if E::META.primary_key().count() > 1 {
             1
         } else {
@@ -206,7 +238,7 @@ impl Session {
         }
     }
 
-    fn keys_filter<E: Entity>(keys: &[E::Key]) -> Result<KeysFilter<E>> {
+    pub(super) fn keys_filter<E: Entity>(keys: &[E::Key]) -> Result<KeysFilter<E>> {
         E::raw_keys_filter(keys).ok_or_else(|| {
             Error::config(
                 "update_where/delete_where",
@@ -216,7 +248,7 @@ impl Session {
     }
 
     /// The locked rows of a set-based write, with their keys and images.
-    fn lock_rows<E: Entity, Q>(&mut self, locked: Q) -> Result<Vec<(E::Key, Image, E)>>
+    pub(super) fn lock_rows<E: Entity, Q>(&mut self, locked: Q) -> Result<Vec<(E::Key, Image, E)>>
     where
         Q: for<'a> LoadQuery<'a, AnyConnection, E>,
     {
@@ -229,113 +261,6 @@ impl Session {
                 Ok((row.key(), image, row))
             })
             .collect()
-    }
-
-    fn update_locked<E: Entity, Q, S>(&mut self, locked: Q, set: S) -> Result<usize>
-    where
-        Q: for<'a> LoadQuery<'a, AnyConnection, E>,
-        S: QueryFragment<MultiBackend>,
-    {
-        let now = now_utc();
-        let rows = self.lock_rows::<E, _>(locked)?;
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        let keys: Vec<E::Key> = rows.iter().map(|(k, _, _)| k.clone()).collect();
-        let mut stamps = Vec::new();
-        if let Some(c) = E::META.role(ColumnRole::UpdatedAt) {
-            stamps.push(Stamped::Now(c.name, crate::sql_types::StoredDatetime(now)));
-        }
-        if let Some(c) = E::META.role(ColumnRole::Version) {
-            stamps.push(Stamped::Increment(c.name));
-        }
-        // The rows as updated, by key image: returned by the update itself where the backend
-        // has `RETURNING` (PostgreSQL, SQLite), else read back by key.
-        let mut after: HashMap<String, Image> = HashMap::with_capacity(keys.len());
-        let keep = |after: &mut HashMap<String, Image>, rows: Vec<E>| -> Result<()> {
-            for row in rows {
-                let key = E::raw_key_image(&row.key()).map_err(image_error::<E>)?;
-                after.insert(key.to_string(), row.raw_image().map_err(image_error::<E>)?);
-            }
-            Ok(())
-        };
-        let mut read_back = false;
-        for chunk in keys.chunks(self.keys_per_statement::<E>()) {
-            let filter = Self::keys_filter::<E>(chunk)?;
-            let statement = SetKeys {
-                meta: &E::META,
-                set: Some(&set),
-                stamps: &stamps,
-                filter: &filter,
-            };
-            match self.run(|c| E::raw_update_returning(Internal::new(), c, &statement))? {
-                Some(rows) => keep(&mut after, rows)?,
-                None => {
-                    self.run(|c| statement.execute(c))?;
-                    read_back = true;
-                }
-            }
-        }
-        if read_back {
-            for chunk in keys.chunks(self.db.backend.max_bind_params().max(1)) {
-                let rows = self.run(|c| E::raw_find_many(Internal::new(), c, chunk))?;
-                keep(&mut after, rows)?;
-            }
-        }
-        let access = self.access.clone();
-        let principal = self.principal.clone();
-        let masked = access
-            .as_deref()
-            .map(|ac| ac.masked_columns(&E::META, principal.as_deref()))
-            .unwrap_or_default();
-        let mut updated = Vec::with_capacity(rows.len());
-        let mut trail = Vec::new();
-        for (i, (key, before, _)) in rows.into_iter().enumerate() {
-            let key_image = E::raw_key_image(&key).map_err(image_error::<E>)?;
-            let Some(image) = after.remove(&key_image.to_string()) else {
-                return Err(Error::Forbidden(format!(
-                    "a set update of {} may not change a row's key or soft-delete marker \
-                     ({key:?})",
-                    E::META.name
-                )));
-            };
-            if let Some(column) = changed_maintained::<E>(&before, &image) {
-                return Err(Error::Forbidden(format!(
-                    "a set update of {} may not assign `{column}`: the write path maintains it",
-                    E::META.name
-                )));
-            }
-            if let Some(column) = masked.iter().find(|c| before.get(*c) != image.get(*c)) {
-                let why = format!("`{column}` is masked for the principal, so read-only");
-                return Err(self.deny::<E>(Action::Update, Some(&key), &why));
-            }
-            if let Some(ac) = access.as_deref() {
-                if !ac.row_in_scope(&E::META, &image, principal.as_deref()) {
-                    let why = "the update would move the row to another tenant";
-                    return Err(self.deny::<E>(Action::Update, Some(&key), why));
-                }
-            }
-            let row = E::raw_from_image(&image).map_err(image_error::<E>)?;
-            if let Err(mut v) = row.validate() {
-                v.index = Some(i);
-                return Err(Error::Validation(v));
-            }
-            if E::AUDITED {
-                trail.push(self.audit_record::<E>(
-                    AuditOp::Update,
-                    &key,
-                    Some(before),
-                    Some(image),
-                    now,
-                )?);
-            }
-            updated.push(row);
-        }
-        if let Some(ac) = access.as_deref() {
-            self.check_references::<E>(ac, Action::Update, &updated)?;
-        }
-        self.record_audit(trail)?;
-        Ok(updated.len())
     }
 
     fn delete_locked<E: Entity, Q>(&mut self, locked: Q) -> Result<usize>
@@ -449,34 +374,10 @@ impl Session {
     }
 }
 
-/// The first column the write path maintains that a set update changed otherwise than the
-/// write path does: the key, `created_at`, `deleted_at`, encrypted fields, blind indexes and
-/// the data subject (of entities with encrypted fields), a version not bumped by exactly one.
-/// `updated_at` is the write path's own assignment (a second assignment of it is refused by
-/// PostgreSQL and SQLite, and on MariaDB the write path's comes last).
-fn changed_maintained<E: Entity>(before: &Image, after: &Image) -> Option<&'static str> {
-    for c in E::META.columns {
-        let (b, a) = (before.get(c.name), after.get(c.name));
-        if maintained::<E>(c) && b != a {
-            return Some(c.field);
-        }
-        if c.role == ColumnRole::Version {
-            let bumped = match (b.and_then(|v| v.as_i64()), a.and_then(|v| v.as_i64())) {
-                (Some(b), Some(a)) => a == b + 1,
-                _ => false,
-            };
-            if !bumped {
-                return Some(c.field);
-            }
-        }
-    }
-    None
-}
-
 /// Columns a set update must leave as they are: the key, `created_at`, `deleted_at`, encrypted
 /// fields, blind indexes and (with encrypted fields) the data subject. `version` and
 /// `updated_at` the write path sets itself.
-fn maintained<E: Entity>(c: &ColumnMeta) -> bool {
+pub(super) fn maintained<E: Entity>(c: &ColumnMeta) -> bool {
     c.primary_key
         || matches!(c.role, ColumnRole::CreatedAt | ColumnRole::DeletedAt)
         || c.encrypted

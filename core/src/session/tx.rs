@@ -142,7 +142,8 @@ impl Session {
         };
         let finished = match outcome {
             Ok(Ok(value)) => self
-                .check_deadline()
+                .check_doomed(1)
+                .and_then(|()| self.check_deadline())
                 .and_then(|()| self.flush_audit())
                 // A connection retired by a failure the closure did not pass on: no COMMIT is
                 // sent, the attempt fails as a lost connection (and is retried).
@@ -173,6 +174,7 @@ impl Session {
     /// Clears transaction state and undoes per-transaction connection settings.
     pub(super) fn end_transaction(&mut self, options: &TxOptions) -> Result<()> {
         self.depth = 0;
+        self.doomed = None;
         self.deadline = None;
         self.tx_id = None;
         self.pending_audit.clear();
@@ -209,6 +211,14 @@ impl Session {
         let mark = self.pending_audit.len();
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| f(self)));
         self.depth -= 1;
+        // A write that failed half-way inside the savepoint is undone by rolling it back.
+        let outcome = match outcome {
+            Ok(Ok(v)) => Ok(self.check_doomed(self.depth + 1).map(|()| v)),
+            other => other,
+        };
+        if self.doomed.as_ref().is_some_and(|(at, _)| *at > self.depth) {
+            self.doomed = None;
+        }
         match outcome {
             Ok(Ok(v)) => match Tm::commit_transaction(&mut *self.conn) {
                 Ok(()) => Ok(v),
@@ -229,6 +239,29 @@ impl Session {
                 self.pending_audit.truncate(mark);
                 panic::resume_unwind(p)
             }
+        }
+    }
+
+    /// Marks the current transaction level as able only to roll back: a write failed after
+    /// its first statement ran, with no savepoint of its own (see [`Session::update_where`]).
+    pub(super) fn doom(&mut self, why: &Error) {
+        if self.depth > 0 && self.doomed.is_none() {
+            self.doomed = Some((self.depth, why.to_string()));
+        }
+    }
+
+    /// Refuses to commit transaction level `level` (1 the transaction, more its savepoints)
+    /// when a half-done write at that level or inside it doomed it.
+    fn check_doomed(&self, level: u32) -> Result<()> {
+        match &self.doomed {
+            Some((at, why)) if *at >= level => Err(Error::integrity(
+                IntegrityKind::RollbackOnly,
+                format!(
+                    "the transaction cannot commit: a set write in it failed after its \
+                         statement ran and was not undone ({why}); it was rolled back"
+                ),
+            )),
+            _ => Ok(()),
         }
     }
 }

@@ -51,12 +51,22 @@ pub(super) fn validate(g: &Gen<'_>) -> TokenStream {
             fn validate(&self) -> ::core::result::Result<(), ::custodian::ValidationErrors> {
                 #p::run_validator(self)
             }
+
+            fn raw_validates() -> bool {
+                true
+            }
         },
         None => quote! {
             fn validate(&self) -> ::core::result::Result<(), ::custodian::ValidationErrors> {
                 #[allow(unused_imports)]
                 use #p::{NoValidator as _, RunsValidator as _};
                 (&#p::ValidatorProbe(self)).validate_if_derived()
+            }
+
+            fn raw_validates() -> bool {
+                #[allow(unused_imports)]
+                use #p::{HasValidator as _, LacksValidator as _};
+                (&#p::ValidatesProbe::<Self>(::core::marker::PhantomData)).validates()
             }
         },
     }

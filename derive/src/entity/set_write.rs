@@ -1,6 +1,7 @@
 //! What set-based writes (`Session::update_where`, `delete_where`) need from an entity: a
-//! filter selecting rows by their keys (`raw_keys_filter`), and an update that returns the rows
-//! as written where the backend has `RETURNING` (`raw_update_returning`).
+//! filter selecting rows by their keys (`raw_keys_filter`), an update that returns the rows
+//! as written where the backend has `RETURNING` (`raw_update_returning`), and one that returns
+//! them as they were and as written (`raw_update_returning_both`, PostgreSQL).
 //!
 //! A single-column key filters with one `IN`; a composite key gives one key's filter at a time
 //! (the write path then passes one key per statement).
@@ -10,7 +11,7 @@ use super::Gen;
 use proc_macro2::TokenStream;
 use quote::quote;
 
-/// `raw_update_returning` and `raw_keys_filter`.
+/// `raw_update_returning`, `raw_update_returning_both` and `raw_keys_filter`.
 pub(super) fn set_write_fns(g: &Gen<'_>) -> TokenStream {
     let (p, d) = (&g.p, &g.d);
     let keys_filter_body = keys_filter_body(g);
@@ -29,6 +30,20 @@ pub(super) fn set_write_fns(g: &Gen<'_>) -> TokenStream {
             }
             .load::<Self>(conn)
             .map(::core::option::Option::Some)
+        }
+
+        fn raw_update_returning_both(
+            _internal: #p::Internal,
+            conn: &mut #p::AnyConnection,
+            statement: &dyn #d::query_builder::QueryFragment<#p::MultiBackend>,
+        ) -> #d::QueryResult<::core::option::Option<::std::vec::Vec<(Self, Self)>>> {
+            #p::run::on_postgres(conn, |conn| {
+                #p::BothImages::<<Self as #d::Selectable<#p::MultiBackend>>::SelectExpression> {
+                    statement: #p::DynStatement(statement),
+                    select: ::core::marker::PhantomData,
+                }
+                .load::<(Self, Self)>(conn)
+            })
         }
 
         fn raw_keys_filter(keys: &[Self::Key]) -> ::core::option::Option<#p::KeysFilter<Self>> {

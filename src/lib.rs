@@ -67,17 +67,17 @@
 // runners, cascades) stay in custodian-core; generated code reaches what it needs through
 // `__private`.
 pub use custodian_core::{
-    access, audit, backend, config, crypto, entity, error, migrate, schema, session, sql_types, tx,
-    validate, value,
+    access, audit, backend, cluster, config, crypto, entity, error, migrate, schema, session,
+    sql_types, tx, validate, value,
 };
 pub use custodian_core::{
-    stored, AccessControl, Action, AnyConnection, AuditContext, Backend, BackendKind, BelongsTo,
-    Check, ColumnKind, ColumnMeta, ColumnRole, ColumnValue, Config, ConstraintKind, Crypto,
-    DatabaseConfig, DatabaseUrl, Db, DbEnum, DbError, Decimal, DecodeError, Drift, Entity,
-    EntityMeta, EntityRules, Error, FieldError, ForeignKey, Hooks, IndexMeta, IntegrityKind,
-    IsolationLevel, LiveColumn, MultiBackend, PoolConfig, PoolStats, Principal, RefAction, Result,
-    RetryPolicy, SchemaReport, Sealed, Session, SessionConfig, SetFilter, Stamp, TimeoutKind,
-    TxOptions, ValidationErrors, WriteKind,
+    stored, AccessControl, Action, AnyConnection, AuditContext, Backend, BackendKind, Balance,
+    Balancer, BelongsTo, Check, ClusterConfig, ColumnKind, ColumnMeta, ColumnRole, ColumnValue,
+    Config, ConstraintKind, Crypto, DatabaseConfig, DatabaseUrl, Db, DbEnum, DbError, Decimal,
+    DecodeError, Drift, Entity, EntityMeta, EntityRules, Error, FieldError, ForeignKey, Hooks,
+    HostRole, HostStatus, IndexMeta, IntegrityKind, IsolationLevel, LiveColumn, MultiBackend,
+    PoolConfig, PoolStats, Principal, RefAction, Result, RetryPolicy, SchemaReport, Sealed,
+    Session, SessionConfig, SetFilter, Stamp, TimeoutKind, TxOptions, ValidationErrors, WriteKind,
 };
 pub use custodian_derive::{entity, DbEnum};
 

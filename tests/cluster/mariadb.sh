@@ -101,8 +101,8 @@ case "$cmd" in
   down) down ;;
   stop) need_port "${2:-}"; stop_node "$2" ;;
   start) need_port "${2:-}"; start_node "$2" ;;
-  lag-on) need_port "${2:-}"; q "$2" "stop slave sql_thread; change master to master_delay=${3:-2}; start slave sql_thread" ;;
-  lag-off) need_port "${2:-}"; q "$2" "stop slave sql_thread; change master to master_delay=0; start slave sql_thread" ;;
+  lag-on) need_port "${2:-}"; q "$2" "stop slave; change master to master_delay=${3:-2}; start slave" ;;
+  lag-off) need_port "${2:-}"; q "$2" "stop slave; change master to master_delay=0; start slave" ;;
   pause) need_port "${2:-}"; q "$2" "stop slave sql_thread" ;;
   resume) need_port "${2:-}"; q "$2" "start slave sql_thread" ;;
   *) die "usage: mariadb.sh up|down|stop PORT|start PORT|lag-on PORT [S]|lag-off PORT|pause PORT|resume PORT" ;;

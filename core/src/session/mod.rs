@@ -69,6 +69,11 @@ pub struct Session {
     /// The retired connection had a transaction open on the raw connection (not custodian's):
     /// the next statement fails instead of running on a fresh connection outside it.
     discarded_raw_transaction: bool,
+    /// The replica this reader session runs on (`None`: the primary).
+    replica: Option<crate::cluster::Lease>,
+    /// The commit position of the handle that opened the session, in a cluster: commits
+    /// advance it (read-your-writes).
+    causal: Option<Arc<crate::cluster::Causal>>,
 }
 
 /// Most rows a transaction remembers for guarded updates; later reads are not remembered.
@@ -231,6 +236,7 @@ mod hooks;
 mod policy;
 mod read;
 mod relations;
+mod route;
 mod set_sql;
 mod set_write;
 mod shared;
@@ -259,6 +265,8 @@ impl Session {
             seen: HashMap::new(),
             discard: false,
             discarded_raw_transaction: false,
+            replica: None,
+            causal: None,
         }
     }
 
@@ -361,7 +369,10 @@ impl Session {
                 source: None,
             });
         }
-        let fresh = crate::pool::open_connection(self.db.backend, &self.db.config)?;
+        if self.replica.is_some() {
+            return self.reroute();
+        }
+        let fresh = crate::pool::open_connection(self.db.backend, self.db.primary_config())?;
         *self.conn = fresh;
         self.db.counters.replaced_in_place();
         self.discard = false;

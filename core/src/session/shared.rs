@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     /// The entities this `Db` created or checked: the write path follows their cascading
     /// foreign keys (see [`crate::cascade`]).
     pub(crate) entities: std::sync::Mutex<Vec<EntityMeta>>,
+    /// The hosts of a database with several (`None` for one host: `pool` is its pool).
+    pub(crate) cluster: Option<crate::cluster::Cluster>,
 }
 
 impl Shared {
@@ -39,6 +41,15 @@ impl Shared {
             Some(key) => Ok(Some(key)),
             None if self.config.audit.unkeyed => Ok(None),
             None => Err(crate::config::missing_audit_key()),
+        }
+    }
+
+    /// The configuration of the primary's own connections: with several hosts, the
+    /// discovered primary's URL.
+    pub(crate) fn primary_config(&self) -> &DatabaseConfig {
+        match &self.cluster {
+            Some(cluster) => &cluster.primary().config,
+            None => &self.config,
         }
     }
 

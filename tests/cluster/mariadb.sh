@@ -8,6 +8,7 @@
 #   mariadb.sh lag-on PORT [S]   delay the replica's SQL thread (MASTER_DELAY, default 2 s)
 #   mariadb.sh lag-off PORT
 #   mariadb.sh pause PORT | resume PORT   stop / start the replica's SQL thread
+#   mariadb.sh heal              up, and the replica replicating without delay (after a test)
 #
 # Ports: CUSTODIAN_MARIADB_RIG_PORT (primary, default 33061) and the next one for the replica.
 set -euo pipefail
@@ -63,9 +64,11 @@ up() {
   mkdir -p "$BASE"; chmod 755 "$BASE"
   if [ ! -d "$(dir "$P0")" ]; then
     make_node "$P0"
-    # `all` does not include READ_ONLY ADMIN in 10.11: `app` is held to read_only on the replica.
+    # `all` includes READ_ONLY ADMIN, which lets a user write despite read_only: revoked, so
+    # `app` is held to read_only on the replica.
     q "$P0" "create user 'repl'@'127.0.0.1' identified by 'repl'; grant replication slave on *.* to 'repl'@'127.0.0.1';
-             create user 'app'@'%' identified by 'app'; grant all on *.* to 'app'@'%'"
+             create user 'app'@'%' identified by 'app'; grant all on *.* to 'app'@'%';
+             revoke read_only admin on *.* from 'app'@'%'"
   fi
   start_node "$P0"
   if [ ! -d "$(dir "$P1")" ]; then
@@ -98,6 +101,7 @@ exec 9>"$LOCK"
 flock -w 120 9 || die "another mariadb.sh held the lock for 120s"
 case "$cmd" in
   up) up ;;
+  heal) up; q "$P1" "stop slave; change master to master_delay=0; start slave" ;;
   down) down ;;
   stop) need_port "${2:-}"; stop_node "$2" ;;
   start) need_port "${2:-}"; start_node "$2" ;;

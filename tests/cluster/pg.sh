@@ -10,6 +10,7 @@
 #   pg.sh lag-on PORT [MS]   delay replay on a replica (recovery_min_apply_delay, default 1500)
 #   pg.sh lag-off PORT
 #   pg.sh pause PORT | resume PORT   pause / resume WAL replay on a replica
+#   pg.sh heal               up, and every replica replaying without delay (after a test)
 #
 # Ports: CUSTODIAN_PG_RIG_PORT (primary, default 55432) and the next two for the replicas.
 # Every wait has a timeout; a failure exits non-zero with what went wrong.
@@ -109,6 +110,11 @@ exec 9>"$LOCK"
 flock -w 120 9 || die "another pg.sh held the lock for 120s"
 case "$cmd" in
   up) up ;;
+  heal)
+    up
+    for p in "$P1" "$P2"; do
+      q "$p" "alter system reset recovery_min_apply_delay" && q "$p" "select pg_reload_conf(), pg_wal_replay_resume()" >/dev/null
+    done ;;
   down) down ;;
   stop) need_port "${2:-}"; stop_node "$2" ;;
   start) need_port "${2:-}"; start_node "$2" ;;

@@ -63,7 +63,8 @@ pub struct RigDb {
 }
 
 impl RigDb {
-    /// Starts the rig if this process has not, creates a database and waits (10 s at most)
+    /// Starts the rig if this process has not, heals it (every host running, replaying
+    /// without delay), creates a database and waits (10 s at most)
     /// until every replica has it.
     pub fn new(kind: BackendKind) -> RigDb {
         static PG: OnceLock<()> = OnceLock::new();
@@ -77,6 +78,8 @@ impl RigDb {
         };
         let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
         once.get_or_init(|| rig(kind, &["up"]));
+        // A test that failed half-way may have left a host stopped, paused or delayed.
+        rig(kind, &["heal"]);
         let name = format!(
             "cl_{}_{}",
             std::process::id(),

@@ -129,11 +129,11 @@ impl RigDb {
         let url = host_url(kind, port, db);
         match kind {
             BackendKind::Postgres => custodian::diesel::PgConnection::establish(&url)
-                .and_then(|mut c| Ok(c.batch_execute(sql)))
+                .map(|mut c| c.batch_execute(sql))
                 .expect("rig connection")
                 .expect("rig statement"),
             _ => custodian::diesel::MysqlConnection::establish(&url)
-                .and_then(|mut c| Ok(c.batch_execute(sql)))
+                .map(|mut c| c.batch_execute(sql))
                 .expect("rig connection")
                 .expect("rig statement"),
         }

@@ -32,20 +32,20 @@ impl Session {
         {
             return Ok(());
         }
-        self.to_primary()
+        self.move_to_primary()
     }
 
     /// Before a write outside a transaction: a reader session moves to the primary. (Inside a
     /// read-only transaction on a replica the write fails as it would on the primary.)
     pub(super) fn route_write(&mut self) -> Result<()> {
         if self.replica.is_some() && self.depth == 0 && !self.in_any_transaction() {
-            return self.to_primary();
+            return self.move_to_primary();
         }
         Ok(())
     }
 
     /// Swaps the replica connection for one of the primary.
-    fn to_primary(&mut self) -> Result<()> {
+    fn move_to_primary(&mut self) -> Result<()> {
         let db = &self.db;
         self.conn = crate::pool::checkout(&db.pool, &db.failures, db.primary_config())?;
         self.replica = None;
@@ -75,7 +75,7 @@ impl Session {
                 self.discarded_raw_transaction = false;
                 Ok(())
             }
-            None => self.to_primary(),
+            None => self.move_to_primary(),
         }
     }
 

@@ -311,6 +311,32 @@ fn a_stopped_replica_is_banned_and_readmitted(kind: BackendKind) {
     assert!(status[index].errors > 0, "{status:?}");
 }
 
+/// Threads of this process named as the cluster checker (the kernel keeps 15 bytes of a name).
+fn checker_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim() == "custodian-clust")
+        .count()
+}
+
+/// The health checker belongs to the `Db`: one thread while it is open, none once the last
+/// handle is dropped. Holds both rigs, so no other cluster test opens one meanwhile.
+#[test]
+fn the_checker_stops_with_the_db() {
+    let pg = RigDb::new(BackendKind::Postgres);
+    let _my = RigDb::new(BackendKind::Mysql);
+    let before = checker_threads();
+    let db = open(&pg, |c| c);
+    let reader = db.reader().unwrap();
+    assert_eq!(checker_threads(), before + 1);
+    drop(db);
+    drop(reader);
+    until(Duration::from_secs(2), "the checker thread stops", || {
+        checker_threads() == before
+    });
+}
+
 macro_rules! on_rigs {
     ($($name:ident),* $(,)?) => {
         mod postgres {

@@ -139,4 +139,29 @@ mod tests {
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].expose(), "mysql://u@h/db");
     }
+
+    #[test]
+    fn cluster_settings_parse_and_validate() {
+        let cfg = crate::config::Config::from_toml_str(
+            r#"
+            [databases.main]
+            url = "mysql://app@h1:3306,h2:3306/db"
+            cluster = { max_replica_lag_ms = 2000, balance = "least_in_flight", weights = [1, 3] }
+            "#,
+        )
+        .unwrap();
+        let main = cfg.database("main").unwrap();
+        assert_eq!(main.hosts().len(), 2);
+        assert_eq!(main.cluster.balance, Balance::LeastInFlight);
+        assert_eq!(main.cluster.max_replica_lag(), Some(Duration::from_secs(2)));
+        let bad = crate::config::Config::from_toml_str(
+            r#"
+            [databases.main]
+            url = "mysql://app@h1:3306,h2:3306/db"
+            cluster = { weights = [1] }
+            "#,
+        )
+        .unwrap_err();
+        assert!(bad.to_string().contains("weights"), "{bad}");
+    }
 }

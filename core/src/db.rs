@@ -108,11 +108,7 @@ impl Db {
     /// when every connection stayed in use, or [`Error::Connection`] when opening a connection
     /// failed meanwhile (server unreachable, credentials refused), with that failure as source.
     pub fn session(&self) -> Result<Session> {
-        let conn = pool::checkout(
-            &self.inner.pool,
-            &self.inner.failures,
-            self.inner.primary_config(),
-        )?;
+        let conn = self.inner.primary_connection()?;
         let session = Session::new(
             conn,
             self.inner.clone(),
@@ -222,7 +218,7 @@ impl Db {
     /// [`Error::CommitUnknown`](crate::Error::CommitUnknown). See
     /// [`Session::transaction_with`].
     pub fn transaction<T>(&self, f: impl FnMut(&mut Session) -> Result<T>) -> Result<T> {
-        self.session()?.transaction(f)
+        self.transaction_with(&TxOptions::default(), f)
     }
 
     /// [`Db::transaction`] with explicit [`TxOptions`]. In a cluster a read-only transaction
@@ -236,7 +232,31 @@ impl Db {
         if options.read_only && !options.primary && self.inner.cluster.is_some() {
             return self.reader()?.transaction_with(options, f);
         }
-        self.session()?.transaction_with(options, f)
+        if self.inner.cluster.is_none() {
+            return self.session()?.transaction_with(options, f);
+        }
+        // A cluster whose primary is lost: the session itself waits, under the retry policy,
+        // for a host to answer as primary.
+        let policy = options
+            .retry
+            .clone()
+            .unwrap_or_else(|| self.inner.config.retry.clone());
+        let started = std::time::Instant::now();
+        let mut attempt = 1;
+        loop {
+            match self.session() {
+                Ok(mut s) => return s.transaction_with(options, f),
+                Err(e @ Error::Connection { .. }) => {
+                    let backoff = policy.delay(attempt);
+                    if !policy.allows_retry(attempt, started.elapsed(), backoff) {
+                        return Err(e);
+                    }
+                    std::thread::sleep(backoff);
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Which database this handle talks to.

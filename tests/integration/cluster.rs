@@ -337,6 +337,76 @@ fn the_checker_stops_with_the_db() {
     });
 }
 
+/// The primary stops; a replica is promoted: writes fail fast meanwhile, and a transaction run
+/// after the promotion lands on the new primary within one check interval and a second (its
+/// retry policy waits). Tears the rig down afterwards (the next test builds a fresh one).
+#[test]
+fn writes_follow_a_promoted_replica() {
+    let kind = BackendKind::Postgres;
+    let rig_db = RigDb::new(kind);
+    let db = open(&rig_db, |c| c);
+    db.session()
+        .unwrap()
+        .insert(Note {
+            id: 1,
+            body: "before".into(),
+        })
+        .unwrap();
+    caught_up(&db);
+    let [old, new, _] = crate::cluster_rig::PG_PORTS;
+    struct Rebuild;
+    impl Drop for Rebuild {
+        fn drop(&mut self) {
+            run_rig(BackendKind::Postgres, &["down"]);
+        }
+    }
+    let _rebuild = Rebuild;
+    run_rig(kind, &["stop", &old.to_string()]);
+    until(
+        Duration::from_secs(2),
+        "the stopped primary is banned",
+        || !db.cluster_status()[0].up,
+    );
+    let started = Instant::now();
+    match db.session() {
+        Err(Error::Connection { .. }) => {}
+        other => panic!("a write session without a primary: {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(200),
+        "did not fail fast"
+    );
+    run_rig(kind, &["promote", &new.to_string()]);
+    let promoted = Instant::now();
+    let port = db
+        .transaction(|s| {
+            s.insert(Note {
+                id: 2,
+                body: "after".into(),
+            })?;
+            Ok(port_of(s))
+        })
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e} after {:?}: {:?}",
+                promoted.elapsed(),
+                db.cluster_status()
+            )
+        });
+    assert_eq!(port, new);
+    assert!(
+        promoted.elapsed() < Duration::from_millis(1100),
+        "{:?}",
+        promoted.elapsed()
+    );
+    let mut s = db.session().unwrap();
+    assert_eq!(s.find::<Note>(&1).unwrap().unwrap().body, "before");
+    assert_eq!(s.find::<Note>(&2).unwrap().unwrap().body, "after");
+    drop(s);
+    drop(db);
+    drop(rig_db);
+}
+
 macro_rules! on_rigs {
     ($($name:ident),* $(,)?) => {
         mod postgres {

@@ -22,6 +22,7 @@ use crate::config::{Balance, DatabaseConfig};
 use crate::error::{Error, Result};
 use crate::pool::PooledConnection;
 use host::Host;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -77,7 +78,8 @@ pub(crate) struct Cluster {
 struct Inner {
     backend: &'static dyn Backend,
     hosts: Vec<Arc<Host>>,
-    primary: usize,
+    /// The host that answered as primary last (changes on failover).
+    primary: AtomicUsize,
     balancer: Mutex<Arc<dyn Balancer>>,
     bound: Option<std::time::Duration>,
     wait: std::time::Duration,
@@ -155,7 +157,7 @@ impl Cluster {
         let inner = Arc::new(Inner {
             backend,
             hosts,
-            primary,
+            primary: AtomicUsize::new(primary),
             balancer: Mutex::new(balancer),
             bound: settings.max_replica_lag(),
             wait: settings.check_timeout(),
@@ -176,9 +178,27 @@ impl Cluster {
         }))
     }
 
-    /// The primary's pool, counters and configuration (its own URL).
+    /// The primary's pool, counters and configuration (its own URL): the host that answered
+    /// as primary last.
     pub(crate) fn primary(&self) -> &Host {
-        &self.inner.hosts[self.inner.primary]
+        &self.inner.hosts[self.inner.primary.load(Ordering::Acquire)]
+    }
+
+    /// A connection to the primary. While the primary is banned (lost, and no other host
+    /// answers as primary yet) this fails at once with [`Error::Connection`], which the
+    /// transaction retry policy retries: a failover is a wait for the next check.
+    pub(crate) fn primary_connection(&self) -> Result<PooledConnection> {
+        let host = self.primary();
+        if !host.is(HostRole::Primary) {
+            return Err(Error::Connection {
+                message: format!(
+                    "the primary {} is not answering as primary; waiting for a host that does",
+                    host.config.url.redacted()
+                ),
+                source: None,
+            });
+        }
+        crate::pool::checkout(&host.pool, &host.failures, &host.config)
     }
 
     /// Replaces the balancer.
@@ -246,6 +266,21 @@ impl Cluster {
     }
 }
 
+impl Inner {
+    /// After a check: when the primary no longer answers as one and exactly one other host
+    /// does (a promoted replica), that host becomes the primary.
+    fn follow_primary(&self) {
+        let current = self.primary.load(Ordering::Acquire);
+        if self.hosts[current].is(HostRole::Primary) {
+            return;
+        }
+        let mut primaries = (0..self.hosts.len()).filter(|&i| self.hosts[i].is(HostRole::Primary));
+        if let (Some(next), None) = (primaries.next(), primaries.next()) {
+            self.primary.store(next, Ordering::Release);
+        }
+    }
+}
+
 /// Checks every host each `every` until the cluster is dropped.
 fn checker(cluster: Weak<Inner>, stop: mpsc::Receiver<()>, every: std::time::Duration) {
     while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
@@ -255,5 +290,6 @@ fn checker(cluster: Weak<Inner>, stop: mpsc::Receiver<()>, every: std::time::Dur
         for host in &inner.hosts {
             host.check(inner.backend, inner.wait);
         }
+        inner.follow_primary();
     }
 }

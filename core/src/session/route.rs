@@ -46,8 +46,7 @@ impl Session {
 
     /// Swaps the replica connection for one of the primary.
     fn move_to_primary(&mut self) -> Result<()> {
-        let db = &self.db;
-        self.conn = crate::pool::checkout(&db.pool, &db.failures, db.primary_config())?;
+        self.conn = self.db.primary_connection()?;
         self.replica = None;
         self.discard = false;
         self.discarded_raw_transaction = false;

@@ -53,6 +53,15 @@ impl Shared {
         }
     }
 
+    /// A connection to the primary: the pool's, or in a cluster the current primary's (see
+    /// `Cluster::primary_connection`).
+    pub(crate) fn primary_connection(&self) -> Result<crate::pool::PooledConnection> {
+        match &self.cluster {
+            Some(cluster) => cluster.primary_connection(),
+            None => crate::pool::checkout(&self.pool, &self.failures, &self.config),
+        }
+    }
+
     /// Adds `entities` to the ones this `Db` knows (each table once).
     pub(crate) fn know(&self, entities: &[EntityMeta]) {
         let mut known = self.entities.lock().unwrap_or_else(|e| e.into_inner());

@@ -215,7 +215,8 @@ impl Db {
     /// Runs `f` in a transaction on a fresh session: commit on `Ok`, rollback on `Err` or panic,
     /// retried on serialization failures and on a connection lost before `COMMIT`, under the
     /// configured [`RetryPolicy`](crate::RetryPolicy); a connection lost during `COMMIT` is
-    /// [`Error::CommitUnknown`](crate::Error::CommitUnknown). See
+    /// [`Error::CommitUnknown`](crate::Error::CommitUnknown). In a cluster whose primary is
+    /// lost, it waits under the same policy for a host to answer as primary. See
     /// [`Session::transaction_with`].
     pub fn transaction<T>(&self, f: impl FnMut(&mut Session) -> Result<T>) -> Result<T> {
         self.transaction_with(&TxOptions::default(), f)

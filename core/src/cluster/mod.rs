@@ -8,7 +8,9 @@
 //! commit's position ([`Backend::has_replayed`], asked live). With no eligible replica they run
 //! on the primary. A background thread, owned by the `Db` and stopped when it is dropped,
 //! checks every host each interval; a host that fails a check or a connection is banned until
-//! a check finds it answering again.
+//! a check finds it answering again. When the primary stops answering as one and another host
+//! does (a promoted replica), that host becomes the primary; until then write sessions fail at
+//! once with [`Error::Connection`].
 
 mod balance;
 mod host;

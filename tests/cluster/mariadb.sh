@@ -5,6 +5,7 @@
 # through the non-root user `app` (password `app`): root ignores read_only.
 #
 #   mariadb.sh up | down | stop PORT | start PORT
+#   mariadb.sh promote PORT      make the replica a primary (replication reset, read_only off)
 #   mariadb.sh lag-on PORT [S]   delay the replica's SQL thread (MASTER_DELAY, default 2 s)
 #   mariadb.sh lag-off PORT
 #   mariadb.sh pause PORT | resume PORT   stop / start the replica's SQL thread
@@ -101,6 +102,7 @@ exec 9>"$LOCK"
 flock -w 120 9 || die "another mariadb.sh held the lock for 120s"
 case "$cmd" in
   up) up ;;
+  promote) need_port "${2:-}"; q "$2" "stop slave; reset slave all; set global read_only = 0" ;;
   heal) up; q "$P1" "stop slave; change master to master_delay=0; start slave" ;;
   down) down ;;
   stop) need_port "${2:-}"; stop_node "$2" ;;
@@ -109,5 +111,5 @@ case "$cmd" in
   lag-off) need_port "${2:-}"; q "$2" "stop slave; change master to master_delay=0; start slave" ;;
   pause) need_port "${2:-}"; q "$2" "stop slave sql_thread" ;;
   resume) need_port "${2:-}"; q "$2" "start slave sql_thread" ;;
-  *) die "usage: mariadb.sh up|down|stop PORT|start PORT|lag-on PORT [S]|lag-off PORT|pause PORT|resume PORT" ;;
+  *) die "usage: mariadb.sh up|down|heal|stop PORT|start PORT|promote PORT|lag-on PORT [S]|lag-off PORT|pause PORT|resume PORT" ;;
 esac

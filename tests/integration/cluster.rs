@@ -340,9 +340,7 @@ fn the_checker_stops_with_the_db() {
 /// The primary stops; a replica is promoted: writes fail fast meanwhile, and a transaction run
 /// after the promotion lands on the new primary within one check interval and a second (its
 /// retry policy waits). Tears the rig down afterwards (the next test builds a fresh one).
-#[test]
-fn writes_follow_a_promoted_replica() {
-    let kind = BackendKind::Postgres;
+fn writes_follow_a_promoted_replica(kind: BackendKind) {
     let rig_db = RigDb::new(kind);
     let db = open(&rig_db, |c| c);
     db.session()
@@ -353,14 +351,14 @@ fn writes_follow_a_promoted_replica() {
         })
         .unwrap();
     caught_up(&db);
-    let [old, new, _] = crate::cluster_rig::PG_PORTS;
-    struct Rebuild;
+    let (old, new) = (ports(kind)[0], ports(kind)[1]);
+    struct Rebuild(BackendKind);
     impl Drop for Rebuild {
         fn drop(&mut self) {
-            run_rig(BackendKind::Postgres, &["down"]);
+            run_rig(self.0, &["down"]);
         }
     }
-    let _rebuild = Rebuild;
+    let _rebuild = Rebuild(kind);
     run_rig(kind, &["stop", &old.to_string()]);
     until(
         Duration::from_secs(2),
@@ -424,6 +422,7 @@ on_rigs!(
     read_your_writes_under_delay,
     a_paused_replica_is_skipped,
     a_stopped_replica_is_banned_and_readmitted,
+    writes_follow_a_promoted_replica,
 );
 
 #[test]

@@ -52,7 +52,7 @@
 //! - The [README](readme), whose Rust blocks are doctests too:
 //!   [quick start](readme#quick-start), [concepts](readme#concepts),
 //!   [entities](readme#entities), [column types](readme#column-types),
-//!   [transactions](readme#transactions), [errors](readme#errors),
+//!   [transactions](readme#transactions), [errors](readme#errors), [clusters](readme#clusters),
 //!   [constraints, migrations and drift](readme#constraints-migrations-and-drift),
 //!   [the audit trail](readme#the-audit-trail),
 //!   [field encryption](readme#field-encryption-and-crypto-shredding),
@@ -67,17 +67,18 @@
 // runners, cascades) stay in custodian-core; generated code reaches what it needs through
 // `__private`.
 pub use custodian_core::{
-    access, audit, backend, config, coordinate, crypto, entity, error, migrate, schema, session,
-    sql_types, tx, validate, value,
+    access, audit, backend, cluster, config, coordinate, crypto, entity, error, migrate, schema,
+    session, sql_types, tx, validate, value,
 };
 pub use custodian_core::{
-    stored, AccessControl, Action, AnyConnection, AuditContext, Backend, BackendKind, BelongsTo,
-    Check, ColumnKind, ColumnMeta, ColumnRole, ColumnValue, Config, ConstraintKind, Coordinator,
-    Crypto, DatabaseConfig, DatabaseUrl, Db, DbEnum, DbError, Decimal, DecodeError, Drift, Entity,
-    EntityMeta, EntityRules, Error, FieldError, ForeignKey, Hooks, IndexMeta, IntegrityKind,
-    IsolationLevel, LiveColumn, MultiBackend, PoolConfig, PoolStats, Principal, RefAction, Result,
-    RetryPolicy, SchemaReport, Sealed, Session, SessionConfig, SetFilter, Stamp, TimeoutKind,
-    TxOptions, ValidationErrors, WriteKind,
+    stored, AccessControl, Action, AnyConnection, AuditContext, Backend, BackendKind, Balance,
+    Balancer, BelongsTo, Check, ClusterConfig, ColumnKind, ColumnMeta, ColumnRole, ColumnValue,
+    Config, ConstraintKind, Coordinator, Crypto, DatabaseConfig, DatabaseUrl, Db, DbEnum, DbError,
+    Decimal, DecodeError, Drift, Entity, EntityMeta, EntityRules, Error, FieldError, ForeignKey,
+    Hooks, HostRole, HostStatus, IndexMeta, IntegrityKind, IsolationLevel, LiveColumn,
+    MultiBackend, PoolConfig, PoolStats, Principal, RefAction, Result, RetryPolicy, SchemaReport,
+    Sealed, Session, SessionConfig, SetFilter, Stamp, TimeoutKind, TxOptions, ValidationErrors,
+    WriteKind,
 };
 pub use custodian_derive::{entity, DbEnum};
 

@@ -17,6 +17,7 @@ pub mod mysql;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod rebuild;
+mod replication;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod two_phase;

@@ -318,6 +318,26 @@ impl Backend for Mysql {
             _ => true,
         }
     }
+
+    fn role(&self, conn: &mut AnyConnection) -> QueryResult<custodian_core::backend::HostRole> {
+        crate::replication::my_role(my(conn)?)
+    }
+
+    fn replica_lag(&self, conn: &mut AnyConnection) -> QueryResult<Option<Duration>> {
+        crate::replication::my_lag(my(conn)?)
+    }
+
+    fn commit_position(&self, conn: &mut AnyConnection) -> QueryResult<Option<String>> {
+        crate::replication::my_position(my(conn)?)
+    }
+
+    fn has_replayed(&self, conn: &mut AnyConnection, position: &str) -> QueryResult<bool> {
+        crate::replication::my_replayed(my(conn)?, position)
+    }
+
+    fn later_position(&self, a: &str, b: &str) -> Option<String> {
+        crate::replication::my_later(a, b)
+    }
 }
 
 /// The error number and cause of a MariaDB / MySQL error diesel reports only by message (its

@@ -231,6 +231,31 @@ impl Backend for Postgres {
             _ => true,
         }
     }
+
+    fn role(&self, conn: &mut AnyConnection) -> QueryResult<custodian_core::backend::HostRole> {
+        crate::replication::pg_role(pg(conn)?)
+    }
+
+    fn replica_lag(&self, conn: &mut AnyConnection) -> QueryResult<Option<Duration>> {
+        crate::replication::pg_lag(pg(conn)?)
+    }
+
+    fn commit_position(&self, conn: &mut AnyConnection) -> QueryResult<Option<String>> {
+        crate::replication::pg_position(pg(conn)?)
+    }
+
+    fn has_replayed(&self, conn: &mut AnyConnection, position: &str) -> QueryResult<bool> {
+        crate::replication::pg_replayed(pg(conn)?, position)
+    }
+
+    fn later_position(&self, a: &str, b: &str) -> Option<String> {
+        crate::replication::pg_later(a, b)
+    }
+
+    fn replica_runs(&self, options: &TxOptions) -> bool {
+        // A hot standby refuses `SERIALIZABLE` (SQLSTATE 0A000).
+        options.isolation != Some(custodian_core::IsolationLevel::Serializable)
+    }
 }
 
 /// The SQLSTATE and cause of a PostgreSQL error diesel reports only by message (its error

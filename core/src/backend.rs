@@ -16,6 +16,15 @@ use crate::value::ColumnKind;
 use diesel::QueryResult;
 use std::time::Duration;
 
+/// A host's role in a replicated database, as the server itself reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum HostRole {
+    /// Accepts writes (PostgreSQL not in recovery; MariaDB with `read_only` off).
+    Primary,
+    /// Serves reads only, replaying the primary's changes.
+    Replica,
+}
+
 /// What differs per database. Implemented by `custodian-backends`; object-safe.
 pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// Which database this is.
@@ -166,6 +175,45 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// transaction (SQLite).
     fn two_phase(&self) -> Option<&'static dyn TwoPhase> {
         None
+    }
+
+    // --- replication (clusters, see `crate::cluster`) ---
+
+    /// The role of the host this connection talks to (PostgreSQL `pg_is_in_recovery()`,
+    /// MariaDB `@@read_only`). Backends without replicas answer [`HostRole::Primary`].
+    fn role(&self, _conn: &mut AnyConnection) -> QueryResult<HostRole> {
+        Ok(HostRole::Primary)
+    }
+
+    /// How far a replica's data is behind its primary; zero on a primary; `None` when it
+    /// cannot be told (replication broken or paused on MariaDB), which makes the host unusable
+    /// for reads under a lag bound.
+    fn replica_lag(&self, _conn: &mut AnyConnection) -> QueryResult<Option<Duration>> {
+        Ok(Some(Duration::ZERO))
+    }
+
+    /// The replication position just after everything this connection committed (PostgreSQL:
+    /// the WAL insert LSN; MariaDB: `@@gtid_binlog_pos`), as text; `None` without replication.
+    fn commit_position(&self, _conn: &mut AnyConnection) -> QueryResult<Option<String>> {
+        Ok(None)
+    }
+
+    /// Whether the replica on this connection has replayed `position` (as
+    /// [`Backend::commit_position`] returned it on the primary). Does not wait.
+    fn has_replayed(&self, _conn: &mut AnyConnection, _position: &str) -> QueryResult<bool> {
+        Ok(true)
+    }
+
+    /// The later of two positions (for MariaDB GTID lists: per domain); `None` when either does
+    /// not parse as a position of this backend.
+    fn later_position(&self, _a: &str, _b: &str) -> Option<String> {
+        None
+    }
+
+    /// Whether a replica can run a transaction with `options` (a PostgreSQL hot standby
+    /// refuses serializable transactions): otherwise it runs on the primary.
+    fn replica_runs(&self, _options: &TxOptions) -> bool {
+        true
     }
 }
 

@@ -28,7 +28,9 @@ use std::collections::BTreeMap;
 
 use std::time::Duration;
 
+mod cluster;
 mod database_url;
+pub use cluster::{Balance, ClusterConfig};
 use database_url::check_url;
 pub use database_url::DatabaseUrl;
 
@@ -50,9 +52,14 @@ pub struct Config {
 pub struct DatabaseConfig {
     /// URL of the primary (writes and, for now, reads).
     pub url: DatabaseUrl,
-    /// Read replicas. Parsed and validated now; read routing arrives in a later release.
+    /// More hosts of the same database. With the hosts of a multi-host `url`
+    /// (`postgres://u@h1:5432,h2:5433/db`) they form a cluster whose roles are discovered,
+    /// not declared: which host is the primary is asked of each (see [`crate::cluster`]).
     #[serde(default)]
     pub replicas: Vec<DatabaseUrl>,
+    /// Read routing of a database with several hosts (lag bound, health checks, balancing).
+    #[serde(default)]
+    pub cluster: ClusterConfig,
     /// Connection pool knobs.
     #[serde(default)]
     pub pool: PoolConfig,
@@ -253,6 +260,7 @@ impl DatabaseConfig {
         DatabaseConfig {
             url,
             replicas: Vec::new(),
+            cluster: ClusterConfig::default(),
             pool: PoolConfig::default(),
             session: SessionConfig::default(),
             retry: RetryPolicy::default(),
@@ -346,6 +354,40 @@ impl DatabaseConfig {
         Ok(cfg)
     }
 
+    /// Adds a host to the database (see [`DatabaseConfig::replicas`]); its role is discovered.
+    pub fn host(mut self, url: &str) -> Self {
+        self.replicas.push(DatabaseUrl::new(url));
+        self
+    }
+
+    /// Bounds replica lag: a replica further behind serves no reads (see [`ClusterConfig`]).
+    pub fn max_replica_lag(mut self, limit: std::time::Duration) -> Self {
+        self.cluster.max_replica_lag_ms =
+            Some(u64::try_from(limit.as_millis()).unwrap_or(u64::MAX));
+        self
+    }
+
+    /// Sets how often hosts are checked (see [`ClusterConfig::check_interval_ms`]).
+    pub fn check_interval(mut self, every: std::time::Duration) -> Self {
+        self.cluster.check_interval_ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// Chooses how reads are spread over replicas.
+    pub fn balance(mut self, balance: Balance) -> Self {
+        self.cluster.balance = balance;
+        self
+    }
+
+    /// Every host of this database, one URL each: the hosts of `url` (several in a multi-host
+    /// URL), then those of `replicas`. One host means no cluster.
+    pub fn hosts(&self) -> Vec<DatabaseUrl> {
+        std::iter::once(&self.url)
+            .chain(&self.replicas)
+            .flat_map(cluster::expand)
+            .collect()
+    }
+
     /// Whether this is an in-memory SQLite database (one connection, gone when it closes).
     pub fn is_sqlite_memory(&self) -> bool {
         matches!(self.url.expose(), "sqlite::memory:" | "sqlite://:memory:")
@@ -359,6 +401,21 @@ impl DatabaseConfig {
             format!("{at}.url")
         };
         check_url(&self.url, &url_field)?;
+        let hosts = self.hosts();
+        if self.url.scheme() == "sqlite" && (hosts.len() > 1 || self.url.expose().contains(',')) {
+            return Err(Error::config(
+                if self.replicas.is_empty() {
+                    url_field.clone()
+                } else {
+                    format!("{at}.replicas")
+                },
+                "SQLite is one file and has no replicas or other hosts: name one database file",
+            ));
+        }
+        self.cluster.validate(at, hosts.len())?;
+        for (i, h) in hosts.iter().enumerate().filter(|_| hosts.len() > 1) {
+            check_url(h, &format!("{url_field} (host {})", i + 1))?;
+        }
         for (i, r) in self.replicas.iter().enumerate() {
             check_url(r, &format!("{at}.replicas[{i}]"))?;
             if r.scheme() != self.url.scheme() {

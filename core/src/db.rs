@@ -4,6 +4,7 @@
 use crate::access::AccessControl;
 use crate::audit;
 use crate::backend::Backend;
+use crate::cluster::{Balancer, Causal, Cluster, HostStatus};
 use crate::config::DatabaseConfig;
 use crate::entity::{Entity, EntityMeta};
 use crate::error::{BackendKind, Error, Result};
@@ -24,6 +25,8 @@ pub struct Db {
     pub(crate) inner: Arc<Shared>,
     principal: Option<Arc<Principal>>,
     access: Option<Arc<AccessControl>>,
+    /// The commit position this handle and its clones read their own writes from (clusters).
+    causal: Arc<Causal>,
 }
 
 impl std::fmt::Debug for Db {
@@ -65,13 +68,26 @@ impl Db {
                     ),
                 )
             })?;
-        let counters = Arc::new(PoolCounters::default());
-        let failures = Arc::new(ConnectFailures::default());
-        let pool = pool::build(backend, &config, counters.clone(), failures.clone())?;
+        let cluster = Cluster::open(backend, &config)?;
+        let (pool, counters, failures) = match &cluster {
+            // The primary's pool of a cluster serves every session that is not a reader's.
+            Some(c) => {
+                let p = c.primary();
+                (p.pool.clone(), p.counters.clone(), p.failures.clone())
+            }
+            None => {
+                let counters = Arc::new(PoolCounters::default());
+                let failures = Arc::new(ConnectFailures::default());
+                let pool = pool::build(backend, &config, counters.clone(), failures.clone())?;
+                (pool, counters, failures)
+            }
+        };
         Ok(Db {
             principal: None,
             access: None,
+            causal: Arc::default(),
             inner: Arc::new(Shared {
+                cluster,
                 audit_key: config.audit.key()?,
                 crypto: crate::crypto::Crypto::from_config(&config)?,
                 backend,
@@ -92,13 +108,81 @@ impl Db {
     /// when every connection stayed in use, or [`Error::Connection`] when opening a connection
     /// failed meanwhile (server unreachable, credentials refused), with that failure as source.
     pub fn session(&self) -> Result<Session> {
-        let conn = pool::checkout(&self.inner.pool, &self.inner.failures, &self.inner.config)?;
-        Ok(Session::new(
+        let conn = self.inner.primary_connection()?;
+        let session = Session::new(
             conn,
             self.inner.clone(),
             self.principal.clone(),
             self.access.clone(),
-        ))
+        );
+        Ok(match &self.inner.cluster {
+            Some(_) => session.routed(None, Some(self.causal.clone())),
+            None => session,
+        })
+    }
+
+    /// A session for reads that may run on a replica (see [`crate::cluster`]): one that is
+    /// answering, within `max_replica_lag` and, once this handle (or a clone) committed a
+    /// write, has replayed that commit; else the primary. The balancer picks among eligible
+    /// replicas. Its writes and transactions not declared read-only move it to the primary
+    /// before they begin; `FOR UPDATE` reads happen only inside those. With one host this is
+    /// [`Db::session`].
+    pub fn reader(&self) -> Result<Session> {
+        let Some(cluster) = &self.inner.cluster else {
+            return self.session();
+        };
+        match cluster.replica(&self.causal.get(), None) {
+            Some((conn, lease)) => Ok(Session::new(
+                conn,
+                self.inner.clone(),
+                self.principal.clone(),
+                self.access.clone(),
+            )
+            .routed(Some(lease), Some(self.causal.clone()))),
+            None => self.session(),
+        }
+    }
+
+    /// The replication position of this handle's last committed write, as a token to pass
+    /// to [`Db::with_position`] in another handle or process (e.g. in a web session), so its
+    /// reads see that write. `None` before any write, with one host, or when the position could
+    /// not be read (this handle then reads from the primary).
+    pub fn position(&self) -> Option<String> {
+        match self.causal.get() {
+            crate::cluster::Position::At(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// A handle sharing the pools, with its own read-your-writes position starting at
+    /// `token` (from [`Db::position`]; `None`: from nothing). Its reads wait for replicas that
+    /// replayed it; its commits advance it, not this handle's.
+    pub fn with_position(&self, token: Option<&str>) -> Db {
+        Db {
+            inner: self.inner.clone(),
+            principal: self.principal.clone(),
+            access: self.access.clone(),
+            causal: Arc::new(Causal::at(token)),
+        }
+    }
+
+    /// Every host of a cluster: role, whether it serves, lag, sessions in flight, errors (in
+    /// configuration order). Empty for a database with one host.
+    pub fn cluster_status(&self) -> Vec<HostStatus> {
+        self.inner
+            .cluster
+            .as_ref()
+            .map(Cluster::status)
+            .unwrap_or_default()
+    }
+
+    /// Spreads this database's reads over replicas with `balancer` instead of the configured
+    /// one (for every handle sharing the pools). No effect with one host.
+    pub fn with_balancer(&self, balancer: Arc<dyn Balancer>) -> &Db {
+        if let Some(c) = &self.inner.cluster {
+            c.set_balancer(balancer);
+        }
+        self
     }
 
     /// A handle whose sessions act as `principal` (recorded in the audit trail, checked by
@@ -108,6 +192,7 @@ impl Db {
             inner: self.inner.clone(),
             principal: Some(Arc::new(principal)),
             access: self.access.clone(),
+            causal: self.causal.clone(),
         }
     }
 
@@ -118,6 +203,7 @@ impl Db {
             inner: self.inner.clone(),
             principal: self.principal.clone(),
             access: Some(Arc::new(access)),
+            causal: self.causal.clone(),
         }
     }
 
@@ -129,19 +215,49 @@ impl Db {
     /// Runs `f` in a transaction on a fresh session: commit on `Ok`, rollback on `Err` or panic,
     /// retried on serialization failures and on a connection lost before `COMMIT`, under the
     /// configured [`RetryPolicy`](crate::RetryPolicy); a connection lost during `COMMIT` is
-    /// [`Error::CommitUnknown`](crate::Error::CommitUnknown). See
+    /// [`Error::CommitUnknown`](crate::Error::CommitUnknown). In a cluster whose primary is
+    /// lost, it waits under the same policy for a host to answer as primary. See
     /// [`Session::transaction_with`].
     pub fn transaction<T>(&self, f: impl FnMut(&mut Session) -> Result<T>) -> Result<T> {
-        self.session()?.transaction(f)
+        self.transaction_with(&TxOptions::default(), f)
     }
 
-    /// [`Db::transaction`] with explicit [`TxOptions`].
+    /// [`Db::transaction`] with explicit [`TxOptions`]. In a cluster a read-only transaction
+    /// runs on a replica as a [`Db::reader`] session's would (unless
+    /// [`TxOptions::on_primary`]).
     pub fn transaction_with<T>(
         &self,
         options: &TxOptions,
         f: impl FnMut(&mut Session) -> Result<T>,
     ) -> Result<T> {
-        self.session()?.transaction_with(options, f)
+        if options.read_only && !options.primary && self.inner.cluster.is_some() {
+            return self.reader()?.transaction_with(options, f);
+        }
+        if self.inner.cluster.is_none() {
+            return self.session()?.transaction_with(options, f);
+        }
+        // A cluster whose primary is lost: the session itself waits, under the retry policy,
+        // for a host to answer as primary.
+        let policy = options
+            .retry
+            .clone()
+            .unwrap_or_else(|| self.inner.config.retry.clone());
+        let started = std::time::Instant::now();
+        let mut attempt = 1;
+        loop {
+            match self.session() {
+                Ok(mut s) => return s.transaction_with(options, f),
+                Err(e @ Error::Connection { .. }) => {
+                    let backoff = policy.delay(attempt);
+                    if !policy.allows_retry(attempt, started.elapsed(), backoff) {
+                        return Err(e);
+                    }
+                    std::thread::sleep(backoff);
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Which database this handle talks to.

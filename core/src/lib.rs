@@ -10,6 +10,7 @@ pub mod audit;
 pub mod backend;
 mod before_image;
 mod cached_update;
+pub mod cluster;
 pub mod config;
 mod conn;
 pub mod context;
@@ -35,8 +36,11 @@ pub mod value;
 mod layers;
 
 pub use access::{AccessControl, Action, EntityRules};
-pub use backend::Backend;
-pub use config::{Config, DatabaseConfig, DatabaseUrl, PoolConfig, SessionConfig};
+pub use backend::{Backend, HostRole};
+pub use cluster::{Balancer, HostStatus};
+pub use config::{
+    Balance, ClusterConfig, Config, DatabaseConfig, DatabaseUrl, PoolConfig, SessionConfig,
+};
 pub use conn::{AnyConnection, MultiBackend};
 pub use coordinate::Coordinator;
 pub use crypto::{Crypto, Sealed};

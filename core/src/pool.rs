@@ -253,20 +253,18 @@ pub fn checkout(
     })
 }
 
-/// Builds the pool for the primary of `config`, opening `min_idle` connections up front so a
-/// dead server or bad credentials fail here with a clear error.
-pub fn build(
-    backend: &'static dyn Backend,
+/// The r2d2 builder for `config`'s pool settings, with custodian's event handlers.
+fn builder(
     config: &DatabaseConfig,
     counters: Arc<PoolCounters>,
-    failures: Arc<ConnectFailures>,
-) -> Result<Pool> {
+    failures: &Arc<ConnectFailures>,
+) -> r2d2::Builder<Manager> {
     let p = &config.pool;
     let memory = config.is_sqlite_memory();
     // An in-memory SQLite database lives and dies with its one connection.
     let max_size = if memory { 1 } else { p.max_size };
     let min_idle = if memory { Some(1) } else { p.min_idle };
-    let builder = r2d2::Pool::builder()
+    r2d2::Pool::builder()
         .max_size(max_size)
         .min_idle(min_idle)
         .connection_timeout(p.connection_timeout())
@@ -282,7 +280,29 @@ pub fn build(
         })
         .test_on_check_out(p.test_on_check_out)
         .error_handler(Box::new(FailureHandler(failures.clone())))
-        .event_handler(Box::new(CountingHandler(counters, failures.clone())));
+        .event_handler(Box::new(CountingHandler(counters, failures.clone())))
+}
+
+/// Builds the pool for the host of `config` without waiting for a connection: one host of a
+/// cluster, which may be down now and come back later (r2d2 keeps opening connections).
+pub(crate) fn build_lazy(
+    backend: &'static dyn Backend,
+    config: &DatabaseConfig,
+    counters: Arc<PoolCounters>,
+    failures: Arc<ConnectFailures>,
+) -> Pool {
+    builder(config, counters, &failures).build_unchecked(Manager::new(backend, config.clone()))
+}
+
+/// Builds the pool for the primary of `config`, opening `min_idle` connections up front so a
+/// dead server or bad credentials fail here with a clear error.
+pub fn build(
+    backend: &'static dyn Backend,
+    config: &DatabaseConfig,
+    counters: Arc<PoolCounters>,
+    failures: Arc<ConnectFailures>,
+) -> Result<Pool> {
+    let builder = builder(config, counters, &failures);
     let manager = Manager::new(backend, config.clone());
     // Open one connection first so an unreachable server reports its own error, not a timeout.
     let probe = manager.connect().map_err(|e| e.0)?;

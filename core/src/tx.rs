@@ -62,6 +62,9 @@ pub struct TxOptions {
     pub timeout: Option<Duration>,
     /// Retry policy overriding the database's one for this transaction.
     pub retry: Option<RetryPolicy>,
+    /// Runs on the primary even when read-only (a cluster otherwise may run a read-only
+    /// transaction on a replica).
+    pub primary: bool,
 }
 
 impl TxOptions {
@@ -81,6 +84,11 @@ impl TxOptions {
     /// Makes the transaction read-only.
     pub fn read_only(mut self) -> Self {
         self.read_only = true;
+        self
+    }
+    /// Runs the transaction on the primary of a cluster even when it is read-only.
+    pub fn on_primary(mut self) -> Self {
+        self.primary = true;
         self
     }
     /// PostgreSQL `DEFERRABLE`.

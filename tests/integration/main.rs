@@ -15,6 +15,8 @@ mod audit_writes;
 mod build_features;
 mod cascades;
 mod cli;
+mod cluster;
+mod cluster_rig;
 mod config;
 mod coordinate;
 mod crud;

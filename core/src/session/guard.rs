@@ -214,7 +214,7 @@ impl Session {
             return self
                 .db
                 .denials
-                .append(self.db.backend, &self.db.config, record);
+                .append(self.db.backend, self.db.primary_config(), record);
         }
         if self.in_any_transaction() {
             return Err(Error::integrity(

@@ -73,6 +73,11 @@ pub struct Session {
     /// (a set update's fast path): the transaction level it ran at (`depth`) and what failed.
     /// That level can only roll back: its commit (or a savepoint's release) fails instead.
     doomed: Option<(u32, String)>,
+    /// The replica this reader session runs on (`None`: the primary).
+    replica: Option<crate::cluster::Lease>,
+    /// The commit position of the handle that opened the session, in a cluster: commits
+    /// advance it (read-your-writes).
+    causal: Option<Arc<crate::cluster::Causal>>,
 }
 
 /// Most rows a transaction remembers for guarded updates; later reads are not remembered.
@@ -236,6 +241,7 @@ mod hooks;
 mod policy;
 mod read;
 mod relations;
+mod route;
 mod set_sql;
 mod set_update;
 mod set_write;
@@ -266,6 +272,8 @@ impl Session {
             discard: false,
             discarded_raw_transaction: false,
             doomed: None,
+            replica: None,
+            causal: None,
         }
     }
 
@@ -368,7 +376,10 @@ impl Session {
                 source: None,
             });
         }
-        let fresh = crate::pool::open_connection(self.db.backend, &self.db.config)?;
+        if self.replica.is_some() {
+            return self.reroute();
+        }
+        let fresh = crate::pool::open_connection(self.db.backend, self.db.primary_config())?;
         *self.conn = fresh;
         self.db.counters.replaced_in_place();
         self.discard = false;

@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     /// The entities this `Db` created or checked: the write path follows their cascading
     /// foreign keys (see [`crate::cascade`]).
     pub(crate) entities: std::sync::Mutex<Vec<EntityMeta>>,
+    /// The hosts of a database with several (`None` for one host: `pool` is its pool).
+    pub(crate) cluster: Option<crate::cluster::Cluster>,
 }
 
 impl Shared {
@@ -39,6 +41,24 @@ impl Shared {
             Some(key) => Ok(Some(key)),
             None if self.config.audit.unkeyed => Ok(None),
             None => Err(crate::config::missing_audit_key()),
+        }
+    }
+
+    /// The configuration of the primary's own connections: with several hosts, the
+    /// discovered primary's URL.
+    pub(crate) fn primary_config(&self) -> &DatabaseConfig {
+        match &self.cluster {
+            Some(cluster) => &cluster.primary().config,
+            None => &self.config,
+        }
+    }
+
+    /// A connection to the primary: the pool's, or in a cluster the current primary's (see
+    /// `Cluster::primary_connection`).
+    pub(crate) fn primary_connection(&self) -> Result<crate::pool::PooledConnection> {
+        match &self.cluster {
+            Some(cluster) => cluster.primary_connection(),
+            None => crate::pool::checkout(&self.pool, &self.failures, &self.config),
         }
     }
 

@@ -80,6 +80,7 @@ impl Session {
         if self.depth > 0 {
             return self.savepoint(&mut f);
         }
+        self.route(options)?;
         let policy = options
             .retry
             .clone()
@@ -154,7 +155,10 @@ impl Session {
                     )
                     .map_err(|e| self.failed(e).at_commit())
                 })
-                .map(|()| value),
+                .map(|()| {
+                    self.note_commit(options);
+                    value
+                }),
             Ok(Err(e)) => Err(e),
             Err(panic_payload) => {
                 self.rollback_quietly();

@@ -116,6 +116,8 @@ impl Session {
         }
         let mut op = op;
         self.authorize_write(&mut op)?;
+        // A reader session's write goes to the primary, never to its replica.
+        self.route_write()?;
         let statements = match &op {
             Op::Insert(rows) => rows.len().div_ceil(self.insert_chunk::<E>()),
             Op::Update(rows) => rows.len(),
@@ -124,7 +126,11 @@ impl Session {
         let result = if E::HOOKS || E::AUDITED || E::META.has_encrypted() || statements > 1 {
             self.in_transaction(|s| s.write_rows(op))
         } else {
-            self.write_rows(op)
+            let written = self.write_rows(op);
+            if written.is_ok() {
+                self.note_autocommit();
+            }
+            written
         };
         result.map_err(attribute_to_field::<E>)
     }

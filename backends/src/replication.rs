@@ -1,0 +1,176 @@
+//! Replication queries per dialect: a host's role, its lag, commit positions and whether a
+//! replica has replayed one (what `custodian_core::cluster` routes reads by).
+
+use custodian_core::backend::HostRole;
+use diesel::dsl::sql;
+use diesel::sql_types::{BigInt, Bool, Double, Nullable, Text};
+use diesel::{QueryResult, RunQueryDsl};
+use std::time::Duration;
+
+/// Seconds as a duration; a negative or non-finite number of seconds (clock skew) as zero.
+fn seconds(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s.max(0.0)).unwrap_or_default()
+}
+
+/// PostgreSQL: a standby is in recovery.
+#[cfg(feature = "postgres")]
+pub(crate) fn pg_role(c: &mut diesel::PgConnection) -> QueryResult<HostRole> {
+    let recovering: bool = diesel::select(sql::<Bool>("pg_is_in_recovery()")).get_result(c)?;
+    Ok(if recovering {
+        HostRole::Replica
+    } else {
+        HostRole::Primary
+    })
+}
+
+/// PostgreSQL: zero when everything received is replayed (an idle primary is no lag), else the
+/// age of the last transaction replayed; `None` when nothing was replayed since start-up.
+#[cfg(feature = "postgres")]
+pub(crate) fn pg_lag(c: &mut diesel::PgConnection) -> QueryResult<Option<Duration>> {
+    let lag: Option<f64> = diesel::select(sql::<Nullable<Double>>(
+        "CASE WHEN NOT pg_is_in_recovery() THEN 0::float8 \
+              WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0::float8 \
+              ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8 END",
+    ))
+    .get_result(c)?;
+    Ok(lag.map(seconds))
+}
+
+/// PostgreSQL: the WAL insert position, which covers a commit made with
+/// `synchronous_commit = off` whose record is not written out yet.
+#[cfg(feature = "postgres")]
+pub(crate) fn pg_position(c: &mut diesel::PgConnection) -> QueryResult<Option<String>> {
+    diesel::select(sql::<Nullable<Text>>(
+        "CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn()::text END",
+    ))
+    .get_result(c)
+}
+
+/// PostgreSQL: the standby replayed WAL up to `position`.
+#[cfg(feature = "postgres")]
+pub(crate) fn pg_replayed(c: &mut diesel::PgConnection, position: &str) -> QueryResult<bool> {
+    diesel::select(
+        sql::<Bool>("COALESCE(pg_last_wal_replay_lsn() >= ")
+            .bind::<Text, _>(position)
+            .sql("::pg_lsn, false)"),
+    )
+    .get_result(c)
+}
+
+/// A PostgreSQL LSN (`X/Y`, hexadecimal halves) as a number.
+fn lsn(text: &str) -> Option<u64> {
+    let (hi, lo) = text.split_once('/')?;
+    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+}
+
+/// The later of two PostgreSQL LSNs.
+pub(crate) fn pg_later(a: &str, b: &str) -> Option<String> {
+    Some(if lsn(a)? >= lsn(b)? { a } else { b }.to_string())
+}
+
+/// MariaDB: a replica runs with `read_only` (root ignores it, applications must not be root).
+#[cfg(feature = "mysql")]
+pub(crate) fn my_role(c: &mut diesel::MysqlConnection) -> QueryResult<HostRole> {
+    let read_only: i64 =
+        diesel::select(sql::<BigInt>("CAST(@@read_only AS SIGNED)")).get_result(c)?;
+    Ok(if read_only == 0 {
+        HostRole::Primary
+    } else {
+        HostRole::Replica
+    })
+}
+
+/// MariaDB's `SHOW SLAVE STATUS`, the one column read.
+#[cfg(feature = "mysql")]
+#[derive(diesel::QueryableByName)]
+struct SlaveStatus {
+    #[diesel(sql_type = Nullable<BigInt>, column_name = Seconds_Behind_Master)]
+    seconds_behind_master: Option<i64>,
+}
+
+/// MariaDB: `Seconds_Behind_Master` (whole seconds; NULL, hence `None`, when replication is
+/// paused or broken); zero on a host that replicates from nothing.
+#[cfg(feature = "mysql")]
+pub(crate) fn my_lag(c: &mut diesel::MysqlConnection) -> QueryResult<Option<Duration>> {
+    let rows: Vec<SlaveStatus> = diesel::sql_query("SHOW SLAVE STATUS").load(c)?;
+    Ok(match rows.first() {
+        None => Some(Duration::ZERO),
+        Some(row) => row
+            .seconds_behind_master
+            .map(|s| Duration::from_secs(u64::try_from(s).unwrap_or(0))),
+    })
+}
+
+/// MariaDB: the GTIDs of everything in the binary log (commits of this connection included).
+#[cfg(feature = "mysql")]
+pub(crate) fn my_position(c: &mut diesel::MysqlConnection) -> QueryResult<Option<String>> {
+    let pos: Option<String> =
+        diesel::select(sql::<Nullable<Text>>("@@gtid_binlog_pos")).get_result(c)?;
+    Ok(pos.filter(|p| !p.is_empty()))
+}
+
+/// MariaDB: `MASTER_GTID_WAIT` with no wait answers 0 once the replica applied `position`.
+#[cfg(feature = "mysql")]
+pub(crate) fn my_replayed(c: &mut diesel::MysqlConnection, position: &str) -> QueryResult<bool> {
+    let outcome: Option<i64> = diesel::select(
+        sql::<Nullable<BigInt>>("CAST(MASTER_GTID_WAIT(")
+            .bind::<Text, _>(position)
+            .sql(", 0) AS SIGNED)"),
+    )
+    .get_result(c)?;
+    Ok(outcome == Some(0))
+}
+
+/// A MariaDB GTID list (`domain-server-seq,...`) as (domain, seq, gtid) triples.
+fn gtids(text: &str) -> Option<Vec<(u64, u64, &str)>> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(|g| {
+            let mut parts = g.split('-');
+            let domain = parts.next()?.parse().ok()?;
+            let _server: u64 = parts.next()?.parse().ok()?;
+            let seq = parts.next()?.parse().ok()?;
+            parts.next().is_none().then_some((domain, seq, g))
+        })
+        .collect()
+}
+
+/// The later of two MariaDB GTID lists: per replication domain, the higher sequence number.
+pub(crate) fn my_later(a: &str, b: &str) -> Option<String> {
+    let mut merged: std::collections::BTreeMap<u64, (u64, &str)> = Default::default();
+    for (domain, seq, gtid) in gtids(a)?.into_iter().chain(gtids(b)?) {
+        let entry = merged.entry(domain).or_insert((seq, gtid));
+        if seq > entry.0 {
+            *entry = (seq, gtid);
+        }
+    }
+    Some(
+        merged
+            .values()
+            .map(|(_, g)| *g)
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_positions() {
+        assert_eq!(
+            pg_later("0/3000060", "0/2FFFFFF").as_deref(),
+            Some("0/3000060")
+        );
+        assert_eq!(pg_later("0/FFFFFFFF", "1/0").as_deref(), Some("1/0"));
+        assert_eq!(pg_later("junk", "1/0"), None);
+        assert_eq!(
+            my_later("0-1-5,1-2-9", "0-1-7").as_deref(),
+            Some("0-1-7,1-2-9")
+        );
+        assert_eq!(my_later("0-1-5", "").as_deref(), Some("0-1-5"));
+        assert_eq!(my_later("0-1", "0-1-7"), None);
+    }
+}

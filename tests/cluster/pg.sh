@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Private PostgreSQL 15 rig for the cluster tests: a primary and two streaming replicas (hot
+# standby, made with pg_basebackup -R), data under /dev/shm, ports of their own. Never touches
+# the shared server on 5432.
+#
+#   pg.sh up                 start the rig (idempotent, safe to run concurrently: flock)
+#   pg.sh down               stop every node and remove the data
+#   pg.sh stop PORT | start PORT
+#   pg.sh promote PORT       promote a replica (pg_promote, waits for it)
+#   pg.sh lag-on PORT [MS]   delay replay on a replica (recovery_min_apply_delay, default 1500)
+#   pg.sh lag-off PORT
+#   pg.sh pause PORT | resume PORT   pause / resume WAL replay on a replica
+#   pg.sh heal               up, and every replica replaying without delay (after a test)
+#
+# Ports: CUSTODIAN_PG_RIG_PORT (primary, default 55432) and the next two for the replicas.
+# Every wait has a timeout; a failure exits non-zero with what went wrong.
+set -euo pipefail
+
+BIN=/usr/lib/postgresql/15/bin
+BASE=${CUSTODIAN_PG_RIG_DIR:-/dev/shm/custodian-pg-rig}
+P0=${CUSTODIAN_PG_RIG_PORT:-55432}
+P1=$((P0 + 1))
+P2=$((P0 + 2))
+LOCK=/dev/shm/custodian-pg-rig.lock
+
+as_pg() { runuser -u postgres -- "$@"; }
+die() { echo "pg.sh: $*" >&2; exit 1; }
+dir() { echo "$BASE/n$1"; }
+q() { as_pg psql -X -q -t -A -h 127.0.0.1 -p "$1" -U postgres -d postgres -c "$2"; }
+running() { [ -f "$(dir "$1")/postmaster.pid" ] && as_pg "$BIN/pg_ctl" -D "$(dir "$1")" status >/dev/null 2>&1; }
+
+# Waits up to $2 seconds for the server on port $1 to accept connections.
+wait_ready() {
+  local port=$1 limit=${2:-60} i=0
+  while ! as_pg "$BIN/pg_isready" -q -h 127.0.0.1 -p "$port"; do
+    i=$((i + 1)); [ "$i" -le $((limit * 10)) ] || die "server on port $port not ready within ${limit}s (log: $(dir "$port")/log)"
+    sleep 0.1
+  done
+}
+
+start_node() {
+  local port=$1
+  running "$port" && return 0
+  as_pg "$BIN/pg_ctl" -D "$(dir "$port")" -l "$(dir "$port")/log" -w -t 60 \
+    -o "-p $port -k $BASE -c listen_addresses=127.0.0.1" start >/dev/null 9>&- \
+    || die "could not start node $port (log: $(dir "$port")/log)"
+  wait_ready "$port" 60
+}
+
+stop_node() {
+  local port=$1
+  running "$port" || return 0
+  as_pg "$BIN/pg_ctl" -D "$(dir "$port")" -m fast -w -t 60 stop >/dev/null || die "could not stop node $port"
+}
+
+make_primary() {
+  local d; d=$(dir "$P0")
+  as_pg "$BIN/initdb" -D "$d" -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8 >/dev/null
+  cat >>"$d/postgresql.conf" <<CONF
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+wal_level = replica
+max_wal_senders = 10
+hot_standby = on
+hot_standby_feedback = on
+wal_keep_size = 256MB
+shared_buffers = 32MB
+max_connections = 60
+wal_receiver_status_interval = 1s
+CONF
+  echo "host replication all 127.0.0.1/32 trust" >>"$d/pg_hba.conf"
+  start_node "$P0"
+}
+
+make_replica() {
+  local port=$1 d; d=$(dir "$port")
+  as_pg "$BIN/pg_basebackup" -h 127.0.0.1 -p "$P0" -U postgres -D "$d" -R -X stream --no-sync >/dev/null \
+    || die "pg_basebackup for $port failed"
+  start_node "$port"
+}
+
+up() {
+  mkdir -p "$BASE"; chown postgres "$BASE"
+  [ -d "$(dir "$P0")" ] || make_primary
+  start_node "$P0"
+  for p in "$P1" "$P2"; do
+    if [ -d "$(dir "$p")" ]; then start_node "$p"; else make_replica "$p"; fi
+  done
+  # Both replicas streaming before the rig counts as up.
+  local i=0
+  until [ "$(q "$P0" "select count(*) from pg_stat_replication where state = 'streaming'")" = 2 ]; do
+    i=$((i + 1)); [ "$i" -le 600 ] || die "replicas not streaming within 60s"
+    sleep 0.1
+  done
+}
+
+down() {
+  for p in "$P2" "$P1" "$P0"; do
+    [ -d "$(dir "$p")" ] && as_pg "$BIN/pg_ctl" -D "$(dir "$p")" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
+  done
+  rm -rf "$BASE"
+}
+
+need_port() { [ -n "${1:-}" ] || die "$cmd needs a PORT"; [ -d "$(dir "$1")" ] || die "no node on port $1 (run: pg.sh up)"; }
+
+cmd=${1:-}
+[ "$(id -u)" = 0 ] || die "run as root (it runs the servers as user postgres through runuser)"
+exec 9>"$LOCK"
+flock -w 120 9 || die "another pg.sh held the lock for 120s"
+case "$cmd" in
+  up) up ;;
+  heal)
+    up
+    for p in "$P1" "$P2"; do
+      q "$p" "alter system reset recovery_min_apply_delay" && q "$p" "select pg_reload_conf(), pg_wal_replay_resume()" >/dev/null
+    done ;;
+  down) down ;;
+  stop) need_port "${2:-}"; stop_node "$2" ;;
+  start) need_port "${2:-}"; start_node "$2" ;;
+  promote)
+    need_port "${2:-}"
+    [ "$(q "$2" "select pg_promote(true, 30)")" = t ] || die "promotion of $2 failed" ;;
+  lag-on)
+    need_port "${2:-}"
+    q "$2" "alter system set recovery_min_apply_delay = '${3:-1500}ms'" && q "$2" "select pg_reload_conf()" >/dev/null ;;
+  lag-off)
+    need_port "${2:-}"
+    q "$2" "alter system reset recovery_min_apply_delay" && q "$2" "select pg_reload_conf()" >/dev/null ;;
+  pause) need_port "${2:-}"; q "$2" "select pg_wal_replay_pause()" >/dev/null ;;
+  resume) need_port "${2:-}"; q "$2" "select pg_wal_replay_resume()" >/dev/null ;;
+  *) die "usage: pg.sh up|down|stop PORT|start PORT|promote PORT|lag-on PORT [MS]|lag-off PORT|pause PORT|resume PORT" ;;
+esac

@@ -1,0 +1,445 @@
+//! Clusters on the private rigs (tests/cluster/*.sh): a PostgreSQL primary with two streaming
+//! replicas and a MariaDB primary with a GTID replica. Where a session ran is asked of the
+//! server itself (its port), not of custodian.
+
+use crate::cluster_rig::{ports, rig as run_rig, RigDb};
+use custodian::diesel::RunQueryDsl;
+use custodian::prelude::*;
+use custodian::{BackendKind, DatabaseConfig, Db, Error, HostRole};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// A row written then read back.
+#[entity(table = "notes", unaudited)]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Note {
+    #[column(primary_key)]
+    pub id: i64,
+    pub body: String,
+}
+
+/// Opens the rig database through its multi-host URL, checked every 100 ms.
+fn open(rig: &RigDb, tweak: impl FnOnce(DatabaseConfig) -> DatabaseConfig) -> Db {
+    let mut cfg = DatabaseConfig::from_url(&rig.url())
+        .expect("multi-host url")
+        .check_interval(Duration::from_millis(100));
+    cfg.pool.max_size = 3;
+    cfg.pool.min_idle = Some(1);
+    cfg.cluster.check_timeout_ms = 300;
+    let db = custodian::open(tweak(cfg)).expect("open the cluster");
+    db.create_table::<Note>().expect("create notes");
+    db
+}
+
+/// The port of the server `s` runs on, asked of the server.
+fn port_of(s: &mut Session) -> u16 {
+    let sql = match s.backend().kind() {
+        BackendKind::Postgres => "inet_server_port()::int8",
+        _ => "CAST(@@port AS SIGNED)",
+    };
+    let port: i64 = custodian::diesel::select(custodian::diesel::dsl::sql::<
+        custodian::diesel::sql_types::BigInt,
+    >(sql))
+    .get_result(s.connection())
+    .expect("server port");
+    u16::try_from(port).expect("a port")
+}
+
+/// Waits (at most `limit`) until `ok` holds.
+fn until(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ok() {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until every replica has replayed everything the primary committed (5 s at most).
+fn caught_up(db: &Db) {
+    db.session()
+        .unwrap()
+        .insert(Note {
+            id: -1,
+            body: "mark".into(),
+        })
+        .ok();
+    let marker = db.position().expect("a position after a write");
+    let probe = db.with_position(Some(&marker));
+    until(Duration::from_secs(5), "replicas catch up", || {
+        (0..4).all(|_| probe.reader().unwrap().on_replica())
+    });
+}
+
+fn roles_are_discovered(kind: BackendKind) {
+    let rig_db = RigDb::new(kind);
+    let db = open(&rig_db, |c| c);
+    let status = db.cluster_status();
+    assert_eq!(status.len(), ports(kind).len());
+    assert_eq!(status[0].role, Some(HostRole::Primary), "{status:?}");
+    assert!(
+        status[1..]
+            .iter()
+            .all(|h| h.role == Some(HostRole::Replica) && h.up),
+        "{status:?}"
+    );
+    // Roles are asked, not taken from the order: the primary named last is still found.
+    let mut hosts: Vec<u16> = ports(kind).to_vec();
+    hosts.rotate_left(1);
+    let list: Vec<String> = hosts.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let url = match kind {
+        BackendKind::Postgres => format!("postgres://postgres@{}/{}", list.join(","), rig_db.name),
+        _ => format!("mysql://app:app@{}/{}", list.join(","), rig_db.name),
+    };
+    let db = custodian::open(DatabaseConfig::from_url(&url).unwrap()).unwrap();
+    assert_eq!(port_of(&mut db.session().unwrap()), ports(kind)[0]);
+}
+
+fn reads_on_replicas_writes_on_primary(kind: BackendKind) {
+    let rig_db = RigDb::new(kind);
+    let db = open(&rig_db, |c| c);
+    let primary = ports(kind)[0];
+    let mut s = db.session().unwrap();
+    s.insert(Note {
+        id: 1,
+        body: "one".into(),
+    })
+    .unwrap();
+    assert_eq!(port_of(&mut s), primary, "Db::session runs on the primary");
+    drop(s);
+    caught_up(&db);
+    let mut per_port: BTreeMap<u16, usize> = BTreeMap::new();
+    for _ in 0..12 {
+        let mut r = db.reader().unwrap();
+        assert!(r.on_replica());
+        assert_eq!(r.find::<Note>(&1).unwrap().unwrap().body, "one");
+        *per_port.entry(port_of(&mut r)).or_default() += 1;
+    }
+    let replicas: Vec<u16> = ports(kind)[1..].to_vec();
+    assert_eq!(
+        per_port.keys().copied().collect::<Vec<_>>(),
+        replicas,
+        "{per_port:?}"
+    );
+    // Round robin spreads evenly.
+    assert!(
+        per_port.values().all(|&n| n == 12 / replicas.len()),
+        "{per_port:?}"
+    );
+    // A read-only transaction runs on a replica; one forced to the primary does not.
+    let ro = TxOptions::new().read_only();
+    let port = db.transaction_with(&ro, |s| Ok(port_of(s))).unwrap();
+    assert!(replicas.contains(&port), "read-only transaction on {port}");
+    let port = db
+        .transaction_with(&ro.clone().on_primary(), |s| Ok(port_of(s)))
+        .unwrap();
+    assert_eq!(port, primary);
+    // A write through a reader session moves it to the primary before it is sent.
+    let mut r = db.reader().unwrap();
+    r.insert(Note {
+        id: 2,
+        body: "two".into(),
+    })
+    .unwrap();
+    assert!(!r.on_replica());
+    assert_eq!(port_of(&mut r), primary);
+    r.transaction(|s| {
+        s.update(&mut Note {
+            id: 2,
+            body: "deux".into(),
+        })
+    })
+    .unwrap();
+    assert_eq!(
+        db.session()
+            .unwrap()
+            .find::<Note>(&2)
+            .unwrap()
+            .unwrap()
+            .body,
+        "deux"
+    );
+    // A reader's non-read-only transaction runs on the primary too.
+    let port = db
+        .reader()
+        .unwrap()
+        .transaction(|s| Ok(port_of(s)))
+        .unwrap();
+    assert_eq!(port, primary);
+}
+
+/// Read-your-writes with replay delayed by a second on every replica: each write is read back
+/// at once through a reader session, never stale; a handle without the position does read
+/// stale data (the delay is real); once caught up, replicas serve again.
+fn read_your_writes_under_delay(kind: BackendKind) {
+    let rig_db = RigDb::new(kind);
+    let db = open(&rig_db, |c| c);
+    caught_up(&db);
+    let replicas = &ports(kind)[1..];
+    let (on, off): (&[&str], &[&str]) = match kind {
+        BackendKind::Postgres => (&["lag-on", "", "1000"], &["lag-off", ""]),
+        _ => (&["lag-on", "", "1"], &["lag-off", ""]),
+    };
+    for p in replicas {
+        let port = p.to_string();
+        let args: Vec<&str> = on
+            .iter()
+            .map(|a| if a.is_empty() { port.as_str() } else { a })
+            .collect();
+        run_rig(kind, &args);
+    }
+    let blind = db.with_position(None);
+    let mut stale_elsewhere = 0;
+    let mut on_replica = 0;
+    for i in 0..20 {
+        db.session()
+            .unwrap()
+            .insert(Note {
+                id: 100 + i,
+                body: format!("v{i}"),
+            })
+            .unwrap();
+        let mut r = db.reader().unwrap();
+        on_replica += usize::from(r.on_replica());
+        let seen = r.find::<Note>(&(100 + i)).unwrap();
+        assert_eq!(
+            seen.map(|n| n.body),
+            Some(format!("v{i}")),
+            "round {i}: stale read"
+        );
+        // The token carries the guarantee to another handle.
+        let other = db.with_position(db.position().as_deref());
+        assert!(other
+            .reader()
+            .unwrap()
+            .find::<Note>(&(100 + i))
+            .unwrap()
+            .is_some());
+        let mut b = blind.reader().unwrap();
+        if b.on_replica() && b.find::<Note>(&(100 + i)).unwrap().is_none() {
+            stale_elsewhere += 1;
+        }
+    }
+    for p in replicas {
+        let port = p.to_string();
+        let args: Vec<&str> = off
+            .iter()
+            .map(|a| if a.is_empty() { port.as_str() } else { a })
+            .collect();
+        run_rig(kind, &args);
+    }
+    assert!(
+        stale_elsewhere > 0,
+        "replication was not delayed: the test proves nothing"
+    );
+    assert_eq!(
+        on_replica, 0,
+        "a delayed replica served a read of an unreplayed write"
+    );
+    caught_up(&db);
+    let mut r = db.reader().unwrap();
+    assert!(r.on_replica(), "replicas serve again once caught up");
+    assert!(r.find::<Note>(&119).unwrap().is_some());
+}
+
+/// A replica whose replay is paused falls out of the lag bound and serves no reads; it is
+/// readmitted once it resumes.
+fn a_paused_replica_is_skipped(kind: BackendKind) {
+    let rig_db = RigDb::new(kind);
+    let bound = Duration::from_millis(400);
+    let db = open(&rig_db, |c| c.max_replica_lag(bound));
+    caught_up(&db);
+    let paused = ports(kind)[1];
+    run_rig(kind, &["pause", &paused.to_string()]);
+    let mut s = db.session().unwrap();
+    // Writes keep coming, so the paused replica's lag grows (MariaDB: NULL while paused).
+    let started = Instant::now();
+    let mut n = 0;
+    while started.elapsed() < bound + Duration::from_millis(500) {
+        n += 1;
+        s.insert(Note {
+            id: 1000 + n,
+            body: "w".into(),
+        })
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let fresh = db.with_position(None);
+    for _ in 0..10 {
+        let mut r = fresh.reader().unwrap();
+        assert_ne!(port_of(&mut r), paused, "{:?}", db.cluster_status());
+    }
+    run_rig(kind, &["resume", &paused.to_string()]);
+    until(
+        Duration::from_secs(5),
+        "the resumed replica is readmitted",
+        || (0..4).any(|_| port_of(&mut fresh.reader().unwrap()) == paused),
+    );
+}
+
+/// A stopped replica is banned within a check interval and its reads go elsewhere without
+/// surfacing errors; it is readmitted when it is back.
+fn a_stopped_replica_is_banned_and_readmitted(kind: BackendKind) {
+    let rig_db = RigDb::new(kind);
+    let db = open(&rig_db, |c| c);
+    caught_up(&db);
+    let stopped = *ports(kind).last().unwrap();
+    let index = ports(kind).len() - 1;
+    run_rig(kind, &["stop", &stopped.to_string()]);
+    let mut failed = 0;
+    for _ in 0..10 {
+        match db
+            .reader()
+            .and_then(|mut r| r.find::<Note>(&-1).map(|_| port_of(&mut r)))
+        {
+            Ok(port) => assert_ne!(port, stopped),
+            Err(_) => failed += 1,
+        }
+    }
+    assert!(failed <= 2, "{failed} failed reads surfaced");
+    until(
+        Duration::from_secs(2),
+        "the stopped replica is banned",
+        || !db.cluster_status()[index].up,
+    );
+    run_rig(kind, &["start", &stopped.to_string()]);
+    until(
+        Duration::from_secs(10),
+        "the restarted replica is readmitted",
+        || db.cluster_status()[index].up,
+    );
+    let status = db.cluster_status();
+    assert!(status[index].errors > 0, "{status:?}");
+}
+
+/// Threads of this process named as the cluster checker (the kernel keeps 15 bytes of a name).
+fn checker_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim() == "custodian-clust")
+        .count()
+}
+
+/// The health checker belongs to the `Db`: one thread while it is open, none once the last
+/// handle is dropped. Holds both rigs, so no other cluster test opens one meanwhile.
+#[test]
+fn the_checker_stops_with_the_db() {
+    let pg = RigDb::new(BackendKind::Postgres);
+    let _my = RigDb::new(BackendKind::Mysql);
+    let before = checker_threads();
+    let db = open(&pg, |c| c);
+    let reader = db.reader().unwrap();
+    assert_eq!(checker_threads(), before + 1);
+    drop(db);
+    drop(reader);
+    until(Duration::from_secs(2), "the checker thread stops", || {
+        checker_threads() == before
+    });
+}
+
+/// The primary stops; a replica is promoted: writes fail fast meanwhile, and a transaction run
+/// after the promotion lands on the new primary within one check interval and a second (its
+/// retry policy waits). Tears the rig down afterwards (the next test builds a fresh one).
+fn writes_follow_a_promoted_replica(kind: BackendKind) {
+    let rig_db = RigDb::new(kind);
+    let db = open(&rig_db, |c| c);
+    db.session()
+        .unwrap()
+        .insert(Note {
+            id: 1,
+            body: "before".into(),
+        })
+        .unwrap();
+    caught_up(&db);
+    let (old, new) = (ports(kind)[0], ports(kind)[1]);
+    struct Rebuild(BackendKind);
+    impl Drop for Rebuild {
+        fn drop(&mut self) {
+            run_rig(self.0, &["down"]);
+        }
+    }
+    let _rebuild = Rebuild(kind);
+    run_rig(kind, &["stop", &old.to_string()]);
+    until(
+        Duration::from_secs(2),
+        "the stopped primary is banned",
+        || !db.cluster_status()[0].up,
+    );
+    let started = Instant::now();
+    match db.session() {
+        Err(Error::Connection { .. }) => {}
+        other => panic!("a write session without a primary: {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(200),
+        "did not fail fast"
+    );
+    run_rig(kind, &["promote", &new.to_string()]);
+    let promoted = Instant::now();
+    let port = db
+        .transaction(|s| {
+            s.insert(Note {
+                id: 2,
+                body: "after".into(),
+            })?;
+            Ok(port_of(s))
+        })
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e} after {:?}: {:?}",
+                promoted.elapsed(),
+                db.cluster_status()
+            )
+        });
+    assert_eq!(port, new);
+    assert!(
+        promoted.elapsed() < Duration::from_millis(1100),
+        "{:?}",
+        promoted.elapsed()
+    );
+    let mut s = db.session().unwrap();
+    assert_eq!(s.find::<Note>(&1).unwrap().unwrap().body, "before");
+    assert_eq!(s.find::<Note>(&2).unwrap().unwrap().body, "after");
+    drop(s);
+    drop(db);
+    drop(rig_db);
+}
+
+macro_rules! on_rigs {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $( #[test] fn $name() { super::$name(custodian::BackendKind::Postgres) } )*
+        }
+        mod mariadb {
+            $( #[test] fn $name() { super::$name(custodian::BackendKind::Mysql) } )*
+        }
+    };
+}
+
+on_rigs!(
+    roles_are_discovered,
+    reads_on_replicas_writes_on_primary,
+    read_your_writes_under_delay,
+    a_paused_replica_is_skipped,
+    a_stopped_replica_is_banned_and_readmitted,
+    writes_follow_a_promoted_replica,
+);
+
+#[test]
+fn sqlite_has_no_replicas() {
+    let path = std::env::temp_dir().join(format!("cl_{}.db", std::process::id()));
+    let url = format!("sqlite://{}", path.display());
+    let cfg = DatabaseConfig::new(custodian::DatabaseUrl::new(&url)).host(&url);
+    match custodian::open(cfg) {
+        Err(Error::Config { message, .. }) => assert!(message.contains("no replicas"), "{message}"),
+        other => panic!("expected a Config error, got {other:?}"),
+    }
+    let e = DatabaseConfig::from_url(&format!("{url},{url}")).unwrap_err();
+    assert!(matches!(e, Error::Config { .. }), "{e:?}");
+    // One host: no cluster, and a reader session is an ordinary one.
+    let db = custodian::open(DatabaseConfig::from_url(&url).unwrap()).unwrap();
+    assert!(db.cluster_status().is_empty());
+    assert!(!db.reader().unwrap().on_replica());
+    drop(db);
+    std::fs::remove_file(&path).ok();
+}

@@ -11,11 +11,13 @@
 #   mariadb.sh pause PORT | resume PORT   stop / start the replica's SQL thread
 #   mariadb.sh heal              up, and the replica replicating without delay (after a test)
 #
-# Ports: CUSTODIAN_MARIADB_RIG_PORT (primary, default 33061) and the next one for the replica.
+# Ports: CUSTODIAN_MARIADB_RIG_PORT (primary, default 23061) and the next one for the replica.
+# The ports lie below Linux's ephemeral range (32768-60999): a client socket of the test
+# suite can never hold them when a server starts.
 set -euo pipefail
 
 BASE=${CUSTODIAN_MARIADB_RIG_DIR:-/dev/shm/custodian-mariadb-rig}
-P0=${CUSTODIAN_MARIADB_RIG_PORT:-33061}
+P0=${CUSTODIAN_MARIADB_RIG_PORT:-23061}
 P1=$((P0 + 1))
 LOCK=/dev/shm/custodian-mariadb-rig.lock
 

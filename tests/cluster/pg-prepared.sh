@@ -6,12 +6,13 @@
 #   tests/cluster/pg-prepared.sh restart   stop it as a crash would (immediate) and start it
 #   tests/cluster/pg-prepared.sh down      stop it and remove its data
 #
-# Port: $CUSTODIAN_PG_PREPARED_PORT (default 55450). Data on /dev/shm (a tmpfs: fast, and gone
-# with the machine). Runs the server as user postgres when started by root. Every wait has a
+# Port: $CUSTODIAN_PG_PREPARED_PORT (default 25450), below Linux's ephemeral range
+# (32768-60999), so no client socket of the test suite can hold it when the server starts.
+# Data on /dev/shm (a tmpfs: fast, and gone with the machine). Runs the server as user postgres when started by root. Every wait has a
 # timeout.
 set -euo pipefail
 
-port=${CUSTODIAN_PG_PREPARED_PORT:-55450}
+port=${CUSTODIAN_PG_PREPARED_PORT:-25450}
 dir=/dev/shm/custodian-pg-prepared-$port
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
 if [ -z "$bin" ]; then

@@ -12,13 +12,15 @@
 #   pg.sh pause PORT | resume PORT   pause / resume WAL replay on a replica
 #   pg.sh heal               up, and every replica replaying without delay (after a test)
 #
-# Ports: CUSTODIAN_PG_RIG_PORT (primary, default 55432) and the next two for the replicas.
+# Ports: CUSTODIAN_PG_RIG_PORT (primary, default 25432) and the next two for the replicas.
+# The ports lie below Linux's ephemeral range (32768-60999): a client socket of the test
+# suite can never hold them when a server starts.
 # Every wait has a timeout; a failure exits non-zero with what went wrong.
 set -euo pipefail
 
 BIN=/usr/lib/postgresql/15/bin
 BASE=${CUSTODIAN_PG_RIG_DIR:-/dev/shm/custodian-pg-rig}
-P0=${CUSTODIAN_PG_RIG_PORT:-55432}
+P0=${CUSTODIAN_PG_RIG_PORT:-25432}
 P1=$((P0 + 1))
 P2=$((P0 + 2))
 LOCK=/dev/shm/custodian-pg-rig.lock

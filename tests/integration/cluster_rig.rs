@@ -9,9 +9,9 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// PostgreSQL rig ports: the primary, then two replicas.
-pub const PG_PORTS: [u16; 3] = [55432, 55433, 55434];
+pub const PG_PORTS: [u16; 3] = [25432, 25433, 25434];
 /// MariaDB rig ports: the primary, then one replica.
-pub const MY_PORTS: [u16; 2] = [33061, 33062];
+pub const MY_PORTS: [u16; 2] = [23061, 23062];
 
 fn script(kind: BackendKind) -> String {
     let name = if kind == BackendKind::Postgres {

@@ -39,7 +39,7 @@ pub struct Transfer {
 }
 
 const START: i64 = 1_000_000;
-const PG_PREPARED_PORT: u16 = 55450;
+const PG_PREPARED_PORT: u16 = 25450;
 
 /// Tests read-lock it; the restart test write-locks it while the private server restarts.
 static PRIVATE_PG: RwLock<()> = RwLock::new(());

@@ -72,12 +72,12 @@ pub use custodian_core::{
 };
 pub use custodian_core::{
     stored, AccessControl, Action, AnyConnection, AuditContext, Backend, BackendKind, BelongsTo,
-    Check, ColumnKind, ColumnMeta, ColumnRole, ColumnValue, Config, ConstraintKind, Crypto,
-    DatabaseConfig, DatabaseUrl, Db, DbEnum, DbError, Decimal, DecodeError, Drift, Entity,
-    EntityMeta, EntityRules, Error, FieldError, ForeignKey, Hooks, IndexMeta, IntegrityKind,
-    IsolationLevel, LiveColumn, MultiBackend, PoolConfig, PoolStats, Principal, RefAction, Result,
-    RetryPolicy, SchemaReport, Sealed, Session, SessionConfig, SetFilter, Stamp, TimeoutKind,
-    TxOptions, ValidationErrors, WriteKind,
+    Check, ColumnKind, ColumnMeta, ColumnRole, ColumnValue, CommitOutcomeConfig, Config,
+    ConstraintKind, Crypto, DatabaseConfig, DatabaseUrl, Db, DbEnum, DbError, Decimal, DecodeError,
+    Drift, Entity, EntityMeta, EntityRules, Error, FieldError, ForeignKey, Hooks, IndexMeta,
+    IntegrityKind, IsolationLevel, LiveColumn, MultiBackend, PoolConfig, PoolStats, Principal,
+    RefAction, Result, RetryPolicy, SchemaReport, Sealed, Session, SessionConfig, SetFilter, Stamp,
+    TimeoutKind, TxOptions, ValidationErrors, WriteKind,
 };
 pub use custodian_derive::{entity, DbEnum};
 

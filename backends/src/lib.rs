@@ -17,6 +17,8 @@ pub mod mysql;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod rebuild;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod server_session;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

@@ -189,6 +189,9 @@ impl Db {
         if self.inner.crypto.is_some() {
             self.install_crypto()?; // crypto
         }
+        if self.inner.config.commit_outcome.record {
+            self.install_tx_outcomes()?;
+        }
         let backend = self.inner.backend;
         let statements: Vec<String> = schema::dependency_order(entities)?
             .iter()
@@ -221,6 +224,28 @@ impl Db {
         } else {
             audit::chain::install(&mut s, key)
         }
+    }
+
+    /// Creates the transaction-outcome table (`custodian_tx_outcome`) if it does not exist
+    /// yet. Needed by transactions that record their outcome (see
+    /// [`CommitOutcomeConfig`](crate::CommitOutcomeConfig)); [`Db::create_tables`] and
+    /// [`Db::run_migrations`] call it when `commit_outcome.record` is on.
+    pub fn install_tx_outcomes(&self) -> Result<()> {
+        let mut s = self.session()?;
+        let backend = self.inner.backend;
+        let meta = crate::outcome::TABLE;
+        if s.run(|c| backend.live_columns(c, &meta))?.is_none() {
+            for sql in backend.create_table_sql(&meta) {
+                s.execute_sql(&sql)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes transaction-outcome rows older than `commit_outcome.retention_secs`; returns
+    /// how many. Commits also prune now and then, so calling this is optional.
+    pub fn prune_tx_outcomes(&self) -> Result<usize> {
+        self.session()?.prune_outcomes()
     }
 
     // --- crypto ---
@@ -349,6 +374,9 @@ impl Db {
         self.install_audit()?;
         if self.inner.crypto.is_some() {
             self.install_crypto()?; // crypto
+        }
+        if self.inner.config.commit_outcome.record {
+            self.install_tx_outcomes()?;
         }
         Ok(applied)
     }

@@ -62,6 +62,9 @@ pub struct TxOptions {
     pub timeout: Option<Duration>,
     /// Retry policy overriding the database's one for this transaction.
     pub retry: Option<RetryPolicy>,
+    /// Write a transaction-outcome row (see [`CommitOutcomeConfig`]) in this transaction, or
+    /// not; `None` follows the database's `commit_outcome.record`.
+    pub record_outcome: Option<bool>,
 }
 
 impl TxOptions {
@@ -106,6 +109,52 @@ impl TxOptions {
     /// Turns retrying off for this transaction.
     pub fn no_retry(self) -> Self {
         self.retry(RetryPolicy::disabled())
+    }
+    /// Writes (`true`) or does not write (`false`) a transaction-outcome row in this
+    /// transaction, whatever the database's `commit_outcome.record` says, so that a commit cut
+    /// off mid-flight is resolved instead of surfacing as [`Error::CommitUnknown`]. See
+    /// [`CommitOutcomeConfig`].
+    pub fn record_outcome(mut self, record: bool) -> Self {
+        self.record_outcome = Some(record);
+        self
+    }
+}
+
+/// How custodian settles a commit cut off mid-flight (`[databases.NAME.commit_outcome]`).
+///
+/// When the connection breaks while `COMMIT` of a read-write transaction is in flight, the
+/// transaction may or may not have committed. custodian resolves it on a fresh connection
+/// when the transaction left something to look for in the same commit: its audit records
+/// (audited writes) or, for unaudited transactions that opt in, one row in
+/// `custodian_tx_outcome` keyed by the transaction id. Committed: the closure's result is
+/// returned. Not committed: the closure runs again under the retry policy. Only when the
+/// server cannot be reached within the retry policy's time budget is the outcome unknown
+/// ([`Error::CommitUnknown`]). Transactions with neither (unaudited, not opted in) surface
+/// [`Error::CommitUnknown`] as before.
+///
+/// The cost of `record`: one single-row insert per read-write transaction (plus, once per
+/// session, one query naming the connection's server session; audited transactions pay that
+/// query too). `BENCHMARKS.md` has the measured ratio.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CommitOutcomeConfig {
+    /// Write an outcome row in every unaudited read-write transaction of this database.
+    /// Default false; [`TxOptions::record_outcome`] overrides it per transaction. The table is
+    /// created by [`Db::install_tx_outcomes`](crate::Db::install_tx_outcomes) (which
+    /// `create_tables` and `run_migrations` call when this is on).
+    pub record: bool,
+    /// Outcome rows older than this many seconds are deleted, now and then after a commit and
+    /// by [`Db::prune_tx_outcomes`](crate::Db::prune_tx_outcomes). Default 3,600. A row is
+    /// only needed until its transaction's outcome is settled (seconds at most).
+    pub retention_secs: u64,
+}
+
+impl Default for CommitOutcomeConfig {
+    fn default() -> Self {
+        CommitOutcomeConfig {
+            record: false,
+            retention_secs: 3_600,
+        }
     }
 }
 
@@ -215,7 +264,7 @@ impl RetryPolicy {
 
 /// A random number below `n` from the operating system (0 without randomness: jitter only
 /// spreads retries apart, a fixed delay is still correct).
-fn random_below(n: u64) -> u64 {
+pub(crate) fn random_below(n: u64) -> u64 {
     let mut bytes = [0u8; 8];
     match getrandom::getrandom(&mut bytes) {
         Ok(()) => u64::from_le_bytes(bytes) % n.max(1),

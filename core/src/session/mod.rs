@@ -69,6 +69,9 @@ pub struct Session {
     /// The retired connection had a transaction open on the raw connection (not custodian's):
     /// the next statement fails instead of running on a fresh connection outside it.
     discarded_raw_transaction: bool,
+    /// The server session of the current connection, once asked (see `outcome`); cleared
+    /// when the connection is replaced.
+    server_session: Option<String>,
 }
 
 /// Most rows a transaction remembers for guarded updates; later reads are not remembered.
@@ -228,6 +231,7 @@ mod cascade;
 mod context;
 mod history;
 mod hooks;
+mod outcome;
 mod policy;
 mod read;
 mod relations;
@@ -259,6 +263,7 @@ impl Session {
             seen: HashMap::new(),
             discard: false,
             discarded_raw_transaction: false,
+            server_session: None,
         }
     }
 
@@ -363,6 +368,7 @@ impl Session {
         }
         let fresh = crate::pool::open_connection(self.db.backend, &self.db.config)?;
         *self.conn = fresh;
+        self.server_session = None;
         self.db.counters.replaced_in_place();
         self.discard = false;
         Ok(())

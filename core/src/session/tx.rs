@@ -1,6 +1,7 @@
 //! Transactions: joining or opening one, retry of serialization failures, savepoints, and
 //! the end-of-transaction clean-up (pending audit records, remembered rows, session settings).
 
+use super::outcome::Attempt;
 use super::*;
 
 impl Session {
@@ -91,7 +92,25 @@ impl Session {
             // to open one is a lost connection too, retried within the budget.
             let outcome = match self.usable_connection() {
                 Ok(()) => self.attempt(options, &mut f),
-                Err(e) => Err(e),
+                Err(e) => Attempt::Done(Err(e)),
+            };
+            let outcome = match outcome {
+                Attempt::Done(result) => result,
+                Attempt::CutOff {
+                    value,
+                    error,
+                    pending,
+                } => match pending.and_then(|p| self.settle(&p, &policy)) {
+                    Some(true) => return Ok(value),
+                    // Rolled back: as if the connection was lost before COMMIT.
+                    Some(false) => Err(Error::Connection {
+                        message: "the connection broke while COMMIT was in flight; the \
+                                  transaction did not commit"
+                            .into(),
+                        source: Some(Box::new(error)),
+                    }),
+                    None => Err(error),
+                },
             };
             let again = |e: &Error| {
                 e.is_retryable()
@@ -114,17 +133,19 @@ impl Session {
         }
     }
 
+    /// One attempt: `BEGIN`, the closure, `COMMIT` (or rollback). A commit cut off mid-flight
+    /// comes back as [`Attempt::CutOff`] with the closure's value, to be settled.
     pub(super) fn attempt<T>(
         &mut self,
         options: &TxOptions,
         f: &mut impl FnMut(&mut Session) -> Result<T>,
-    ) -> Result<T> {
+    ) -> Attempt<T> {
         let backend = self.db.backend;
         if let Err(e) = backend.begin(&mut self.conn, options) {
             let err = self.failed(e);
             // Undo anything set before the failed BEGIN (e.g. SQLite's query_only).
             let _ = self.end_transaction(options);
-            return Err(err);
+            return Attempt::Done(Err(err));
         }
         self.depth = 1;
         self.tx_id = Some(uuid::Uuid::new_v4().to_string());
@@ -140,20 +161,40 @@ impl Session {
             Ok(()) => panic::catch_unwind(AssertUnwindSafe(|| f(self))),
             Err(e) => Ok(Err(e)),
         };
+        let mut cut_off = None;
         let finished = match outcome {
-            Ok(Ok(value)) => self
-                .check_deadline()
-                .and_then(|()| self.flush_audit())
-                // A connection retired by a failure the closure did not pass on: no COMMIT is
-                // sent, the attempt fails as a lost connection (and is retried).
-                .and_then(|()| self.usable_connection())
-                .and_then(|()| {
-                    <AnyConnection as Connection>::TransactionManager::commit_transaction(
-                        &mut *self.conn,
-                    )
-                    .map_err(|e| self.failed(e).at_commit())
-                })
-                .map(|()| value),
+            Ok(Ok(value)) => {
+                let audited = !self.pending_audit.is_empty();
+                let ready = self
+                    .check_deadline()
+                    .and_then(|()| self.flush_audit())
+                    // A connection retired by a failure the closure did not pass on: no COMMIT
+                    // is sent, the attempt fails as a lost connection (and is retried).
+                    .and_then(|()| self.usable_connection())
+                    .and_then(|()| self.prepare_outcome(options, audited));
+                match ready {
+                    Ok(pending) => {
+                        match <AnyConnection as Connection>::TransactionManager::commit_transaction(
+                            &mut *self.conn,
+                        ) {
+                            Ok(()) => {
+                                if pending.as_ref().is_some_and(|p| !p.audited()) {
+                                    cut_off = Some(Ok(()));
+                                }
+                                Ok(value)
+                            }
+                            Err(e) => match self.failed(e).at_commit() {
+                                e @ Error::CommitUnknown { .. } => {
+                                    cut_off = Some(Err((value, pending)));
+                                    Err(e)
+                                }
+                                other => Err(other),
+                            },
+                        }
+                    }
+                    Err(e) => Err(e),
+                }
+            }
             Ok(Err(e)) => Err(e),
             Err(panic_payload) => {
                 self.rollback_quietly();
@@ -166,8 +207,19 @@ impl Session {
             self.rollback_quietly();
         }
         let reset = self.end_transaction(options);
-        let value = finished?;
-        reset.map(|()| value)
+        match (finished, cut_off) {
+            (Err(error), Some(Err((value, pending)))) => Attempt::CutOff {
+                value,
+                error,
+                pending,
+            },
+            (finished, committed) => {
+                if let (Ok(_), Some(Ok(()))) = (&finished, committed) {
+                    self.prune_outcomes_now_and_then();
+                }
+                Attempt::Done(finished.and_then(|value| reset.map(|()| value)))
+            }
+        }
     }
 
     /// Clears transaction state and undoes per-transaction connection settings.

@@ -218,7 +218,7 @@ impl Db {
         let mut s = self.session()?;
         let key = self.inner.audit_key.as_ref();
         if self.inner.backend.transactional_ddl() {
-            s.transaction_with(&TxOptions::new().no_retry(), |tx| {
+            s.transaction_with(&TxOptions::new().no_retry().record_outcome(false), |tx| {
                 audit::chain::install(tx, key)
             })
         } else {
@@ -264,7 +264,10 @@ impl Db {
     pub fn install_crypto(&self) -> Result<()> {
         let mut s = self.session()?;
         if self.inner.backend.transactional_ddl() {
-            s.transaction_with(&TxOptions::new().no_retry(), crate::crypto::install)
+            s.transaction_with(
+                &TxOptions::new().no_retry().record_outcome(false),
+                crate::crypto::install,
+            )
         } else {
             crate::crypto::install(&mut s)
         }
@@ -357,7 +360,7 @@ impl Db {
         };
         let mut s = self.session()?;
         if self.inner.backend.transactional_ddl() {
-            s.transaction_with(&TxOptions::new().no_retry(), run)
+            s.transaction_with(&TxOptions::new().no_retry().record_outcome(false), run)
         } else {
             run(&mut s)
         }

@@ -39,7 +39,7 @@ impl<C: diesel::Connection> RunQueryDsl<C> for Fixed {}
 pub(crate) fn pg_current(c: &mut diesel::PgConnection) -> QueryResult<String> {
     Fixed(
         "SELECT CAST(pid AS TEXT) || ' ' || CAST(EXTRACT(EPOCH FROM backend_start) AS TEXT) \
-         FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+         FROM pg_stat_get_activity(pg_backend_pid())",
     )
     .get_result(c)
 }

@@ -1,5 +1,6 @@
-//! Transactions: options (isolation, read-only, SQLite immediate, timeout) and the retry policy
-//! for serialization failures, deadlocks and connections lost before `COMMIT`.
+//! Transactions: options (isolation, read-only, SQLite immediate, timeout, outcome rows), the
+//! retry policy for serialization failures, deadlocks and connections lost before `COMMIT`, and
+//! the settings for settling commits cut off mid-flight.
 //!
 //! A transaction commits when its closure returns `Ok`, rolls back when it returns `Err` or
 //! panics (the panic then continues), and nested transactions are savepoints. The driver loop
@@ -62,8 +63,11 @@ pub struct TxOptions {
     pub timeout: Option<Duration>,
     /// Retry policy overriding the database's one for this transaction.
     pub retry: Option<RetryPolicy>,
-    /// Write a transaction-outcome row (see [`CommitOutcomeConfig`]) in this transaction, or
-    /// not; `None` follows the database's `commit_outcome.record`.
+    /// Settle a cut-off commit of this transaction (see [`CommitOutcomeConfig`]): `Some(true)`
+    /// writes an outcome row when the transaction has no audit records to be found by;
+    /// `Some(false)` settles nothing (a cut-off commit is [`Error::CommitUnknown`], audited or
+    /// not); `None` settles audited transactions and follows the database's
+    /// `commit_outcome.record` for the others.
     pub record_outcome: Option<bool>,
 }
 
@@ -110,10 +114,11 @@ impl TxOptions {
     pub fn no_retry(self) -> Self {
         self.retry(RetryPolicy::disabled())
     }
-    /// Writes (`true`) or does not write (`false`) a transaction-outcome row in this
-    /// transaction, whatever the database's `commit_outcome.record` says, so that a commit cut
-    /// off mid-flight is resolved instead of surfacing as [`Error::CommitUnknown`]. See
-    /// [`CommitOutcomeConfig`].
+    /// `true`: writes a transaction-outcome row in this transaction (unless its audit records
+    /// settle it), whatever the database's `commit_outcome.record` says, so that a commit cut
+    /// off mid-flight is settled instead of surfacing as [`Error::CommitUnknown`]. `false`:
+    /// settles nothing, not even by audit records (custodian's own DDL and seal transactions
+    /// use it). See [`CommitOutcomeConfig`].
     pub fn record_outcome(mut self, record: bool) -> Self {
         self.record_outcome = Some(record);
         self
@@ -168,9 +173,13 @@ impl Default for CommitOutcomeConfig {
 /// - a connection lost before `COMMIT` was sent ([`Error::Connection`]): the database rolled
 ///   the transaction back with the connection, and the next attempt runs on a fresh one.
 ///
-/// What it never retries: [`Error::CommitUnknown`] (the connection broke while `COMMIT` was in
-/// flight, so the transaction may have committed), a failure to check out or open a connection,
-/// and every other error (constraints, validation, timeouts, the closure's own errors).
+/// A connection lost while `COMMIT` was in flight is settled (see [`CommitOutcomeConfig`]):
+/// the closure runs again only if the transaction did not commit. Settling runs within
+/// `max_elapsed_ms` (at least 1 s) from the cut, with this policy's backoff between tries.
+///
+/// What it never retries: [`Error::CommitUnknown`] (an outcome that could not be settled, so
+/// the transaction may have committed), a failure to check out a connection, and every other
+/// error (constraints, validation, timeouts, the closure's own errors).
 ///
 /// The budget: another attempt starts only while both hold: fewer than `max_attempts`
 /// attempts were made, and the first attempt began less than `max_elapsed_ms` ago (counting

@@ -125,7 +125,12 @@ fn cut_commit(kind: BackendKind, cut: Cut, audited: bool, unreachable: bool) -> 
     let runs = Arc::new(AtomicUsize::new(0));
     let (counted, p) = (runs.clone(), proxy.clone());
     let result = within(Duration::from_secs(30), move || {
-        let options = TxOptions::new().record_outcome(!audited);
+        // Audited: settled by its audit records, with default options.
+        let options = if audited {
+            TxOptions::new()
+        } else {
+            TxOptions::new().record_outcome(true)
+        };
         proxied.transaction_with(&options, |tx| {
             counted.fetch_add(1, Ordering::SeqCst);
             let mut a = tx.get::<Account>(&1)?;

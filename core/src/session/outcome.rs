@@ -81,9 +81,12 @@ impl Session {
         if options.read_only {
             return Ok(None);
         }
-        let record = options
-            .record_outcome
-            .unwrap_or(self.db.config.commit_outcome.record);
+        // An explicit `record_outcome(false)` turns settling off, audited or not.
+        let record = match options.record_outcome {
+            Some(false) => return Ok(None),
+            Some(true) => true,
+            None => self.db.config.commit_outcome.record,
+        };
         if !audited && !record {
             return Ok(None);
         }

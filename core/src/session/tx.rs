@@ -56,10 +56,17 @@ impl Session {
     ///   rolled the transaction back with the connection, and the next attempt runs on a
     ///   freshly opened one.
     ///
-    /// Opening the fresh connection is retried the same way. It never retries
-    /// [`Error::CommitUnknown`] of a read-write transaction (the connection broke while
-    /// `COMMIT` was in flight: the transaction may have committed, so the caller must look; a
-    /// read-only one is retried, it changed nothing), nor any other error. Retries stop when the
+    /// Opening the fresh connection is retried the same way.
+    ///
+    /// A connection that breaks while `COMMIT` of a read-write transaction is in flight is
+    /// settled on a fresh connection when the transaction can be looked up (its audit records,
+    /// or its outcome row: see [`CommitOutcomeConfig`](crate::CommitOutcomeConfig)): the old
+    /// server session is ended and waited for, then the records are looked for. Committed: the
+    /// closure's result is returned, the closure does not run again. Not committed: the closure
+    /// runs again, as after a connection lost before `COMMIT`. It is [`Error::CommitUnknown`],
+    /// never retried, when the transaction cannot be looked up or the server cannot be reached
+    /// within the policy's time budget (a read-only transaction is retried instead: it changed
+    /// nothing). No other error is retried. Retries stop when the
     /// [`RetryPolicy`](crate::RetryPolicy) budget runs out (attempts, or time since the first
     /// attempt began); the last attempt's error is returned.
     ///

@@ -108,6 +108,23 @@ struct Seen {
 /// outcome row), through the proxy with `cut` armed for its first `COMMIT`. `unreachable`:
 /// the proxy refuses new connections from the moment the closure first returns.
 fn cut_commit(kind: BackendKind, cut: Cut, audited: bool, unreachable: bool) -> Seen {
+    // Audited: settled by its audit records, with default options.
+    let options = if audited {
+        TxOptions::new()
+    } else {
+        TxOptions::new().record_outcome(true)
+    };
+    cut_commit_with(kind, cut, audited, unreachable, options)
+}
+
+/// [`cut_commit`] with the transaction's options given.
+fn cut_commit_with(
+    kind: BackendKind,
+    cut: Cut,
+    audited: bool,
+    unreachable: bool,
+    options: TxOptions,
+) -> Seen {
     let db = setup(kind);
     if kind == BackendKind::Postgres && cut == Cut::AfterSend {
         // COMMIT takes a second (a deferred trigger sleeps), so the server is still committing
@@ -125,12 +142,6 @@ fn cut_commit(kind: BackendKind, cut: Cut, audited: bool, unreachable: bool) -> 
     let runs = Arc::new(AtomicUsize::new(0));
     let (counted, p) = (runs.clone(), proxy.clone());
     let result = within(Duration::from_secs(30), move || {
-        // Audited: settled by its audit records, with default options.
-        let options = if audited {
-            TxOptions::new()
-        } else {
-            TxOptions::new().record_outcome(true)
-        };
         proxied.transaction_with(&options, |tx| {
             counted.fetch_add(1, Ordering::SeqCst);
             let mut a = tx.get::<Account>(&1)?;
@@ -215,6 +226,57 @@ fn unreachable_is_commit_unknown(kind: BackendKind, audited: bool) {
         "gave up within the budget"
     );
     once(&seen, audited);
+}
+
+/// `record_outcome(false)` settles nothing, even for an audited transaction: a cut-off commit
+/// is `Error::CommitUnknown`, not re-run (here it did commit).
+fn opted_out_is_commit_unknown(kind: BackendKind) {
+    let options = TxOptions::new().record_outcome(false);
+    let seen = cut_commit_with(kind, Cut::AfterReply, true, false, options);
+    let err = seen.result.as_ref().unwrap_err();
+    assert!(err.is_commit_unknown(), "{err:?}");
+    assert_eq!(seen.runs, 1);
+    once(&seen, true);
+}
+
+/// A trail installed before the transaction-id index existed gets it from `install_audit`.
+fn audit_tx_index_is_added_to_existing_trails(kind: BackendKind) {
+    let db = TestDb::new(kind);
+    db.install_audit().unwrap();
+    let (drop_sql, probe) = match kind {
+        BackendKind::Postgres => (
+            "DROP INDEX custodian_audit_tx_idx",
+            "SELECT COUNT(*) AS n FROM pg_indexes WHERE indexname = 'custodian_audit_tx_idx'",
+        ),
+        BackendKind::Mysql => (
+            "DROP INDEX custodian_audit_tx_idx ON custodian_audit",
+            "SELECT COUNT(*) AS n FROM information_schema.STATISTICS WHERE \
+             TABLE_SCHEMA = DATABASE() AND INDEX_NAME = 'custodian_audit_tx_idx'",
+        ),
+        _ => (
+            "DROP INDEX custodian_audit_tx_idx",
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'custodian_audit_tx_idx'",
+        ),
+    };
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = custodian::diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let count = || -> i64 {
+        let mut s = db.session().unwrap();
+        let row: N = custodian::diesel::RunQueryDsl::get_result(
+            custodian::diesel::sql_query(probe),
+            s.connection(),
+        )
+        .unwrap();
+        row.n
+    };
+    assert_eq!(count(), 1, "a new trail has the index");
+    db.raw_sql(drop_sql);
+    assert_eq!(count(), 0);
+    db.install_audit().unwrap();
+    assert_eq!(count(), 1, "install added it back");
 }
 
 /// A transaction that opted into an outcome row leaves one keyed by its id; one that did not
@@ -324,6 +386,34 @@ mod cut {
     #[test]
     fn unreachable_unaudited_mariadb() {
         super::unreachable_is_commit_unknown(Mysql, false);
+    }
+}
+
+mod opted_out {
+    use custodian::BackendKind::{Mysql, Postgres};
+    #[test]
+    fn postgres() {
+        super::opted_out_is_commit_unknown(Postgres);
+    }
+    #[test]
+    fn mariadb() {
+        super::opted_out_is_commit_unknown(Mysql);
+    }
+}
+
+mod audit_tx_index {
+    use custodian::BackendKind::{Mysql, Postgres, Sqlite};
+    #[test]
+    fn postgres() {
+        super::audit_tx_index_is_added_to_existing_trails(Postgres);
+    }
+    #[test]
+    fn mariadb() {
+        super::audit_tx_index_is_added_to_existing_trails(Mysql);
+    }
+    #[test]
+    fn sqlite() {
+        super::audit_tx_index_is_added_to_existing_trails(Sqlite);
     }
 }
 

@@ -73,12 +73,12 @@ pub use custodian_core::{
 pub use custodian_core::{
     stored, AccessControl, Action, AnyConnection, AuditContext, Backend, BackendKind, Balance,
     Balancer, BelongsTo, Check, ClusterConfig, ColumnKind, ColumnMeta, ColumnRole, ColumnValue,
-    Config, ConstraintKind, Coordinator, Crypto, DatabaseConfig, DatabaseUrl, Db, DbEnum, DbError,
-    Decimal, DecodeError, Drift, Entity, EntityMeta, EntityRules, Error, FieldError, ForeignKey,
-    Hooks, HostRole, HostStatus, IndexMeta, IntegrityKind, IsolationLevel, LiveColumn,
-    MultiBackend, PoolConfig, PoolStats, Principal, RefAction, Result, RetryPolicy, SchemaReport,
-    Sealed, Session, SessionConfig, SetFilter, Stamp, TimeoutKind, TxOptions, ValidationErrors,
-    WriteKind,
+    CommitOutcomeConfig, Config, ConstraintKind, Coordinator, Crypto, DatabaseConfig, DatabaseUrl,
+    Db, DbEnum, DbError, Decimal, DecodeError, Drift, Entity, EntityMeta, EntityRules, Error,
+    FieldError, ForeignKey, Hooks, HostRole, HostStatus, IndexMeta, IntegrityKind, IsolationLevel,
+    LiveColumn, MultiBackend, PoolConfig, PoolStats, Principal, RefAction, Result, RetryPolicy,
+    SchemaReport, Sealed, Session, SessionConfig, SetFilter, Stamp, TimeoutKind, TxOptions,
+    ValidationErrors, WriteKind,
 };
 pub use custodian_derive::{entity, DbEnum};
 

@@ -18,6 +18,8 @@ pub mod mysql;
 pub mod postgres;
 pub mod rebuild;
 mod replication;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod server_session;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod two_phase;

@@ -125,6 +125,18 @@ impl Backend for Mysql {
         my(conn)?.batch_execute(&sql)
     }
 
+    fn server_session(&self, conn: &mut AnyConnection) -> QueryResult<Option<String>> {
+        crate::server_session::my_current(my(conn)?).map(Some)
+    }
+
+    fn end_server_session(&self, conn: &mut AnyConnection, id: &str) -> QueryResult<()> {
+        crate::server_session::my_end(my(conn)?, id)
+    }
+
+    fn server_session_exists(&self, conn: &mut AnyConnection, id: &str) -> QueryResult<bool> {
+        crate::server_session::my_exists(my(conn)?, id)
+    }
+
     fn ping(&self, conn: &mut AnyConnection) -> QueryResult<()> {
         // diesel's own check (a cached `SELECT 1`): one round trip, as on a diesel pool.
         diesel::r2d2::R2D2Connection::ping(my(conn)?)

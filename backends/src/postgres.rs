@@ -93,6 +93,18 @@ impl Backend for Postgres {
         pg(conn)?.batch_execute(&sql)
     }
 
+    fn server_session(&self, conn: &mut AnyConnection) -> QueryResult<Option<String>> {
+        crate::server_session::pg_current(pg(conn)?).map(Some)
+    }
+
+    fn end_server_session(&self, conn: &mut AnyConnection, id: &str) -> QueryResult<()> {
+        crate::server_session::pg_end(pg(conn)?, id)
+    }
+
+    fn server_session_exists(&self, conn: &mut AnyConnection, id: &str) -> QueryResult<bool> {
+        crate::server_session::pg_exists(pg(conn)?, id)
+    }
+
     fn ping(&self, conn: &mut AnyConnection) -> QueryResult<()> {
         // diesel's own check (a cached `SELECT 1`), as on a diesel pool.
         diesel::r2d2::R2D2Connection::ping(pg(conn)?)

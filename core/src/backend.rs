@@ -61,6 +61,28 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
         settings: &SessionConfig,
     ) -> QueryResult<()>;
 
+    /// The server session this connection talks to, as text only this backend reads back
+    /// (PostgreSQL: backend pid and start time; MariaDB: connection id), or `None` where a
+    /// connection cannot be lost with a `COMMIT` in flight (SQLite is embedded: its commit
+    /// either returns or fails, and a failed one rolled back). Asked before `COMMIT` of a
+    /// transaction whose outcome custodian resolves should the connection break.
+    fn server_session(&self, _conn: &mut AnyConnection) -> QueryResult<Option<String>> {
+        Ok(None)
+    }
+
+    /// Asks the server to end the session `id` ([`Backend::server_session`] of another
+    /// connection, lost by its client): whatever transaction it still runs is rolled back
+    /// unless its commit already went through. A session that is gone already is `Ok`.
+    fn end_server_session(&self, _conn: &mut AnyConnection, _id: &str) -> QueryResult<()> {
+        Ok(())
+    }
+
+    /// Whether the server session `id` still exists. Once it does not, its transaction has
+    /// ended on the server (committed or rolled back) and can no longer change.
+    fn server_session_exists(&self, _conn: &mut AnyConnection, _id: &str) -> QueryResult<bool> {
+        Ok(false)
+    }
+
     /// The key the database generated for the last insert on this connection (for a
     /// multi-row insert on MySQL / MariaDB: the first row's).
     fn last_insert_id(&self, conn: &mut AnyConnection) -> QueryResult<i64>;

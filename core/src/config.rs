@@ -22,7 +22,7 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::tx::RetryPolicy;
+use crate::tx::{CommitOutcomeConfig, RetryPolicy};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -72,6 +72,9 @@ pub struct DatabaseConfig {
     /// Audit trail settings.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Settling a commit cut off mid-flight: transaction-outcome rows.
+    #[serde(default)]
+    pub commit_outcome: CommitOutcomeConfig,
     // --- crypto (field encryption, see crate::crypto) ---
     /// Field encryption: master keys and the active one (`[databases.NAME.crypto]`).
     #[serde(default)]
@@ -265,6 +268,7 @@ impl DatabaseConfig {
             session: SessionConfig::default(),
             retry: RetryPolicy::default(),
             audit: AuditConfig::default(),
+            commit_outcome: CommitOutcomeConfig::default(),
             crypto: CryptoConfig::default(),
         }
     }

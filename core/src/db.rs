@@ -305,6 +305,9 @@ impl Db {
         if self.inner.crypto.is_some() {
             self.install_crypto()?; // crypto
         }
+        if self.inner.config.commit_outcome.record {
+            self.install_tx_outcomes()?;
+        }
         let backend = self.inner.backend;
         let statements: Vec<String> = schema::dependency_order(entities)?
             .iter()
@@ -331,12 +334,34 @@ impl Db {
         let mut s = self.session()?;
         let key = self.inner.audit_key.as_ref();
         if self.inner.backend.transactional_ddl() {
-            s.transaction_with(&TxOptions::new().no_retry(), |tx| {
+            s.transaction_with(&TxOptions::new().no_retry().record_outcome(false), |tx| {
                 audit::chain::install(tx, key)
             })
         } else {
             audit::chain::install(&mut s, key)
         }
+    }
+
+    /// Creates the transaction-outcome table (`custodian_tx_outcome`) if it does not exist
+    /// yet. Needed by transactions that record their outcome (see
+    /// [`CommitOutcomeConfig`](crate::CommitOutcomeConfig)); [`Db::create_tables`] and
+    /// [`Db::run_migrations`] call it when `commit_outcome.record` is on.
+    pub fn install_tx_outcomes(&self) -> Result<()> {
+        let mut s = self.session()?;
+        let backend = self.inner.backend;
+        let meta = crate::outcome::TABLE;
+        if s.run(|c| backend.live_columns(c, &meta))?.is_none() {
+            for sql in backend.create_table_sql(&meta) {
+                s.execute_sql(&sql)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes transaction-outcome rows older than `commit_outcome.retention_secs`; returns
+    /// how many. Commits also prune now and then, so calling this is optional.
+    pub fn prune_tx_outcomes(&self) -> Result<usize> {
+        self.session()?.prune_outcomes()
     }
 
     // --- crypto ---
@@ -355,7 +380,10 @@ impl Db {
     pub fn install_crypto(&self) -> Result<()> {
         let mut s = self.session()?;
         if self.inner.backend.transactional_ddl() {
-            s.transaction_with(&TxOptions::new().no_retry(), crate::crypto::install)
+            s.transaction_with(
+                &TxOptions::new().no_retry().record_outcome(false),
+                crate::crypto::install,
+            )
         } else {
             crate::crypto::install(&mut s)
         }
@@ -448,7 +476,7 @@ impl Db {
         };
         let mut s = self.session()?;
         if self.inner.backend.transactional_ddl() {
-            s.transaction_with(&TxOptions::new().no_retry(), run)
+            s.transaction_with(&TxOptions::new().no_retry().record_outcome(false), run)
         } else {
             run(&mut s)
         }
@@ -465,6 +493,9 @@ impl Db {
         self.install_audit()?;
         if self.inner.crypto.is_some() {
             self.install_crypto()?; // crypto
+        }
+        if self.inner.config.commit_outcome.record {
+            self.install_tx_outcomes()?;
         }
         Ok(applied)
     }

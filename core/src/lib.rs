@@ -20,6 +20,7 @@ mod db;
 pub mod entity;
 pub mod error;
 pub mod migrate;
+pub mod outcome;
 mod pool;
 mod principal;
 #[doc(hidden)]
@@ -59,5 +60,5 @@ pub use relations::BelongsTo;
 pub use schema::{Drift, LiveColumn, SchemaReport};
 pub use session::Hooks;
 pub use session::{AuditContext, Session, SetFilter};
-pub use tx::{IsolationLevel, RetryPolicy, TxOptions};
+pub use tx::{CommitOutcomeConfig, IsolationLevel, RetryPolicy, TxOptions};
 pub use value::{stored, ColumnKind, ColumnValue, DbEnum, Decimal, DecodeError};

@@ -1,5 +1,6 @@
-//! Transactions: options (isolation, read-only, SQLite immediate, timeout) and the retry policy
-//! for serialization failures, deadlocks and connections lost before `COMMIT`.
+//! Transactions: options (isolation, read-only, SQLite immediate, timeout, outcome rows), the
+//! retry policy for serialization failures, deadlocks and connections lost before `COMMIT`, and
+//! the settings for settling commits cut off mid-flight.
 //!
 //! A transaction commits when its closure returns `Ok`, rolls back when it returns `Err` or
 //! panics (the panic then continues), and nested transactions are savepoints. The driver loop
@@ -65,6 +66,12 @@ pub struct TxOptions {
     /// Runs on the primary even when read-only (a cluster otherwise may run a read-only
     /// transaction on a replica).
     pub primary: bool,
+    /// Settle a cut-off commit of this transaction (see [`CommitOutcomeConfig`]): `Some(true)`
+    /// writes an outcome row when the transaction has no audit records to be found by;
+    /// `Some(false)` settles nothing (a cut-off commit is [`Error::CommitUnknown`], audited or
+    /// not); `None` settles audited transactions and follows the database's
+    /// `commit_outcome.record` for the others.
+    pub record_outcome: Option<bool>,
 }
 
 impl TxOptions {
@@ -115,6 +122,53 @@ impl TxOptions {
     pub fn no_retry(self) -> Self {
         self.retry(RetryPolicy::disabled())
     }
+    /// `true`: writes a transaction-outcome row in this transaction (unless its audit records
+    /// settle it), whatever the database's `commit_outcome.record` says, so that a commit cut
+    /// off mid-flight is settled instead of surfacing as [`Error::CommitUnknown`]. `false`:
+    /// settles nothing, not even by audit records (custodian's own DDL and seal transactions
+    /// use it). See [`CommitOutcomeConfig`].
+    pub fn record_outcome(mut self, record: bool) -> Self {
+        self.record_outcome = Some(record);
+        self
+    }
+}
+
+/// How custodian settles a commit cut off mid-flight (`[databases.NAME.commit_outcome]`).
+///
+/// When the connection breaks while `COMMIT` of a read-write transaction is in flight, the
+/// transaction may or may not have committed. custodian resolves it on a fresh connection
+/// when the transaction left something to look for in the same commit: its audit records
+/// (audited writes) or, for unaudited transactions that opt in, one row in
+/// `custodian_tx_outcome` keyed by the transaction id. Committed: the closure's result is
+/// returned. Not committed: the closure runs again under the retry policy. Only when the
+/// server cannot be reached within the retry policy's time budget is the outcome unknown
+/// ([`Error::CommitUnknown`]). Transactions with neither (unaudited, not opted in) surface
+/// [`Error::CommitUnknown`] as before.
+///
+/// The cost of `record`: one single-row insert per read-write transaction (plus, once per
+/// session, one query naming the connection's server session; audited transactions pay that
+/// query too). `BENCHMARKS.md` has the measured ratio.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CommitOutcomeConfig {
+    /// Write an outcome row in every unaudited read-write transaction of this database.
+    /// Default false; [`TxOptions::record_outcome`] overrides it per transaction. The table is
+    /// created by [`Db::install_tx_outcomes`](crate::Db::install_tx_outcomes) (which
+    /// `create_tables` and `run_migrations` call when this is on).
+    pub record: bool,
+    /// Outcome rows older than this many seconds are deleted, now and then after a commit and
+    /// by [`Db::prune_tx_outcomes`](crate::Db::prune_tx_outcomes). Default 3,600. A row is
+    /// only needed until its transaction's outcome is settled (seconds at most).
+    pub retention_secs: u64,
+}
+
+impl Default for CommitOutcomeConfig {
+    fn default() -> Self {
+        CommitOutcomeConfig {
+            record: false,
+            retention_secs: 3_600,
+        }
+    }
 }
 
 /// Bounded, jittered exponential backoff for retryable failures. Configurable in TOML under
@@ -127,9 +181,13 @@ impl TxOptions {
 /// - a connection lost before `COMMIT` was sent ([`Error::Connection`]): the database rolled
 ///   the transaction back with the connection, and the next attempt runs on a fresh one.
 ///
-/// What it never retries: [`Error::CommitUnknown`] (the connection broke while `COMMIT` was in
-/// flight, so the transaction may have committed), a failure to check out or open a connection,
-/// and every other error (constraints, validation, timeouts, the closure's own errors).
+/// A connection lost while `COMMIT` was in flight is settled (see [`CommitOutcomeConfig`]):
+/// the closure runs again only if the transaction did not commit. Settling runs within
+/// `max_elapsed_ms` (at least 1 s) from the cut, with this policy's backoff between tries.
+///
+/// What it never retries: [`Error::CommitUnknown`] (an outcome that could not be settled, so
+/// the transaction may have committed), a failure to check out a connection, and every other
+/// error (constraints, validation, timeouts, the closure's own errors).
 ///
 /// The budget: another attempt starts only while both hold: fewer than `max_attempts`
 /// attempts were made, and the first attempt began less than `max_elapsed_ms` ago (counting
@@ -223,7 +281,7 @@ impl RetryPolicy {
 
 /// A random number below `n` from the operating system (0 without randomness: jitter only
 /// spreads retries apart, a fixed delay is still correct).
-fn random_below(n: u64) -> u64 {
+pub(crate) fn random_below(n: u64) -> u64 {
     let mut bytes = [0u8; 8];
     match getrandom::getrandom(&mut bytes) {
         Ok(()) => u64::from_le_bytes(bytes) % n.max(1),

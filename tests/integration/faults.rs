@@ -423,10 +423,11 @@ struct Tally {
 /// The bank workload: `ACCOUNTS` accounts, 8 threads making serializable transfers (and
 /// every fifth operation a serializable read of every balance) through `Session::transaction`,
 /// while a killer thread terminates every connection of the test database every 1.5 s
-/// (PostgreSQL, MariaDB). Checks: no hang, the sum of balances on every read, every
-/// acknowledged transfer stored exactly once, no failed one stored, transfers whose commit
-/// outcome was unknown resolved by looking, balances matching the stored transfers, and at most
-/// 1% of operations surfacing a failure.
+/// (PostgreSQL, MariaDB). Transfers record their outcome (`commit_outcome.record`), so a commit
+/// cut off by a kill is settled by custodian. Checks: no hang, the sum of balances on every
+/// read, every acknowledged transfer stored exactly once, no failed one stored, no commit
+/// outcome surfaced as unknown (the server stays reachable), balances matching the stored
+/// transfers, and at most 1% of operations surfacing a failure.
 fn bank_workload(kind: BackendKind) {
     const ACCOUNTS: i64 = 12;
     const INITIAL: i64 = 1_000;
@@ -436,6 +437,7 @@ fn bank_workload(kind: BackendKind) {
         c.pool.max_size = 10;
         c.pool.min_idle = Some(2);
         c.session.busy_timeout_ms = 5_000;
+        c.commit_outcome.record = true;
     });
     open_accounts(&db, ACCOUNTS, INITIAL);
     let total = ACCOUNTS * INITIAL;
@@ -542,6 +544,10 @@ fn bank_workload(kind: BackendKind) {
         println!("failures: {failed:?} {failed_reads:?}");
     }
     assert!(transfers >= 100, "the workload ran: {transfers} transfers");
+    assert!(
+        unknown.is_empty(),
+        "commit outcomes surfaced as unknown while the server was reachable: {unknown:?}"
+    );
     assert!(
         surfaced * 100 <= operations,
         "{surfaced} of {operations} operations failed: {failed:?} {failed_reads:?}"

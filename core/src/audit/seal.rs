@@ -141,7 +141,10 @@ pub(crate) fn read_gaps(tx: &mut impl Context) -> Result<Vec<(i64, i64)>> {
 /// or altered before sealing: nothing is sealed and the error names it.
 pub fn seal(s: &mut impl Context, key: Option<&AuditKey>) -> Result<SealReport> {
     s.flush_audit()?;
-    let options = TxOptions::new().immediate().no_retry();
+    let options = TxOptions::new()
+        .immediate()
+        .no_retry()
+        .record_outcome(false);
     s.transaction_with(&options, |tx| {
         // Take the sealers' lock: the head row.
         let locked = tx.run(|conn| {

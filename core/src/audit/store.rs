@@ -93,6 +93,13 @@ pub fn install(s: &mut impl Context, key: Option<&AuditKey>) -> Result<()> {
             }
         }
     }
+    // Trails installed before the transaction-id index existed get it now.
+    s.execute_sql(&format!(
+        "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
+        tables::TX_INDEX.name,
+        tables::AUDIT.table,
+        tables::TX_INDEX.columns[0]
+    ))?;
     let heads: i64 = s.run(|conn| h::table.count().get_result(conn))?;
     if heads == 0 {
         let (mode, check) = match key {
@@ -109,6 +116,16 @@ pub fn install(s: &mut impl Context, key: Option<&AuditKey>) -> Result<()> {
         })?;
     }
     Ok(())
+}
+
+/// Whether transaction `tx_id` has audit records: it committed (records are only ever
+/// inserted inside their transaction).
+pub(crate) fn recorded(conn: &mut AnyConnection, tx_id: &str) -> QueryResult<bool> {
+    let n: i64 = a::table
+        .filter(a::tx_id.eq(tx_id))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
 }
 
 /// The insert values of one record, borrowed (or `owned`, cloned: a fixed-size batch's

@@ -98,11 +98,23 @@ pub const AUDIT: EntityMeta = EntityMeta {
         col("request_id", ColumnKind::Text, true),
         col("mac", ColumnKind::Text, false),
     ],
-    indexes: &[IndexMeta {
-        name: "custodian_audit_entity_key_idx",
-        columns: &["entity", "entity_key"],
-        unique: false,
-    }],
+    indexes: &[
+        IndexMeta {
+            name: "custodian_audit_entity_key_idx",
+            columns: &["entity", "entity_key"],
+            unique: false,
+        },
+        TX_INDEX,
+    ],
+};
+
+/// The index on `custodian_audit.tx_id`: settling a commit cut off mid-flight looks a
+/// transaction's records up by id. Trails installed before it existed get it from
+/// [`install`](super::chain::install) (`CREATE INDEX IF NOT EXISTS`).
+pub const TX_INDEX: IndexMeta = IndexMeta {
+    name: "custodian_audit_tx_idx",
+    columns: &["tx_id"],
+    unique: false,
 };
 
 /// `custodian_audit_chain`: the hash chain, one link per sealed record.

@@ -5,8 +5,9 @@
 //! message in a [`DbError`]. Serialization failures and deadlocks are marked retryable;
 //! [`Db::transaction`](crate::Db::transaction) retries them, and a connection lost before
 //! `COMMIT`, under its [`RetryPolicy`](crate::RetryPolicy). A connection lost while `COMMIT`
-//! was in flight is [`Error::CommitUnknown`]: the transaction may have committed, and it is
-//! never retried.
+//! was in flight is settled where the transaction can be looked up (audit records, outcome
+//! rows: see [`CommitOutcomeConfig`](crate::CommitOutcomeConfig)); when it cannot be, it is
+//! [`Error::CommitUnknown`]: the transaction may have committed, and it is never retried.
 //!
 //! Causes that come in kinds carry a typed kind to match on: [`ConstraintKind`] in
 //! [`DbError::kind`], [`TimeoutKind`] in [`Error::Timeout`], [`IntegrityKind`] in
@@ -86,11 +87,13 @@ pub enum Error {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
-    /// The connection broke while `COMMIT` was in flight: the transaction may or may not have
-    /// committed, and nothing on the client can tell which. Never retried automatically (the
-    /// closure's effects may be in the database); the caller resolves the outcome by reading
-    /// what the transaction wrote (e.g. a row keyed by an id it chose before the transaction).
-    /// `source` is the connection failure, as classified.
+    /// The connection broke while `COMMIT` was in flight and custodian could not settle
+    /// whether the transaction committed: it had nothing to look up (unaudited and no outcome
+    /// row, see [`CommitOutcomeConfig`](crate::CommitOutcomeConfig)), or the server could not
+    /// be reached (or the old session not ended) within the retry policy's time budget. Never
+    /// retried automatically (the closure's effects may be in the database); the caller
+    /// resolves the outcome by reading what the transaction wrote (e.g. a row keyed by an id it
+    /// chose before the transaction). `source` is the connection failure, as classified.
     #[error("commit outcome unknown, the transaction may have committed: {source}")]
     CommitUnknown {
         /// The failure the commit saw (an [`Error::Connection`]).

@@ -300,7 +300,7 @@ fn apply_all<C: Context>(
             }
         };
         if backend.transactional_ddl() {
-            s.transaction_with(&TxOptions::new().no_retry(), checked)?;
+            s.transaction_with(&TxOptions::new().no_retry().record_outcome(false), checked)?;
         } else {
             checked(s)?;
         }

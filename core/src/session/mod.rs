@@ -78,6 +78,9 @@ pub struct Session {
     /// The commit position of the handle that opened the session, in a cluster: commits
     /// advance it (read-your-writes).
     causal: Option<Arc<crate::cluster::Causal>>,
+    /// The server session of the current connection, once asked (see `outcome`); cleared
+    /// when the connection is replaced.
+    server_session: Option<String>,
 }
 
 /// Most rows a transaction remembers for guarded updates; later reads are not remembered.
@@ -238,6 +241,7 @@ mod cascade;
 mod context;
 mod history;
 mod hooks;
+mod outcome;
 mod policy;
 mod read;
 mod relations;
@@ -274,6 +278,7 @@ impl Session {
             doomed: None,
             replica: None,
             causal: None,
+            server_session: None,
         }
     }
 
@@ -376,6 +381,7 @@ impl Session {
                 source: None,
             });
         }
+        self.server_session = None;
         if self.replica.is_some() {
             return self.reroute();
         }

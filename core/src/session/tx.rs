@@ -1,6 +1,7 @@
 //! Transactions: joining or opening one, retry of serialization failures, savepoints, and
 //! the end-of-transaction clean-up (pending audit records, remembered rows, session settings).
 
+use super::outcome::Attempt;
 use super::*;
 
 impl Session {
@@ -55,10 +56,17 @@ impl Session {
     ///   rolled the transaction back with the connection, and the next attempt runs on a
     ///   freshly opened one.
     ///
-    /// Opening the fresh connection is retried the same way. It never retries
-    /// [`Error::CommitUnknown`] of a read-write transaction (the connection broke while
-    /// `COMMIT` was in flight: the transaction may have committed, so the caller must look; a
-    /// read-only one is retried, it changed nothing), nor any other error. Retries stop when the
+    /// Opening the fresh connection is retried the same way.
+    ///
+    /// A connection that breaks while `COMMIT` of a read-write transaction is in flight is
+    /// settled on a fresh connection when the transaction can be looked up (its audit records,
+    /// or its outcome row: see [`CommitOutcomeConfig`](crate::CommitOutcomeConfig)): the old
+    /// server session is ended and waited for, then the records are looked for. Committed: the
+    /// closure's result is returned, the closure does not run again. Not committed: the closure
+    /// runs again, as after a connection lost before `COMMIT`. It is [`Error::CommitUnknown`],
+    /// never retried, when the transaction cannot be looked up or the server cannot be reached
+    /// within the policy's time budget (a read-only transaction is retried instead: it changed
+    /// nothing). No other error is retried. Retries stop when the
     /// [`RetryPolicy`](crate::RetryPolicy) budget runs out (attempts, or time since the first
     /// attempt began); the last attempt's error is returned.
     ///
@@ -92,7 +100,29 @@ impl Session {
             // to open one is a lost connection too, retried within the budget.
             let outcome = match self.usable_connection() {
                 Ok(()) => self.attempt(options, &mut f),
-                Err(e) => Err(e),
+                Err(e) => Attempt::Done(Err(e)),
+            };
+            let outcome = match outcome {
+                Attempt::Done(result) => result,
+                Attempt::CutOff {
+                    value,
+                    error,
+                    pending,
+                } => match pending.and_then(|p| self.settle(&p, &policy)) {
+                    Some(true) => {
+                        // Committed: in a cluster, later reads wait for it as for any commit.
+                        self.note_commit(options);
+                        return Ok(value);
+                    }
+                    // Rolled back: as if the connection was lost before COMMIT.
+                    Some(false) => Err(Error::Connection {
+                        message: "the connection broke while COMMIT was in flight; the \
+                                  transaction did not commit"
+                            .into(),
+                        source: Some(Box::new(error)),
+                    }),
+                    None => Err(error),
+                },
             };
             let again = |e: &Error| {
                 e.is_retryable()
@@ -115,17 +145,19 @@ impl Session {
         }
     }
 
+    /// One attempt: `BEGIN`, the closure, `COMMIT` (or rollback). A commit cut off mid-flight
+    /// comes back as [`Attempt::CutOff`] with the closure's value, to be settled.
     pub(super) fn attempt<T>(
         &mut self,
         options: &TxOptions,
         f: &mut impl FnMut(&mut Session) -> Result<T>,
-    ) -> Result<T> {
+    ) -> Attempt<T> {
         let backend = self.db.backend;
         if let Err(e) = backend.begin(&mut self.conn, options) {
             let err = self.failed(e);
             // Undo anything set before the failed BEGIN (e.g. SQLite's query_only).
             let _ = self.end_transaction(options);
-            return Err(err);
+            return Attempt::Done(Err(err));
         }
         self.depth = 1;
         self.tx_id = Some(uuid::Uuid::new_v4().to_string());
@@ -141,24 +173,42 @@ impl Session {
             Ok(()) => panic::catch_unwind(AssertUnwindSafe(|| f(self))),
             Err(e) => Ok(Err(e)),
         };
+        let mut cut_off = None;
         let finished = match outcome {
-            Ok(Ok(value)) => self
-                .check_doomed(1)
-                .and_then(|()| self.check_deadline())
-                .and_then(|()| self.flush_audit())
-                // A connection retired by a failure the closure did not pass on: no COMMIT is
-                // sent, the attempt fails as a lost connection (and is retried).
-                .and_then(|()| self.usable_connection())
-                .and_then(|()| {
-                    <AnyConnection as Connection>::TransactionManager::commit_transaction(
-                        &mut *self.conn,
-                    )
-                    .map_err(|e| self.failed(e).at_commit())
-                })
-                .map(|()| {
-                    self.note_commit(options);
-                    value
-                }),
+            Ok(Ok(value)) => {
+                let audited = !self.pending_audit.is_empty();
+                let ready = self
+                    .check_doomed(1)
+                    .and_then(|()| self.check_deadline())
+                    .and_then(|()| self.flush_audit())
+                    // A connection retired by a failure the closure did not pass on: no COMMIT
+                    // is sent, the attempt fails as a lost connection (and is retried).
+                    .and_then(|()| self.usable_connection())
+                    .and_then(|()| self.prepare_outcome(options, audited));
+                match ready {
+                    Ok(pending) => {
+                        match <AnyConnection as Connection>::TransactionManager::commit_transaction(
+                            &mut *self.conn,
+                        ) {
+                            Ok(()) => {
+                                self.note_commit(options);
+                                if pending.as_ref().is_some_and(|p| !p.audited()) {
+                                    cut_off = Some(Ok(()));
+                                }
+                                Ok(value)
+                            }
+                            Err(e) => match self.failed(e).at_commit() {
+                                e @ Error::CommitUnknown { .. } => {
+                                    cut_off = Some(Err((value, pending)));
+                                    Err(e)
+                                }
+                                other => Err(other),
+                            },
+                        }
+                    }
+                    Err(e) => Err(e),
+                }
+            }
             Ok(Err(e)) => Err(e),
             Err(panic_payload) => {
                 self.rollback_quietly();
@@ -171,8 +221,19 @@ impl Session {
             self.rollback_quietly();
         }
         let reset = self.end_transaction(options);
-        let value = finished?;
-        reset.map(|()| value)
+        match (finished, cut_off) {
+            (Err(error), Some(Err((value, pending)))) => Attempt::CutOff {
+                value,
+                error,
+                pending,
+            },
+            (finished, committed) => {
+                if let (Ok(_), Some(Ok(()))) = (&finished, committed) {
+                    self.prune_outcomes_now_and_then();
+                }
+                Attempt::Done(finished.and_then(|value| reset.map(|()| value)))
+            }
+        }
     }
 
     /// Clears transaction state and undoes per-transaction connection settings.

@@ -1,0 +1,183 @@
+//! Settling a commit cut off mid-flight: whether a read-write transaction whose connection
+//! broke while `COMMIT` was in flight committed, found out instead of guessed.
+//!
+//! Before sending `COMMIT`, a transaction that can be looked up later notes two things: what
+//! it left to look for in the same commit (its audit records, or its row in
+//! `custodian_tx_outcome`, both keyed by its transaction id), and the server session its
+//! connection talks to ([`Backend::server_session`](crate::backend::Backend::server_session),
+//! asked once per connection). When the connection then breaks before the answer to `COMMIT`
+//! arrives, the session, on a fresh connection:
+//!
+//! 1. ends the old server session (PostgreSQL `pg_terminate_backend`, MariaDB `KILL
+//!    CONNECTION`) and waits until it is gone from the server's session list. The server
+//!    removes a session only after its transaction ended: committed, if the `COMMIT` went
+//!    through, else rolled back by the termination. From then on the transaction's outcome
+//!    cannot change;
+//! 2. only then looks for the transaction's records. Found: it committed, and the closure's
+//!    result is returned. Not found: it rolled back, and the closure runs again like after a
+//!    connection lost before `COMMIT`.
+//!
+//! Step 1 is what makes the lookup safe. A lookup while the old session still runs (its
+//! `COMMIT` queued behind a slow commit, a deferred trigger, a lock) would see nothing and
+//! report "not committed", and the transaction would commit afterwards: the closure's effect
+//! twice. Waiting for the session to end closes that window on both servers. A session whose
+//! client is gone without a word (a network partition) is ended by step 1 instead of being
+//! waited for until TCP keepalive notices.
+//!
+//! The whole settlement runs within the retry policy's time budget (`max_elapsed_ms`, counted
+//! from when the commit was cut off; at least 1 s), retrying a failed reconnect with its
+//! backoff. Only when it cannot finish in time is the outcome [`Error::CommitUnknown`].
+//!
+//! SQLite is embedded: no connection sits between the caller and the commit, which returns or
+//! fails, and a failed commit rolled back (the journal guarantees it). Its backend names no
+//! server session, so nothing is noted and nothing is settled there.
+
+use super::*;
+use crate::tx::RetryPolicy;
+
+/// What a cut-off commit is settled by: noted before `COMMIT` is sent.
+#[derive(Debug, Clone)]
+pub(super) struct Pending {
+    tx_id: String,
+    /// The transaction wrote audit records (else an outcome row).
+    audited: bool,
+    /// The server session that ran it.
+    server_session: String,
+}
+
+impl Pending {
+    /// Whether it is settled by audit records (else by an outcome row).
+    pub(super) fn audited(&self) -> bool {
+        self.audited
+    }
+}
+
+/// One attempt of a top-level transaction, as the retry loop sees it.
+pub(super) enum Attempt<T> {
+    /// It committed, failed or was rolled back: nothing left to settle.
+    Done(Result<T>),
+    /// The connection broke while `COMMIT` was in flight, after the closure returned `value`.
+    CutOff {
+        value: T,
+        /// The [`Error::CommitUnknown`] the commit saw.
+        error: Error,
+        /// How to settle it, when the transaction can be looked up.
+        pending: Option<Pending>,
+    },
+}
+
+/// How often the session list is read while the old session ends.
+const POLL: Duration = Duration::from_millis(10);
+
+impl Session {
+    /// Before `COMMIT` of a read-write transaction: writes its outcome row when asked to (and
+    /// it has no audit records to be found by), and notes what settles a cut-off commit.
+    /// `None` when nothing could settle it (read-only, unaudited and not opted in, SQLite).
+    pub(super) fn prepare_outcome(
+        &mut self,
+        options: &TxOptions,
+        audited: bool,
+    ) -> Result<Option<Pending>> {
+        if options.read_only {
+            return Ok(None);
+        }
+        // An explicit `record_outcome(false)` turns settling off, audited or not.
+        let record = match options.record_outcome {
+            Some(false) => return Ok(None),
+            Some(true) => true,
+            None => self.db.config.commit_outcome.record,
+        };
+        if !audited && !record {
+            return Ok(None);
+        }
+        let Some(server_session) = self.server_session()? else {
+            return Ok(None);
+        };
+        let tx_id = self.tx_id.clone().unwrap_or_default();
+        if !audited {
+            let at = now_utc();
+            self.run(|c| crate::outcome::record(c, &tx_id, at))?;
+        }
+        Ok(Some(Pending {
+            tx_id,
+            audited,
+            server_session,
+        }))
+    }
+
+    /// The server session of the current connection, asked once per connection.
+    fn server_session(&mut self) -> Result<Option<String>> {
+        if let Some(known) = &self.server_session {
+            return Ok(Some(known.clone()));
+        }
+        let backend = self.db.backend;
+        let named = self.run(|c| backend.server_session(c))?;
+        self.server_session.clone_from(&named);
+        Ok(named)
+    }
+
+    /// Settles a cut-off commit: `Some(true)` committed, `Some(false)` rolled back, `None`
+    /// when the server could not be asked within the budget (see the module doc).
+    pub(super) fn settle(&mut self, pending: &Pending, policy: &RetryPolicy) -> Option<bool> {
+        let budget = Duration::from_millis(policy.max_elapsed_ms.max(1_000));
+        let deadline = Instant::now() + budget;
+        let mut attempt = 1;
+        loop {
+            match self.look(pending, deadline) {
+                Ok(found) => return Some(found),
+                Err(e) if matches!(e, Error::Connection { .. }) || e.is_retryable() => {
+                    let backoff = policy.delay(attempt);
+                    if Instant::now() + backoff >= deadline {
+                        return None;
+                    }
+                    std::thread::sleep(backoff);
+                    attempt += 1;
+                }
+                // The server answered, but not what settles it (e.g. not allowed to end the
+                // old session): the outcome stays unknown.
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// One try of [`Session::settle`]: end the old session, wait until it is gone, look.
+    fn look(&mut self, pending: &Pending, deadline: Instant) -> Result<bool> {
+        let backend = self.db.backend;
+        let id = pending.server_session.as_str();
+        self.run(|c| backend.end_server_session(c, id))?;
+        while self.run(|c| backend.server_session_exists(c, id))? {
+            if Instant::now() + POLL >= deadline {
+                return Err(Error::Timeout {
+                    kind: TimeoutKind::TransactionDeadline,
+                    message: format!("server session {id} did not end"),
+                    limit: None,
+                    source: None,
+                });
+            }
+            std::thread::sleep(POLL);
+        }
+        let tx_id = pending.tx_id.as_str();
+        if pending.audited {
+            self.run(|c| crate::audit::chain::recorded(c, tx_id))
+        } else {
+            self.run(|c| crate::outcome::recorded(c, tx_id))
+        }
+    }
+
+    /// After a commit that went through: now and then (one commit in 1,024) deletes outcome
+    /// rows past the retention period. A failure is ignored: the next prune catches up.
+    pub(super) fn prune_outcomes_now_and_then(&mut self) {
+        if crate::tx::random_below(1_024) != 0 {
+            return;
+        }
+        let _ = self.prune_outcomes();
+    }
+
+    /// Deletes outcome rows past the retention period; returns how many.
+    pub(crate) fn prune_outcomes(&mut self) -> Result<usize> {
+        let retention = self.db.config.commit_outcome.retention_secs;
+        let before = now_utc()
+            - chrono::Duration::seconds(i64::try_from(retention).unwrap_or(i64::MAX / 1_000));
+        self.run(|c| crate::outcome::prune(c, before))
+    }
+}

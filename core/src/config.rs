@@ -70,6 +70,10 @@ pub struct DatabaseConfig {
     #[serde(default)]
     pub crypto: CryptoConfig,
     // --- end crypto ---
+    /// Statement probe settings: slow-statement log, N+1 detection
+    /// (`[databases.NAME.observe]`).
+    #[serde(default)]
+    pub observe: crate::observe::ObserveConfig,
 }
 
 mod audit;
@@ -258,6 +262,7 @@ impl DatabaseConfig {
             retry: RetryPolicy::default(),
             audit: AuditConfig::default(),
             crypto: CryptoConfig::default(),
+            observe: Default::default(),
         }
     }
 

@@ -18,6 +18,7 @@ mod db;
 pub mod entity;
 pub mod error;
 pub mod migrate;
+pub mod observe;
 mod pool;
 mod principal;
 #[doc(hidden)]

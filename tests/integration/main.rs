@@ -25,6 +25,8 @@ mod faults;
 mod fidelity;
 mod lifecycle;
 mod migrate_diff;
+mod observe;
+mod observe_capture;
 mod pool;
 mod relations;
 mod round_trips;

@@ -17,6 +17,7 @@ pub mod crypto;
 mod db;
 pub mod entity;
 pub mod error;
+pub mod health;
 pub mod migrate;
 pub mod observe;
 mod pool;

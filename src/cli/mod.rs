@@ -12,6 +12,8 @@
 //! custodian migrate generate --dir DIR --name NAME [--allow-data-loss]   (needs the entities)
 //! custodian drift       [DB]                                             (needs the entities)
 //! custodian rotate-keys [DB] --actor ID [--batch N]
+//! custodian health      [DB] [--liveness] [--migrations DIR] [--max-seal-lag SECS]
+//! custodian metrics     [DB]        (feature `prometheus`: a Prometheus scrape of a probe)
 //!
 //! DB: --url URL | --config FILE [--database NAME]   (default: DATABASE_URL)
 //! ```
@@ -43,6 +45,7 @@
 
 mod admin;
 mod audit;
+mod observe;
 mod schema;
 
 use crate::{Config, DatabaseConfig, EntityMeta};
@@ -120,6 +123,12 @@ enum Command {
     },
     /// Re-wrap every data key under the active master key, batch by batch
     RotateKeys(admin::RotateArgs),
+    /// Probe the database (round trip, pool, schema drift with the entities, audit seal lag,
+    /// migrations); exit status 0 when ready (--liveness: when it answers), 1 otherwise
+    Health(observe::HealthArgs),
+    /// Print a Prometheus scrape of a health probe (feature `prometheus`)
+    #[cfg(feature = "prometheus")]
+    Metrics(observe::HealthArgs),
 }
 
 impl Command {
@@ -133,6 +142,9 @@ impl Command {
             Command::Migrate(m) => m.db_args_mut(),
             Command::Drift { db } => Some(db),
             Command::RotateKeys(a) => Some(&mut a.db),
+            Command::Health(a) => Some(&mut a.db),
+            #[cfg(feature = "prometheus")]
+            Command::Metrics(a) => Some(&mut a.db),
         }
     }
 }
@@ -216,6 +228,9 @@ fn run(cli: Cli, entities: &[EntityMeta]) -> Result<u8, Failure> {
         Command::Migrate(m) => admin::migrate(&m, entities),
         Command::Drift { db } => schema::drift(&db, entities),
         Command::RotateKeys(a) => admin::rotate_keys(&a),
+        Command::Health(a) => observe::health(&a, entities),
+        #[cfg(feature = "prometheus")]
+        Command::Metrics(a) => observe::metrics(&a, entities),
     }
 }
 

@@ -23,6 +23,7 @@ mod errors;
 mod example;
 mod faults;
 mod fidelity;
+mod health;
 mod lifecycle;
 mod migrate_diff;
 mod observe;

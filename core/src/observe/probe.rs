@@ -61,10 +61,31 @@ pub struct Probe {
     explaining: bool,
 }
 
-/// The SQL of a diesel query without its bind values (diesel renders them after a marker).
+/// The marker diesel writes between a query's SQL and its bind values.
+const BINDS_MARKER: &str = " -- binds: ";
+
+/// Collects a query's rendering up to the bind values, then stops the rendering: the values
+/// are never formatted.
+struct UntilBinds(String);
+
+impl std::fmt::Write for UntilBinds {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if s == BINDS_MARKER {
+            return Err(std::fmt::Error);
+        }
+        self.0.push_str(s);
+        Ok(())
+    }
+}
+
+/// The SQL of a diesel query without its bind values.
 fn sql_text(query: &dyn DebugQuery) -> String {
-    let mut text = query.to_string();
-    if let Some(i) = text.rfind(" -- binds: ") {
+    let mut out = UntilBinds(String::new());
+    // The error is the stop at the bind values.
+    let _ = std::fmt::write(&mut out, format_args!("{query}"));
+    let mut text = out.0;
+    // A query rendered some other way: cut at the marker all the same.
+    if let Some(i) = text.rfind(BINDS_MARKER) {
         text.truncate(i);
     }
     text

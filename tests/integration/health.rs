@@ -199,8 +199,77 @@ fn server_down_is_not_live(db: &TestDb) {
     assert!(down.to_string().starts_with("status: down"), "{down}");
 }
 
+/// Runs the `custodian` binary with `args` and the test audit key; exit status and output.
+fn custodian(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_custodian"))
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("CUSTODIAN_URL")
+        .env("CUSTODIAN_AUDIT_KEY", crate::common::AUDIT_KEY)
+        .output()
+        .expect("run the custodian binary");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// `custodian health` exits 0 when ready, 1 when not ready (0 with `--liveness`) and 1 when
+/// the server is down; `custodian metrics` prints a scrape.
+fn health_command_exit_status(db: &TestDb) {
+    db.create_table::<Counter>().unwrap();
+    let (code, out) = custodian(&["health", "--url", &db.url]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("status: ready"), "{out}");
+    write_counters(db, 1);
+    std::thread::sleep(Duration::from_millis(1100));
+    let (code, out) = custodian(&["health", "--url", &db.url, "--max-seal-lag", "0"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("seal lag"), "{out}");
+    let (code, out) = custodian(&[
+        "health",
+        "--url",
+        &db.url,
+        "--max-seal-lag",
+        "0",
+        "--liveness",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let down = match db.kind {
+        BackendKind::Sqlite => format!(
+            "sqlite://{}",
+            std::env::temp_dir()
+                .join(format!("{}-gone", db.name))
+                .join("x.db")
+                .display()
+        ),
+        _ => {
+            // A port nobody listens on: bound, then released.
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            through(&db.url, port).0
+        }
+    };
+    let (code, out) = custodian(&["health", "--url", &down]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("status: down"), "{out}");
+    let (code, out) = custodian(&["metrics", "--url", &db.url]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("custodian_pool_connections{state=\"idle\"}"),
+        "{out}"
+    );
+    assert!(out.contains("custodian_audit_unsealed 1"), "{out}");
+}
+
 on_all_backends!(
     drifted_schema_is_not_ready,
     lagging_sealer_is_not_ready,
     server_down_is_not_live,
+    health_command_exit_status,
 );

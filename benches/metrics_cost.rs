@@ -141,7 +141,10 @@ fn bench(target: &Target) -> Res<()> {
             hi
         );
     }
-    for (i, name) in ["no recorder / diesel", "recorder / diesel"].iter().enumerate() {
+    for (i, name) in ["no recorder / diesel", "recorder / diesel"]
+        .iter()
+        .enumerate()
+    {
         let v = &ratios[i];
         let (lo, hi) = (
             v.iter().cloned().fold(f64::MAX, f64::min),

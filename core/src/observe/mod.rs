@@ -206,3 +206,22 @@ pub(crate) fn audit_seal_state(unsealed: u64, lag: Duration) {
     metrics::gauge!("custodian_audit_unsealed").set(unsealed as f64);
     metrics::gauge!("custodian_audit_seal_lag_seconds").set(lag.as_secs_f64());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn observe_settings_parse_from_toml() {
+        let cfg: ObserveConfig = toml::from_str(
+            "slow_statement_ms = 200\nn_plus_one = \"error\"\nn_plus_one_threshold = 3\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.slow_threshold(), Some(Duration::from_millis(200)));
+        assert_eq!(cfg.n_plus_one, NPlusOneMode::Error);
+        assert_eq!(cfg.n_plus_one_threshold, 3);
+        assert_eq!(cfg.slow_plans_per_minute, 6);
+        assert!(toml::from_str::<ObserveConfig>("n_plus_one = \"loud\"").is_err());
+        assert!(toml::from_str::<ObserveConfig>("slow_ms = 1").is_err());
+    }
+}

@@ -97,6 +97,10 @@ impl Backend for Mysql {
         my(conn)?.batch_execute(&format!("OPTIMIZE TABLE `{}`", table.replace('`', "``")))
     }
 
+    fn explain_prefix(&self) -> &'static str {
+        "EXPLAIN FORMAT=JSON "
+    }
+
     fn kind(&self) -> BackendKind {
         BackendKind::Mysql
     }

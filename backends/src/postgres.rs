@@ -70,6 +70,10 @@ impl Backend for Postgres {
         c.batch_execute(&format!("VACUUM FULL {}", PgDdl.quote(table)))
     }
 
+    fn explain_prefix(&self) -> &'static str {
+        "EXPLAIN (FORMAT JSON) "
+    }
+
     fn kind(&self) -> BackendKind {
         BackendKind::Postgres
     }

@@ -46,6 +46,10 @@ impl Backend for Sqlite {
         lite(conn)?.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")
     }
 
+    fn explain_prefix(&self) -> &'static str {
+        "EXPLAIN QUERY PLAN "
+    }
+
     fn kind(&self) -> BackendKind {
         BackendKind::Sqlite
     }

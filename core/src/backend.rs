@@ -43,6 +43,10 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// `test_on_check_out`), so it must cost one round trip, as diesel's own check does.
     fn ping(&self, conn: &mut AnyConnection) -> QueryResult<()>;
 
+    /// The prefix that makes a statement return its plan instead of running: PostgreSQL
+    /// `EXPLAIN (FORMAT JSON) `, MariaDB `EXPLAIN FORMAT=JSON `, SQLite `EXPLAIN QUERY PLAN `.
+    fn explain_prefix(&self) -> &'static str;
+
     /// Begins a top-level transaction with the given options. Nothing set here may outlive the
     /// transaction.
     fn begin(&self, conn: &mut AnyConnection, options: &TxOptions) -> QueryResult<()>;

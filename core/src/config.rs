@@ -80,6 +80,10 @@ pub struct DatabaseConfig {
     #[serde(default)]
     pub crypto: CryptoConfig,
     // --- end crypto ---
+    /// Statement probe settings: slow-statement log, N+1 detection
+    /// (`[databases.NAME.observe]`).
+    #[serde(default)]
+    pub observe: crate::observe::ObserveConfig,
 }
 
 mod audit;
@@ -270,6 +274,7 @@ impl DatabaseConfig {
             audit: AuditConfig::default(),
             commit_outcome: CommitOutcomeConfig::default(),
             crypto: CryptoConfig::default(),
+            observe: Default::default(),
         }
     }
 

@@ -451,7 +451,10 @@ impl Db {
         &self,
         options: &audit::VerifyOptions<'_>,
     ) -> Result<audit::VerifyReport> {
-        audit::chain::verify(&mut self.session()?, self.inner.audit_key.as_ref(), options)
+        let report =
+            audit::chain::verify(&mut self.session()?, self.inner.audit_key.as_ref(), options)?;
+        crate::observe::integrity_findings(usize::from(report.damage.is_some()));
+        Ok(report)
     }
 
     /// Seals pending records, then signs the chain head with `key`: export the checkpoint

@@ -82,6 +82,7 @@ pub(crate) fn open_connection(
     config: &DatabaseConfig,
 ) -> Result<AnyConnection> {
     let mut conn = backend.establish(&config.url)?;
+    diesel::Connection::set_instrumentation(&mut conn, crate::observe::Probe::new(&config.observe));
     backend
         .prepare(&mut conn, &config.session)
         .map_err(|e| backend.classify(e))?;
@@ -154,6 +155,7 @@ impl r2d2::HandleEvent for CountingHandler {
         self.0.checkouts.fetch_add(1, Ordering::Relaxed);
         self.0.wait_nanos_total.fetch_add(nanos, Ordering::Relaxed);
         self.0.wait_nanos_max.fetch_max(nanos, Ordering::Relaxed);
+        crate::observe::pool_acquire(event.duration());
     }
     fn handle_timeout(&self, _: r2d2::event::TimeoutEvent) {
         self.0.timeouts.fetch_add(1, Ordering::Relaxed);
@@ -234,7 +236,7 @@ pub fn checkout(
     config: &DatabaseConfig,
 ) -> Result<PooledConnection> {
     let started = Instant::now();
-    pool.get().map_err(|_| match failures.since(started) {
+    let conn = pool.get().map_err(|_| match failures.since(started) {
         Some(failure) => unreachable(config, "no connection to", failure),
         None => {
             let state = pool.state();
@@ -250,7 +252,10 @@ pub fn checkout(
                 Some(limit),
             )
         }
-    })
+    })?;
+    let state = pool.state();
+    crate::observe::pool_connections(state.connections, state.idle_connections);
+    Ok(conn)
 }
 
 /// The r2d2 builder for `config`'s pool settings, with custodian's event handlers.

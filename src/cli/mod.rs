@@ -13,6 +13,8 @@
 //! custodian drift       [DB]                                             (needs the entities)
 //! custodian rotate-keys [DB] --actor ID [--batch N]
 //! custodian recover     --coordinator NAME --log URL URL...
+//! custodian health      [DB] [--liveness] [--migrations DIR] [--max-seal-lag SECS]
+//! custodian metrics     [DB]        (feature `prometheus`: a Prometheus scrape of a probe)
 //!
 //! DB: --url URL | --config FILE [--database NAME]   (default: DATABASE_URL)
 //! ```
@@ -45,6 +47,7 @@
 mod admin;
 mod audit;
 mod coordinate;
+mod observe;
 mod schema;
 
 use crate::{Config, DatabaseConfig, EntityMeta};
@@ -125,6 +128,12 @@ enum Command {
     /// Commit or roll back, by its recovery log, what a crashed coordinator left prepared;
     /// exit status 1 when a branch is still held by a live connection
     Recover(coordinate::RecoverArgs),
+    /// Probe the database (round trip, pool, schema drift with the entities, audit seal lag,
+    /// migrations); exit status 0 when ready (--liveness: when it answers), 1 otherwise
+    Health(observe::HealthArgs),
+    /// Print a Prometheus scrape of a health probe (feature `prometheus`)
+    #[cfg(feature = "prometheus")]
+    Metrics(observe::HealthArgs),
 }
 
 impl Command {
@@ -139,6 +148,9 @@ impl Command {
             Command::Drift { db } => Some(db),
             Command::RotateKeys(a) => Some(&mut a.db),
             Command::Recover(_) => None,
+            Command::Health(a) => Some(&mut a.db),
+            #[cfg(feature = "prometheus")]
+            Command::Metrics(a) => Some(&mut a.db),
         }
     }
 }
@@ -223,6 +235,9 @@ fn run(cli: Cli, entities: &[EntityMeta]) -> Result<u8, Failure> {
         Command::Drift { db } => schema::drift(&db, entities),
         Command::RotateKeys(a) => admin::rotate_keys(&a),
         Command::Recover(a) => coordinate::recover(&a),
+        Command::Health(a) => observe::health(&a, entities),
+        #[cfg(feature = "prometheus")]
+        Command::Metrics(a) => observe::metrics(&a, entities),
     }
 }
 

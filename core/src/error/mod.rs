@@ -100,6 +100,22 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// The same statement shape ran more times in one transaction (or session) than the
+    /// N+1 threshold allows, with N+1 detection in error mode
+    /// ([`NPlusOneMode::Error`](crate::observe::NPlusOneMode::Error)): load the rows in one
+    /// batch (`get_many`, `children`, `parents`).
+    #[error("N+1 query pattern: {sql} ran {count} times for {entity} from {call_site}")]
+    NPlusOne {
+        /// The entity read (struct name).
+        entity: String,
+        /// `file:line:column` of the application's call that crossed the threshold.
+        call_site: String,
+        /// How many times the statement ran.
+        count: u32,
+        /// The statement's SQL, with placeholders (no bind values).
+        sql: String,
+    },
+
     /// An operation ran out of time; `kind` says which limit (pool checkout, statement time,
     /// transaction deadline).
     #[error("timed out: {message}")]

@@ -78,7 +78,9 @@ impl Session {
         }
         let records = std::mem::take(&mut self.pending_audit);
         let max = self.statement_bytes()?;
-        self.run(|c| chain::append(c, &records, max)).map(|_| ())
+        self.run(|c| chain::append(c, &records, max))?;
+        crate::observe::audit_records(records.len());
+        Ok(())
     }
 
     /// [`Backend::max_statement_bytes`](crate::backend::Backend::max_statement_bytes), asked
@@ -106,6 +108,7 @@ impl Session {
         } else if !records.is_empty() {
             let max = self.statement_bytes()?;
             self.run(|c| chain::append(c, &records, max))?;
+            crate::observe::audit_records(records.len());
         }
         Ok(())
     }

@@ -211,10 +211,11 @@ impl Session {
     /// outside a transaction, and inside one the refusal cannot be recorded (an error).
     pub(super) fn persist_denial(&mut self, record: &AuditRecord) -> Result<()> {
         if !self.db.config.is_sqlite_memory() {
-            return self
-                .db
+            self.db
                 .denials
-                .append(self.db.backend, self.db.primary_config(), record);
+                .append(self.db.backend, self.db.primary_config(), record)?;
+            crate::observe::audit_records(1);
+            return Ok(());
         }
         if self.in_any_transaction() {
             return Err(Error::integrity(
@@ -223,8 +224,9 @@ impl Session {
                  transaction, whose rollback would erase the record",
             ));
         }
-        self.run(|c| chain::append(c, std::slice::from_ref(record), None))
-            .map(|_| ())
+        self.run(|c| chain::append(c, std::slice::from_ref(record), None))?;
+        crate::observe::audit_records(1);
+        Ok(())
     }
 
     /// Refuses a write of `rows` whose foreign key names a parent row the principal may not

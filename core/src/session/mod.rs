@@ -184,6 +184,8 @@ fn now_utc() -> chrono::NaiveDateTime {
 fn validate_all<E: Entity>(rows: &[E]) -> Result<()> {
     for (i, row) in rows.iter().enumerate() {
         if let Err(mut v) = row.validate() {
+            let fields: Vec<&str> = v.fields.keys().map(String::as_str).collect();
+            crate::observe::validation_failed(E::META.name, &fields);
             if rows.len() > 1 {
                 v.index = Some(i);
             }
@@ -241,6 +243,7 @@ mod cascade;
 mod context;
 mod history;
 mod hooks;
+mod observed;
 mod outcome;
 mod policy;
 mod read;
@@ -261,7 +264,7 @@ impl Session {
         principal: Option<Arc<Principal>>,
         access: Option<Arc<AccessControl>>,
     ) -> Self {
-        Session {
+        let mut session = Session {
             conn,
             db,
             depth: 0,
@@ -279,7 +282,10 @@ impl Session {
             replica: None,
             causal: None,
             server_session: None,
-        }
+        };
+        // A pooled connection's probe still counts the last session's statement shapes.
+        session.reset_shapes();
+        session
     }
 
     /// Identifier of the current transaction (recorded in audit records), if one is open.
@@ -360,6 +366,7 @@ impl Session {
     /// Classifies `e` and notes it (see [`Session::note_failure`]).
     fn failed(&mut self, e: diesel::result::Error) -> Error {
         let err = self.classify(e);
+        crate::observe::statement_failed(&err);
         self.note_failure(&err);
         err
     }
@@ -468,7 +475,11 @@ impl Session {
 
     /// Executes raw SQL (DDL, maintenance). Returns affected rows. Not a write-path operation:
     /// do not use it to change entity data.
+    #[track_caller]
     pub fn execute_sql(&mut self, sql: &str) -> Result<usize> {
-        self.run(|c| diesel::sql_query(sql).execute(c))
+        let caller = std::panic::Location::caller();
+        self.observed("", "sql", caller, |s| {
+            s.run(|c| diesel::sql_query(sql).execute(c))
+        })
     }
 }

@@ -112,6 +112,7 @@ impl Session {
             .as_deref()
             .map_or("an anonymous session", |p| p.id.as_str());
         let err = Error::Forbidden(format!("{who} may not {action} {what}: {why}"));
+        crate::observe::denial(what, action);
         match self.record_denial(entity, entity_key, action, why) {
             Ok(()) => err,
             Err(e) => {

@@ -6,39 +6,53 @@ use super::*;
 impl Session {
     /// Loads every row of a diesel query, e.g. `Control::query().filter(...).order(...)`.
     /// Raw: no access policy applies (use [`Session::select`] for entities).
+    #[track_caller]
     pub fn load<T, Q>(&mut self, query: Q) -> Result<Vec<T>>
     where
         Q: for<'a> LoadQuery<'a, AnyConnection, T>,
     {
-        self.run(|c| query.load(c))
+        let caller = std::panic::Location::caller();
+        self.observed("", "load", caller, |this| this.run(|c| query.load(c)))
     }
 
     /// Loads the first row of a diesel query, if any. Raw: no access policy applies.
+    #[track_caller]
     pub fn first<T, Q>(&mut self, query: Q) -> Result<Option<T>>
     where
         Q: LimitDsl + RunQueryDsl<AnyConnection>,
         diesel::dsl::Limit<Q>: for<'a> LoadQuery<'a, AnyConnection, T>,
     {
-        self.run(|c| query.first(c).optional())
+        let caller = std::panic::Location::caller();
+        self.observed("", "first", caller, |this| {
+            this.run(|c| query.first(c).optional())
+        })
     }
 
     /// Runs a counting query, e.g. `controls::table.filter(...).count()`. Raw: no access
     /// policy applies (use [`Session::count_visible`] for entities).
+    #[track_caller]
     pub fn count<Q>(&mut self, query: Q) -> Result<i64>
     where
         Q: for<'a> LoadQuery<'a, AnyConnection, i64>,
     {
-        self.run(|c| query.get_result(c))
+        let caller = std::panic::Location::caller();
+        self.observed("", "count", caller, |this| {
+            this.run(|c| query.get_result(c))
+        })
     }
 
     /// The live entity with this primary key, if it exists (and the principal may see it).
+    #[track_caller]
     pub fn find<E: Entity>(&mut self, key: &E::Key) -> Result<Option<E>> {
-        self.authorize::<E>(Action::Read, Some(key))?;
-        let found = self.run(|c| E::raw_find(Internal::new(), c, key, false))?;
-        if let Some(row) = &found {
-            self.remember(row);
-        }
-        Ok(self.visible(found)?.flatten())
+        let caller = std::panic::Location::caller();
+        self.observed(E::META.name, "find", caller, |this| {
+            this.authorize::<E>(Action::Read, Some(key))?;
+            let found = this.run(|c| E::raw_find(Internal::new(), c, key, false))?;
+            if let Some(row) = &found {
+                this.remember(row);
+            }
+            Ok(this.visible(found)?.flatten())
+        })
     }
 
     /// Whether this transaction keeps rows read of `E` for guarded updates: audited entities
@@ -99,37 +113,53 @@ impl Session {
     }
 
     /// The entity with this primary key, soft-deleted or not.
+    #[track_caller]
     pub fn find_with_deleted<E: Entity>(&mut self, key: &E::Key) -> Result<Option<E>> {
-        self.authorize::<E>(Action::Read, Some(key))?;
-        let found = self.run(|c| E::raw_find(Internal::new(), c, key, true))?;
-        Ok(self.visible(found)?.flatten())
+        let caller = std::panic::Location::caller();
+        self.observed(E::META.name, "find", caller, |this| {
+            this.authorize::<E>(Action::Read, Some(key))?;
+            let found = this.run(|c| E::raw_find(Internal::new(), c, key, true))?;
+            Ok(this.visible(found)?.flatten())
+        })
     }
 
     /// Loads entities with a diesel query, e.g. `Control::query().filter(...).limit(50)`,
     /// applying access control (tenant scope drops rows, masks apply). Prefer it to
     /// [`Session::load`] for entities when policies are in force.
+    #[track_caller]
     pub fn select<E: Entity, Q>(&mut self, query: Q) -> Result<Vec<E>>
     where
         Q: for<'a> LoadQuery<'a, AnyConnection, E>,
     {
-        self.authorize::<E>(Action::Read, None)?;
-        let rows: Vec<E> = self.run(|c| query.load(c))?;
-        self.visible_all(rows)
+        let caller = std::panic::Location::caller();
+        self.observed(E::META.name, "select", caller, |this| {
+            this.authorize::<E>(Action::Read, None)?;
+            let rows: Vec<E> = this.run(|c| query.load(c))?;
+            this.visible_all(rows)
+        })
     }
 
     /// The live entity with this primary key; [`Error::NotFound`] if it does not exist.
+    #[track_caller]
     pub fn get<E: Entity>(&mut self, key: &E::Key) -> Result<E> {
-        self.find::<E>(key)?.ok_or_else(|| not_found::<E>(key))
+        let caller = std::panic::Location::caller();
+        self.observed(E::META.name, "get", caller, |this| {
+            this.find::<E>(key)?.ok_or_else(|| not_found::<E>(key))
+        })
     }
 
     /// The live entities with these primary keys, in one statement per 30 000 keys (any order;
     /// missing keys are absent).
+    #[track_caller]
     pub fn get_many<E: Entity>(&mut self, keys: &[E::Key]) -> Result<Vec<E>> {
-        self.authorize::<E>(Action::Read, None)?;
-        let mut out = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(self.db.backend.max_bind_params().max(1)) {
-            out.extend(self.run(|c| E::raw_find_many(Internal::new(), c, chunk))?);
-        }
-        self.visible_all(out)
+        let caller = std::panic::Location::caller();
+        self.observed(E::META.name, "get_many", caller, |this| {
+            this.authorize::<E>(Action::Read, None)?;
+            let mut out = Vec::with_capacity(keys.len());
+            for chunk in keys.chunks(this.db.backend.max_bind_params().max(1)) {
+                out.extend(this.run(|c| E::raw_find_many(Internal::new(), c, chunk))?);
+            }
+            this.visible_all(out)
+        })
     }
 }

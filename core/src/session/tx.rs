@@ -99,7 +99,7 @@ impl Session {
             // A connection retired by the last attempt (or before) is replaced first; failing
             // to open one is a lost connection too, retried within the budget.
             let outcome = match self.usable_connection() {
-                Ok(()) => self.attempt(options, &mut f),
+                Ok(()) => self.attempt(options, attempt, &mut f),
                 Err(e) => Attempt::Done(Err(e)),
             };
             let outcome = match outcome {
@@ -137,6 +137,7 @@ impl Session {
                     if !policy.allows_retry(attempt, started.elapsed(), backoff) {
                         return Err(e);
                     }
+                    crate::observe::retry(&e, attempt, backoff);
                     std::thread::sleep(backoff);
                     attempt += 1;
                 }
@@ -150,6 +151,22 @@ impl Session {
     pub(super) fn attempt<T>(
         &mut self,
         options: &TxOptions,
+        attempt: u32,
+        f: &mut impl FnMut(&mut Session) -> Result<T>,
+    ) -> Attempt<T> {
+        let tx_id = uuid::Uuid::new_v4().to_string();
+        let span =
+            crate::observe::transaction_span(&tx_id, attempt, options.isolation, options.read_only);
+        let _entered = span.enter();
+        let outcome = self.attempt_in_span(options, tx_id, f);
+        crate::observe::transaction_end(&span, matches!(outcome, Attempt::Done(Ok(_))));
+        outcome
+    }
+
+    fn attempt_in_span<T>(
+        &mut self,
+        options: &TxOptions,
+        tx_id: String,
         f: &mut impl FnMut(&mut Session) -> Result<T>,
     ) -> Attempt<T> {
         let backend = self.db.backend;
@@ -160,7 +177,7 @@ impl Session {
             return Attempt::Done(Err(err));
         }
         self.depth = 1;
-        self.tx_id = Some(uuid::Uuid::new_v4().to_string());
+        self.tx_id = Some(tx_id);
         self.next_ordinal = 0;
         self.deadline = options.timeout.map(|t| (Instant::now() + t, t));
         let setup = match options.timeout {
@@ -244,6 +261,7 @@ impl Session {
         self.tx_id = None;
         self.pending_audit.clear();
         self.seen.clear();
+        self.reset_shapes();
         // A connection to be replaced keeps its settings: the fresh one starts from defaults.
         if self.discard || (options.timeout.is_none() && !options.read_only) {
             return Ok(());

@@ -8,6 +8,7 @@ impl Session {
     /// Inserts one entity and returns it as stored: validated, hooks run, timestamps and
     /// version set, with the key the database assigned (auto-increment) and, when the entity
     /// has database-generated columns, re-read.
+    #[track_caller]
     pub fn insert<E: Entity>(&mut self, entity: E) -> Result<E> {
         let mut rows = [entity];
         self.write(Op::Insert(&mut rows))?;
@@ -22,6 +23,7 @@ impl Session {
     /// parameter limit allows. Every entity is validated before anything is written; timestamps
     /// and versions are set in place. Returns the number of rows inserted. Keys assigned by the
     /// database are not read back: use [`Session::insert`] when you need them.
+    #[track_caller]
     pub fn insert_many<E: Entity>(&mut self, entities: &mut [E]) -> Result<usize> {
         if entities.is_empty() {
             return Ok(0);
@@ -32,12 +34,14 @@ impl Session {
     /// Updates every non-key column of the entity's live row; sets `updated_at` and bumps the
     /// version in place. [`Error::NotFound`] if no live row has its key; [`Error::Conflict`]
     /// (code `stale_version`) if a versioned row changed since this value was read.
+    #[track_caller]
     pub fn update<E: Entity>(&mut self, entity: &mut E) -> Result<()> {
         self.write(Op::Update(std::slice::from_mut(entity)))
             .map(|_| ())
     }
 
     /// Updates many entities, all or nothing (one statement each, in one transaction).
+    #[track_caller]
     pub fn update_many<E: Entity>(&mut self, entities: &mut [E]) -> Result<usize> {
         if entities.is_empty() {
             return Ok(0);
@@ -47,6 +51,7 @@ impl Session {
 
     /// Deletes the entity's row: soft-delete entities are marked deleted (hidden from queries,
     /// restorable), others are removed. [`Error::NotFound`] if no live row has its key.
+    #[track_caller]
     pub fn delete<E: Entity>(&mut self, entity: &E) -> Result<()> {
         let key = entity.key();
         self.write::<E>(Op::Delete(std::slice::from_ref(&key), DeleteMode::Default))
@@ -54,12 +59,14 @@ impl Session {
     }
 
     /// [`Session::delete`] by key.
+    #[track_caller]
     pub fn delete_by_key<E: Entity>(&mut self, key: &E::Key) -> Result<()> {
         self.write::<E>(Op::Delete(std::slice::from_ref(key), DeleteMode::Default))
             .map(|_| ())
     }
 
     /// Deletes many entities, all or nothing. Returns the number of rows deleted.
+    #[track_caller]
     pub fn delete_many<E: Entity>(&mut self, entities: &[E]) -> Result<usize> {
         let keys: Vec<E::Key> = entities.iter().map(Entity::key).collect();
         if keys.is_empty() {
@@ -69,11 +76,13 @@ impl Session {
     }
 
     /// Removes the row for good, soft-delete entity or not (deleted rows included).
+    #[track_caller]
     pub fn purge<E: Entity>(&mut self, entity: &E) -> Result<()> {
         self.purge_by_key::<E>(&entity.key())
     }
 
     /// [`Session::purge`] by key.
+    #[track_caller]
     pub fn purge_by_key<E: Entity>(&mut self, key: &E::Key) -> Result<()> {
         self.write::<E>(Op::Delete(std::slice::from_ref(key), DeleteMode::Purge))
             .map(|_| ())
@@ -81,6 +90,7 @@ impl Session {
 
     /// Brings a soft-deleted row back and returns it. [`Error::NotFound`] if no deleted row has
     /// this key.
+    #[track_caller]
     pub fn restore<E: Entity>(&mut self, key: &E::Key) -> Result<E> {
         self.write::<E>(Op::Delete(std::slice::from_ref(key), DeleteMode::Restore))?;
         self.get(key)
@@ -88,6 +98,7 @@ impl Session {
 
     /// Every soft-deleted row of `E` (none for other entities). Filter them with
     /// `E::query_deleted()` and [`Session::load`].
+    #[track_caller]
     pub fn deleted<E: Entity>(&mut self) -> Result<Vec<E>>
     where
         E::QueryDeleted: for<'a> LoadQuery<'a, AnyConnection, E>,
@@ -98,7 +109,21 @@ impl Session {
     /// The write path: every custodian write runs through here, in this order: validation,
     /// before-hooks and stamps, SQL, after-stamps and after-hooks. Writes of several rows or of
     /// entities with hooks run in one transaction (the current one, or a new one).
+    #[track_caller]
     pub(super) fn write<E: Entity>(&mut self, op: Op<'_, E>) -> Result<usize> {
+        let name = match &op {
+            Op::Insert(_) => "insert",
+            Op::Update(_) => "update",
+            Op::Delete(_, DeleteMode::Default) => "delete",
+            Op::Delete(_, DeleteMode::Purge) => "purge",
+            Op::Delete(_, DeleteMode::Restore) => "restore",
+        };
+        let caller = std::panic::Location::caller();
+        self.observed(E::META.name, name, caller, move |s| s.write_observed(op))
+    }
+
+    /// [`Session::write`] inside its observed context.
+    fn write_observed<E: Entity>(&mut self, op: Op<'_, E>) -> Result<usize> {
         self.check_deadline()?;
         if let Op::Insert(rows) | Op::Update(rows) = &op {
             validate_all(rows)?;

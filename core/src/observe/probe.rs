@@ -1,0 +1,257 @@
+//! [`Probe`]: the diesel instrumentation on every pooled connection. It times each statement,
+//! counts it, opens its span, logs it when slow, and counts statement shapes for N+1
+//! detection; the session tells it which entity, operation and call site a statement serves.
+
+use super::{NPlusOneMode, ObserveConfig};
+use diesel::connection::{DebugQuery, Instrumentation, InstrumentationEvent};
+use std::collections::HashMap;
+use std::panic::Location;
+use std::time::{Duration, Instant};
+
+/// What a statement is run for: set by the session around its entity reads and writes.
+#[derive(Debug, Clone, Copy)]
+pub struct Context {
+    /// The entity (struct) name.
+    pub entity: &'static str,
+    /// The session operation (`get`, `find`, `select`, `insert`, ...).
+    pub op: &'static str,
+    /// Where the application called the session.
+    pub caller: &'static Location<'static>,
+}
+
+/// One statement shape that repeated past the N+1 threshold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NPlusOneFinding {
+    /// The entity the statements read (empty for a raw query).
+    pub entity: String,
+    /// `file:line:column` of the application's call.
+    pub call_site: String,
+    /// How many times the shape ran.
+    pub count: u32,
+    /// The statement's SQL, with placeholders.
+    pub sql: String,
+}
+
+/// A statement slower than the threshold, waiting for its plan to be captured.
+#[derive(Debug, Clone)]
+pub struct SlowStatement {
+    /// The statement's SQL, with placeholders.
+    pub sql: String,
+    /// How long it ran.
+    pub elapsed: Duration,
+    /// The entity it served (empty for a raw query).
+    pub entity: &'static str,
+}
+
+/// The instrumentation custodian installs on every connection it opens.
+#[derive(Debug)]
+pub struct Probe {
+    config: ObserveConfig,
+    started: Option<Instant>,
+    span: Option<tracing::Span>,
+    context: Option<Context>,
+    /// Statement shape -> times run in the current transaction (or session).
+    shapes: HashMap<String, u32>,
+    finding: Option<NPlusOneFinding>,
+    slow: Option<SlowStatement>,
+    /// When each of the last plans of the rate window was captured.
+    plans: Vec<Instant>,
+    /// A plan is being captured: its `EXPLAIN` is not itself logged as slow (MariaDB runs a
+    /// derived table's subquery to plan the outer query).
+    explaining: bool,
+}
+
+/// The marker diesel writes between a query's SQL and its bind values.
+const BINDS_MARKER: &str = " -- binds: ";
+
+/// Collects a query's rendering up to the bind values, then stops the rendering: the values
+/// are never formatted.
+struct UntilBinds(String);
+
+impl std::fmt::Write for UntilBinds {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if s == BINDS_MARKER {
+            return Err(std::fmt::Error);
+        }
+        self.0.push_str(s);
+        Ok(())
+    }
+}
+
+/// The SQL of a diesel query without its bind values.
+fn sql_text(query: &dyn DebugQuery) -> String {
+    let mut out = UntilBinds(String::new());
+    // The error is the stop at the bind values.
+    let _ = std::fmt::write(&mut out, format_args!("{query}"));
+    let mut text = out.0;
+    // A query rendered some other way: cut at the marker all the same.
+    if let Some(i) = text.rfind(BINDS_MARKER) {
+        text.truncate(i);
+    }
+    text
+}
+
+impl Probe {
+    /// A probe with `config`'s settings.
+    pub fn new(config: &ObserveConfig) -> Self {
+        Probe {
+            config: config.clone(),
+            started: None,
+            span: None,
+            context: None,
+            shapes: HashMap::new(),
+            finding: None,
+            slow: None,
+            plans: Vec::new(),
+            explaining: false,
+        }
+    }
+
+    /// The probe of `conn`, if custodian installed one.
+    pub fn of(conn: &mut crate::conn::AnyConnection) -> Option<&mut Probe> {
+        diesel::Connection::instrumentation(conn).downcast_mut::<Probe>()
+    }
+
+    /// Sets what the next statements serve; returns the context it replaces.
+    pub fn enter(&mut self, context: Option<Context>) -> Option<Context> {
+        std::mem::replace(&mut self.context, context)
+    }
+
+    /// Marks the start (`true`) or end of a plan capture, whose statement is not logged.
+    pub fn explaining(&mut self, on: bool) {
+        self.explaining = on;
+    }
+
+    /// Forgets the shapes counted so far (a transaction or session ended).
+    pub fn reset_shapes(&mut self) {
+        self.shapes.clear();
+        self.finding = None;
+    }
+
+    /// The N+1 finding of the last statements, in [`NPlusOneMode::Error`].
+    pub fn take_finding(&mut self) -> Option<NPlusOneFinding> {
+        self.finding.take()
+    }
+
+    /// The slow statement whose plan is still to be captured, if the rate limit allows one.
+    pub fn take_slow(&mut self) -> Option<SlowStatement> {
+        let slow = self.slow.take()?;
+        let now = Instant::now();
+        self.plans
+            .retain(|at| now.duration_since(*at) < Duration::from_secs(60));
+        if self.plans.len() >= self.config.slow_plans_per_minute as usize {
+            return None;
+        }
+        self.plans.push(now);
+        Some(slow)
+    }
+
+    fn labels(&self) -> (&'static str, &'static str) {
+        self.context.map_or(("", "sql"), |c| (c.entity, c.op))
+    }
+
+    fn start(&mut self, query: &dyn DebugQuery) {
+        let (entity, op) = self.labels();
+        let span = tracing::debug_span!(
+            target: "custodian::statement",
+            "custodian.statement",
+            entity,
+            op,
+            sql = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+            error = tracing::field::Empty,
+        );
+        if !span.is_disabled() {
+            span.record("sql", sql_text(query).as_str());
+            self.span = Some(span);
+        }
+        self.started = Some(Instant::now());
+    }
+
+    fn finish(&mut self, query: &dyn DebugQuery, error: Option<&diesel::result::Error>) {
+        let elapsed = self.started.take().map(|s| s.elapsed()).unwrap_or_default();
+        let (entity, op) = self.labels();
+        metrics::counter!("custodian_statements_total", "entity" => entity, "op" => op)
+            .increment(1);
+        metrics::histogram!("custodian_statement_seconds", "entity" => entity, "op" => op)
+            .record(elapsed.as_secs_f64());
+        if let Some(span) = self.span.take() {
+            span.record("duration_ms", elapsed.as_secs_f64() * 1000.0);
+            if let Some(e) = error {
+                span.record("error", tracing::field::display(e));
+            }
+        }
+        let slow = !self.explaining && self.config.slow_threshold().is_some_and(|t| elapsed >= t);
+        let count_shape = self.config.n_plus_one != NPlusOneMode::Off
+            && error.is_none()
+            && self.context.is_some();
+        if !slow && !count_shape {
+            return;
+        }
+        let sql = sql_text(query);
+        if slow {
+            metrics::counter!("custodian_slow_statements_total", "entity" => entity, "op" => op)
+                .increment(1);
+            tracing::warn!(
+                target: "custodian::slow",
+                entity,
+                op,
+                sql = sql.as_str(),
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                "slow statement"
+            );
+            self.slow = Some(SlowStatement {
+                sql: sql.clone(),
+                elapsed,
+                entity,
+            });
+        }
+        if count_shape {
+            self.count_shape(sql);
+        }
+    }
+
+    fn count_shape(&mut self, sql: String) {
+        // Only the session's own reads and writes are counted: transaction control and audit
+        // appends repeat by design.
+        let Some(context) = self.context else {
+            return;
+        };
+        let count = {
+            let n = self.shapes.entry(sql.clone()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        if count != self.config.n_plus_one_threshold + 1 {
+            return;
+        }
+        let (entity, call_site) = (context.entity.to_string(), context.caller.to_string());
+        metrics::counter!("custodian_n_plus_one_total", "entity" => entity.clone()).increment(1);
+        tracing::warn!(
+            target: "custodian::n_plus_one",
+            entity = entity.as_str(),
+            call_site = call_site.as_str(),
+            count,
+            sql = sql.as_str(),
+            "the same statement ran {count} times: load these rows in one batch"
+        );
+        if self.config.n_plus_one == NPlusOneMode::Error {
+            self.finding = Some(NPlusOneFinding {
+                entity,
+                call_site,
+                count,
+                sql,
+            });
+        }
+    }
+}
+
+impl Instrumentation for Probe {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        match event {
+            InstrumentationEvent::StartQuery { query, .. } => self.start(query),
+            InstrumentationEvent::FinishQuery { query, error, .. } => self.finish(query, error),
+            _ => {}
+        }
+    }
+}

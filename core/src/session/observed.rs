@@ -1,0 +1,111 @@
+//! The session's side of observability: which entity, operation and call site its statements
+//! serve (for the statement probe's labels and N+1 findings), and slow-statement plans
+//! captured on the session's own connection.
+
+use super::*;
+use crate::observe::{Context, Probe};
+use std::panic::Location;
+
+impl Session {
+    /// Runs `f` with the statement probe told that its statements serve `op` on `entity`,
+    /// called from `caller`. The outermost operation names the statements (a `get` that
+    /// runs a `find` stays a `get`). In N+1 error mode, a statement shape crossing the
+    /// threshold fails the operation with [`Error::NPlusOne`].
+    pub(super) fn observed<T>(
+        &mut self,
+        entity: &'static str,
+        op: &'static str,
+        caller: &'static Location<'static>,
+        f: impl FnOnce(&mut Session) -> Result<T>,
+    ) -> Result<T> {
+        let context = Context { entity, op, caller };
+        let outer = match Probe::of(&mut self.conn) {
+            Some(probe) => {
+                let outer = probe.enter(Some(context));
+                if outer.is_some() {
+                    probe.enter(outer);
+                }
+                outer
+            }
+            None => return f(self),
+        };
+        let result = f(self);
+        if outer.is_some() {
+            return result;
+        }
+        let (finding, slow) = match Probe::of(&mut self.conn) {
+            Some(probe) => {
+                probe.enter(None);
+                (probe.take_finding(), probe.take_slow())
+            }
+            None => (None, None),
+        };
+        if let Some(slow) = slow {
+            self.log_plan(&slow);
+        }
+        match finding {
+            Some(found) if result.is_ok() => Err(Error::NPlusOne {
+                entity: found.entity,
+                call_site: found.call_site,
+                count: found.count,
+                sql: found.sql,
+            }),
+            _ => result,
+        }
+    }
+
+    /// Forgets the statement shapes counted for N+1 detection (a transaction ended).
+    pub(super) fn reset_shapes(&mut self) {
+        if let Some(probe) = Probe::of(&mut self.conn) {
+            probe.reset_shapes();
+        }
+    }
+
+    /// Captures the plan of a slow statement on this connection and logs it (a `warn` event
+    /// on target `custodian::slow`); a plan that cannot be captured is logged as such.
+    fn log_plan(&mut self, slow: &crate::observe::SlowStatement) {
+        let backend = self.db.backend;
+        // The plan's own statement is not itself counted as slow or as an N+1 shape.
+        let outer = Probe::of(&mut self.conn).and_then(|p| {
+            p.explaining(true);
+            p.enter(None)
+        });
+        let plan = crate::observe::plan(
+            &mut self.conn,
+            backend.explain_prefix(),
+            &crate::observe::Text(&slow.sql),
+        );
+        if let Some(p) = Probe::of(&mut self.conn) {
+            p.enter(outer);
+            p.explaining(false);
+        }
+        match plan {
+            Ok(plan) => tracing::warn!(
+                target: "custodian::slow",
+                entity = slow.entity,
+                sql = slow.sql.as_str(),
+                duration_ms = slow.elapsed.as_secs_f64() * 1000.0,
+                plan = plan.as_str(),
+                "slow statement plan"
+            ),
+            Err(e) => tracing::warn!(
+                target: "custodian::slow",
+                entity = slow.entity,
+                sql = slow.sql.as_str(),
+                error = %e,
+                "slow statement plan could not be captured"
+            ),
+        }
+    }
+
+    /// The plan the database chooses for `query`, in the backend's own format (PostgreSQL
+    /// `EXPLAIN (FORMAT JSON)`, MariaDB `EXPLAIN FORMAT=JSON`, SQLite `EXPLAIN QUERY PLAN`,
+    /// one line per plan step). The query is planned with its bind values, not run.
+    pub fn explain<Q>(&mut self, query: Q) -> Result<String>
+    where
+        Q: diesel::query_builder::QueryFragment<crate::conn::MultiBackend>,
+    {
+        let prefix = self.db.backend.explain_prefix();
+        self.run(|c| crate::observe::plan(c, prefix, &query))
+    }
+}

@@ -167,8 +167,8 @@ fn reads_on_replicas_writes_on_primary(kind: BackendKind) {
     assert_eq!(port, primary);
 }
 
-/// Read-your-writes with replay delayed by a second on every replica: each write is read back
-/// at once through a reader session, never stale; a handle without the position does read
+/// Read-your-writes with replay delayed by a second on every replica: each of 1,000 writes
+/// (`CUSTODIAN_RYW_ROUNDS`) is read back at once through a reader session, never stale; a handle without the position does read
 /// stale data (the delay is real); once caught up, replicas serve again.
 fn read_your_writes_under_delay(kind: BackendKind) {
     let rig_db = RigDb::new(kind);
@@ -190,7 +190,11 @@ fn read_your_writes_under_delay(kind: BackendKind) {
     let blind = db.with_position(None);
     let mut stale_elsewhere = 0;
     let mut on_replica = 0;
-    for i in 0..20 {
+    let rounds: i64 = std::env::var("CUSTODIAN_RYW_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    for i in 0..rounds {
         db.session()
             .unwrap()
             .insert(Note {
@@ -238,7 +242,7 @@ fn read_your_writes_under_delay(kind: BackendKind) {
     caught_up(&db);
     let mut r = db.reader().unwrap();
     assert!(r.on_replica(), "replicas serve again once caught up");
-    assert!(r.find::<Note>(&119).unwrap().is_some());
+    assert!(r.find::<Note>(&(100 + rounds - 1)).unwrap().is_some());
 }
 
 /// A replica whose replay is paused falls out of the lag bound and serves no reads; it is

@@ -643,3 +643,55 @@ fn a_recovery_racing_a_live_coordinator_wins_cleanly() {
     assert!(pg_t.is_empty() && my_t.is_empty());
     assert_eq!(prepared_left(&pg.url, &my.url, coord.name()), 0);
 }
+
+/// A set update that failed half-done inside a branch (a trigger changes the version the write
+/// path maintains, so the update is refused after its statement ran) dooms that branch as it
+/// would doom a transaction: the closure swallows the error, yet nothing is prepared or
+/// committed in either database.
+#[test]
+fn a_doomed_branch_is_never_prepared() {
+    use crate::set_fast_path::{sf_ledgers, Ledger};
+    let _shared = PRIVATE_PG.read().unwrap_or_else(|p| p.into_inner());
+    let pg = PreparedPg::new();
+    let my = TestDb::new(BackendKind::Mysql);
+    let _sweep = XaSweep(my.url.clone());
+    let log = TestDb::new(BackendKind::Sqlite);
+    prepare_tables(&pg);
+    prepare_tables(&my);
+    my.create_table::<Ledger>().unwrap();
+    let row = Ledger {
+        id: 1,
+        balance: 10,
+        note: "as it was".into(),
+        version: 0,
+        updated_at: chrono::NaiveDateTime::default(),
+    };
+    let before = my.session().unwrap().insert(row).unwrap();
+    my.raw_sql(
+        "CREATE TRIGGER co_bump BEFORE UPDATE ON sf_ledgers FOR EACH ROW \
+         SET NEW.version = IF(NEW.note = 'poison', NEW.version + 5, NEW.version)",
+    );
+    let coord = Coordinator::new(&unique_name(), &log).unwrap();
+    let err = coord
+        .run(&[&pg, &my], |s| {
+            s[0].insert(Transfer { id: 1, amount: 1 })?;
+            let swallowed = s[1]
+                .update_where::<Ledger>(sf_ledgers::id.eq(1), sf_ledgers::note.eq("poison"))
+                .unwrap_err();
+            assert!(
+                matches!(swallowed, custodian::Error::Forbidden(_)),
+                "{swallowed:?}"
+            );
+            Ok(())
+        })
+        .unwrap_err();
+    assert_eq!(
+        err.integrity_kind(),
+        Some(custodian::IntegrityKind::RollbackOnly),
+        "{err:?}"
+    );
+    assert_eq!(pg.session().unwrap().find::<Transfer>(&1).unwrap(), None);
+    let after = my.session().unwrap().get::<Ledger>(&1).unwrap();
+    assert_eq!((after.note, after.version), (before.note, before.version));
+    assert_eq!(prepared_left(&pg.url, &my.url, coord.name()), 0);
+}

@@ -58,8 +58,10 @@ impl Session {
         options: &TxOptions,
         xid: &Xid,
     ) -> Result<()> {
+        // A set write that failed half-done in the branch dooms it, as it dooms a transaction.
         let ready = self
-            .check_deadline()
+            .check_doomed(1)
+            .and_then(|()| self.check_deadline())
             .and_then(|()| self.flush_audit())
             .and_then(|()| self.usable_connection());
         if let Err(e) = ready {
@@ -78,7 +80,8 @@ impl Session {
     /// rolled back (a connection lost during `COMMIT` is [`Error::CommitUnknown`]).
     pub(crate) fn commit_branch(&mut self, options: &TxOptions) -> Result<()> {
         let committed = self
-            .check_deadline()
+            .check_doomed(1)
+            .and_then(|()| self.check_deadline())
             .and_then(|()| self.flush_audit())
             .and_then(|()| self.usable_connection())
             .and_then(|()| {

@@ -335,7 +335,7 @@ impl Session {
 
     /// Refuses to commit transaction level `level` (1 the transaction, more its savepoints)
     /// when a half-done write at that level or inside it doomed it.
-    fn check_doomed(&self, level: u32) -> Result<()> {
+    pub(super) fn check_doomed(&self, level: u32) -> Result<()> {
         match &self.doomed {
             Some((at, why)) if *at >= level => Err(Error::integrity(
                 IntegrityKind::RollbackOnly,

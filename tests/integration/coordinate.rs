@@ -145,11 +145,11 @@ fn prepare_tables(db: &Db) {
         .unwrap();
 }
 
-/// Rolls back, when dropped, any XA branch this process's coordinators left prepared on the
-/// MariaDB server: a failed assertion must not leave locks that would block the test
-/// database's `DROP DATABASE` for ever. Declare it after the MariaDB database, so it drops
-/// first.
-struct XaSweep(String);
+/// Rolls back, when dropped, any XA branch one test's coordinators (named `base`, or
+/// `base` + `r<n>`) left prepared on the MariaDB server: a failed assertion must not leave
+/// locks that would block the test database's `DROP DATABASE` for ever. Only that test's:
+/// other tests run at the same time. Declare it after the MariaDB database, so it drops first.
+struct XaSweep(String, String);
 
 impl Drop for XaSweep {
     fn drop(&mut self) {
@@ -164,7 +164,7 @@ impl Drop for XaSweep {
         let Ok(mut c) = custodian::diesel::MysqlConnection::establish(&self.0) else {
             return;
         };
-        let mine = format!("cust:t{}x", std::process::id() % 100_000);
+        let (exact, numbered) = (format!("cust:{}:", self.1), format!("cust:{}r", self.1));
         let rows: Vec<XaRow> = custodian::diesel::sql_query("XA RECOVER")
             .load(&mut c)
             .unwrap_or_default();
@@ -172,7 +172,7 @@ impl Drop for XaSweep {
             let split = r.gtrid_length as usize;
             let (g, b) = r.data.split_at(split.min(r.data.len()));
             let (g, b) = (String::from_utf8_lossy(g), String::from_utf8_lossy(b));
-            if g.starts_with(&mine) {
+            if g.starts_with(&exact) || g.starts_with(&numbered) {
                 let _ = c.batch_execute(&format!("XA ROLLBACK '{g}','{b}'"));
             }
         }
@@ -298,11 +298,12 @@ fn a_transfer_commits_in_both_databases() {
     let _shared = PRIVATE_PG.read().unwrap_or_else(|p| p.into_inner());
     let pg = PreparedPg::new();
     let my = TestDb::new(BackendKind::Mysql);
-    let _sweep = XaSweep(my.url.clone());
+    let base = unique_name();
+    let _sweep = XaSweep(my.url.clone(), base.clone());
     let log = TestDb::new(BackendKind::Sqlite);
     prepare_tables(&pg);
     prepare_tables(&my);
-    let coord = Coordinator::new(&unique_name(), &log).unwrap();
+    let coord = Coordinator::new(&base, &log).unwrap();
     transfer(&coord, &pg, &my, 7, 250).unwrap();
     let ((pg_balance, pg_t), (my_balance, my_t)) = state(&pg, &my);
     assert_eq!((pg_balance, my_balance), (START - 250, START + 250));
@@ -388,7 +389,8 @@ fn a_killed_coordinator_leaves_all_or_nothing_after_recover() {
         .unwrap_or(1000);
     let pg = PreparedPg::new();
     let my = TestDb::new(BackendKind::Mysql);
-    let _sweep = XaSweep(my.url.clone());
+    let base = unique_name();
+    let _sweep = XaSweep(my.url.clone(), base.clone());
     let log = TestDb::new(BackendKind::Sqlite);
     prepare_tables(&pg);
     prepare_tables(&my);
@@ -410,7 +412,7 @@ fn a_killed_coordinator_leaves_all_or_nothing_after_recover() {
         let log_in_pg = next(2) == 0;
         let points = kill_points(log_in_pg);
         let (kill_at, must_commit) = points[next(points.len())];
-        let name = unique_name();
+        let name = format!("{base}r{run}");
         let id = run as i64 + 1;
         let amount = 1 + next(100) as i64;
         let spec = [
@@ -478,11 +480,12 @@ fn a_prepared_branch_survives_a_server_restart() {
     let _exclusive = PRIVATE_PG.write().unwrap_or_else(|p| p.into_inner());
     let pg = PreparedPg::new();
     let my = TestDb::new(BackendKind::Mysql);
-    let _sweep = XaSweep(my.url.clone());
+    let base = unique_name();
+    let _sweep = XaSweep(my.url.clone(), base.clone());
     let log = TestDb::new(BackendKind::Sqlite);
     prepare_tables(&pg);
     prepare_tables(&my);
-    let name = unique_name();
+    let name = base.clone();
     let spec = [
         pg.url.as_str(),
         my.url.as_str(),
@@ -530,12 +533,13 @@ fn sqlite_takes_part_as_the_log_database() {
     let _shared = PRIVATE_PG.read().unwrap_or_else(|p| p.into_inner());
     let pg = PreparedPg::new();
     let my = TestDb::new(BackendKind::Mysql);
-    let _sweep = XaSweep(my.url.clone());
+    let base = unique_name();
+    let _sweep = XaSweep(my.url.clone(), base.clone());
     let lite = TestDb::new(BackendKind::Sqlite);
     for db in [&*pg, &*my, &*lite] {
         prepare_tables(db);
     }
-    let coord = Coordinator::new(&unique_name(), &lite).unwrap();
+    let coord = Coordinator::new(&base, &lite).unwrap();
     coord
         .run(&[&pg, &my, &lite], |s| {
             for (i, s) in s.iter_mut().enumerate() {
@@ -574,13 +578,14 @@ fn sqlite_takes_part_as_the_log_database() {
 fn what_cannot_prepare_is_refused() {
     let pg0 = TestDb::new(BackendKind::Postgres);
     let my = TestDb::new(BackendKind::Mysql);
-    let _sweep = XaSweep(my.url.clone());
+    let base = unique_name();
+    let _sweep = XaSweep(my.url.clone(), base.clone());
     let lite = TestDb::new(BackendKind::Sqlite);
     let log = TestDb::new(BackendKind::Sqlite);
     for db in [&*pg0, &*my, &*lite] {
         prepare_tables(db);
     }
-    let coord = Coordinator::new(&unique_name(), &log).unwrap();
+    let coord = Coordinator::new(&base, &log).unwrap();
     let write = |s: &mut [Session]| {
         for s in s.iter_mut() {
             s.insert(Transfer { id: 1, amount: 1 })?;
@@ -615,10 +620,11 @@ fn a_recovery_racing_a_live_coordinator_wins_cleanly() {
     let _shared = PRIVATE_PG.read().unwrap_or_else(|p| p.into_inner());
     let pg = PreparedPg::new();
     let my = TestDb::new(BackendKind::Mysql);
-    let _sweep = XaSweep(my.url.clone());
+    let base = unique_name();
+    let _sweep = XaSweep(my.url.clone(), base.clone());
     prepare_tables(&pg);
     prepare_tables(&my);
-    let name = unique_name();
+    let name = base.clone();
     let recovered = std::sync::Arc::new(std::sync::Mutex::new(None));
     let (pg_db, my_db, seen) = ((*pg).clone(), (*my).clone(), recovered.clone());
     // The log is PostgreSQL itself: MariaDB (participant 1) is prepared, then recovery runs.
@@ -654,7 +660,8 @@ fn a_doomed_branch_is_never_prepared() {
     let _shared = PRIVATE_PG.read().unwrap_or_else(|p| p.into_inner());
     let pg = PreparedPg::new();
     let my = TestDb::new(BackendKind::Mysql);
-    let _sweep = XaSweep(my.url.clone());
+    let base = unique_name();
+    let _sweep = XaSweep(my.url.clone(), base.clone());
     let log = TestDb::new(BackendKind::Sqlite);
     prepare_tables(&pg);
     prepare_tables(&my);
@@ -671,7 +678,7 @@ fn a_doomed_branch_is_never_prepared() {
         "CREATE TRIGGER co_bump BEFORE UPDATE ON sf_ledgers FOR EACH ROW \
          SET NEW.version = IF(NEW.note = 'poison', NEW.version + 5, NEW.version)",
     );
-    let coord = Coordinator::new(&unique_name(), &log).unwrap();
+    let coord = Coordinator::new(&base, &log).unwrap();
     let err = coord
         .run(&[&pg, &my], |s| {
             s[0].insert(Transfer { id: 1, amount: 1 })?;

@@ -23,14 +23,19 @@
 //!
 //! Tracing: a `custodian.transaction` span per transaction attempt (fields `id`, `attempt`,
 //! `isolation`, `read_only`, `outcome`) and a `custodian.statement` span per statement
-//! (`entity`, `op`, `sql`, `duration_ms`, `error`). The SQL is the statement's text with
+//! (`entity`, `op`, `sql`, `duration_ms`, `error`, `rows`). `rows` is the number of rows a
+//! session read returned or a session write changed, recorded when the session has the
+//! result of a call that ran exactly one statement (diesel's instrumentation does not see
+//! rows); raw SQL through `Session::execute_sql` records its affected rows too. The SQL is the statement's text with
 //! placeholders: bind values never reach a span or event. Retries, denials, validation
 //! failures, integrity findings, slow statements and N+1 patterns are events.
 
 mod explain;
 mod probe;
+mod rows;
 
 pub(crate) use explain::{plan, Text};
+pub(crate) use rows::Rows;
 
 pub use probe::{Context, NPlusOneFinding, Probe, SlowStatement};
 

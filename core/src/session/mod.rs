@@ -479,7 +479,7 @@ impl Session {
     pub fn execute_sql(&mut self, sql: &str) -> Result<usize> {
         let caller = std::panic::Location::caller();
         self.observed("", "sql", caller, |s| {
-            s.run(|c| diesel::sql_query(sql).execute(c))
+            s.run_rows(|c| diesel::sql_query(sql).execute(c))
         })
     }
 }

@@ -54,6 +54,39 @@ impl Session {
         }
     }
 
+    /// [`Session::run`] for a call that runs one statement, whose result's row count
+    /// (returned or affected) is recorded on that statement's span.
+    pub(super) fn run_rows<T: crate::observe::Rows>(
+        &mut self,
+        f: impl FnOnce(&mut AnyConnection) -> diesel::QueryResult<T>,
+    ) -> Result<T> {
+        self.run_counted(f, crate::observe::Rows::rows)
+    }
+
+    /// [`Session::run`] for a call that runs one statement, recording `count(&result)` as
+    /// that statement's `rows`. A call that ran another number of statements records
+    /// nothing: the count would not be one statement's.
+    pub(super) fn run_counted<T>(
+        &mut self,
+        f: impl FnOnce(&mut AnyConnection) -> diesel::QueryResult<T>,
+        count: impl FnOnce(&T) -> u64,
+    ) -> Result<T> {
+        let before = Probe::of(&mut self.conn).map(|p| {
+            p.hold(true);
+            p.statements()
+        });
+        let result = self.run(f);
+        if let Some(probe) = Probe::of(&mut self.conn) {
+            if let (Ok(value), Some(before)) = (&result, before) {
+                if probe.statements() == before + 1 {
+                    probe.rows(count(value));
+                }
+            }
+            probe.hold(false);
+        }
+        result
+    }
+
     /// Forgets the statement shapes counted for N+1 detection (a transaction ended).
     pub(super) fn reset_shapes(&mut self) {
         if let Some(probe) = Probe::of(&mut self.conn) {

@@ -12,7 +12,7 @@ impl Session {
         Q: for<'a> LoadQuery<'a, AnyConnection, T>,
     {
         let caller = std::panic::Location::caller();
-        self.observed("", "load", caller, |this| this.run(|c| query.load(c)))
+        self.observed("", "load", caller, |this| this.run_rows(|c| query.load(c)))
     }
 
     /// Loads the first row of a diesel query, if any. Raw: no access policy applies.
@@ -24,7 +24,7 @@ impl Session {
     {
         let caller = std::panic::Location::caller();
         self.observed("", "first", caller, |this| {
-            this.run(|c| query.first(c).optional())
+            this.run_rows(|c| query.first(c).optional())
         })
     }
 
@@ -47,7 +47,7 @@ impl Session {
         let caller = std::panic::Location::caller();
         self.observed(E::META.name, "find", caller, |this| {
             this.authorize::<E>(Action::Read, Some(key))?;
-            let found = this.run(|c| E::raw_find(Internal::new(), c, key, false))?;
+            let found = this.run_rows(|c| E::raw_find(Internal::new(), c, key, false))?;
             if let Some(row) = &found {
                 this.remember(row);
             }
@@ -118,7 +118,7 @@ impl Session {
         let caller = std::panic::Location::caller();
         self.observed(E::META.name, "find", caller, |this| {
             this.authorize::<E>(Action::Read, Some(key))?;
-            let found = this.run(|c| E::raw_find(Internal::new(), c, key, true))?;
+            let found = this.run_rows(|c| E::raw_find(Internal::new(), c, key, true))?;
             Ok(this.visible(found)?.flatten())
         })
     }
@@ -134,7 +134,7 @@ impl Session {
         let caller = std::panic::Location::caller();
         self.observed(E::META.name, "select", caller, |this| {
             this.authorize::<E>(Action::Read, None)?;
-            let rows: Vec<E> = this.run(|c| query.load(c))?;
+            let rows: Vec<E> = this.run_rows(|c| query.load(c))?;
             this.visible_all(rows)
         })
     }
@@ -157,7 +157,7 @@ impl Session {
             this.authorize::<E>(Action::Read, None)?;
             let mut out = Vec::with_capacity(keys.len());
             for chunk in keys.chunks(this.db.backend.max_bind_params().max(1)) {
-                out.extend(this.run(|c| E::raw_find_many(Internal::new(), c, chunk))?);
+                out.extend(this.run_rows(|c| E::raw_find_many(Internal::new(), c, chunk))?);
             }
             this.visible_all(out)
         })

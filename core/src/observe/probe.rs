@@ -17,6 +17,9 @@ pub struct Context {
     pub op: &'static str,
     /// Where the application called the session.
     pub caller: &'static Location<'static>,
+    /// Whether the statements may show their bind values when `log_bind_values` is on: the
+    /// entity has no encrypted or masked column (raw statements never do).
+    pub binds: bool,
 }
 
 /// One statement shape that repeated past the N+1 threshold.
@@ -196,9 +199,16 @@ impl Probe {
             duration_ms = tracing::field::Empty,
             error = tracing::field::Empty,
             rows = tracing::field::Empty,
+            binds = tracing::field::Empty,
         );
         if !span.is_disabled() {
             span.record("sql", sql_text(query).as_str());
+            if self.config.log_bind_values && self.context.is_some_and(|c| c.binds) {
+                let text = query.to_string();
+                if let Some(i) = text.rfind(BINDS_MARKER) {
+                    span.record("binds", &text[i + BINDS_MARKER.len()..]);
+                }
+            }
             self.span = Some(span);
         }
         self.started = Some(Instant::now());

@@ -119,7 +119,7 @@ impl Session {
             Op::Delete(_, DeleteMode::Restore) => "restore",
         };
         let caller = std::panic::Location::caller();
-        self.observed(E::META.name, name, caller, move |s| s.write_observed(op))
+        self.observed(Some(&E::META), name, caller, move |s| s.write_observed(op))
     }
 
     /// [`Session::write`] inside its observed context.

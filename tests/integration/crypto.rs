@@ -9,7 +9,7 @@ use custodian::crypto::{Crypto, Sealed};
 use custodian::prelude::*;
 use custodian::{BackendKind, DatabaseConfig, Principal};
 
-const K1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+pub(crate) const K1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
 const K2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
 const OTHER: &str = "9999999999999999999999999999999999999999999999999999999999999999";
 
@@ -29,7 +29,7 @@ pub struct Patient {
     pub notes: Option<Sealed<serde_json::Value>>,
 }
 
-fn with_keys(cfg: &mut DatabaseConfig, keys: &[(&str, &str)], active: &str) {
+pub(crate) fn with_keys(cfg: &mut DatabaseConfig, keys: &[(&str, &str)], active: &str) {
     cfg.crypto.keys = keys
         .iter()
         .map(|(id, hex)| (id.to_string(), hex.to_string()))

@@ -31,6 +31,7 @@ mod health;
 mod lifecycle;
 mod migrate_diff;
 mod observe;
+mod observe_binds;
 mod observe_capture;
 mod pool;
 mod proxy;

@@ -2,7 +2,8 @@
 //! transactions by outcome, a retry after a real serialization conflict, denials, audit
 //! records), a Prometheus scrape that parses, transaction and statement spans that carry no
 //! bind value and no encrypted or masked value, slow statements logged with their plan, and
-//! N+1 detection that names the entity and the call site.
+//! N+1 detection that names the entity and the call site, and statement spans that record
+//! the rows each statement returned or changed.
 
 use crate::access_guard::{policy, seed, writer, Invoice, Vendor};
 use crate::common::TestDb;
@@ -413,7 +414,84 @@ fn n_plus_one_is_detected(base: &TestDb) {
     let _ = Principal::new("unused");
 }
 
+/// Each statement span records `rows`: the rows a session read returned or a write changed.
+fn statement_spans_carry_rows(db: &TestDb) {
+    db.create_table::<Counter>().unwrap();
+    let capture = Capture::default();
+    tracing::subscriber::with_default(capture.clone(), || {
+        let mut s = db.session().unwrap();
+        let mut rows: Vec<Counter> = ["a", "b", "c"]
+            .iter()
+            .map(|n| Counter {
+                name: (*n).into(),
+                value: 1,
+            })
+            .collect();
+        assert_eq!(s.insert_many(&mut rows).unwrap(), 3);
+        let mut b = s.get::<Counter>(&"b".to_string()).unwrap();
+        b.value = 7;
+        s.update(&mut b).unwrap();
+        s.delete(&rows[0]).unwrap();
+        assert_eq!(s.select::<Counter, _>(Counter::query()).unwrap().len(), 2);
+        assert!(s.find::<Counter>(&"missing".to_string()).unwrap().is_none());
+        assert_eq!(
+            s.execute_sql("UPDATE counters SET value = value + 1")
+                .unwrap(),
+            2
+        );
+    });
+    let statements = capture.spans("custodian.statement");
+    let rows_of = |entity: &str, op: &str, sql: &str| -> Vec<String> {
+        statements
+            .iter()
+            .filter(|s| {
+                s.fields["entity"] == entity
+                    && s.fields["op"] == op
+                    && s.fields["sql"].to_uppercase().starts_with(sql)
+                    && !s.fields["sql"].contains("custodian_audit")
+            })
+            .map(|s| s.fields.get("rows").cloned().unwrap_or_default())
+            .collect()
+    };
+    assert_eq!(
+        rows_of("Counter", "insert", "INSERT"),
+        ["3"],
+        "{statements:#?}"
+    );
+    assert_eq!(
+        rows_of("Counter", "get", "SELECT"),
+        ["1"],
+        "{statements:#?}"
+    );
+    assert_eq!(
+        rows_of("Counter", "update", "UPDATE"),
+        ["1"],
+        "{statements:#?}"
+    );
+    assert_eq!(
+        rows_of("Counter", "delete", "DELETE"),
+        ["1"],
+        "{statements:#?}"
+    );
+    assert_eq!(
+        rows_of("Counter", "select", "SELECT"),
+        ["2"],
+        "{statements:#?}"
+    );
+    assert_eq!(
+        rows_of("Counter", "find", "SELECT"),
+        ["0"],
+        "{statements:#?}"
+    );
+    assert_eq!(
+        rows_of("", "sql", "UPDATE COUNTERS"),
+        ["2"],
+        "{statements:#?}"
+    );
+}
+
 on_all_backends!(
+    statement_spans_carry_rows,
     metrics_count_exactly,
     prometheus_scrape_parses,
     spans_carry_ids_and_no_secrets,

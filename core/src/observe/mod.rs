@@ -23,14 +23,21 @@
 //!
 //! Tracing: a `custodian.transaction` span per transaction attempt (fields `id`, `attempt`,
 //! `isolation`, `read_only`, `outcome`) and a `custodian.statement` span per statement
-//! (`entity`, `op`, `sql`, `duration_ms`, `error`). The SQL is the statement's text with
-//! placeholders: bind values never reach a span or event. Retries, denials, validation
-//! failures, integrity findings, slow statements and N+1 patterns are events.
+//! (`entity`, `op`, `sql`, `duration_ms`, `error`, `rows`). `rows` is the number of rows a
+//! session read returned or a session write changed, recorded when the session has the
+//! result of a call that ran exactly one statement (diesel's instrumentation does not see
+//! rows); raw SQL through `Session::execute_sql` records its affected rows too. The SQL is
+//! the statement's text with placeholders; bind values reach a span (field `binds`) only
+//! with `log_bind_values` on, and never for a statement on an entity with encrypted or
+//! masked columns. Retries, denials, validation failures, integrity findings, slow
+//! statements and N+1 patterns are events.
 
 mod explain;
 mod probe;
+mod rows;
 
 pub(crate) use explain::{plan, Text};
+pub(crate) use rows::Rows;
 
 pub use probe::{Context, NPlusOneFinding, Probe, SlowStatement};
 
@@ -74,6 +81,10 @@ pub struct ObserveConfig {
     /// A statement shape run more than this many times in one transaction (or, outside
     /// transactions, one session) is an N+1 pattern.
     pub n_plus_one_threshold: u32,
+    /// Statement spans carry a `binds` field with the bind values, for statements on
+    /// entities without encrypted columns or columns the access policy masks (never for raw
+    /// statements). Off by default.
+    pub log_bind_values: bool,
 }
 
 impl Default for ObserveConfig {
@@ -83,6 +94,7 @@ impl Default for ObserveConfig {
             slow_plans_per_minute: 6,
             n_plus_one: NPlusOneMode::default(),
             n_plus_one_threshold: 10,
+            log_bind_values: false,
         }
     }
 }

@@ -17,6 +17,9 @@ pub struct Context {
     pub op: &'static str,
     /// Where the application called the session.
     pub caller: &'static Location<'static>,
+    /// Whether the statements may show their bind values when `log_bind_values` is on: the
+    /// entity has no encrypted or masked column (raw statements never do).
+    pub binds: bool,
 }
 
 /// One statement shape that repeated past the N+1 threshold.
@@ -49,6 +52,14 @@ pub struct Probe {
     config: ObserveConfig,
     started: Option<Instant>,
     span: Option<tracing::Span>,
+    /// While the session waits for a result's row count ([`Probe::hold`]): the span of the
+    /// statement that finished last, to record the count on. Never kept past that call, so
+    /// no span outlives its statement's call.
+    last: Option<tracing::Span>,
+    /// The session asked to keep the last statement's span for its row count.
+    holding: bool,
+    /// Statements started on this connection, to tell whether one call ran exactly one.
+    statements: u64,
     context: Option<Context>,
     /// Statement shape -> times run in the current transaction (or session).
     shapes: HashMap<String, u32>,
@@ -98,6 +109,9 @@ impl Probe {
             config: config.clone(),
             started: None,
             span: None,
+            last: None,
+            holding: false,
+            statements: 0,
             context: None,
             shapes: HashMap::new(),
             finding: None,
@@ -146,11 +160,35 @@ impl Probe {
         Some(slow)
     }
 
+    /// How many statements have started on this connection.
+    pub fn statements(&self) -> u64 {
+        self.statements
+    }
+
+    /// Keeps (`true`) the span of each statement that finishes until [`Probe::rows`] records
+    /// its row count, or stops keeping it and lets it close (`false`).
+    pub fn hold(&mut self, on: bool) {
+        self.holding = on;
+        if !on {
+            self.last = None;
+        }
+    }
+
+    /// Records `rows` (returned or affected) on the span of the statement that finished last
+    /// while held, and lets the span close.
+    pub fn rows(&mut self, rows: u64) {
+        if let Some(span) = self.last.take() {
+            span.record("rows", rows);
+        }
+    }
+
     fn labels(&self) -> (&'static str, &'static str) {
         self.context.map_or(("", "sql"), |c| (c.entity, c.op))
     }
 
     fn start(&mut self, query: &dyn DebugQuery) {
+        self.statements += 1;
+        self.last = None;
         let (entity, op) = self.labels();
         let span = tracing::debug_span!(
             target: "custodian::statement",
@@ -160,9 +198,17 @@ impl Probe {
             sql = tracing::field::Empty,
             duration_ms = tracing::field::Empty,
             error = tracing::field::Empty,
+            rows = tracing::field::Empty,
+            binds = tracing::field::Empty,
         );
         if !span.is_disabled() {
             span.record("sql", sql_text(query).as_str());
+            if self.config.log_bind_values && self.context.is_some_and(|c| c.binds) {
+                let text = query.to_string();
+                if let Some(i) = text.rfind(BINDS_MARKER) {
+                    span.record("binds", &text[i + BINDS_MARKER.len()..]);
+                }
+            }
             self.span = Some(span);
         }
         self.started = Some(Instant::now());
@@ -179,6 +225,9 @@ impl Probe {
             span.record("duration_ms", elapsed.as_secs_f64() * 1000.0);
             if let Some(e) = error {
                 span.record("error", tracing::field::display(e));
+            }
+            if self.holding {
+                self.last = Some(span);
             }
         }
         let slow = !self.explaining && self.config.slow_threshold().is_some_and(|t| elapsed >= t);

@@ -478,8 +478,8 @@ impl Session {
     #[track_caller]
     pub fn execute_sql(&mut self, sql: &str) -> Result<usize> {
         let caller = std::panic::Location::caller();
-        self.observed("", "sql", caller, |s| {
-            s.run(|c| diesel::sql_query(sql).execute(c))
+        self.observed(None, "sql", caller, |s| {
+            s.run_rows(|c| diesel::sql_query(sql).execute(c))
         })
     }
 }

@@ -13,17 +13,27 @@ impl Session {
     /// threshold fails the operation with [`Error::NPlusOne`].
     pub(super) fn observed<T>(
         &mut self,
-        entity: &'static str,
+        meta: Option<&EntityMeta>,
         op: &'static str,
         caller: &'static Location<'static>,
         f: impl FnOnce(&mut Session) -> Result<T>,
     ) -> Result<T> {
-        let context = Context { entity, op, caller };
+        let context = Context {
+            entity: meta.map_or("", |m| m.name),
+            op,
+            caller,
+            binds: meta.is_some_and(|m| self.binds_loggable(m)),
+        };
         let outer = match Probe::of(&mut self.conn) {
             Some(probe) => {
                 let outer = probe.enter(Some(context));
-                if outer.is_some() {
-                    probe.enter(outer);
+                if let Some(outer) = outer {
+                    // The outer operation names the statements; an inner one on an entity
+                    // whose values must not be logged hides the bind values of all of them.
+                    probe.enter(Some(Context {
+                        binds: outer.binds && context.binds,
+                        ..outer
+                    }));
                 }
                 outer
             }
@@ -31,6 +41,9 @@ impl Session {
         };
         let result = f(self);
         if outer.is_some() {
+            if let Some(probe) = Probe::of(&mut self.conn) {
+                probe.enter(outer);
+            }
             return result;
         }
         let (finding, slow) = match Probe::of(&mut self.conn) {
@@ -52,6 +65,49 @@ impl Session {
             }),
             _ => result,
         }
+    }
+
+    /// [`Session::run`] for a call that runs one statement, whose result's row count
+    /// (returned or affected) is recorded on that statement's span.
+    pub(super) fn run_rows<T: crate::observe::Rows>(
+        &mut self,
+        f: impl FnOnce(&mut AnyConnection) -> diesel::QueryResult<T>,
+    ) -> Result<T> {
+        self.run_counted(f, crate::observe::Rows::rows)
+    }
+
+    /// [`Session::run`] for a call that runs one statement, recording `count(&result)` as
+    /// that statement's `rows`. A call that ran another number of statements records
+    /// nothing: the count would not be one statement's.
+    pub(super) fn run_counted<T>(
+        &mut self,
+        f: impl FnOnce(&mut AnyConnection) -> diesel::QueryResult<T>,
+        count: impl FnOnce(&T) -> u64,
+    ) -> Result<T> {
+        let before = Probe::of(&mut self.conn).map(|p| {
+            p.hold(true);
+            p.statements()
+        });
+        let result = self.run(f);
+        if let Some(probe) = Probe::of(&mut self.conn) {
+            if let (Ok(value), Some(before)) = (&result, before) {
+                if probe.statements() == before + 1 {
+                    probe.rows(count(value));
+                }
+            }
+            probe.hold(false);
+        }
+        result
+    }
+
+    /// Whether statements on `meta`'s entity may show their bind values (when opted in): the
+    /// entity has no encrypted column and no column the access policy masks for anyone.
+    fn binds_loggable(&self, meta: &EntityMeta) -> bool {
+        !meta.has_encrypted()
+            && self
+                .access
+                .as_deref()
+                .is_none_or(|ac| ac.masked_columns(meta, None).is_empty())
     }
 
     /// Forgets the statement shapes counted for N+1 detection (a transaction ended).

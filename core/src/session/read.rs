@@ -12,7 +12,9 @@ impl Session {
         Q: for<'a> LoadQuery<'a, AnyConnection, T>,
     {
         let caller = std::panic::Location::caller();
-        self.observed("", "load", caller, |this| this.run(|c| query.load(c)))
+        self.observed(None, "load", caller, |this| {
+            this.run_rows(|c| query.load(c))
+        })
     }
 
     /// Loads the first row of a diesel query, if any. Raw: no access policy applies.
@@ -23,8 +25,8 @@ impl Session {
         diesel::dsl::Limit<Q>: for<'a> LoadQuery<'a, AnyConnection, T>,
     {
         let caller = std::panic::Location::caller();
-        self.observed("", "first", caller, |this| {
-            this.run(|c| query.first(c).optional())
+        self.observed(None, "first", caller, |this| {
+            this.run_rows(|c| query.first(c).optional())
         })
     }
 
@@ -36,7 +38,7 @@ impl Session {
         Q: for<'a> LoadQuery<'a, AnyConnection, i64>,
     {
         let caller = std::panic::Location::caller();
-        self.observed("", "count", caller, |this| {
+        self.observed(None, "count", caller, |this| {
             this.run(|c| query.get_result(c))
         })
     }
@@ -45,9 +47,9 @@ impl Session {
     #[track_caller]
     pub fn find<E: Entity>(&mut self, key: &E::Key) -> Result<Option<E>> {
         let caller = std::panic::Location::caller();
-        self.observed(E::META.name, "find", caller, |this| {
+        self.observed(Some(&E::META), "find", caller, |this| {
             this.authorize::<E>(Action::Read, Some(key))?;
-            let found = this.run(|c| E::raw_find(Internal::new(), c, key, false))?;
+            let found = this.run_rows(|c| E::raw_find(Internal::new(), c, key, false))?;
             if let Some(row) = &found {
                 this.remember(row);
             }
@@ -116,9 +118,9 @@ impl Session {
     #[track_caller]
     pub fn find_with_deleted<E: Entity>(&mut self, key: &E::Key) -> Result<Option<E>> {
         let caller = std::panic::Location::caller();
-        self.observed(E::META.name, "find", caller, |this| {
+        self.observed(Some(&E::META), "find", caller, |this| {
             this.authorize::<E>(Action::Read, Some(key))?;
-            let found = this.run(|c| E::raw_find(Internal::new(), c, key, true))?;
+            let found = this.run_rows(|c| E::raw_find(Internal::new(), c, key, true))?;
             Ok(this.visible(found)?.flatten())
         })
     }
@@ -132,9 +134,9 @@ impl Session {
         Q: for<'a> LoadQuery<'a, AnyConnection, E>,
     {
         let caller = std::panic::Location::caller();
-        self.observed(E::META.name, "select", caller, |this| {
+        self.observed(Some(&E::META), "select", caller, |this| {
             this.authorize::<E>(Action::Read, None)?;
-            let rows: Vec<E> = this.run(|c| query.load(c))?;
+            let rows: Vec<E> = this.run_rows(|c| query.load(c))?;
             this.visible_all(rows)
         })
     }
@@ -143,7 +145,7 @@ impl Session {
     #[track_caller]
     pub fn get<E: Entity>(&mut self, key: &E::Key) -> Result<E> {
         let caller = std::panic::Location::caller();
-        self.observed(E::META.name, "get", caller, |this| {
+        self.observed(Some(&E::META), "get", caller, |this| {
             this.find::<E>(key)?.ok_or_else(|| not_found::<E>(key))
         })
     }
@@ -153,11 +155,11 @@ impl Session {
     #[track_caller]
     pub fn get_many<E: Entity>(&mut self, keys: &[E::Key]) -> Result<Vec<E>> {
         let caller = std::panic::Location::caller();
-        self.observed(E::META.name, "get_many", caller, |this| {
+        self.observed(Some(&E::META), "get_many", caller, |this| {
             this.authorize::<E>(Action::Read, None)?;
             let mut out = Vec::with_capacity(keys.len());
             for chunk in keys.chunks(this.db.backend.max_bind_params().max(1)) {
-                out.extend(this.run(|c| E::raw_find_many(Internal::new(), c, chunk))?);
+                out.extend(this.run_rows(|c| E::raw_find_many(Internal::new(), c, chunk))?);
             }
             this.visible_all(out)
         })

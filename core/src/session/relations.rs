@@ -12,7 +12,7 @@ impl Session {
         P: Entity,
     {
         let caller = std::panic::Location::caller();
-        self.observed(P::META.name, "parent", caller, |this| {
+        self.observed(Some(&P::META), "parent", caller, |this| {
             match child.parent_key() {
                 Some(key) => this.find::<P>(&key),
                 None => Ok(None),
@@ -29,7 +29,7 @@ impl Session {
         P::Key: Eq + Hash,
     {
         let caller = std::panic::Location::caller();
-        self.observed(P::META.name, "parents", caller, |this| {
+        self.observed(Some(&P::META), "parents", caller, |this| {
             let mut keys: Vec<P::Key> = children.iter().filter_map(|c| c.parent_key()).collect();
             dedup(&mut keys);
             let found: HashMap<P::Key, P> = this
@@ -54,7 +54,7 @@ impl Session {
         P::Key: Eq + Hash,
     {
         let caller = std::panic::Location::caller();
-        self.observed(C::META.name, "children", caller, |this| {
+        self.observed(Some(&C::META), "children", caller, |this| {
             this.authorize::<C>(Action::Read, None)?;
             let mut keys: Vec<P::Key> = parents.iter().map(Entity::key).collect();
             dedup(&mut keys);
@@ -82,7 +82,7 @@ impl Session {
         C: BelongsTo<P>,
     {
         let caller = std::panic::Location::caller();
-        self.observed(C::META.name, "child", caller, |this| {
+        self.observed(Some(&C::META), "child", caller, |this| {
             this.authorize::<C>(Action::Read, None)?;
             let key = parent.key();
             let loaded = this.run(|c| C::raw_children_of(c, std::slice::from_ref(&key)))?;
@@ -102,7 +102,7 @@ impl Session {
         R::Key: Eq + Hash,
     {
         let caller = std::panic::Location::caller();
-        self.observed(R::META.name, "related", caller, |this| {
+        self.observed(Some(&R::META), "related", caller, |this| {
             let links: Vec<Vec<J>> = this.children::<L, J>(lefts)?;
             let mut right_keys: Vec<R::Key> = links
                 .iter()

@@ -59,7 +59,7 @@ impl Session {
             stamps: &stamps,
             filter: condition,
         };
-        self.run(|c| statement.execute(c))
+        self.run_rows(|c| statement.execute(c))
     }
 
     /// The locking read, the update by key and the checks of the rows as updated; `wrote`
@@ -252,10 +252,13 @@ impl Session {
                 filter: &filter,
             };
             *wrote = true;
-            match self.run(|c| E::raw_update_returning(Internal::new(), c, &statement))? {
+            match self.run_counted(
+                |c| E::raw_update_returning(Internal::new(), c, &statement),
+                |r| r.as_ref().map_or(0, |v| v.len() as u64),
+            )? {
                 Some(rows) => keep(&mut after, rows)?,
                 None => {
-                    self.run(|c| statement.execute(c))?;
+                    self.run_rows(|c| statement.execute(c))?;
                     read_back = true;
                 }
             }

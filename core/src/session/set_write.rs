@@ -252,7 +252,7 @@ impl Session {
     where
         Q: for<'a> LoadQuery<'a, AnyConnection, E>,
     {
-        let rows: Vec<E> = self.run(|c| locked.load(c))?;
+        let rows: Vec<E> = self.run_rows(|c| locked.load(c))?;
         rows.into_iter()
             .map(|row| {
                 let image = row.raw_image().map_err(image_error::<E>)?;
@@ -305,7 +305,10 @@ impl Session {
                         filter: &filter,
                     };
                     // The rows as soft-deleted come back where the backend has `RETURNING`.
-                    match self.run(|c| E::raw_update_returning(Internal::new(), c, &statement))? {
+                    match self.run_counted(
+                        |c| E::raw_update_returning(Internal::new(), c, &statement),
+                        |r| r.as_ref().map_or(0, |v| v.len() as u64),
+                    )? {
                         Some(rows) if E::AUDITED => {
                             let m = rows.len();
                             for row in rows {
@@ -316,7 +319,7 @@ impl Session {
                             m
                         }
                         Some(rows) => rows.len(),
-                        None => self.run(|c| statement.execute(c))?,
+                        None => self.run_rows(|c| statement.execute(c))?,
                     }
                 }
                 None => {
@@ -324,7 +327,7 @@ impl Session {
                         meta: &E::META,
                         filter: &filter,
                     };
-                    self.run(|c| statement.execute(c))?
+                    self.run_rows(|c| statement.execute(c))?
                 }
             };
         }

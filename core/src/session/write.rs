@@ -119,7 +119,7 @@ impl Session {
             Op::Delete(_, DeleteMode::Restore) => "restore",
         };
         let caller = std::panic::Location::caller();
-        self.observed(E::META.name, name, caller, move |s| s.write_observed(op))
+        self.observed(Some(&E::META), name, caller, move |s| s.write_observed(op))
     }
 
     /// [`Session::write`] inside its observed context.
@@ -237,7 +237,7 @@ impl Session {
                         None => &mut *row,
                     };
                     if !updated {
-                        match self.run(|c| E::raw_update(Internal::new(), c, target, now))? {
+                        match self.run_rows(|c| E::raw_update(Internal::new(), c, target, now))? {
                             0 => return Err(self.update_miss(target)),
                             m => n += m,
                         }
@@ -272,9 +272,10 @@ impl Session {
                     // A hard delete without hooks: where the backend can, the delete returns
                     // the row it removed, the audit record's before image (one statement).
                     if E::AUDITED && !E::HOOKS && hard {
-                        if let Some(gone) =
-                            self.run(|c| E::raw_delete_returning(Internal::new(), c, key))?
-                        {
+                        if let Some(gone) = self.run_counted(
+                            |c| E::raw_delete_returning(Internal::new(), c, key),
+                            |r| u64::from(matches!(r, Some(Some(_)))),
+                        )? {
                             let gone = gone.ok_or_else(|| not_found::<E>(key))?;
                             let before = Some(gone.raw_image().map_err(image_error::<E>)?);
                             let op = match mode {
@@ -309,14 +310,13 @@ impl Session {
                         None
                     };
                     let m = match mode {
-                        DeleteMode::Default if soft => {
-                            self.run(|c| E::raw_set_deleted(Internal::new(), c, key, Some(now)))?
-                        }
+                        DeleteMode::Default if soft => self
+                            .run_rows(|c| E::raw_set_deleted(Internal::new(), c, key, Some(now)))?,
                         DeleteMode::Restore if soft => {
-                            self.run(|c| E::raw_set_deleted(Internal::new(), c, key, None))?
+                            self.run_rows(|c| E::raw_set_deleted(Internal::new(), c, key, None))?
                         }
                         DeleteMode::Restore => 0,
-                        _ => self.run(|c| E::raw_delete(Internal::new(), c, key))?,
+                        _ => self.run_rows(|c| E::raw_delete(Internal::new(), c, key))?,
                     };
                     if m == 0 {
                         return Err(not_found::<E>(key));

@@ -14,7 +14,10 @@ impl Session {
         key: &E::Key,
         now: chrono::NaiveDateTime,
     ) -> Result<Option<Image>> {
-        match self.run(|c| E::raw_update_returning_old(Internal::new(), c, row, now))? {
+        match self.run_counted(
+            |c| E::raw_update_returning_old(Internal::new(), c, row, now),
+            |r| u64::from(matches!(r, Some(Some(_)))),
+        )? {
             Some(Some(old)) => return old.raw_image().map(Some).map_err(image_error::<E>),
             Some(None) => return Err(self.update_miss(row)),
             None => {}
@@ -25,8 +28,10 @@ impl Session {
         let Ok(seen_row) = E::raw_from_image(&seen) else {
             return Ok(None);
         };
-        let guarded =
-            self.run(|c| E::raw_update_if_unchanged(Internal::new(), c, row, now, &seen_row))?;
+        let guarded = self.run_counted(
+            |c| E::raw_update_if_unchanged(Internal::new(), c, row, now, &seen_row),
+            |r| r.unwrap_or(0) as u64,
+        )?;
         Ok((guarded == Some(1)).then_some(seen))
     }
 
@@ -46,7 +51,8 @@ impl Session {
             // Each row learns the key the database assigned (the audit record names it).
             let backend = self.db.backend;
             for row in rows.iter_mut() {
-                let returned = self.run(|c| E::raw_insert_one(Internal::new(), c, row))?;
+                let returned =
+                    self.run_counted(|c| E::raw_insert_one(Internal::new(), c, row), |_| 1)?;
                 n += 1;
                 let id = match returned {
                     Some(id) => id,
@@ -56,11 +62,11 @@ impl Session {
                     .map_err(|e| generated_key_error(id, e))?;
             }
         } else if let [row] = rows {
-            self.run(|c| E::raw_insert_one(Internal::new(), c, row))?;
+            self.run_counted(|c| E::raw_insert_one(Internal::new(), c, row), |_| 1)?;
             n = 1;
         } else {
             for chunk in rows.chunks(self.insert_chunk::<E>()) {
-                n += self.run(|c| E::raw_insert(Internal::new(), c, chunk))?;
+                n += self.run_rows(|c| E::raw_insert(Internal::new(), c, chunk))?;
             }
         }
         if E::AUDITED {
@@ -101,7 +107,7 @@ impl Session {
             let keys = match self.run(|c| E::raw_insert_returning_keys(Internal::new(), c, rows))? {
                 Some(keys) => keys,
                 None if backend.keys_from_last_insert_id() => {
-                    let inserted = self.run(|c| E::raw_insert(Internal::new(), c, rows))?;
+                    let inserted = self.run_rows(|c| E::raw_insert(Internal::new(), c, rows))?;
                     let first = self.run(|c| backend.last_insert_id(c))?;
                     (0..inserted as i64).map(|i| first + i).collect()
                 }

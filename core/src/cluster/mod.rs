@@ -205,7 +205,7 @@ impl Cluster {
     /// answers as primary yet) this fails at once with [`Error::Connection`], which the
     /// transaction retry policy retries: a failover is a wait for the next check.
     pub(crate) fn primary_connection(&self) -> Result<PooledConnection> {
-        if self.inner.galera == Some(Galera::Multi) {
+        if self.multi_writer() {
             return self.any_primary_connection();
         }
         let host = self.primary();
@@ -245,6 +245,11 @@ impl Cluster {
             message: "no node of the Galera cluster answers as a synced primary".into(),
             source: None,
         }))
+    }
+
+    /// Whether write sessions are spread over several primaries (Galera multi-writer mode).
+    pub(crate) fn multi_writer(&self) -> bool {
+        self.inner.galera == Some(Galera::Multi)
     }
 
     /// Replaces the balancer.

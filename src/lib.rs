@@ -75,10 +75,10 @@ pub use custodian_core::{
     Balancer, BelongsTo, Check, ClusterConfig, ColumnKind, ColumnMeta, ColumnRole, ColumnValue,
     CommitOutcomeConfig, Config, ConstraintKind, Coordinator, Crypto, DatabaseConfig, DatabaseUrl,
     Db, DbEnum, DbError, Decimal, DecodeError, Drift, Entity, EntityMeta, EntityRules, Error,
-    FieldError, ForeignKey, Hooks, HostRole, HostStatus, IndexMeta, IntegrityKind, IsolationLevel,
-    LiveColumn, MultiBackend, PoolConfig, PoolStats, Principal, RefAction, Result, RetryPolicy,
-    SchemaReport, Sealed, Session, SessionConfig, SetFilter, Stamp, TimeoutKind, TxOptions,
-    ValidationErrors, WriteKind,
+    FieldError, ForeignKey, Galera, Hooks, HostRole, HostStatus, IndexMeta, IntegrityKind,
+    IsolationLevel, LiveColumn, MultiBackend, PoolConfig, PoolStats, Principal, RefAction, Result,
+    RetryPolicy, SchemaReport, Sealed, Session, SessionConfig, SetFilter, Stamp, TimeoutKind,
+    TxOptions, ValidationErrors, WriteKind,
 };
 pub use custodian_derive::{entity, DbEnum};
 

@@ -123,7 +123,8 @@ impl Backend for Mysql {
     fn prepare(&self, conn: &mut AnyConnection, s: &SessionConfig) -> QueryResult<()> {
         let sql = format!(
             "SET NAMES utf8mb4 COLLATE utf8mb4_bin; SET time_zone = '+00:00'; \
-             SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'; {}",
+             SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'; \
+             SET SESSION wsrep_sync_wait = IF(@@wsrep_on, 1, @@wsrep_sync_wait); {}",
             statement_time_sql(s.statement_timeout_ms)
         );
         my(conn)?.batch_execute(&sql)
@@ -382,6 +383,10 @@ fn message_code(message: &str) -> Option<(&'static str, Cause)> {
     } else if has("connection was killed") {
         // ER_CONNECTION_KILLED: KILL of this connection.
         ("1927", Cause::Connection)
+    } else if has("wsrep has not yet prepared node") {
+        // ER_UNKNOWN_COM_ERROR as Galera sends it: the node is not synced / not in the
+        // primary component. The connection is useless until it is; the cluster bans the node.
+        ("1047", Cause::Connection)
     } else if has("server shutdown in progress") {
         // ER_SERVER_SHUTDOWN.
         ("1053", Cause::Connection)
@@ -524,6 +529,7 @@ mod tests {
             ),
             ("Connection was killed", "1927"),
             ("Server shutdown in progress", "1053"),
+            ("WSREP has not yet prepared node for application use", "1047"),
         ] {
             for message in each_case(message) {
                 let err = unknown(&message);

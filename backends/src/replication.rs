@@ -69,15 +69,46 @@ pub(crate) fn pg_later(a: &str, b: &str) -> Option<String> {
 }
 
 /// MariaDB: a replica runs with `read_only` (root ignores it, applications must not be root).
+/// A Galera node (`wsrep_on`) must also be ready and Synced (`wsrep_local_state` 4): any
+/// other node (joining, donor, or cut off from the primary component) answers with an error,
+/// so the cluster bans it until a check finds it synced.
 #[cfg(feature = "mysql")]
 pub(crate) fn my_role(c: &mut diesel::MysqlConnection) -> QueryResult<HostRole> {
-    let read_only: i64 =
-        diesel::select(sql::<BigInt>("CAST(@@read_only AS SIGNED)")).get_result(c)?;
+    let (read_only, wsrep, ready, state): (i64, i64, Option<String>, Option<String>) =
+        diesel::select((
+            sql::<BigInt>("CAST(@@read_only AS SIGNED)"),
+            sql::<BigInt>("CAST(@@wsrep_on AS SIGNED)"),
+            sql::<Nullable<Text>>(
+                "(SELECT variable_value FROM information_schema.global_status \
+                 WHERE variable_name = 'WSREP_READY')",
+            ),
+            sql::<Nullable<Text>>(
+                "(SELECT variable_value FROM information_schema.global_status \
+                 WHERE variable_name = 'WSREP_LOCAL_STATE')",
+            ),
+        ))
+        .get_result(c)?;
+    if wsrep != 0 && !galera_synced(ready.as_deref(), state.as_deref()) {
+        return Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::Unknown,
+            Box::new(format!(
+                "Galera node not usable: wsrep_ready={}, wsrep_local_state={} (4 = Synced)",
+                ready.as_deref().unwrap_or("?"),
+                state.as_deref().unwrap_or("?")
+            )),
+        ));
+    }
     Ok(if read_only == 0 {
         HostRole::Primary
     } else {
         HostRole::Replica
     })
+}
+
+/// Whether a Galera node's status says it may serve: `wsrep_ready` ON and
+/// `wsrep_local_state` 4 (Synced).
+fn galera_synced(ready: Option<&str>, state: Option<&str>) -> bool {
+    ready.is_some_and(|r| r.eq_ignore_ascii_case("ON")) && state.map(str::trim) == Some("4")
 }
 
 /// MariaDB's `SHOW SLAVE STATUS`, the one column read.
@@ -172,5 +203,14 @@ mod tests {
         );
         assert_eq!(my_later("0-1-5", "").as_deref(), Some("0-1-5"));
         assert_eq!(my_later("0-1", "0-1-7"), None);
+    }
+
+    #[test]
+    fn only_ready_synced_galera_nodes_serve() {
+        assert!(galera_synced(Some("ON"), Some("4")));
+        assert!(!galera_synced(Some("OFF"), Some("4")));
+        assert!(!galera_synced(Some("ON"), Some("2")));
+        assert!(!galera_synced(None, Some("4")));
+        assert!(!galera_synced(Some("ON"), None));
     }
 }

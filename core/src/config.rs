@@ -30,7 +30,7 @@ use std::time::Duration;
 
 mod cluster;
 mod database_url;
-pub use cluster::{Balance, ClusterConfig};
+pub use cluster::{Balance, ClusterConfig, Galera};
 use database_url::check_url;
 pub use database_url::DatabaseUrl;
 

@@ -42,7 +42,7 @@ pub use access::{AccessControl, Action, EntityRules};
 pub use backend::{Backend, HostRole};
 pub use cluster::{Balancer, HostStatus};
 pub use config::{
-    Balance, ClusterConfig, Config, DatabaseConfig, DatabaseUrl, PoolConfig, SessionConfig,
+    Balance, ClusterConfig, Config, DatabaseConfig, DatabaseUrl, Galera, PoolConfig, SessionConfig,
 };
 pub use conn::{AnyConnection, MultiBackend};
 pub use coordinate::Coordinator;

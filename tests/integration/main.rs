@@ -27,6 +27,7 @@ mod errors;
 mod example;
 pub mod faults;
 mod fidelity;
+mod galera;
 mod health;
 mod lifecycle;
 mod migrate_diff;

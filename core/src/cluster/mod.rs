@@ -11,6 +11,12 @@
 //! a check finds it answering again. When the primary stops answering as one and another host
 //! does (a promoted replica), that host becomes the primary; until then write sessions fail at
 //! once with [`Error::Connection`].
+//!
+//! Galera ([`Galera`]): several hosts answer as primary. In multi-writer mode each write
+//! session takes the next answering primary in turn (one whose connection fails is banned and
+//! the next one tried); in single-writer mode the first answering primary in configuration
+//! order takes the writes and the others serve reads like replicas. Which nodes answer (synced
+//! only) is the backend's business ([`Backend::role`]).
 
 mod balance;
 mod host;
@@ -20,7 +26,7 @@ pub use host::HostStatus;
 pub(crate) use host::Lease;
 
 use crate::backend::{Backend, HostRole};
-use crate::config::{Balance, DatabaseConfig};
+use crate::config::{Balance, DatabaseConfig, Galera};
 use crate::error::{Error, Result};
 use crate::pool::PooledConnection;
 use host::Host;
@@ -85,6 +91,9 @@ struct Inner {
     balancer: Mutex<Arc<dyn Balancer>>,
     bound: Option<std::time::Duration>,
     wait: std::time::Duration,
+    galera: Option<Galera>,
+    /// Multi-writer turn: which answering primary the next write session takes.
+    turn: AtomicUsize,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -136,6 +145,7 @@ impl Cluster {
         };
         let primary = match primaries[..] {
             [one] => one,
+            [first, ..] if settings.galera.is_some() => first,
             [] => {
                 return Err(Error::Connection {
                     message: format!(
@@ -148,7 +158,10 @@ impl Cluster {
             _ => {
                 return Err(Error::config(
                     "url",
-                    format!("several hosts answer as primary: {}", names(&primaries)),
+                    format!(
+                        "several hosts answer as primary: {} (a Galera cluster? set cluster.galera = \"multi\" or \"single\")",
+                        names(&primaries)
+                    ),
                 ))
             }
         };
@@ -163,6 +176,8 @@ impl Cluster {
             balancer: Mutex::new(balancer),
             bound: settings.max_replica_lag(),
             wait: settings.check_timeout(),
+            galera: settings.galera,
+            turn: AtomicUsize::new(0),
         });
         let (stop, stopped) = mpsc::channel::<()>();
         let weak = Arc::downgrade(&inner);
@@ -190,6 +205,9 @@ impl Cluster {
     /// answers as primary yet) this fails at once with [`Error::Connection`], which the
     /// transaction retry policy retries: a failover is a wait for the next check.
     pub(crate) fn primary_connection(&self) -> Result<PooledConnection> {
+        if self.multi_writer() {
+            return self.any_primary_connection();
+        }
         let host = self.primary();
         if !host.is(HostRole::Primary) {
             return Err(Error::Connection {
@@ -201,6 +219,37 @@ impl Cluster {
             });
         }
         crate::pool::checkout(&host.pool, &host.failures, &host.config)
+    }
+
+    /// Multi-writer mode: a connection to the next answering primary in turn; a host whose
+    /// connection fails is banned and the next one tried. None answering is
+    /// [`Error::Connection`] (retryable: the checker readmits nodes as they sync).
+    fn any_primary_connection(&self) -> Result<PooledConnection> {
+        let hosts = &self.inner.hosts;
+        let start = self.inner.turn.fetch_add(1, Ordering::Relaxed);
+        let mut last = None;
+        for i in 0..hosts.len() {
+            let host = &hosts[(start + i) % hosts.len()];
+            if !host.is(HostRole::Primary) {
+                continue;
+            }
+            match crate::pool::checkout(&host.pool, &host.failures, &host.config) {
+                Ok(conn) => return Ok(conn),
+                Err(e) => {
+                    host.ban();
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Connection {
+            message: "no node of the Galera cluster answers as a synced primary".into(),
+            source: None,
+        }))
+    }
+
+    /// Whether write sessions are spread over several primaries (Galera multi-writer mode).
+    pub(crate) fn multi_writer(&self) -> bool {
+        self.inner.galera == Some(Galera::Multi)
     }
 
     /// Replaces the balancer.
@@ -230,10 +279,18 @@ impl Cluster {
         if *position == Position::Unknown {
             return None;
         }
+        let current = inner.primary.load(Ordering::Acquire);
+        // Single-writer Galera: the synced nodes that do not take the writes serve reads.
+        let reader = |i: usize, h: &Arc<Host>| {
+            h.serves_reads(inner.bound)
+                || (inner.galera == Some(Galera::Single) && i != current && h.is(HostRole::Primary))
+        };
         let mut left: Vec<&Arc<Host>> = inner
             .hosts
             .iter()
-            .filter(|h| h.serves_reads(inner.bound) && avoid.is_none_or(|l| !l.on(h)))
+            .enumerate()
+            .filter(|(i, h)| reader(*i, h) && avoid.is_none_or(|l| !l.on(h)))
+            .map(|(_, h)| h)
             .collect();
         let balancer = inner
             .balancer
@@ -270,13 +327,20 @@ impl Cluster {
 
 impl Inner {
     /// After a check: when the primary no longer answers as one and exactly one other host
-    /// does (a promoted replica), that host becomes the primary.
+    /// does (a promoted replica), that host becomes the primary. On Galera the first answering
+    /// primary in configuration order takes over.
     fn follow_primary(&self) {
         let current = self.primary.load(Ordering::Acquire);
         if self.hosts[current].is(HostRole::Primary) {
             return;
         }
         let mut primaries = (0..self.hosts.len()).filter(|&i| self.hosts[i].is(HostRole::Primary));
+        if self.galera.is_some() {
+            if let Some(next) = primaries.next() {
+                self.primary.store(next, Ordering::Release);
+            }
+            return;
+        }
         if let (Some(next), None) = (primaries.next(), primaries.next()) {
             self.primary.store(next, Ordering::Release);
         }

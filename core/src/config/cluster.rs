@@ -17,6 +17,19 @@ pub enum Balance {
     LeastInFlight,
 }
 
+/// How a Galera cluster (every synced node accepts writes) is used: set it to accept several
+/// hosts answering as primary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Galera {
+    /// Every synced node takes writes and reads, in turn (certification conflicts between
+    /// nodes surface as retryable 1213 errors).
+    Multi,
+    /// The first synced node in configuration order takes the writes; the other synced nodes
+    /// serve reads like replicas. Fewer certification conflicts.
+    Single,
+}
+
 /// Cluster settings of a database with several hosts (`[databases.NAME.cluster]`). Ignored
 /// for a database with one host.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -35,6 +48,9 @@ pub struct ClusterConfig {
     /// Weight of each host, in the order of [`DatabaseConfig::hosts`](super::DatabaseConfig::hosts)
     /// (default 1 each): least in flight divides a host's open sessions by it.
     pub weights: Vec<u32>,
+    /// Galera mode (`galera = "multi" | "single"`); `None` (default): exactly one host may
+    /// answer as primary.
+    pub galera: Option<Galera>,
 }
 
 impl Default for ClusterConfig {
@@ -45,6 +61,7 @@ impl Default for ClusterConfig {
             check_timeout_ms: 1_000,
             balance: Balance::default(),
             weights: Vec::new(),
+            galera: None,
         }
     }
 }
@@ -146,7 +163,7 @@ mod tests {
             r#"
             [databases.main]
             url = "mysql://app@h1:3306,h2:3306/db"
-            cluster = { max_replica_lag_ms = 2000, balance = "least_in_flight", weights = [1, 3] }
+            cluster = { max_replica_lag_ms = 2000, balance = "least_in_flight", weights = [1, 3], galera = "multi" }
             "#,
         )
         .unwrap();
@@ -154,6 +171,7 @@ mod tests {
         assert_eq!(main.hosts().len(), 2);
         assert_eq!(main.cluster.balance, Balance::LeastInFlight);
         assert_eq!(main.cluster.max_replica_lag(), Some(Duration::from_secs(2)));
+        assert_eq!(main.cluster.galera, Some(Galera::Multi));
         let bad = crate::config::Config::from_toml_str(
             r#"
             [databases.main]

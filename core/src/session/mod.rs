@@ -392,6 +392,13 @@ impl Session {
         if self.replica.is_some() {
             return self.reroute();
         }
+        if self.db.cluster.as_ref().is_some_and(|c| c.multi_writer()) {
+            // Multi-writer Galera: the next synced node's pooled connection, never a
+            // connection to another node left in the pool of the node that failed.
+            self.conn = self.db.primary_connection()?;
+            self.discard = false;
+            return Ok(());
+        }
         let fresh = crate::pool::open_connection(self.db.backend, self.db.primary_config())?;
         *self.conn = fresh;
         self.db.counters.replaced_in_place();

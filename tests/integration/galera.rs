@@ -1,0 +1,373 @@
+//! A MariaDB Galera cluster on the private rig (tests/cluster/galera.sh: three synced nodes):
+//! role discovery of synced nodes, the two writer modes, and the bank load spread over the
+//! three nodes in multi-writer mode with one node stopped half-way. Where a statement ran is
+//! asked of the server itself (its port).
+
+use custodian::diesel::connection::SimpleConnection;
+use custodian::diesel::{Connection, RunQueryDsl};
+use custodian::prelude::*;
+use custodian::{DatabaseConfig, Db, Error, Galera, HostRole};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// The rig's SQL ports, in configuration order.
+const PORTS: [u16; 3] = [24061, 24062, 24063];
+
+/// An account of the bank load.
+#[entity(table = "accounts", unaudited)]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Account {
+    #[column(primary_key)]
+    pub id: i64,
+    pub balance: i64,
+}
+
+/// Runs a rig command; a failure fails the test with the command to run by hand.
+fn rig(args: &[&str]) {
+    let script = format!("{}/tests/cluster/galera.sh", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(&script)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
+    assert!(
+        out.status.success(),
+        "`{script} {}` failed: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn node_url(port: u16, db: &str) -> String {
+    format!("mysql://app:app@127.0.0.1:{port}/{db}")
+}
+
+/// One test's database on the rig, present on every node; dropped afterwards. Holding it
+/// holds the rig: tests that stop nodes do not overlap.
+struct GaleraDb {
+    name: String,
+    _rig: MutexGuard<'static, ()>,
+}
+
+impl GaleraDb {
+    /// Starts the rig (every node running and synced), creates a database through the first
+    /// node and waits (10 s at most) until every node has it.
+    fn new() -> GaleraDb {
+        static LOCK: Mutex<()> = Mutex::new(());
+        let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        // Also restarts a node a failed test left stopped.
+        rig(&["up"]);
+        let name = format!(
+            "gl_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        custodian::diesel::MysqlConnection::establish(&node_url(PORTS[0], "mysql"))
+            .expect("connect to the first Galera node")
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create the test database");
+        let started = Instant::now();
+        for port in &PORTS[1..] {
+            while custodian::diesel::MysqlConnection::establish(&node_url(*port, &name)).is_err() {
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "database {name} not on port {port} within 10 s"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        GaleraDb { name, _rig: guard }
+    }
+
+    /// The multi-host URL of this database: every node.
+    fn url(&self) -> String {
+        let hosts: Vec<String> = PORTS.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        format!("mysql://app:app@{}/{}", hosts.join(","), self.name)
+    }
+
+    /// Opens the database in `mode`, checked every 100 ms.
+    fn open(&self, mode: Option<Galera>) -> custodian::Result<Db> {
+        let mut cfg = DatabaseConfig::from_url(&self.url())
+            .expect("multi-host url")
+            .check_interval(Duration::from_millis(100));
+        cfg.pool.max_size = 6;
+        cfg.pool.min_idle = Some(1);
+        cfg.pool.connection_timeout_ms = 2_000;
+        cfg.cluster.check_timeout_ms = 300;
+        cfg.cluster.galera = mode;
+        cfg.commit_outcome.record = true;
+        custodian::open(cfg)
+    }
+}
+
+impl Drop for GaleraDb {
+    fn drop(&mut self) {
+        if let Ok(mut c) =
+            custodian::diesel::MysqlConnection::establish(&node_url(PORTS[0], "mysql"))
+        {
+            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {}", self.name));
+        }
+    }
+}
+
+/// The port of the server `s` runs on, asked of the server.
+fn port_of(s: &mut Session) -> custodian::Result<u16> {
+    let port: i64 = custodian::diesel::select(custodian::diesel::dsl::sql::<
+        custodian::diesel::sql_types::BigInt,
+    >("CAST(@@port AS SIGNED)"))
+    .get_result(s.connection())
+    .map_err(|e| s.backend().classify(e))?;
+    Ok(u16::try_from(port).expect("a port"))
+}
+
+/// Waits (at most `limit`) until `ok` holds.
+fn until(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ok() {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every synced node answers as primary: without a Galera mode that is a configuration error
+/// naming the setting; in single-writer mode writes land on the first node and reader
+/// sessions on the others; in multi-writer mode write sessions take the nodes in turn.
+#[test]
+fn synced_nodes_and_writer_modes() {
+    let rig_db = GaleraDb::new();
+    match rig_db.open(None) {
+        Err(e @ Error::Config { .. }) => assert!(e.to_string().contains("galera"), "{e}"),
+        other => panic!("several primaries without a Galera mode: {other:?}"),
+    }
+
+    let single = rig_db
+        .open(Some(Galera::Single))
+        .expect("open single-writer");
+    let status = single.cluster_status();
+    assert!(
+        status
+            .iter()
+            .all(|h| h.up && h.role == Some(HostRole::Primary)),
+        "{status:?}"
+    );
+    single.create_table::<Account>().unwrap();
+    for _ in 0..4 {
+        let mut s = single.session().unwrap();
+        assert_eq!(port_of(&mut s).unwrap(), PORTS[0]);
+    }
+    let mut read_on = BTreeMap::<u16, usize>::new();
+    for _ in 0..6 {
+        let mut r = single.reader().unwrap();
+        *read_on.entry(port_of(&mut r).unwrap()).or_default() += 1;
+    }
+    assert_eq!(
+        read_on.keys().copied().collect::<Vec<_>>(),
+        PORTS[1..].to_vec(),
+        "reader sessions on the non-writing nodes: {read_on:?}"
+    );
+    drop(single);
+
+    let multi = rig_db.open(Some(Galera::Multi)).expect("open multi-writer");
+    let mut written_on = BTreeMap::<u16, usize>::new();
+    for i in 0..6 {
+        let port = multi
+            .transaction(|s| {
+                s.insert(Account { id: i, balance: 0 })?;
+                port_of(s)
+            })
+            .unwrap();
+        *written_on.entry(port).or_default() += 1;
+    }
+    assert_eq!(
+        written_on.values().copied().collect::<Vec<_>>(),
+        [2, 2, 2],
+        "writes taken in turn: {written_on:?}"
+    );
+    // Read-your-writes on another node: every session waits for the cluster (wsrep_sync_wait).
+    for i in 0..6 {
+        let mut s = multi.session().unwrap();
+        assert!(
+            s.find::<Account>(&i).unwrap().is_some(),
+            "row {i} on {:?}",
+            port_of(&mut s)
+        );
+    }
+}
+
+/// What one worker of the bank load saw.
+#[derive(Default)]
+struct Tally {
+    transfers: usize,
+    attempts: usize,
+    reads: usize,
+    failed: Vec<String>,
+    /// Acknowledged transfers per node (the port of the attempt that committed).
+    on: BTreeMap<u16, usize>,
+    /// Acknowledged transfers that started after the stop.
+    after_stop: usize,
+}
+
+/// The bank load over the three nodes in multi-writer mode: 6 threads for 8 s, each operation
+/// in a session of its own (so sessions take the nodes in turn), serializable transfers and
+/// every fifth operation a read of every balance whose sum must be the total. After 3 s the
+/// last node is stopped: it is banned within 2 s and transfers go on. Checks: the sum on every
+/// read and at the end, every node served transfers, certification conflicts retried,
+/// failures surfaced to the caller at most 1% of operations.
+#[test]
+fn bank_load_over_three_nodes_survives_a_stopped_node() {
+    const ACCOUNTS: i64 = 8;
+    const INITIAL: i64 = 1_000;
+    let rig_db = GaleraDb::new();
+    let db = rig_db.open(Some(Galera::Multi)).expect("open multi-writer");
+    db.create_table::<Account>().unwrap();
+    db.transaction(|s| {
+        for id in 1..=ACCOUNTS {
+            s.insert(Account {
+                id,
+                balance: INITIAL,
+            })?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let total = ACCOUNTS * INITIAL;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..6u64)
+        .map(|w| {
+            let (db, stop, stopped) = (db.clone(), stop.clone(), stopped.clone());
+            std::thread::spawn(move || worker(&db, w, &stop, &stopped, total, ACCOUNTS))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+    let last = PORTS[2];
+    rig(&["stop", &last.to_string()]);
+    stopped.store(true, Ordering::SeqCst);
+    let banning = Instant::now();
+    while db.cluster_status()[2].up {
+        assert!(
+            banning.elapsed() < Duration::from_secs(2),
+            "the stopped node is not banned within 2 s: {:?}",
+            db.cluster_status()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    stop.store(true, Ordering::SeqCst);
+    let tallies: Vec<Tally> = workers.into_iter().map(|h| h.join().unwrap()).collect();
+
+    let balances: Vec<i64> = db
+        .session()
+        .unwrap()
+        .load(accounts::table.select(accounts::balance))
+        .unwrap();
+    assert_eq!(balances.iter().sum::<i64>(), total, "sum at the end");
+    let transfers: usize = tallies.iter().map(|t| t.transfers).sum();
+    let reads: usize = tallies.iter().map(|t| t.reads).sum();
+    let attempts: usize = tallies.iter().map(|t| t.attempts).sum();
+    let after_stop: usize = tallies.iter().map(|t| t.after_stop).sum();
+    let failed: Vec<&String> = tallies.iter().flat_map(|t| &t.failed).collect();
+    let mut on = BTreeMap::<u16, usize>::new();
+    for t in &tallies {
+        for (port, n) in &t.on {
+            *on.entry(*port).or_default() += n;
+        }
+    }
+    let operations = transfers + reads;
+    println!(
+        "galera bank load: {operations} operations ({transfers} transfers, {reads} reads), \
+         {attempts} closure runs, transfers per node {on:?}, {after_stop} after the stop, \
+         {} failed ({:.2}%): {failed:?}; status {:?}",
+        failed.len(),
+        100.0 * failed.len() as f64 / operations.max(1) as f64,
+        db.cluster_status()
+    );
+    assert!(transfers >= 100, "the load ran: {transfers} transfers");
+    assert!(
+        attempts > operations,
+        "certification conflicts happened and were retried: {attempts} runs"
+    );
+    assert_eq!(on.len(), 3, "every node served transfers: {on:?}");
+    assert!(
+        after_stop >= 20,
+        "the load went on after the stop: {after_stop}"
+    );
+    assert!(
+        failed.len() * 100 <= operations,
+        "{} of {operations} operations failed: {failed:?}",
+        failed.len()
+    );
+
+    rig(&["start", &last.to_string()]);
+    until(
+        Duration::from_secs(10),
+        "the restarted node is readmitted",
+        || db.cluster_status()[2].up,
+    );
+}
+
+/// One worker: each operation in a fresh session; serializable transfers between distinct
+/// random accounts, every fifth operation a serializable read of every balance.
+fn worker(
+    db: &Db,
+    w: u64,
+    stop: &AtomicBool,
+    stopped: &AtomicBool,
+    total: i64,
+    accounts_n: i64,
+) -> Tally {
+    let mut tally = Tally::default();
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ (w + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let options = TxOptions::new().serializable();
+    let read_options = TxOptions::new().serializable().read_only();
+    let mut op = 0u64;
+    while !stop.load(Ordering::SeqCst) {
+        op += 1;
+        let after = stopped.load(Ordering::SeqCst);
+        if op % 5 == 0 {
+            tally.reads += 1;
+            let read = db.transaction_with(&read_options, |tx| {
+                tally.attempts += 1;
+                tx.load::<i64, _>(accounts::table.select(accounts::balance))
+            });
+            match read {
+                Ok(b) => assert_eq!(b.iter().sum::<i64>(), total, "sum invariant"),
+                Err(e) => tally.failed.push(format!("read: {e}")),
+            }
+            continue;
+        }
+        let src = 1 + next(accounts_n as u64) as i64;
+        let dst = 1 + (src + next(accounts_n as u64 - 1) as i64) % accounts_n;
+        let amount = 1 + next(50) as i64;
+        tally.transfers += 1;
+        let result = db.transaction_with(&options, |tx| {
+            tally.attempts += 1;
+            let mut a = tx.get::<Account>(&src)?;
+            let mut b = tx.get::<Account>(&dst)?;
+            a.balance -= amount;
+            b.balance += amount;
+            tx.update(&mut a)?;
+            tx.update(&mut b)?;
+            port_of(tx)
+        });
+        match result {
+            Ok(port) => {
+                *tally.on.entry(port).or_default() += 1;
+                tally.after_stop += usize::from(after);
+            }
+            Err(e) => tally.failed.push(format!("transfer: {e}")),
+        }
+    }
+    tally
+}

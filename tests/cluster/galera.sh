@@ -15,7 +15,7 @@ set -euo pipefail
 BASE=${CUSTODIAN_GALERA_RIG_DIR:-/dev/shm/custodian-galera-rig}
 P0=${CUSTODIAN_GALERA_RIG_PORT:-24061}
 PORTS="$P0 $((P0 + 1)) $((P0 + 2))"
-LOCK=/dev/shm/custodian-galera-rig.lock
+LOCK=$BASE.lock
 PROVIDER=/usr/lib/galera/libgalera_smm.so
 
 die() { echo "galera.sh: $*" >&2; exit 1; }

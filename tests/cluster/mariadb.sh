@@ -19,7 +19,7 @@ set -euo pipefail
 BASE=${CUSTODIAN_MARIADB_RIG_DIR:-/dev/shm/custodian-mariadb-rig}
 P0=${CUSTODIAN_MARIADB_RIG_PORT:-23061}
 P1=$((P0 + 1))
-LOCK=/dev/shm/custodian-mariadb-rig.lock
+LOCK=$BASE.lock
 
 die() { echo "mariadb.sh: $*" >&2; exit 1; }
 dir() { echo "$BASE/n$1"; }

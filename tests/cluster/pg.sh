@@ -23,7 +23,7 @@ BASE=${CUSTODIAN_PG_RIG_DIR:-/dev/shm/custodian-pg-rig}
 P0=${CUSTODIAN_PG_RIG_PORT:-25432}
 P1=$((P0 + 1))
 P2=$((P0 + 2))
-LOCK=/dev/shm/custodian-pg-rig.lock
+LOCK=$BASE.lock
 
 as_pg() { runuser -u postgres -- "$@"; }
 die() { echo "pg.sh: $*" >&2; exit 1; }

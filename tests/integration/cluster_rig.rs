@@ -8,10 +8,34 @@ use custodian::BackendKind;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-/// PostgreSQL rig ports: the primary, then two replicas.
-pub const PG_PORTS: [u16; 3] = [25432, 25433, 25434];
-/// MariaDB rig ports: the primary, then one replica.
-pub const MY_PORTS: [u16; 2] = [23061, 23062];
+/// The first port of a rig: `var` when set (the rig script reads the same variable), else
+/// `default`. A second test run on the same machine sets its own ports and data directories.
+pub fn rig_port(var: &str, default: u16) -> u16 {
+    match std::env::var(var) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{var}={v} is not a port number")),
+        Err(_) => default,
+    }
+}
+
+/// PostgreSQL rig ports: the primary, then two replicas (`CUSTODIAN_PG_RIG_PORT`).
+pub fn pg_ports() -> &'static [u16; 3] {
+    static PORTS: OnceLock<[u16; 3]> = OnceLock::new();
+    PORTS.get_or_init(|| {
+        let p = rig_port("CUSTODIAN_PG_RIG_PORT", 25432);
+        [p, p + 1, p + 2]
+    })
+}
+
+/// MariaDB rig ports: the primary, then one replica (`CUSTODIAN_MARIADB_RIG_PORT`).
+pub fn my_ports() -> &'static [u16; 2] {
+    static PORTS: OnceLock<[u16; 2]> = OnceLock::new();
+    PORTS.get_or_init(|| {
+        let p = rig_port("CUSTODIAN_MARIADB_RIG_PORT", 23061);
+        [p, p + 1]
+    })
+}
 
 fn script(kind: BackendKind) -> String {
     let name = if kind == BackendKind::Postgres {
@@ -41,9 +65,9 @@ pub fn rig(kind: BackendKind, args: &[&str]) {
 /// The rig's ports for `kind`.
 pub fn ports(kind: BackendKind) -> &'static [u16] {
     if kind == BackendKind::Postgres {
-        &PG_PORTS
+        pg_ports()
     } else {
-        &MY_PORTS
+        my_ports()
     }
 }
 

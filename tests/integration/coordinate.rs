@@ -39,7 +39,10 @@ pub struct Transfer {
 }
 
 const START: i64 = 1_000_000;
-const PG_PREPARED_PORT: u16 = 25450;
+/// The private server's port (`CUSTODIAN_PG_PREPARED_PORT`, as pg-prepared.sh).
+fn pg_prepared_port() -> u16 {
+    crate::cluster_rig::rig_port("CUSTODIAN_PG_PREPARED_PORT", 25450)
+}
 
 /// Tests read-lock it; the restart test write-locks it while the private server restarts.
 static PRIVATE_PG: RwLock<()> = RwLock::new(());
@@ -64,7 +67,7 @@ fn private_pg_base() -> &'static str {
             "tests/cluster/pg-prepared.sh up failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        format!("postgres://postgres@127.0.0.1:{PG_PREPARED_PORT}")
+        format!("postgres://postgres@127.0.0.1:{}", pg_prepared_port())
     })
 }
 

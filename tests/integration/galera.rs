@@ -12,8 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// The rig's SQL ports, in configuration order.
-const PORTS: [u16; 3] = [24061, 24062, 24063];
+/// The rig's SQL ports, in configuration order (`CUSTODIAN_GALERA_RIG_PORT`, as galera.sh).
+fn ports() -> [u16; 3] {
+    let p = crate::cluster_rig::rig_port("CUSTODIAN_GALERA_RIG_PORT", 24061);
+    [p, p + 1, p + 2]
+}
 
 /// An account of the bank load.
 #[entity(table = "accounts", unaudited)]
@@ -67,12 +70,12 @@ impl GaleraDb {
                 .unwrap()
                 .subsec_nanos()
         );
-        custodian::diesel::MysqlConnection::establish(&node_url(PORTS[0], "mysql"))
+        custodian::diesel::MysqlConnection::establish(&node_url(ports()[0], "mysql"))
             .expect("connect to the first Galera node")
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .expect("create the test database");
         let started = Instant::now();
-        for port in &PORTS[1..] {
+        for port in &ports()[1..] {
             while custodian::diesel::MysqlConnection::establish(&node_url(*port, &name)).is_err() {
                 assert!(
                     started.elapsed() < Duration::from_secs(10),
@@ -86,7 +89,7 @@ impl GaleraDb {
 
     /// The multi-host URL of this database: every node.
     fn url(&self) -> String {
-        let hosts: Vec<String> = PORTS.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let hosts: Vec<String> = ports().iter().map(|p| format!("127.0.0.1:{p}")).collect();
         format!("mysql://app:app@{}/{}", hosts.join(","), self.name)
     }
 
@@ -108,7 +111,7 @@ impl GaleraDb {
 impl Drop for GaleraDb {
     fn drop(&mut self) {
         if let Ok(mut c) =
-            custodian::diesel::MysqlConnection::establish(&node_url(PORTS[0], "mysql"))
+            custodian::diesel::MysqlConnection::establish(&node_url(ports()[0], "mysql"))
         {
             let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {}", self.name));
         }
@@ -158,7 +161,7 @@ fn synced_nodes_and_writer_modes() {
     single.create_table::<Account>().unwrap();
     for _ in 0..4 {
         let mut s = single.session().unwrap();
-        assert_eq!(port_of(&mut s).unwrap(), PORTS[0]);
+        assert_eq!(port_of(&mut s).unwrap(), ports()[0]);
     }
     let mut read_on = BTreeMap::<u16, usize>::new();
     for _ in 0..6 {
@@ -167,7 +170,7 @@ fn synced_nodes_and_writer_modes() {
     }
     assert_eq!(
         read_on.keys().copied().collect::<Vec<_>>(),
-        PORTS[1..].to_vec(),
+        ports()[1..].to_vec(),
         "reader sessions on the non-writing nodes: {read_on:?}"
     );
     drop(single);
@@ -245,7 +248,7 @@ fn bank_load_over_three_nodes_survives_a_stopped_node() {
         })
         .collect();
     std::thread::sleep(Duration::from_secs(3));
-    let last = PORTS[2];
+    let last = ports()[2];
     rig(&["stop", &last.to_string()]);
     stopped.store(true, Ordering::SeqCst);
     let banning = Instant::now();

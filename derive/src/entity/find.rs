@@ -16,7 +16,7 @@ use quote::quote;
 pub(super) fn find_fns(g: &Gen<'_>) -> TokenStream {
     let (p, d) = (&g.p, &g.d);
     let find_many_body = find_many_body(g);
-    let find_body = find_with(g, quote!());
+    let find_body = find_plain(g);
     let find_for_update_body = find_with(
         g,
         quote!(.with_lock(#p::RowLock).modify_lock(#p::NoLockModifier)),
@@ -40,21 +40,22 @@ pub(super) fn find_fns(g: &Gen<'_>) -> TokenStream {
 /// The body of `raw_find_many`: one `IN` statement for a single-column key, one find per key
 /// for a composite key.
 fn find_many_body(g: &Gen<'_>) -> TokenStream {
-    let (p, tp, as_select) = (&g.p, &g.tp, &g.as_select);
+    let (p, tp) = (&g.p, &g.tp);
     if let [k] = g.keys.as_slice() {
         let f = &k.ident;
         let key_storage = key_storage(g);
         let live = g.live();
+        let (columns, build) = built_row(g);
         quote! {
             if keys.is_empty() {
                 return ::core::result::Result::Ok(::std::vec::Vec::new());
             }
             let keys: ::std::vec::Vec<_> = keys.iter().map(|key| #key_storage).collect();
-            #tp::table
-                .filter(#tp::#f.eq_any(keys))
-                #live
-                .select(#as_select)
-                .load(conn)
+            #p::run::load_built(
+                conn,
+                #tp::table.filter(#tp::#f.eq_any(keys))#live.select(#columns),
+                #build,
+            )
         }
     } else {
         quote! {
@@ -65,6 +66,43 @@ fn find_many_body(g: &Gen<'_>) -> TokenStream {
                 }
             }
             ::core::result::Result::Ok(out)
+        }
+    }
+}
+
+/// The select clause of a row loaded as the tuple of its stored types, and the function that
+/// builds the entity from that tuple (its `Queryable::build`): a read that runs on the concrete
+/// connection (see `run::load_built`).
+fn built_row(g: &Gen<'_>) -> (TokenStream, TokenStream) {
+    let (p, d, tp) = (&g.p, &g.d, &g.tp);
+    let idents = g.m.columns.iter().map(|c| &c.ident);
+    let sql_types = g.m.columns.iter().map(|c| c.sql.path_tokens());
+    (
+        quote!((#(#tp::#idents,)*)),
+        quote!(<Self as #d::deserialize::Queryable<(#(#sql_types,)*), #p::MultiBackend>>::build),
+    )
+}
+
+/// The body of a find of one row by key without a lock, run on the concrete connection.
+fn find_plain(g: &Gen<'_>) -> TokenStream {
+    let (p, tp) = (&g.p, &g.tp);
+    let key_storage = key_storage(g);
+    let (columns, build) = built_row(g);
+    if g.m.role(Role::DeletedAt).is_some() {
+        let live = g.live();
+        quote! {
+            let key = #key_storage;
+            if with_deleted {
+                #p::run::find_built(conn, #tp::table.find(key).select(#columns), #build)
+            } else {
+                #p::run::find_built(conn, #tp::table.find(key)#live.select(#columns), #build)
+            }
+        }
+    } else {
+        quote! {
+            let _ = with_deleted;
+            let key = #key_storage;
+            #p::run::find_built(conn, #tp::table.find(key).select(#columns), #build)
         }
     }
 }

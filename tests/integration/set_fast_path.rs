@@ -349,9 +349,7 @@ fn a_half_done_delete_cannot_commit(db: &TestDb) {
     let err = s
         .transaction(|tx| {
             tx.update_where::<Ledger>(sf_ledgers::id.eq(2), sf_ledgers::balance.eq(0))?;
-            let failed = tx
-                .delete_where::<Ledger>(sf_ledgers::id.le(2))
-                .unwrap_err();
+            let failed = tx.delete_where::<Ledger>(sf_ledgers::id.le(2)).unwrap_err();
             assert!(
                 matches!(failed, Error::Integrity { .. } | Error::Database { .. }),
                 "{failed:?}"

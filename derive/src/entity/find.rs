@@ -16,7 +16,7 @@ use quote::quote;
 pub(super) fn find_fns(g: &Gen<'_>) -> TokenStream {
     let (p, d) = (&g.p, &g.d);
     let find_many_body = find_many_body(g);
-    let find_body = find_plain(g);
+    let find_body = find_with(g, quote!());
     let find_for_update_body = find_with(
         g,
         quote!(.with_lock(#p::RowLock).modify_lock(#p::NoLockModifier)),
@@ -83,8 +83,10 @@ fn built_row(g: &Gen<'_>) -> (TokenStream, TokenStream) {
     )
 }
 
-/// The body of a find of one row by key without a lock, run on the concrete connection.
-fn find_plain(g: &Gen<'_>) -> TokenStream {
+/// The body of a find of one row by key, with `lock` after the select: nothing for the plain
+/// read, the row lock for the locking read of a before image (one statement; see custodian's
+/// `before_image` module). Run on the concrete connection (see `run::find_built`).
+fn find_with(g: &Gen<'_>, lock: TokenStream) -> TokenStream {
     let (p, tp) = (&g.p, &g.tp);
     let key_storage = key_storage(g);
     let (columns, build) = built_row(g);
@@ -93,41 +95,16 @@ fn find_plain(g: &Gen<'_>) -> TokenStream {
         quote! {
             let key = #key_storage;
             if with_deleted {
-                #p::run::find_built(conn, #tp::table.find(key).select(#columns), #build)
+                #p::run::find_built(conn, #tp::table.find(key).select(#columns)#lock, #build)
             } else {
-                #p::run::find_built(conn, #tp::table.find(key)#live.select(#columns), #build)
+                #p::run::find_built(conn, #tp::table.find(key)#live.select(#columns)#lock, #build)
             }
         }
     } else {
         quote! {
             let _ = with_deleted;
             let key = #key_storage;
-            #p::run::find_built(conn, #tp::table.find(key).select(#columns), #build)
-        }
-    }
-}
-
-/// The body of a find of one row by key, with `lock` after the select: nothing for the plain
-/// read, the row lock for the locking read of a before image (one statement; see custodian's
-/// `before_image` module).
-fn find_with(g: &Gen<'_>, lock: TokenStream) -> TokenStream {
-    let (tp, as_select) = (&g.tp, &g.as_select);
-    let key_storage = key_storage(g);
-    if g.m.role(Role::DeletedAt).is_some() {
-        let live = g.live();
-        quote! {
-            let key = #key_storage;
-            if with_deleted {
-                #tp::table.find(key).select(#as_select)#lock.get_result(conn).optional()
-            } else {
-                #tp::table.find(key)#live.select(#as_select)#lock.get_result(conn).optional()
-            }
-        }
-    } else {
-        quote! {
-            let _ = with_deleted;
-            let key = #key_storage;
-            #tp::table.find(key).select(#as_select)#lock.get_result(conn).optional()
+            #p::run::find_built(conn, #tp::table.find(key).select(#columns)#lock, #build)
         }
     }
 }

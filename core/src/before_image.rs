@@ -54,6 +54,29 @@ impl QueryFragment<MultiBackend> for NoLockModifier {
     }
 }
 
+/// The same clauses on the concrete backends, for reads run on the connection's own backend
+/// (`conn::run::find_built`): `FOR UPDATE` on PostgreSQL and MySQL, nothing on SQLite.
+macro_rules! concrete_lock {
+    ($feature:literal, $backend:ty, $sql:literal) => {
+        #[cfg(feature = $feature)]
+        impl QueryFragment<$backend> for RowLock {
+            fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, $backend>) -> QueryResult<()> {
+                out.push_sql($sql);
+                Ok(())
+            }
+        }
+        #[cfg(feature = $feature)]
+        impl QueryFragment<$backend> for NoLockModifier {
+            fn walk_ast<'b>(&'b self, _out: AstPass<'_, 'b, $backend>) -> QueryResult<()> {
+                Ok(())
+            }
+        }
+    };
+}
+concrete_lock!("postgres", diesel::pg::Pg, " FOR UPDATE");
+concrete_lock!("mysql", diesel::mysql::Mysql, " FOR UPDATE");
+concrete_lock!("sqlite", diesel::sqlite::Sqlite, "");
+
 /// PostgreSQL's one-statement update that returns the row as it was before (see the module
 /// doc). Built by generated code, run only on a PostgreSQL connection: other databases cannot
 /// return a joined table's columns from an update.

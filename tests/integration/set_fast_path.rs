@@ -297,8 +297,84 @@ fn unaudited_is_one_statement(db: &TestDb) {
     );
 }
 
+/// Makes a set delete of ledgers 1 and 2 fail after its statement ran, where the note of
+/// ledger 2 is `keep`: on PostgreSQL a trigger silently skips that row (`RETURN NULL`) and on
+/// SQLite likewise (`RAISE(IGNORE)`), so fewer rows are deleted than were locked; on MariaDB a
+/// trigger fails the statement on that row.
+fn keep_trigger(db: &TestDb) {
+    match db.kind {
+        BackendKind::Postgres => db.raw_sql(
+            "CREATE FUNCTION sf_keep() RETURNS trigger AS $$ BEGIN \
+             IF OLD.note = 'keep' THEN RETURN NULL; END IF; RETURN OLD; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER sf_keep BEFORE DELETE ON sf_ledgers FOR EACH ROW \
+             EXECUTE FUNCTION sf_keep();",
+        ),
+        BackendKind::Mysql => db.raw_sql(
+            "CREATE TRIGGER sf_keep BEFORE DELETE ON sf_ledgers FOR EACH ROW \
+             BEGIN IF OLD.note = 'keep' THEN \
+             SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'kept'; END IF; END",
+        ),
+        _ => db.raw_sql(
+            "CREATE TRIGGER sf_keep BEFORE DELETE ON sf_ledgers FOR EACH ROW \
+             WHEN OLD.note = 'keep' BEGIN SELECT RAISE(IGNORE); END",
+        ),
+    }
+}
+
+/// A set delete of an entity without hooks takes no savepoint inside a transaction (the
+/// locking read and the delete: two statements on every backend, the records go in at
+/// commit), and when it fails after its statement was sent, the caller who swallows the error
+/// still cannot commit: the transaction fails with `RollbackOnly` and keeps nothing, neither
+/// the rows the delete did remove nor the caller's own update.
+fn a_half_done_delete_cannot_commit(db: &TestDb) {
+    db.create_table::<Ledger>().unwrap();
+    let mut s = db.session().unwrap();
+    let mut rows: Vec<Ledger> = (1..=4).map(|id| ledger(id, id * 10)).collect();
+    s.insert_many(&mut rows).unwrap();
+    let statements = s
+        .transaction(|tx| {
+            let (n, statements) =
+                count_statements(tx, |tx| tx.delete_where::<Ledger>(sf_ledgers::id.ge(3)));
+            assert_eq!(n?, 2);
+            Ok(statements)
+        })
+        .unwrap();
+    assert_eq!(statements, 2, "{}", db.kind);
+
+    s.update_where::<Ledger>(sf_ledgers::id.eq(2), sf_ledgers::note.eq("keep"))
+        .unwrap();
+    keep_trigger(db);
+    let before = raw_ledgers(&mut s);
+    let records = ledger_records(&mut s).len();
+    let err = s
+        .transaction(|tx| {
+            tx.update_where::<Ledger>(sf_ledgers::id.eq(2), sf_ledgers::balance.eq(0))?;
+            let failed = tx.delete_where::<Ledger>(sf_ledgers::id.le(2)).unwrap_err();
+            assert!(
+                matches!(failed, Error::Integrity { .. } | Error::Database { .. }),
+                "{failed:?}"
+            );
+            Ok(())
+        })
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Integrity {
+                kind: IntegrityKind::RollbackOnly,
+                ..
+            }
+        ),
+        "{}: {err:?}",
+        db.kind
+    );
+    assert_eq!(raw_ledgers(&mut s), before, "{}", db.kind);
+    assert_eq!(ledger_records(&mut s).len(), records);
+}
+
 on_all_backends!(
     unaudited_is_one_statement,
     statements_without_a_savepoint,
     a_half_done_update_cannot_commit,
+    a_half_done_delete_cannot_commit,
 );

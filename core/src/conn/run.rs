@@ -85,6 +85,30 @@ pub trait LoadsOnSqlite<'q, U> {}
 #[cfg(not(feature = "sqlite"))]
 impl<'q, U, T> LoadsOnSqlite<'q, U> for T {}
 
+/// A query that loads rows of `U` on MySQL/MariaDB (every type, in a build without MySQL).
+#[cfg(feature = "mysql")]
+pub trait LoadsOnMysql<'q, U>:
+    diesel::query_dsl::methods::LoadQuery<'q, diesel::MysqlConnection, U>
+{
+}
+#[cfg(feature = "mysql")]
+impl<'q, U, T: diesel::query_dsl::methods::LoadQuery<'q, diesel::MysqlConnection, U>>
+    LoadsOnMysql<'q, U> for T
+{
+}
+/// A query that loads rows of `U` on MySQL/MariaDB (every type, in a build without MySQL).
+#[cfg(not(feature = "mysql"))]
+pub trait LoadsOnMysql<'q, U> {}
+#[cfg(not(feature = "mysql"))]
+impl<'q, U, T> LoadsOnMysql<'q, U> for T {}
+
+/// A query that loads rows of `U` on every backend this build has.
+pub trait LoadsOnAny<'q, U>: LoadsOnPg<'q, U> + LoadsOnMysql<'q, U> + LoadsOnSqlite<'q, U> {}
+impl<'q, U, T: LoadsOnPg<'q, U> + LoadsOnMysql<'q, U> + LoadsOnSqlite<'q, U>> LoadsOnAny<'q, U>
+    for T
+{
+}
+
 /// A statement that executes on every backend this build has.
 pub trait ExecutesOnAny: ExecutesOnPg + ExecutesOnMysql + ExecutesOnSqlite {}
 impl<T: ExecutesOnPg + ExecutesOnMysql + ExecutesOnSqlite> ExecutesOnAny for T {}
@@ -221,4 +245,55 @@ where
         #[cfg(feature = "sqlite")]
         AnyConnection::Sqlite(c) => diesel::RunQueryDsl::get_results(returning, c).map(Some),
     }
+}
+
+/// Loads the rows of `query` on the connection's own backend and builds each with `build`.
+///
+/// Generated reads by key call this instead of loading through the [`AnyConnection`]: diesel's
+/// multi-backend connection renders a statement's SQL text again on every execution, even when
+/// the prepared statement is cached, which is most of the CPU a read by key costs on SQLite.
+/// On the concrete connection a cached statement is found by its type and only the binds are
+/// collected. `build` is the entity's `Queryable::build` (the row is the tuple of the columns'
+/// stored types).
+pub fn load_built<'q, Q, R, E>(
+    conn: &mut AnyConnection,
+    query: Q,
+    build: impl Fn(R) -> diesel::deserialize::Result<E>,
+) -> QueryResult<Vec<E>>
+where
+    Q: LoadsOnAny<'q, R>,
+{
+    let rows: Vec<R> = match conn {
+        #[cfg(feature = "postgres")]
+        AnyConnection::Postgresql(c) => diesel::RunQueryDsl::load(query, c)?,
+        #[cfg(feature = "mysql")]
+        AnyConnection::Mysql(c) => diesel::RunQueryDsl::load(query, c)?,
+        #[cfg(feature = "sqlite")]
+        AnyConnection::Sqlite(c) => diesel::RunQueryDsl::load(query, c)?,
+    };
+    rows.into_iter()
+        .map(|r| build(r).map_err(diesel::result::Error::DeserializationError))
+        .collect()
+}
+
+/// [`load_built`] for a query that matches at most one row (a primary key): the row, or `None`.
+pub fn find_built<'q, Q, R, E>(
+    conn: &mut AnyConnection,
+    query: Q,
+    build: impl Fn(R) -> diesel::deserialize::Result<E>,
+) -> QueryResult<Option<E>>
+where
+    Q: LoadsOnAny<'q, R>,
+{
+    use diesel::OptionalExtension;
+    let row: Option<R> = match conn {
+        #[cfg(feature = "postgres")]
+        AnyConnection::Postgresql(c) => diesel::RunQueryDsl::get_result(query, c).optional()?,
+        #[cfg(feature = "mysql")]
+        AnyConnection::Mysql(c) => diesel::RunQueryDsl::get_result(query, c).optional()?,
+        #[cfg(feature = "sqlite")]
+        AnyConnection::Sqlite(c) => diesel::RunQueryDsl::get_result(query, c).optional()?,
+    };
+    row.map(|r| build(r).map_err(diesel::result::Error::DeserializationError))
+        .transpose()
 }

@@ -184,35 +184,49 @@ fn push_table(meta: &EntityMeta, out: &mut AstPass<'_, '_, MultiBackend>) -> Que
     out.push_identifier(meta.table)
 }
 
+/// The assignments of the columns the write path maintains (`updated_at = <now>`, `version =
+/// version + 1`), after a changeset when `after_set`; an increment reads the column of
+/// `source` when given (the locked row of [`SetLocked`]), else the updated row's own.
+fn push_stamps<'b>(
+    stamps: &'b [Stamped],
+    after_set: bool,
+    source: Option<&'b str>,
+    out: &mut AstPass<'_, 'b, MultiBackend>,
+) -> QueryResult<()> {
+    for (i, stamp) in stamps.iter().enumerate() {
+        if after_set || i > 0 {
+            out.push_sql(", ");
+        }
+        match stamp {
+            Stamped::Now(column, at) => {
+                out.push_identifier(column)?;
+                out.push_sql(" = ");
+                out.push_bind_param::<crate::sql_types::Datetime, _>(at)?;
+            }
+            Stamped::Increment(column) => {
+                out.push_identifier(column)?;
+                out.push_sql(" = ");
+                if let Some(source) = source {
+                    out.push_identifier(source)?;
+                    out.push_sql(".");
+                }
+                out.push_identifier(column)?;
+                out.push_sql(" + 1");
+            }
+        }
+    }
+    Ok(())
+}
+
 impl<S: QueryFragment<MultiBackend>> QueryFragment<MultiBackend> for SetKeys<'_, S> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
         out.push_sql("UPDATE ");
         push_table(self.meta, &mut out)?;
         out.push_sql(" SET ");
-        let mut first = true;
         if let Some(set) = &self.set {
             set.walk_ast(out.reborrow())?;
-            first = false;
         }
-        for stamp in self.stamps {
-            if !first {
-                out.push_sql(", ");
-            }
-            first = false;
-            match stamp {
-                Stamped::Now(column, at) => {
-                    out.push_identifier(column)?;
-                    out.push_sql(" = ");
-                    out.push_bind_param::<crate::sql_types::Datetime, _>(at)?;
-                }
-                Stamped::Increment(column) => {
-                    out.push_identifier(column)?;
-                    out.push_sql(" = ");
-                    out.push_identifier(column)?;
-                    out.push_sql(" + 1");
-                }
-            }
-        }
+        push_stamps(self.stamps, self.set.is_some(), None, &mut out)?;
         out.push_sql(" WHERE ");
         self.filter.walk_ast(out)
     }
@@ -271,24 +285,7 @@ where
         out.push_identifier(NEW)?;
         out.push_sql(" SET ");
         self.set.walk_ast(out.reborrow())?;
-        for stamp in self.stamps {
-            out.push_sql(", ");
-            match stamp {
-                Stamped::Now(column, at) => {
-                    out.push_identifier(column)?;
-                    out.push_sql(" = ");
-                    out.push_bind_param::<crate::sql_types::Datetime, _>(at)?;
-                }
-                Stamped::Increment(column) => {
-                    out.push_identifier(column)?;
-                    out.push_sql(" = ");
-                    out.push_identifier(table)?;
-                    out.push_sql(".");
-                    out.push_identifier(column)?;
-                    out.push_sql(" + 1");
-                }
-            }
-        }
+        push_stamps(self.stamps, true, Some(table), &mut out)?;
         out.push_sql(" FROM (");
         self.locked.walk_ast(out.reborrow())?;
         out.push_sql(") AS ");

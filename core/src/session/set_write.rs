@@ -131,8 +131,21 @@ impl Session {
             return Ok(0);
         };
         let locked = filter.locked(scope);
-        self.set_write_tx(true, |s| s.delete_locked::<E, _>(locked))
-            .map_err(attribute_to_field::<E>)
+        // Only an `after_delete` hook can refuse once the rows are gone (`before_delete` runs
+        // before the statement): without hooks no savepoint, and a failure after the
+        // statement was sent dooms the caller's transaction, as in `update_where`.
+        let guarded = E::HOOKS;
+        self.set_write_tx(guarded, |s| {
+            let mut wrote = false;
+            let outcome = s.delete_locked::<E, _>(locked, &mut wrote);
+            if let Err(e) = &outcome {
+                if wrote && !guarded {
+                    s.doom(e);
+                }
+            }
+            outcome
+        })
+        .map_err(attribute_to_field::<E>)
     }
 
     /// The checks before a set-based write's first statement (as `write` makes them), and the
@@ -263,7 +276,7 @@ impl Session {
             .collect()
     }
 
-    fn delete_locked<E: Entity, Q>(&mut self, locked: Q) -> Result<usize>
+    fn delete_locked<E: Entity, Q>(&mut self, locked: Q, wrote: &mut bool) -> Result<usize>
     where
         Q: for<'a> LoadQuery<'a, AnyConnection, E>,
     {
@@ -296,6 +309,7 @@ impl Session {
         let mut after: HashMap<String, Image> = HashMap::new();
         for chunk in keys.chunks(self.keys_per_statement::<E>()) {
             let filter = Self::keys_filter::<E>(chunk)?;
+            *wrote = true;
             n += match &stamps {
                 Some(stamps) => {
                     let statement = SetKeys::<()> {

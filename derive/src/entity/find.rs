@@ -40,21 +40,22 @@ pub(super) fn find_fns(g: &Gen<'_>) -> TokenStream {
 /// The body of `raw_find_many`: one `IN` statement for a single-column key, one find per key
 /// for a composite key.
 fn find_many_body(g: &Gen<'_>) -> TokenStream {
-    let (p, tp, as_select) = (&g.p, &g.tp, &g.as_select);
+    let (p, tp) = (&g.p, &g.tp);
     if let [k] = g.keys.as_slice() {
         let f = &k.ident;
         let key_storage = key_storage(g);
         let live = g.live();
+        let (columns, build) = built_row(g);
         quote! {
             if keys.is_empty() {
                 return ::core::result::Result::Ok(::std::vec::Vec::new());
             }
             let keys: ::std::vec::Vec<_> = keys.iter().map(|key| #key_storage).collect();
-            #tp::table
-                .filter(#tp::#f.eq_any(keys))
-                #live
-                .select(#as_select)
-                .load(conn)
+            #p::run::load_built(
+                conn,
+                #tp::table.filter(#tp::#f.eq_any(keys))#live.select(#columns),
+                #build,
+            )
         }
     } else {
         quote! {
@@ -69,27 +70,41 @@ fn find_many_body(g: &Gen<'_>) -> TokenStream {
     }
 }
 
+/// The select clause of a row loaded as the tuple of its stored types, and the function that
+/// builds the entity from that tuple (its `Queryable::build`): a read that runs on the concrete
+/// connection (see `run::load_built`).
+fn built_row(g: &Gen<'_>) -> (TokenStream, TokenStream) {
+    let (p, d, tp) = (&g.p, &g.d, &g.tp);
+    let idents = g.m.columns.iter().map(|c| &c.ident);
+    let sql_types = g.m.columns.iter().map(|c| c.sql.path_tokens());
+    (
+        quote!((#(#tp::#idents,)*)),
+        quote!(<Self as #d::deserialize::Queryable<(#(#sql_types,)*), #p::MultiBackend>>::build),
+    )
+}
+
 /// The body of a find of one row by key, with `lock` after the select: nothing for the plain
 /// read, the row lock for the locking read of a before image (one statement; see custodian's
-/// `before_image` module).
+/// `before_image` module). Run on the concrete connection (see `run::find_built`).
 fn find_with(g: &Gen<'_>, lock: TokenStream) -> TokenStream {
-    let (tp, as_select) = (&g.tp, &g.as_select);
+    let (p, tp) = (&g.p, &g.tp);
     let key_storage = key_storage(g);
+    let (columns, build) = built_row(g);
     if g.m.role(Role::DeletedAt).is_some() {
         let live = g.live();
         quote! {
             let key = #key_storage;
             if with_deleted {
-                #tp::table.find(key).select(#as_select)#lock.get_result(conn).optional()
+                #p::run::find_built(conn, #tp::table.find(key).select(#columns)#lock, #build)
             } else {
-                #tp::table.find(key)#live.select(#as_select)#lock.get_result(conn).optional()
+                #p::run::find_built(conn, #tp::table.find(key)#live.select(#columns)#lock, #build)
             }
         }
     } else {
         quote! {
             let _ = with_deleted;
             let key = #key_storage;
-            #tp::table.find(key).select(#as_select)#lock.get_result(conn).optional()
+            #p::run::find_built(conn, #tp::table.find(key).select(#columns)#lock, #build)
         }
     }
 }

@@ -82,6 +82,7 @@ pub use custodian_core::{
 };
 pub use custodian_derive::{entity, DbEnum};
 
+pub mod backup;
 pub mod cli;
 pub mod guide;
 #[cfg(feature = "prometheus")]

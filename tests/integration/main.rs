@@ -12,6 +12,7 @@ mod access_guard;
 pub mod audit;
 mod audit_guard;
 mod audit_writes;
+pub mod backup;
 mod build_features;
 mod cascades;
 mod cli;

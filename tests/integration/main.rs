@@ -13,6 +13,7 @@ pub mod audit;
 mod audit_guard;
 mod audit_writes;
 pub mod backup;
+mod backup_logical;
 mod build_features;
 mod cascades;
 mod cli;

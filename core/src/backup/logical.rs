@@ -101,8 +101,9 @@ pub fn export(db: &Db, dir: &Path, key: &SigningKey) -> Result<Manifest> {
 
 /// Imports the logical export in `dir` (manifest signed by one of `trusted`) into `db`, in one
 /// transaction. Every exported table must exist in `db` with the same column names and no
-/// rows (create the schema first: the application's migrations, or `create_tables` and
-/// `install_audit`). Each file's rows are checked against the manifest's digest; a file that
+/// rows: create the application's tables first (its migrations, or `create_tables`);
+/// custodian's own tables (audit trail, subject keys) are created here when missing. Open `db`
+/// with the source's audit key: the imported trail stays sealed under it. Each file's rows are checked against the manifest's digest; a file that
 /// differs rolls the whole import back. Tables are loaded in name order: foreign keys between
 /// them must allow that order (or be added after the import). Verify the result with
 /// [`verify`](super::verify).
@@ -117,9 +118,11 @@ pub fn import_into(dir: &Path, db: &Db, trusted: &[VerifyingKey]) -> Result<Mani
             "this is a physical backup: load it with restore, into the same engine",
         ));
     }
+    create_own_tables(db, &manifest)?;
     let backend = db.backend();
     db.transaction(|s| {
         let conn = s.connection();
+        clear_fresh_audit_head(conn, backend, &manifest)?;
         for (table, expected) in &manifest.body.tables {
             let columns = sorted_columns(conn, backend, table)?;
             let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
@@ -180,6 +183,65 @@ pub fn import_into(dir: &Path, db: &Db, trusted: &[VerifyingKey]) -> Result<Mani
         Ok(())
     })?;
     Ok(manifest)
+}
+
+/// Creates custodian's own tables (audit trail, subject keys, transaction outcomes) that the
+/// export has and `db` lacks, empty: `install_audit` would write the head rows the import
+/// brings. Any other missing table is the application's to create.
+fn create_own_tables(db: &Db, manifest: &Manifest) -> Result<()> {
+    let own: Vec<crate::entity::EntityMeta> = crate::audit::tables::ALL
+        .into_iter()
+        .chain([crate::crypto::store::SUBJECT_KEYS, crate::outcome::TABLE])
+        .collect();
+    let present = {
+        let mut s = db.session()?;
+        tables(s.connection(), db.backend().backup(), db.backend(), &[])?
+    };
+    let mut missing = Vec::new();
+    for table in manifest.body.tables.keys() {
+        if present.contains(table) {
+            continue;
+        }
+        match own.iter().find(|m| m.table == table) {
+            Some(meta) => missing.push(*meta),
+            None => {
+                return Err(Error::config(
+                    "backup",
+                    format!(
+                        "table {table} does not exist: create the application's tables (its \
+                         migrations or create_tables) before the import"
+                    ),
+                ))
+            }
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        db.create_tables(&missing)
+    }
+}
+
+/// An audit trail installed on the target but empty (no record, no link) has only the head
+/// rows its installation wrote; the export brings the source's, which replace them.
+fn clear_fresh_audit_head(
+    conn: &mut crate::conn::AnyConnection,
+    backend: &dyn crate::backend::Backend,
+    manifest: &Manifest,
+) -> Result<()> {
+    use crate::audit::tables::{AUDIT, CHAIN, HEAD};
+    if !manifest.body.tables.contains_key(HEAD.table) {
+        return Ok(());
+    }
+    for meta in [AUDIT, CHAIN] {
+        if digest_table(conn, backend, meta.table)?.rows != 0 {
+            return Ok(());
+        }
+    }
+    diesel::sql_query(format!("DELETE FROM {}", HEAD.table))
+        .execute(conn)
+        .map_err(|e| backend.classify(e))?;
+    Ok(())
 }
 
 fn damaged(table: &str, why: &str) -> Error {

@@ -75,9 +75,12 @@ pub(crate) fn sign_state(
     taken_at: String,
     key: &SigningKey,
 ) -> Result<Manifest> {
+    // An empty chain (sequence 0) has nothing a checkpoint could cover; its head row is
+    // still compared.
     let checkpoint = state
         .audit_head
         .as_ref()
+        .filter(|h| h.seq > 0)
         .map(|h| Checkpoint::sign(h.seq, &h.hash, key));
     let body = ManifestBody {
         format: 1,

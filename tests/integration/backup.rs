@@ -362,3 +362,93 @@ on_all_backends!(
     manifests_are_signed_and_restore_takes_only_its_own_dump,
     a_backup_taken_while_writers_run_verifies,
 );
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn cli(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_custodian"))
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("CUSTODIAN_URL")
+        .env("CUSTODIAN_AUDIT_KEY", AUDIT_KEY)
+        .output()
+        .expect("run the custodian binary");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// The command line: backup, restore and `verify --manifest` with the exit codes of `verify`
+/// (0 intact, 1 damage, 2 untrusted key).
+fn backup_restore_and_verify_from_the_command_line(db: &TestDb) {
+    populate(db, 10);
+    let dir = Dir::new("cli");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let key_file = dir.join("backup.key");
+    std::fs::write(&key_file, hex(&key().to_bytes())).unwrap();
+    let public = hex(key().verifying_key().as_bytes());
+    let out = dir.join("b");
+    let (code, text) = cli(&[
+        "backup",
+        "--url",
+        &db.url,
+        "--out",
+        out.to_str().unwrap(),
+        "--signing-key",
+        key_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{text}");
+    let target = Target::new(db.kind);
+    let (code, text) = cli(&[
+        "restore",
+        "--from",
+        out.to_str().unwrap(),
+        "--url",
+        &target.url,
+        "--public-key",
+        &public,
+    ]);
+    assert_eq!(code, 0, "{text}");
+    let manifest = out.join("manifest.json");
+    let verify = |key: &str, manifest: &Path| {
+        cli(&[
+            "verify",
+            "--url",
+            &target.url,
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--public-key",
+            key,
+        ])
+    };
+    let (code, text) = verify(&public, &manifest);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.starts_with("intact: 5 tables"), "{text}");
+
+    let other = hex(SigningKey::from_bytes(&[23; 32]).verifying_key().as_bytes());
+    let (code, text) = verify(&other, &manifest);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("not trusted"), "{text}");
+
+    let edited = dir.join("edited.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&edited, text.replacen("\"rows\": 9", "\"rows\": 8", 1)).unwrap();
+    let (code, text) = verify(&public, &edited);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("DAMAGED: manifest signature"), "{text}");
+
+    raw(&target.url, db.kind, "UPDATE bk_entries SET account = 'x' WHERE id = 4");
+    let (code, text) = verify(&public, &manifest);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("DAMAGED: table bk_entries: content differs"),
+        "{text}"
+    );
+}
+
+on_all_backends!(backup_restore_and_verify_from_the_command_line);

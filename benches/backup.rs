@@ -68,10 +68,15 @@ fn run(mut cmd: Command) -> Res<()> {
 
 fn pg_bin(tool: &str) -> PathBuf {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
         .unwrap_or_default();
     dirs.sort();
-    dirs.pop().map_or_else(|| PathBuf::from(tool), |d| d.join(tool))
+    dirs.pop()
+        .map_or_else(|| PathBuf::from(tool), |d| d.join(tool))
 }
 
 fn url_of(kind: BackendKind, name: &str, sqlite: &Option<PathBuf>) -> String {
@@ -141,11 +146,13 @@ struct Empty {
 impl Empty {
     fn new(kind: BackendKind, tag: &str) -> Res<Empty> {
         let name = format!("bkb_{tag}_{}", std::process::id());
-        let file = (kind == BackendKind::Sqlite)
-            .then(|| std::env::temp_dir().join(format!("{name}.db")));
+        let file =
+            (kind == BackendKind::Sqlite).then(|| std::env::temp_dir().join(format!("{name}.db")));
         use diesel::connection::SimpleConnection;
         match kind {
-            BackendKind::Postgres => pg_admin()?.batch_execute(&format!("CREATE DATABASE {name}"))?,
+            BackendKind::Postgres => {
+                pg_admin()?.batch_execute(&format!("CREATE DATABASE {name}"))?
+            }
             BackendKind::Mysql => mysql_admin()?.batch_execute(&format!(
                 "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
             ))?,
@@ -165,7 +172,10 @@ impl Drop for Empty {
         use diesel::connection::SimpleConnection;
         let _ = match self.kind {
             BackendKind::Postgres => pg_admin().map(|mut c| {
-                c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+                c.batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ))
             }),
             BackendKind::Mysql => mysql_admin()
                 .map(|mut c| c.batch_execute(&format!("DROP DATABASE IF EXISTS {}", self.name))),
@@ -241,7 +251,9 @@ fn bench(kind: BackendKind, rounds: usize, rows: i64) -> Res<()> {
         let plain = Empty::new(kind, &format!("t{round}"))?;
         t[2].push(secs(|| tool_restore(kind, &dump, &plain.url, &plain.name))?);
         let ours = Empty::new(kind, &format!("c{round}"))?;
-        t[3].push(secs(|| Ok(custodian::backup::restore(&dir, &ours.url, &trusted)?))?);
+        t[3].push(secs(|| {
+            Ok(custodian::backup::restore(&dir, &ours.url, &trusted)?)
+        })?);
         let mut config = custodian::DatabaseConfig::from_url(&ours.url)?;
         config.audit.key = Some(BENCH_AUDIT_KEY.into());
         let restored = custodian::open(config)?;
@@ -255,7 +267,11 @@ fn bench(kind: BackendKind, rounds: usize, rows: i64) -> Res<()> {
         }
     }
     let _ = std::fs::remove_dir_all(&work);
-    println!("dump size {:.1} MB; {rounds} rounds; load average after {}", size as f64 / 1e6, loadavg());
+    println!(
+        "dump size {:.1} MB; {rounds} rounds; load average after {}",
+        size as f64 / 1e6,
+        loadavg()
+    );
     println!("| step | median s | min..max s |");
     println!("|---|---|---|");
     for (name, v) in names.iter().zip(&t) {

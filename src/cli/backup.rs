@@ -76,10 +76,7 @@ fn summary(manifest: &Manifest) -> String {
         .map_or("no audit trail".to_string(), |h| {
             format!("audit chain head at sequence {}", h.seq)
         });
-    format!(
-        "{} tables, {rows} rows, {head}",
-        manifest.body.tables.len()
-    )
+    format!("{} tables, {rows} rows, {head}", manifest.body.tables.len())
 }
 
 pub(crate) fn backup(args: &BackupArgs) -> Result<u8, Failure> {
@@ -150,10 +147,7 @@ pub(crate) fn verify_manifest(
     if check.is_intact() {
         println!(
             "intact: {} tables, {} rows and the audit chain match the manifest {} ({})",
-            check.tables,
-            check.rows,
-            manifest.body.id,
-            manifest.body.taken_at
+            check.tables, check.rows, manifest.body.id, manifest.body.taken_at
         );
         return Ok(0);
     }

@@ -194,7 +194,11 @@ fn restored_copy_verifies_and_every_change_behind_its_back_is_named(db: &TestDb)
 
     // One changed value, in the middle of a row.
     let t = restore(&dir.join("b"), db.kind);
-    raw(&t.url, db.kind, "UPDATE bk_entries SET amount = amount + 1 WHERE id = 7");
+    raw(
+        &t.url,
+        db.kind,
+        "UPDATE bk_entries SET amount = amount + 1 WHERE id = 7",
+    );
     assert_eq!(
         findings(&t.open(), &manifest),
         vec![Finding::Content {
@@ -243,10 +247,7 @@ fn restored_copy_verifies_and_every_change_behind_its_back_is_named(db: &TestDb)
             table: "custodian_audit".into()
         }
     );
-    assert!(
-        matches!(found.last(), Some(Finding::Chain(_))),
-        "{found:?}"
-    );
+    assert!(matches!(found.last(), Some(Finding::Chain(_))), "{found:?}");
 }
 
 fn manifests_are_signed_and_restore_takes_only_its_own_dump(db: &TestDb) {
@@ -262,7 +263,11 @@ fn manifests_are_signed_and_restore_takes_only_its_own_dump(db: &TestDb) {
     let other = SigningKey::from_bytes(&[22; 32]).verifying_key();
     let t = restore(&dir.join("a"), db.kind);
     let err = backup::verify(&t.open(), &a, &[other]).unwrap_err();
-    assert_eq!(err.integrity_kind(), Some(custodian::IntegrityKind::Backup), "{err}");
+    assert_eq!(
+        err.integrity_kind(),
+        Some(custodian::IntegrityKind::Backup),
+        "{err}"
+    );
     assert!(backup::restore(&dir.join("a"), &Target::new(db.kind).url, &[other]).is_err());
 
     // Edited by hand to hide a deleted row: the signature no longer holds.
@@ -354,7 +359,10 @@ fn a_backup_taken_while_writers_run_verifies(db: &TestDb) {
     assert_eq!(findings(&t.open(), &manifest), vec![]);
     // The writers went on after the backup: the live database is past the manifest.
     let live = findings(db, &manifest);
-    assert!(live.iter().any(|f| matches!(f, Finding::RowCount { .. })), "{live:?}");
+    assert!(
+        live.iter().any(|f| matches!(f, Finding::RowCount { .. })),
+        "{live:?}"
+    );
 }
 
 on_all_backends!(
@@ -442,7 +450,11 @@ fn backup_restore_and_verify_from_the_command_line(db: &TestDb) {
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("DAMAGED: manifest signature"), "{text}");
 
-    raw(&target.url, db.kind, "UPDATE bk_entries SET account = 'x' WHERE id = 4");
+    raw(
+        &target.url,
+        db.kind,
+        "UPDATE bk_entries SET account = 'x' WHERE id = 4",
+    );
     let (code, text) = verify(&public, &manifest);
     assert_eq!(code, 1, "{text}");
     assert!(

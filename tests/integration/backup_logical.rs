@@ -25,12 +25,13 @@ fn moves_with_its_chain(from: BackendKind, to: BackendKind) {
     backup::import_into(&dir.join("x"), &target, &trusted).unwrap();
     let check = backup::verify(&target, &manifest, &trusted).unwrap();
     assert_eq!(check.findings, vec![], "{from} -> {to}");
-    assert_eq!(check.rows, manifest.body.tables.values().map(|t| t.rows).sum::<u64>());
+    assert_eq!(
+        check.rows,
+        manifest.body.tables.values().map(|t| t.rows).sum::<u64>()
+    );
     // Value for value: the entities read back as they were written.
     let mut s = target.session().unwrap();
-    let rows: Vec<Entry> = s
-        .select(bk_entries::table.order(bk_entries::id))
-        .unwrap();
+    let rows: Vec<Entry> = s.select(bk_entries::table.order(bk_entries::id)).unwrap();
     let mut expected: Vec<Entry> = (1..=30)
         .filter(|i| *i != 2)
         .map(|i| Entry { id: i, ..entry(i) })
@@ -75,7 +76,11 @@ fn a_tampered_export_is_refused(db: &TestDb) {
 
     db.create_table::<Entry>().unwrap();
     let err = backup::import_into(&dir.join("x"), db, &[key().verifying_key()]).unwrap_err();
-    assert_eq!(err.integrity_kind(), Some(custodian::IntegrityKind::Backup), "{err}");
+    assert_eq!(
+        err.integrity_kind(),
+        Some(custodian::IntegrityKind::Backup),
+        "{err}"
+    );
     assert!(err.to_string().contains("bk_entries"), "{err}");
     let mut s = db.session().unwrap();
     assert_eq!(s.count(bk_entries::table.count()).unwrap(), 0);

@@ -191,7 +191,13 @@ pub(crate) fn unique_name() -> String {
 }
 
 /// Moves `amount` from PostgreSQL's account to MariaDB's and records transfer `id` in both.
-pub(crate) fn transfer(coord: &Coordinator, pg: &Db, my: &Db, id: i64, amount: i64) -> custodian::Result<()> {
+pub(crate) fn transfer(
+    coord: &Coordinator,
+    pg: &Db,
+    my: &Db,
+    id: i64,
+    amount: i64,
+) -> custodian::Result<()> {
     coord.run(&[pg, my], |s| {
         let mut from: Account = s[0].get(&1)?;
         from.balance -= amount;

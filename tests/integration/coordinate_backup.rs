@@ -48,8 +48,7 @@ fn a_common_cut_holds_every_coordinated_transaction_whole() {
         while done.load(Ordering::Relaxed) < 10 {
             std::thread::sleep(Duration::from_millis(5));
         }
-        let manifests =
-            backup::backup_cut(&coord, &[("pg", &pg), ("my", &my)], &dir.0, &key());
+        let manifests = backup::backup_cut(&coord, &[("pg", &pg), ("my", &my)], &dir.0, &key());
         let at_cut = done.load(Ordering::Relaxed);
         while done.load(Ordering::Relaxed) < at_cut + 10 {
             std::thread::sleep(Duration::from_millis(5));
@@ -61,7 +60,10 @@ fn a_common_cut_holds_every_coordinated_transaction_whole() {
     assert!(manifests[0].body.cut.is_some());
 
     let trusted = [key().verifying_key()];
-    let (pg_copy, my_copy) = (Target::new(BackendKind::Postgres), Target::new(BackendKind::Mysql));
+    let (pg_copy, my_copy) = (
+        Target::new(BackendKind::Postgres),
+        Target::new(BackendKind::Mysql),
+    );
     backup::restore(&dir.0.join("pg"), &pg_copy.url, &trusted).unwrap();
     backup::restore(&dir.0.join("my"), &my_copy.url, &trusted).unwrap();
     let (pg_db, my_db) = (pg_copy.open(), my_copy.open());

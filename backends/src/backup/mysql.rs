@@ -28,12 +28,7 @@ fn my(conn: &mut AnyConnection) -> QueryResult<&mut diesel::MysqlConnection> {
 /// A client tool with the URL's host, port, user and password (in `MYSQL_PWD`, never on the
 /// command line), and the database name.
 fn client(program: &str, url: &DatabaseUrl) -> Result<(Command, String), Error> {
-    let bad = |why: &str| {
-        Error::config(
-            "url",
-            format!("{}: {why}", url.redacted()),
-        )
-    };
+    let bad = |why: &str| Error::config("url", format!("{}: {why}", url.redacted()));
     let raw = url.expose();
     let rest = raw
         .split_once("://")
@@ -52,10 +47,13 @@ fn client(program: &str, url: &DatabaseUrl) -> Result<(Command, String), Error> 
         None => (host_port, "3306"),
     };
     let mut cmd = Command::new(program);
-    cmd.arg(format!("--host={}", if host.is_empty() { "localhost" } else { host }))
-        .arg(format!("--port={port}"))
-        .arg("--protocol=tcp")
-        .arg("--default-character-set=utf8mb4");
+    cmd.arg(format!(
+        "--host={}",
+        if host.is_empty() { "localhost" } else { host }
+    ))
+    .arg(format!("--port={port}"))
+    .arg("--protocol=tcp")
+    .arg("--default-character-set=utf8mb4");
     if let Some(auth) = auth {
         let (user, password) = match auth.split_once(':') {
             Some((u, p)) => (u, Some(p)),
@@ -219,10 +217,11 @@ impl BackupDialect for MariaBackup {
 
     fn restore(&self, url: &DatabaseUrl, from: &Path) -> Result<(), Error> {
         let (mut cmd, database) = client("mariadb", url)?;
-        let input = std::fs::File::open(from).map_err(|e| {
-            Error::config("backup", format!("cannot read {}: {e}", from.display()))
-        })?;
-        cmd.arg("--binary-mode").arg(&database).stdin(Stdio::from(input));
+        let input = std::fs::File::open(from)
+            .map_err(|e| Error::config("backup", format!("cannot read {}: {e}", from.display())))?;
+        cmd.arg("--binary-mode")
+            .arg(&database)
+            .stdin(Stdio::from(input));
         run_tool(cmd, "restore")
     }
 }

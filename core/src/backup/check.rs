@@ -84,18 +84,14 @@ impl std::fmt::Display for Finding {
                 table,
                 expected,
                 found,
-            } => write!(
-                f,
-                "table {table}: {found} rows, manifest has {expected}"
-            ),
+            } => write!(f, "table {table}: {found} rows, manifest has {expected}"),
             Finding::Content { table } => write!(
                 f,
                 "table {table}: content differs from the manifest (same row count)"
             ),
-            Finding::Migrations { expected, found } => write!(
-                f,
-                "migrations: {found:?}, manifest has {expected:?}"
-            ),
+            Finding::Migrations { expected, found } => {
+                write!(f, "migrations: {found:?}, manifest has {expected:?}")
+            }
             Finding::AuditHead { expected, found } => write!(
                 f,
                 "audit chain head: {}, manifest has {}",
@@ -226,7 +222,8 @@ pub fn verify(db: &Db, manifest: &Manifest, trusted: &[VerifyingKey]) -> Result<
     }
     if let Some(cp) = &body.checkpoint {
         let key = crate::audit::Checkpoint::parse_public_key(&manifest.public_key)?;
-        let report = db.verify_audit_with(&VerifyOptions::new().trust(key).checkpoint(cp.clone()))?;
+        let report =
+            db.verify_audit_with(&VerifyOptions::new().trust(key).checkpoint(cp.clone()))?;
         if let Some(damage) = report.damage {
             findings.push(Finding::Chain(damage));
         }

@@ -87,9 +87,8 @@ pub struct Manifest {
 impl Manifest {
     /// The exact bytes signed.
     pub fn message(body: &ManifestBody) -> Result<Vec<u8>> {
-        let json = serde_json::to_string(body).map_err(|e| {
-            Error::integrity(IntegrityKind::Unencodable, format!("manifest: {e}"))
-        })?;
+        let json = serde_json::to_string(body)
+            .map_err(|e| Error::integrity(IntegrityKind::Unencodable, format!("manifest: {e}")))?;
         Ok(format!("custodian-manifest-v1\n{json}").into_bytes())
     }
 
@@ -209,7 +208,9 @@ mod tests {
         let m = Manifest::sign(b, &key).unwrap();
         assert_eq!(m.check_signature(&trusted), SignatureCheck::Untrusted);
         // A field added by hand makes it no manifest at all.
-        let text = back.to_json().replacen("\"format\"", "\"extra\": 1, \"format\"", 1);
+        let text = back
+            .to_json()
+            .replacen("\"format\"", "\"extra\": 1, \"format\"", 1);
         assert!(Manifest::from_json(&text).is_err());
     }
 }

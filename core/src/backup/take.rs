@@ -46,7 +46,10 @@ pub(crate) fn fresh_dir(dir: &Path) -> Result<()> {
     if !empty {
         return Err(Error::config(
             "backup",
-            format!("{} is not empty: back up into a new directory", dir.display()),
+            format!(
+                "{} is not empty: back up into a new directory",
+                dir.display()
+            ),
         ));
     }
     Ok(())

@@ -52,7 +52,8 @@
 //! - The [README](readme), whose Rust blocks are doctests too:
 //!   [quick start](readme#quick-start), [concepts](readme#concepts),
 //!   [entities](readme#entities), [column types](readme#column-types),
-//!   [transactions](readme#transactions), [errors](readme#errors), [clusters](readme#clusters),
+//!   [transactions](readme#transactions), [errors](readme#errors),
+//!   [backup and recovery](readme#backup-and-recovery), [clusters](readme#clusters),
 //!   [constraints, migrations and drift](readme#constraints-migrations-and-drift),
 //!   [the audit trail](readme#the-audit-trail),
 //!   [field encryption](readme#field-encryption-and-crypto-shredding),
@@ -82,6 +83,7 @@ pub use custodian_core::{
 };
 pub use custodian_derive::{entity, DbEnum};
 
+pub mod backup;
 pub mod cli;
 pub mod guide;
 #[cfg(feature = "prometheus")]

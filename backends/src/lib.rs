@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod alter;
+pub mod backup;
 pub mod classify;
 pub mod ddl;
 #[cfg(feature = "mysql")]

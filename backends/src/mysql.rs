@@ -79,6 +79,10 @@ fn set_statement_time(c: &mut diesel::MysqlConnection, limit_ms: Option<u64>) ->
 }
 
 impl Backend for Mysql {
+    fn backup(&self) -> &'static dyn custodian_core::backend::BackupDialect {
+        &crate::backup::mysql::MariaBackup
+    }
+
     fn two_phase(&self) -> Option<&'static dyn custodian_core::backend::TwoPhase> {
         Some(&crate::two_phase::MariaXa)
     }

@@ -34,6 +34,10 @@ pub(crate) fn literal(s: &str) -> String {
 }
 
 impl Backend for Postgres {
+    fn backup(&self) -> &'static dyn custodian_core::backend::BackupDialect {
+        &crate::backup::postgres::PgBackup
+    }
+
     fn two_phase(&self) -> Option<&'static dyn custodian_core::backend::TwoPhase> {
         Some(&crate::two_phase::PgPrepared)
     }

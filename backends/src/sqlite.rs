@@ -46,6 +46,10 @@ impl Backend for Sqlite {
         lite(conn)?.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")
     }
 
+    fn backup(&self) -> &'static dyn custodian_core::backend::BackupDialect {
+        &crate::backup::sqlite::SqliteBackup
+    }
+
     fn explain_prefix(&self) -> &'static str {
         "EXPLAIN QUERY PLAN "
     }

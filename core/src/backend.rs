@@ -203,6 +203,10 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
         None
     }
 
+    /// Backups: the engine's dump tool, its snapshot, and rows in the canonical text form that
+    /// backup manifests hash ([`backup`](crate::backup)).
+    fn backup(&self) -> &'static dyn BackupDialect;
+
     // --- replication (clusters, see `crate::cluster`) ---
 
     /// The role of the host this connection talks to (PostgreSQL `pg_is_in_recovery()`,
@@ -295,4 +299,72 @@ pub trait TwoPhase: Send + Sync + std::fmt::Debug {
 
     /// The prepared branches of this database whose global id starts with `prefix`.
     fn prepared(&self, conn: &mut AnyConnection, prefix: &str) -> QueryResult<Vec<Xid>>;
+}
+
+/// How a backup's dump and its manifest see the same data ([`BackupDialect::begin_snapshot`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Snapshot {
+    /// A read transaction on the manifest's connection exported this snapshot, which the dump
+    /// tool joins (PostgreSQL `pg_export_snapshot()` and `pg_dump --snapshot`).
+    Exported(String),
+    /// The manifest's connection holds every writer out (MariaDB `FLUSH TABLES WITH READ
+    /// LOCK`) until [`BackupDialect::end_snapshot`]; the dump runs inside the hold.
+    WritersHeld,
+    /// The dump is a consistent copy made in one read transaction (SQLite `VACUUM INTO`): the
+    /// manifest is read from the copy.
+    FromCopy,
+}
+
+/// How one database is dumped, restored and read in canonical form for backup manifests.
+///
+/// The canonical text of a value is the same on every engine for the column kinds custodian
+/// creates: integers and booleans in decimal (`1`/`0`), bytes in lowercase hex, dates as
+/// `YYYY-MM-DD`, timestamps as `YYYY-MM-DD HH:MM:SS.ffffff`, text as stored. Floating-point
+/// values are in the engine's own shortest text form, which may differ between engines.
+pub trait BackupDialect: Send + Sync + std::fmt::Debug {
+    /// The dump tool, as the manifest names it (`pg_dump`, `mariadb-dump`, `VACUUM INTO`).
+    fn tool(&self) -> &'static str;
+
+    /// The dump's file name inside a backup directory.
+    fn dump_file_name(&self) -> &'static str;
+
+    /// The base tables of the connection's database (PostgreSQL: its current schema), by name.
+    fn tables(&self, conn: &mut AnyConnection) -> QueryResult<Vec<String>>;
+
+    /// The columns of `table`, in table order.
+    fn columns(&self, conn: &mut AnyConnection, table: &str) -> QueryResult<Vec<LiveColumn>>;
+
+    /// A query returning one nullable text column named `row`: per row of `table`, a JSON
+    /// array of the canonical text of `columns` (in the order given; `null` for NULL).
+    fn canonical_rows_sql(&self, table: &str, columns: &[LiveColumn]) -> String;
+
+    /// A statement inserting `rows` rows of canonical text into `columns` of `table`, one
+    /// bound text parameter per value (in row order), each turned back into the column's type.
+    fn import_sql(&self, table: &str, columns: &[LiveColumn], rows: usize) -> String;
+
+    /// After rows with explicit keys were imported into `table`: moves its key generator past
+    /// them (PostgreSQL sequences; MariaDB and SQLite do it by themselves).
+    fn after_import(&self, _conn: &mut AnyConnection, _table: &str) -> QueryResult<()> {
+        Ok(())
+    }
+
+    /// Starts the snapshot a backup reads on `conn` (outside any transaction).
+    fn begin_snapshot(&self, conn: &mut AnyConnection) -> QueryResult<Snapshot>;
+
+    /// Ends the snapshot [`BackupDialect::begin_snapshot`] started: ends its transaction and
+    /// lets writers in again.
+    fn end_snapshot(&self, conn: &mut AnyConnection) -> QueryResult<()>;
+
+    /// Dumps the database at `url` into the file `out` within `snapshot`. Returns the URL of
+    /// a database to read the manifest from when that is the copy ([`Snapshot::FromCopy`]).
+    fn dump(
+        &self,
+        url: &DatabaseUrl,
+        snapshot: &Snapshot,
+        out: &std::path::Path,
+    ) -> Result<Option<DatabaseUrl>, Error>;
+
+    /// Loads the dump `from` into the database at `url`, which has no tables.
+    fn restore(&self, url: &DatabaseUrl, from: &std::path::Path) -> Result<(), Error>;
 }

@@ -8,6 +8,7 @@
 pub mod access;
 pub mod audit;
 pub mod backend;
+pub mod backup;
 mod before_image;
 mod cached_update;
 pub mod cluster;

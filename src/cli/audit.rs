@@ -15,9 +15,13 @@ pub(crate) struct VerifyArgs {
     /// Witness file whose latest checkpoint the chain must extend [default: audit.witness]
     #[arg(long, value_name = "FILE")]
     witness: Option<String>,
-    /// Also trust checkpoints signed by this ed25519 public key (64 hex digits)
+    /// Also trust checkpoints (and manifests) signed by this ed25519 public key (64 hex digits)
     #[arg(long, value_name = "HEX")]
     public_key: Option<String>,
+    /// Verify the database against a backup manifest instead: every table's row count and
+    /// content, the migrations, and the audit chain against the manifest's checkpoint
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["checkpoint", "witness"])]
+    manifest: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -89,17 +93,7 @@ pub(crate) fn seal(db: &DbArgs) -> Result<u8, Failure> {
 }
 
 pub(crate) fn checkpoint(args: &CheckpointArgs) -> Result<u8, Failure> {
-    let key_file = &args.signing_key;
-    let bytes: [u8; 32] = hex::decode(read(key_file)?.trim())
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| {
-            format!(
-                "{} does not hold a 64-hex-digit signing key",
-                key_file.display()
-            )
-        })?;
-    let key = crate::audit::ed25519_dalek::SigningKey::from_bytes(&bytes);
+    let key = super::backup::read_signing_key(&args.signing_key)?;
     let cp = open(&args.db)?.checkpoint(&key).map_err(fail)?;
     match &args.out {
         Some(out) => std::fs::write(out, cp.to_json())
@@ -111,6 +105,9 @@ pub(crate) fn checkpoint(args: &CheckpointArgs) -> Result<u8, Failure> {
 }
 
 pub(crate) fn verify(args: &VerifyArgs) -> Result<u8, Failure> {
+    if let Some(path) = &args.manifest {
+        return super::backup::verify_manifest(&args.db, path, args.public_key.as_deref());
+    }
     let cfg = database(&args.db).map_err(fail)?;
     let mut options = crate::audit::VerifyOptions::new()
         .trust_all(cfg.audit.trusted_keys().map_err(fail)?)

@@ -4,6 +4,10 @@
 //!
 //! ```text
 //! custodian verify      [DB] [--checkpoint FILE | --witness FILE] [--public-key HEX]
+//! custodian verify      [DB] --manifest FILE [--public-key HEX]
+//! custodian backup      [DB] --out DIR --signing-key FILE [--logical]
+//! custodian restore     --from DIR --url URL --public-key HEX
+//! custodian import      [DB] --from DIR --public-key HEX
 //! custodian seal        [DB]
 //! custodian checkpoint  [DB] --signing-key FILE [--out FILE]
 //! custodian keygen      --out FILE
@@ -46,6 +50,7 @@
 
 mod admin;
 mod audit;
+mod backup;
 mod coordinate;
 mod observe;
 mod schema;
@@ -123,6 +128,14 @@ enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Back up the database with its engine's tool (or --logical: portable JSON lines) and a
+    /// signed manifest of every table's rows, the migrations and the audit chain head
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a new, empty database of the same engine, after checking the
+    /// manifest's signature and the dump's hash; then run `verify --manifest`
+    Restore(backup::RestoreArgs),
+    /// Load a logical export (`backup --logical`) into empty tables, on any engine
+    Import(backup::ImportArgs),
     /// Re-wrap every data key under the active master key, batch by batch
     RotateKeys(admin::RotateArgs),
     /// Commit or roll back, by its recovery log, what a crashed coordinator left prepared;
@@ -148,6 +161,9 @@ impl Command {
             Command::Drift { db } => Some(db),
             Command::RotateKeys(a) => Some(&mut a.db),
             Command::Recover(_) => None,
+            Command::Backup(a) => Some(&mut a.db),
+            Command::Restore(_) => None,
+            Command::Import(a) => Some(&mut a.db),
             Command::Health(a) => Some(&mut a.db),
             #[cfg(feature = "prometheus")]
             Command::Metrics(a) => Some(&mut a.db),
@@ -235,6 +251,9 @@ fn run(cli: Cli, entities: &[EntityMeta]) -> Result<u8, Failure> {
         Command::Drift { db } => schema::drift(&db, entities),
         Command::RotateKeys(a) => admin::rotate_keys(&a),
         Command::Recover(a) => coordinate::recover(&a),
+        Command::Backup(a) => backup::backup(&a),
+        Command::Restore(a) => backup::restore(&a),
+        Command::Import(a) => backup::import(&a),
         Command::Health(a) => observe::health(&a, entities),
         #[cfg(feature = "prometheus")]
         Command::Metrics(a) => observe::metrics(&a, entities),

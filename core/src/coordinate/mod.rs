@@ -27,7 +27,7 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::session::Session;
 use crate::tx::TxOptions;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 /// A point in a coordinated transaction, reported to [`Coordinator::observe`]'s callback.
@@ -53,6 +53,9 @@ pub struct Coordinator {
     name: String,
     log: Db,
     observer: Option<Arc<dyn Fn(Step) + Send + Sync>>,
+    /// Held shared from the first prepare to the last commit of each transaction, and
+    /// exclusively by [`Coordinator::hold_commits`].
+    gate: Arc<RwLock<()>>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -94,6 +97,7 @@ impl Coordinator {
             name: name.to_string(),
             log: log.clone(),
             observer: None,
+            gate: Arc::new(RwLock::new(())),
         })
     }
 
@@ -101,6 +105,16 @@ impl Coordinator {
     pub fn observe(mut self, f: impl Fn(Step) + Send + Sync + 'static) -> Coordinator {
         self.observer = Some(Arc::new(f));
         self
+    }
+
+    /// Runs `f` while no transaction of this coordinator (or its clones) is between its first
+    /// prepare and its last commit: it waits for those in phase two to finish and holds new
+    /// ones before they prepare. What `f` snapshots on the participants then holds every
+    /// coordinated transaction on all of them or on none (see
+    /// [`backup_cut`](crate::backup::backup_cut)). Keep `f` short: commits wait for it.
+    pub fn hold_commits<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _held = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        f()
     }
 
     /// The coordinator's name.
@@ -246,6 +260,8 @@ impl Coordinator {
                 return Err(e);
             }
         };
+        // From the first prepare to the last commit, a common cut waits (`hold_commits`).
+        let _cut = self.gate.read().unwrap_or_else(|p| p.into_inner());
         self.step(Step::BeforePrepare);
         // Phase one.
         for (i, (b, s)) in branches.iter().zip(sessions.iter_mut()).enumerate() {

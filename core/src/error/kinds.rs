@@ -145,6 +145,9 @@ pub enum IntegrityKind {
     /// without a savepoint of its own (see `Session::update_where`): it can only roll back,
     /// and it was rolled back.
     RollbackOnly,
+    /// A backup manifest is not one, is not signed by a trusted key, or a backup does not
+    /// match its manifest (see [`backup`](crate::backup)).
+    Backup,
 }
 
 impl IntegrityKind {
@@ -163,6 +166,7 @@ impl IntegrityKind {
             IntegrityKind::Internal => "internal",
             IntegrityKind::Application => "application",
             IntegrityKind::RollbackOnly => "rollback_only",
+            IntegrityKind::Backup => "backup",
         }
     }
 }

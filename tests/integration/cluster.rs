@@ -420,6 +420,8 @@ macro_rules! on_rigs {
     };
 }
 
+mod failover;
+
 on_rigs!(
     roles_are_discovered,
     reads_on_replicas_writes_on_primary,

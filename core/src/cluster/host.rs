@@ -4,7 +4,7 @@
 
 use crate::backend::{Backend, HostRole};
 use crate::config::DatabaseConfig;
-use crate::pool::{ConnectFailures, Pool, PoolCounters, PooledConnection};
+use crate::pool::{ConnectFailures, Pool, PoolCounters, PoolStats, PooledConnection};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -51,6 +51,8 @@ pub struct HostStatus {
     pub sessions: u64,
     /// Failed checks and connection failures since start.
     pub errors: u64,
+    /// The host's own connection pool: size, idle, in use, and its activity counters.
+    pub pool: PoolStats,
 }
 
 impl Host {
@@ -88,6 +90,17 @@ impl Host {
             .try_get()
             .or_else(|| self.pool.get_timeout(wait).ok());
         if conn.is_none() {
+            self.ban();
+        }
+        conn
+    }
+
+    /// A connection for a session of the host's own, failing fast: a connection that cannot
+    /// be opened bans the host and is [`Error::Connection`](crate::Error::Connection) at once
+    /// (retryable), not after the pool's whole `connection_timeout_ms`.
+    pub(crate) fn checkout(&self) -> crate::Result<PooledConnection> {
+        let conn = crate::pool::checkout_fail_fast(&self.pool, &self.failures, &self.config);
+        if matches!(conn, Err(crate::Error::Connection { .. })) {
             self.ban();
         }
         conn
@@ -155,6 +168,7 @@ impl Host {
             in_flight: self.in_flight(),
             sessions: self.sessions.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
+            pool: self.counters.snapshot(self.pool.state()),
         }
     }
 }

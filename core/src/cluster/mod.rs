@@ -218,7 +218,7 @@ impl Cluster {
                 source: None,
             });
         }
-        crate::pool::checkout(&host.pool, &host.failures, &host.config)
+        host.checkout()
     }
 
     /// Multi-writer mode: a connection to the next answering primary in turn; a host whose
@@ -233,12 +233,9 @@ impl Cluster {
             if !host.is(HostRole::Primary) {
                 continue;
             }
-            match crate::pool::checkout(&host.pool, &host.failures, &host.config) {
+            match host.checkout() {
                 Ok(conn) => return Ok(conn),
-                Err(e) => {
-                    host.ban();
-                    last = Some(e);
-                }
+                Err(e) => last = Some(e),
             }
         }
         Err(last.unwrap_or_else(|| Error::Connection {

@@ -139,16 +139,18 @@ impl Host {
         h.up && h.role == Some(role)
     }
 
-    /// Whether the host may serve reads: an answering replica whose lag is known and within
-    /// `bound` (if any).
+    /// Whether the host may serve reads now: an answering replica whose lag is known and,
+    /// with a `bound`, within it at read time. The lag now is at most the lag the last check
+    /// measured plus the time since that check (replay may have stopped right after it), so
+    /// that sum is held to the bound: no round trip per read, and a replica whose checks stop
+    /// answering drops out by itself once the bound has passed since its last one.
     pub(crate) fn serves_reads(&self, bound: Option<Duration>) -> bool {
         let h = self.health();
         h.up && h.role == Some(HostRole::Replica)
-            && h.checked.is_some()
-            && match (h.lag, bound) {
-                (None, _) => false,
-                (Some(_), None) => true,
-                (Some(lag), Some(bound)) => lag <= bound,
+            && match (h.lag, h.checked, bound) {
+                (None, _, _) | (_, None, _) => false,
+                (Some(_), Some(_), None) => true,
+                (Some(lag), Some(checked), Some(bound)) => lag + checked.elapsed() <= bound,
             }
     }
 

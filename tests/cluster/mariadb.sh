@@ -85,6 +85,8 @@ up() {
              master_use_gtid=slave_pos, master_connect_retry=1; start slave"
   fi
   start_node "$P1"
+  # A test that failed half-way may have left replication stopped (pause): resume it.
+  q "$P1" "start slave" >/dev/null 2>&1 || true
   local i=0
   until [ "$(mariadb --protocol=socket -S "$(dir "$P1")/sock" -u root -e "show slave status\G" | grep -cE 'Slave_(SQL|IO)_Running: Yes')" = 2 ] \
         && q "$P1" "select user from mysql.user where user = 'app'" | grep -q app; do

@@ -334,6 +334,7 @@ fn the_lag_bound_holds_at_read_time(kind: BackendKind) {
             .max_replica_lag(bound)
     });
     let opened = Instant::now();
+    caught_up(&db);
     let replicas = &ports(kind)[1..];
     for port in replicas {
         run_rig(kind, &["pause", &port.to_string()]);
@@ -506,6 +507,7 @@ macro_rules! on_rigs {
 }
 
 mod failover;
+mod restart;
 
 on_rigs!(
     roles_are_discovered,

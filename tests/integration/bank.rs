@@ -67,8 +67,8 @@ pub struct Tally {
     pub attempts: usize,
     /// Errors surfaced to the caller.
     pub failed: Vec<String>,
-    /// Acknowledged transfers: id and when the caller saw `Ok`.
-    pub acked: Vec<(String, Instant)>,
+    /// Acknowledged transfers: id, when the caller saw `Ok`, and the port it ran on.
+    pub acked: Vec<(String, Instant, u16)>,
     /// Acknowledged transfers per server port.
     pub on: BTreeMap<u16, usize>,
 }
@@ -139,7 +139,7 @@ pub fn worker(db: &Db, w: u64, stop: &AtomicBool, total: i64, n: i64) -> Tally {
         match result {
             Ok(port) => {
                 *tally.on.entry(port).or_default() += 1;
-                tally.acked.push((id, Instant::now()));
+                tally.acked.push((id, Instant::now(), port));
             }
             Err(e) => tally.failed.push(format!("transfer {id}: {e}")),
         }
@@ -169,6 +169,15 @@ pub fn transfer(
         amount,
     })?;
     port_of(tx)
+}
+
+/// The ids of the transfers recorded on `db`'s primary.
+pub fn recorded(db: &Db) -> BTreeSet<String> {
+    let mut s = db.session().expect("a session on the primary");
+    s.load::<String, _>(transfers::table.select(transfers::id))
+        .expect("read the transfers")
+        .into_iter()
+        .collect()
 }
 
 /// Checks the books on `db`'s primary: the balances sum to `total`, each balance is its

@@ -140,6 +140,8 @@ fn until(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) {
 /// Every synced node answers as primary: without a Galera mode that is a configuration error
 /// naming the setting; in single-writer mode writes land on the first node and reader
 /// sessions on the others; in multi-writer mode write sessions take the nodes in turn.
+mod faults;
+
 #[test]
 fn synced_nodes_and_writer_modes() {
     let rig_db = GaleraDb::new();

@@ -202,12 +202,12 @@ fn failover_under_bank_load(kind: BackendKind, loss: Loss) {
         assert!(done > lost, "the cut commit returned before the kill");
         assert_eq!(port, new, "re-run on the new primary");
         assert_eq!(runs, 2, "settled as not committed, then re-run once");
-        all.acked.push(("cut".into(), done));
+        all.acked.push(("cut".into(), done, port));
     }
     let first = all
         .acked
         .iter()
-        .map(|(_, at)| *at)
+        .map(|(_, at, _)| *at)
         .filter(|at| *at > promoted)
         .min();
     println!(
@@ -230,7 +230,7 @@ fn failover_under_bank_load(kind: BackendKind, loss: Loss) {
         &db,
         ACCOUNTS,
         OPENING,
-        all.acked.iter().map(|(id, _)| id.as_str()),
+        all.acked.iter().map(|(id, _, _)| id.as_str()),
     );
     let operations = all.operations();
     println!("{recorded} transfers recorded");

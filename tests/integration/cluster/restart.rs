@@ -53,12 +53,16 @@ fn one_server_restart_under_bank_load(kind: BackendKind) {
     let all = joined
         .recv_timeout(Duration::from_secs(60))
         .expect("the workers returned: no hang");
-    let after = all.acked.iter().filter(|(_, at)| *at > restarted).count();
+    let after = all
+        .acked
+        .iter()
+        .filter(|(_, at, _)| *at > restarted)
+        .count();
     let recorded = bank::audit_books(
         &db,
         ACCOUNTS,
         OPENING,
-        all.acked.iter().map(|(id, _)| id.as_str()),
+        all.acked.iter().map(|(id, _, _)| id.as_str()),
     );
     println!(
         "{kind:?} one server restarted: {} transfers, {} reads, {} runs, {} acknowledged \

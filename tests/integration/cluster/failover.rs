@@ -154,17 +154,20 @@ fn failover_under_bank_load(kind: BackendKind, loss: Loss) {
     let cut = (loss == Loss::Kill).then(|| {
         let db = db.clone();
         std::thread::spawn(move || {
-            let mut runs = 0;
+            // A run may fail on a serialization conflict before it reaches COMMIT: the cut
+            // is made on the first run that does.
+            let (mut runs, mut cut_run) = (0, 0);
             let result = db.transaction_with(&TxOptions::new().serializable(), |tx| {
                 runs += 1;
                 let port = bank::transfer(tx, "cut", 1, 2, 7)?;
-                if runs == 1 {
+                if cut_run == 0 {
+                    cut_run = runs;
                     reached.send(()).ok();
                     go_rx.recv().ok();
                 }
                 Ok(port)
             });
-            (result, runs, Instant::now())
+            (result, runs, cut_run, Instant::now())
         })
     });
     match loss {
@@ -197,11 +200,11 @@ fn failover_under_bank_load(kind: BackendKind, loss: Loss) {
     let mut all = Tally::sum(workers.into_iter().map(|h| h.join().unwrap()).collect());
 
     if let Some(cut) = cut {
-        let (result, runs, done) = cut.join().unwrap();
+        let (result, runs, cut_run, done) = cut.join().unwrap();
         let port = result.unwrap_or_else(|e| panic!("the cut commit is not settled: {e}"));
         assert!(done > lost, "the cut commit returned before the kill");
         assert_eq!(port, new, "re-run on the new primary");
-        assert_eq!(runs, 2, "settled as not committed, then re-run once");
+        assert!(runs > cut_run, "settled as not committed, then run again");
         all.acked.push(("cut".into(), done, port));
     }
     let first = all

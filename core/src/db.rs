@@ -275,9 +275,17 @@ impl Db {
         &self.inner.config
     }
 
-    /// Pool size, idle and busy connections, and activity counters.
+    /// Pool size, idle and busy connections, and activity counters. In a cluster these are
+    /// the pool of the host that is primary now (it serves every session that is not a
+    /// reader's); each host's own pool is in [`Db::cluster_status`].
     pub fn pool_stats(&self) -> PoolStats {
-        self.inner.counters.snapshot(self.inner.pool.state())
+        match &self.inner.cluster {
+            Some(cluster) => {
+                let primary = cluster.primary();
+                primary.counters.snapshot(primary.pool.state())
+            }
+            None => self.inner.counters.snapshot(self.inner.pool.state()),
+        }
     }
 
     /// Creates the table of entity `E` with its constraints and indexes (fails if it exists).

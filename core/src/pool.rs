@@ -258,6 +258,53 @@ pub fn checkout(
     Ok(conn)
 }
 
+/// [`checkout`] for one host of a cluster: the same errors, but a failure to open a
+/// connection ends the wait at once (within [`FAIL_FAST_SLICE`]) instead of after
+/// `connection_timeout_ms`, so a lost host is reported while the caller can still go
+/// elsewhere or retry.
+pub(crate) fn checkout_fail_fast(
+    pool: &Pool,
+    failures: &ConnectFailures,
+    config: &DatabaseConfig,
+) -> Result<PooledConnection> {
+    let started = Instant::now();
+    let limit = config.pool.connection_timeout();
+    loop {
+        let left = limit.saturating_sub(started.elapsed());
+        if let Some(conn) = pool.try_get() {
+            return Ok(conn);
+        }
+        if let Some(failure) = failures.since(started) {
+            return Err(unreachable(config, "no connection to", failure));
+        }
+        if left.is_zero() {
+            return checkout_timeout(pool, config);
+        }
+        if let Ok(conn) = pool.get_timeout(left.min(FAIL_FAST_SLICE)) {
+            return Ok(conn);
+        }
+    }
+}
+
+/// How long [`checkout_fail_fast`] waits between looks at the host's connection failures.
+const FAIL_FAST_SLICE: Duration = Duration::from_millis(20);
+
+/// The error of a checkout that waited its whole limit without a connection failure.
+fn checkout_timeout<T>(pool: &Pool, config: &DatabaseConfig) -> Result<T> {
+    let state = pool.state();
+    let limit = config.pool.connection_timeout();
+    Err(Error::timeout(
+        TimeoutKind::Checkout,
+        format!(
+            "no pooled connection free within {} ms ({} of {} in use)",
+            limit.as_millis(),
+            state.connections.saturating_sub(state.idle_connections),
+            state.connections
+        ),
+        Some(limit),
+    ))
+}
+
 /// The r2d2 builder for `config`'s pool settings, with custodian's event handlers.
 fn builder(
     config: &DatabaseConfig,

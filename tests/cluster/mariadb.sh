@@ -5,7 +5,12 @@
 # through the non-root user `app` (password `app`): root ignores read_only.
 #
 #   mariadb.sh up | down | stop PORT | start PORT
-#   mariadb.sh promote PORT      make the replica a primary (replication reset, read_only off)
+#   mariadb.sh promote PORT      make the replica a primary: it applies everything its IO thread
+#                                received first, then replication reset, read_only off
+#   mariadb.sh kill PORT         SIGKILL the node
+#   mariadb.sh freeze PORT | thaw PORT   SIGSTOP / SIGCONT the node
+#   mariadb.sh semisync          lossless semi-synchronous replication (AFTER_SYNC): a commit
+#                                is acknowledged once the replica received it
 #   mariadb.sh lag-on PORT [S]   delay the replica's SQL thread (MASTER_DELAY, default 2 s)
 #   mariadb.sh lag-off PORT
 #   mariadb.sh pause PORT | resume PORT   stop / start the replica's SQL thread
@@ -80,6 +85,8 @@ up() {
              master_use_gtid=slave_pos, master_connect_retry=1; start slave"
   fi
   start_node "$P1"
+  # A test that failed half-way may have left replication stopped (pause): resume it.
+  q "$P1" "start slave" >/dev/null 2>&1 || true
   local i=0
   until [ "$(mariadb --protocol=socket -S "$(dir "$P1")/sock" -u root -e "show slave status\G" | grep -cE 'Slave_(SQL|IO)_Running: Yes')" = 2 ] \
         && q "$P1" "select user from mysql.user where user = 'app'" | grep -q app; do
@@ -91,9 +98,44 @@ up() {
 down() {
   for p in "$P1" "$P0"; do
     local pid; pid=$(pid_of "$p")
-    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
+    [ -n "$pid" ] && running "$p" && kill_node "$p" || true
   done
   rm -rf "$BASE"
+}
+
+# A stopped mariadbd stops the runuser that started it (job control), which then cannot reap
+# it: the parent is continued too.
+kill_node() {
+  local p pp i=0; p=$(pid_of "$1")
+  running "$1" || return 0
+  pp=$(ps -o ppid= -p "$p" | tr -d ' ')
+  kill -9 "$p"
+  [ -z "$pp" ] || [ "$pp" = 1 ] || kill -CONT "$pp" 2>/dev/null || true
+  while kill -0 "$p" 2>/dev/null; do
+    i=$((i + 1)); [ "$i" -le 300 ] || die "node $1 still running 30s after SIGKILL"
+    sleep 0.1
+  done
+}
+
+# The replica applies what its IO thread received (at most 30 s), then becomes a primary.
+promote() {
+  local io
+  q "$1" "stop slave io_thread"
+  io=$(mariadb --protocol=socket -S "$(dir "$1")/sock" -u root -e "show slave status\G" | sed -n 's/^ *Gtid_IO_Pos: *//p')
+  if [ -n "$io" ]; then
+    [ "$(q "$1" "select master_gtid_wait('$io', 30)")" = 0 ] || die "replica $1 did not apply $io within 30s"
+  fi
+  q "$1" "stop slave; reset slave all; set global read_only = 0"
+}
+
+semisync() {
+  q "$P0" "set global rpl_semi_sync_master_wait_point = AFTER_SYNC; set global rpl_semi_sync_master_timeout = 60000; set global rpl_semi_sync_master_enabled = 1"
+  q "$P1" "set global rpl_semi_sync_slave_enabled = 1; stop slave io_thread; start slave io_thread"
+  local i=0
+  until [ "$(q "$P0" "select variable_value from information_schema.global_status where variable_name = 'RPL_SEMI_SYNC_MASTER_CLIENTS'")" = 1 ]; do
+    i=$((i + 1)); [ "$i" -le 300 ] || die "the replica did not register as semi-sync within 30s"
+    sleep 0.1
+  done
 }
 
 need_port() { [ -n "${1:-}" ] || die "$cmd needs a PORT"; [ -d "$(dir "$1")" ] || die "no node on port $1 (run: mariadb.sh up)"; }
@@ -104,7 +146,13 @@ exec 9>"$LOCK"
 flock -w 120 9 || die "another mariadb.sh held the lock for 120s"
 case "$cmd" in
   up) up ;;
-  promote) need_port "${2:-}"; q "$2" "stop slave; reset slave all; set global read_only = 0" ;;
+  promote) need_port "${2:-}"; promote "$2" ;;
+  kill) need_port "${2:-}"; kill_node "$2" ;;
+  freeze) need_port "${2:-}"; p=$(pid_of "$2"); [ -z "$p" ] || kill -STOP "$p" ;;
+  thaw)
+    need_port "${2:-}"; p=$(pid_of "$2")
+    [ -z "$p" ] || { kill -CONT "$p"; pp=$(ps -o ppid= -p "$p" | tr -d ' '); [ -z "$pp" ] || [ "$pp" = 1 ] || kill -CONT "$pp"; } ;;
+  semisync) semisync ;;
   heal) up; q "$P1" "stop slave; change master to master_delay=0; start slave" ;;
   down) down ;;
   stop) need_port "${2:-}"; stop_node "$2" ;;
@@ -113,5 +161,5 @@ case "$cmd" in
   lag-off) need_port "${2:-}"; q "$2" "stop slave; change master to master_delay=0; start slave" ;;
   pause) need_port "${2:-}"; q "$2" "stop slave sql_thread" ;;
   resume) need_port "${2:-}"; q "$2" "start slave sql_thread" ;;
-  *) die "usage: mariadb.sh up|down|heal|stop PORT|start PORT|promote PORT|lag-on PORT [S]|lag-off PORT|pause PORT|resume PORT" ;;
+  *) die "usage: mariadb.sh up|down|heal|semisync|stop PORT|start PORT|promote PORT|kill PORT|freeze PORT|thaw PORT|lag-on PORT [S]|lag-off PORT|pause PORT|resume PORT" ;;
 esac

@@ -6,7 +6,13 @@
 #   pg.sh up                 start the rig (idempotent, safe to run concurrently: flock)
 #   pg.sh down               stop every node and remove the data
 #   pg.sh stop PORT | start PORT
-#   pg.sh promote PORT       promote a replica (pg_promote, waits for it)
+#   pg.sh promote PORT       promote a replica (pg_promote, waits for it); the other running
+#                            replicas are pointed at it (they follow its new timeline)
+#   pg.sh kill PORT          SIGKILL the node's postmaster and every process it started
+#   pg.sh freeze PORT | thaw PORT   SIGSTOP / SIGCONT the node's postmaster and its processes
+#   pg.sh rejoin PORT        make a lost primary a replica of the current primary: CHECKPOINT
+#                            on the primary, pg_rewind, start it as a standby
+#   pg.sh primary            print the port of the running node that is not in recovery
 #   pg.sh lag-on PORT [MS]   delay replay on a replica (recovery_min_apply_delay, default 1500)
 #   pg.sh lag-off PORT
 #   pg.sh pause PORT | resume PORT   pause / resume WAL replay on a replica
@@ -61,7 +67,10 @@ make_primary() {
   cat >>"$d/postgresql.conf" <<CONF
 fsync = off
 synchronous_commit = off
-full_page_writes = off
+full_page_writes = on
+wal_log_hints = on
+synchronous_standby_names = 'ANY 1 (*)'
+wal_retrieve_retry_interval = 100ms
 wal_level = replica
 max_wal_senders = 10
 hot_standby = on
@@ -99,9 +108,69 @@ up() {
 
 down() {
   for p in "$P2" "$P1" "$P0"; do
-    [ -d "$(dir "$p")" ] && as_pg "$BIN/pg_ctl" -D "$(dir "$p")" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
+    [ -d "$(dir "$p")" ] || continue
+    signal_node "$p" CONT
+    as_pg "$BIN/pg_ctl" -D "$(dir "$p")" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
+    kill_node "$p"
   done
   rm -rf "$BASE"
+}
+
+# The postmaster's pid and every process it started.
+pids_of() {
+  local pm; pm=$(head -n1 "$(dir "$1")/postmaster.pid" 2>/dev/null) || return 0
+  [ -n "$pm" ] && kill -0 "$pm" 2>/dev/null || return 0
+  echo "$pm"; ps -o pid= --ppid "$pm" || true
+}
+
+# Sends signal $2 to the node on port $1 (postmaster first, so it starts nothing new).
+signal_node() {
+  local p; for p in $(pids_of "$1"); do kill "-$2" "$p" 2>/dev/null || true; done
+}
+
+kill_node() {
+  local pids i=0; pids=$(pids_of "$1")
+  [ -n "$pids" ] || return 0
+  signal_node "$1" KILL
+  for p in $pids; do
+    while kill -0 "$p" 2>/dev/null; do
+      i=$((i + 1)); [ "$i" -le 300 ] || die "node $1 still running 30s after SIGKILL"
+      sleep 0.1
+    done
+  done
+}
+
+in_recovery() { [ "$(q "$1" "select pg_is_in_recovery()" 2>/dev/null)" = t ]; }
+
+current_primary() {
+  local p; for p in "$P0" "$P1" "$P2"; do
+    running "$p" && [ "$(q "$p" "select pg_is_in_recovery()" 2>/dev/null)" = f ] && { echo "$p"; return 0; }
+  done
+  die "no running node is a primary"
+}
+
+promote() {
+  local port=$1 p
+  [ "$(q "$port" "select pg_promote(true, 30)")" = t ] || die "promotion of $port failed"
+  for p in "$P0" "$P1" "$P2"; do
+    [ "$p" != "$port" ] && running "$p" && in_recovery "$p" || continue
+    q "$p" "alter system set primary_conninfo = 'host=127.0.0.1 port=$port user=postgres'" \
+      && q "$p" "select pg_reload_conf()" >/dev/null
+  done
+}
+
+rejoin() {
+  local port=$1 primary d; d=$(dir "$port")
+  primary=$(current_primary)
+  [ "$primary" != "$port" ] || die "$port is the primary; nothing to rejoin"
+  if running "$port"; then stop_node "$port"; fi
+  kill_node "$port"
+  q "$primary" "checkpoint" >/dev/null
+  as_pg "$BIN/pg_rewind" -D "$d" -R --no-sync \
+    --source-server="host=127.0.0.1 port=$primary user=postgres dbname=postgres" >"$d/rewind.log" 2>&1 \
+    || die "pg_rewind of $port from $primary failed (log: $d/rewind.log)"
+  start_node "$port"
+  in_recovery "$port" || die "$port did not come back as a standby"
 }
 
 need_port() { [ -n "${1:-}" ] || die "$cmd needs a PORT"; [ -d "$(dir "$1")" ] || die "no node on port $1 (run: pg.sh up)"; }
@@ -120,9 +189,12 @@ case "$cmd" in
   down) down ;;
   stop) need_port "${2:-}"; stop_node "$2" ;;
   start) need_port "${2:-}"; start_node "$2" ;;
-  promote)
-    need_port "${2:-}"
-    [ "$(q "$2" "select pg_promote(true, 30)")" = t ] || die "promotion of $2 failed" ;;
+  promote) need_port "${2:-}"; promote "$2" ;;
+  kill) need_port "${2:-}"; kill_node "$2" ;;
+  freeze) need_port "${2:-}"; signal_node "$2" STOP ;;
+  thaw) need_port "${2:-}"; signal_node "$2" CONT ;;
+  rejoin) need_port "${2:-}"; rejoin "$2" ;;
+  primary) current_primary ;;
   lag-on)
     need_port "${2:-}"
     q "$2" "alter system set recovery_min_apply_delay = '${3:-1500}ms'" && q "$2" "select pg_reload_conf()" >/dev/null ;;
@@ -131,5 +203,5 @@ case "$cmd" in
     q "$2" "alter system reset recovery_min_apply_delay" && q "$2" "select pg_reload_conf()" >/dev/null ;;
   pause) need_port "${2:-}"; q "$2" "select pg_wal_replay_pause()" >/dev/null ;;
   resume) need_port "${2:-}"; q "$2" "select pg_wal_replay_resume()" >/dev/null ;;
-  *) die "usage: pg.sh up|down|stop PORT|start PORT|promote PORT|lag-on PORT [MS]|lag-off PORT|pause PORT|resume PORT" ;;
+  *) die "usage: pg.sh up|down|heal|primary|stop PORT|start PORT|promote PORT|kill PORT|freeze PORT|thaw PORT|rejoin PORT|lag-on PORT [MS]|lag-off PORT|pause PORT|resume PORT" ;;
 esac

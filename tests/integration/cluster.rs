@@ -284,7 +284,12 @@ fn a_paused_replica_is_skipped(kind: BackendKind) {
 /// surfacing errors; it is readmitted when it is back.
 fn a_stopped_replica_is_banned_and_readmitted(kind: BackendKind) {
     let rig_db = RigDb::new(kind);
-    let db = open(&rig_db, |c| c);
+    // r2d2 retries a failed connect with a backoff capped at connection_timeout_ms: the
+    // host's pool opens connections again at most that long after the host is back.
+    let db = open(&rig_db, |mut c| {
+        c.pool.connection_timeout_ms = 500;
+        c
+    });
     caught_up(&db);
     let stopped = *ports(kind).last().unwrap();
     let index = ports(kind).len() - 1;
@@ -300,19 +305,100 @@ fn a_stopped_replica_is_banned_and_readmitted(kind: BackendKind) {
         }
     }
     assert!(failed <= 2, "{failed} failed reads surfaced");
+    // One check interval (100 ms) and the check's own timeout (300 ms).
     until(
-        Duration::from_secs(2),
+        Duration::from_millis(400),
         "the stopped replica is banned",
         || !db.cluster_status()[index].up,
     );
     run_rig(kind, &["start", &stopped.to_string()]);
+    // The pool's reconnect backoff (500 ms at most), then one check interval and its timeout.
     until(
-        Duration::from_secs(10),
+        Duration::from_millis(900),
         "the restarted replica is readmitted",
         || db.cluster_status()[index].up,
     );
     let status = db.cluster_status();
     assert!(status[index].errors > 0, "{status:?}");
+}
+
+/// The lag bound holds when a reader opens, not only as of the last check: with checks every
+/// 60 s, replicas paused right after the check that found them current serve readers until
+/// the bound has passed since, then no more, without another check (a read on them would be
+/// stale: the handle reading does not wait for its own writes).
+fn the_lag_bound_holds_at_read_time(kind: BackendKind) {
+    let rig_db = RigDb::new(kind);
+    let bound = Duration::from_secs(2);
+    let db = open(&rig_db, |c| {
+        c.check_interval(Duration::from_secs(60))
+            .max_replica_lag(bound)
+    });
+    let opened = Instant::now();
+    caught_up(&db);
+    let replicas = &ports(kind)[1..];
+    for port in replicas {
+        run_rig(kind, &["pause", &port.to_string()]);
+    }
+    db.session()
+        .unwrap()
+        .insert(Note {
+            id: 1,
+            body: "new".into(),
+        })
+        .unwrap();
+    let other = db.with_position(None);
+    let early = other.reader().unwrap().on_replica();
+    let elapsed = opened.elapsed();
+    assert!(
+        elapsed < bound,
+        "setting up took {elapsed:?}: too slow to test"
+    );
+    assert!(
+        early,
+        "a replica current at the check serves within the bound"
+    );
+    std::thread::sleep(bound.saturating_sub(opened.elapsed()) + Duration::from_millis(100));
+    let mut r = other.reader().unwrap();
+    let found = r.find::<Note>(&1).unwrap();
+    let on = port_of(&mut r);
+    assert!(
+        found.is_some(),
+        "a stale read on {on} after the bound passed since the check"
+    );
+    assert!(!r.on_replica());
+    drop(r);
+    for port in replicas {
+        run_rig(kind, &["resume", &port.to_string()]);
+    }
+}
+
+/// A reader session on a replica whose host stops between two reads: the second read, cut
+/// off with its connection, runs again on another host within the same call, and the failure
+/// bans the stopped host. The checker is slowed down (60 s), so only the read can find out.
+fn a_cut_off_read_is_retried_on_another_host(kind: BackendKind) {
+    let rig_db = RigDb::new(kind);
+    let db = open(&rig_db, |c| c.check_interval(Duration::from_secs(60)));
+    db.session()
+        .unwrap()
+        .insert(Note {
+            id: 1,
+            body: "one".into(),
+        })
+        .unwrap();
+    caught_up(&db);
+    let mut r = db.reader().unwrap();
+    assert!(r.on_replica());
+    let stopped = port_of(&mut r);
+    let index = ports(kind).iter().position(|&p| p == stopped).unwrap();
+    run_rig(kind, &["stop", &stopped.to_string()]);
+    let found = r
+        .find::<Note>(&1)
+        .unwrap_or_else(|e| panic!("the cut-off read surfaced: {e}"));
+    assert_eq!(found.map(|n| n.body).as_deref(), Some("one"));
+    assert_ne!(port_of(&mut r), stopped);
+    assert!(!db.cluster_status()[index].up, "{:?}", db.cluster_status());
+    drop(r);
+    run_rig(kind, &["start", &stopped.to_string()]);
 }
 
 /// Threads of this process named as the cluster checker (the kernel keeps 15 bytes of a name).
@@ -420,12 +506,17 @@ macro_rules! on_rigs {
     };
 }
 
+mod failover;
+mod restart;
+
 on_rigs!(
     roles_are_discovered,
     reads_on_replicas_writes_on_primary,
     read_your_writes_under_delay,
     a_paused_replica_is_skipped,
     a_stopped_replica_is_banned_and_readmitted,
+    a_cut_off_read_is_retried_on_another_host,
+    the_lag_bound_holds_at_read_time,
     writes_follow_a_promoted_replica,
 );
 

@@ -37,18 +37,10 @@ pub fn my_ports() -> &'static [u16; 2] {
     })
 }
 
-fn script(kind: BackendKind) -> String {
-    let name = if kind == BackendKind::Postgres {
-        "pg"
-    } else {
-        "mariadb"
-    };
-    format!("{}/tests/cluster/{name}.sh", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Runs a rig command; a failure fails the test with the command to run by hand.
-pub fn rig(kind: BackendKind, args: &[&str]) {
-    let script = script(kind);
+/// Runs a rig command of `tests/cluster/{name}.sh` (`pg`, `mariadb`, `galera`,
+/// `pg-prepared`); a failure fails the test with the command to run by hand.
+pub fn run_script(name: &str, args: &[&str]) {
+    let script = format!("{}/tests/cluster/{name}.sh", env!("CARGO_MANIFEST_DIR"));
     let out = std::process::Command::new(&script)
         .args(args)
         .output()
@@ -60,6 +52,16 @@ pub fn rig(kind: BackendKind, args: &[&str]) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Runs a command of the rig of `kind` (`pg.sh` or `mariadb.sh`).
+pub fn rig(kind: BackendKind, args: &[&str]) {
+    let name = if kind == BackendKind::Postgres {
+        "pg"
+    } else {
+        "mariadb"
+    };
+    run_script(name, args);
 }
 
 /// The rig's ports for `kind`.

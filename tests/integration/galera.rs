@@ -27,20 +27,9 @@ pub struct Account {
     pub balance: i64,
 }
 
-/// Runs a rig command; a failure fails the test with the command to run by hand.
+/// Runs a command of `tests/cluster/galera.sh`.
 fn rig(args: &[&str]) {
-    let script = format!("{}/tests/cluster/galera.sh", env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new(&script)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
-    assert!(
-        out.status.success(),
-        "`{script} {}` failed: {}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::cluster_rig::run_script("galera", args);
 }
 
 fn node_url(port: u16, db: &str) -> String {
@@ -140,6 +129,8 @@ fn until(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) {
 /// Every synced node answers as primary: without a Galera mode that is a configuration error
 /// naming the setting; in single-writer mode writes land on the first node and reader
 /// sessions on the others; in multi-writer mode write sessions take the nodes in turn.
+mod faults;
+
 #[test]
 fn synced_nodes_and_writer_modes() {
     let rig_db = GaleraDb::new();

@@ -3,6 +3,7 @@
 
 #[macro_use]
 pub mod common;
+pub mod bank;
 pub mod entities;
 pub mod model;
 

@@ -4,7 +4,7 @@
 
 use crate::backend::{Backend, HostRole};
 use crate::config::DatabaseConfig;
-use crate::pool::{ConnectFailures, Pool, PoolCounters, PooledConnection};
+use crate::pool::{ConnectFailures, Pool, PoolCounters, PoolStats, PooledConnection};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -51,6 +51,8 @@ pub struct HostStatus {
     pub sessions: u64,
     /// Failed checks and connection failures since start.
     pub errors: u64,
+    /// The host's own connection pool: size, idle, in use, and its activity counters.
+    pub pool: PoolStats,
 }
 
 impl Host {
@@ -93,6 +95,17 @@ impl Host {
         conn
     }
 
+    /// A connection for a session of the host's own, failing fast: a connection that cannot
+    /// be opened bans the host and is [`Error::Connection`](crate::Error::Connection) at once
+    /// (retryable), not after the pool's whole `connection_timeout_ms`.
+    pub(crate) fn checkout(&self) -> crate::Result<PooledConnection> {
+        let conn = crate::pool::checkout_fail_fast(&self.pool, &self.failures, &self.config);
+        if matches!(conn, Err(crate::Error::Connection { .. })) {
+            self.ban();
+        }
+        conn
+    }
+
     /// Asks the host its role and lag; a host that does not answer within `wait` is banned.
     pub(crate) fn check(&self, backend: &'static dyn Backend, wait: Duration) {
         let Some(mut conn) = self.connection(wait) else {
@@ -126,16 +139,18 @@ impl Host {
         h.up && h.role == Some(role)
     }
 
-    /// Whether the host may serve reads: an answering replica whose lag is known and within
-    /// `bound` (if any).
+    /// Whether the host may serve reads now: an answering replica whose lag is known and,
+    /// with a `bound`, within it at read time. The lag now is at most the lag the last check
+    /// measured plus the time since that check (replay may have stopped right after it), so
+    /// that sum is held to the bound: no round trip per read, and a replica whose checks stop
+    /// answering drops out by itself once the bound has passed since its last one.
     pub(crate) fn serves_reads(&self, bound: Option<Duration>) -> bool {
         let h = self.health();
         h.up && h.role == Some(HostRole::Replica)
-            && h.checked.is_some()
-            && match (h.lag, bound) {
-                (None, _) => false,
-                (Some(_), None) => true,
-                (Some(lag), Some(bound)) => lag <= bound,
+            && match (h.lag, h.checked, bound) {
+                (None, _, _) | (_, None, _) => false,
+                (Some(_), Some(_), None) => true,
+                (Some(lag), Some(checked), Some(bound)) => lag + checked.elapsed() <= bound,
             }
     }
 
@@ -155,6 +170,7 @@ impl Host {
             in_flight: self.in_flight(),
             sessions: self.sessions.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
+            pool: self.counters.snapshot(self.pool.state()),
         }
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! Writes and transactions not declared read-only run on the primary. Reader sessions
 //! ([`Db::reader`](crate::Db::reader)) and read-only transactions run on a replica the
-//! [`Balancer`] picks among the eligible ones: answering, within the lag bound as of the last
-//! check, and, when the handle committed a write (read-your-writes), having replayed that
+//! [`Balancer`] picks among the eligible ones: answering, within the lag bound at read time
+//! (the lag the last check measured plus the time since it), and, when the handle committed a write (read-your-writes), having replayed that
 //! commit's position ([`Backend::has_replayed`], asked live). With no eligible replica they run
 //! on the primary. A background thread, owned by the `Db` and stopped when it is dropped,
 //! checks every host each interval; a host that fails a check or a connection is banned until
@@ -218,7 +218,7 @@ impl Cluster {
                 source: None,
             });
         }
-        crate::pool::checkout(&host.pool, &host.failures, &host.config)
+        host.checkout()
     }
 
     /// Multi-writer mode: a connection to the next answering primary in turn; a host whose
@@ -233,12 +233,9 @@ impl Cluster {
             if !host.is(HostRole::Primary) {
                 continue;
             }
-            match crate::pool::checkout(&host.pool, &host.failures, &host.config) {
+            match host.checkout() {
                 Ok(conn) => return Ok(conn),
-                Err(e) => {
-                    host.ban();
-                    last = Some(e);
-                }
+                Err(e) => last = Some(e),
             }
         }
         Err(last.unwrap_or_else(|| Error::Connection {

@@ -36,7 +36,9 @@ pub enum Galera {
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
     /// A replica behind its primary by more than this serves no reads; `None` (default): no
-    /// bound. Enforced as of the last health check.
+    /// bound. Enforced at read time without a round trip: the lag the last health check
+    /// measured plus the time since that check must be within it, so keep `check_interval_ms`
+    /// well below the bound (else replicas serve only just after each check).
     pub max_replica_lag_ms: Option<u64>,
     /// How often the background checker asks every host its role and lag. Default 1 000 ms.
     pub check_interval_ms: u64,

@@ -392,9 +392,11 @@ impl Session {
         if self.replica.is_some() {
             return self.reroute();
         }
-        if self.db.cluster.as_ref().is_some_and(|c| c.multi_writer()) {
-            // Multi-writer Galera: the next synced node's pooled connection, never a
-            // connection to another node left in the pool of the node that failed.
+        if self.db.cluster.is_some() {
+            // A cluster: a pooled connection of the host that is primary now (after a
+            // failover, or the next synced Galera node), never a connection to one host left
+            // in another host's pool. The retired connection is marked broken, so its own
+            // pool closes it.
             self.conn = self.db.primary_connection()?;
             self.discard = false;
             return Ok(());

@@ -49,7 +49,8 @@ impl Session {
         let caller = std::panic::Location::caller();
         self.observed(Some(&E::META), "find", caller, |this| {
             this.authorize::<E>(Action::Read, Some(key))?;
-            let found = this.run_rows(|c| E::raw_find(Internal::new(), c, key, false))?;
+            let found =
+                this.read_again_elsewhere(|c| E::raw_find(Internal::new(), c, key, false))?;
             if let Some(row) = &found {
                 this.remember(row);
             }
@@ -120,7 +121,8 @@ impl Session {
         let caller = std::panic::Location::caller();
         self.observed(Some(&E::META), "find", caller, |this| {
             this.authorize::<E>(Action::Read, Some(key))?;
-            let found = this.run_rows(|c| E::raw_find(Internal::new(), c, key, true))?;
+            let found =
+                this.read_again_elsewhere(|c| E::raw_find(Internal::new(), c, key, true))?;
             Ok(this.visible(found)?.flatten())
         })
     }

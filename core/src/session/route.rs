@@ -1,6 +1,7 @@
 //! Routing in a cluster: a reader session moves to the primary before a transaction a replica
-//! must not run, a replica that lost its connection is left for another, and a commit records
-//! the handle's position for read-your-writes.
+//! must not run, a replica that lost its connection is left for another (a read by key that
+//! it cut off is run again there, once), and a commit records the handle's position for
+//! read-your-writes.
 
 use super::*;
 
@@ -75,6 +76,25 @@ impl Session {
                 Ok(())
             }
             None => self.move_to_primary(),
+        }
+    }
+
+    /// Runs a read that can be run again (a look-up by key, not a query the caller handed
+    /// over, which the first run consumes). On a replica, outside any transaction, a read
+    /// whose connection is lost is run once more within the same call on another eligible
+    /// replica, or the primary: the lost replica is banned on the way ([`Session::reroute`]).
+    /// Only reads come here; writes and transactions never run twice by this path.
+    pub(super) fn read_again_elsewhere<T: crate::observe::Rows>(
+        &mut self,
+        mut read: impl FnMut(&mut AnyConnection) -> diesel::QueryResult<T>,
+    ) -> Result<T> {
+        match self.run_rows(&mut read) {
+            Err(Error::Connection { .. })
+                if self.replica.is_some() && self.depth == 0 && !self.in_any_transaction() =>
+            {
+                self.run_rows(read)
+            }
+            other => other,
         }
     }
 

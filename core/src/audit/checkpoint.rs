@@ -65,29 +65,13 @@ impl Checkpoint {
     /// auditor's copies of the signers' public keys; the key inside the checkpoint is never
     /// trusted on its own, since a forger can put any key there).
     pub fn check_signature(&self, trusted: &[VerifyingKey]) -> SignatureCheck {
-        let Some(key) = hex::decode(&self.public_key)
-            .ok()
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .and_then(|b| VerifyingKey::from_bytes(&b).ok())
-        else {
-            return SignatureCheck::Invalid("malformed public key".into());
-        };
-        if !trusted.contains(&key) {
-            return SignatureCheck::Untrusted;
-        }
-        let Some(sig) = hex::decode(&self.signature)
-            .ok()
-            .and_then(|b| <[u8; 64]>::try_from(b).ok())
-        else {
-            return SignatureCheck::Invalid("malformed signature".into());
-        };
-        match key.verify(
+        check_hex_signature(
+            &self.public_key,
+            &self.signature,
             &Self::message(self.seq, &self.hash, &self.at),
-            &Signature::from_bytes(&sig),
-        ) {
-            Ok(()) => SignatureCheck::Valid,
-            Err(_) => SignatureCheck::Invalid("the signature does not match its content".into()),
-        }
+            trusted,
+        )
+        .0
     }
 
     /// `Ok` when the checkpoint is signed, unchanged, by `trusted`; else [`Error::Integrity`].
@@ -156,5 +140,39 @@ mod tests {
         );
         assert_eq!(resigned.check_signature(&[]), SignatureCheck::Untrusted);
         assert!(resigned.verify_signature(&key.verifying_key()).is_err());
+    }
+}
+
+/// Checks an ed25519 signature kept as hex (`public_key`, `signature`) over `message`: the
+/// key must be one of `trusted` (a key carried with the signed thing is never trusted on its
+/// own, since a forger can put any key there). Returns the check and, when it is valid, the key.
+pub(crate) fn check_hex_signature(
+    public_key: &str,
+    signature: &str,
+    message: &[u8],
+    trusted: &[VerifyingKey],
+) -> (SignatureCheck, Option<VerifyingKey>) {
+    let Some(key) = hex::decode(public_key)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .and_then(|b| VerifyingKey::from_bytes(&b).ok())
+    else {
+        return (SignatureCheck::Invalid("malformed public key".into()), None);
+    };
+    if !trusted.contains(&key) {
+        return (SignatureCheck::Untrusted, None);
+    }
+    let Some(sig) = hex::decode(signature)
+        .ok()
+        .and_then(|b| <[u8; 64]>::try_from(b).ok())
+    else {
+        return (SignatureCheck::Invalid("malformed signature".into()), None);
+    };
+    match key.verify(message, &Signature::from_bytes(&sig)) {
+        Ok(()) => (SignatureCheck::Valid, Some(key)),
+        Err(_) => (
+            SignatureCheck::Invalid("the signature does not match its content".into()),
+            None,
+        ),
     }
 }

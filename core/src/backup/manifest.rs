@@ -3,6 +3,7 @@
 //! and its SHA-256), signed with an ed25519 key. A manifest verifies only with the signer's
 //! public key, held by the auditor; one edited by hand no longer verifies.
 
+use crate::audit::checkpoint::check_hex_signature;
 use crate::audit::{Checkpoint, SignatureCheck};
 use crate::error::{Error, IntegrityKind, Result};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
@@ -105,28 +106,14 @@ impl Manifest {
     /// Whether the manifest is signed, unchanged, by one of `trusted` (the key inside the
     /// manifest is never trusted on its own). Its checkpoint must be signed by the same key.
     pub fn check_signature(&self, trusted: &[VerifyingKey]) -> SignatureCheck {
-        let Some(key) = hex::decode(&self.public_key)
-            .ok()
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .and_then(|b| VerifyingKey::from_bytes(&b).ok())
-        else {
-            return SignatureCheck::Invalid("malformed public key".into());
-        };
-        if !trusted.contains(&key) {
-            return SignatureCheck::Untrusted;
-        }
-        let Some(sig) = hex::decode(&self.signature)
-            .ok()
-            .and_then(|b| <[u8; 64]>::try_from(b).ok())
-        else {
-            return SignatureCheck::Invalid("malformed signature".into());
-        };
         let Ok(message) = Self::message(&self.body) else {
             return SignatureCheck::Invalid("the manifest cannot be encoded".into());
         };
-        if key.verify(&message, &Signature::from_bytes(&sig)).is_err() {
-            return SignatureCheck::Invalid("the signature does not match its content".into());
-        }
+        let (check, key) =
+            check_hex_signature(&self.public_key, &self.signature, &message, trusted);
+        let Some(key) = key else {
+            return check;
+        };
         match &self.body.checkpoint {
             Some(cp) => cp.check_signature(&[key]),
             None => SignatureCheck::Valid,

@@ -38,14 +38,14 @@ pub struct Transfer {
     pub amount: i64,
 }
 
-const START: i64 = 1_000_000;
+pub(crate) const START: i64 = 1_000_000;
 /// The private server's port (`CUSTODIAN_PG_PREPARED_PORT`, as pg-prepared.sh).
-fn pg_prepared_port() -> u16 {
+pub(crate) fn pg_prepared_port() -> u16 {
     crate::cluster_rig::rig_port("CUSTODIAN_PG_PREPARED_PORT", 25450)
 }
 
 /// Tests read-lock it; the restart test write-locks it while the private server restarts.
-static PRIVATE_PG: RwLock<()> = RwLock::new(());
+pub(crate) static PRIVATE_PG: RwLock<()> = RwLock::new(());
 
 fn rig_script() -> String {
     format!(
@@ -74,9 +74,9 @@ fn private_pg_base() -> &'static str {
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 /// A database on the private PostgreSQL server, dropped afterwards.
-struct PreparedPg {
+pub(crate) struct PreparedPg {
     name: String,
-    url: String,
+    pub(crate) url: String,
     db: Option<Db>,
 }
 
@@ -88,7 +88,7 @@ impl std::ops::Deref for PreparedPg {
 }
 
 impl PreparedPg {
-    fn new() -> PreparedPg {
+    pub(crate) fn new() -> PreparedPg {
         let base = private_pg_base();
         let name = format!(
             "co_{}_{}",
@@ -125,17 +125,22 @@ impl Drop for PreparedPg {
     }
 }
 
-fn open(url: &str) -> Db {
+/// The settings every test database is opened with.
+pub(crate) fn config(url: &str) -> DatabaseConfig {
     let mut cfg = DatabaseConfig::from_url(url).expect("valid url");
     cfg.pool.max_size = 4;
     cfg.pool.min_idle = Some(1);
     cfg.audit.key = Some(AUDIT_KEY.into());
-    custodian::open(cfg)
+    cfg
+}
+
+pub(crate) fn open(url: &str) -> Db {
+    custodian::open(config(url))
         .expect("open database")
         .acting_as(Principal::new("coordinator-test").with_role("admin"))
 }
 
-fn prepare_tables(db: &Db) {
+pub(crate) fn prepare_tables(db: &Db) {
     db.install_audit().unwrap();
     db.create_table::<Account>().unwrap();
     db.create_table::<Transfer>().unwrap();
@@ -152,7 +157,7 @@ fn prepare_tables(db: &Db) {
 /// `base` + `r<n>`) left prepared on the MariaDB server: a failed assertion must not leave
 /// locks that would block the test database's `DROP DATABASE` for ever. Only that test's:
 /// other tests run at the same time. Declare it after the MariaDB database, so it drops first.
-struct XaSweep(String, String);
+pub(crate) struct XaSweep(pub(crate) String, pub(crate) String);
 
 impl Drop for XaSweep {
     fn drop(&mut self) {
@@ -182,7 +187,7 @@ impl Drop for XaSweep {
     }
 }
 
-fn unique_name() -> String {
+pub(crate) fn unique_name() -> String {
     format!(
         "t{}x{}",
         std::process::id() % 100_000,
@@ -206,7 +211,7 @@ fn transfer(coord: &Coordinator, pg: &Db, my: &Db, id: i64, amount: i64) -> cust
 }
 
 /// What the two databases hold: (balance, transfers) of each.
-fn state(pg: &Db, my: &Db) -> ((i64, Vec<Transfer>), (i64, Vec<Transfer>)) {
+pub(crate) fn state(pg: &Db, my: &Db) -> ((i64, Vec<Transfer>), (i64, Vec<Transfer>)) {
     let read = |db: &Db| {
         let mut s = db.session().unwrap();
         let balance = s.get::<Account>(&1).unwrap().balance;
@@ -219,7 +224,7 @@ fn state(pg: &Db, my: &Db) -> ((i64, Vec<Transfer>), (i64, Vec<Transfer>)) {
 }
 
 /// Prepared transactions of coordinator `name` still on either server, read with raw SQL.
-fn prepared_left(pg_url: &str, my_url: &str, name: &str) -> usize {
+pub(crate) fn prepared_left(pg_url: &str, my_url: &str, name: &str) -> usize {
     use custodian::diesel::RunQueryDsl;
     #[derive(custodian::diesel::QueryableByName)]
     struct Count {
@@ -352,7 +357,7 @@ fn kill_points(log_in_pg: bool) -> Vec<(&'static str, bool)> {
 }
 
 /// Spawns this test binary as a coordinator that kills itself at `kill_at`; waits for it.
-fn run_child(spec: &str) {
+pub(crate) fn run_child(spec: &str) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "coordinate::a_transfer_commits_in_both_databases",

@@ -20,6 +20,7 @@ mod cluster_rig;
 mod commit_outcome;
 mod config;
 mod coordinate;
+mod coordinate_recovery;
 mod crud;
 mod crypto;
 mod encrypted;

@@ -35,6 +35,7 @@ mod migrate_diff;
 mod observe;
 mod observe_binds;
 mod observe_capture;
+mod pitr;
 mod pool;
 mod proxy;
 mod relations;

@@ -17,7 +17,7 @@ use custodian::prelude::*;
 use custodian::{BackendKind, DatabaseConfig, Principal};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{OnceLock, RwLock};
+use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 /// One account per database; transfers move money from PostgreSQL's to MariaDB's.
@@ -195,6 +195,62 @@ pub(crate) fn unique_name() -> String {
     )
 }
 
+/// What a guarded PostgreSQL test holds while it runs (see [`PRIVATE_PG`]).
+enum PgLock {
+    Shared(#[allow(dead_code)] RwLockReadGuard<'static, ()>),
+    Exclusive(#[allow(dead_code)] RwLockWriteGuard<'static, ()>),
+}
+
+/// The rig of a coordinated-transaction test: a database on the private PostgreSQL server and
+/// one on the shared MariaDB server, both with the audit tables and an account holding
+/// [`START`]; a SQLite database (the log, or a participant); the coordinators' base name; and
+/// the sweep of that name's XA branches. Fields drop in order: the sweep before the MariaDB
+/// database (a prepared branch would block its `DROP DATABASE`), the lock last.
+pub(crate) struct Rig {
+    /// The base name of the test's coordinators (see [`unique_name`]).
+    pub(crate) name: String,
+    /// A SQLite database, without tables.
+    pub(crate) log: TestDb,
+    _sweep: XaSweep,
+    pub(crate) my: TestDb,
+    pub(crate) pg: PreparedPg,
+    _lock: PgLock,
+}
+
+impl Rig {
+    /// A rig sharing the private PostgreSQL server with other tests.
+    pub(crate) fn new() -> Rig {
+        Rig::with(PgLock::Shared(
+            PRIVATE_PG.read().unwrap_or_else(|p| p.into_inner()),
+        ))
+    }
+
+    /// A rig with the private PostgreSQL server to itself (the test restarts it).
+    pub(crate) fn exclusive() -> Rig {
+        Rig::with(PgLock::Exclusive(
+            PRIVATE_PG.write().unwrap_or_else(|p| p.into_inner()),
+        ))
+    }
+
+    fn with(lock: PgLock) -> Rig {
+        let pg = PreparedPg::new();
+        let my = TestDb::new(BackendKind::Mysql);
+        let name = unique_name();
+        let sweep = XaSweep(my.url.clone(), name.clone());
+        let log = TestDb::new(BackendKind::Sqlite);
+        prepare_tables(&pg);
+        prepare_tables(&my);
+        Rig {
+            name,
+            log,
+            _sweep: sweep,
+            my,
+            pg,
+            _lock: lock,
+        }
+    }
+}
+
 /// Moves `amount` from PostgreSQL's account to MariaDB's and records transfer `id` in both.
 fn transfer(coord: &Coordinator, pg: &Db, my: &Db, id: i64, amount: i64) -> custodian::Result<()> {
     coord.run(&[pg, my], |s| {
@@ -303,32 +359,25 @@ fn a_transfer_commits_in_both_databases() {
         child_main(&spec);
         return;
     }
-    let _shared = PRIVATE_PG.read().unwrap_or_else(|p| p.into_inner());
-    let pg = PreparedPg::new();
-    let my = TestDb::new(BackendKind::Mysql);
-    let base = unique_name();
-    let _sweep = XaSweep(my.url.clone(), base.clone());
-    let log = TestDb::new(BackendKind::Sqlite);
-    prepare_tables(&pg);
-    prepare_tables(&my);
-    let coord = Coordinator::new(&base, &log).unwrap();
-    transfer(&coord, &pg, &my, 7, 250).unwrap();
-    let ((pg_balance, pg_t), (my_balance, my_t)) = state(&pg, &my);
+    let rig = Rig::new();
+    let coord = Coordinator::new(&rig.name, &rig.log).unwrap();
+    transfer(&coord, &rig.pg, &rig.my, 7, 250).unwrap();
+    let ((pg_balance, pg_t), (my_balance, my_t)) = state(&rig.pg, &rig.my);
     assert_eq!((pg_balance, my_balance), (START - 250, START + 250));
     assert_eq!(pg_t, vec![Transfer { id: 7, amount: 250 }]);
     assert_eq!(my_t, pg_t);
-    let (pg_rec, my_rec) = (transfer_records(&pg), transfer_records(&my));
+    let (pg_rec, my_rec) = (transfer_records(&rig.pg), transfer_records(&rig.my));
     assert_eq!(pg_rec.len(), 1);
     assert_eq!(
         pg_rec, my_rec,
         "one record per database, same transaction id"
     );
-    for db in [&*pg, &*my] {
+    for db in [&*rig.pg, &*rig.my] {
         db.seal_audit().unwrap();
         let report = db.verify_audit(None).unwrap();
         assert!(report.is_intact(), "{report:?}");
     }
-    assert_eq!(prepared_left(&pg.url, &my.url, coord.name()), 0);
+    assert_eq!(prepared_left(&rig.pg.url, &rig.my.url, coord.name()), 0);
 }
 
 /// The steps a coordinator can be killed at, and whether the transfer must then be committed
@@ -390,18 +439,11 @@ pub(crate) fn run_child(spec: &str) {
 /// prepared transaction is left.
 #[test]
 fn a_killed_coordinator_leaves_all_or_nothing_after_recover() {
-    let _shared = PRIVATE_PG.read().unwrap_or_else(|p| p.into_inner());
+    let rig = Rig::new();
     let runs: usize = std::env::var("CUSTODIAN_2PC_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
-    let pg = PreparedPg::new();
-    let my = TestDb::new(BackendKind::Mysql);
-    let base = unique_name();
-    let _sweep = XaSweep(my.url.clone(), base.clone());
-    let log = TestDb::new(BackendKind::Sqlite);
-    prepare_tables(&pg);
-    prepare_tables(&my);
     let mut seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -420,13 +462,13 @@ fn a_killed_coordinator_leaves_all_or_nothing_after_recover() {
         let log_in_pg = next(2) == 0;
         let points = kill_points(log_in_pg);
         let (kill_at, must_commit) = points[next(points.len())];
-        let name = format!("{base}r{run}");
+        let name = format!("{}r{run}", rig.name);
         let id = run as i64 + 1;
         let amount = 1 + next(100) as i64;
         let spec = [
-            pg.url.as_str(),
-            my.url.as_str(),
-            log.url.as_str(),
+            rig.pg.url.as_str(),
+            rig.my.url.as_str(),
+            rig.log.url.as_str(),
             &name,
             if log_in_pg { "1" } else { "0" },
             kill_at,
@@ -438,16 +480,16 @@ fn a_killed_coordinator_leaves_all_or_nothing_after_recover() {
         run_child(&spec);
         in_child += t0.elapsed();
         let t1 = Instant::now();
-        let log_db: &Db = if log_in_pg { &pg } else { &log };
+        let log_db: &Db = if log_in_pg { &rig.pg } else { &rig.log };
         let coord = Coordinator::new(&name, log_db).unwrap();
-        coord.recover(&[&pg, &my]).unwrap();
+        coord.recover(&[&rig.pg, &rig.my]).unwrap();
         in_recover += t1.elapsed();
         assert_eq!(
-            prepared_left(&pg.url, &my.url, &name),
+            prepared_left(&rig.pg.url, &rig.my.url, &name),
             0,
             "run {run} ({spec}): prepared transactions left after recover"
         );
-        let ((pg_balance, pg_t), (my_balance, my_t)) = state(&pg, &my);
+        let ((pg_balance, pg_t), (my_balance, my_t)) = state(&rig.pg, &rig.my);
         let in_pg = pg_t.iter().any(|t| t.id == id);
         let in_my = my_t.iter().any(|t| t.id == id);
         assert_eq!(
@@ -469,7 +511,7 @@ fn a_killed_coordinator_leaves_all_or_nothing_after_recover() {
         *outcomes.entry((log_in_pg, kill_at)).or_insert(0) += 1;
     }
     // Every branch left behind belongs to the chains: both trails still verify.
-    for db in [&*pg, &*my] {
+    for db in [&*rig.pg, &*rig.my] {
         db.seal_audit().unwrap();
         let report = db.verify_audit(None).unwrap();
         assert!(report.is_intact(), "{report:?}");
@@ -485,19 +527,12 @@ fn a_killed_coordinator_leaves_all_or_nothing_after_recover() {
 /// deciding.
 #[test]
 fn a_prepared_branch_survives_a_server_restart() {
-    let _exclusive = PRIVATE_PG.write().unwrap_or_else(|p| p.into_inner());
-    let pg = PreparedPg::new();
-    let my = TestDb::new(BackendKind::Mysql);
-    let base = unique_name();
-    let _sweep = XaSweep(my.url.clone(), base.clone());
-    let log = TestDb::new(BackendKind::Sqlite);
-    prepare_tables(&pg);
-    prepare_tables(&my);
-    let name = base.clone();
+    let rig = Rig::exclusive();
+    let name = rig.name.clone();
     let spec = [
-        pg.url.as_str(),
-        my.url.as_str(),
-        log.url.as_str(),
+        rig.pg.url.as_str(),
+        rig.my.url.as_str(),
+        rig.log.url.as_str(),
         &name,
         "0",
         "Decided",
@@ -506,7 +541,7 @@ fn a_prepared_branch_survives_a_server_restart() {
     ]
     .join("|");
     run_child(&spec);
-    assert_eq!(prepared_left(&pg.url, &my.url, &name), 2);
+    assert_eq!(prepared_left(&rig.pg.url, &rig.my.url, &name), 2);
     let out = Command::new(rig_script()).arg("restart").output().unwrap();
     assert!(
         out.status.success(),
@@ -521,15 +556,15 @@ fn a_prepared_branch_survives_a_server_restart() {
             "--coordinator",
             &name,
             "--log",
-            &log.url,
-            &pg.url,
-            &my.url,
+            &rig.log.url,
+            &rig.pg.url,
+            &rig.my.url,
         ],
         &[],
     );
     assert_eq!(status, 0);
-    assert_eq!(prepared_left(&pg.url, &my.url, &name), 0);
-    let ((pg_balance, pg_t), (my_balance, my_t)) = state(&pg, &my);
+    assert_eq!(prepared_left(&rig.pg.url, &rig.my.url, &name), 0);
+    let ((pg_balance, pg_t), (my_balance, my_t)) = state(&rig.pg, &rig.my);
     assert_eq!((pg_balance, my_balance), (START - 40, START + 40));
     assert_eq!((pg_t.len(), my_t.len()), (1, 1));
 }
@@ -538,18 +573,11 @@ fn a_prepared_branch_survives_a_server_restart() {
 /// and the transfer lands in all three databases.
 #[test]
 fn sqlite_takes_part_as_the_log_database() {
-    let _shared = PRIVATE_PG.read().unwrap_or_else(|p| p.into_inner());
-    let pg = PreparedPg::new();
-    let my = TestDb::new(BackendKind::Mysql);
-    let base = unique_name();
-    let _sweep = XaSweep(my.url.clone(), base.clone());
-    let lite = TestDb::new(BackendKind::Sqlite);
-    for db in [&*pg, &*my, &*lite] {
-        prepare_tables(db);
-    }
-    let coord = Coordinator::new(&base, &lite).unwrap();
+    let rig = Rig::new();
+    prepare_tables(&rig.log);
+    let coord = Coordinator::new(&rig.name, &rig.log).unwrap();
     coord
-        .run(&[&pg, &my, &lite], |s| {
+        .run(&[&rig.pg, &rig.my, &rig.log], |s| {
             for (i, s) in s.iter_mut().enumerate() {
                 s.insert(Transfer {
                     id: 1,
@@ -559,13 +587,13 @@ fn sqlite_takes_part_as_the_log_database() {
             Ok(())
         })
         .unwrap();
-    for (i, db) in [&*pg, &*my, &*lite].into_iter().enumerate() {
+    for (i, db) in [&*rig.pg, &*rig.my, &*rig.log].into_iter().enumerate() {
         let t = db.session().unwrap().get::<Transfer>(&1).unwrap();
         assert_eq!(t.amount, 10 * (i as i64 + 1));
     }
     // A failing closure leaves nothing in any of them.
     let err = coord
-        .run(&[&pg, &my, &lite], |s| {
+        .run(&[&rig.pg, &rig.my, &rig.log], |s| {
             for s in s.iter_mut() {
                 s.insert(Transfer { id: 2, amount: 1 })?;
             }
@@ -573,10 +601,10 @@ fn sqlite_takes_part_as_the_log_database() {
         })
         .unwrap_err();
     assert!(matches!(err, custodian::Error::Config { .. }), "{err}");
-    for db in [&*pg, &*my, &*lite] {
+    for db in [&*rig.pg, &*rig.my, &*rig.log] {
         assert_eq!(db.session().unwrap().find::<Transfer>(&2).unwrap(), None);
     }
-    assert_eq!(prepared_left(&pg.url, &my.url, coord.name()), 0);
+    assert_eq!(prepared_left(&rig.pg.url, &rig.my.url, coord.name()), 0);
 }
 
 /// Configurations that cannot keep the all-or-nothing promise are refused with a Config
@@ -625,24 +653,20 @@ fn what_cannot_prepare_is_refused() {
 /// database, never in one.
 #[test]
 fn a_recovery_racing_a_live_coordinator_wins_cleanly() {
-    let _shared = PRIVATE_PG.read().unwrap_or_else(|p| p.into_inner());
-    let pg = PreparedPg::new();
-    let my = TestDb::new(BackendKind::Mysql);
-    let base = unique_name();
-    let _sweep = XaSweep(my.url.clone(), base.clone());
-    prepare_tables(&pg);
-    prepare_tables(&my);
-    let name = base.clone();
+    let rig = Rig::new();
+    let name = rig.name.clone();
     let recovered = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let (pg_db, my_db, seen) = ((*pg).clone(), (*my).clone(), recovered.clone());
+    let (pg_db, my_db, seen) = ((*rig.pg).clone(), (*rig.my).clone(), recovered.clone());
     // The log is PostgreSQL itself: MariaDB (participant 1) is prepared, then recovery runs.
-    let coord = Coordinator::new(&name, &pg).unwrap().observe(move |step| {
-        if step == custodian::coordinate::Step::Prepared(1) {
-            let other = Coordinator::new(&name, &pg_db).unwrap();
-            *seen.lock().unwrap() = Some(other.recover(&[&pg_db, &my_db]).unwrap());
-        }
-    });
-    let err = transfer(&coord, &pg, &my, 1, 5).unwrap_err();
+    let coord = Coordinator::new(&name, &rig.pg)
+        .unwrap()
+        .observe(move |step| {
+            if step == custodian::coordinate::Step::Prepared(1) {
+                let other = Coordinator::new(&name, &pg_db).unwrap();
+                *seen.lock().unwrap() = Some(other.recover(&[&pg_db, &my_db]).unwrap());
+            }
+        });
+    let err = transfer(&coord, &rig.pg, &rig.my, 1, 5).unwrap_err();
     let report = recovered.lock().unwrap().take().expect("recovery ran");
     // MariaDB keeps the prepared branch with the live coordinator's connection: recovery
     // records `abort` and leaves the branch to it.
@@ -652,10 +676,10 @@ fn a_recovery_racing_a_live_coordinator_wins_cleanly() {
         err.constraint_kind().is_some() || err.is_retryable(),
         "{err}"
     );
-    let ((pg_balance, pg_t), (my_balance, my_t)) = state(&pg, &my);
+    let ((pg_balance, pg_t), (my_balance, my_t)) = state(&rig.pg, &rig.my);
     assert_eq!((pg_balance, my_balance), (START, START));
     assert!(pg_t.is_empty() && my_t.is_empty());
-    assert_eq!(prepared_left(&pg.url, &my.url, coord.name()), 0);
+    assert_eq!(prepared_left(&rig.pg.url, &rig.my.url, coord.name()), 0);
 }
 
 /// A set update that failed half-done inside a branch (a trigger changes the version the write
@@ -665,15 +689,8 @@ fn a_recovery_racing_a_live_coordinator_wins_cleanly() {
 #[test]
 fn a_doomed_branch_is_never_prepared() {
     use crate::set_fast_path::{sf_ledgers, Ledger};
-    let _shared = PRIVATE_PG.read().unwrap_or_else(|p| p.into_inner());
-    let pg = PreparedPg::new();
-    let my = TestDb::new(BackendKind::Mysql);
-    let base = unique_name();
-    let _sweep = XaSweep(my.url.clone(), base.clone());
-    let log = TestDb::new(BackendKind::Sqlite);
-    prepare_tables(&pg);
-    prepare_tables(&my);
-    my.create_table::<Ledger>().unwrap();
+    let rig = Rig::new();
+    rig.my.create_table::<Ledger>().unwrap();
     let row = Ledger {
         id: 1,
         balance: 10,
@@ -681,14 +698,14 @@ fn a_doomed_branch_is_never_prepared() {
         version: 0,
         updated_at: chrono::NaiveDateTime::default(),
     };
-    let before = my.session().unwrap().insert(row).unwrap();
-    my.raw_sql(
+    let before = rig.my.session().unwrap().insert(row).unwrap();
+    rig.my.raw_sql(
         "CREATE TRIGGER co_bump BEFORE UPDATE ON sf_ledgers FOR EACH ROW \
          SET NEW.version = IF(NEW.note = 'poison', NEW.version + 5, NEW.version)",
     );
-    let coord = Coordinator::new(&base, &log).unwrap();
+    let coord = Coordinator::new(&rig.name, &rig.log).unwrap();
     let err = coord
-        .run(&[&pg, &my], |s| {
+        .run(&[&rig.pg, &rig.my], |s| {
             s[0].insert(Transfer { id: 1, amount: 1 })?;
             let swallowed = s[1]
                 .update_where::<Ledger>(sf_ledgers::id.eq(1), sf_ledgers::note.eq("poison"))
@@ -705,8 +722,11 @@ fn a_doomed_branch_is_never_prepared() {
         Some(custodian::IntegrityKind::RollbackOnly),
         "{err:?}"
     );
-    assert_eq!(pg.session().unwrap().find::<Transfer>(&1).unwrap(), None);
-    let after = my.session().unwrap().get::<Ledger>(&1).unwrap();
+    assert_eq!(
+        rig.pg.session().unwrap().find::<Transfer>(&1).unwrap(),
+        None
+    );
+    let after = rig.my.session().unwrap().get::<Ledger>(&1).unwrap();
     assert_eq!((after.note, after.version), (before.note, before.version));
-    assert_eq!(prepared_left(&pg.url, &my.url, coord.name()), 0);
+    assert_eq!(prepared_left(&rig.pg.url, &rig.my.url, coord.name()), 0);
 }

@@ -9,7 +9,7 @@
 
 use crate::common::TestDb;
 use crate::coordinate::{
-    config, open, prepare_tables, prepared_left, run_child, state, unique_name, PreparedPg,
+    config, open, prepare_tables, prepared_left, run_child, state, unique_name, PreparedPg, Rig,
     XaSweep, PRIVATE_PG, START,
 };
 use custodian::diesel::connection::SimpleConnection;
@@ -50,53 +50,39 @@ fn reopen(url: &str, on: bool, name: &str, log: &str) -> custodian::Db {
 /// recovery on rolls both back. The sums stay whole, nothing stays prepared.
 #[test]
 fn recovery_at_open_resolves_the_branches_of_its_coordinators() {
-    let _shared = PRIVATE_PG.read().unwrap_or_else(|p| p.into_inner());
-    let pg = PreparedPg::new();
-    let my = TestDb::new(BackendKind::Mysql);
-    let name = unique_name();
-    let _sweep = XaSweep(my.url.clone(), name.clone());
-    let log = TestDb::new(BackendKind::Sqlite);
-    prepare_tables(&pg);
-    prepare_tables(&my);
+    let rig = Rig::new();
+    let (pg, my, log, name) = (&rig.pg, &rig.my, &rig.log, &rig.name);
 
-    run_child(&spec(&pg.url, &my.url, &log.url, &name, "Decided", 1, 40));
-    assert_eq!(prepared_left(&pg.url, &my.url, &name), 2);
-    drop(reopen(&pg.url, false, &name, &log.url));
-    drop(reopen(&my.url, false, &name, &log.url));
+    run_child(&spec(&pg.url, &my.url, &log.url, name, "Decided", 1, 40));
+    assert_eq!(prepared_left(&pg.url, &my.url, name), 2);
+    drop(reopen(&pg.url, false, name, &log.url));
+    drop(reopen(&my.url, false, name, &log.url));
     assert_eq!(
-        prepared_left(&pg.url, &my.url, &name),
+        prepared_left(&pg.url, &my.url, name),
         2,
         "recovery at open is off by default"
     );
     // Another coordinator's name resolves nothing of this one's.
     drop(reopen(&pg.url, true, "someone-else", &log.url));
-    assert_eq!(prepared_left(&pg.url, &my.url, &name), 2);
-    drop(reopen(&pg.url, true, &name, &log.url));
+    assert_eq!(prepared_left(&pg.url, &my.url, name), 2);
+    drop(reopen(&pg.url, true, name, &log.url));
     assert_eq!(
-        prepared_left(&pg.url, &my.url, &name),
+        prepared_left(&pg.url, &my.url, name),
         1,
         "PostgreSQL's branch is resolved when PostgreSQL opens, MariaDB's waits"
     );
-    drop(reopen(&my.url, true, &name, &log.url));
-    assert_eq!(prepared_left(&pg.url, &my.url, &name), 0);
-    let ((pg_balance, pg_t), (my_balance, my_t)) = state(&pg, &my);
+    drop(reopen(&my.url, true, name, &log.url));
+    assert_eq!(prepared_left(&pg.url, &my.url, name), 0);
+    let ((pg_balance, pg_t), (my_balance, my_t)) = state(pg, my);
     assert_eq!((pg_balance, my_balance), (START - 40, START + 40));
     assert_eq!((pg_t.len(), my_t.len()), (1, 1));
 
-    run_child(&spec(
-        &pg.url,
-        &my.url,
-        &log.url,
-        &name,
-        "Prepared(1)",
-        2,
-        7,
-    ));
-    assert_eq!(prepared_left(&pg.url, &my.url, &name), 2);
-    drop(reopen(&my.url, true, &name, &log.url));
-    drop(reopen(&pg.url, true, &name, &log.url));
-    assert_eq!(prepared_left(&pg.url, &my.url, &name), 0);
-    let ((pg_balance, pg_t), (my_balance, my_t)) = state(&pg, &my);
+    run_child(&spec(&pg.url, &my.url, &log.url, name, "Prepared(1)", 2, 7));
+    assert_eq!(prepared_left(&pg.url, &my.url, name), 2);
+    drop(reopen(&my.url, true, name, &log.url));
+    drop(reopen(&pg.url, true, name, &log.url));
+    assert_eq!(prepared_left(&pg.url, &my.url, name), 0);
+    let ((pg_balance, pg_t), (my_balance, my_t)) = state(pg, my);
     assert_eq!(
         (pg_balance, my_balance),
         (START - 40, START + 40),
@@ -105,14 +91,15 @@ fn recovery_at_open_resolves_the_branches_of_its_coordinators() {
     assert_eq!((pg_t.len(), my_t.len()), (1, 1));
 
     // A log that cannot be reached fails the open rather than leave branches holding locks.
-    run_child(&spec(&pg.url, &my.url, &log.url, &name, "Decided", 3, 1));
-    let mut cfg = config(&pg.url).recover_at_open(&[&name], "postgres://postgres@127.0.0.1:9/x");
+    run_child(&spec(&pg.url, &my.url, &log.url, name, "Decided", 3, 1));
+    let mut cfg =
+        config(&pg.url).recover_at_open(&[name.as_str()], "postgres://postgres@127.0.0.1:9/x");
     cfg.pool.connection_timeout_ms = 2_000;
     let err = custodian::open(cfg).unwrap_err();
     assert!(matches!(err, custodian::Error::Connection { .. }), "{err}");
-    drop(reopen(&pg.url, true, &name, &log.url));
-    drop(reopen(&my.url, true, &name, &log.url));
-    assert_eq!(prepared_left(&pg.url, &my.url, &name), 0);
+    drop(reopen(&pg.url, true, name, &log.url));
+    drop(reopen(&my.url, true, name, &log.url));
+    assert_eq!(prepared_left(&pg.url, &my.url, name), 0);
 }
 
 // ------------------------------------------------------------- MariaDB restarting

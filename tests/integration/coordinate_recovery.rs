@@ -8,9 +8,10 @@
 //! `CUSTODIAN_MARIADB_XA_PORT`, default 25480), started here and stopped by `run-tests`.
 
 use crate::common::TestDb;
-use crate::coordinate::{
-    config, open, prepare_tables, prepared_left, run_child, state, unique_name, PreparedPg, Rig,
-    XaSweep, PRIVATE_PG, START,
+use crate::coordinate::run_child;
+use crate::coordinate_rig::{
+    config, open, prepare_tables, prepared_left, state, unique_name, PreparedPg, Rig, XaSweep,
+    PRIVATE_PG, START,
 };
 use custodian::diesel::connection::SimpleConnection;
 use custodian::diesel::Connection;

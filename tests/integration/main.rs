@@ -21,6 +21,7 @@ mod commit_outcome;
 mod config;
 mod coordinate;
 mod coordinate_recovery;
+mod coordinate_rig;
 mod crud;
 mod crypto;
 mod encrypted;

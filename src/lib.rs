@@ -115,9 +115,16 @@ pub fn connect(url: &str) -> Result<Db> {
 /// Opens a database from its configuration, after applying the environment's `CUSTODIAN_*`
 /// settings to it ([`DatabaseConfig::apply_env`]: a variable that is set wins over the value in
 /// `config`, as in [`Config::from_env`] and [`Config::from_file`]).
+///
+/// When the configuration turns on recovery at open ([`config::RecoveryConfig`], off by
+/// default), the named coordinators' in-doubt branches on this database are resolved by their
+/// log before the handle is returned ([`coordinate::recover_at_open`]); a failure of that
+/// pass fails `open`.
 pub fn open(mut config: DatabaseConfig) -> Result<Db> {
     config.apply_env(|var| std::env::var(var).ok())?;
-    Db::open(config, custodian_backends::ALL)
+    let db = Db::open(config, custodian_backends::ALL)?;
+    coordinate::recover_at_open(&db, custodian_backends::ALL)?;
+    Ok(db)
 }
 
 /// Opens the database called `name` in a configuration, with the environment applied as in

@@ -84,15 +84,20 @@ pub struct DatabaseConfig {
     /// (`[databases.NAME.observe]`).
     #[serde(default)]
     pub observe: crate::observe::ObserveConfig,
+    /// Recovery at open of coordinated transactions' in-doubt branches (off by default).
+    #[serde(default)]
+    pub recovery: RecoveryConfig,
 }
 
 mod audit;
 mod crypto;
+mod recovery;
 pub use audit::AuditConfig;
 pub(crate) use audit::{
     key_bytes, missing_audit_key, parse_public_key, parse_signing_key, KEY_FORMAT,
 };
 pub use crypto::CryptoConfig;
+pub use recovery::RecoveryConfig;
 
 /// A boolean environment variable: `1`/`true` or `0`/`false`.
 pub(crate) fn env_flag(var: &str, v: String) -> Result<bool> {
@@ -275,6 +280,7 @@ impl DatabaseConfig {
             commit_outcome: CommitOutcomeConfig::default(),
             crypto: CryptoConfig::default(),
             observe: Default::default(),
+            recovery: RecoveryConfig::default(),
         }
     }
 
@@ -295,6 +301,7 @@ impl DatabaseConfig {
     /// | `CUSTODIAN_STATEMENT_TIMEOUT_MS`, `CUSTODIAN_BUSY_TIMEOUT_MS`, `CUSTODIAN_APPLICATION_NAME` | session |
     /// | `CUSTODIAN_RETRY_MAX_ATTEMPTS`, `CUSTODIAN_RETRY_MAX_ELAPSED_MS` | retry policy (attempts: 0 or 1 turns retry off; time budget: 0 for none) |
     /// | `CUSTODIAN_AUDIT_KEY`, `CUSTODIAN_AUDIT_UNKEYED`, `CUSTODIAN_AUDIT_SIGNING_KEY`, `CUSTODIAN_AUDIT_WITNESS`, `CUSTODIAN_AUDIT_TRUSTED_KEYS` | audit trail (see [`AuditConfig::apply_env`]) |
+    /// | `CUSTODIAN_RECOVER_COORDINATORS`, `CUSTODIAN_RECOVER_LOG` | recovery at open (see [`RecoveryConfig`]) |
     /// | `CUSTODIAN_CRYPTO_KEYS`, `CUSTODIAN_CRYPTO_ACTIVE`, `CUSTODIAN_CRYPTO_INDEX_KEY`, `CUSTODIAN_CRYPTO_CACHE_TTL_MS` | field encryption (see [`CryptoConfig`]) |
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
         fn num<T: std::str::FromStr>(var: &str, v: String) -> Result<T> {
@@ -344,6 +351,7 @@ impl DatabaseConfig {
         if let Some(v) = get("CUSTODIAN_RETRY_MAX_ELAPSED_MS") {
             self.retry.max_elapsed_ms = num("CUSTODIAN_RETRY_MAX_ELAPSED_MS", v)?;
         }
+        self.recovery.apply_env(&get);
         // --- crypto: CUSTODIAN_CRYPTO_KEYS, _ACTIVE, _INDEX_KEY, _CACHE_TTL_MS ---
         self.crypto.apply_env(&get)
     }
@@ -422,6 +430,7 @@ impl DatabaseConfig {
             ));
         }
         self.cluster.validate(at, hosts.len())?;
+        self.recovery.validate(at)?;
         for (i, h) in hosts.iter().enumerate().filter(|_| hosts.len() > 1) {
             check_url(h, &format!("{url_field} (host {})", i + 1))?;
         }

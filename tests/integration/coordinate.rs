@@ -6,267 +6,19 @@
 //! restarted with a prepared branch, and the configurations that cannot work refused up front.
 //!
 //! PostgreSQL's shared server has `max_prepared_transactions = 0`; the two-phase tests use a
-//! private server (`tests/cluster/pg-prepared.sh`), started here and stopped by `run-tests`.
+//! private server (`tests/cluster/pg-prepared.sh`, see `coordinate_rig`), started here and
+//! stopped by `run-tests`.
 
-use crate::common::{TestDb, AUDIT_KEY};
-use custodian::audit::tables::custodian_audit as a;
+use crate::common::TestDb;
+use crate::coordinate_rig::{
+    open, prepare_tables, prepared_left, rig_script, state, transfer, transfer_records,
+    unique_name, Rig, Transfer, XaSweep, START,
+};
 use custodian::coordinate::Coordinator;
-use custodian::diesel::connection::SimpleConnection;
-use custodian::diesel::Connection;
 use custodian::prelude::*;
-use custodian::{BackendKind, DatabaseConfig, Principal};
+use custodian::BackendKind;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{OnceLock, RwLock};
 use std::time::{Duration, Instant};
-
-/// One account per database; transfers move money from PostgreSQL's to MariaDB's.
-#[entity(table = "co_accounts")]
-#[derive(Debug, Clone, PartialEq)]
-pub struct Account {
-    #[column(primary_key)]
-    pub id: i64,
-    pub balance: i64,
-}
-
-/// A transfer, written to both databases by the coordinated transaction that makes it.
-#[entity(table = "co_transfers")]
-#[derive(Debug, Clone, PartialEq)]
-pub struct Transfer {
-    #[column(primary_key)]
-    pub id: i64,
-    pub amount: i64,
-}
-
-pub(crate) const START: i64 = 1_000_000;
-/// The private server's port (`CUSTODIAN_PG_PREPARED_PORT`, as pg-prepared.sh).
-fn pg_prepared_port() -> u16 {
-    crate::cluster_rig::rig_port("CUSTODIAN_PG_PREPARED_PORT", 25450)
-}
-
-/// Tests read-lock it; the restart test write-locks it while the private server restarts.
-pub(crate) static PRIVATE_PG: RwLock<()> = RwLock::new(());
-
-fn rig_script() -> String {
-    format!(
-        "{}/tests/cluster/pg-prepared.sh",
-        env!("CARGO_MANIFEST_DIR")
-    )
-}
-
-/// Starts the private PostgreSQL server that can prepare transactions (once per process).
-fn private_pg_base() -> &'static str {
-    static UP: OnceLock<String> = OnceLock::new();
-    UP.get_or_init(|| {
-        let out = Command::new(rig_script())
-            .arg("up")
-            .output()
-            .expect("run tests/cluster/pg-prepared.sh");
-        assert!(
-            out.status.success(),
-            "tests/cluster/pg-prepared.sh up failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        format!("postgres://postgres@127.0.0.1:{}", pg_prepared_port())
-    })
-}
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-/// A database on the private PostgreSQL server, dropped afterwards.
-pub(crate) struct PreparedPg {
-    name: String,
-    pub(crate) url: String,
-    db: Option<Db>,
-}
-
-impl std::ops::Deref for PreparedPg {
-    type Target = Db;
-    fn deref(&self) -> &Db {
-        self.db.as_ref().expect("open database")
-    }
-}
-
-impl PreparedPg {
-    pub(crate) fn new() -> PreparedPg {
-        let base = private_pg_base();
-        let name = format!(
-            "co_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        custodian::diesel::PgConnection::establish(&format!("{base}/postgres"))
-            .expect("reach the private PostgreSQL")
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .expect("create database");
-        let url = format!("{base}/{name}");
-        PreparedPg {
-            db: Some(open(&url)),
-            name,
-            url,
-        }
-    }
-}
-
-impl Drop for PreparedPg {
-    fn drop(&mut self) {
-        drop(self.db.take());
-        if let Ok(mut c) =
-            custodian::diesel::PgConnection::establish(&format!("{}/postgres", private_pg_base()))
-        {
-            // A prepared transaction left by a failed test would keep the database busy.
-            let _ = c.batch_execute(&format!(
-                "DO $$ DECLARE g text; BEGIN FOR g IN SELECT gid FROM pg_prepared_xacts \
-                 WHERE database = '{0}' LOOP EXECUTE format('ROLLBACK PREPARED %L', g); \
-                 END LOOP; END $$; DROP DATABASE IF EXISTS {0} WITH (FORCE)",
-                self.name
-            ));
-        }
-    }
-}
-
-fn open(url: &str) -> Db {
-    let mut cfg = DatabaseConfig::from_url(url).expect("valid url");
-    cfg.pool.max_size = 4;
-    cfg.pool.min_idle = Some(1);
-    cfg.audit.key = Some(AUDIT_KEY.into());
-    custodian::open(cfg)
-        .expect("open database")
-        .acting_as(Principal::new("coordinator-test").with_role("admin"))
-}
-
-pub(crate) fn prepare_tables(db: &Db) {
-    db.install_audit().unwrap();
-    db.create_table::<Account>().unwrap();
-    db.create_table::<Transfer>().unwrap();
-    db.session()
-        .unwrap()
-        .insert(Account {
-            id: 1,
-            balance: START,
-        })
-        .unwrap();
-}
-
-/// Rolls back, when dropped, any XA branch one test's coordinators (named `base`, or
-/// `base` + `r<n>`) left prepared on the MariaDB server: a failed assertion must not leave
-/// locks that would block the test database's `DROP DATABASE` for ever. Only that test's:
-/// other tests run at the same time. Declare it after the MariaDB database, so it drops first.
-pub(crate) struct XaSweep(pub(crate) String, pub(crate) String);
-
-impl Drop for XaSweep {
-    fn drop(&mut self) {
-        use custodian::diesel::RunQueryDsl;
-        #[derive(custodian::diesel::QueryableByName)]
-        struct XaRow {
-            #[diesel(sql_type = custodian::diesel::sql_types::BigInt)]
-            gtrid_length: i64,
-            #[diesel(sql_type = custodian::diesel::sql_types::Binary)]
-            data: Vec<u8>,
-        }
-        let Ok(mut c) = custodian::diesel::MysqlConnection::establish(&self.0) else {
-            return;
-        };
-        let (exact, numbered) = (format!("cust:{}:", self.1), format!("cust:{}r", self.1));
-        let rows: Vec<XaRow> = custodian::diesel::sql_query("XA RECOVER")
-            .load(&mut c)
-            .unwrap_or_default();
-        for r in rows {
-            let split = r.gtrid_length as usize;
-            let (g, b) = r.data.split_at(split.min(r.data.len()));
-            let (g, b) = (String::from_utf8_lossy(g), String::from_utf8_lossy(b));
-            if g.starts_with(&exact) || g.starts_with(&numbered) {
-                let _ = c.batch_execute(&format!("XA ROLLBACK '{g}','{b}'"));
-            }
-        }
-    }
-}
-
-pub(crate) fn unique_name() -> String {
-    format!(
-        "t{}x{}",
-        std::process::id() % 100_000,
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Moves `amount` from PostgreSQL's account to MariaDB's and records transfer `id` in both.
-pub(crate) fn transfer(
-    coord: &Coordinator,
-    pg: &Db,
-    my: &Db,
-    id: i64,
-    amount: i64,
-) -> custodian::Result<()> {
-    coord.run(&[pg, my], |s| {
-        let mut from: Account = s[0].get(&1)?;
-        from.balance -= amount;
-        s[0].update(&mut from)?;
-        let mut to: Account = s[1].get(&1)?;
-        to.balance += amount;
-        s[1].update(&mut to)?;
-        s[0].insert(Transfer { id, amount })?;
-        s[1].insert(Transfer { id, amount })?;
-        Ok(())
-    })
-}
-
-/// What the two databases hold: (balance, transfers) of each.
-pub(crate) fn state(pg: &Db, my: &Db) -> ((i64, Vec<Transfer>), (i64, Vec<Transfer>)) {
-    let read = |db: &Db| {
-        let mut s = db.session().unwrap();
-        let balance = s.get::<Account>(&1).unwrap().balance;
-        let transfers = s
-            .select::<Transfer, _>(co_transfers::table.order(co_transfers::id))
-            .unwrap();
-        (balance, transfers)
-    };
-    (read(pg), read(my))
-}
-
-/// Prepared transactions of coordinator `name` still on either server, read with raw SQL.
-fn prepared_left(pg_url: &str, my_url: &str, name: &str) -> usize {
-    use custodian::diesel::RunQueryDsl;
-    #[derive(custodian::diesel::QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = custodian::diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    #[derive(custodian::diesel::QueryableByName)]
-    struct XaRow {
-        #[diesel(sql_type = custodian::diesel::sql_types::Binary)]
-        data: Vec<u8>,
-    }
-    let prefix = format!("cust:{name}:");
-    let mut pg = custodian::diesel::PgConnection::establish(pg_url).unwrap();
-    let on_pg = custodian::diesel::sql_query(format!(
-        "SELECT count(*) AS n FROM pg_prepared_xacts WHERE gid LIKE '{prefix}%'"
-    ))
-    .get_result::<Count>(&mut pg)
-    .unwrap()
-    .n as usize;
-    let mut my = custodian::diesel::MysqlConnection::establish(my_url).unwrap();
-    let on_my = custodian::diesel::sql_query("XA RECOVER")
-        .load::<XaRow>(&mut my)
-        .unwrap()
-        .into_iter()
-        .filter(|r| r.data.starts_with(prefix.as_bytes()))
-        .count();
-    on_pg + on_my
-}
-
-/// The audit records of transfer rows in `db`, as (transaction id, key).
-fn transfer_records(db: &Db) -> Vec<(String, String)> {
-    db.session()
-        .unwrap()
-        .load(
-            a::table
-                .filter(a::entity.eq("co_transfers"))
-                .order(a::id)
-                .select((a::tx_id, a::entity_key)),
-        )
-        .unwrap()
-}
 
 // ------------------------------------------------------------------ the killed coordinator
 
@@ -304,32 +56,25 @@ fn a_transfer_commits_in_both_databases() {
         child_main(&spec);
         return;
     }
-    let _shared = PRIVATE_PG.read().unwrap_or_else(|p| p.into_inner());
-    let pg = PreparedPg::new();
-    let my = TestDb::new(BackendKind::Mysql);
-    let base = unique_name();
-    let _sweep = XaSweep(my.url.clone(), base.clone());
-    let log = TestDb::new(BackendKind::Sqlite);
-    prepare_tables(&pg);
-    prepare_tables(&my);
-    let coord = Coordinator::new(&base, &log).unwrap();
-    transfer(&coord, &pg, &my, 7, 250).unwrap();
-    let ((pg_balance, pg_t), (my_balance, my_t)) = state(&pg, &my);
+    let rig = Rig::new();
+    let coord = Coordinator::new(&rig.name, &rig.log).unwrap();
+    transfer(&coord, &rig.pg, &rig.my, 7, 250).unwrap();
+    let ((pg_balance, pg_t), (my_balance, my_t)) = state(&rig.pg, &rig.my);
     assert_eq!((pg_balance, my_balance), (START - 250, START + 250));
     assert_eq!(pg_t, vec![Transfer { id: 7, amount: 250 }]);
     assert_eq!(my_t, pg_t);
-    let (pg_rec, my_rec) = (transfer_records(&pg), transfer_records(&my));
+    let (pg_rec, my_rec) = (transfer_records(&rig.pg), transfer_records(&rig.my));
     assert_eq!(pg_rec.len(), 1);
     assert_eq!(
         pg_rec, my_rec,
         "one record per database, same transaction id"
     );
-    for db in [&*pg, &*my] {
+    for db in [&*rig.pg, &*rig.my] {
         db.seal_audit().unwrap();
         let report = db.verify_audit(None).unwrap();
         assert!(report.is_intact(), "{report:?}");
     }
-    assert_eq!(prepared_left(&pg.url, &my.url, coord.name()), 0);
+    assert_eq!(prepared_left(&rig.pg.url, &rig.my.url, coord.name()), 0);
 }
 
 /// The steps a coordinator can be killed at, and whether the transfer must then be committed
@@ -358,7 +103,7 @@ fn kill_points(log_in_pg: bool) -> Vec<(&'static str, bool)> {
 }
 
 /// Spawns this test binary as a coordinator that kills itself at `kill_at`; waits for it.
-fn run_child(spec: &str) {
+pub(crate) fn run_child(spec: &str) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "coordinate::a_transfer_commits_in_both_databases",
@@ -391,18 +136,11 @@ fn run_child(spec: &str) {
 /// prepared transaction is left.
 #[test]
 fn a_killed_coordinator_leaves_all_or_nothing_after_recover() {
-    let _shared = PRIVATE_PG.read().unwrap_or_else(|p| p.into_inner());
+    let rig = Rig::new();
     let runs: usize = std::env::var("CUSTODIAN_2PC_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
-    let pg = PreparedPg::new();
-    let my = TestDb::new(BackendKind::Mysql);
-    let base = unique_name();
-    let _sweep = XaSweep(my.url.clone(), base.clone());
-    let log = TestDb::new(BackendKind::Sqlite);
-    prepare_tables(&pg);
-    prepare_tables(&my);
     let mut seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -421,13 +159,13 @@ fn a_killed_coordinator_leaves_all_or_nothing_after_recover() {
         let log_in_pg = next(2) == 0;
         let points = kill_points(log_in_pg);
         let (kill_at, must_commit) = points[next(points.len())];
-        let name = format!("{base}r{run}");
+        let name = format!("{}r{run}", rig.name);
         let id = run as i64 + 1;
         let amount = 1 + next(100) as i64;
         let spec = [
-            pg.url.as_str(),
-            my.url.as_str(),
-            log.url.as_str(),
+            rig.pg.url.as_str(),
+            rig.my.url.as_str(),
+            rig.log.url.as_str(),
             &name,
             if log_in_pg { "1" } else { "0" },
             kill_at,
@@ -439,16 +177,16 @@ fn a_killed_coordinator_leaves_all_or_nothing_after_recover() {
         run_child(&spec);
         in_child += t0.elapsed();
         let t1 = Instant::now();
-        let log_db: &Db = if log_in_pg { &pg } else { &log };
+        let log_db: &Db = if log_in_pg { &rig.pg } else { &rig.log };
         let coord = Coordinator::new(&name, log_db).unwrap();
-        coord.recover(&[&pg, &my]).unwrap();
+        coord.recover(&[&rig.pg, &rig.my]).unwrap();
         in_recover += t1.elapsed();
         assert_eq!(
-            prepared_left(&pg.url, &my.url, &name),
+            prepared_left(&rig.pg.url, &rig.my.url, &name),
             0,
             "run {run} ({spec}): prepared transactions left after recover"
         );
-        let ((pg_balance, pg_t), (my_balance, my_t)) = state(&pg, &my);
+        let ((pg_balance, pg_t), (my_balance, my_t)) = state(&rig.pg, &rig.my);
         let in_pg = pg_t.iter().any(|t| t.id == id);
         let in_my = my_t.iter().any(|t| t.id == id);
         assert_eq!(
@@ -470,7 +208,7 @@ fn a_killed_coordinator_leaves_all_or_nothing_after_recover() {
         *outcomes.entry((log_in_pg, kill_at)).or_insert(0) += 1;
     }
     // Every branch left behind belongs to the chains: both trails still verify.
-    for db in [&*pg, &*my] {
+    for db in [&*rig.pg, &*rig.my] {
         db.seal_audit().unwrap();
         let report = db.verify_audit(None).unwrap();
         assert!(report.is_intact(), "{report:?}");
@@ -486,19 +224,12 @@ fn a_killed_coordinator_leaves_all_or_nothing_after_recover() {
 /// deciding.
 #[test]
 fn a_prepared_branch_survives_a_server_restart() {
-    let _exclusive = PRIVATE_PG.write().unwrap_or_else(|p| p.into_inner());
-    let pg = PreparedPg::new();
-    let my = TestDb::new(BackendKind::Mysql);
-    let base = unique_name();
-    let _sweep = XaSweep(my.url.clone(), base.clone());
-    let log = TestDb::new(BackendKind::Sqlite);
-    prepare_tables(&pg);
-    prepare_tables(&my);
-    let name = base.clone();
+    let rig = Rig::exclusive();
+    let name = rig.name.clone();
     let spec = [
-        pg.url.as_str(),
-        my.url.as_str(),
-        log.url.as_str(),
+        rig.pg.url.as_str(),
+        rig.my.url.as_str(),
+        rig.log.url.as_str(),
         &name,
         "0",
         "Decided",
@@ -507,7 +238,7 @@ fn a_prepared_branch_survives_a_server_restart() {
     ]
     .join("|");
     run_child(&spec);
-    assert_eq!(prepared_left(&pg.url, &my.url, &name), 2);
+    assert_eq!(prepared_left(&rig.pg.url, &rig.my.url, &name), 2);
     let out = Command::new(rig_script()).arg("restart").output().unwrap();
     assert!(
         out.status.success(),
@@ -522,15 +253,15 @@ fn a_prepared_branch_survives_a_server_restart() {
             "--coordinator",
             &name,
             "--log",
-            &log.url,
-            &pg.url,
-            &my.url,
+            &rig.log.url,
+            &rig.pg.url,
+            &rig.my.url,
         ],
         &[],
     );
     assert_eq!(status, 0);
-    assert_eq!(prepared_left(&pg.url, &my.url, &name), 0);
-    let ((pg_balance, pg_t), (my_balance, my_t)) = state(&pg, &my);
+    assert_eq!(prepared_left(&rig.pg.url, &rig.my.url, &name), 0);
+    let ((pg_balance, pg_t), (my_balance, my_t)) = state(&rig.pg, &rig.my);
     assert_eq!((pg_balance, my_balance), (START - 40, START + 40));
     assert_eq!((pg_t.len(), my_t.len()), (1, 1));
 }
@@ -539,18 +270,11 @@ fn a_prepared_branch_survives_a_server_restart() {
 /// and the transfer lands in all three databases.
 #[test]
 fn sqlite_takes_part_as_the_log_database() {
-    let _shared = PRIVATE_PG.read().unwrap_or_else(|p| p.into_inner());
-    let pg = PreparedPg::new();
-    let my = TestDb::new(BackendKind::Mysql);
-    let base = unique_name();
-    let _sweep = XaSweep(my.url.clone(), base.clone());
-    let lite = TestDb::new(BackendKind::Sqlite);
-    for db in [&*pg, &*my, &*lite] {
-        prepare_tables(db);
-    }
-    let coord = Coordinator::new(&base, &lite).unwrap();
+    let rig = Rig::new();
+    prepare_tables(&rig.log);
+    let coord = Coordinator::new(&rig.name, &rig.log).unwrap();
     coord
-        .run(&[&pg, &my, &lite], |s| {
+        .run(&[&rig.pg, &rig.my, &rig.log], |s| {
             for (i, s) in s.iter_mut().enumerate() {
                 s.insert(Transfer {
                     id: 1,
@@ -560,13 +284,13 @@ fn sqlite_takes_part_as_the_log_database() {
             Ok(())
         })
         .unwrap();
-    for (i, db) in [&*pg, &*my, &*lite].into_iter().enumerate() {
+    for (i, db) in [&*rig.pg, &*rig.my, &*rig.log].into_iter().enumerate() {
         let t = db.session().unwrap().get::<Transfer>(&1).unwrap();
         assert_eq!(t.amount, 10 * (i as i64 + 1));
     }
     // A failing closure leaves nothing in any of them.
     let err = coord
-        .run(&[&pg, &my, &lite], |s| {
+        .run(&[&rig.pg, &rig.my, &rig.log], |s| {
             for s in s.iter_mut() {
                 s.insert(Transfer { id: 2, amount: 1 })?;
             }
@@ -574,10 +298,10 @@ fn sqlite_takes_part_as_the_log_database() {
         })
         .unwrap_err();
     assert!(matches!(err, custodian::Error::Config { .. }), "{err}");
-    for db in [&*pg, &*my, &*lite] {
+    for db in [&*rig.pg, &*rig.my, &*rig.log] {
         assert_eq!(db.session().unwrap().find::<Transfer>(&2).unwrap(), None);
     }
-    assert_eq!(prepared_left(&pg.url, &my.url, coord.name()), 0);
+    assert_eq!(prepared_left(&rig.pg.url, &rig.my.url, coord.name()), 0);
 }
 
 /// Configurations that cannot keep the all-or-nothing promise are refused with a Config
@@ -626,24 +350,20 @@ fn what_cannot_prepare_is_refused() {
 /// database, never in one.
 #[test]
 fn a_recovery_racing_a_live_coordinator_wins_cleanly() {
-    let _shared = PRIVATE_PG.read().unwrap_or_else(|p| p.into_inner());
-    let pg = PreparedPg::new();
-    let my = TestDb::new(BackendKind::Mysql);
-    let base = unique_name();
-    let _sweep = XaSweep(my.url.clone(), base.clone());
-    prepare_tables(&pg);
-    prepare_tables(&my);
-    let name = base.clone();
+    let rig = Rig::new();
+    let name = rig.name.clone();
     let recovered = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let (pg_db, my_db, seen) = ((*pg).clone(), (*my).clone(), recovered.clone());
+    let (pg_db, my_db, seen) = ((*rig.pg).clone(), (*rig.my).clone(), recovered.clone());
     // The log is PostgreSQL itself: MariaDB (participant 1) is prepared, then recovery runs.
-    let coord = Coordinator::new(&name, &pg).unwrap().observe(move |step| {
-        if step == custodian::coordinate::Step::Prepared(1) {
-            let other = Coordinator::new(&name, &pg_db).unwrap();
-            *seen.lock().unwrap() = Some(other.recover(&[&pg_db, &my_db]).unwrap());
-        }
-    });
-    let err = transfer(&coord, &pg, &my, 1, 5).unwrap_err();
+    let coord = Coordinator::new(&name, &rig.pg)
+        .unwrap()
+        .observe(move |step| {
+            if step == custodian::coordinate::Step::Prepared(1) {
+                let other = Coordinator::new(&name, &pg_db).unwrap();
+                *seen.lock().unwrap() = Some(other.recover(&[&pg_db, &my_db]).unwrap());
+            }
+        });
+    let err = transfer(&coord, &rig.pg, &rig.my, 1, 5).unwrap_err();
     let report = recovered.lock().unwrap().take().expect("recovery ran");
     // MariaDB keeps the prepared branch with the live coordinator's connection: recovery
     // records `abort` and leaves the branch to it.
@@ -653,10 +373,10 @@ fn a_recovery_racing_a_live_coordinator_wins_cleanly() {
         err.constraint_kind().is_some() || err.is_retryable(),
         "{err}"
     );
-    let ((pg_balance, pg_t), (my_balance, my_t)) = state(&pg, &my);
+    let ((pg_balance, pg_t), (my_balance, my_t)) = state(&rig.pg, &rig.my);
     assert_eq!((pg_balance, my_balance), (START, START));
     assert!(pg_t.is_empty() && my_t.is_empty());
-    assert_eq!(prepared_left(&pg.url, &my.url, coord.name()), 0);
+    assert_eq!(prepared_left(&rig.pg.url, &rig.my.url, coord.name()), 0);
 }
 
 /// A set update that failed half-done inside a branch (a trigger changes the version the write
@@ -666,15 +386,8 @@ fn a_recovery_racing_a_live_coordinator_wins_cleanly() {
 #[test]
 fn a_doomed_branch_is_never_prepared() {
     use crate::set_fast_path::{sf_ledgers, Ledger};
-    let _shared = PRIVATE_PG.read().unwrap_or_else(|p| p.into_inner());
-    let pg = PreparedPg::new();
-    let my = TestDb::new(BackendKind::Mysql);
-    let base = unique_name();
-    let _sweep = XaSweep(my.url.clone(), base.clone());
-    let log = TestDb::new(BackendKind::Sqlite);
-    prepare_tables(&pg);
-    prepare_tables(&my);
-    my.create_table::<Ledger>().unwrap();
+    let rig = Rig::new();
+    rig.my.create_table::<Ledger>().unwrap();
     let row = Ledger {
         id: 1,
         balance: 10,
@@ -682,14 +395,14 @@ fn a_doomed_branch_is_never_prepared() {
         version: 0,
         updated_at: chrono::NaiveDateTime::default(),
     };
-    let before = my.session().unwrap().insert(row).unwrap();
-    my.raw_sql(
+    let before = rig.my.session().unwrap().insert(row).unwrap();
+    rig.my.raw_sql(
         "CREATE TRIGGER co_bump BEFORE UPDATE ON sf_ledgers FOR EACH ROW \
          SET NEW.version = IF(NEW.note = 'poison', NEW.version + 5, NEW.version)",
     );
-    let coord = Coordinator::new(&base, &log).unwrap();
+    let coord = Coordinator::new(&rig.name, &rig.log).unwrap();
     let err = coord
-        .run(&[&pg, &my], |s| {
+        .run(&[&rig.pg, &rig.my], |s| {
             s[0].insert(Transfer { id: 1, amount: 1 })?;
             let swallowed = s[1]
                 .update_where::<Ledger>(sf_ledgers::id.eq(1), sf_ledgers::note.eq("poison"))
@@ -706,8 +419,11 @@ fn a_doomed_branch_is_never_prepared() {
         Some(custodian::IntegrityKind::RollbackOnly),
         "{err:?}"
     );
-    assert_eq!(pg.session().unwrap().find::<Transfer>(&1).unwrap(), None);
-    let after = my.session().unwrap().get::<Ledger>(&1).unwrap();
+    assert_eq!(
+        rig.pg.session().unwrap().find::<Transfer>(&1).unwrap(),
+        None
+    );
+    let after = rig.my.session().unwrap().get::<Ledger>(&1).unwrap();
     assert_eq!((after.note, after.version), (before.note, before.version));
-    assert_eq!(prepared_left(&pg.url, &my.url, coord.name()), 0);
+    assert_eq!(prepared_left(&rig.pg.url, &rig.my.url, coord.name()), 0);
 }

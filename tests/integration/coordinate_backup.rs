@@ -7,7 +7,7 @@
 
 use crate::backup::{key, Dir, Target};
 use crate::common::TestDb;
-use crate::coordinate::{
+use crate::coordinate_rig::{
     prepare_tables, state, transfer, unique_name, PreparedPg, XaSweep, PRIVATE_PG, START,
 };
 use custodian::backup;

@@ -6,7 +6,7 @@
 use crate::audit::checkpoint::check_hex_signature;
 use crate::audit::{Checkpoint, SignatureCheck};
 use crate::error::{Error, IntegrityKind, Result};
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -16,9 +16,11 @@
 //! resolves by the log: committed where a `commit` row exists, rolled back otherwise. Recovery
 //! records its own `abort` first, so a coordinator that was only slow cannot commit afterwards.
 
+mod at_open;
 pub mod log;
 mod recover;
 
+pub use self::at_open::recover_at_open;
 pub use self::log::Decision;
 pub use self::recover::RecoveryReport;
 
@@ -77,7 +79,8 @@ struct Branch<'a> {
 impl Coordinator {
     /// A coordinator named `name` (1 to 20 characters: letters, digits, `-`, `_`) whose
     /// decisions go to the database `log`, where it creates its table if missing. It does not
-    /// recover anything by itself: call [`Coordinator::recover`] at start-up.
+    /// recover anything by itself: call [`Coordinator::recover`] at start-up, or have the
+    /// databases recover at open ([`RecoveryConfig`](crate::config::RecoveryConfig)).
     pub fn new(name: &str, log: &Db) -> Result<Coordinator> {
         let valid = (1..=20).contains(&name.len())
             && name

@@ -12,6 +12,8 @@
 pub mod alter;
 pub mod classify;
 pub mod ddl;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod explain;
 #[cfg(feature = "mysql")]
 pub mod mysql;
 #[cfg(feature = "postgres")]

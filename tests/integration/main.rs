@@ -34,6 +34,7 @@ mod migrate_diff;
 mod observe;
 mod observe_binds;
 mod observe_capture;
+mod observe_plans;
 mod pool;
 mod proxy;
 mod relations;

@@ -48,6 +48,7 @@ mod admin;
 mod audit;
 mod coordinate;
 mod observe;
+mod progress;
 mod schema;
 
 use crate::{Config, DatabaseConfig, EntityMeta};

@@ -36,6 +36,7 @@ mod observe_binds;
 mod observe_capture;
 mod observe_plans;
 mod pool;
+mod progress;
 mod proxy;
 mod relations;
 mod round_trips;

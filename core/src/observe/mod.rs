@@ -35,6 +35,7 @@
 pub mod binds;
 mod explain;
 mod probe;
+mod progress;
 mod rows;
 
 pub(crate) use explain::Text;
@@ -42,6 +43,7 @@ pub use explain::{plan, plan_of_sql};
 pub(crate) use rows::Rows;
 
 pub use probe::{Context, NPlusOneFinding, Probe, SlowStatement};
+pub use progress::{Progress, ProgressFn};
 
 use crate::error::Error;
 use serde::Deserialize;

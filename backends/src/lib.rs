@@ -13,6 +13,8 @@ pub mod alter;
 pub mod backup;
 pub mod classify;
 pub mod ddl;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod explain;
 #[cfg(feature = "mysql")]
 pub mod mysql;
 #[cfg(feature = "postgres")]

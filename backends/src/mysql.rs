@@ -101,6 +101,15 @@ impl Backend for Mysql {
         my(conn)?.batch_execute(&format!("OPTIMIZE TABLE `{}`", table.replace('`', "``")))
     }
 
+    fn explain_statement(
+        &self,
+        conn: &mut AnyConnection,
+        sql: &str,
+        binds: &[custodian_core::observe::binds::BindValue],
+    ) -> QueryResult<Option<String>> {
+        crate::explain::mariadb(conn, sql, binds)
+    }
+
     fn explain_prefix(&self) -> &'static str {
         "EXPLAIN FORMAT=JSON "
     }

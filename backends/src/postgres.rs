@@ -74,6 +74,15 @@ impl Backend for Postgres {
         c.batch_execute(&format!("VACUUM FULL {}", PgDdl.quote(table)))
     }
 
+    fn explain_statement(
+        &self,
+        conn: &mut AnyConnection,
+        sql: &str,
+        binds: &[custodian_core::observe::binds::BindValue],
+    ) -> QueryResult<Option<String>> {
+        crate::explain::postgres(conn, sql, binds)
+    }
+
     fn explain_prefix(&self) -> &'static str {
         "EXPLAIN (FORMAT JSON) "
     }

@@ -47,6 +47,20 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// `EXPLAIN (FORMAT JSON) `, MariaDB `EXPLAIN FORMAT=JSON `, SQLite `EXPLAIN QUERY PLAN `.
     fn explain_prefix(&self) -> &'static str;
 
+    /// The plan of a statement that ran (a slow one), from its SQL and the values it ran
+    /// with, on the connection it ran on; `Ok(None)` when this backend cannot plan it with
+    /// such values. The values must not appear in the plan, and a failed capture must leave
+    /// the connection's transaction usable. The default, for backends that plan a statement
+    /// with unbound placeholders (SQLite), puts [`Backend::explain_prefix`] before the SQL.
+    fn explain_statement(
+        &self,
+        conn: &mut AnyConnection,
+        sql: &str,
+        _binds: &[crate::observe::binds::BindValue],
+    ) -> QueryResult<Option<String>> {
+        crate::observe::plan(conn, self.explain_prefix(), &crate::observe::Text(sql)).map(Some)
+    }
+
     /// Begins a top-level transaction with the given options. Nothing set here may outlive the
     /// transaction.
     fn begin(&self, conn: &mut AnyConnection, options: &TxOptions) -> QueryResult<()>;

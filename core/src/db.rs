@@ -404,7 +404,20 @@ impl Db {
     /// configured, it then signs a checkpoint into the witness when the chain has grown by
     /// `checkpoint_every_links` or `checkpoint_every_secs` have passed since the last one.
     pub fn seal_audit(&self) -> Result<audit::SealReport> {
-        let report = audit::chain::seal(&mut self.session()?, self.inner.audit_key.as_ref())?;
+        self.seal_audit_with_progress(None)
+    }
+
+    /// [`Db::seal_audit`], reporting its progress to `progress` after each batch (see
+    /// [`audit::chain::seal_with_progress`] for the phases).
+    pub fn seal_audit_with_progress(
+        &self,
+        progress: Option<crate::observe::ProgressFn<'_>>,
+    ) -> Result<audit::SealReport> {
+        let report = audit::chain::seal_with_progress(
+            &mut self.session()?,
+            self.inner.audit_key.as_ref(),
+            progress,
+        )?;
         let cfg = &self.inner.config.audit;
         if let (Some(signer), Some(witness)) = (cfg.signing_key()?, cfg.witness()) {
             let latest = match witness.latest()? {

@@ -84,7 +84,12 @@ pub(crate) fn keygen(args: &KeygenArgs) -> Result<u8, Failure> {
 }
 
 pub(crate) fn seal(db: &DbArgs) -> Result<u8, Failure> {
-    let report = open(db)?.seal_audit().map_err(fail)?;
+    let bar = super::progress::Bar::stderr();
+    let show = |p| bar.show(p);
+    let report = open(db)?
+        .seal_audit_with_progress(Some(&show))
+        .map_err(fail)?;
+    drop(bar);
     println!(
         "sealed {} records; chain head at sequence {}",
         report.sealed, report.head_seq
@@ -131,24 +136,13 @@ pub(crate) fn verify(args: &VerifyArgs) -> Result<u8, Failure> {
     if let Some(path) = args.witness.clone().or(cfg.audit.witness.clone()) {
         options = options.witness(crate::audit::Witness::file(path));
     }
-    let started = std::time::Instant::now();
-    let progress = |links: u64| {
-        let secs = started.elapsed().as_secs_f64().max(1e-3);
-        eprint!(
-            "\rverified {links} links ({:.0} links/s)",
-            links as f64 / secs
-        );
-    };
-    // Progress goes to a terminal only, so piped output stays one line.
-    let on_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    if on_terminal {
-        options = options.progress(&progress);
-    }
+    // Drawn on a terminal only, so piped output stays one line.
+    let bar = super::progress::Bar::stderr();
+    let show = |p| bar.show(p);
+    options = options.progress(&show);
     let db = crate::open(cfg).map_err(fail)?;
     let report = db.verify_audit_with(&options).map_err(fail)?;
-    if on_terminal && report.links > 0 {
-        eprintln!();
-    }
+    drop(bar);
     let mode = match report.mode {
         crate::audit::SealMode::Keyed => "keyed (HMAC under the audit key)",
         crate::audit::SealMode::Unkeyed => {

@@ -53,6 +53,7 @@ mod audit;
 mod backup;
 mod coordinate;
 mod observe;
+mod progress;
 mod schema;
 
 use crate::{Config, DatabaseConfig, EntityMeta};

@@ -18,8 +18,10 @@ use super::tables::{
     custodian_audit as a, custodian_audit_chain as c, custodian_audit_gap as g,
     custodian_audit_head as h,
 };
+use crate::conn::AnyConnection;
 use crate::context::Context;
 use crate::error::{Error, IntegrityKind, Result};
+use crate::observe::{Progress, ProgressFn};
 use crate::tx::TxOptions;
 use diesel::prelude::*;
 
@@ -48,9 +50,43 @@ struct Sealer<'k> {
     seq: i64,
     prev: String,
     sealed: usize,
+    progress: Option<ProgressFn<'k>>,
+    /// The current phase: its name, its total, and `sealed` when it started.
+    phase: (&'static str, Option<u64>, usize),
 }
 
 impl Sealer<'_> {
+    /// Starts reporting `phase`, with no total.
+    fn phase(&mut self, phase: &'static str) {
+        self.phase = (phase, None, self.sealed);
+    }
+
+    /// Starts reporting `phase`, whose total `count` reads (only when progress is reported).
+    fn phase_counted(
+        &mut self,
+        tx: &mut impl Context,
+        phase: &'static str,
+        count: impl FnOnce(&mut AnyConnection) -> diesel::QueryResult<i64>,
+    ) -> Result<()> {
+        let total = match self.progress {
+            Some(_) => Some(u64::try_from(tx.run(count)?).unwrap_or(0)),
+            None => None,
+        };
+        self.phase = (phase, total, self.sealed);
+        Ok(())
+    }
+
+    fn report(&self) {
+        if let Some(report) = self.progress {
+            let (phase, total, base) = self.phase;
+            report(Progress {
+                done: (self.sealed - base) as u64,
+                total,
+                phase,
+            });
+        }
+    }
+
     /// Checks the seals of `batch` and appends a link for each record.
     fn seal(&mut self, tx: &mut impl Context, batch: Vec<Read>) -> Result<()> {
         let mut links = Vec::with_capacity(batch.len());
@@ -93,6 +129,7 @@ impl Sealer<'_> {
                 crate::conn::run::execute(conn, diesel::insert_into(c::table).values(&links))
             })?;
         }
+        self.report();
         Ok(())
     }
 }
@@ -140,6 +177,18 @@ pub(crate) fn read_gaps(tx: &mut impl Context) -> Result<Vec<(i64, i64)>> {
 /// whose seal does not match its content under `key`, or that cannot be decoded, was forged
 /// or altered before sealing: nothing is sealed and the error names it.
 pub fn seal(s: &mut impl Context, key: Option<&AuditKey>) -> Result<SealReport> {
+    seal_with_progress(s, key, None)
+}
+
+/// [`seal`], reporting to `progress` after each batch: phase `"seal gaps"` (records committed
+/// late below the high-water mark; no total), then `"seal"` (the records above it), or, when
+/// the mark cannot be trusted, `"seal unchained"` (every record without a link). Totals are
+/// counted at the start of their phase, only when `progress` is given.
+pub fn seal_with_progress(
+    s: &mut impl Context,
+    key: Option<&AuditKey>,
+    progress: Option<ProgressFn<'_>>,
+) -> Result<SealReport> {
     s.flush_audit()?;
     let options = TxOptions::new()
         .immediate()
@@ -178,13 +227,27 @@ pub fn seal(s: &mut impl Context, key: Option<&AuditKey>) -> Result<SealReport> 
             seq,
             prev,
             sealed: 0,
+            progress,
+            phase: ("seal", None, 0),
         };
         let high = match trusted {
             Some((high, _)) => {
+                sealer.phase("seal gaps");
                 seal_gaps(tx, &mut sealer, gaps)?;
+                // A range count on the key: cheap next to the seal itself.
+                sealer.phase_counted(tx, "seal", |conn| {
+                    a::table.filter(a::id.gt(high)).count().get_result(conn)
+                })?;
                 seal_above(tx, &mut sealer, high)?
             }
             None => {
+                sealer.phase_counted(tx, "seal unchained", |conn| {
+                    a::table
+                        .left_join(c::table.on(c::record_id.eq(a::id)))
+                        .filter(c::seq.is_null())
+                        .count()
+                        .get_result(conn)
+                })?;
                 seal_unchained(tx, &mut sealer)?;
                 rebuild_gaps(tx)?
             }

@@ -61,12 +61,22 @@ impl QueryableByName<MultiBackend> for PlanRow {
     }
 }
 
-/// The plan of `query` behind `prefix`, its rows joined by newlines.
-pub(crate) fn plan<Q: QueryFragment<MultiBackend> + ?Sized>(
+/// The plan of `query` behind `prefix` (a backend's [`Backend::explain_prefix`]), its rows
+/// joined by newlines.
+///
+/// [`Backend::explain_prefix`]: crate::Backend::explain_prefix
+pub fn plan<Q: QueryFragment<MultiBackend> + ?Sized>(
     conn: &mut AnyConnection,
     prefix: &'static str,
     query: &Q,
 ) -> QueryResult<String> {
     let rows: Vec<PlanRow> = Explain { prefix, query }.load(conn)?;
+    Ok(rows.into_iter().map(|r| r.0).collect::<Vec<_>>().join("\n"))
+}
+
+/// The plan an `EXPLAIN` statement `sql` returns, its rows joined by newlines (for backends
+/// that build their own `EXPLAIN`).
+pub fn plan_of_sql(conn: &mut AnyConnection, sql: &str) -> QueryResult<String> {
+    let rows: Vec<PlanRow> = diesel::sql_query(sql).load(conn)?;
     Ok(rows.into_iter().map(|r| r.0).collect::<Vec<_>>().join("\n"))
 }

@@ -32,14 +32,18 @@
 //! masked columns. Retries, denials, validation failures, integrity findings, slow
 //! statements and N+1 patterns are events.
 
+pub mod binds;
 mod explain;
 mod probe;
+mod progress;
 mod rows;
 
-pub(crate) use explain::{plan, Text};
+pub(crate) use explain::Text;
+pub use explain::{plan, plan_of_sql};
 pub(crate) use rows::Rows;
 
 pub use probe::{Context, NPlusOneFinding, Probe, SlowStatement};
+pub use progress::{Progress, ProgressFn};
 
 use crate::error::Error;
 use serde::Deserialize;

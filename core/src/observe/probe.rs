@@ -2,6 +2,7 @@
 //! counts it, opens its span, logs it when slow, and counts statement shapes for N+1
 //! detection; the session tells it which entity, operation and call site a statement serves.
 
+use super::binds::{self, BindValue};
 use super::{NPlusOneMode, ObserveConfig};
 use diesel::connection::{DebugQuery, Instrumentation, InstrumentationEvent};
 use std::collections::HashMap;
@@ -36,7 +37,7 @@ pub struct NPlusOneFinding {
 }
 
 /// A statement slower than the threshold, waiting for its plan to be captured.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SlowStatement {
     /// The statement's SQL, with placeholders.
     pub sql: String,
@@ -44,6 +45,20 @@ pub struct SlowStatement {
     pub elapsed: Duration,
     /// The entity it served (empty for a raw query).
     pub entity: &'static str,
+    /// The values it ran with, to plan it with them; `None` when one is of a kind the plan
+    /// capture cannot rebind. Never logged.
+    pub(crate) binds: Option<Vec<BindValue>>,
+}
+
+impl std::fmt::Debug for SlowStatement {
+    /// Everything but the bind values.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlowStatement")
+            .field("sql", &self.sql)
+            .field("elapsed", &self.elapsed)
+            .field("entity", &self.entity)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The instrumentation custodian installs on every connection it opens.
@@ -249,10 +264,16 @@ impl Probe {
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
                 "slow statement"
             );
+            // The values are read back only for a slow statement, to plan it with them.
+            let text = query.to_string();
+            let binds = text.rfind(BINDS_MARKER).map_or(Some(Vec::new()), |i| {
+                binds::parse(&text[i + BINDS_MARKER.len()..])
+            });
             self.slow = Some(SlowStatement {
                 sql: sql.clone(),
                 elapsed,
                 entity,
+                binds,
             });
         }
         if count_shape {

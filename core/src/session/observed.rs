@@ -126,17 +126,16 @@ impl Session {
             p.explaining(true);
             p.enter(None)
         });
-        let plan = crate::observe::plan(
-            &mut self.conn,
-            backend.explain_prefix(),
-            &crate::observe::Text(&slow.sql),
-        );
+        let plan = match &slow.binds {
+            Some(binds) => backend.explain_statement(&mut self.conn, &slow.sql, binds),
+            None => Ok(None),
+        };
         if let Some(p) = Probe::of(&mut self.conn) {
             p.enter(outer);
             p.explaining(false);
         }
         match plan {
-            Ok(plan) => tracing::warn!(
+            Ok(Some(plan)) => tracing::warn!(
                 target: "custodian::slow",
                 entity = slow.entity,
                 sql = slow.sql.as_str(),
@@ -149,6 +148,13 @@ impl Session {
                 entity = slow.entity,
                 sql = slow.sql.as_str(),
                 error = %e,
+                "slow statement plan could not be captured"
+            ),
+            Ok(None) => tracing::warn!(
+                target: "custodian::slow",
+                entity = slow.entity,
+                sql = slow.sql.as_str(),
+                error = "a bind value is of a kind the plan capture cannot rebind",
                 "slow statement plan could not be captured"
             ),
         }

@@ -111,7 +111,7 @@ pub struct VerifyOptions<'a> {
     witness: Option<Witness>,
     trusted: Vec<VerifyingKey>,
     max_unsealed_age: Option<Duration>,
-    progress: Option<&'a (dyn Fn(u64) + Sync)>,
+    progress: Option<crate::observe::ProgressFn<'a>>,
 }
 
 impl<'a> VerifyOptions<'a> {
@@ -151,8 +151,9 @@ impl<'a> VerifyOptions<'a> {
         self
     }
 
-    /// Calls `report` with the number of links checked after each batch.
-    pub fn progress(mut self, report: &'a (dyn Fn(u64) + Sync)) -> Self {
+    /// Calls `report` after each batch with the number of links checked (phase `"verify"`,
+    /// total: the chain's length when verification started).
+    pub fn progress(mut self, report: crate::observe::ProgressFn<'a>) -> Self {
         self.progress = Some(report);
         self
     }
@@ -325,7 +326,11 @@ fn verify_snapshot(
         ids: HashSet::new(),
         others: Vec::new(),
     };
-    let (covered, bad_link) = walk::walk(tx, &mut state, options.progress)?;
+    let total = match options.progress {
+        Some(_) => Some(u64::try_from(crate::audit::seal::last_link(tx)?.0).unwrap_or(0)),
+        None => None,
+    };
+    let (covered, bad_link) = walk::walk(tx, &mut state, options.progress.map(|p| (p, total)))?;
     let Walk {
         chain,
         running,

@@ -335,7 +335,7 @@ impl Walk {
 pub(super) fn walk(
     s: &mut impl Context,
     walk: &mut Walk,
-    progress: Option<&(dyn Fn(u64) + Sync)>,
+    progress: Option<(crate::observe::ProgressFn<'_>, Option<u64>)>,
 ) -> Result<(Option<i64>, bool)> {
     std::thread::scope(|scope| {
         let (to_check, batches) = std::sync::mpsc::sync_channel::<Batch>(1);
@@ -345,8 +345,12 @@ pub(super) fn walk(
                     break;
                 }
                 walk.others.extend(batch.others);
-                if let Some(report) = progress {
-                    report(walk.links);
+                if let Some((report, total)) = progress {
+                    report(crate::observe::Progress {
+                        done: walk.links,
+                        total,
+                        phase: "verify",
+                    });
                 }
             }
         });

@@ -84,6 +84,9 @@ pub struct DatabaseConfig {
     /// (`[databases.NAME.observe]`).
     #[serde(default)]
     pub observe: crate::observe::ObserveConfig,
+    /// Entity cache settings (`[databases.NAME.cache]`): see [`crate::cache`].
+    #[serde(default)]
+    pub cache: crate::cache::CacheConfig,
 }
 
 mod audit;
@@ -275,6 +278,7 @@ impl DatabaseConfig {
             commit_outcome: CommitOutcomeConfig::default(),
             crypto: CryptoConfig::default(),
             observe: Default::default(),
+            cache: Default::default(),
         }
     }
 
@@ -410,6 +414,7 @@ impl DatabaseConfig {
             format!("{at}.url")
         };
         check_url(&self.url, &url_field)?;
+        self.cache.validate(if at == "url" { "" } else { at })?;
         let hosts = self.hosts();
         if self.url.scheme() == "sqlite" && (hosts.len() > 1 || self.url.expose().contains(',')) {
             return Err(Error::config(

@@ -9,6 +9,7 @@ pub mod access;
 pub mod audit;
 pub mod backend;
 mod before_image;
+pub mod cache;
 mod cached_update;
 pub mod cluster;
 pub mod config;

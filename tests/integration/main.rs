@@ -13,6 +13,7 @@ pub mod audit;
 mod audit_guard;
 mod audit_writes;
 mod build_features;
+mod cache;
 mod cascades;
 mod cli;
 mod cluster;

@@ -85,6 +85,18 @@ impl Session {
         filter: impl SetFilter<E>,
         changes: impl AsChangeset<Target = E::Table, Changeset = impl QueryFragment<MultiBackend>>,
     ) -> Result<usize> {
+        let updated = self.update_where_uncached(filter, changes);
+        // Any row may have changed (a key column, through cascades, others' rows too).
+        self.touch_table(&E::META);
+        self.touch_dependents::<E>();
+        updated
+    }
+
+    fn update_where_uncached<E: Entity>(
+        &mut self,
+        filter: impl SetFilter<E>,
+        changes: impl AsChangeset<Target = E::Table, Changeset = impl QueryFragment<MultiBackend>>,
+    ) -> Result<usize> {
         let Some(scope) = self.set_write_scope::<E>(Action::Update)? else {
             return Ok(0);
         };
@@ -131,8 +143,12 @@ impl Session {
             return Ok(0);
         };
         let locked = filter.locked(scope);
-        self.set_write_tx(true, |s| s.delete_locked::<E, _>(locked))
-            .map_err(attribute_to_field::<E>)
+        let deleted = self
+            .set_write_tx(true, |s| s.delete_locked::<E, _>(locked))
+            .map_err(attribute_to_field::<E>);
+        self.touch_table(&E::META);
+        self.touch_dependents::<E>();
+        deleted
     }
 
     /// The checks before a set-based write's first statement (as `write` makes them), and the

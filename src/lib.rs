@@ -68,8 +68,8 @@
 // runners, cascades) stay in custodian-core; generated code reaches what it needs through
 // `__private`.
 pub use custodian_core::{
-    access, audit, backend, cluster, config, coordinate, crypto, entity, error, health, migrate,
-    observe, schema, session, sql_types, tx, validate, value,
+    access, audit, backend, cache, cluster, config, coordinate, crypto, entity, error, health,
+    migrate, observe, schema, session, sql_types, tx, validate, value,
 };
 pub use custodian_core::{
     stored, AccessControl, Action, AnyConnection, AuditContext, Backend, BackendKind, Balance,

@@ -87,6 +87,9 @@ pub struct DatabaseConfig {
     /// Recovery at open of coordinated transactions' in-doubt branches (off by default).
     #[serde(default)]
     pub recovery: RecoveryConfig,
+    /// Entity cache settings (`[databases.NAME.cache]`): see [`crate::cache`].
+    #[serde(default)]
+    pub cache: crate::cache::CacheConfig,
 }
 
 mod audit;
@@ -281,6 +284,7 @@ impl DatabaseConfig {
             crypto: CryptoConfig::default(),
             observe: Default::default(),
             recovery: RecoveryConfig::default(),
+            cache: Default::default(),
         }
     }
 
@@ -418,6 +422,7 @@ impl DatabaseConfig {
             format!("{at}.url")
         };
         check_url(&self.url, &url_field)?;
+        self.cache.validate(if at == "url" { "" } else { at })?;
         let hosts = self.hosts();
         if self.url.scheme() == "sqlite" && (hosts.len() > 1 || self.url.expose().contains(',')) {
             return Err(Error::config(

@@ -82,11 +82,13 @@ impl Db {
                 (pool, counters, failures)
             }
         };
+        let cache = crate::cache::Caches::open(&config.cache)?;
         Ok(Db {
             principal: None,
             access: None,
             causal: Arc::default(),
             inner: Arc::new(Shared {
+                cache,
                 cluster,
                 audit_key: config.audit.key()?,
                 crypto: crate::crypto::Crypto::from_config(&config)?,

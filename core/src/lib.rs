@@ -10,6 +10,7 @@ pub mod audit;
 pub mod backend;
 pub mod backup;
 mod before_image;
+pub mod cache;
 mod cached_update;
 pub mod cluster;
 pub mod config;

@@ -7,8 +7,8 @@ pub use crate::before_image::{
 pub use crate::cached_update::CachedUpdate;
 pub use crate::conn::{AnyConnection, MultiBackend};
 pub use crate::entity::{
-    cascade_keys, cascade_rows, meta_of, Cascading, Check, ColumnMeta, ColumnRole, Entity,
-    EntityMeta, ForeignKey, HookSession, IndexMeta, Internal, KeysFilter, RefAction, Stamp,
+    cascade_keys, cascade_rows, meta_of, CacheSpec, Cascading, Check, ColumnMeta, ColumnRole,
+    Entity, EntityMeta, ForeignKey, HookSession, IndexMeta, Internal, KeysFilter, RefAction, Stamp,
     WriteKind,
 };
 pub use crate::relations::BelongsTo;

@@ -82,6 +82,11 @@ mod types;
 ///   by default (the safer choice: forgetting the flag records too much, never too little).
 /// - `subject = "field"`: the field holding the data subject's id, whose data key seals the
 ///   entity's `encrypted` columns (see below). Required with, and only with, encrypted columns.
+/// - `cache` or `cache(capacity = N, ttl_secs = S)` (positive integers; default 10 000 rows for
+///   60 s): `get`, `find` and `get_many` outside a transaction read through the entity cache
+///   (custodian's `cache` feature; without it the flag changes nothing). The struct must be
+///   `Clone`. Encrypted fields are cached as ciphertext; access control applies after the
+///   cache. See `custodian::cache`.
 ///
 /// # Field attributes: `#[column(...)]`, combinable
 ///

@@ -90,6 +90,9 @@ pub trait KeyContext: Context {
         before: Option<String>,
         after: Option<String>,
     ) -> Result<()>;
+    /// A subject's data key was destroyed: rows of entities with encrypted fields leave the
+    /// entity cache when the erasure commits.
+    fn subject_erased(&mut self);
 }
 
 /// The crypto handle of a database: the master key ring and a short-lived cache of unwrapped
@@ -396,6 +399,9 @@ impl Crypto {
             self.record_key_change(tx, AuditOp::Erase, subject, Some(&row), None)?;
             Ok(Some(row.data_key_id))
         })?;
+        if erased.is_some() {
+            s.subject_erased();
+        }
         // Forget the key here too (other processes forget it within the cache TTL).
         self.cache().retain(|_, c| c.subject != subject);
         if erased.is_some() {

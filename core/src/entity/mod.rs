@@ -12,9 +12,11 @@ use crate::error::{Result, ValidationErrors};
 use crate::value::{ColumnKind, DecodeError};
 use diesel::QueryResult;
 
+mod cache_spec;
 mod cascade;
 mod hook_session;
 
+pub use cache_spec::CacheSpec;
 pub use cascade::{cascade_keys, cascade_rows, CascadeFn, Cascading};
 pub use hook_session::HookSession;
 
@@ -322,6 +324,10 @@ pub trait Entity: Sized + Send + 'static {
     /// [`Hooks`](crate::Hooks)); writes of such entities always run in a transaction.
     const HOOKS: bool = false;
 
+    /// The entity's second-level cache bounds (`#[entity(cache)]`); `None`: reads by key always
+    /// go to the database. See [`crate::cache`].
+    const CACHE: Option<CacheSpec> = None;
+
     /// `SELECT <columns> FROM <table>` (`WHERE deleted_at IS NULL` for soft-delete entities):
     /// add diesel `filter`, `order`, `limit` and `offset`, then run it with
     /// [`Session::load`](crate::Session::load).
@@ -470,6 +476,13 @@ pub trait Entity: Sized + Send + 'static {
         _statement: &dyn diesel::query_builder::QueryFragment<crate::conn::MultiBackend>,
     ) -> QueryResult<Option<Vec<(Self, Self)>>> {
         Ok(None)
+    }
+
+    #[doc(hidden)]
+    /// A copy of this row for the entity cache: generated with `#[entity(cache)]`, which needs
+    /// the struct to be `Clone`.
+    fn raw_cache_copy(&self) -> Option<Self> {
+        None
     }
 
     #[doc(hidden)]

@@ -193,6 +193,25 @@ pub(crate) fn validation_failed(entity: &str, fields: &[&str]) {
     );
 }
 
+/// Counts a read by key served by the entity cache.
+#[cfg(feature = "cache")]
+pub(crate) fn cache_hit(entity: &'static str) {
+    metrics::counter!("custodian_cache_hits_total", "entity" => entity).increment(1);
+}
+
+/// Counts a read by key the entity cache could not serve (it went to the database).
+#[cfg(feature = "cache")]
+pub(crate) fn cache_miss(entity: &'static str) {
+    metrics::counter!("custodian_cache_misses_total", "entity" => entity).increment(1);
+}
+
+/// Counts a row leaving the entity cache: invalidated by a write, expired, or pushed out by
+/// the size bound.
+#[cfg(feature = "cache")]
+pub(crate) fn cache_eviction(entity: &'static str) {
+    metrics::counter!("custodian_cache_evictions_total", "entity" => entity).increment(1);
+}
+
 /// Counts audit records appended to the trail.
 pub(crate) fn audit_records(count: usize) {
     metrics::counter!("custodian_audit_records_total").increment(count as u64);

@@ -71,6 +71,9 @@ impl Session {
         let prepared = two_phase
             .prepare(&mut self.conn, xid)
             .map_err(|e| self.failed(e).at_commit());
+        // The outcome is the coordinator's; evicting now means a reader may cache the old row
+        // again before `COMMIT PREPARED` (until the TTL).
+        self.evict_touched();
         let reset = self.end_transaction(options);
         prepared?;
         reset
@@ -90,8 +93,10 @@ impl Session {
                 )
                 .map_err(|e| self.failed(e).at_commit())
             });
-        if committed.is_err() {
-            self.rollback_quietly();
+        match &committed {
+            Ok(()) => self.evict_touched(),
+            Err(e) if e.is_commit_unknown() => self.evict_touched(),
+            Err(_) => self.rollback_quietly(),
         }
         let reset = self.end_transaction(options);
         committed?;

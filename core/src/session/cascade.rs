@@ -49,6 +49,29 @@ fn references(child: &EntityMeta, parent: &EntityMeta) -> bool {
     })
 }
 
+/// The known entities whose rows the database deletes or changes when rows of `parent` are
+/// hard-deleted or their keys change: children with a cascading or nulling foreign key to
+/// it, and theirs, transitively.
+pub(crate) fn dependents(known: &[EntityMeta], parent: &EntityMeta) -> Vec<EntityMeta> {
+    let mut found: Vec<EntityMeta> = Vec::new();
+    let mut todo = vec![*parent];
+    while let Some(p) = todo.pop() {
+        for child in known {
+            let cascades = child.columns.iter().any(|c| {
+                c.references.is_some_and(|fk| {
+                    let acts = |a| matches!(a, RefAction::Cascade | RefAction::SetNull);
+                    (acts(fk.on_delete) || acts(fk.on_update)) && same_table(&(fk.parent)(), &p)
+                })
+            });
+            if cascades && !found.iter().any(|f| same_table(f, child)) {
+                found.push(*child);
+                todo.push(*child);
+            }
+        }
+    }
+    found
+}
+
 /// Records, into `trail`, what a hard delete of the `E` row with `key` makes the database do
 /// to the rows referencing it (transitively). Call it before the delete, in its transaction.
 pub(crate) fn before_hard_delete<E: Entity>(

@@ -83,4 +83,8 @@ impl crate::crypto::KeyContext for Session {
         )?;
         self.record_audit(vec![record])
     }
+
+    fn subject_erased(&mut self) {
+        self.touch_encrypted();
+    }
 }

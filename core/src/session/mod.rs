@@ -81,6 +81,9 @@ pub struct Session {
     /// The server session of the current connection, once asked (see `outcome`); cleared
     /// when the connection is replaced.
     server_session: Option<String>,
+    /// What the open transaction (or the write just made outside one) wrote, to evict from
+    /// the entity cache when it commits (see [`crate::cache`]).
+    touched: Vec<crate::cache::Touched>,
 }
 
 /// Most rows a transaction remembers for guarded updates; later reads are not remembered.
@@ -239,6 +242,7 @@ fn attribute_to_field<E: Entity>(mut err: Error) -> Error {
 
 mod audit_log;
 mod branch;
+mod cached;
 mod cascade;
 mod context;
 mod history;
@@ -282,6 +286,7 @@ impl Session {
             replica: None,
             causal: None,
             server_session: None,
+            touched: Vec::new(),
         };
         // A pooled connection's probe still counts the last session's statement shapes.
         session.reset_shapes();

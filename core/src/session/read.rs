@@ -44,13 +44,14 @@ impl Session {
     }
 
     /// The live entity with this primary key, if it exists (and the principal may see it).
+    /// Outside a transaction, a cached entity (`#[entity(cache)]`) is read through the entity
+    /// cache; access control and decryption apply to the cached row as to a fresh one.
     #[track_caller]
     pub fn find<E: Entity>(&mut self, key: &E::Key) -> Result<Option<E>> {
         let caller = std::panic::Location::caller();
         self.observed(Some(&E::META), "find", caller, |this| {
             this.authorize::<E>(Action::Read, Some(key))?;
-            let found =
-                this.read_again_elsewhere(|c| E::raw_find(Internal::new(), c, key, false))?;
+            let found = this.find_stored::<E>(key)?;
             if let Some(row) = &found {
                 this.remember(row);
             }
@@ -153,16 +154,14 @@ impl Session {
     }
 
     /// The live entities with these primary keys, in one statement per 30 000 keys (any order;
-    /// missing keys are absent).
+    /// missing keys are absent). Outside a transaction, a cached entity's rows are taken from
+    /// the entity cache where it has them, and the others read and cached.
     #[track_caller]
     pub fn get_many<E: Entity>(&mut self, keys: &[E::Key]) -> Result<Vec<E>> {
         let caller = std::panic::Location::caller();
         self.observed(Some(&E::META), "get_many", caller, |this| {
             this.authorize::<E>(Action::Read, None)?;
-            let mut out = Vec::with_capacity(keys.len());
-            for chunk in keys.chunks(this.db.backend.max_bind_params().max(1)) {
-                out.extend(this.run_rows(|c| E::raw_find_many(Internal::new(), c, chunk))?);
-            }
+            let out = this.find_many_stored::<E>(keys)?;
             this.visible_all(out)
         })
     }

@@ -85,6 +85,18 @@ impl Session {
         filter: impl SetFilter<E>,
         changes: impl AsChangeset<Target = E::Table, Changeset = impl QueryFragment<MultiBackend>>,
     ) -> Result<usize> {
+        let updated = self.update_where_uncached(filter, changes);
+        // Any row may have changed (a key column, through cascades, others' rows too).
+        self.touch_table(&E::META);
+        self.touch_dependents::<E>();
+        updated
+    }
+
+    fn update_where_uncached<E: Entity>(
+        &mut self,
+        filter: impl SetFilter<E>,
+        changes: impl AsChangeset<Target = E::Table, Changeset = impl QueryFragment<MultiBackend>>,
+    ) -> Result<usize> {
         let Some(scope) = self.set_write_scope::<E>(Action::Update)? else {
             return Ok(0);
         };
@@ -135,17 +147,21 @@ impl Session {
         // before the statement): without hooks no savepoint, and a failure after the
         // statement was sent dooms the caller's transaction, as in `update_where`.
         let guarded = E::HOOKS;
-        self.set_write_tx(guarded, |s| {
-            let mut wrote = false;
-            let outcome = s.delete_locked::<E, _>(locked, &mut wrote);
-            if let Err(e) = &outcome {
-                if wrote && !guarded {
-                    s.doom(e);
+        let deleted = self
+            .set_write_tx(guarded, |s| {
+                let mut wrote = false;
+                let outcome = s.delete_locked::<E, _>(locked, &mut wrote);
+                if let Err(e) = &outcome {
+                    if wrote && !guarded {
+                        s.doom(e);
+                    }
                 }
-            }
-            outcome
-        })
-        .map_err(attribute_to_field::<E>)
+                outcome
+            })
+            .map_err(attribute_to_field::<E>);
+        self.touch_table(&E::META);
+        self.touch_dependents::<E>();
+        deleted
     }
 
     /// The checks before a set-based write's first statement (as `write` makes them), and the

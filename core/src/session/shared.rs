@@ -31,6 +31,8 @@ pub(crate) struct Shared {
     pub(crate) entities: std::sync::Mutex<Vec<EntityMeta>>,
     /// The hosts of a database with several (`None` for one host: `pool` is its pool).
     pub(crate) cluster: Option<crate::cluster::Cluster>,
+    /// The entity cache (see [`crate::cache`]).
+    pub(crate) cache: crate::cache::Caches,
 }
 
 impl Shared {

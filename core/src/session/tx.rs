@@ -208,6 +208,7 @@ impl Session {
                             &mut *self.conn,
                         ) {
                             Ok(()) => {
+                                self.evict_touched();
                                 self.note_commit(options);
                                 if pending.as_ref().is_some_and(|p| !p.audited()) {
                                     cut_off = Some(Ok(()));
@@ -216,6 +217,8 @@ impl Session {
                             }
                             Err(e) => match self.failed(e).at_commit() {
                                 e @ Error::CommitUnknown { .. } => {
+                                    // It may have committed: evicting costs a reload at most.
+                                    self.evict_touched();
                                     cut_off = Some(Err((value, pending)));
                                     Err(e)
                                 }
@@ -261,6 +264,8 @@ impl Session {
         self.tx_id = None;
         self.pending_audit.clear();
         self.seen.clear();
+        // Anything still recorded was rolled back (a commit evicts first).
+        self.touched.clear();
         self.reset_shapes();
         // A connection to be replaced keeps its settings: the fresh one starts from defaults.
         if self.discard || (options.timeout.is_none() && !options.read_only) {

@@ -141,6 +141,15 @@ impl Session {
         }
         let mut op = op;
         self.authorize_write(&mut op)?;
+        // The keys to evict from the entity cache once the write commits (an insert evicts
+        // nothing: the cache holds no absent rows).
+        let written: Vec<E::Key> = match &op {
+            _ if E::CACHE.is_none() => Vec::new(),
+            Op::Insert(_) => Vec::new(),
+            Op::Update(rows) => rows.iter().map(Entity::key).collect(),
+            Op::Delete(keys, _) => keys.to_vec(),
+        };
+        let deletes = matches!(op, Op::Delete(..));
         // A reader session's write goes to the primary, never to its replica.
         self.route_write()?;
         let statements = match &op {
@@ -157,6 +166,12 @@ impl Session {
             }
             written
         };
+        // Recorded after the statements ran, so that outside a transaction the eviction
+        // follows the commit.
+        self.touch_keys::<E>(&written);
+        if deletes {
+            self.touch_dependents::<E>();
+        }
         result.map_err(attribute_to_field::<E>)
     }
 

@@ -46,6 +46,18 @@ pub(crate) struct EntityArgs {
     pub unaudited: Option<Span>,
     /// `subject = "field"`: the field naming the data subject of encrypted columns.
     pub subject: Option<LitStr>,
+    /// `cache` or `cache(capacity = N, ttl_secs = S)`: the entity cache.
+    pub cache: Option<CacheAttr>,
+}
+
+/// `cache` / `cache(capacity = N, ttl_secs = S)` on an entity.
+pub(crate) struct CacheAttr {
+    /// The `cache` keyword: errors about the entity as a whole point here.
+    pub span: Span,
+    /// Most rows kept.
+    pub capacity: Option<u64>,
+    /// Seconds a row is kept.
+    pub ttl_secs: Option<u64>,
 }
 
 /// The field names of `unique(...)` or `index(...)`, with the keyword for error spans.
@@ -83,10 +95,16 @@ impl EntityArgs {
                 flag(&meta, "unaudited", &mut args.unaudited)
             } else if meta.path.is_ident("subject") {
                 string_value(&meta, "subject", &mut args.subject)
+            } else if meta.path.is_ident("cache") {
+                if args.cache.is_some() {
+                    return Err(meta.error("duplicate attribute `cache`"));
+                }
+                args.cache = Some(cache_attr(&meta)?);
+                Ok(())
             } else {
                 Err(meta.error(format!(
                     "unknown entity attribute `{}`, expected one of `table`, `schema`, `unique`, \
-                     `index`, `has_many`, `has_one`, `hooks`, `validate`, `unaudited`, `subject`",
+                     `index`, `has_many`, `has_one`, `hooks`, `validate`, `unaudited`, `subject`, `cache`",
                     path_name(&meta.path)
                 )))
             }
@@ -94,6 +112,60 @@ impl EntityArgs {
         syn::parse::Parser::parse2(parser, attr)?;
         Ok(args)
     }
+}
+
+/// Parses `cache` or `cache(capacity = N, ttl_secs = S)`: positive integers, each at most
+/// once.
+fn cache_attr(meta: &ParseNestedMeta<'_>) -> syn::Result<CacheAttr> {
+    let mut attr = CacheAttr {
+        span: meta.path.span(),
+        capacity: None,
+        ttl_secs: None,
+    };
+    if meta.input.peek(Token![=]) {
+        return Err(meta.error(
+            "`cache` takes bounds in parentheses: `cache` or `cache(capacity = 10000, ttl_secs = 60)`",
+        ));
+    }
+    if !meta.input.peek(syn::token::Paren) {
+        return Ok(attr);
+    }
+    meta.parse_nested_meta(|inner| {
+        let name = path_name(&inner.path);
+        let slot = match name.as_str() {
+            "capacity" => &mut attr.capacity,
+            "ttl_secs" => &mut attr.ttl_secs,
+            _ => {
+                return Err(inner.error(format!(
+                    "unknown cache option `{name}`, expected `capacity` or `ttl_secs`"
+                )))
+            }
+        };
+        if slot.is_some() {
+            return Err(inner.error(format!("duplicate cache option `{name}`")));
+        }
+        let value: Expr = inner.value()?.parse()?;
+        let n = match &value {
+            Expr::Lit(ExprLit {
+                lit: Lit::Int(i), ..
+            }) => i.base10_parse::<u64>()?,
+            other => {
+                return Err(syn::Error::new_spanned(
+                    other,
+                    format!("`{name}` expects a positive integer"),
+                ))
+            }
+        };
+        if n == 0 {
+            return Err(syn::Error::new_spanned(
+                value,
+                format!("`{name} = 0` would cache nothing: remove `cache` instead"),
+            ));
+        }
+        *slot = Some(n);
+        Ok(())
+    })?;
+    Ok(attr)
 }
 
 /// Parses `key(field_a, field_b)`.

@@ -24,6 +24,7 @@
 //! and the paths every part uses; [`generate`] puts the parts together.
 
 mod audit;
+mod cache;
 mod columns;
 mod delete;
 mod find;
@@ -193,6 +194,7 @@ fn generate(m: &EntityModel) -> TokenStream {
     let version_fn = roles::version_fn(&g);
     let raw_stamp = roles::raw_stamp(&g);
     let audit_fns = audit::audit_fns(&g);
+    let cache_fns = cache::cache_fns(&g);
     let insert_fns = insert::insert_fns(&g);
     let find_fns = find::find_fns(&g);
     let set_write_fns = set_write::set_write_fns(&g);
@@ -240,6 +242,7 @@ fn generate(m: &EntityModel) -> TokenStream {
                 #version_fn
                 #raw_stamp
                 #audit_fns
+                #cache_fns
 
                 #insert_fns
 

@@ -52,6 +52,8 @@ pub(crate) struct EntityModel {
     pub validate: Option<Span>,
     /// Span of the `unaudited` flag: writes are not recorded in the audit trail.
     pub unaudited: Option<Span>,
+    /// `cache(...)`: the entity cache, with its bounds.
+    pub cache: Option<crate::attrs::CacheAttr>,
 }
 
 /// A multi-column index or unique constraint.
@@ -272,6 +274,7 @@ impl EntityModel {
             hooks: args.hooks,
             validate,
             unaudited: args.unaudited,
+            cache: args.cache,
         })
     }
 

@@ -72,11 +72,11 @@ pub use custodian_core::{
     migrate, observe, schema, session, sql_types, tx, validate, value,
 };
 pub use custodian_core::{
-    stored, AccessControl, Action, AnyConnection, AuditContext, Backend, BackendKind, Balance,
-    Balancer, BelongsTo, Check, ClusterConfig, ColumnKind, ColumnMeta, ColumnRole, ColumnValue,
-    CommitOutcomeConfig, Config, ConstraintKind, Coordinator, Crypto, DatabaseConfig, DatabaseUrl,
-    Db, DbEnum, DbError, Decimal, DecodeError, Drift, Entity, EntityMeta, EntityRules, Error,
-    FieldError, ForeignKey, Galera, Hooks, HostRole, HostStatus, IndexMeta, IntegrityKind,
+    stored, AccessControl, Action, Advice, AnyConnection, AuditContext, Backend, BackendKind,
+    Balance, Balancer, BelongsTo, Check, ClusterConfig, ColumnKind, ColumnMeta, ColumnRole,
+    ColumnValue, CommitOutcomeConfig, Config, ConstraintKind, Coordinator, Crypto, DatabaseConfig,
+    DatabaseUrl, Db, DbEnum, DbError, Decimal, DecodeError, Drift, Entity, EntityMeta, EntityRules,
+    Error, FieldError, ForeignKey, Galera, Hooks, HostRole, HostStatus, IndexMeta, IntegrityKind,
     IsolationLevel, LiveColumn, MultiBackend, PoolConfig, PoolStats, Principal, RefAction, Result,
     RetryPolicy, SchemaReport, Sealed, Session, SessionConfig, SetFilter, Stamp, TimeoutKind,
     TxOptions, ValidationErrors, WriteKind,

@@ -313,6 +313,13 @@ pub fn drop_table<D: DdlDialect + ?Sized>(d: &D, t: &TableDef) -> String {
 
 /// One row of a backend's column-introspection query: name, type and `YES` / `NO` for
 /// nullable.
+/// A row of one text column `name` (index columns, table names).
+#[derive(diesel::QueryableByName)]
+pub(crate) struct NameRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub(crate) name: String,
+}
+
 #[derive(diesel::QueryableByName)]
 pub(crate) struct ColumnRow {
     #[diesel(sql_type = diesel::sql_types::Text)]

@@ -235,6 +235,25 @@ impl Backend for Postgres {
         Ok(ddl::live_columns(rows))
     }
 
+    fn index_leading_columns(
+        &self,
+        conn: &mut AnyConnection,
+        meta: &EntityMeta,
+    ) -> QueryResult<Vec<String>> {
+        let rows: Vec<ddl::NameRow> = diesel::sql_query(
+            "SELECT a.attname::text AS name FROM pg_index i \
+             JOIN pg_class c ON c.oid = i.indrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0] \
+             WHERE n.nspname::text = COALESCE($1::text, current_schema()::text) \
+             AND c.relname::text = $2",
+        )
+        .bind::<Nullable<Text>, _>(meta.schema)
+        .bind::<Text, _>(meta.table)
+        .load(pg(conn)?)?;
+        Ok(rows.into_iter().map(|r| r.name).collect())
+    }
+
     fn type_compatible(&self, kind: ColumnKind, live_type: &str) -> bool {
         let t = live_type.to_ascii_lowercase();
         let t = t.as_str();

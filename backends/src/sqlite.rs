@@ -213,6 +213,25 @@ impl Backend for Sqlite {
         Ok(ddl::live_columns(rows))
     }
 
+    fn index_leading_columns(
+        &self,
+        conn: &mut AnyConnection,
+        meta: &EntityMeta,
+    ) -> QueryResult<Vec<String>> {
+        // The rowid key (`INTEGER PRIMARY KEY`) is in no index list: the first primary-key
+        // column counts as indexed.
+        let rows: Vec<ddl::NameRow> = diesel::sql_query(
+            "SELECT ii.name AS name \
+             FROM pragma_index_list(?1, COALESCE(?2, 'main')) AS il, \
+             pragma_index_info(il.name, COALESCE(?2, 'main')) AS ii WHERE ii.seqno = 0 \
+             UNION SELECT name FROM pragma_table_info(?1, COALESCE(?2, 'main')) WHERE pk = 1",
+        )
+        .bind::<Text, _>(meta.table)
+        .bind::<Nullable<Text>, _>(meta.schema)
+        .load(lite(conn)?)?;
+        Ok(rows.into_iter().map(|r| r.name).collect())
+    }
+
     fn type_compatible(&self, kind: ColumnKind, live_type: &str) -> bool {
         // SQLite's type affinity rules (section 3.1 of "Datatypes In SQLite").
         let t = live_type.to_ascii_uppercase();

@@ -186,6 +186,15 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
         meta: &EntityMeta,
     ) -> QueryResult<Option<Vec<LiveColumn>>>;
 
+    /// The first column of every index of an entity's table, primary key and unique
+    /// constraints included (empty when the table does not exist): the schema advice reports a
+    /// foreign key column that is none of them.
+    fn index_leading_columns(
+        &self,
+        conn: &mut AnyConnection,
+        meta: &EntityMeta,
+    ) -> QueryResult<Vec<String>>;
+
     /// Whether a live column type (as [`Backend::live_columns`] reports it) can hold values of
     /// `kind`: what this backend's own DDL creates for `kind`, and obvious equivalents.
     fn type_compatible(&self, kind: ColumnKind, live_type: &str) -> bool;

@@ -547,6 +547,24 @@ impl Db {
         Ok(drifts)
     }
 
+    /// Advice on the live schema of `entities` that is not drift (see [`Advice`]): today, a
+    /// foreign key column that leads no index of its table.
+    ///
+    /// [`Advice`]: crate::schema::Advice
+    pub fn schema_advice(&self, entities: &[EntityMeta]) -> Result<Vec<schema::Advice>> {
+        let backend = self.inner.backend;
+        let mut s = self.session()?;
+        let mut advice = Vec::new();
+        for meta in entities {
+            if meta.columns.iter().all(|c| c.references.is_none()) {
+                continue;
+            }
+            let leading = s.run(|c| backend.index_leading_columns(c, meta))?;
+            advice.extend(schema::unindexed_foreign_keys(meta, &leading));
+        }
+        Ok(advice)
+    }
+
     /// Checks that the live schema matches `entities`; otherwise [`Error::Integrity`] with a
     /// report listing every problem (see [`Db::schema_drift`]).
     pub fn check_schema(&self, entities: &[EntityMeta]) -> Result<()> {

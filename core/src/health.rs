@@ -60,6 +60,9 @@ pub struct HealthReport {
     pub pool: PoolHealth,
     /// Differences between the registered entities and the live schema, as text.
     pub drift: Vec<String>,
+    /// Advice on the live schema that is not drift (a foreign key without an index), as text;
+    /// advice does not make the database not ready. See [`Db::schema_advice`].
+    pub advice: Vec<String>,
     /// The audit trail's state; `None` when its tables are not installed (or the database is
     /// unreachable).
     pub audit: Option<AuditHealth>,
@@ -111,6 +114,9 @@ impl std::fmt::Display for HealthReport {
             None => writeln!(f, "audit: not installed")?,
         }
         writeln!(f, "schema drift: {}", self.drift.len())?;
+        for a in &self.advice {
+            writeln!(f, "advice: {a}")?;
+        }
         writeln!(f, "pending migrations: {}", self.pending_migrations.len())?;
         for p in &self.problems {
             writeln!(f, "problem: {p}")?;
@@ -148,6 +154,7 @@ impl Db {
             round_trip,
             pool,
             drift: Vec::new(),
+            advice: Vec::new(),
             audit: None,
             pending_migrations: Vec::new(),
             problems,
@@ -179,6 +186,12 @@ impl Db {
                 Err(e) => report
                     .problems
                     .push(format!("schema drift not checked: {e}")),
+            }
+            match self.schema_advice(&options.entities) {
+                Ok(advice) => report.advice = advice.iter().map(ToString::to_string).collect(),
+                Err(e) => report
+                    .problems
+                    .push(format!("schema advice not checked: {e}")),
             }
         }
         if let Some(dir) = &options.migrations {

@@ -61,7 +61,7 @@ pub use error::{
 pub use pool::PoolStats;
 pub use principal::Principal;
 pub use relations::BelongsTo;
-pub use schema::{Drift, LiveColumn, SchemaReport};
+pub use schema::{Advice, Drift, LiveColumn, SchemaReport};
 pub use session::Hooks;
 pub use session::{AuditContext, Session, SetFilter};
 pub use tx::{CommitOutcomeConfig, IsolationLevel, RetryPolicy, TxOptions};

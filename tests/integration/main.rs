@@ -50,6 +50,7 @@ mod proxy;
 mod relations;
 mod round_trips;
 mod schema;
+mod schema_advice;
 mod set_fast_path;
 mod set_hooks;
 mod set_updates;

@@ -323,6 +323,22 @@ impl Backend for Mysql {
         Ok(ddl::live_columns(rows))
     }
 
+    fn index_leading_columns(
+        &self,
+        conn: &mut AnyConnection,
+        meta: &EntityMeta,
+    ) -> QueryResult<Vec<String>> {
+        let rows: Vec<ddl::NameRow> = diesel::sql_query(
+            "SELECT CAST(COLUMN_NAME AS CHAR) AS name FROM information_schema.STATISTICS \
+             WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? \
+             AND SEQ_IN_INDEX = 1",
+        )
+        .bind::<Nullable<Text>, _>(meta.schema)
+        .bind::<Text, _>(meta.table)
+        .load(my(conn)?)?;
+        Ok(rows.into_iter().map(|r| r.name).collect())
+    }
+
     fn type_compatible(&self, kind: ColumnKind, live_type: &str) -> bool {
         let t = live_type.to_ascii_lowercase();
         let t = t.as_str();

@@ -9,6 +9,9 @@
 //! the entity's [`ColumnKind`], or a nullability mismatch. Columns the entity does not map are
 //! not drift. [`Db::schema_drift`](crate::Db::schema_drift) returns the same findings as data.
 
+mod advice;
+pub(crate) use advice::unindexed_foreign_keys;
+pub use advice::Advice;
 pub(crate) mod diff;
 pub(crate) mod loss;
 pub(crate) mod model;

@@ -514,7 +514,17 @@ impl Db {
     /// edited; a missing directory or malformed migration is [`Error::Config`] with its path.
     /// Afterwards custodian's audit tables are created if missing (see [`Db::install_audit`]).
     pub fn run_migrations(&self, dir: impl AsRef<Path>) -> Result<Vec<String>> {
-        let applied = migrate::run(&mut self.session()?, dir.as_ref())?;
+        self.run_migrations_with_progress(dir, None)
+    }
+
+    /// [`Db::run_migrations`], reporting progress (phase `"migrate"`, one unit per migration)
+    /// to `progress` after each migration is applied.
+    pub fn run_migrations_with_progress(
+        &self,
+        dir: impl AsRef<Path>,
+        progress: Option<crate::observe::ProgressFn<'_>>,
+    ) -> Result<Vec<String>> {
+        let applied = migrate::run_with_progress(&mut self.session()?, dir.as_ref(), progress)?;
         // custodian's own tables are managed by custodian, like diesel's migration table.
         self.install_audit()?;
         if self.inner.crypto.is_some() {

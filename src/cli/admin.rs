@@ -52,7 +52,12 @@ pub(crate) fn migrate(m: &Migrate, entities: &[crate::EntityMeta]) -> Result<u8,
             return super::schema::generate(&a.dir, &a.name, a.allow_data_loss, entities)
         }
         Migrate::Run(a) => {
-            let applied = open(&a.db)?.run_migrations(&a.dir).map_err(fail)?;
+            let bar = super::progress::Bar::stderr();
+            let show = |p| bar.show(p);
+            let applied = open(&a.db)?
+                .run_migrations_with_progress(&a.dir, Some(&show))
+                .map_err(fail)?;
+            drop(bar);
             for name in &applied {
                 println!("applied {name}");
             }
@@ -89,6 +94,8 @@ pub(crate) fn rotate_keys(args: &RotateArgs) -> Result<u8, Failure> {
     let crypto = db.crypto().map_err(fail)?;
     let mut s = db.session().map_err(fail)?;
     let (mut rewrapped, mut batches) = (0, 0);
+    let bar = super::progress::Bar::stderr();
+    let total = crypto.pending_rotation(&mut s).map_err(fail)?;
     loop {
         let n = crypto
             .rotate_batch(&mut s, args.batch as usize)
@@ -99,8 +106,14 @@ pub(crate) fn rotate_keys(args: &RotateArgs) -> Result<u8, Failure> {
         rewrapped += n;
         batches += 1;
         let left = crypto.pending_rotation(&mut s).map_err(fail)?;
+        bar.show(crate::observe::Progress {
+            done: rewrapped as u64,
+            total: Some(u64::try_from(total).unwrap_or(0)),
+            phase: "rotate keys",
+        });
         println!("batch {batches}: re-wrapped {n} data keys; {left} left");
     }
+    drop(bar);
     println!(
         "rotation done: {rewrapped} data keys re-wrapped in {batches} batches under master key {}",
         crypto.key_ring().active_id()

@@ -1,4 +1,5 @@
-//! The progress bar of the long commands (`audit seal`, `audit verify`): an `indicatif` bar
+//! The progress bar of the long commands (`audit seal`, `audit verify`, `rotate-keys`,
+//! `migrate run`): an `indicatif` bar
 //! on stderr, drawn only when stderr is a terminal, so piped or captured output is unchanged.
 
 use crate::observe::Progress;

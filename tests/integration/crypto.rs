@@ -10,7 +10,7 @@ use custodian::prelude::*;
 use custodian::{BackendKind, DatabaseConfig, Principal};
 
 pub(crate) const K1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
-const K2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+pub(crate) const K2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
 const OTHER: &str = "9999999999999999999999999999999999999999999999999999999999999999";
 
 /// A patient record: the SSN and salary are sealed under the patient's subject key, the SSN
@@ -52,7 +52,13 @@ pub(crate) fn reopen(db: &TestDb, tweak: impl FnOnce(&mut DatabaseConfig)) -> Db
         .acting_as(Principal::new("test-suite").with_role("admin"))
 }
 
-fn new_patient(c: &Crypto, s: &mut Session, subject: &str, ssn: &str, salary: i64) -> Patient {
+pub(crate) fn new_patient(
+    c: &Crypto,
+    s: &mut Session,
+    subject: &str,
+    ssn: &str,
+    salary: i64,
+) -> Patient {
     Patient {
         id: 0,
         subject: subject.into(),

@@ -29,7 +29,7 @@ mod coordinate_backup;
 mod coordinate_recovery;
 mod coordinate_rig;
 mod crud;
-mod crypto;
+pub mod crypto;
 mod encrypted;
 mod errors;
 mod example;

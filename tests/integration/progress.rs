@@ -1,6 +1,6 @@
 //! Progress of long operations on every backend: sealing and verifying a trail of 18,000
-//! records report, per phase, a `done` that never decreases and reaches the phase's total,
-//! over several batches.
+//! records, applying migrations and re-wrapping data keys report, per phase, a `done` that
+//! never decreases and reaches the phase's total, over several batches.
 
 use crate::audit::{entry, Entry};
 use crate::common::TestDb;
@@ -62,4 +62,69 @@ fn seal_and_verify_report_progress(db: &TestDb) {
     check(&seen.lock().unwrap(), "verify", 18_000);
 }
 
-on_all_backends!(seal_and_verify_report_progress);
+/// Applying three migrations reports `migrate` after each, 1 to 3 of 3.
+fn migrations_report_progress(db: &TestDb) {
+    let dir = std::env::temp_dir().join(format!("{}-progress-migrations", db.name));
+    for i in 1..=3 {
+        let m = dir
+            .join(db.kind.to_string())
+            .join(format!("2025010100000{i}_prog{i}"));
+        std::fs::create_dir_all(&m).unwrap();
+        std::fs::write(
+            m.join("up.sql"),
+            format!("CREATE TABLE prog_t{i} (id INTEGER);\n"),
+        )
+        .unwrap();
+        std::fs::write(m.join("down.sql"), format!("DROP TABLE prog_t{i};\n")).unwrap();
+    }
+    let seen = Mutex::new(Vec::new());
+    let sink = |p: Progress| seen.lock().unwrap().push(p);
+    let applied = db.run_migrations_with_progress(&dir, Some(&sink)).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(applied.len(), 3);
+    let events = seen.into_inner().unwrap();
+    assert_eq!(
+        events.iter().map(|p| p.done).collect::<Vec<_>>(),
+        [1, 2, 3],
+        "{events:?}"
+    );
+    check(&events, "migrate", 3);
+}
+
+/// Re-wrapping 250 data keys in batches of 100 reports `rotate keys` at 100, 200 and 250 of
+/// 250 (the total counted before the first batch).
+fn key_rotation_reports_progress(base: &TestDb) {
+    use crate::crypto::{crypto_db, new_patient, reopen, with_keys, Patient, K1, K2};
+    let db = crypto_db(base.kind);
+    db.create_table::<Patient>().unwrap();
+    let c = db.crypto().unwrap();
+    db.transaction(|tx| {
+        let mut rows: Vec<Patient> = (0..250)
+            .map(|i| new_patient(&c, tx, &format!("subj-{i}"), "SSN", i))
+            .collect();
+        tx.insert_many(&mut rows)
+    })
+    .unwrap();
+    let rotated = reopen(&db, |cfg| with_keys(cfg, &[("k1", K1), ("k2", K2)], "k2"));
+    let seen = Mutex::new(Vec::new());
+    let sink = |p: Progress| seen.lock().unwrap().push(p);
+    let report = rotated
+        .crypto()
+        .unwrap()
+        .rotate_with_progress(&mut rotated.session().unwrap(), 100, Some(&sink))
+        .unwrap();
+    assert_eq!(report.rewrapped, 250);
+    let events = seen.into_inner().unwrap();
+    assert_eq!(
+        events.iter().map(|p| p.done).collect::<Vec<_>>(),
+        [100, 200, 250],
+        "{events:?}"
+    );
+    check(&events, "rotate keys", 250);
+}
+
+on_all_backends!(
+    seal_and_verify_report_progress,
+    migrations_report_progress,
+    key_rotation_reports_progress,
+);

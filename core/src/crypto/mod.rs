@@ -500,6 +500,22 @@ impl Crypto {
     /// re-wrapped until then stay re-wrapped. Retire an old master key from the ring only when
     /// [`Crypto::pending_rotation`] is 0.
     pub fn rotate(&self, s: &mut impl KeyContext, batch_size: usize) -> Result<RotationReport> {
+        self.rotate_with_progress(s, batch_size, None)
+    }
+
+    /// [`Crypto::rotate`], reporting [`Progress`](crate::observe::Progress) (phase
+    /// `"rotate keys"`, one unit per data key, the total counted before the first batch) to
+    /// `progress` after each batch.
+    pub fn rotate_with_progress(
+        &self,
+        s: &mut impl KeyContext,
+        batch_size: usize,
+        progress: Option<crate::observe::ProgressFn<'_>>,
+    ) -> Result<RotationReport> {
+        let total = match progress {
+            Some(_) => Some(u64::try_from(self.pending_rotation(s)?).unwrap_or(0)),
+            None => None,
+        };
         let mut report = RotationReport::default();
         loop {
             let n = self.rotate_batch(s, batch_size)?;
@@ -508,6 +524,13 @@ impl Crypto {
             }
             report.rewrapped += n;
             report.batches += 1;
+            if let Some(show) = progress {
+                show(crate::observe::Progress {
+                    done: report.rewrapped as u64,
+                    total,
+                    phase: "rotate keys",
+                });
+            }
         }
     }
 }

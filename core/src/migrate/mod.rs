@@ -260,6 +260,16 @@ fn apply(s: &mut impl Context, kind: BackendKind, f: &Found) -> Result<()> {
 /// Applies the pending migrations of the session's backend under `dir`, oldest first; returns
 /// the names (`<version>_<name>`) of those applied. See the [module documentation](self).
 pub fn run<C: Context>(s: &mut C, dir: &Path) -> Result<Vec<String>> {
+    run_with_progress(s, dir, None)
+}
+
+/// [`run`], reporting [`Progress`](crate::observe::Progress) (phase `"migrate"`, one unit per
+/// migration, the total known up front) to `progress` after each migration is applied.
+pub fn run_with_progress<C: Context>(
+    s: &mut C,
+    dir: &Path,
+    progress: Option<crate::observe::ProgressFn<'_>>,
+) -> Result<Vec<String>> {
     let backend = s.backend();
     let kind = backend.kind();
     let found = load(dir, kind)?;
@@ -268,7 +278,7 @@ pub fn run<C: Context>(s: &mut C, dir: &Path) -> Result<Vec<String>> {
         return Ok(Vec::new());
     }
     s.run(|c| backend.before_migrations(c))?;
-    let result = apply_all(s, backend, &pending);
+    let result = apply_all(s, backend, &pending, progress);
     let restored = s.run(|c| backend.after_migrations(c));
     let done = result?;
     restored?;
@@ -279,6 +289,7 @@ fn apply_all<C: Context>(
     s: &mut C,
     backend: &dyn Backend,
     pending: &[Found],
+    progress: Option<crate::observe::ProgressFn<'_>>,
 ) -> Result<Vec<String>> {
     let kind = backend.kind();
     let mut done = Vec::with_capacity(pending.len());
@@ -305,6 +316,13 @@ fn apply_all<C: Context>(
             checked(s)?;
         }
         done.push(f.name.clone());
+        if let Some(report) = progress {
+            report(crate::observe::Progress {
+                done: done.len() as u64,
+                total: Some(pending.len() as u64),
+                phase: "migrate",
+            });
+        }
     }
     Ok(done)
 }

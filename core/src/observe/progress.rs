@@ -1,4 +1,4 @@
-//! [`Progress`]: what a long operation (audit seal and verify) reports to a callback after
+//! [`Progress`]: what a long operation (audit seal and verify, key rotation, migrations) reports to a callback after
 //! each batch, for a progress bar or a log line.
 
 /// How far a long operation has come.
@@ -14,12 +14,14 @@
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
-    /// Units done so far (records sealed, links verified). Never decreases within a phase.
+    /// Units done so far (records sealed, links verified, data keys re-wrapped, migrations
+    /// applied). Never decreases within a phase.
     pub done: u64,
     /// How many units the phase has, when known before it starts: `done` reaches it when
     /// the phase completes (more can appear if records are committed meanwhile).
     pub total: Option<u64>,
-    /// What is being done: `"seal"`, `"seal gaps"`, `"seal unchained"`, `"verify"`.
+    /// What is being done: `"seal"`, `"seal gaps"`, `"seal unchained"`, `"verify"`,
+    /// `"rotate keys"`, `"migrate"`.
     pub phase: &'static str,
 }
 

@@ -113,36 +113,6 @@ impl Checkpoint {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signed_checkpoints_verify_and_detect_changes() {
-        let key = SigningKey::from_bytes(&[3; 32]);
-        let cp = Checkpoint::sign(42, &"ab".repeat(32), &key);
-        let trusted = [key.verifying_key()];
-        cp.verify_signature(&key.verifying_key()).unwrap();
-        assert_eq!(cp.check_signature(&trusted), SignatureCheck::Valid);
-        let back = Checkpoint::from_json(&cp.to_json()).unwrap();
-        assert_eq!(back, cp);
-        let mut forged = cp.clone();
-        forged.seq = 41;
-        assert!(matches!(
-            forged.check_signature(&trusted),
-            SignatureCheck::Invalid(_)
-        ));
-        let other = SigningKey::from_bytes(&[4; 32]);
-        let resigned = Checkpoint::sign(42, &cp.hash, &other);
-        assert_eq!(
-            resigned.check_signature(&trusted),
-            SignatureCheck::Untrusted
-        );
-        assert_eq!(resigned.check_signature(&[]), SignatureCheck::Untrusted);
-        assert!(resigned.verify_signature(&key.verifying_key()).is_err());
-    }
-}
-
 /// Checks an ed25519 signature kept as hex (`public_key`, `signature`) over `message`: the
 /// key must be one of `trusted` (a key carried with the signed thing is never trusted on its
 /// own, since a forger can put any key there). Returns the check and, when it is valid, the key.
@@ -174,5 +144,35 @@ pub(crate) fn check_hex_signature(
             SignatureCheck::Invalid("the signature does not match its content".into()),
             None,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_checkpoints_verify_and_detect_changes() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let cp = Checkpoint::sign(42, &"ab".repeat(32), &key);
+        let trusted = [key.verifying_key()];
+        cp.verify_signature(&key.verifying_key()).unwrap();
+        assert_eq!(cp.check_signature(&trusted), SignatureCheck::Valid);
+        let back = Checkpoint::from_json(&cp.to_json()).unwrap();
+        assert_eq!(back, cp);
+        let mut forged = cp.clone();
+        forged.seq = 41;
+        assert!(matches!(
+            forged.check_signature(&trusted),
+            SignatureCheck::Invalid(_)
+        ));
+        let other = SigningKey::from_bytes(&[4; 32]);
+        let resigned = Checkpoint::sign(42, &cp.hash, &other);
+        assert_eq!(
+            resigned.check_signature(&trusted),
+            SignatureCheck::Untrusted
+        );
+        assert_eq!(resigned.check_signature(&[]), SignatureCheck::Untrusted);
+        assert!(resigned.verify_signature(&key.verifying_key()).is_err());
     }
 }

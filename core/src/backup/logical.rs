@@ -104,8 +104,10 @@ pub fn export(db: &Db, dir: &Path, key: &SigningKey) -> Result<Manifest> {
 /// rows: create the application's tables first (its migrations, or `create_tables`);
 /// custodian's own tables (audit trail, subject keys) are created here when missing. Open `db`
 /// with the source's audit key: the imported trail stays sealed under it. Each file's rows are checked against the manifest's digest; a file that
-/// differs rolls the whole import back. Tables are loaded in name order: foreign keys between
-/// them must allow that order (or be added after the import). Verify the result with
+/// differs rolls the whole import back. Tables are loaded parents first, by the foreign keys of
+/// the entities `db` knows (those its `create_table(s)` made), the others in name order before
+/// them; a foreign key between tables `db` has no entity for must allow that order. Verify the
+/// result with
 /// [`verify`](super::verify).
 pub fn import_into(dir: &Path, db: &Db, trusted: &[VerifyingKey]) -> Result<Manifest> {
     let manifest = read_manifest(dir)?;
@@ -121,9 +123,10 @@ pub fn import_into(dir: &Path, db: &Db, trusted: &[VerifyingKey]) -> Result<Mani
     create_own_tables(db, &manifest)?;
     let backend = db.backend();
     db.transaction(|s| {
+        let tables = load_order(&manifest, &s.known_entities())?;
         let conn = s.connection();
         clear_fresh_audit_head(conn, backend, &manifest)?;
-        for (table, expected) in &manifest.body.tables {
+        for (table, expected) in tables {
             let columns = sorted_columns(conn, backend, table)?;
             let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
             if names != expected.columns {
@@ -267,4 +270,20 @@ fn insert(
     }
     query.execute(conn).map_err(|e| backend.classify(e))?;
     Ok(())
+}
+
+/// The export's tables in the order they can be loaded: those of no entity `db` knows first
+/// (custodian's own tables, which reference nothing), in name order, then the known entities'
+/// tables with every referenced table before the tables referencing it.
+fn load_order<'m>(
+    manifest: &'m Manifest,
+    known: &[crate::entity::EntityMeta],
+) -> Result<Vec<(&'m String, &'m super::manifest::TableDigest)>> {
+    let order: Vec<&str> = crate::schema::dependency_order(known)?
+        .iter()
+        .map(|m| m.table)
+        .collect();
+    let mut tables: Vec<_> = manifest.body.tables.iter().collect();
+    tables.sort_by_key(|(t, _)| order.iter().position(|o| o == t).map_or(0, |p| p + 1));
+    Ok(tables)
 }

@@ -222,6 +222,17 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
         Ok(Some(Duration::ZERO))
     }
 
+    /// A mark that changes exactly when this connection commits a replicated write set
+    /// (MariaDB Galera: `WSREP_LAST_WRITTEN_GTID()`); `None` where there is none. Read before
+    /// and after `COMMIT` of a transaction known to have written on a Galera cluster: an
+    /// unchanged mark means the `COMMIT` committed nothing. Galera ends a local transaction
+    /// that loses to a replicated write set (a brute-force abort) while the client is
+    /// between statements; the server does not always report it, and a later `COMMIT`
+    /// then answers OK with no transaction open.
+    fn written_mark(&self, _conn: &mut AnyConnection) -> QueryResult<Option<String>> {
+        Ok(None)
+    }
+
     /// The replication position just after everything this connection committed (PostgreSQL:
     /// the WAL insert LSN; MariaDB: `@@gtid_binlog_pos`), as text; `None` without replication.
     fn commit_position(&self, _conn: &mut AnyConnection) -> QueryResult<Option<String>> {

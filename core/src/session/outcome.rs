@@ -105,6 +105,50 @@ impl Session {
         }))
     }
 
+    /// Before `COMMIT` on a Galera cluster of a transaction known to have written (audit
+    /// records or an outcome row, i.e. `pending`): the connection's
+    /// [written mark](crate::backend::Backend::written_mark), to be compared after `COMMIT`
+    /// by [`Session::confirm_written`]. `None` elsewhere: nothing to compare.
+    pub(super) fn written_mark(&mut self, pending: Option<&Pending>) -> Result<Option<String>> {
+        if pending.is_none() || self.db.config.cluster.galera.is_none() {
+            return Ok(None);
+        }
+        let backend = self.db.backend;
+        self.run(|c| backend.written_mark(c))
+    }
+
+    /// After a `COMMIT` that answered OK: a transaction that wrote must have moved the
+    /// written mark noted before it. Unchanged, the transaction had been ended behind the
+    /// client's back (a Galera brute-force abort no statement reported) and the `COMMIT`
+    /// committed nothing: a retryable [`Error::Serialization`]. Failing to read the mark is
+    /// a connection lost at `COMMIT`, settled like one.
+    pub(super) fn confirm_written(&mut self, before: Option<String>) -> Result<()> {
+        let Some(before) = before else {
+            return Ok(());
+        };
+        let backend = self.db.backend;
+        let after = self.run(|c| backend.written_mark(c)).map_err(|e| match e {
+            e @ Error::Connection { .. } => e,
+            other => Error::Connection {
+                message: "the commit could not be confirmed".into(),
+                source: Some(Box::new(other)),
+            },
+        })?;
+        if after.as_deref() == Some(before.as_str()) {
+            return Err(Error::Serialization {
+                source: Box::new(crate::error::DbError::new(
+                    backend.kind(),
+                    None,
+                    format!(
+                        "COMMIT answered OK but replicated no write set (the last one written \
+                         is still {before}): the cluster had aborted the transaction"
+                    ),
+                )),
+            });
+        }
+        Ok(())
+    }
+
     /// The server session of the current connection, asked once per connection.
     fn server_session(&mut self) -> Result<Option<String>> {
         if let Some(known) = &self.server_session {

@@ -44,6 +44,7 @@ mod proxy;
 mod relations;
 mod round_trips;
 mod schema;
+mod server_session;
 mod set_fast_path;
 mod set_hooks;
 mod set_updates;

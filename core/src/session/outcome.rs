@@ -17,6 +17,12 @@
 //!    result is returned. Not found: it rolled back, and the closure runs again like after a
 //!    connection lost before `COMMIT`.
 //!
+//! Step 1 runs only on the server that held the old session: a MariaDB session name carries
+//! its server (host, port, start), and a fresh connection that reached another server (a
+//! Galera node, a failover target) neither ends nor looks up anything there, where the same
+//! connection id names an unrelated session: the outcome is [`Error::CommitUnknown`]. A server
+//! restarted since took the session with it: it counts as ended.
+//!
 //! Step 1 is what makes the lookup safe. A lookup while the old session still runs (its
 //! `COMMIT` queued behind a slow commit, a deferred trigger, a lock) would see nothing and
 //! report "not committed", and the transaction would commit afterwards: the closure's effect

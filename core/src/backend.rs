@@ -66,7 +66,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     ) -> QueryResult<()>;
 
     /// The server session this connection talks to, as text only this backend reads back
-    /// (PostgreSQL: backend pid and start time; MariaDB: connection id), or `None` where a
+    /// (PostgreSQL: backend pid and start time; MariaDB: connection id and the server it lives
+    /// on, which alone can end or look it up), or `None` where a
     /// connection cannot be lost with a `COMMIT` in flight (SQLite is embedded: its commit
     /// either returns or fails, and a failed one rolled back). Asked before `COMMIT` of a
     /// transaction whose outcome custodian resolves should the connection break.

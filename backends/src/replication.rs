@@ -140,6 +140,13 @@ pub(crate) fn my_position(c: &mut diesel::MysqlConnection) -> QueryResult<Option
     Ok(pos.filter(|p| !p.is_empty()))
 }
 
+/// MariaDB Galera: the GTID of the last write set this connection replicated (it moves on
+/// with each write commit of the connection, not with a read-only or empty one).
+#[cfg(feature = "mysql")]
+pub(crate) fn my_written_mark(c: &mut diesel::MysqlConnection) -> QueryResult<Option<String>> {
+    diesel::select(sql::<Nullable<Text>>("WSREP_LAST_WRITTEN_GTID()")).get_result(c)
+}
+
 /// MariaDB: `MASTER_GTID_WAIT` with no wait answers 0 once the replica applied `position`.
 #[cfg(feature = "mysql")]
 pub(crate) fn my_replayed(c: &mut diesel::MysqlConnection, position: &str) -> QueryResult<bool> {

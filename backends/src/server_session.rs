@@ -4,8 +4,9 @@
 //! session is gone, so its transaction can no longer commit after custodian looked.
 //!
 //! PostgreSQL names a session by backend pid and start time (a pid alone may be reused by a
-//! later backend, which must not be ended by mistake); MariaDB by connection id, which the
-//! server does not reuse while it runs.
+//! later backend, which must not be ended by mistake); MariaDB by connection id and the server
+//! it lives on (host, port and start time): the server does not reuse an id while it runs, but
+//! another server of a cluster, or the same one restarted, gives the same id to another session.
 
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{BigInt, Text};
@@ -87,26 +88,94 @@ pub(crate) fn pg_exists(c: &mut diesel::PgConnection, id: &str) -> QueryResult<b
     Ok(row.n > 0)
 }
 
-/// MariaDB: the connection id of `c`.
+/// MariaDB: the session of `c`, as `id host:port started`: its connection id, and the server
+/// it lives on (`@@hostname:@@port`, and when that server started, in epoch seconds). A
+/// connection id names a session only on its own server, and only until that server restarts
+/// (ids start again from 1): ending one by id on another server would end an unrelated session.
 #[cfg(feature = "mysql")]
 pub(crate) fn my_current(c: &mut diesel::MysqlConnection) -> QueryResult<String> {
-    Fixed("SELECT CAST(CONNECTION_ID() AS CHAR)").get_result(c)
+    Fixed(MY_CURRENT).get_result(c)
 }
 
-/// MariaDB: a connection id, checked to be a number (it is put in `KILL`'s text).
+/// The SQL of [`my_current`]: the server's start is now minus its uptime.
 #[cfg(feature = "mysql")]
-fn my_id(id: &str) -> QueryResult<u64> {
-    id.parse().map_err(|_| {
-        diesel::result::Error::DeserializationError(format!("bad session `{id}`").into())
+const MY_CURRENT: &str = "SELECT CONCAT(CONNECTION_ID(), ' ', @@hostname, ':', @@port, ' ', \
+     CAST(UNIX_TIMESTAMP() - (SELECT CAST(VARIABLE_VALUE AS SIGNED) \
+     FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME') AS SIGNED))";
+
+/// Start times of one server read at different moments differ by the second they straddle.
+#[cfg(feature = "mysql")]
+const START_SLACK_SECS: i64 = 2;
+
+/// A MariaDB session name, split.
+#[cfg(feature = "mysql")]
+struct MySession<'a> {
+    /// The connection id, checked to be a number (it is put in `KILL`'s text).
+    id: u64,
+    server: &'a str,
+    started: i64,
+}
+
+#[cfg(feature = "mysql")]
+fn my_parts(name: &str) -> QueryResult<MySession<'_>> {
+    let bad =
+        || diesel::result::Error::DeserializationError(format!("bad session `{name}`").into());
+    let mut parts = name.split(' ');
+    let (Some(id), Some(server), Some(started), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    Ok(MySession {
+        id: id.parse().map_err(|_| bad())?,
+        server,
+        started: started.parse().map_err(|_| bad())?,
     })
 }
 
-/// MariaDB: kills connection `id`. The server rolls back its open transaction before the
-/// thread leaves the process list; an id that is gone already (error 1094) is fine.
+/// Where session `name` lives, seen from the server `c` talks to.
 #[cfg(feature = "mysql")]
-pub(crate) fn my_end(c: &mut diesel::MysqlConnection, id: &str) -> QueryResult<()> {
+enum Place {
+    /// On this server: its id means it here.
+    Here(u64),
+    /// This server restarted since: the session ended with the server it ran on.
+    Gone,
+}
+
+/// Places session `name` relative to `c`'s server; on another server it cannot be ended or
+/// looked up through `c`, which is an error (the caller cannot settle anything there).
+#[cfg(feature = "mysql")]
+fn my_place(c: &mut diesel::MysqlConnection, name: &str) -> QueryResult<Place> {
+    let old = my_parts(name)?;
+    let current = my_current(c)?;
+    let here = my_parts(&current)?;
+    if here.server != old.server {
+        return Err(diesel::result::Error::QueryBuilderError(
+            format!(
+                "session {} lives on server {}, this connection is on {}: a connection id \
+                 names a session only on its own server",
+                old.id, old.server, here.server
+            )
+            .into(),
+        ));
+    }
+    if (here.started - old.started).abs() > START_SLACK_SECS {
+        return Ok(Place::Gone);
+    }
+    Ok(Place::Here(old.id))
+}
+
+/// MariaDB: kills the session named `name` ([`my_current`]) on its own server. The server
+/// rolls back its open transaction before the thread leaves the process list; an id that is
+/// gone already (error 1094), or a server restarted since, is fine. A session of another
+/// server is an error: its id would name an unrelated session here.
+#[cfg(feature = "mysql")]
+pub(crate) fn my_end(c: &mut diesel::MysqlConnection, name: &str) -> QueryResult<()> {
     use diesel::connection::SimpleConnection;
-    match c.batch_execute(&format!("KILL CONNECTION {}", my_id(id)?)) {
+    let Place::Here(id) = my_place(c, name)? else {
+        return Ok(());
+    };
+    match c.batch_execute(&format!("KILL CONNECTION {id}")) {
         Err(diesel::result::Error::DatabaseError(_, info))
             if info
                 .message()
@@ -119,13 +188,16 @@ pub(crate) fn my_end(c: &mut diesel::MysqlConnection, id: &str) -> QueryResult<(
     }
 }
 
-/// MariaDB: whether connection `id` is still in the process list (killed ones stay there
-/// while they roll back).
+/// MariaDB: whether session `name` is still in its server's process list (killed ones stay
+/// there while they roll back). A session of another server is an error, as in [`my_end`].
 #[cfg(feature = "mysql")]
-pub(crate) fn my_exists(c: &mut diesel::MysqlConnection, id: &str) -> QueryResult<bool> {
+pub(crate) fn my_exists(c: &mut diesel::MysqlConnection, name: &str) -> QueryResult<bool> {
+    let Place::Here(id) = my_place(c, name)? else {
+        return Ok(false);
+    };
     let row: Count =
         diesel::sql_query("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE ID = ?")
-            .bind::<diesel::sql_types::Unsigned<BigInt>, _>(my_id(id)?)
+            .bind::<diesel::sql_types::Unsigned<BigInt>, _>(id)
             .get_result(c)?;
     Ok(row.n > 0)
 }

@@ -80,7 +80,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     ) -> QueryResult<()>;
 
     /// The server session this connection talks to, as text only this backend reads back
-    /// (PostgreSQL: backend pid and start time; MariaDB: connection id), or `None` where a
+    /// (PostgreSQL: backend pid and start time; MariaDB: connection id and the server it lives
+    /// on, which alone can end or look it up), or `None` where a
     /// connection cannot be lost with a `COMMIT` in flight (SQLite is embedded: its commit
     /// either returns or fails, and a failed one rolled back). Asked before `COMMIT` of a
     /// transaction whose outcome custodian resolves should the connection break.
@@ -243,6 +244,17 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// for reads under a lag bound.
     fn replica_lag(&self, _conn: &mut AnyConnection) -> QueryResult<Option<Duration>> {
         Ok(Some(Duration::ZERO))
+    }
+
+    /// A mark that changes exactly when this connection commits a replicated write set
+    /// (MariaDB Galera: `WSREP_LAST_WRITTEN_GTID()`); `None` where there is none. Read before
+    /// and after `COMMIT` of a transaction known to have written on a Galera cluster: an
+    /// unchanged mark means the `COMMIT` committed nothing. Galera ends a local transaction
+    /// that loses to a replicated write set (a brute-force abort) while the client is
+    /// between statements; the server does not always report it, and a later `COMMIT`
+    /// then answers OK with no transaction open.
+    fn written_mark(&self, _conn: &mut AnyConnection) -> QueryResult<Option<String>> {
+        Ok(None)
     }
 
     /// The replication position just after everything this connection committed (PostgreSQL:

@@ -51,6 +51,7 @@ mod relations;
 mod round_trips;
 mod schema;
 mod schema_advice;
+mod server_session;
 mod set_fast_path;
 mod set_hooks;
 mod set_updates;

@@ -380,6 +380,10 @@ impl Backend for Mysql {
         crate::replication::my_position(my(conn)?)
     }
 
+    fn written_mark(&self, conn: &mut AnyConnection) -> QueryResult<Option<String>> {
+        crate::replication::my_written_mark(my(conn)?)
+    }
+
     fn has_replayed(&self, conn: &mut AnyConnection, position: &str) -> QueryResult<bool> {
         crate::replication::my_replayed(my(conn)?, position)
     }

@@ -17,6 +17,12 @@
 //!    result is returned. Not found: it rolled back, and the closure runs again like after a
 //!    connection lost before `COMMIT`.
 //!
+//! Step 1 runs only on the server that held the old session: a MariaDB session name carries
+//! its server (host, port, start), and a fresh connection that reached another server (a
+//! Galera node, a failover target) neither ends nor looks up anything there, where the same
+//! connection id names an unrelated session: the outcome is [`Error::CommitUnknown`]. A server
+//! restarted since took the session with it: it counts as ended.
+//!
 //! Step 1 is what makes the lookup safe. A lookup while the old session still runs (its
 //! `COMMIT` queued behind a slow commit, a deferred trigger, a lock) would see nothing and
 //! report "not committed", and the transaction would commit afterwards: the closure's effect
@@ -103,6 +109,50 @@ impl Session {
             audited,
             server_session,
         }))
+    }
+
+    /// Before `COMMIT` on a Galera cluster of a transaction known to have written (audit
+    /// records or an outcome row, i.e. `pending`): the connection's
+    /// [written mark](crate::backend::Backend::written_mark), to be compared after `COMMIT`
+    /// by [`Session::confirm_written`]. `None` elsewhere: nothing to compare.
+    pub(super) fn written_mark(&mut self, pending: Option<&Pending>) -> Result<Option<String>> {
+        if pending.is_none() || self.db.config.cluster.galera.is_none() {
+            return Ok(None);
+        }
+        let backend = self.db.backend;
+        self.run(|c| backend.written_mark(c))
+    }
+
+    /// After a `COMMIT` that answered OK: a transaction that wrote must have moved the
+    /// written mark noted before it. Unchanged, the transaction had been ended behind the
+    /// client's back (a Galera brute-force abort no statement reported) and the `COMMIT`
+    /// committed nothing: a retryable [`Error::Serialization`]. Failing to read the mark is
+    /// a connection lost at `COMMIT`, settled like one.
+    pub(super) fn confirm_written(&mut self, before: Option<String>) -> Result<()> {
+        let Some(before) = before else {
+            return Ok(());
+        };
+        let backend = self.db.backend;
+        let after = self.run(|c| backend.written_mark(c)).map_err(|e| match e {
+            e @ Error::Connection { .. } => e,
+            other => Error::Connection {
+                message: "the commit could not be confirmed".into(),
+                source: Some(Box::new(other)),
+            },
+        })?;
+        if after.as_deref() == Some(before.as_str()) {
+            return Err(Error::Serialization {
+                source: Box::new(crate::error::DbError::new(
+                    backend.kind(),
+                    None,
+                    format!(
+                        "COMMIT answered OK but replicated no write set (the last one written \
+                         is still {before}): the cluster had aborted the transaction"
+                    ),
+                )),
+            });
+        }
+        Ok(())
     }
 
     /// The server session of the current connection, asked once per connection.

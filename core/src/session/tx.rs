@@ -201,12 +201,20 @@ impl Session {
                     // A connection retired by a failure the closure did not pass on: no COMMIT
                     // is sent, the attempt fails as a lost connection (and is retried).
                     .and_then(|()| self.usable_connection())
-                    .and_then(|()| self.prepare_outcome(options, audited));
+                    .and_then(|()| self.prepare_outcome(options, audited))
+                    .and_then(|pending| {
+                        let mark = self.written_mark(pending.as_ref())?;
+                        Ok((pending, mark))
+                    });
                 match ready {
-                    Ok(pending) => {
-                        match <AnyConnection as Connection>::TransactionManager::commit_transaction(
-                            &mut *self.conn,
-                        ) {
+                    Ok((pending, mark)) => {
+                        let committed =
+                            <AnyConnection as Connection>::TransactionManager::commit_transaction(
+                                &mut *self.conn,
+                            )
+                            .map_err(|e| self.failed(e))
+                            .and_then(|()| self.confirm_written(mark));
+                        match committed {
                             Ok(()) => {
                                 self.evict_touched();
                                 self.note_commit(options);
@@ -215,7 +223,7 @@ impl Session {
                                 }
                                 Ok(value)
                             }
-                            Err(e) => match self.failed(e).at_commit() {
+                            Err(e) => match e.at_commit() {
                                 e @ Error::CommitUnknown { .. } => {
                                     // It may have committed: evicting costs a reload at most.
                                     self.evict_touched();

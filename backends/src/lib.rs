@@ -20,6 +20,7 @@ pub mod mysql;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod rebuild;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 mod replication;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod server_session;

@@ -1,6 +1,12 @@
 //! Replication queries per dialect: a host's role, its lag, commit positions and whether a
 //! replica has replayed one (what `custodian_core::cluster` routes reads by).
 
+// Each dialect's half is unused in a build without the other database.
+#![cfg_attr(
+    not(all(feature = "postgres", feature = "mysql")),
+    allow(dead_code, unused_imports)
+)]
+
 use custodian_core::backend::HostRole;
 use diesel::dsl::sql;
 use diesel::sql_types::{BigInt, Bool, Double, Nullable, Text};

@@ -37,6 +37,7 @@ pub mod faults;
 mod fidelity;
 mod galera;
 mod health;
+mod instrumentation_chain;
 mod lifecycle;
 mod migrate_diff;
 mod observe;

@@ -85,6 +85,19 @@ pub struct Probe {
     /// A plan is being captured: its `EXPLAIN` is not itself logged as slow (MariaDB runs a
     /// derived table's subquery to plan the outer query).
     explaining: bool,
+    /// The application's default diesel instrumentation
+    /// (`diesel::connection::set_default_instrumentation`), which custodian's probe replaces on
+    /// the connection and therefore forwards every event to.
+    chained: Chained,
+}
+
+/// The instrumentation the probe forwards to, if the application set a default one.
+struct Chained(Option<Box<dyn Instrumentation>>);
+
+impl std::fmt::Debug for Chained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(..)" } else { "None" })
+    }
 }
 
 /// The marker diesel writes between a query's SQL and its bind values.
@@ -133,6 +146,7 @@ impl Probe {
             slow: None,
             plans: Vec::new(),
             explaining: false,
+            chained: Chained(diesel::connection::get_default_instrumentation()),
         }
     }
 
@@ -318,10 +332,13 @@ impl Probe {
 
 impl Instrumentation for Probe {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
-        match event {
-            InstrumentationEvent::StartQuery { query, .. } => self.start(query),
-            InstrumentationEvent::FinishQuery { query, error, .. } => self.finish(query, error),
+        match &event {
+            InstrumentationEvent::StartQuery { query, .. } => self.start(*query),
+            InstrumentationEvent::FinishQuery { query, error, .. } => self.finish(*query, *error),
             _ => {}
+        }
+        if let Some(chained) = &mut self.chained.0 {
+            chained.on_connection_event(event);
         }
     }
 }

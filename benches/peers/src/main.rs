@@ -269,7 +269,8 @@ impl Target {
     /// Statements per operation of each diesel-based side, as diesel's instrumentation counts
     /// them on every connection (connection checks included), over `n` operations on one
     /// thread.
-    fn statements(&self, work: Work, side: Side, n: u64) -> Res<f64> {
+    /// Also returns the statements by shape: (shape, statements per operation, mean µs).
+    fn statements(&self, work: Work, side: Side, n: u64) -> Res<(f64, Vec<(String, f64, f64)>)> {
         let mut rng = Rng::new(99);
         count::arm(true);
         let before = count::total();
@@ -278,7 +279,11 @@ impl Target {
         }
         let counted = count::total() - before;
         count::arm(false);
-        Ok(counted as f64 / n as f64)
+        let shapes = count::shapes()
+            .into_iter()
+            .map(|(shape, k, micros)| (shape, k as f64 / n as f64, micros))
+            .collect();
+        Ok((counted as f64 / n as f64, shapes))
     }
 }
 
@@ -426,11 +431,16 @@ fn run() -> Res<()> {
     }
 
     // Statements per operation, counted outside the timed runs.
+    // Each statement kind is timed too (one thread, PEERS_SHAPE_OPS operations per side).
+    let shape_ops = env_num("PEERS_SHAPE_OPS", 200.0) as u64;
     let mut statements: BTreeMap<(Kind, Work, Side), f64> = BTreeMap::new();
+    let mut shapes: BTreeMap<(Kind, Work, Side), Vec<(String, f64, f64)>> = BTreeMap::new();
     for t in &targets {
         for work in Work::ALL {
             for side in [Side::Diesel, Side::Custodian, Side::Audited] {
-                statements.insert((t.kind, work, side), t.statements(work, side, 20)?);
+                let (per_op, by_shape) = t.statements(work, side, shape_ops)?;
+                statements.insert((t.kind, work, side), per_op);
+                shapes.insert((t.kind, work, side), by_shape);
             }
         }
     }
@@ -522,6 +532,31 @@ fn run() -> Res<()> {
                 n(Side::Custodian),
                 n(Side::Audited)
             );
+        }
+    }
+    println!(
+        "\nTime per statement kind: {shape_ops} operations per side on one thread, outside the \
+         timed runs; per operation, the statements of that shape and the mean time of one \
+         (diesel's start to finish event: rendering, round trip, server, result).\n"
+    );
+    for t in &targets {
+        for work in [Work::Crud, Work::Tpcb] {
+            println!("#### {} {}\n", t.kind.name(), work.label());
+            println!("| side | statement | per op | mean µs | µs per op |\n|:--|:--|--:|--:|--:|");
+            for side in [Side::Diesel, Side::Custodian, Side::Audited] {
+                let mut sum = 0.0;
+                for (shape, per_op, micros) in &shapes[&(t.kind, work, side)] {
+                    sum += per_op * micros;
+                    println!(
+                        "| {} | `{}` | {per_op:.2} | {micros:.0} | {:.0} |",
+                        side_name(side),
+                        shape.replace('|', "\\|"),
+                        per_op * micros
+                    );
+                }
+                println!("| {} | **all** | | | **{sum:.0}** |", side_name(side));
+            }
+            println!();
         }
     }
     println!(

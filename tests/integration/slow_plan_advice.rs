@@ -60,8 +60,8 @@ fn filters_on_unindexed_columns_in_slow_plans_are_advised(base: &TestDb) {
 
     // A full scan filtering on the key: seen, not advised.
     let key_scan = match db.kind {
-        BackendKind::Postgres => "SELECT id FROM spa_notes WHERE id + 0 = $1",
-        _ => "SELECT id FROM spa_notes WHERE id + 0 = ?",
+        BackendKind::Postgres => "SELECT id, kind FROM spa_notes WHERE id + 0 = $1",
+        _ => "SELECT id, kind FROM spa_notes WHERE id + 0 = ?",
     };
     let (found, capture) = capturing(|| {
         s.load::<Id, _>(custodian::diesel::sql_query(key_scan).bind::<BigInt, _>(7_i64))

@@ -128,7 +128,10 @@ fn filter_advice(
         .collect();
     columns.sort();
     columns.dedup();
-    (!columns.is_empty()).then(|| Advice::UnindexedFilter {
+    if columns.is_empty() {
+        return None;
+    }
+    Some(Advice::UnindexedFilter {
         table,
         columns,
         seen: seen.seen,

@@ -22,6 +22,7 @@ pub mod postgres;
 pub mod rebuild;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod replication;
+mod scans;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod server_session;
 #[cfg(feature = "sqlite")]

@@ -87,6 +87,10 @@ impl Backend for Postgres {
         "EXPLAIN (FORMAT JSON) "
     }
 
+    fn filtered_scans(&self, plan: &str, _sql: &str) -> Vec<custodian_core::observe::FilteredScan> {
+        crate::scans::postgres::filtered_scans(plan)
+    }
+
     fn kind(&self) -> BackendKind {
         BackendKind::Postgres
     }
@@ -238,7 +242,8 @@ impl Backend for Postgres {
     fn index_leading_columns(
         &self,
         conn: &mut AnyConnection,
-        meta: &EntityMeta,
+        schema: Option<&str>,
+        table: &str,
     ) -> QueryResult<Vec<String>> {
         let rows: Vec<ddl::NameRow> = diesel::sql_query(
             "SELECT a.attname::text AS name FROM pg_index i \
@@ -248,8 +253,8 @@ impl Backend for Postgres {
              WHERE n.nspname::text = COALESCE($1::text, current_schema()::text) \
              AND c.relname::text = $2",
         )
-        .bind::<Nullable<Text>, _>(meta.schema)
-        .bind::<Text, _>(meta.table)
+        .bind::<Nullable<Text>, _>(schema)
+        .bind::<Text, _>(table)
         .load(pg(conn)?)?;
         Ok(rows.into_iter().map(|r| r.name).collect())
     }

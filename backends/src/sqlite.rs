@@ -54,6 +54,10 @@ impl Backend for Sqlite {
         "EXPLAIN QUERY PLAN "
     }
 
+    fn filtered_scans(&self, plan: &str, sql: &str) -> Vec<custodian_core::observe::FilteredScan> {
+        crate::scans::sqlite::filtered_scans(plan, sql)
+    }
+
     fn kind(&self) -> BackendKind {
         BackendKind::Sqlite
     }
@@ -216,7 +220,8 @@ impl Backend for Sqlite {
     fn index_leading_columns(
         &self,
         conn: &mut AnyConnection,
-        meta: &EntityMeta,
+        schema: Option<&str>,
+        table: &str,
     ) -> QueryResult<Vec<String>> {
         // The rowid key (`INTEGER PRIMARY KEY`) is in no index list: the first primary-key
         // column counts as indexed.
@@ -226,8 +231,8 @@ impl Backend for Sqlite {
              pragma_index_info(il.name, COALESCE(?2, 'main')) AS ii WHERE ii.seqno = 0 \
              UNION SELECT name FROM pragma_table_info(?1, COALESCE(?2, 'main')) WHERE pk = 1",
         )
-        .bind::<Text, _>(meta.table)
-        .bind::<Nullable<Text>, _>(meta.schema)
+        .bind::<Text, _>(table)
+        .bind::<Nullable<Text>, _>(schema)
         .load(lite(conn)?)?;
         Ok(rows.into_iter().map(|r| r.name).collect())
     }

@@ -61,6 +61,15 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
         crate::observe::plan(conn, self.explain_prefix(), &crate::observe::Text(sql)).map(Some)
     }
 
+    /// The tables `plan` (what [`Backend::explain_statement`] returned for `sql`) reads in full
+    /// while filtering them, each with the names its filter uses, for the schema advice. The
+    /// names come from the plan's condition where the database shows it, else from `sql`'s
+    /// `WHERE`; they are never values (literals are skipped). A plan this backend cannot
+    /// read yields none. The default: none.
+    fn filtered_scans(&self, _plan: &str, _sql: &str) -> Vec<crate::observe::FilteredScan> {
+        Vec::new()
+    }
+
     /// Begins a top-level transaction with the given options. Nothing set here may outlive the
     /// transaction.
     fn begin(&self, conn: &mut AnyConnection, options: &TxOptions) -> QueryResult<()>;
@@ -187,13 +196,15 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
         meta: &EntityMeta,
     ) -> QueryResult<Option<Vec<LiveColumn>>>;
 
-    /// The first column of every index of an entity's table, primary key and unique
-    /// constraints included (empty when the table does not exist): the schema advice reports a
-    /// foreign key column that is none of them.
+    /// The first column of every index of `table` in `schema` (`None`: the connection's
+    /// current schema or database), primary key and unique constraints included (empty when
+    /// the table does not exist): the schema advice reports a foreign key column, or a column
+    /// a slow plan filtered a full scan on, that is none of them.
     fn index_leading_columns(
         &self,
         conn: &mut AnyConnection,
-        meta: &EntityMeta,
+        schema: Option<&str>,
+        table: &str,
     ) -> QueryResult<Vec<String>>;
 
     /// Whether a live column type (as [`Backend::live_columns`] reports it) can hold values of

@@ -101,6 +101,7 @@ impl Db {
                 denials: Default::default(),
                 statement_bytes: std::sync::OnceLock::new(),
                 entities: std::sync::Mutex::new(Vec::new()),
+                slow_scans: Default::default(),
             }),
         })
     }
@@ -557,21 +558,30 @@ impl Db {
         Ok(drifts)
     }
 
-    /// Advice on the live schema of `entities` that is not drift (see [`Advice`]): today, a
-    /// foreign key column that leads no index of its table.
+    /// Advice on the live schema that is not drift (see [`Advice`]): a foreign key column of
+    /// one of `entities` that leads no index of its table, and columns that the plans of this
+    /// handle's slow statements show a full scan filtering on, none of which leads an index
+    /// (any table, registered or not; only statements that were slow and whose plan was
+    /// captured are seen).
     ///
     /// [`Advice`]: crate::schema::Advice
     pub fn schema_advice(&self, entities: &[EntityMeta]) -> Result<Vec<schema::Advice>> {
         let backend = self.inner.backend;
+        let scans = self.inner.slow_scans.snapshot();
+        let keyed: Vec<&EntityMeta> = entities
+            .iter()
+            .filter(|m| m.columns.iter().any(|c| c.references.is_some()))
+            .collect();
+        if keyed.is_empty() && scans.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut s = self.session()?;
         let mut advice = Vec::new();
-        for meta in entities {
-            if meta.columns.iter().all(|c| c.references.is_none()) {
-                continue;
-            }
-            let leading = s.run(|c| backend.index_leading_columns(c, meta))?;
+        for meta in keyed {
+            let leading = s.run(|c| backend.index_leading_columns(c, meta.schema, meta.table))?;
             advice.extend(schema::unindexed_foreign_keys(meta, &leading));
         }
+        advice.extend(schema::unindexed_filters(&mut s, scans)?);
         Ok(advice)
     }
 

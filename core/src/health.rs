@@ -60,8 +60,9 @@ pub struct HealthReport {
     pub pool: PoolHealth,
     /// Differences between the registered entities and the live schema, as text.
     pub drift: Vec<String>,
-    /// Advice on the live schema that is not drift (a foreign key without an index), as text;
-    /// advice does not make the database not ready. See [`Db::schema_advice`].
+    /// Advice on the live schema that is not drift (a foreign key without an index, a column
+    /// slow plans filtered a full scan on without an index), as text; advice does not make
+    /// the database not ready. See [`Db::schema_advice`].
     pub advice: Vec<String>,
     /// The audit trail's state; `None` when its tables are not installed (or the database is
     /// unreachable).
@@ -187,12 +188,13 @@ impl Db {
                     .problems
                     .push(format!("schema drift not checked: {e}")),
             }
-            match self.schema_advice(&options.entities) {
-                Ok(advice) => report.advice = advice.iter().map(ToString::to_string).collect(),
-                Err(e) => report
-                    .problems
-                    .push(format!("schema advice not checked: {e}")),
-            }
+        }
+        // Without entities there is still the advice from slow plans.
+        match self.schema_advice(&options.entities) {
+            Ok(advice) => report.advice = advice.iter().map(ToString::to_string).collect(),
+            Err(e) => report
+                .problems
+                .push(format!("schema advice not checked: {e}")),
         }
         if let Some(dir) = &options.migrations {
             match self.pending_migrations(dir) {

@@ -57,6 +57,7 @@ mod set_fast_path;
 mod set_hooks;
 mod set_updates;
 mod shredding;
+mod slow_plan_advice;
 mod tamper;
 mod transactions;
 mod types;

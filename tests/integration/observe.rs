@@ -8,7 +8,7 @@
 use crate::access_guard::{policy, seed, writer, Invoice, Vendor};
 use crate::common::TestDb;
 use crate::entities::{counters, Counter};
-use crate::observe_capture::{Capture, Counts};
+use crate::observe_capture::{capturing, Counts, Done};
 use custodian::audit::tables::custodian_audit as a;
 use custodian::observe::NPlusOneMode;
 use custodian::prelude::*;
@@ -218,10 +218,9 @@ fn spans_carry_ids_and_no_secrets(base: &TestDb) {
     let db = crate::crypto::crypto_db(base.kind);
     db.create_tables(&[Vendor::META, Invoice::META, crate::encrypted::Client::META])
         .unwrap();
-    let capture = Capture::default();
     let guarded = db.with_access(policy(&["iban"], None));
     let mut tx_ids = Vec::new();
-    tracing::subscriber::with_default(capture.clone(), || {
+    let ((), capture) = capturing(|| {
         let mut w = guarded.acting_as(writer("acme")).session().unwrap();
         let vendor = w
             .transaction(|tx| {
@@ -273,18 +272,16 @@ fn spans_carry_ids_and_no_secrets(base: &TestDb) {
             .all(|s| s.fields["sql"].contains("INSERT") && s.fields.contains_key("duration_ms")),
         "{inserts:?}"
     );
-    for item in capture.items() {
-        let text = format!("{} {:?}", item.name, item.fields);
-        for secret in [
+    capture.assert_no_secret(
+        &[
             SECRET_IBAN,
             SECRET_EMAIL,
             SECRET_NAME,
             "secret.ada",
             "Secretname",
-        ] {
-            assert!(!text.contains(secret), "`{secret}` leaked into {item:?}");
-        }
-    }
+        ],
+        "default settings",
+    );
 }
 
 /// A slow statement is logged with its plan, captured on the same connection.
@@ -298,8 +295,7 @@ fn slow_statements_are_logged_with_a_plan(base: &TestDb) {
              FROM c WHERE x < 3000000) SELECT count(*) FROM c) s"
         }
     };
-    let capture = Capture::default();
-    tracing::subscriber::with_default(capture.clone(), || {
+    let ((), capture) = capturing(|| {
         let mut s = db.session().unwrap();
         let rows: Vec<Done> = s.load(custodian::diesel::sql_query(slow)).unwrap();
         assert_eq!(rows.len(), 1);
@@ -309,16 +305,10 @@ fn slow_statements_are_logged_with_a_plan(base: &TestDb) {
             .unwrap();
     });
     let events = capture.events("custodian::slow");
-    let logged: Vec<_> = events
-        .iter()
-        .filter(|e| e.name == "slow statement")
-        .collect();
+    let logged = capture.events_named("custodian::slow", "slow statement");
     assert_eq!(logged.len(), 1, "{events:?}");
     assert!(logged[0].fields["sql"].contains("done"), "{logged:?}");
-    let plans: Vec<_> = events
-        .iter()
-        .filter(|e| e.name == "slow statement plan")
-        .collect();
+    let plans = capture.events_named("custodian::slow", "slow statement plan");
     assert_eq!(plans.len(), 1, "{events:?}");
     let plan = &plans[0].fields["plan"];
     let expected = match db.kind {
@@ -327,14 +317,6 @@ fn slow_statements_are_logged_with_a_plan(base: &TestDb) {
         _ => "SCAN",
     };
     assert!(plan.contains(expected), "{plan}");
-}
-
-#[derive(custodian::diesel::QueryableByName)]
-#[diesel(check_for_backend(custodian::MultiBackend))]
-struct Done {
-    #[diesel(sql_type = custodian::diesel::sql_types::Text)]
-    #[allow(dead_code)]
-    v: String,
 }
 
 /// `Session::explain` returns the database's plan for a diesel query without running it.
@@ -376,13 +358,14 @@ fn n_plus_one_is_detected(base: &TestDb) {
                 .unwrap(),
             );
         }
-        let capture = Capture::default();
-        let results = tracing::subscriber::with_default(capture.clone(), || {
-            let batched = s.children::<Vendor, Invoice>(&vendors);
-            assert!(batched.is_ok(), "{batched:?}");
-            let batched = s.children::<Vendor, Invoice>(&vendors);
-            assert!(batched.is_ok(), "{batched:?}");
-            assert!(capture.events("custodian::n_plus_one").is_empty());
+        let ((), batched) = capturing(|| {
+            for _ in 0..2 {
+                let loaded = s.children::<Vendor, Invoice>(&vendors);
+                assert!(loaded.is_ok(), "{loaded:?}");
+            }
+        });
+        assert!(batched.events("custodian::n_plus_one").is_empty());
+        let (results, capture) = capturing(|| {
             s.transaction(|tx| {
                 let mut results = Vec::new();
                 for v in &vendors {
@@ -417,8 +400,7 @@ fn n_plus_one_is_detected(base: &TestDb) {
 /// Each statement span records `rows`: the rows a session read returned or a write changed.
 fn statement_spans_carry_rows(db: &TestDb) {
     db.create_table::<Counter>().unwrap();
-    let capture = Capture::default();
-    tracing::subscriber::with_default(capture.clone(), || {
+    let ((), capture) = capturing(|| {
         let mut s = db.session().unwrap();
         let mut rows: Vec<Counter> = ["a", "b", "c"]
             .iter()

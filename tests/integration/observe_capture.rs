@@ -1,5 +1,7 @@
 //! Test doubles for observability: a `metrics` recorder that keeps exact counts and a
-//! `tracing` subscriber that keeps every span and event with all their fields as text.
+//! `tracing` subscriber that keeps every span and event with all their fields as text
+//! ([`capturing`] runs a closure under one), and the one-column row of the raw statements the
+//! observe tests run.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -146,6 +148,23 @@ impl tracing::field::Visit for Visit<'_> {
     }
 }
 
+/// Runs `f` with a fresh [`Capture`] as this thread's subscriber: what `f` returned, and
+/// every span and event it emitted.
+pub fn capturing<R>(f: impl FnOnce() -> R) -> (R, Capture) {
+    let capture = Capture::default();
+    let out = tracing::subscriber::with_default(capture.clone(), f);
+    (out, capture)
+}
+
+/// The row of a raw statement selecting one text column `v`.
+#[derive(custodian::diesel::QueryableByName)]
+#[diesel(check_for_backend(custodian::MultiBackend))]
+pub struct Done {
+    #[diesel(sql_type = custodian::diesel::sql_types::Text)]
+    #[allow(dead_code)]
+    pub v: String,
+}
+
 impl Capture {
     /// Everything captured so far.
     pub fn items(&self) -> Vec<Captured> {
@@ -166,6 +185,29 @@ impl Capture {
             .into_iter()
             .filter(|c| c.kind == "event" && c.target == target)
             .collect()
+    }
+
+    /// Events on `target` with the message `message`.
+    pub fn events_named(&self, target: &str, message: &str) -> Vec<Captured> {
+        self.events(target)
+            .into_iter()
+            .filter(|e| e.name == message)
+            .collect()
+    }
+
+    /// Fails naming the first span or event whose name or a field holds one of `secrets`.
+    pub fn assert_no_secret(&self, secrets: &[&str], context: &str) {
+        let items = self.items();
+        assert!(!items.is_empty(), "{context}: nothing was captured");
+        for item in items {
+            let text = format!("{} {:?}", item.name, item.fields);
+            for secret in secrets {
+                assert!(
+                    !text.contains(secret),
+                    "{context}: `{secret}` leaked into {item:?}"
+                );
+            }
+        }
     }
 }
 

@@ -117,6 +117,10 @@ impl Backend for Mysql {
         "EXPLAIN FORMAT=JSON "
     }
 
+    fn filtered_scans(&self, plan: &str, _sql: &str) -> Vec<custodian_core::observe::FilteredScan> {
+        crate::scans::mariadb::filtered_scans(plan)
+    }
+
     fn kind(&self) -> BackendKind {
         BackendKind::Mysql
     }
@@ -326,15 +330,16 @@ impl Backend for Mysql {
     fn index_leading_columns(
         &self,
         conn: &mut AnyConnection,
-        meta: &EntityMeta,
+        schema: Option<&str>,
+        table: &str,
     ) -> QueryResult<Vec<String>> {
         let rows: Vec<ddl::NameRow> = diesel::sql_query(
             "SELECT CAST(COLUMN_NAME AS CHAR) AS name FROM information_schema.STATISTICS \
              WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? \
              AND SEQ_IN_INDEX = 1",
         )
-        .bind::<Nullable<Text>, _>(meta.schema)
-        .bind::<Text, _>(meta.table)
+        .bind::<Nullable<Text>, _>(schema)
+        .bind::<Text, _>(table)
         .load(my(conn)?)?;
         Ok(rows.into_iter().map(|r| r.name).collect())
     }

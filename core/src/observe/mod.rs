@@ -37,6 +37,7 @@ mod explain;
 mod probe;
 mod progress;
 mod rows;
+mod scans;
 
 pub(crate) use explain::Text;
 pub use explain::{plan, plan_of_sql};
@@ -44,6 +45,8 @@ pub(crate) use rows::Rows;
 
 pub use probe::{Context, NPlusOneFinding, Probe, SlowStatement};
 pub use progress::{Progress, ProgressFn};
+pub use scans::FilteredScan;
+pub(crate) use scans::{ScanLog, ScanSeen};
 
 use crate::error::Error;
 use serde::Deserialize;

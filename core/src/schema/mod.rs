@@ -10,8 +10,8 @@
 //! not drift. [`Db::schema_drift`](crate::Db::schema_drift) returns the same findings as data.
 
 mod advice;
-pub(crate) use advice::unindexed_foreign_keys;
 pub use advice::Advice;
+pub(crate) use advice::{unindexed_filters, unindexed_foreign_keys};
 pub(crate) mod diff;
 pub(crate) mod loss;
 pub(crate) mod model;

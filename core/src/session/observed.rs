@@ -1,6 +1,7 @@
 //! The session's side of observability: which entity, operation and call site its statements
 //! serve (for the statement probe's labels and N+1 findings), and slow-statement plans
-//! captured on the session's own connection.
+//! captured on the session's own connection (their filtered full scans are recorded for the
+//! schema advice).
 
 use super::*;
 use crate::observe::{Context, Probe};
@@ -135,14 +136,19 @@ impl Session {
             p.explaining(false);
         }
         match plan {
-            Ok(Some(plan)) => tracing::warn!(
-                target: "custodian::slow",
-                entity = slow.entity,
-                sql = slow.sql.as_str(),
-                duration_ms = slow.elapsed.as_secs_f64() * 1000.0,
-                plan = plan.as_str(),
-                "slow statement plan"
-            ),
+            Ok(Some(plan)) => {
+                tracing::warn!(
+                    target: "custodian::slow",
+                    entity = slow.entity,
+                    sql = slow.sql.as_str(),
+                    duration_ms = slow.elapsed.as_secs_f64() * 1000.0,
+                    plan = plan.as_str(),
+                    "slow statement plan"
+                );
+                // Filtered full scans in the plan feed the schema advice.
+                let scans = backend.filtered_scans(&plan, &slow.sql);
+                self.db.slow_scans.record(scans, &slow.sql);
+            }
             Err(e) => tracing::warn!(
                 target: "custodian::slow",
                 entity = slow.entity,

@@ -33,6 +33,8 @@ pub(crate) struct Shared {
     pub(crate) cluster: Option<crate::cluster::Cluster>,
     /// The entity cache (see [`crate::cache`]).
     pub(crate) cache: crate::cache::Caches,
+    /// Filtered full scans seen in the plans of slow statements, for the schema advice.
+    pub(crate) slow_scans: crate::observe::ScanLog,
 }
 
 impl Shared {

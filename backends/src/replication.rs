@@ -146,11 +146,22 @@ pub(crate) fn my_position(c: &mut diesel::MysqlConnection) -> QueryResult<Option
     Ok(pos.filter(|p| !p.is_empty()))
 }
 
-/// MariaDB Galera: the GTID of the last write set this connection replicated (it moves on
-/// with each write commit of the connection, not with a read-only or empty one).
+/// MariaDB Galera: the statement, sent in one batch after `START TRANSACTION`, that notes the
+/// GTID of the last write set this connection replicated (it moves on with each write commit
+/// of the connection, not with a read-only or empty one) in a session variable.
 #[cfg(feature = "mysql")]
-pub(crate) fn my_written_mark(c: &mut diesel::MysqlConnection) -> QueryResult<Option<String>> {
-    diesel::select(sql::<Nullable<Text>>("WSREP_LAST_WRITTEN_GTID()")).get_result(c)
+pub(crate) const MY_NOTE_WRITTEN: &str = "SET @custodian_written = WSREP_LAST_WRITTEN_GTID()";
+
+/// MariaDB Galera: the mark [`MY_NOTE_WRITTEN`] noted, and the mark now.
+#[cfg(feature = "mysql")]
+pub(crate) fn my_written_marks(
+    c: &mut diesel::MysqlConnection,
+) -> QueryResult<(Option<String>, Option<String>)> {
+    diesel::select((
+        sql::<Nullable<Text>>("CAST(@custodian_written AS CHAR)"),
+        sql::<Nullable<Text>>("WSREP_LAST_WRITTEN_GTID()"),
+    ))
+    .get_result(c)
 }
 
 /// MariaDB: `MASTER_GTID_WAIT` with no wait answers 0 once the replica applied `position`.

@@ -32,6 +32,20 @@ fn my(conn: &mut AnyConnection) -> QueryResult<&mut diesel::MysqlConnection> {
     }
 }
 
+/// Begins a transaction with `o`'s isolation level (set for the next transaction only, so it
+/// cannot leak) by the batch `start` (`START TRANSACTION`, and what goes with it).
+fn begin(c: &mut diesel::MysqlConnection, o: &TxOptions, start: &str) -> QueryResult<()> {
+    if let Some(level) = o.isolation {
+        let sql = format!("SET TRANSACTION ISOLATION LEVEL {}", level.sql());
+        Cached {
+            sql: &sql,
+            seconds: None,
+        }
+        .execute(c)?;
+    }
+    AnsiTransactionManager::begin_transaction_sql(c, start)
+}
+
 fn statement_time_sql(limit_ms: Option<u64>) -> String {
     // MariaDB's max_statement_time is in seconds (fractional); 0 means no limit.
     format!(
@@ -158,28 +172,22 @@ impl Backend for Mysql {
         crate::server_session::my_exists(my(conn)?, id)
     }
 
+    fn session_node_left(&self, conn: &mut AnyConnection, id: &str) -> QueryResult<Option<bool>> {
+        crate::server_session::my_node_left(my(conn)?, id)
+    }
+
     fn ping(&self, conn: &mut AnyConnection) -> QueryResult<()> {
         // diesel's own check (a cached `SELECT 1`): one round trip, as on a diesel pool.
         diesel::r2d2::R2D2Connection::ping(my(conn)?)
     }
 
     fn begin(&self, conn: &mut AnyConnection, o: &TxOptions) -> QueryResult<()> {
-        let c = my(conn)?;
-        if let Some(level) = o.isolation {
-            // Without SESSION/GLOBAL this applies to the next transaction only: it cannot leak.
-            let sql = format!("SET TRANSACTION ISOLATION LEVEL {}", level.sql());
-            Cached {
-                sql: &sql,
-                seconds: None,
-            }
-            .execute(c)?;
-        }
         let sql = if o.read_only {
             "START TRANSACTION READ ONLY"
         } else {
             "START TRANSACTION"
         };
-        AnsiTransactionManager::begin_transaction_sql(c, sql)
+        begin(my(conn)?, o, sql)
     }
 
     fn set_transaction_timeout(
@@ -380,8 +388,25 @@ impl Backend for Mysql {
         crate::replication::my_position(my(conn)?)
     }
 
-    fn written_mark(&self, conn: &mut AnyConnection) -> QueryResult<Option<String>> {
-        crate::replication::my_written_mark(my(conn)?)
+    fn begin_noting_written(&self, conn: &mut AnyConnection, o: &TxOptions) -> QueryResult<bool> {
+        let start = if o.read_only {
+            "START TRANSACTION READ ONLY"
+        } else {
+            "START TRANSACTION"
+        };
+        begin(
+            my(conn)?,
+            o,
+            &format!("{start}; {}", crate::replication::MY_NOTE_WRITTEN),
+        )?;
+        Ok(true)
+    }
+
+    fn written_marks(
+        &self,
+        conn: &mut AnyConnection,
+    ) -> QueryResult<(Option<String>, Option<String>)> {
+        crate::replication::my_written_marks(my(conn)?)
     }
 
     fn has_replayed(&self, conn: &mut AnyConnection, position: &str) -> QueryResult<bool> {

@@ -170,12 +170,20 @@ impl Session {
         f: &mut impl FnMut(&mut Session) -> Result<T>,
     ) -> Attempt<T> {
         let backend = self.db.backend;
-        if let Err(e) = backend.begin(&mut self.conn, options) {
-            let err = self.failed(e);
-            // Undo anything set before the failed BEGIN (e.g. SQLite's query_only).
-            let _ = self.end_transaction(options);
-            return Attempt::Done(Err(err));
-        }
+        let began = if self.notes_written(options) {
+            backend.begin_noting_written(&mut self.conn, options)
+        } else {
+            backend.begin(&mut self.conn, options).map(|()| false)
+        };
+        let noted = match began {
+            Ok(noted) => noted,
+            Err(e) => {
+                let err = self.failed(e);
+                // Undo anything set before the failed BEGIN (e.g. SQLite's query_only).
+                let _ = self.end_transaction(options);
+                return Attempt::Done(Err(err));
+            }
+        };
         self.depth = 1;
         self.tx_id = Some(tx_id);
         self.next_ordinal = 0;
@@ -201,19 +209,17 @@ impl Session {
                     // A connection retired by a failure the closure did not pass on: no COMMIT
                     // is sent, the attempt fails as a lost connection (and is retried).
                     .and_then(|()| self.usable_connection())
-                    .and_then(|()| self.prepare_outcome(options, audited))
-                    .and_then(|pending| {
-                        let mark = self.written_mark(pending.as_ref())?;
-                        Ok((pending, mark))
-                    });
+                    .and_then(|()| self.prepare_outcome(options, audited));
                 match ready {
-                    Ok((pending, mark)) => {
+                    Ok(pending) => {
+                        // Only a transaction known to have written must move the mark.
+                        let confirm = noted && pending.is_some();
                         let committed =
                             <AnyConnection as Connection>::TransactionManager::commit_transaction(
                                 &mut *self.conn,
                             )
                             .map_err(|e| self.failed(e))
-                            .and_then(|()| self.confirm_written(mark));
+                            .and_then(|()| self.confirm_written(confirm));
                         match committed {
                             Ok(()) => {
                                 self.evict_touched();

@@ -258,22 +258,22 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
         Ok(Some(Duration::ZERO))
     }
 
-    /// Begins a transaction as [`Backend::begin`] does and, in the same round trip, notes on
-    /// the server the connection's written mark: a value that changes exactly when this
-    /// connection commits a replicated write set (MariaDB Galera: `WSREP_LAST_WRITTEN_GTID()`).
-    /// Returns whether it noted one; the default begins only. Used on a Galera cluster, where
-    /// a local transaction that loses to a replicated write set is ended (a brute-force abort)
-    /// while the client is between statements; the server does not always report it, and a
-    /// later `COMMIT` then answers OK with no transaction open. Inside an open transaction
-    /// nothing commits on the connection, so the mark at `BEGIN` is the mark before `COMMIT`
-    /// (unless a statement of the transaction commits it implicitly, as DDL does on MariaDB).
-    fn begin_noting_written(&self, conn: &mut AnyConnection, options: &TxOptions) -> QueryResult<bool> {
-        self.begin(conn, options).map(|()| false)
+    /// Commits the open top-level transaction as diesel's transaction manager does, noting on
+    /// the server, in the same round trip just before `COMMIT`, the connection's written mark:
+    /// a value that changes exactly when this connection commits a replicated write set
+    /// (MariaDB Galera: `WSREP_LAST_WRITTEN_GTID()`). Returns whether it noted one; the default
+    /// commits only. Used on a Galera cluster, where a local transaction that loses to a
+    /// replicated write set is ended (a brute-force abort) while the client is between
+    /// statements; the server does not always report it, the statements after it may run
+    /// and commit on their own, and the `COMMIT` then answers OK with no transaction open.
+    fn commit_noting_written(&self, conn: &mut AnyConnection) -> QueryResult<bool> {
+        use diesel::connection::{Connection, TransactionManager};
+        <AnyConnection as Connection>::TransactionManager::commit_transaction(conn).map(|()| false)
     }
 
-    /// After `COMMIT` of a transaction begun by [`Backend::begin_noting_written`], in one round
-    /// trip: the written mark noted at `BEGIN` and the mark now. Unchanged, the `COMMIT`
-    /// committed nothing. `(None, None)` where there is no mark.
+    /// After a `COMMIT` by [`Backend::commit_noting_written`], in one round trip: the written
+    /// mark noted before it and the mark now. Unchanged, the `COMMIT` committed nothing.
+    /// `(None, None)` where there is no mark.
     fn written_marks(
         &self,
         _conn: &mut AnyConnection,

@@ -32,20 +32,6 @@ fn my(conn: &mut AnyConnection) -> QueryResult<&mut diesel::MysqlConnection> {
     }
 }
 
-/// Begins a transaction with `o`'s isolation level (set for the next transaction only, so it
-/// cannot leak) by the batch `start` (`START TRANSACTION`, and what goes with it).
-fn begin(c: &mut diesel::MysqlConnection, o: &TxOptions, start: &str) -> QueryResult<()> {
-    if let Some(level) = o.isolation {
-        let sql = format!("SET TRANSACTION ISOLATION LEVEL {}", level.sql());
-        Cached {
-            sql: &sql,
-            seconds: None,
-        }
-        .execute(c)?;
-    }
-    AnsiTransactionManager::begin_transaction_sql(c, start)
-}
-
 fn statement_time_sql(limit_ms: Option<u64>) -> String {
     // MariaDB's max_statement_time is in seconds (fractional); 0 means no limit.
     format!(
@@ -182,12 +168,22 @@ impl Backend for Mysql {
     }
 
     fn begin(&self, conn: &mut AnyConnection, o: &TxOptions) -> QueryResult<()> {
+        let c = my(conn)?;
+        if let Some(level) = o.isolation {
+            // Without SESSION/GLOBAL this applies to the next transaction only: it cannot leak.
+            let sql = format!("SET TRANSACTION ISOLATION LEVEL {}", level.sql());
+            Cached {
+                sql: &sql,
+                seconds: None,
+            }
+            .execute(c)?;
+        }
         let sql = if o.read_only {
             "START TRANSACTION READ ONLY"
         } else {
             "START TRANSACTION"
         };
-        begin(my(conn)?, o, sql)
+        AnsiTransactionManager::begin_transaction_sql(c, sql)
     }
 
     fn set_transaction_timeout(
@@ -388,18 +384,8 @@ impl Backend for Mysql {
         crate::replication::my_position(my(conn)?)
     }
 
-    fn begin_noting_written(&self, conn: &mut AnyConnection, o: &TxOptions) -> QueryResult<bool> {
-        let start = if o.read_only {
-            "START TRANSACTION READ ONLY"
-        } else {
-            "START TRANSACTION"
-        };
-        begin(
-            my(conn)?,
-            o,
-            &format!("{start}; {}", crate::replication::MY_NOTE_WRITTEN),
-        )?;
-        Ok(true)
+    fn commit_noting_written(&self, conn: &mut AnyConnection) -> QueryResult<bool> {
+        crate::replication::my_commit_noting_written(my(conn)?).map(|()| true)
     }
 
     fn written_marks(

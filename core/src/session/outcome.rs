@@ -122,16 +122,20 @@ impl Session {
         }))
     }
 
-    /// Whether a transaction with `options` notes the connection's
-    /// [written mark](crate::backend::Backend::begin_noting_written) at `BEGIN`, for
-    /// [`Session::confirm_written`]: a read-write one on a Galera cluster.
-    pub(super) fn notes_written(&self, options: &TxOptions) -> bool {
-        !options.read_only && self.db.config.cluster.galera.is_some()
+    /// Commits the open top-level transaction. On a Galera cluster, a read-write transaction
+    /// known to have written (`written`: audit records or an outcome row) notes the
+    /// connection's [written mark](crate::backend::Backend::commit_noting_written) in the same
+    /// round trip, for [`Session::confirm_written`]; returns whether it did.
+    pub(super) fn commit_top(&mut self, options: &TxOptions, written: bool) -> QueryResult<bool> {
+        if written && !options.read_only && self.db.config.cluster.galera.is_some() {
+            return self.db.backend.commit_noting_written(&mut self.conn);
+        }
+        <AnyConnection as Connection>::TransactionManager::commit_transaction(&mut *self.conn)
+            .map(|()| false)
     }
 
-    /// After a `COMMIT` that answered OK, when the `BEGIN` noted the written mark (`noted`) and
-    /// the transaction is known to have written (audit records or an outcome row): the mark
-    /// must have moved since, read with the noted one in one round trip. Unchanged, the
+    /// After a `COMMIT` that answered OK and noted the written mark just before it (`noted`):
+    /// the mark must have moved since, read with the noted one in one round trip. Unchanged, the
     /// transaction had been ended behind the client's back (a Galera brute-force abort no
     /// statement reported) and the `COMMIT` committed nothing: a retryable
     /// [`Error::Serialization`]. Failing to read the marks is a connection lost at `COMMIT`,

@@ -170,20 +170,12 @@ impl Session {
         f: &mut impl FnMut(&mut Session) -> Result<T>,
     ) -> Attempt<T> {
         let backend = self.db.backend;
-        let began = if self.notes_written(options) {
-            backend.begin_noting_written(&mut self.conn, options)
-        } else {
-            backend.begin(&mut self.conn, options).map(|()| false)
-        };
-        let noted = match began {
-            Ok(noted) => noted,
-            Err(e) => {
-                let err = self.failed(e);
-                // Undo anything set before the failed BEGIN (e.g. SQLite's query_only).
-                let _ = self.end_transaction(options);
-                return Attempt::Done(Err(err));
-            }
-        };
+        if let Err(e) = backend.begin(&mut self.conn, options) {
+            let err = self.failed(e);
+            // Undo anything set before the failed BEGIN (e.g. SQLite's query_only).
+            let _ = self.end_transaction(options);
+            return Attempt::Done(Err(err));
+        }
         self.depth = 1;
         self.tx_id = Some(tx_id);
         self.next_ordinal = 0;
@@ -212,14 +204,10 @@ impl Session {
                     .and_then(|()| self.prepare_outcome(options, audited));
                 match ready {
                     Ok(pending) => {
-                        // Only a transaction known to have written must move the mark.
-                        let confirm = noted && pending.is_some();
-                        let committed =
-                            <AnyConnection as Connection>::TransactionManager::commit_transaction(
-                                &mut *self.conn,
-                            )
+                        let committed = self
+                            .commit_top(options, pending.is_some())
                             .map_err(|e| self.failed(e))
-                            .and_then(|()| self.confirm_written(confirm));
+                            .and_then(|noted| self.confirm_written(noted));
                         match committed {
                             Ok(()) => {
                                 self.evict_touched();

@@ -224,7 +224,10 @@ pub(crate) fn my_exists(c: &mut diesel::MysqlConnection, name: &str) -> QueryRes
 /// before the view that excluded it (read from `mysql.wsrep_cluster_members`, which a node
 /// rewrites at each view change). A session of a server that is no Galera node is an error.
 #[cfg(feature = "mysql")]
-pub(crate) fn my_node_left(c: &mut diesel::MysqlConnection, name: &str) -> QueryResult<Option<bool>> {
+pub(crate) fn my_node_left(
+    c: &mut diesel::MysqlConnection,
+    name: &str,
+) -> QueryResult<Option<bool>> {
     let old = my_parts(name)?;
     let current = my_current(c)?;
     if my_parts(&current)?.server == old.server {

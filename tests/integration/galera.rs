@@ -3,9 +3,9 @@
 //! three nodes in multi-writer mode with one node stopped half-way. Where a statement ran is
 //! asked of the server itself (its port).
 
+use crate::bank::{self, port_of, Account, Tally};
 use custodian::diesel::connection::SimpleConnection;
 use custodian::diesel::Connection;
-use crate::bank::{self, port_of, Account, Tally};
 use custodian::{DatabaseConfig, Db, Error, Galera, HostRole};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -226,7 +226,11 @@ fn bank_load_over_three_nodes_survives_a_stopped_node() {
         all.failed,
         db.cluster_status()
     );
-    assert!(all.transfers >= 100, "the load ran: {} transfers", all.transfers);
+    assert!(
+        all.transfers >= 100,
+        "the load ran: {} transfers",
+        all.transfers
+    );
     assert!(
         all.attempts > operations,
         "certification conflicts happened and were retried: {} runs",

@@ -156,9 +156,8 @@ impl Host {
         let spawned = std::thread::Builder::new()
             .name("custodian-probe".into())
             .spawn(move || {
-                let answer = crate::pool::open_connection(backend, &config).and_then(|mut c| {
-                    ask(backend, &mut c).map_err(|e| backend.classify(e))
-                });
+                let answer = crate::pool::open_connection(backend, &config)
+                    .and_then(|mut c| ask(backend, &mut c).map_err(|e| backend.classify(e)));
                 probing.store(false, Ordering::Release);
                 let _ = tell.send(answer);
             });

@@ -145,13 +145,15 @@ impl Session {
             return Ok(());
         }
         let backend = self.db.backend;
-        let (before, after) = self.run(|c| backend.written_marks(c)).map_err(|e| match e {
-            e @ Error::Connection { .. } => e,
-            other => Error::Connection {
-                message: "the commit could not be confirmed".into(),
-                source: Some(Box::new(other)),
-            },
-        })?;
+        let (before, after) = self
+            .run(|c| backend.written_marks(c))
+            .map_err(|e| match e {
+                e @ Error::Connection { .. } => e,
+                other => Error::Connection {
+                    message: "the commit could not be confirmed".into(),
+                    source: Some(Box::new(other)),
+                },
+            })?;
         let Some(before) = before else {
             return Ok(());
         };

@@ -92,13 +92,18 @@ fn a_stopped_replica_is_banned_and_readmitted(kind: BackendKind) {
         "the restarted replica is readmitted",
         || db.cluster_status()[index].up,
     );
-    println!("{kind:?}: readmitted {:?} after it answered", started.elapsed());
+    println!(
+        "{kind:?}: readmitted {:?} after it answered",
+        started.elapsed()
+    );
     let status = db.cluster_status();
     assert!(status[index].errors > 0, "{status:?}");
     // It serves again, through its new pool.
-    until(Duration::from_secs(2), "the readmitted replica serves", || {
-        (0..4).any(|_| port_of(&mut db.with_position(None).reader().unwrap()) == stopped)
-    });
+    until(
+        Duration::from_secs(2),
+        "the readmitted replica serves",
+        || (0..4).any(|_| port_of(&mut db.with_position(None).reader().unwrap()) == stopped),
+    );
 }
 
 /// Reader sessions on a replica whose host stops between two reads: the second read (by key,

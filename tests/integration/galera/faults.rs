@@ -172,7 +172,9 @@ fn bank_load_survives_a_killed_node() {
 fn a_commit_cut_off_by_its_dead_node_is_settled_on_another() {
     let rig_db = GaleraDb::new();
     let db = {
-        let db = rig_db.open(Some(Galera::Single)).expect("open single-writer");
+        let db = rig_db
+            .open(Some(Galera::Single))
+            .expect("open single-writer");
         let mut cfg = db.config().clone();
         cfg.retry.max_attempts = 100;
         cfg.retry.max_elapsed_ms = 20_000;
@@ -206,17 +208,20 @@ fn a_commit_cut_off_by_its_dead_node_is_settled_on_another() {
         .expect("the cut transfer reached its commit");
     rig(&["freeze", &third.to_string()]);
     go.send(()).unwrap();
-    until(Duration::from_secs(2), "the COMMIT waits on the writer", || {
-        committing(writer, &rig_db.name)
-    });
+    until(
+        Duration::from_secs(2),
+        "the COMMIT waits on the writer",
+        || committing(writer, &rig_db.name),
+    );
     rig(&["freeze", &writer.to_string()]);
     rig(&["thaw", &third.to_string()]);
     std::thread::sleep(Duration::from_millis(300));
     rig(&["kill", &writer.to_string()]);
     let lost = Instant::now();
-    let (result, runs, cut_run, done) = within(Duration::from_secs(60), "the cut commit", move || {
-        cut.join().unwrap()
-    });
+    let (result, runs, cut_run, done) =
+        within(Duration::from_secs(60), "the cut commit", move || {
+            cut.join().unwrap()
+        });
     let port = result.unwrap_or_else(|e| panic!("the cut commit is not settled: {e}"));
     println!(
         "cut commit settled {:?} after the kill: {runs} runs (cut on run {cut_run}), last on {port}",

@@ -146,11 +146,59 @@ pub(crate) fn my_position(c: &mut diesel::MysqlConnection) -> QueryResult<Option
     Ok(pos.filter(|p| !p.is_empty()))
 }
 
-/// MariaDB Galera: the GTID of the last write set this connection replicated (it moves on
-/// with each write commit of the connection, not with a read-only or empty one).
+/// MariaDB Galera: `COMMIT`, in one batch after the statement that notes the GTID of the last
+/// write set this connection replicated (it moves on with each write commit of the
+/// connection, not with a read-only or empty one) in a session variable.
 #[cfg(feature = "mysql")]
-pub(crate) fn my_written_mark(c: &mut diesel::MysqlConnection) -> QueryResult<Option<String>> {
-    diesel::select(sql::<Nullable<Text>>("WSREP_LAST_WRITTEN_GTID()")).get_result(c)
+const MY_NOTED_COMMIT: &str = "SET @custodian_written = WSREP_LAST_WRITTEN_GTID(); COMMIT";
+
+/// MariaDB Galera: commits the open top-level transaction of `c` by [`MY_NOTED_COMMIT`], and
+/// keeps diesel's transaction manager in step as its own commit does: the depth drops on
+/// success; on failure the transaction is rolled back, and a failed rollback leaves the
+/// manager broken (the pool then discards the connection).
+#[cfg(feature = "mysql")]
+pub(crate) fn my_commit_noting_written(c: &mut diesel::MysqlConnection) -> QueryResult<()> {
+    use diesel::connection::{
+        AnsiTransactionManager, SimpleConnection, TransactionDepthChange, TransactionManager,
+        TransactionManagerStatus,
+    };
+    let status = AnsiTransactionManager::transaction_manager_status_mut(c);
+    if status.transaction_depth()?.map(|d| d.get()) != Some(1) {
+        return Err(diesel::result::Error::NotInTransaction);
+    }
+    match c.batch_execute(MY_NOTED_COMMIT) {
+        Ok(()) => {
+            if let TransactionManagerStatus::Valid(valid) =
+                AnsiTransactionManager::transaction_manager_status_mut(c)
+            {
+                // The connection may have seen the transaction end already: fine.
+                let _ = valid.change_transaction_depth(TransactionDepthChange::DecreaseDepth);
+            }
+            Ok(())
+        }
+        Err(commit_error) => match AnsiTransactionManager::rollback_transaction(c) {
+            Ok(()) => Err(commit_error),
+            Err(rollback_error) => {
+                AnsiTransactionManager::transaction_manager_status_mut(c).set_in_error();
+                Err(diesel::result::Error::RollbackErrorOnCommit {
+                    rollback_error: Box::new(rollback_error),
+                    commit_error: Box::new(commit_error),
+                })
+            }
+        },
+    }
+}
+
+/// MariaDB Galera: the mark [`MY_NOTE_WRITTEN`] noted, and the mark now.
+#[cfg(feature = "mysql")]
+pub(crate) fn my_written_marks(
+    c: &mut diesel::MysqlConnection,
+) -> QueryResult<(Option<String>, Option<String>)> {
+    diesel::select((
+        sql::<Nullable<Text>>("CAST(@custodian_written AS CHAR)"),
+        sql::<Nullable<Text>>("WSREP_LAST_WRITTEN_GTID()"),
+    ))
+    .get_result(c)
 }
 
 /// MariaDB: `MASTER_GTID_WAIT` with no wait answers 0 once the replica applied `position`.

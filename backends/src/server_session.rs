@@ -92,6 +92,8 @@ pub(crate) fn pg_exists(c: &mut diesel::PgConnection, id: &str) -> QueryResult<b
 /// it lives on (`@@hostname:@@port`, and when that server started, in epoch seconds). A
 /// connection id names a session only on its own server, and only until that server restarts
 /// (ids start again from 1): ending one by id on another server would end an unrelated session.
+/// On a Galera node the name ends with the node's group member id (`wsrep_gcomm_uuid`), by
+/// which another node tells whether it is still a member of the cluster ([`my_node_left`]).
 #[cfg(feature = "mysql")]
 pub(crate) fn my_current(c: &mut diesel::MysqlConnection) -> QueryResult<String> {
     Fixed(MY_CURRENT).get_result(c)
@@ -101,7 +103,9 @@ pub(crate) fn my_current(c: &mut diesel::MysqlConnection) -> QueryResult<String>
 #[cfg(feature = "mysql")]
 const MY_CURRENT: &str = "SELECT CONCAT(CONNECTION_ID(), ' ', @@hostname, ':', @@port, ' ', \
      CAST(UNIX_TIMESTAMP() - (SELECT CAST(VARIABLE_VALUE AS SIGNED) \
-     FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME') AS SIGNED))";
+     FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME') AS SIGNED), \
+     IF(@@wsrep_on, CONCAT(' ', (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+     WHERE VARIABLE_NAME = 'WSREP_GCOMM_UUID')), ''))";
 
 /// Start times of one server read at different moments differ by the second they straddle.
 #[cfg(feature = "mysql")]
@@ -114,6 +118,8 @@ struct MySession<'a> {
     id: u64,
     server: &'a str,
     started: i64,
+    /// The Galera group member id of its server, on a Galera node.
+    node: Option<&'a str>,
 }
 
 #[cfg(feature = "mysql")]
@@ -121,15 +127,24 @@ fn my_parts(name: &str) -> QueryResult<MySession<'_>> {
     let bad =
         || diesel::result::Error::DeserializationError(format!("bad session `{name}`").into());
     let mut parts = name.split(' ');
-    let (Some(id), Some(server), Some(started), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(id), Some(server), Some(started), node, None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
         return Err(bad());
     };
+    // Put in a statement as a bound value, but checked anyway: hex digits and dashes.
+    if node.is_some_and(|n| n.is_empty() || !n.chars().all(|c| c.is_ascii_hexdigit() || c == '-')) {
+        return Err(bad());
+    }
     Ok(MySession {
         id: id.parse().map_err(|_| bad())?,
         server,
         started: started.parse().map_err(|_| bad())?,
+        node,
     })
 }
 
@@ -200,4 +215,40 @@ pub(crate) fn my_exists(c: &mut diesel::MysqlConnection, name: &str) -> QueryRes
             .bind::<diesel::sql_types::Unsigned<BigInt>, _>(id)
             .get_result(c)?;
     Ok(row.n > 0)
+}
+
+/// MariaDB Galera: whether the node of session `name` has left the cluster's primary component
+/// as `c`'s node sees it (`Some(true)`), or is still a member or `c`'s node is itself outside
+/// the primary component (`Some(false)`); `None` when the session lives on `c`'s own server.
+/// A node that left commits nothing more, and every write set it replicated before is ordered
+/// before the view that excluded it (read from `mysql.wsrep_cluster_members`, which a node
+/// rewrites at each view change). A session of a server that is no Galera node is an error.
+#[cfg(feature = "mysql")]
+pub(crate) fn my_node_left(
+    c: &mut diesel::MysqlConnection,
+    name: &str,
+) -> QueryResult<Option<bool>> {
+    let old = my_parts(name)?;
+    let current = my_current(c)?;
+    if my_parts(&current)?.server == old.server {
+        return Ok(None);
+    }
+    let Some(node) = old.node else {
+        return Err(diesel::result::Error::QueryBuilderError(
+            format!(
+                "session {} lives on server {}, which is no Galera node: it can be settled \
+                 only there",
+                old.id, old.server
+            )
+            .into(),
+        ));
+    };
+    let row: Count = diesel::sql_query(
+        "SELECT CAST((SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+         WHERE VARIABLE_NAME = 'WSREP_CLUSTER_STATUS') = 'Primary' AND NOT EXISTS \
+         (SELECT 1 FROM mysql.wsrep_cluster_members WHERE node_uuid = ?) AS SIGNED) AS n",
+    )
+    .bind::<Text, _>(node)
+    .get_result(c)?;
+    Ok(Some(row.n == 1))
 }

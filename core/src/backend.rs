@@ -111,6 +111,18 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
         Ok(false)
     }
 
+    /// Galera: whether the node of server session `id`, another node of the cluster this
+    /// connection's node belongs to, has left the primary component as this node sees it
+    /// (`Some(true)`; `Some(false)`: still a member, or this node is outside the primary
+    /// component itself). A node that left commits nothing more, and every write set it
+    /// replicated before leaving is ordered before the view that excluded it, so a read with
+    /// `wsrep_sync_wait` here sees it. `None` when `id` lives on this connection's own server
+    /// (the default: settle it there); an error when it lives on another server that is no
+    /// Galera node.
+    fn session_node_left(&self, _conn: &mut AnyConnection, _id: &str) -> QueryResult<Option<bool>> {
+        Ok(None)
+    }
+
     /// The key the database generated for the last insert on this connection (for a
     /// multi-row insert on MySQL / MariaDB: the first row's).
     fn last_insert_id(&self, conn: &mut AnyConnection) -> QueryResult<i64>;
@@ -257,15 +269,27 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
         Ok(Some(Duration::ZERO))
     }
 
-    /// A mark that changes exactly when this connection commits a replicated write set
-    /// (MariaDB Galera: `WSREP_LAST_WRITTEN_GTID()`); `None` where there is none. Read before
-    /// and after `COMMIT` of a transaction known to have written on a Galera cluster: an
-    /// unchanged mark means the `COMMIT` committed nothing. Galera ends a local transaction
-    /// that loses to a replicated write set (a brute-force abort) while the client is
-    /// between statements; the server does not always report it, and a later `COMMIT`
-    /// then answers OK with no transaction open.
-    fn written_mark(&self, _conn: &mut AnyConnection) -> QueryResult<Option<String>> {
-        Ok(None)
+    /// Commits the open top-level transaction as diesel's transaction manager does, noting on
+    /// the server, in the same round trip just before `COMMIT`, the connection's written mark:
+    /// a value that changes exactly when this connection commits a replicated write set
+    /// (MariaDB Galera: `WSREP_LAST_WRITTEN_GTID()`). Returns whether it noted one; the default
+    /// commits only. Used on a Galera cluster, where a local transaction that loses to a
+    /// replicated write set is ended (a brute-force abort) while the client is between
+    /// statements; the server does not always report it, the statements after it may run
+    /// and commit on their own, and the `COMMIT` then answers OK with no transaction open.
+    fn commit_noting_written(&self, conn: &mut AnyConnection) -> QueryResult<bool> {
+        use diesel::connection::{Connection, TransactionManager};
+        <AnyConnection as Connection>::TransactionManager::commit_transaction(conn).map(|()| false)
+    }
+
+    /// After a `COMMIT` by [`Backend::commit_noting_written`], in one round trip: the written
+    /// mark noted before it and the mark now. Unchanged, the `COMMIT` committed nothing.
+    /// `(None, None)` where there is no mark.
+    fn written_marks(
+        &self,
+        _conn: &mut AnyConnection,
+    ) -> QueryResult<(Option<String>, Option<String>)> {
+        Ok((None, None))
     }
 
     /// The replication position just after everything this connection committed (PostgreSQL:

@@ -73,7 +73,7 @@ impl Db {
             // The primary's pool of a cluster serves every session that is not a reader's.
             Some(c) => {
                 let p = c.primary();
-                (p.pool.clone(), p.counters.clone(), p.failures.clone())
+                (p.pool(), p.counters.clone(), p.failures.clone())
             }
             None => {
                 let counters = Arc::new(PoolCounters::default());
@@ -285,7 +285,7 @@ impl Db {
         match &self.inner.cluster {
             Some(cluster) => {
                 let primary = cluster.primary();
-                primary.counters.snapshot(primary.pool.state())
+                primary.counters.snapshot(primary.pool().state())
             }
             None => self.inner.counters.snapshot(self.inner.pool.state()),
         }

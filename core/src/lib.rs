@@ -63,6 +63,6 @@ pub use principal::Principal;
 pub use relations::BelongsTo;
 pub use schema::{Advice, Drift, LiveColumn, SchemaReport};
 pub use session::Hooks;
-pub use session::{AuditContext, Session, SetFilter};
+pub use session::{AuditContext, Rerunnable, Session, SetFilter};
 pub use tx::{CommitOutcomeConfig, IsolationLevel, RetryPolicy, TxOptions};
 pub use value::{stored, ColumnKind, ColumnValue, DbEnum, Decimal, DecodeError};

@@ -4,6 +4,7 @@
 # the shared server on 3306. Applications connect as the user `app` (password `app`).
 #
 #   galera.sh up | down | stop PORT | start PORT | kill PORT
+#   galera.sh freeze PORT | thaw PORT   SIGSTOP / SIGCONT the node
 #
 # Ports: CUSTODIAN_GALERA_RIG_PORT (first node's SQL port, default 24061) and the next two for the
 # other nodes; node i also uses SQL port +10 (group communication), +20 (IST) and +30 (SST). All lie
@@ -52,9 +53,13 @@ start_node() {
 }
 
 stop_node() {
-  local port=$1 sig=${2:-TERM} p i=0; p=$(pid_of "$port")
+  local port=$1 sig=${2:-TERM} p pp i=0; p=$(pid_of "$port")
   running "$port" || return 0
+  pp=$(ps -o ppid= -p "$p" | tr -d ' ')
   kill -"$sig" "$p"
+  # A frozen node stopped the runuser that started it (job control), which then cannot reap
+  # it: the parent is continued too.
+  [ -z "$pp" ] || [ "$pp" = 1 ] || kill -CONT "$pp" 2>/dev/null || true
   while kill -0 "$p" 2>/dev/null; do
     i=$((i + 1)); [ "$i" -le 300 ] || { kill -9 "$p" 2>/dev/null || true; break; }
     sleep 0.1
@@ -102,5 +107,9 @@ case "$cmd" in
   stop) need_port "${2:-}"; stop_node "$2" ;;
   kill) need_port "${2:-}"; stop_node "$2" KILL ;;
   start) need_port "${2:-}"; start_node "$2" ;;
-  *) die "usage: galera.sh up|down|stop PORT|kill PORT|start PORT" ;;
+  freeze) need_port "${2:-}"; p=$(pid_of "$2"); [ -z "$p" ] || kill -STOP "$p" ;;
+  thaw)
+    need_port "${2:-}"; p=$(pid_of "$2")
+    [ -z "$p" ] || { kill -CONT "$p"; pp=$(ps -o ppid= -p "$p" | tr -d ' '); [ -z "$pp" ] || [ "$pp" = 1 ] || kill -CONT "$pp"; } ;;
+  *) die "usage: galera.sh up|down|stop PORT|kill PORT|start PORT|freeze PORT|thaw PORT" ;;
 esac

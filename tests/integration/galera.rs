@@ -1,11 +1,11 @@
 //! A MariaDB Galera cluster on the private rig (tests/cluster/galera.sh: three synced nodes):
-//! role discovery of synced nodes, the two writer modes, and the bank load spread over the
+//! role discovery of synced nodes, the two writer modes, and the bank load (`bank.rs`) over the
 //! three nodes in multi-writer mode with one node stopped half-way. Where a statement ran is
 //! asked of the server itself (its port).
 
+use crate::bank::{self, port_of, Account, Tally};
 use custodian::diesel::connection::SimpleConnection;
-use custodian::diesel::{Connection, RunQueryDsl};
-use custodian::prelude::*;
+use custodian::diesel::Connection;
 use custodian::{DatabaseConfig, Db, Error, Galera, HostRole};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,15 +16,6 @@ use std::time::{Duration, Instant};
 fn ports() -> [u16; 3] {
     let p = crate::cluster_rig::rig_port("CUSTODIAN_GALERA_RIG_PORT", 24061);
     [p, p + 1, p + 2]
-}
-
-/// An account of the bank load.
-#[entity(table = "accounts", unaudited)]
-#[derive(Debug, Clone, PartialEq)]
-pub struct Account {
-    #[column(primary_key)]
-    pub id: i64,
-    pub balance: i64,
 }
 
 /// Runs a command of `tests/cluster/galera.sh`.
@@ -107,16 +98,6 @@ impl Drop for GaleraDb {
     }
 }
 
-/// The port of the server `s` runs on, asked of the server.
-fn port_of(s: &mut Session) -> custodian::Result<u16> {
-    let port: i64 = custodian::diesel::select(custodian::diesel::dsl::sql::<
-        custodian::diesel::sql_types::BigInt,
-    >("CAST(@@port AS SIGNED)"))
-    .get_result(s.connection())
-    .map_err(|e| s.backend().classify(e))?;
-    Ok(u16::try_from(port).expect("a port"))
-}
-
 /// Waits (at most `limit`) until `ok` holds.
 fn until(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) {
     let started = Instant::now();
@@ -193,108 +174,78 @@ fn synced_nodes_and_writer_modes() {
     }
 }
 
-/// What one worker of the bank load saw.
-#[derive(Default)]
-struct Tally {
-    transfers: usize,
-    attempts: usize,
-    reads: usize,
-    failed: Vec<String>,
-    /// Acknowledged transfers per node (the port of the attempt that committed).
-    on: BTreeMap<u16, usize>,
-    /// Acknowledged transfers that started after the stop.
-    after_stop: usize,
-}
-
-/// The bank load over the three nodes in multi-writer mode: 6 threads for 8 s, each operation
-/// in a session of its own (so sessions take the nodes in turn), serializable transfers and
-/// every fifth operation a read of every balance whose sum must be the total. After 3 s the
-/// last node is stopped: it is banned within 2 s and transfers go on. Checks: the sum on every
-/// read and at the end, every node served transfers, certification conflicts retried,
-/// failures surfaced to the caller at most 1% of operations.
+/// The bank load (`bank::worker`) over the three nodes in multi-writer mode: 6 threads for
+/// 8 s, each operation in a session of its own (so sessions take the nodes in turn),
+/// serializable transfers that record themselves, and every fifth operation a read of every
+/// balance whose sum must be the total. After 3 s the last node is stopped: it is banned
+/// within 2 s and transfers go on. Checks: the sum on every read and at the end, every
+/// acknowledged transfer recorded once, every node served transfers, certification conflicts
+/// retried, failures surfaced to the caller at most 1% of operations.
 #[test]
 fn bank_load_over_three_nodes_survives_a_stopped_node() {
     const ACCOUNTS: i64 = 8;
     const INITIAL: i64 = 1_000;
     let rig_db = GaleraDb::new();
     let db = rig_db.open(Some(Galera::Multi)).expect("open multi-writer");
-    db.create_table::<Account>().unwrap();
-    db.transaction(|s| {
-        for id in 1..=ACCOUNTS {
-            s.insert(Account {
-                id,
-                balance: INITIAL,
-            })?;
-        }
-        Ok(())
-    })
-    .unwrap();
-    let total = ACCOUNTS * INITIAL;
+    bank::open_accounts(&db, ACCOUNTS, INITIAL);
     let stop = Arc::new(AtomicBool::new(false));
-    let stopped = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..6u64)
         .map(|w| {
-            let (db, stop, stopped) = (db.clone(), stop.clone(), stopped.clone());
-            std::thread::spawn(move || worker(&db, w, &stop, &stopped, total, ACCOUNTS))
+            let (db, stop) = (db.clone(), stop.clone());
+            std::thread::spawn(move || bank::worker(&db, w, &stop, ACCOUNTS * INITIAL, ACCOUNTS))
         })
         .collect();
     std::thread::sleep(Duration::from_secs(3));
     let last = ports()[2];
     rig(&["stop", &last.to_string()]);
-    stopped.store(true, Ordering::SeqCst);
-    let banning = Instant::now();
-    while db.cluster_status()[2].up {
-        assert!(
-            banning.elapsed() < Duration::from_secs(2),
-            "the stopped node is not banned within 2 s: {:?}",
-            db.cluster_status()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let stopped = Instant::now();
+    until(Duration::from_secs(2), "the stopped node is banned", || {
+        !db.cluster_status()[2].up
+    });
     std::thread::sleep(Duration::from_secs(5));
     stop.store(true, Ordering::SeqCst);
-    let tallies: Vec<Tally> = workers.into_iter().map(|h| h.join().unwrap()).collect();
-
-    let balances: Vec<i64> = db
-        .session()
-        .unwrap()
-        .load(accounts::table.select(accounts::balance))
-        .unwrap();
-    assert_eq!(balances.iter().sum::<i64>(), total, "sum at the end");
-    let transfers: usize = tallies.iter().map(|t| t.transfers).sum();
-    let reads: usize = tallies.iter().map(|t| t.reads).sum();
-    let attempts: usize = tallies.iter().map(|t| t.attempts).sum();
-    let after_stop: usize = tallies.iter().map(|t| t.after_stop).sum();
-    let failed: Vec<&String> = tallies.iter().flat_map(|t| &t.failed).collect();
-    let mut on = BTreeMap::<u16, usize>::new();
-    for t in &tallies {
-        for (port, n) in &t.on {
-            *on.entry(*port).or_default() += n;
-        }
-    }
-    let operations = transfers + reads;
+    let all = Tally::sum(workers.into_iter().map(|h| h.join().unwrap()).collect());
+    let after_stop = all.acked.iter().filter(|(_, at, _)| *at > stopped).count();
+    let recorded = bank::audit_books(
+        &db,
+        ACCOUNTS,
+        INITIAL,
+        all.acked.iter().map(|(id, _, _)| id.as_str()),
+    );
+    let operations = all.operations();
     println!(
-        "galera bank load: {operations} operations ({transfers} transfers, {reads} reads), \
-         {attempts} closure runs, transfers per node {on:?}, {after_stop} after the stop, \
-         {} failed ({:.2}%): {failed:?}; status {:?}",
-        failed.len(),
-        100.0 * failed.len() as f64 / operations.max(1) as f64,
+        "galera bank load: {operations} operations ({} transfers, {} reads), {} closure runs, \
+         transfers per node {:?}, {after_stop} acknowledged after the stop, {recorded} \
+         recorded, {} failed ({:.2}%): {:?}; status {:?}",
+        all.transfers,
+        all.reads,
+        all.attempts,
+        all.on,
+        all.failed.len(),
+        100.0 * all.failed.len() as f64 / operations.max(1) as f64,
+        all.failed,
         db.cluster_status()
     );
-    assert!(transfers >= 100, "the load ran: {transfers} transfers");
     assert!(
-        attempts > operations,
-        "certification conflicts happened and were retried: {attempts} runs"
+        all.transfers >= 100,
+        "the load ran: {} transfers",
+        all.transfers
     );
-    assert_eq!(on.len(), 3, "every node served transfers: {on:?}");
+    assert!(
+        all.attempts > operations,
+        "certification conflicts happened and were retried: {} runs",
+        all.attempts
+    );
+    assert_eq!(all.on.len(), 3, "every node served transfers: {:?}", all.on);
     assert!(
         after_stop >= 20,
         "the load went on after the stop: {after_stop}"
     );
     assert!(
-        failed.len() * 100 <= operations,
-        "{} of {operations} operations failed: {failed:?}",
-        failed.len()
+        all.failed.len() * 100 <= operations,
+        "{} of {operations} operations failed: {:?}",
+        all.failed.len(),
+        all.failed
     );
 
     rig(&["start", &last.to_string()]);
@@ -303,65 +254,4 @@ fn bank_load_over_three_nodes_survives_a_stopped_node() {
         "the restarted node is readmitted",
         || db.cluster_status()[2].up,
     );
-}
-
-/// One worker: each operation in a fresh session; serializable transfers between distinct
-/// random accounts, every fifth operation a serializable read of every balance.
-fn worker(
-    db: &Db,
-    w: u64,
-    stop: &AtomicBool,
-    stopped: &AtomicBool,
-    total: i64,
-    accounts_n: i64,
-) -> Tally {
-    let mut tally = Tally::default();
-    let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ (w + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    let mut next = move |n: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % n
-    };
-    let options = TxOptions::new().serializable();
-    let read_options = TxOptions::new().serializable().read_only();
-    let mut op = 0u64;
-    while !stop.load(Ordering::SeqCst) {
-        op += 1;
-        let after = stopped.load(Ordering::SeqCst);
-        if op % 5 == 0 {
-            tally.reads += 1;
-            let read = db.transaction_with(&read_options, |tx| {
-                tally.attempts += 1;
-                tx.load::<i64, _>(accounts::table.select(accounts::balance))
-            });
-            match read {
-                Ok(b) => assert_eq!(b.iter().sum::<i64>(), total, "sum invariant"),
-                Err(e) => tally.failed.push(format!("read: {e}")),
-            }
-            continue;
-        }
-        let src = 1 + next(accounts_n as u64) as i64;
-        let dst = 1 + (src + next(accounts_n as u64 - 1) as i64) % accounts_n;
-        let amount = 1 + next(50) as i64;
-        tally.transfers += 1;
-        let result = db.transaction_with(&options, |tx| {
-            tally.attempts += 1;
-            let mut a = tx.get::<Account>(&src)?;
-            let mut b = tx.get::<Account>(&dst)?;
-            a.balance -= amount;
-            b.balance += amount;
-            tx.update(&mut a)?;
-            tx.update(&mut b)?;
-            port_of(tx)
-        });
-        match result {
-            Ok(port) => {
-                *tally.on.entry(port).or_default() += 1;
-                tally.after_stop += usize::from(after);
-            }
-            Err(e) => tally.failed.push(format!("transfer: {e}")),
-        }
-    }
-    tally
 }

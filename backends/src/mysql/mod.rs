@@ -162,6 +162,10 @@ impl Backend for Mysql {
         crate::server_session::my_exists(my(conn)?, id)
     }
 
+    fn session_node_left(&self, conn: &mut AnyConnection, id: &str) -> QueryResult<Option<bool>> {
+        crate::server_session::my_node_left(my(conn)?, id)
+    }
+
     fn ping(&self, conn: &mut AnyConnection) -> QueryResult<()> {
         // diesel's own check (a cached `SELECT 1`): one round trip, as on a diesel pool.
         diesel::r2d2::R2D2Connection::ping(my(conn)?)
@@ -385,8 +389,15 @@ impl Backend for Mysql {
         crate::replication::my_position(my(conn)?)
     }
 
-    fn written_mark(&self, conn: &mut AnyConnection) -> QueryResult<Option<String>> {
-        crate::replication::my_written_mark(my(conn)?)
+    fn commit_noting_written(&self, conn: &mut AnyConnection) -> QueryResult<bool> {
+        crate::replication::my_commit_noting_written(my(conn)?).map(|()| true)
+    }
+
+    fn written_marks(
+        &self,
+        conn: &mut AnyConnection,
+    ) -> QueryResult<(Option<String>, Option<String>)> {
+        crate::replication::my_written_marks(my(conn)?)
     }
 
     fn has_replayed(&self, conn: &mut AnyConnection, position: &str) -> QueryResult<bool> {

@@ -1,12 +1,19 @@
 //! One host of a cluster: its pool, what the last check found (role, lag, up or banned), and
 //! its counters; [`HostStatus`], the snapshot [`Db::cluster_status`](crate::Db::cluster_status)
 //! returns; [`Lease`], a session's claim on a replica.
+//!
+//! A banned host is checked through a connection of the check's own, not through its pool:
+//! r2d2 retries a failed connect with a backoff that grows to half of
+//! `connection_timeout_ms`, so a pool whose connections all died opens none for that long
+//! after the host is back. When the check's connection answers, the host gets a fresh pool
+//! (which opens its first connection at once) and is readmitted: within one check interval
+//! of answering again.
 
 use crate::backend::{Backend, HostRole};
 use crate::config::DatabaseConfig;
 use crate::pool::{ConnectFailures, Pool, PoolCounters, PoolStats, PooledConnection};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// What the last check or failure found out about a host.
@@ -23,7 +30,13 @@ struct Health {
 #[derive(Debug)]
 pub(crate) struct Host {
     pub(crate) config: DatabaseConfig,
-    pub(crate) pool: Pool,
+    backend: &'static dyn Backend,
+    /// Replaced by a fresh one when a banned host answers again.
+    pool: RwLock<Pool>,
+    /// Banned since its pool last served: the next check probes with its own connection.
+    banned: AtomicBool,
+    /// A probe's connection is being opened (a frozen host may hold it past its check).
+    probing: Arc<AtomicBool>,
     pub(crate) counters: Arc<PoolCounters>,
     pub(crate) failures: Arc<ConnectFailures>,
     pub(crate) weight: u32,
@@ -63,7 +76,10 @@ impl Host {
         let pool = crate::pool::build_lazy(backend, &config, counters.clone(), failures.clone());
         Host {
             config,
-            pool,
+            backend,
+            pool: RwLock::new(pool),
+            banned: AtomicBool::new(false),
+            probing: Arc::new(AtomicBool::new(false)),
             counters,
             failures,
             weight,
@@ -83,12 +99,15 @@ impl Host {
         *self.health.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The host's pool now (a handle: cloning shares the pool).
+    pub(crate) fn pool(&self) -> Pool {
+        self.pool.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// A connection within `wait`, or `None` (the host is then banned).
     pub(crate) fn connection(&self, wait: Duration) -> Option<PooledConnection> {
-        let conn = self
-            .pool
-            .try_get()
-            .or_else(|| self.pool.get_timeout(wait).ok());
+        let pool = self.pool();
+        let conn = pool.try_get().or_else(|| pool.get_timeout(wait).ok());
         if conn.is_none() {
             self.ban();
         }
@@ -99,7 +118,7 @@ impl Host {
     /// be opened bans the host and is [`Error::Connection`](crate::Error::Connection) at once
     /// (retryable), not after the pool's whole `connection_timeout_ms`.
     pub(crate) fn checkout(&self) -> crate::Result<PooledConnection> {
-        let conn = crate::pool::checkout_fail_fast(&self.pool, &self.failures, &self.config);
+        let conn = crate::pool::checkout_fail_fast(&self.pool(), &self.failures, &self.config);
         if matches!(conn, Err(crate::Error::Connection { .. })) {
             self.ban();
         }
@@ -107,29 +126,76 @@ impl Host {
     }
 
     /// Asks the host its role and lag; a host that does not answer within `wait` is banned.
-    pub(crate) fn check(&self, backend: &'static dyn Backend, wait: Duration) {
+    /// A banned host is asked through a connection of its own ([`Host::probe`]).
+    pub(crate) fn check(&self, wait: Duration) {
+        if self.banned.load(Ordering::Acquire) {
+            return self.probe(wait);
+        }
         let Some(mut conn) = self.connection(wait) else {
             return;
         };
-        let answer = backend
-            .role(&mut conn)
-            .and_then(|role| Ok((role, backend.replica_lag(&mut conn)?)));
-        match answer {
-            Ok((role, lag)) => {
-                *self.health.lock().unwrap_or_else(|e| e.into_inner()) = Health {
-                    role: Some(role),
-                    up: true,
-                    lag,
-                    checked: Some(Instant::now()),
-                }
-            }
+        match ask(self.backend, &mut conn) {
+            Ok((role, lag)) => self.answered(role, lag),
             Err(_) => self.ban(),
+        }
+    }
+
+    /// Checks a banned host with a newly opened connection, bypassing the pool's reconnect
+    /// backoff. It is opened on a thread of its own so that a host that accepts connections
+    /// but never answers (frozen) holds up neither the checker nor the other hosts' checks
+    /// beyond `wait`; at most one such connection is being opened per host. When it answers,
+    /// the host gets a fresh pool before it is readmitted.
+    fn probe(&self, wait: Duration) {
+        if self.probing.swap(true, Ordering::AcqRel) {
+            // The probe of an earlier check is still waiting on the host: not answering.
+            self.ban();
+            return;
+        }
+        let (tell, told) = mpsc::channel();
+        let (backend, config, probing) = (self.backend, self.config.clone(), self.probing.clone());
+        let spawned = std::thread::Builder::new()
+            .name("custodian-probe".into())
+            .spawn(move || {
+                let answer = crate::pool::open_connection(backend, &config)
+                    .and_then(|mut c| ask(backend, &mut c).map_err(|e| backend.classify(e)));
+                probing.store(false, Ordering::Release);
+                let _ = tell.send(answer);
+            });
+        if spawned.is_err() {
+            self.probing.store(false, Ordering::Release);
+            self.ban();
+            return;
+        }
+        match told.recv_timeout(wait) {
+            Ok(Ok((role, lag))) => {
+                let fresh = crate::pool::build_lazy(
+                    self.backend,
+                    &self.config,
+                    self.counters.clone(),
+                    self.failures.clone(),
+                );
+                *self.pool.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+                self.banned.store(false, Ordering::Release);
+                self.answered(role, lag);
+            }
+            _ => self.ban(),
+        }
+    }
+
+    /// Records a check's answer: the host serves in `role`.
+    fn answered(&self, role: HostRole, lag: Option<Duration>) {
+        *self.health.lock().unwrap_or_else(|e| e.into_inner()) = Health {
+            role: Some(role),
+            up: true,
+            lag,
+            checked: Some(Instant::now()),
         }
     }
 
     /// Takes the host out of service until a check finds it answering.
     pub(crate) fn ban(&self) {
         self.errors.fetch_add(1, Ordering::Relaxed);
+        self.banned.store(true, Ordering::Release);
         self.health.lock().unwrap_or_else(|e| e.into_inner()).up = false;
     }
 
@@ -170,9 +236,18 @@ impl Host {
             in_flight: self.in_flight(),
             sessions: self.sessions.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
-            pool: self.counters.snapshot(self.pool.state()),
+            pool: self.counters.snapshot(self.pool().state()),
         }
     }
+}
+
+/// The host's role and replication lag, asked on `conn`.
+fn ask(
+    backend: &dyn Backend,
+    conn: &mut crate::conn::AnyConnection,
+) -> diesel::QueryResult<(HostRole, Option<Duration>)> {
+    let role = backend.role(conn)?;
+    Ok((role, backend.replica_lag(conn)?))
 }
 
 /// A session's claim on a replica: counts as in flight there until dropped.

@@ -130,7 +130,7 @@ impl Cluster {
             .collect();
         std::thread::scope(|s| {
             for h in &hosts {
-                s.spawn(|| h.check(backend, settings.check_timeout()));
+                s.spawn(|| h.check(settings.check_timeout()));
             }
         });
         let primaries: Vec<usize> = (0..hosts.len())
@@ -351,7 +351,7 @@ fn checker(cluster: Weak<Inner>, stop: mpsc::Receiver<()>, every: std::time::Dur
             return;
         };
         for host in &inner.hosts {
-            host.check(inner.backend, inner.wait);
+            host.check(inner.wait);
         }
         inner.follow_primary();
     }

@@ -92,7 +92,7 @@ impl Session {
             let image = image.map(|m| serde_json::Value::Object(m).to_string());
             audited.insert(record.entity_key, image);
         }
-        let live: Vec<E> = self.load(E::query_with_deleted())?;
+        let live: Vec<E> = self.load_once(E::query_with_deleted())?;
         let mut drift = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         for row in &live {

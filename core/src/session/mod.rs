@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 pub(crate) mod guard;
 
 pub use hooks::{run_after, run_before, Hooks};
+pub use rerun::Rerunnable;
 pub use set_sql::SetFilter;
 pub(crate) use shared::Shared;
 
@@ -252,6 +253,7 @@ mod outcome;
 mod policy;
 mod read;
 mod relations;
+mod rerun;
 mod route;
 mod set_sql;
 mod set_update;

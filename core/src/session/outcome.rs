@@ -19,9 +19,16 @@
 //!
 //! Step 1 runs only on the server that held the old session: a MariaDB session name carries
 //! its server (host, port, start), and a fresh connection that reached another server (a
-//! Galera node, a failover target) neither ends nor looks up anything there, where the same
-//! connection id names an unrelated session: the outcome is [`Error::CommitUnknown`]. A server
-//! restarted since took the session with it: it counts as ended.
+//! failover target) neither ends nor looks up anything there, where the same connection id
+//! names an unrelated session: the outcome is [`Error::CommitUnknown`]. A server restarted
+//! since took the session with it: it counts as ended.
+//!
+//! A Galera cluster settles from another node instead: once the node the commit was cut off
+//! on has left the primary component (as the node reached now sees it), it commits nothing
+//! more, and its write set, if it replicated one, was ordered before the view that excluded
+//! it, which the reached node has applied before a read with `wsrep_sync_wait`. Step 1 is then
+//! waiting for the eviction (the cluster's `evs.suspect_timeout`: keep the retry budget above
+//! it); step 2 looks on the reached node.
 //!
 //! Step 1 is what makes the lookup safe. A lookup while the old session still runs (its
 //! `COMMIT` queued behind a slow commit, a deferred trigger, a lock) would see nothing and
@@ -75,6 +82,10 @@ pub(super) enum Attempt<T> {
 /// How often the session list is read while the old session ends.
 const POLL: Duration = Duration::from_millis(10);
 
+/// How often a Galera node's view of the cluster is read while a lost node is evicted (which
+/// takes the cluster's `evs.suspect_timeout`, seconds).
+const NODE_POLL: Duration = Duration::from_millis(50);
+
 impl Session {
     /// Before `COMMIT` of a read-write transaction: writes its outcome row when asked to (and
     /// it has no audit records to be found by), and notes what settles a cut-off commit.
@@ -111,35 +122,41 @@ impl Session {
         }))
     }
 
-    /// Before `COMMIT` on a Galera cluster of a transaction known to have written (audit
-    /// records or an outcome row, i.e. `pending`): the connection's
-    /// [written mark](crate::backend::Backend::written_mark), to be compared after `COMMIT`
-    /// by [`Session::confirm_written`]. `None` elsewhere: nothing to compare.
-    pub(super) fn written_mark(&mut self, pending: Option<&Pending>) -> Result<Option<String>> {
-        if pending.is_none() || self.db.config.cluster.galera.is_none() {
-            return Ok(None);
+    /// Commits the open top-level transaction. On a Galera cluster, a read-write transaction
+    /// known to have written (`written`: audit records or an outcome row) notes the
+    /// connection's [written mark](crate::backend::Backend::commit_noting_written) in the same
+    /// round trip, for [`Session::confirm_written`]; returns whether it did.
+    pub(super) fn commit_top(&mut self, options: &TxOptions, written: bool) -> QueryResult<bool> {
+        if written && !options.read_only && self.db.config.cluster.galera.is_some() {
+            return self.db.backend.commit_noting_written(&mut self.conn);
         }
-        let backend = self.db.backend;
-        self.run(|c| backend.written_mark(c))
+        <AnyConnection as Connection>::TransactionManager::commit_transaction(&mut *self.conn)
+            .map(|()| false)
     }
 
-    /// After a `COMMIT` that answered OK: a transaction that wrote must have moved the
-    /// written mark noted before it. Unchanged, the transaction had been ended behind the
-    /// client's back (a Galera brute-force abort no statement reported) and the `COMMIT`
-    /// committed nothing: a retryable [`Error::Serialization`]. Failing to read the mark is
-    /// a connection lost at `COMMIT`, settled like one.
-    pub(super) fn confirm_written(&mut self, before: Option<String>) -> Result<()> {
+    /// After a `COMMIT` that answered OK and noted the written mark just before it (`noted`):
+    /// the mark must have moved since, read with the noted one in one round trip. Unchanged, the
+    /// transaction had been ended behind the client's back (a Galera brute-force abort no
+    /// statement reported) and the `COMMIT` committed nothing: a retryable
+    /// [`Error::Serialization`]. Failing to read the marks is a connection lost at `COMMIT`,
+    /// settled like one.
+    pub(super) fn confirm_written(&mut self, noted: bool) -> Result<()> {
+        if !noted {
+            return Ok(());
+        }
+        let backend = self.db.backend;
+        let (before, after) = self
+            .run(|c| backend.written_marks(c))
+            .map_err(|e| match e {
+                e @ Error::Connection { .. } => e,
+                other => Error::Connection {
+                    message: "the commit could not be confirmed".into(),
+                    source: Some(Box::new(other)),
+                },
+            })?;
         let Some(before) = before else {
             return Ok(());
         };
-        let backend = self.db.backend;
-        let after = self.run(|c| backend.written_mark(c)).map_err(|e| match e {
-            e @ Error::Connection { .. } => e,
-            other => Error::Connection {
-                message: "the commit could not be confirmed".into(),
-                source: Some(Box::new(other)),
-            },
-        })?;
         if after.as_deref() == Some(before.as_str()) {
             return Err(Error::Serialization {
                 source: Box::new(crate::error::DbError::new(
@@ -190,10 +207,30 @@ impl Session {
         }
     }
 
-    /// One try of [`Session::settle`]: end the old session, wait until it is gone, look.
+    /// One try of [`Session::settle`]: end the old session, wait until it is gone, look. On
+    /// a Galera cluster, when the session reached another node than the one the commit was
+    /// cut off on: wait until that node has left the cluster, then look.
     fn look(&mut self, pending: &Pending, deadline: Instant) -> Result<bool> {
         let backend = self.db.backend;
         let id = pending.server_session.as_str();
+        if self.db.config.cluster.galera.is_some() {
+            while let Some(left) = self.run(|c| backend.session_node_left(c, id))? {
+                if left {
+                    return self.recorded(pending);
+                }
+                if Instant::now() + NODE_POLL >= deadline {
+                    return Err(Error::Timeout {
+                        kind: TimeoutKind::TransactionDeadline,
+                        message: format!(
+                            "the Galera node of server session {id} is still in the cluster"
+                        ),
+                        limit: None,
+                        source: None,
+                    });
+                }
+                std::thread::sleep(NODE_POLL);
+            }
+        }
         self.run(|c| backend.end_server_session(c, id))?;
         while self.run(|c| backend.server_session_exists(c, id))? {
             if Instant::now() + POLL >= deadline {
@@ -206,6 +243,11 @@ impl Session {
             }
             std::thread::sleep(POLL);
         }
+        self.recorded(pending)
+    }
+
+    /// Whether the transaction's records (audit records, or its outcome row) are there.
+    fn recorded(&mut self, pending: &Pending) -> Result<bool> {
         let tx_id = pending.tx_id.as_str();
         if pending.audited {
             self.run(|c| crate::audit::chain::recorded(c, tx_id))

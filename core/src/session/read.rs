@@ -2,18 +2,51 @@
 //! applied, and the rows of audited entities kept for later guarded updates (MariaDB).
 
 use super::*;
+use diesel::query_builder::AsQuery;
 
 impl Session {
     /// Loads every row of a diesel query, e.g. `Control::query().filter(...).order(...)`.
-    /// Raw: no access policy applies (use [`Session::select`] for entities).
+    /// Raw: no access policy applies (use [`Session::select`] for entities). On a replica,
+    /// outside a transaction, a read cut off with its connection runs again on another host
+    /// within the same call.
     #[track_caller]
     pub fn load<T, Q>(&mut self, query: Q) -> Result<Vec<T>>
+    where
+        Q: AsQuery,
+        Rerunnable<Q::Query>: for<'a> LoadQuery<'a, AnyConnection, T>,
+    {
+        let caller = std::panic::Location::caller();
+        let query = Rerunnable::new(query.as_query());
+        self.observed(None, "load", caller, |this| {
+            this.read_again_elsewhere(|c| query.again().load(c))
+        })
+    }
+
+    /// [`Session::load`] for callers whose query type is only known to load (a bound of their
+    /// own): it runs once, and a read cut off on a replica is not run again.
+    #[track_caller]
+    pub(super) fn load_once<T, Q>(&mut self, query: Q) -> Result<Vec<T>>
     where
         Q: for<'a> LoadQuery<'a, AnyConnection, T>,
     {
         let caller = std::panic::Location::caller();
         self.observed(None, "load", caller, |this| {
             this.run_rows(|c| query.load(c))
+        })
+    }
+
+    /// [`Session::select`] for callers whose query type is only known to load, as
+    /// [`Session::load_once`].
+    #[track_caller]
+    pub(super) fn select_once<E: Entity, Q>(&mut self, query: Q) -> Result<Vec<E>>
+    where
+        Q: for<'a> LoadQuery<'a, AnyConnection, E>,
+    {
+        let caller = std::panic::Location::caller();
+        self.observed(Some(&E::META), "select", caller, |this| {
+            this.authorize::<E>(Action::Read, None)?;
+            let rows: Vec<E> = this.run_rows(|c| query.load(c))?;
+            this.visible_all(rows)
         })
     }
 
@@ -130,16 +163,20 @@ impl Session {
 
     /// Loads entities with a diesel query, e.g. `Control::query().filter(...).limit(50)`,
     /// applying access control (tenant scope drops rows, masks apply). Prefer it to
-    /// [`Session::load`] for entities when policies are in force.
+    /// [`Session::load`] for entities when policies are in force. On a replica, outside a
+    /// transaction, a read cut off with its connection runs again on another host within the
+    /// same call.
     #[track_caller]
     pub fn select<E: Entity, Q>(&mut self, query: Q) -> Result<Vec<E>>
     where
-        Q: for<'a> LoadQuery<'a, AnyConnection, E>,
+        Q: AsQuery,
+        Rerunnable<Q::Query>: for<'a> LoadQuery<'a, AnyConnection, E>,
     {
         let caller = std::panic::Location::caller();
+        let query = Rerunnable::new(query.as_query());
         self.observed(Some(&E::META), "select", caller, |this| {
             this.authorize::<E>(Action::Read, None)?;
-            let rows: Vec<E> = this.run_rows(|c| query.load(c))?;
+            let rows: Vec<E> = this.read_again_elsewhere(|c| query.again().load(c))?;
             this.visible_all(rows)
         })
     }

@@ -1,7 +1,6 @@
 //! Routing in a cluster: a reader session moves to the primary before a transaction a replica
-//! must not run, a replica that lost its connection is left for another (a read by key that
-//! it cut off is run again there, once), and a commit records the handle's position for
-//! read-your-writes.
+//! must not run, a replica that lost its connection is left for another (a read it cut off is
+//! run again there, once), and a commit records the handle's position for read-your-writes.
 
 use super::*;
 
@@ -81,8 +80,8 @@ impl Session {
         }
     }
 
-    /// Runs a read that can be run again (a look-up by key, not a query the caller handed
-    /// over, which the first run consumes). On a replica, outside any transaction, a read
+    /// Runs a read that can be run again (a look-up by key, or a query held as a
+    /// [`Rerunnable`](super::Rerunnable)). On a replica, outside any transaction, a read
     /// whose connection is lost is run once more within the same call on another eligible
     /// replica, or the primary: the lost replica is banned on the way ([`Session::reroute`]).
     /// Only reads come here; writes and transactions never run twice by this path.

@@ -201,19 +201,13 @@ impl Session {
                     // A connection retired by a failure the closure did not pass on: no COMMIT
                     // is sent, the attempt fails as a lost connection (and is retried).
                     .and_then(|()| self.usable_connection())
-                    .and_then(|()| self.prepare_outcome(options, audited))
-                    .and_then(|pending| {
-                        let mark = self.written_mark(pending.as_ref())?;
-                        Ok((pending, mark))
-                    });
+                    .and_then(|()| self.prepare_outcome(options, audited));
                 match ready {
-                    Ok((pending, mark)) => {
-                        let committed =
-                            <AnyConnection as Connection>::TransactionManager::commit_transaction(
-                                &mut *self.conn,
-                            )
+                    Ok(pending) => {
+                        let committed = self
+                            .commit_top(options, pending.is_some())
                             .map_err(|e| self.failed(e))
-                            .and_then(|()| self.confirm_written(mark));
+                            .and_then(|noted| self.confirm_written(noted));
                         match committed {
                             Ok(()) => {
                                 self.evict_touched();

@@ -103,7 +103,7 @@ impl Session {
     where
         E::QueryDeleted: for<'a> LoadQuery<'a, AnyConnection, E>,
     {
-        self.select(E::query_deleted())
+        self.select_once(E::query_deleted())
     }
 
     /// The write path: every custodian write runs through here, in this order: validation,

@@ -1,6 +1,7 @@
 //! Galera under faults, on the private 3-node rig: a read on another node right after a
-//! commit (what `wsrep_sync_wait` is for), a node killed with SIGKILL under the bank load, and
-//! two of three nodes lost (the survivor leaves the primary component: 1047).
+//! commit (what `wsrep_sync_wait` is for), a node killed with SIGKILL under the bank load, a
+//! commit cut off by its node's death settled from another node, and two of three nodes lost
+//! (the survivor leaves the primary component: 1047).
 
 use super::{ports, rig, until, GaleraDb};
 use crate::bank::{self, Tally};
@@ -72,9 +73,10 @@ fn a_read_on_another_node_sees_the_commit() {
 ///
 /// Attacks the commit on Galera: a local transaction that loses to a replicated write set is
 /// brute-force aborted while the client is between statements; the server does not always
-/// say so, and the `COMMIT` then answers OK with nothing open. custodian compares the
-/// connection's last written GTID before and after `COMMIT` (`Backend::written_mark`) and
-/// retries such a transaction instead of acknowledging it.
+/// say so, and the `COMMIT` then answers OK with nothing open. custodian notes the
+/// connection's last written GTID in the same round trip as `COMMIT`, just before it, reads it
+/// with the one after `COMMIT` (`Backend::commit_noting_written`, `Backend::written_marks`)
+/// and retries such a transaction instead of acknowledging it.
 #[test]
 fn bank_load_survives_a_killed_node() {
     const ACCOUNTS: i64 = 8;
@@ -154,6 +156,99 @@ fn bank_load_survives_a_killed_node() {
     until(Duration::from_secs(30), "the killed node rejoins", || {
         db.cluster_status()[2].up
     });
+}
+
+/// A transfer's `COMMIT` in flight when its node dies. The third node is frozen (SIGSTOP)
+/// first, so the cluster cannot deliver the write set and the `COMMIT` waits; once the writer
+/// node's process list shows it waiting, the writer is frozen too, the third node thawed
+/// (before the cluster would evict it) and the writer killed (SIGKILL). Whether the write set
+/// got through is up to the cluster; custodian must find out, from the node its session
+/// reaches next, once the dead node has left the cluster (evicted after
+/// `evs.suspect_timeout`, 3 s on the rig): the outcome row written in the same commit is there
+/// exactly when it committed. The call returns `Ok`, never `CommitUnknown` (settled as
+/// committed, or as not committed and run again on another node), and the books hold the
+/// transfer once. The killed node rejoins afterwards.
+#[test]
+fn a_commit_cut_off_by_its_dead_node_is_settled_on_another() {
+    let rig_db = GaleraDb::new();
+    let db = {
+        let db = rig_db
+            .open(Some(Galera::Single))
+            .expect("open single-writer");
+        let mut cfg = db.config().clone();
+        cfg.retry.max_attempts = 100;
+        cfg.retry.max_elapsed_ms = 20_000;
+        cfg.retry.max_delay_ms = 200;
+        drop(db);
+        custodian::open(cfg).expect("reopen with a longer retry budget")
+    };
+    bank::open_accounts(&db, 2, 100);
+    let (writer, third) = (ports()[0], ports()[2]);
+    let (reached, reached_rx) = mpsc::channel::<()>();
+    let (go, go_rx) = mpsc::channel::<()>();
+    let cut = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            let (mut runs, mut cut_run) = (0, 0);
+            let result = db.transaction_with(&TxOptions::new().serializable(), |tx| {
+                runs += 1;
+                let port = bank::transfer(tx, "cut", 1, 2, 7)?;
+                if cut_run == 0 {
+                    cut_run = runs;
+                    reached.send(()).ok();
+                    go_rx.recv().ok();
+                }
+                Ok(port)
+            });
+            (result, runs, cut_run, Instant::now())
+        })
+    };
+    reached_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the cut transfer reached its commit");
+    rig(&["freeze", &third.to_string()]);
+    go.send(()).unwrap();
+    until(
+        Duration::from_secs(2),
+        "the COMMIT waits on the writer",
+        || committing(writer, &rig_db.name),
+    );
+    rig(&["freeze", &writer.to_string()]);
+    rig(&["thaw", &third.to_string()]);
+    std::thread::sleep(Duration::from_millis(300));
+    rig(&["kill", &writer.to_string()]);
+    let lost = Instant::now();
+    let (result, runs, cut_run, done) =
+        within(Duration::from_secs(60), "the cut commit", move || {
+            cut.join().unwrap()
+        });
+    let port = result.unwrap_or_else(|e| panic!("the cut commit is not settled: {e}"));
+    println!(
+        "cut commit settled {:?} after the kill: {runs} runs (cut on run {cut_run}), last on {port}",
+        done - lost
+    );
+    assert!(done > lost, "the cut commit returned before the kill");
+    assert_eq!(bank::audit_books(&db, 2, 100, ["cut"]), 1);
+    rig(&["start", &writer.to_string()]);
+    until(Duration::from_secs(30), "the killed node rejoins", || {
+        db.cluster_status()[0].up
+    });
+}
+
+/// Whether a session of database `db` on the node at `port` is running `COMMIT` (asked of the
+/// node's own process list, outside custodian).
+fn committing(port: u16, db: &str) -> bool {
+    use custodian::diesel::{dsl::sql, sql_types::BigInt, Connection, RunQueryDsl};
+    let url = format!("mysql://app:app@127.0.0.1:{port}/{db}");
+    let Ok(mut c) = custodian::diesel::MysqlConnection::establish(&url) else {
+        return false;
+    };
+    custodian::diesel::select(sql::<BigInt>(&format!(
+        "(SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = '{db}' \
+         AND INFO LIKE '%COMMIT%' AND ID <> CONNECTION_ID())"
+    )))
+    .get_result::<i64>(&mut c)
+    .is_ok_and(|n| n > 0)
 }
 
 /// Two of three nodes killed: the survivor leaves the primary component (`wsrep_ready` OFF,

@@ -483,6 +483,17 @@ mod tests {
     }
 
     #[test]
+    fn mariadb_returning_is_on_unless_switched_off() {
+        let on = DatabaseConfig::from_url("mysql://root@127.0.0.1/test").unwrap();
+        assert!(on.session.mariadb_returning);
+        let off = Config::from_toml_str(
+            "[databases.main]\nurl = \"mysql://root@127.0.0.1/test\"\nsession = { mariadb_returning = false }\n",
+        )
+        .unwrap();
+        assert!(!off.database("main").unwrap().session.mariadb_returning);
+    }
+
+    #[test]
     fn env_overrides_apply_to_main() {
         let env = |k: &str| match k {
             "DATABASE_URL" => Some("sqlite://ledger.db".to_string()),

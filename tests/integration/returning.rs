@@ -22,7 +22,11 @@ fn keys_and_before_images_are_right_on_first_and_later_runs(db: &TestDb) {
     for i in 0..ROWS {
         let c = s.insert(Control::new(&format!("R-{i}"), 1)).unwrap();
         let stored: Control = s.get(&c.id).unwrap();
-        assert_eq!(stored, c, "{} insert {i}: the key names the inserted row", db.kind);
+        assert_eq!(
+            stored, c,
+            "{} insert {i}: the key names the inserted row",
+            db.kind
+        );
         rows.push(c);
     }
     let keys: std::collections::BTreeSet<i64> = rows.iter().map(|c| c.id).collect();
@@ -33,7 +37,12 @@ fn keys_and_before_images_are_right_on_first_and_later_runs(db: &TestDb) {
     }
     for (i, c) in rows.iter().enumerate() {
         s.delete(c).unwrap();
-        assert_eq!(s.find::<Control>(&c.id).unwrap(), None, "{} delete {i}", db.kind);
+        assert_eq!(
+            s.find::<Control>(&c.id).unwrap(),
+            None,
+            "{} delete {i}",
+            db.kind
+        );
         let versions = s.history::<Control>(&c.id).unwrap();
         let last = &versions.last().expect("a recorded delete").record;
         assert_eq!(last.op, "delete", "{} delete {i}", db.kind);

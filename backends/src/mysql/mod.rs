@@ -210,8 +210,8 @@ impl Backend for Mysql {
     }
 
     fn returns_rows(&self, conn: &mut AnyConnection) -> QueryResult<bool> {
-        let version: String = diesel::select(diesel::dsl::sql::<Text>("VERSION()"))
-            .get_result(my(conn)?)?;
+        let version: String =
+            diesel::select(diesel::dsl::sql::<Text>("VERSION()")).get_result(my(conn)?)?;
         Ok(has_returning(&version))
     }
 

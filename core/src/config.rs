@@ -483,14 +483,14 @@ mod tests {
     }
 
     #[test]
-    fn mariadb_returning_is_on_unless_switched_off() {
-        let on = DatabaseConfig::from_url("mysql://root@127.0.0.1/test").unwrap();
-        assert!(on.session.mariadb_returning);
-        let off = Config::from_toml_str(
-            "[databases.main]\nurl = \"mysql://root@127.0.0.1/test\"\nsession = { mariadb_returning = false }\n",
+    fn mariadb_returning_is_off_unless_switched_on() {
+        let off = DatabaseConfig::from_url("mysql://root@127.0.0.1/test").unwrap();
+        assert!(!off.session.mariadb_returning);
+        let on = Config::from_toml_str(
+            "[databases.main]\nurl = \"mysql://root@127.0.0.1/test\"\nsession = { mariadb_returning = true }\n",
         )
         .unwrap();
-        assert!(!off.database("main").unwrap().session.mariadb_returning);
+        assert!(on.database("main").unwrap().session.mariadb_returning);
     }
 
     #[test]

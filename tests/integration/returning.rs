@@ -96,3 +96,51 @@ fn sqlite() {
         true,
     ));
 }
+
+/// An audited entity with a unique column, to make an insert fail.
+#[custodian::entity(table = "ret_codes")]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Coded {
+    #[column(primary_key, auto_increment)]
+    pub id: i64,
+    #[column(unique)]
+    pub code: String,
+}
+
+/// MariaDB with `RETURNING` on: when the first run of the insert on a connection fails (a
+/// duplicate key), the session's next insert still completes, with the right key. MariaDB's
+/// next run of that same prepared statement would never return, so the connection must be
+/// replaced: the next insert runs on a thread and must answer within a minute.
+#[test]
+fn mariadb_a_failed_first_run_does_not_hang_the_next_insert() {
+    let db = one_connection(BackendKind::Mysql, true);
+    db.create_table::<Coded>().unwrap();
+    // On another connection, so that the session's first run of the insert is the failing one.
+    db.raw_sql("INSERT INTO ret_codes (code) VALUES ('A')");
+    let mut s = db.session().unwrap();
+    let dup = s.insert(Coded {
+        id: 0,
+        code: "A".into(),
+    });
+    assert!(
+        matches!(dup, Err(custodian::Error::Conflict { .. })),
+        "{dup:?}"
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let inserted = s.insert(Coded {
+            id: 0,
+            code: "B".into(),
+        });
+        let found = inserted
+            .as_ref()
+            .ok()
+            .map(|c| s.get::<Coded>(&c.id).map(|f| f.code));
+        let _ = tx.send((inserted, found));
+    });
+    let (inserted, found) = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the insert after a failed first run returns");
+    let inserted = inserted.unwrap();
+    assert_eq!(found.unwrap().unwrap(), "B", "key {}", inserted.id);
+}

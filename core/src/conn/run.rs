@@ -247,6 +247,30 @@ where
     }
 }
 
+/// Runs `statement` once without reading its rows: MariaDB's first run of a `RETURNING`
+/// statement on a connection (see [`load_on_mariadb`]). Should it fail (a duplicate key), the
+/// connection's transaction manager is marked broken: MariaDB's next run of that prepared
+/// statement would never return (seen with its client library 3.3 and MariaDB 10.11), and
+/// diesel cannot drop one statement from its cache, so the session replaces the connection
+/// before its next statement and the pool never hands it out again.
+#[cfg(feature = "mysql")]
+fn first_run_on_mariadb<T>(conn: &mut AnyConnection, statement: T) -> QueryResult<usize>
+where
+    T: ExecuteDsl<diesel::MysqlConnection>,
+{
+    let result = match conn {
+        AnyConnection::Mysql(c) => ExecuteDsl::execute(statement, c),
+        #[allow(unreachable_patterns)]
+        _ => Ok(0),
+    };
+    if result.is_err() {
+        use diesel::connection::{Connection, TransactionManager};
+        <AnyConnection as Connection>::TransactionManager::transaction_manager_status_mut(conn)
+            .set_in_error();
+    }
+    result
+}
+
 /// Executes a one-row insert (`insert` builds it) and returns the value the database gave the
 /// column `key`, from the insert itself (`INSERT … RETURNING`) where the server can; else
 /// executes the plain insert and returns `None` (MySQL, MariaDB before 10.5 or with
@@ -275,7 +299,7 @@ where
         if let Some(rows) = load_on_mariadb(c, returning())? {
             return rows.into_iter().next().map(Some).ok_or(NotFound);
         }
-        return ExecuteDsl::execute(returning(), c).map(|_| None);
+        return first_run_on_mariadb(conn, returning()).map(|_| None);
     }
     let _ = returns;
     let rows = load_rows(conn, returning())?;
@@ -315,11 +339,7 @@ where
         let Some(row) = locked(conn)? else {
             return Ok(Some(None));
         };
-        let deleted = match conn {
-            AnyConnection::Mysql(c) => ExecuteDsl::execute(returning(), c)?,
-            #[allow(unreachable_patterns)]
-            _ => 0,
-        };
+        let deleted = first_run_on_mariadb(conn, returning())?;
         return Ok(Some((deleted > 0).then_some(row)));
     }
     let _ = (returns, locked);

@@ -64,8 +64,8 @@ pub struct SessionConfig {
     /// the delete. **Default false, experimental:** MariaDB describes such a prepared
     /// statement's rows only after its first run (MDEV-27013), and when that first run fails
     /// (a duplicate key), the next run of the same prepared statement on that connection
-    /// never returns (seen with MariaDB 10.11 and its client library 3.3). Other databases
-    /// ignore it.
+    /// would never return (seen with MariaDB 10.11 and its client library 3.3): custodian
+    /// then replaces the connection. Other databases ignore it.
     pub mariadb_returning: bool,
 }
 

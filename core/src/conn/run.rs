@@ -350,7 +350,7 @@ where
 /// where the backend has `RETURNING`; `None` without executing anything otherwise. MariaDB
 /// gets `None` even with `RETURNING`: diesel prepares a multi-row insert afresh on every run
 /// (its text depends on the number of rows), and MariaDB describes such a statement's rows only
-/// after it ran (see [`not_yet_described`]), so every run would be a first one; the caller
+/// after it ran (MDEV-27013), so every run would be a first one; the caller
 /// learns the keys from `LAST_INSERT_ID()` instead.
 pub fn insert_returning_all<'q, R, K>(
     conn: &mut AnyConnection,

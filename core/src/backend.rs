@@ -142,6 +142,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
         false
     }
 
+    /// Whether the server returns rows from `INSERT` and `DELETE` (`RETURNING`), asked once per
+    /// database: PostgreSQL and SQLite always (the default); MariaDB from 10.5 on; MySQL never.
+    fn returns_rows(&self, _conn: &mut AnyConnection) -> QueryResult<bool> {
+        Ok(true)
+    }
+
     /// Whether the rows of one multi-row `INSERT` get consecutive auto-increment keys starting
     /// at [`Backend::last_insert_id`], so that a bulk insert learns every row's key without
     /// `RETURNING` (MariaDB with `innodb_autoinc_lock_mode` 0 or 1 and

@@ -11,13 +11,16 @@
 //!   RETURNING t.…`. The sub-select is aliased with the table's own name, so the filter, the
 //!   `SET` expressions (`version = version + 1`) and the `RETURNING` list diesel renders as
 //!   `"t"."col"` all read the locked, unchanged row.
-//! - [`Returning`]: `DELETE … RETURNING` on PostgreSQL and SQLite, the removed row.
+//! - [`Returning`]: `<statement> RETURNING <columns>`: on PostgreSQL and SQLite a `DELETE`
+//!   returns the removed row and an `INSERT` its key; on MariaDB 10.5 and later the same
+//!   (diesel's MySQL backend has no `RETURNING`, so this fragment renders it there).
 //! - [`BothImages`]: on PostgreSQL, a set update returning each row as it was and as updated.
 //!
-//! MariaDB has no `UPDATE … RETURNING`, and its `DELETE … RETURNING` gives a prepared statement
-//! no result metadata (diesel fails with "No metadata exists"): there the write
-//! path reads the row with [`RowLock`] first, or takes a row the transaction read already
-//! ([`Same`], [`Both`]).
+//! MariaDB has no `UPDATE … RETURNING`: there the write path reads the row with [`RowLock`]
+//! first, or takes a row the transaction read already ([`Same`], [`Both`]). Its `INSERT …
+//! RETURNING` and `DELETE … RETURNING` give a prepared statement no result metadata until it
+//! has run once (MDEV-27013); `conn::run` runs such a statement's first execution on a
+//! connection without reading its rows.
 
 use crate::conn::MultiBackend;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
@@ -153,8 +156,10 @@ impl<Set, Filter, Sel: Expression> Query for UpdateReturningOld<Set, Filter, Sel
 impl<Set, Filter, Sel, C> RunQueryDsl<C> for UpdateReturningOld<Set, Filter, Sel> {}
 
 /// `<statement> RETURNING <columns>` for a statement diesel renders without one (a `DELETE`
-/// by key): PostgreSQL and SQLite (3.35+) return the deleted row. Never run on MariaDB, whose
-/// `DELETE … RETURNING` diesel's MySQL backend does not model.
+/// by key, a one-row `INSERT`): PostgreSQL, SQLite (3.35+) and MariaDB (10.5+) return the
+/// deleted row or the inserted key. Renders on [`MultiBackend`] and, for statements run on the
+/// connection's own backend (`conn::run`), on each concrete backend; on MariaDB only where the
+/// server was found to have it (MySQL has none).
 #[derive(Debug, Clone)]
 pub struct Returning<Statement, Sel> {
     /// The statement, e.g. `diesel::delete(table.find(key))`.
@@ -174,6 +179,27 @@ where
         self.select.walk_ast(out.reborrow())
     }
 }
+
+/// [`Returning`] on the concrete backends: the statement's own SQL, then `RETURNING`.
+macro_rules! concrete_returning {
+    ($feature:literal, $backend:ty) => {
+        #[cfg(feature = $feature)]
+        impl<Statement, Sel> QueryFragment<$backend> for Returning<Statement, Sel>
+        where
+            Statement: QueryFragment<$backend>,
+            Sel: QueryFragment<$backend>,
+        {
+            fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, $backend>) -> QueryResult<()> {
+                self.statement.walk_ast(out.reborrow())?;
+                out.push_sql(" RETURNING ");
+                self.select.walk_ast(out.reborrow())
+            }
+        }
+    };
+}
+concrete_returning!("postgres", diesel::pg::Pg);
+concrete_returning!("mysql", diesel::mysql::Mysql);
+concrete_returning!("sqlite", diesel::sqlite::Sqlite);
 
 impl<Statement: QueryId, Sel: QueryId> QueryId for Returning<Statement, Sel> {
     type QueryId = Returning<Statement::QueryId, Sel::QueryId>;

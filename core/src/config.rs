@@ -483,6 +483,17 @@ mod tests {
     }
 
     #[test]
+    fn mariadb_returning_is_off_unless_switched_on() {
+        let off = DatabaseConfig::from_url("mysql://root@127.0.0.1/test").unwrap();
+        assert!(!off.session.mariadb_returning);
+        let on = Config::from_toml_str(
+            "[databases.main]\nurl = \"mysql://root@127.0.0.1/test\"\nsession = { mariadb_returning = true }\n",
+        )
+        .unwrap();
+        assert!(on.database("main").unwrap().session.mariadb_returning);
+    }
+
+    #[test]
     fn env_overrides_apply_to_main() {
         let env = |k: &str| match k {
             "DATABASE_URL" => Some("sqlite://ledger.db".to_string()),

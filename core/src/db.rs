@@ -98,6 +98,7 @@ impl Db {
                 counters,
                 failures,
                 consecutive_ids: std::sync::OnceLock::new(),
+                returns_rows: std::sync::OnceLock::new(),
                 denials: Default::default(),
                 statement_bytes: std::sync::OnceLock::new(),
                 entities: std::sync::Mutex::new(Vec::new()),

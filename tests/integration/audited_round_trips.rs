@@ -36,16 +36,40 @@ use custodian::BackendKind;
 /// - PostgreSQL: 4 each. `BEGIN`; the write, which returns what the record needs (the key of
 ///   an insert, the old row of an update through its locking sub-select, the removed row of a
 ///   delete); the record; `COMMIT`.
-/// - MariaDB: 5 each. No `RETURNING`: an insert asks `LAST_INSERT_ID()` (diesel does not expose
-///   the OK packet's insert id), an update or delete reads its before image under a row lock
-///   first (one read less when the transaction already read the row: not the case here).
+/// - MariaDB (default, `RETURNING` not used): 5 each. The insert asks `LAST_INSERT_ID()`
+///   (diesel does not expose the OK packet's insert id); an update or delete reads its before
+///   image under a row lock first (one read less when the transaction already read the row:
+///   not the case here).
 /// - SQLite: 4, 5, 4. `RETURNING` gives an update only the new row, so the old one is read
 ///   first; SQLite runs in process, so a statement there is no round trip.
 fn an_audited_write_costs_its_floor(db: &TestDb) {
+    let floor = match db.kind {
+        BackendKind::Postgres => [4, 4, 4],
+        BackendKind::Mysql => [5, 5, 5],
+        _ => [4, 5, 4],
+    };
+    audited_writes_cost(db, floor);
+}
+
+on_all_backends!(an_audited_write_costs_its_floor);
+
+/// MariaDB 10.5+ with `session.mariadb_returning` switched on: 4, 5, 4. The insert returns its
+/// key and the delete the removed row (`RETURNING`); an update has no `RETURNING` there.
+#[test]
+fn mariadb_with_returning_saves_a_statement_per_insert_and_delete() {
+    let db = TestDb::with(BackendKind::Mysql, |c| c.session.mariadb_returning = true);
+    audited_writes_cost(&db, [4, 5, 4]);
+}
+
+/// Checks the statements of an audited insert, update and delete by key against `floor`.
+fn audited_writes_cost(db: &TestDb, floor: [usize; 3]) {
     db.create_table::<Control>().unwrap();
     let mut s = db.session().unwrap();
-    // The first write of a session may set the session up (its server session id).
-    s.insert(Control::new("warm", 1)).unwrap();
+    // The first writes of a session may set it up (its server session id) and the first run
+    // of a statement on a connection may cost more (MariaDB describes a `RETURNING`
+    // statement's rows only once it ran): one of each first.
+    let warm = s.insert(Control::new("warm", 1)).unwrap();
+    s.delete(&warm).unwrap();
     let (c, insert) = statements(&mut s, |s| s.insert(Control::new("c1", 1)));
     let mut c = c.unwrap();
     c.risk = 5;
@@ -53,11 +77,6 @@ fn an_audited_write_costs_its_floor(db: &TestDb) {
     r.unwrap();
     let (r, delete) = statements(&mut s, |s| s.delete(&c));
     r.unwrap();
-    let floor = match db.kind {
-        BackendKind::Postgres => [4, 4, 4],
-        BackendKind::Mysql => [5, 5, 5],
-        _ => [4, 5, 4],
-    };
     for ((op, sent), floor) in [
         ("insert", &insert),
         ("update", &update),
@@ -81,4 +100,54 @@ fn an_audited_write_costs_its_floor(db: &TestDb) {
     }
 }
 
-on_all_backends!(an_audited_write_costs_its_floor);
+/// An unaudited entity with an auto-increment key.
+#[entity(table = "plain_controls", unaudited)]
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlainControl {
+    #[column(primary_key, auto_increment)]
+    pub id: i64,
+    pub code: String,
+}
+
+/// An unaudited insert in autocommit is one statement, as plain diesel's is, and still returns
+/// the row with the key the database assigned: PostgreSQL and SQLite return it from the insert
+/// (`RETURNING`); MariaDB asks `LAST_INSERT_ID()` after it (two statements) unless
+/// `session.mariadb_returning` is on.
+fn an_unaudited_insert_learns_its_key(db: &TestDb) {
+    let expected = match db.kind {
+        BackendKind::Mysql => 2,
+        _ => 1,
+    };
+    unaudited_insert_costs(db, expected);
+}
+
+on_all_backends!(an_unaudited_insert_learns_its_key);
+
+/// [`an_unaudited_insert_learns_its_key`] with MariaDB's `RETURNING` switched on: one.
+#[test]
+fn mariadb_with_returning_inserts_unaudited_in_one_statement() {
+    let db = TestDb::with(BackendKind::Mysql, |c| c.session.mariadb_returning = true);
+    unaudited_insert_costs(&db, 1);
+}
+
+fn unaudited_insert_costs(db: &TestDb, expected: usize) {
+    db.create_table::<PlainControl>().unwrap();
+    let mut s = db.session().unwrap();
+    let first = s
+        .insert(PlainControl {
+            id: 0,
+            code: "warm".into(),
+        })
+        .unwrap();
+    let (p, sent) = statements(&mut s, |s| {
+        s.insert(PlainControl {
+            id: 0,
+            code: "p1".into(),
+        })
+    });
+    let p = p.unwrap();
+    assert_eq!(sent.len(), expected, "{}: {sent:#?}", db.kind);
+    assert!(p.id > first.id, "{}: {} after {}", db.kind, p.id, first.id);
+    let found: PlainControl = s.get(&p.id).unwrap();
+    assert_eq!(found.code, "p1", "{}", db.kind);
+}

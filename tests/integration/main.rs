@@ -49,6 +49,7 @@ mod pool;
 mod progress;
 mod proxy;
 mod relations;
+mod returning;
 mod round_trips;
 mod schema;
 mod schema_advice;

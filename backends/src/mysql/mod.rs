@@ -217,6 +217,12 @@ impl Backend for Mysql {
         i64::try_from(id).map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))
     }
 
+    fn returns_rows(&self, conn: &mut AnyConnection) -> QueryResult<bool> {
+        let version: String =
+            diesel::select(diesel::dsl::sql::<Text>("VERSION()")).get_result(my(conn)?)?;
+        Ok(has_returning(&version))
+    }
+
     fn consecutive_insert_ids(&self, conn: &mut AnyConnection) -> QueryResult<bool> {
         use diesel::sql_types::BigInt;
         // Lock mode 0 ("traditional") and 1 ("consecutive") give a multi-row INSERT ... VALUES
@@ -409,6 +415,24 @@ impl Backend for Mysql {
     }
 }
 
+/// Whether the server whose `VERSION()` is `version` has `INSERT … RETURNING` and `DELETE …
+/// RETURNING`: MariaDB 10.5 and later (`10.11.19-MariaDB-0+deb12u1`); MySQL (`8.0.36`) has
+/// neither. A version that does not parse counts as without.
+fn has_returning(version: &str) -> bool {
+    if !version.contains("MariaDB") {
+        return false;
+    }
+    // A replication-compatible prefix ("5.5.5-10.11.2-MariaDB") goes before the real version.
+    let version = version.strip_prefix("5.5.5-").unwrap_or(version);
+    let mut parts = version.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next().and_then(|p| p.parse::<u32>().ok());
+    let minor = parts.next().and_then(|p| p.parse::<u32>().ok());
+    match (major, minor) {
+        (Some(major), Some(minor)) => (major, minor) >= (10, 5),
+        _ => false,
+    }
+}
+
 /// The error number and cause of a MariaDB / MySQL error diesel reports only by message (its
 /// MySQL driver keeps the number to itself apart from a few kinds). Matched without regard to
 /// case, since the server's and the two client libraries' wordings differ.
@@ -466,6 +490,24 @@ mod tests {
             message.to_uppercase(),
             message.to_lowercase(),
         ]
+    }
+
+    #[test]
+    fn returning_is_used_on_mariadb_10_5_and_later_only() {
+        for (version, has) in [
+            ("10.11.19-MariaDB-0+deb12u1", true),
+            ("10.5.0-MariaDB", true),
+            ("11.4.2-MariaDB-log", true),
+            ("5.5.5-10.11.2-MariaDB", true),
+            ("10.4.32-MariaDB", false),
+            ("10.3.39-MariaDB-0+deb10u1", false),
+            ("8.0.36", false),
+            ("8.4.0-commercial", false),
+            ("MariaDB", false),
+            ("", false),
+        ] {
+            assert_eq!(has_returning(version), has, "{version}");
+        }
     }
 
     #[test]

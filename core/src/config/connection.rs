@@ -58,6 +58,15 @@ pub struct SessionConfig {
     pub statement_timeout_ms: Option<u64>,
     /// SQLite `busy_timeout`: how long to wait for a lock. Default 5 000 ms.
     pub busy_timeout_ms: u64,
+    /// On MariaDB 10.5 and later, an insert returns its generated key and an audited delete the
+    /// row it removed in the same statement (`INSERT … RETURNING`, `DELETE … RETURNING`): one
+    /// round trip less each than `LAST_INSERT_ID()` after the insert or a locking read before
+    /// the delete. **Default false, experimental:** MariaDB describes such a prepared
+    /// statement's rows only after its first run (MDEV-27013), and when that first run fails
+    /// (a duplicate key), the next run of the same prepared statement on that connection
+    /// would never return (seen with MariaDB 10.11 and its client library 3.3): custodian
+    /// then replaces the connection. Other databases ignore it.
+    pub mariadb_returning: bool,
 }
 
 impl Default for SessionConfig {
@@ -66,6 +75,7 @@ impl Default for SessionConfig {
             application_name: "custodian".into(),
             statement_timeout_ms: None,
             busy_timeout_ms: 5_000,
+            mariadb_returning: false,
         }
     }
 }

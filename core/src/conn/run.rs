@@ -12,7 +12,9 @@
 //! that backend's connection; with the feature off, every type has it.
 
 use super::{AnyConnection, MultiBackend};
+use crate::before_image::Returning;
 use diesel::query_dsl::methods::ExecuteDsl;
+use diesel::result::Error::NotFound;
 use diesel::QueryResult;
 
 /// Declares `$name` as an alias of `$bound` when `$feature` is on, and as a trait of every type
@@ -201,34 +203,155 @@ pub fn on_mysql<R>(
     Ok(None)
 }
 
-/// Executes `insert` and returns the value the database gave the `RETURNING` column where the
-/// backend has `RETURNING` (`returning` turns `insert` into that statement), or executes
-/// `insert` as it is and returns `None` (MySQL/MariaDB: the caller asks `LAST_INSERT_ID()`).
-pub fn insert_returning<'q, S, R, K>(
-    conn: &mut AnyConnection,
-    insert: S,
-    returning: impl FnOnce(S) -> R,
-) -> QueryResult<Option<K>>
-where
-    S: ExecutesOnMysql,
-    R: LoadsOnPg<'q, K> + LoadsOnSqlite<'q, K>,
-{
-    // Each arm uses only its own bounds; in a build without some backend the rest go unused.
-    let _ = &returning;
-    match conn {
-        #[cfg(feature = "postgres")]
-        AnyConnection::Postgresql(c) => {
-            diesel::RunQueryDsl::get_result(returning(insert), c).map(Some)
-        }
-        #[cfg(feature = "mysql")]
-        AnyConnection::Mysql(c) => ExecuteDsl::execute(insert, c).map(|_| None),
-        #[cfg(feature = "sqlite")]
-        AnyConnection::Sqlite(c) => diesel::RunQueryDsl::get_result(returning(insert), c).map(Some),
+/// Whether the connection's server returns rows from `INSERT` and `DELETE` (`RETURNING`),
+/// as the session learned it once per database: PostgreSQL and SQLite always; MariaDB 10.5
+/// and later unless [`SessionConfig::mariadb_returning`](crate::SessionConfig::mariadb_returning)
+/// is off; MySQL never. Generated statements pass it on to the runners below, which consult
+/// it only on a MySQL/MariaDB connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Returns(bool);
+
+impl Returns {
+    /// `RETURNING` is used on MySQL/MariaDB connections when `server_has_it`.
+    pub(crate) const fn new(server_has_it: bool) -> Self {
+        Returns(server_has_it)
     }
 }
 
+/// Whether `e` is diesel's MySQL error for a prepared statement the server described without
+/// result columns: MariaDB does that for `INSERT … RETURNING` and `DELETE … RETURNING` until
+/// the statement has run once on the connection (MDEV-27013). diesel asks for the columns
+/// before it executes, so nothing ran.
+#[cfg(feature = "mysql")]
+fn not_yet_described(e: &diesel::result::Error) -> bool {
+    matches!(e, diesel::result::Error::DeserializationError(inner)
+        if inner.to_string() == "No metadata exists")
+}
+
+/// The rows of `statement` (a `RETURNING` statement) on MariaDB; `Ok(None)`, nothing run, when
+/// the server has not described its rows on this connection yet (see [`not_yet_described`]):
+/// the caller then runs it once with [`ExecuteDsl::execute`], which discards the rows and
+/// leaves the prepared statement described for every later run.
+#[cfg(feature = "mysql")]
+fn load_on_mariadb<'q, T, R>(
+    c: &mut diesel::MysqlConnection,
+    statement: T,
+) -> QueryResult<Option<Vec<R>>>
+where
+    T: diesel::query_dsl::methods::LoadQuery<'q, diesel::MysqlConnection, R>,
+{
+    match diesel::RunQueryDsl::load(statement, c) {
+        Ok(rows) => Ok(Some(rows)),
+        Err(e) if not_yet_described(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs `statement` once without reading its rows: MariaDB's first run of a `RETURNING`
+/// statement on a connection (see [`load_on_mariadb`]). Should it fail (a duplicate key), the
+/// connection's transaction manager is marked broken: MariaDB's next run of that prepared
+/// statement would never return (seen with its client library 3.3 and MariaDB 10.11), and
+/// diesel cannot drop one statement from its cache, so the session replaces the connection
+/// before its next statement and the pool never hands it out again.
+#[cfg(feature = "mysql")]
+fn first_run_on_mariadb<T>(conn: &mut AnyConnection, statement: T) -> QueryResult<usize>
+where
+    T: ExecuteDsl<diesel::MysqlConnection>,
+{
+    let result = match conn {
+        AnyConnection::Mysql(c) => ExecuteDsl::execute(statement, c),
+        #[allow(unreachable_patterns)]
+        _ => Ok(0),
+    };
+    if result.is_err() {
+        use diesel::connection::{Connection, TransactionManager};
+        <AnyConnection as Connection>::TransactionManager::transaction_manager_status_mut(conn)
+            .set_in_error();
+    }
+    result
+}
+
+/// Executes a one-row insert (`insert` builds it) and returns the value the database gave the
+/// column `key`, from the insert itself (`INSERT … RETURNING`) where the server can; else
+/// executes the plain insert and returns `None` (MySQL, MariaDB before 10.5 or with
+/// `RETURNING` switched off, and MariaDB's first run of the statement on a connection: the
+/// caller asks `LAST_INSERT_ID()`).
+pub fn insert_returning<'q, S, Sel, K>(
+    conn: &mut AnyConnection,
+    returns: Returns,
+    insert: impl Fn() -> S,
+    key: Sel,
+) -> QueryResult<Option<K>>
+where
+    S: ExecutesOnMysql,
+    Sel: Copy,
+    Returning<S, Sel>: LoadsOnAny<'q, K> + ExecutesOnMysql,
+{
+    let returning = || Returning {
+        statement: insert(),
+        select: key,
+    };
+    #[cfg(feature = "mysql")]
+    if let AnyConnection::Mysql(c) = conn {
+        if !returns.0 {
+            return ExecuteDsl::execute(insert(), c).map(|_| None);
+        }
+        if let Some(rows) = load_on_mariadb(c, returning())? {
+            return rows.into_iter().next().map(Some).ok_or(NotFound);
+        }
+        return first_run_on_mariadb(conn, returning()).map(|_| None);
+    }
+    let _ = returns;
+    let rows = load_rows(conn, returning())?;
+    rows.into_iter().next().map(Some).ok_or(NotFound)
+}
+
+/// Deletes by key (`delete` builds the statement) and returns the removed row, loaded as the
+/// tuple `R` of `select`'s stored types and built with `build`, from the delete itself
+/// (`DELETE … RETURNING`): `Ok(Some(None))` when no row matched; `Ok(None)`, nothing run, where
+/// the server cannot (the caller reads the row under a lock and deletes it). On MariaDB's first
+/// run of the statement on a connection, `locked` reads the row under a lock and the statement
+/// then runs without reading its rows.
+pub fn delete_returning<'q, S, Sel, R, E>(
+    conn: &mut AnyConnection,
+    returns: Returns,
+    delete: impl Fn() -> S,
+    select: Sel,
+    build: impl Fn(R) -> diesel::deserialize::Result<E>,
+    locked: impl FnOnce(&mut AnyConnection) -> QueryResult<Option<E>>,
+) -> QueryResult<Option<Option<E>>>
+where
+    Sel: Copy,
+    Returning<S, Sel>: LoadsOnAny<'q, R> + ExecutesOnMysql,
+{
+    let returning = || Returning {
+        statement: delete(),
+        select,
+    };
+    #[cfg(feature = "mysql")]
+    if let AnyConnection::Mysql(c) = conn {
+        if !returns.0 {
+            return Ok(None);
+        }
+        if let Some(rows) = load_on_mariadb(c, returning())? {
+            return first_built(rows, &build).map(Some);
+        }
+        let Some(row) = locked(conn)? else {
+            return Ok(Some(None));
+        };
+        let deleted = first_run_on_mariadb(conn, returning())?;
+        return Ok(Some((deleted > 0).then_some(row)));
+    }
+    let _ = (returns, locked);
+    first_built(load_rows(conn, returning())?, &build).map(Some)
+}
+
 /// Executes `returning` (a multi-row `INSERT … RETURNING`) and collects the returned values
-/// where the backend has `RETURNING`; `None` without executing anything otherwise.
+/// where the backend has `RETURNING`; `None` without executing anything otherwise. MariaDB
+/// gets `None` even with `RETURNING`: diesel prepares a multi-row insert afresh on every run
+/// (its text depends on the number of rows), and MariaDB describes such a statement's rows only
+/// after it ran (MDEV-27013), so every run would be a first one; the caller
+/// learns the keys from `LAST_INSERT_ID()` instead.
 pub fn insert_returning_all<'q, R, K>(
     conn: &mut AnyConnection,
     returning: R,
@@ -247,6 +370,32 @@ where
     }
 }
 
+/// The rows of `query`, loaded on the connection's own backend.
+fn load_rows<'q, Q, R>(conn: &mut AnyConnection, query: Q) -> QueryResult<Vec<R>>
+where
+    Q: LoadsOnAny<'q, R>,
+{
+    match conn {
+        #[cfg(feature = "postgres")]
+        AnyConnection::Postgresql(c) => diesel::RunQueryDsl::load(query, c),
+        #[cfg(feature = "mysql")]
+        AnyConnection::Mysql(c) => diesel::RunQueryDsl::load(query, c),
+        #[cfg(feature = "sqlite")]
+        AnyConnection::Sqlite(c) => diesel::RunQueryDsl::load(query, c),
+    }
+}
+
+/// The first of `rows` built with `build`, if any.
+fn first_built<R, E>(
+    rows: Vec<R>,
+    build: impl Fn(R) -> diesel::deserialize::Result<E>,
+) -> QueryResult<Option<E>> {
+    rows.into_iter()
+        .next()
+        .map(|r| build(r).map_err(diesel::result::Error::DeserializationError))
+        .transpose()
+}
+
 /// Loads the rows of `query` on the connection's own backend and builds each with `build`.
 ///
 /// Generated reads by key call this instead of loading through the [`AnyConnection`]: diesel's
@@ -263,15 +412,8 @@ pub fn load_built<'q, Q, R, E>(
 where
     Q: LoadsOnAny<'q, R>,
 {
-    let rows: Vec<R> = match conn {
-        #[cfg(feature = "postgres")]
-        AnyConnection::Postgresql(c) => diesel::RunQueryDsl::load(query, c)?,
-        #[cfg(feature = "mysql")]
-        AnyConnection::Mysql(c) => diesel::RunQueryDsl::load(query, c)?,
-        #[cfg(feature = "sqlite")]
-        AnyConnection::Sqlite(c) => diesel::RunQueryDsl::load(query, c)?,
-    };
-    rows.into_iter()
+    load_rows(conn, query)?
+        .into_iter()
         .map(|r| build(r).map_err(diesel::result::Error::DeserializationError))
         .collect()
 }
@@ -285,15 +427,5 @@ pub fn find_built<'q, Q, R, E>(
 where
     Q: LoadsOnAny<'q, R>,
 {
-    use diesel::OptionalExtension;
-    let row: Option<R> = match conn {
-        #[cfg(feature = "postgres")]
-        AnyConnection::Postgresql(c) => diesel::RunQueryDsl::get_result(query, c).optional()?,
-        #[cfg(feature = "mysql")]
-        AnyConnection::Mysql(c) => diesel::RunQueryDsl::get_result(query, c).optional()?,
-        #[cfg(feature = "sqlite")]
-        AnyConnection::Sqlite(c) => diesel::RunQueryDsl::get_result(query, c).optional()?,
-    };
-    row.map(|r| build(r).map_err(diesel::result::Error::DeserializationError))
-        .transpose()
+    first_built(load_rows(conn, query)?, build)
 }

@@ -162,11 +162,13 @@ pub trait Entity: Sized + Send + 'static {
     #[doc(hidden)]
     /// `INSERT` of one row as a prepared statement diesel can cache. Returns the key the database
     /// assigned when the backend can return it from the same statement (`RETURNING` on
-    /// PostgreSQL and SQLite), `None` otherwise (the write path then asks the backend).
+    /// PostgreSQL and SQLite, and on MariaDB as `returns` says), `None` otherwise (the write
+    /// path then asks the backend).
     fn raw_insert_one(
         _internal: Internal,
         conn: &mut AnyConnection,
         row: &Self,
+        _returns: crate::conn::run::Returns,
     ) -> QueryResult<Option<i64>> {
         Self::raw_insert(_internal, conn, std::slice::from_ref(row)).map(|_| None)
     }
@@ -304,11 +306,13 @@ pub trait Entity: Sized + Send + 'static {
 
     #[doc(hidden)]
     /// [`Entity::raw_delete`] that returns the deleted row (`DELETE … RETURNING` on PostgreSQL
-    /// and SQLite): `Ok(None)` where the backend cannot, `Ok(Some(None))` when no row matched.
+    /// and SQLite, and on MariaDB as `returns` says): `Ok(None)` where the backend cannot,
+    /// `Ok(Some(None))` when no row matched.
     fn raw_delete_returning(
         _internal: Internal,
         _conn: &mut AnyConnection,
         _key: &Self::Key,
+        _returns: crate::conn::run::Returns,
     ) -> QueryResult<Option<Option<Self>>> {
         Ok(None)
     }

@@ -358,9 +358,16 @@ impl Session {
 
     /// After a failed statement: when the backend says the connection must not run another
     /// statement, marks its transaction manager broken (so the pool discards it, should the
-    /// session end first) and remembers to replace it.
+    /// session end first) and remembers to replace it. A statement runner that found the
+    /// connection unusable itself (see `conn::run`) marked it broken already: replaced too.
     fn note_failure(&mut self, err: &Error) {
-        if self.db.backend.discards_connection_after(err) && !self.discard {
+        let marked = matches!(
+            <AnyConnection as Connection>::TransactionManager::transaction_manager_status_mut(
+                &mut self.conn,
+            ),
+            diesel::connection::TransactionManagerStatus::InError
+        );
+        if (marked || self.db.backend.discards_connection_after(err)) && !self.discard {
             self.discarded_raw_transaction = self.depth == 0 && self.in_any_transaction();
             self.discard = true;
             <AnyConnection as Connection>::TransactionManager::transaction_manager_status_mut(

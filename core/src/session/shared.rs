@@ -22,6 +22,8 @@ pub(crate) struct Shared {
     pub(crate) failures: Arc<ConnectFailures>,
     /// [`Backend::consecutive_insert_ids`], asked once (server settings).
     pub(crate) consecutive_ids: std::sync::OnceLock<bool>,
+    /// [`Backend::returns_rows`], asked once (server version).
+    pub(crate) returns_rows: std::sync::OnceLock<bool>,
     /// The connection reserved for `denied` audit records, outside the pool.
     pub(crate) denials: super::guard::DenialLine,
     /// [`Backend::max_statement_bytes`], asked once (server settings).

@@ -287,8 +287,9 @@ impl Session {
                     // A hard delete without hooks: where the backend can, the delete returns
                     // the row it removed, the audit record's before image (one statement).
                     if E::AUDITED && !E::HOOKS && hard {
+                        let returns = self.returns()?;
                         if let Some(gone) = self.run_counted(
-                            |c| E::raw_delete_returning(Internal::new(), c, key),
+                            |c| E::raw_delete_returning(Internal::new(), c, key, returns),
                             |r| u64::from(matches!(r, Some(Some(_)))),
                         )? {
                             let gone = gone.ok_or_else(|| not_found::<E>(key))?;

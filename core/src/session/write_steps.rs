@@ -2,6 +2,7 @@
 //! replaced, inserts that learn their keys, and the stored images audit records are made of.
 
 use super::*;
+use crate::conn::run::Returns;
 
 impl Session {
     /// Updates `row` in one statement that also proves the row it replaced, and returns that
@@ -50,9 +51,12 @@ impl Session {
         } else if auto && (rows.len() == 1 || E::AUDITED) {
             // Each row learns the key the database assigned (the audit record names it).
             let backend = self.db.backend;
+            let returns = self.returns()?;
             for row in rows.iter_mut() {
-                let returned =
-                    self.run_counted(|c| E::raw_insert_one(Internal::new(), c, row), |_| 1)?;
+                let returned = self.run_counted(
+                    |c| E::raw_insert_one(Internal::new(), c, row, returns),
+                    |_| 1,
+                )?;
                 n += 1;
                 let id = match returned {
                     Some(id) => id,
@@ -62,7 +66,11 @@ impl Session {
                     .map_err(|e| generated_key_error(id, e))?;
             }
         } else if let [row] = rows {
-            self.run_counted(|c| E::raw_insert_one(Internal::new(), c, row), |_| 1)?;
+            let returns = self.returns()?;
+            self.run_counted(
+                |c| E::raw_insert_one(Internal::new(), c, row, returns),
+                |_| 1,
+            )?;
             n = 1;
         } else {
             for chunk in rows.chunks(self.insert_chunk::<E>()) {
@@ -77,6 +85,23 @@ impl Session {
             }
         }
         Ok(n)
+    }
+
+    /// Whether this database's writes return rows ([`Returns`]): the setting, and the server
+    /// asked once.
+    pub(super) fn returns(&mut self) -> Result<Returns> {
+        if !self.db.config.session.mariadb_returning {
+            return Ok(Returns::new(false));
+        }
+        let has = match self.db.returns_rows.get() {
+            Some(known) => *known,
+            None => {
+                let backend = self.db.backend;
+                let known = self.run(|c| backend.returns_rows(c))?;
+                *self.db.returns_rows.get_or_init(|| known)
+            }
+        };
+        Ok(Returns::new(has))
     }
 
     /// Inserts rows with an auto-increment key in multi-row statements and gives each row its

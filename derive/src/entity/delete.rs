@@ -1,8 +1,9 @@
 //! Deletes: by key (`raw_delete`), by key returning the deleted row where the backend has
 //! `RETURNING` (`raw_delete_returning`, the audit record's before image in the same
-//! statement), and for soft-delete entities setting or clearing `deleted_at`
+//! statement, loaded on the connection's own backend as a read by key is), and for soft-delete entities setting or clearing `deleted_at`
 //! (`raw_set_deleted`, behind `delete` and `restore`).
 
+use super::find::built_row;
 use super::keys::key_storage;
 use super::Gen;
 use crate::attrs::Role;
@@ -13,6 +14,7 @@ use quote::quote;
 pub(super) fn delete_fns(g: &Gen<'_>) -> TokenStream {
     let (p, d, tp) = (&g.p, &g.d, &g.tp);
     let key_storage = key_storage(g);
+    let (columns, build) = built_row(g);
     let set_deleted = set_deleted_fn(g);
     quote! {
         fn raw_delete(_internal: #p::Internal, conn: &mut #p::AnyConnection, key: &Self::Key) -> #d::QueryResult<usize> {
@@ -20,18 +22,18 @@ pub(super) fn delete_fns(g: &Gen<'_>) -> TokenStream {
             #d::delete(#tp::table.find(key)).execute(conn)
         }
 
-        fn raw_delete_returning(_internal: #p::Internal, conn: &mut #p::AnyConnection, key: &Self::Key) -> #d::QueryResult<::core::option::Option<::core::option::Option<Self>>> {
-            if !#p::run::has_returning(conn) {
-                return ::core::result::Result::Ok(::core::option::Option::None);
-            }
-            let key = #key_storage;
-            #p::Returning {
-                statement: #d::delete(#tp::table.find(key)),
-                select: <Self as #d::Selectable<#p::MultiBackend>>::construct_selection(),
-            }
-            .get_result::<Self>(conn)
-            .optional()
-            .map(::core::option::Option::Some)
+        fn raw_delete_returning(_internal: #p::Internal, conn: &mut #p::AnyConnection, key: &Self::Key, returns: #p::run::Returns) -> #d::QueryResult<::core::option::Option<::core::option::Option<Self>>> {
+            #p::run::delete_returning(
+                conn,
+                returns,
+                || {
+                    let key = #key_storage;
+                    #d::delete(#tp::table.find(key))
+                },
+                #columns,
+                #build,
+                |conn| <Self as #p::Entity>::raw_find_for_update(_internal, conn, key, true),
+            )
         }
 
         #set_deleted

@@ -73,7 +73,7 @@ fn find_many_body(g: &Gen<'_>) -> TokenStream {
 /// The select clause of a row loaded as the tuple of its stored types, and the function that
 /// builds the entity from that tuple (its `Queryable::build`): a read that runs on the concrete
 /// connection (see `run::load_built`).
-fn built_row(g: &Gen<'_>) -> (TokenStream, TokenStream) {
+pub(super) fn built_row(g: &Gen<'_>) -> (TokenStream, TokenStream) {
     let (p, d, tp) = (&g.p, &g.d, &g.tp);
     let idents = g.m.columns.iter().map(|c| &c.ident);
     let sql_types = g.m.columns.iter().map(|c| c.sql.path_tokens());

@@ -32,7 +32,7 @@ pub(super) fn insert_fns(g: &Gen<'_>) -> TokenStream {
             #insert_body
         }
 
-        fn raw_insert_one(_internal: #p::Internal, conn: &mut #p::AnyConnection, row: &Self) -> #d::QueryResult<::core::option::Option<i64>> {
+        fn raw_insert_one(_internal: #p::Internal, conn: &mut #p::AnyConnection, row: &Self, returns: #p::run::Returns) -> #d::QueryResult<::core::option::Option<i64>> {
             #insert_one_body
         }
 
@@ -100,8 +100,9 @@ fn insert_body(g: &Gen<'_>, inserted: &[&Column], row_values: &TokenStream) -> T
 ///
 /// One row: a tuple (never a `Vec`, which diesel does not cache as a prepared statement).
 /// An auto-increment key comes back from the same statement where the backend has
-/// `RETURNING` (PostgreSQL, SQLite >= 3.35); MariaDB reports `None` and the write path asks
-/// `LAST_INSERT_ID()`.
+/// `RETURNING` (PostgreSQL, SQLite >= 3.35, MariaDB >= 10.5 as `returns` says); otherwise
+/// `None` and the write path asks `LAST_INSERT_ID()`. The statement is built by a closure:
+/// the runner may need it twice (see `run::insert_returning`).
 fn insert_one_body(g: &Gen<'_>, inserted: &[&Column], row_values: &TokenStream) -> TokenStream {
     let (p, d, tp) = (&g.p, &g.d, &g.tp);
     let insert_one_stmt = if inserted.is_empty() {
@@ -116,13 +117,15 @@ fn insert_one_body(g: &Gen<'_>, inserted: &[&Column], row_values: &TokenStream) 
             quote! {
                 let id: ::core::option::Option<#st> = #p::run::insert_returning(
                     conn,
-                    #insert_one_stmt,
-                    |insert| insert.returning(#tp::#f),
+                    returns,
+                    || #insert_one_stmt,
+                    #tp::#f,
                 )?;
                 ::core::result::Result::Ok(id.map(::core::convert::From::from))
             }
         }
         None => quote! {
+            let _ = returns;
             #p::run::execute(conn, #insert_one_stmt)?;
             ::core::result::Result::Ok(::core::option::Option::None)
         },

@@ -145,7 +145,10 @@ pub(crate) fn bench(target: &Target) -> Res<()> {
     println!(
         "\n{} ({version}), writes: {ROUNDS} rounds, Redis {redis}, load average {}",
         target.name,
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     for i in 0..4 {
         let lo = rates[i].iter().copied().fold(f64::MAX, f64::min);

@@ -246,7 +246,10 @@ impl Reader {
     fn wait_cached(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.ask("probe") != "probe 0" {
-            assert!(Instant::now() < deadline, "the reader does not use its cache");
+            assert!(
+                Instant::now() < deadline,
+                "the reader does not use its cache"
+            );
         }
     }
 
@@ -316,7 +319,11 @@ fn sync_rounds(kind: BackendKind) {
         }
         if i % 1000 == 0 {
             for r in std::iter::once(&mut a).chain(b.as_mut()) {
-                assert_eq!(r.ask("probe"), "probe 0", "round {i}: a reader stopped caching");
+                assert_eq!(
+                    r.ask("probe"),
+                    "probe 0",
+                    "round {i}: a reader stopped caching"
+                );
             }
         }
     }
@@ -381,12 +388,15 @@ fn stuck_reader(kind: BackendKind) {
     let mut spec = Spec::new(kind, "stuck", Invalidation::Sync, SHORT_ACK_MS);
     let db = writer(kind, &mut spec);
     let mut w = db.session().unwrap();
-    let mut r = Reader::ready(&test_path("stuck_reader", kind), &spec.via(&proxy.addr()), 0);
+    let mut r = Reader::ready(
+        &test_path("stuck_reader", kind),
+        &spec.via(&proxy.addr()),
+        0,
+    );
     let counts = Counts::default();
     let mut write = |value: i64| {
         let started = Instant::now();
-        metrics::with_local_recorder(&counts, || w.update(&mut Item { id: 1, value }))
-            .unwrap();
+        metrics::with_local_recorder(&counts, || w.update(&mut Item { id: 1, value })).unwrap();
         // A bounded wait, not a timing target: the writer must not hang on the reader.
         assert!(
             started.elapsed() < Duration::from_secs(20),
@@ -396,7 +406,11 @@ fn stuck_reader(kind: BackendKind) {
 
     proxy.hold(true);
     write(1);
-    assert_eq!(counts.total(INCOMPLETE), 1, "the missing acknowledgement is counted");
+    assert_eq!(
+        counts.total(INCOMPLETE),
+        1,
+        "the missing acknowledgement is counted"
+    );
     assert_eq!(
         r.ask("get 1"),
         "fresh",
@@ -408,11 +422,19 @@ fn stuck_reader(kind: BackendKind) {
 
     r.signal("-STOP");
     write(2);
-    assert_eq!(counts.total(INCOMPLETE), 2, "the missing acknowledgement is counted");
+    assert_eq!(
+        counts.total(INCOMPLETE),
+        2,
+        "the missing acknowledgement is counted"
+    );
     // The read waits in the pipe, so that on resuming the reader races its own subscriber.
     r.send("get 2");
     r.signal("-CONT");
-    assert_eq!(r.answer(), "fresh", "{kind}: a stopped reader served its cache");
+    assert_eq!(
+        r.answer(),
+        "fresh",
+        "{kind}: a stopped reader served its cache"
+    );
     r.wait_cached();
     write(3);
     assert_eq!(counts.total(INCOMPLETE), 2, "a live reader acknowledges");
@@ -443,8 +465,7 @@ fn redis_lost(kind: BackendKind) {
         if i == 50 {
             proxy.refuse(false);
         }
-        metrics::with_local_recorder(&counts, || w.update(&mut Item { id: 1, value: i }))
-            .unwrap();
+        metrics::with_local_recorder(&counts, || w.update(&mut Item { id: 1, value: i })).unwrap();
         let answer = r.ask(&format!("get {i}"));
         if answer.starts_with("stale") {
             stale.push(i);

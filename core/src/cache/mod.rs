@@ -339,10 +339,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.redis.as_deref(), Some("redis://127.0.0.1:6379"));
-        assert_eq!((c.invalidation, c.ack_timeout_ms), (Invalidation::Sync, 1000));
+        assert_eq!(
+            (c.invalidation, c.ack_timeout_ms),
+            (Invalidation::Sync, 1000)
+        );
         let a: CacheConfig =
             toml::from_str("invalidation = \"async\"\nack_timeout_ms = 50\n").unwrap();
-        assert_eq!((a.invalidation, a.ack_timeout_ms), (Invalidation::Async, 50));
+        assert_eq!(
+            (a.invalidation, a.ack_timeout_ms),
+            (Invalidation::Async, 50)
+        );
         assert!(toml::from_str::<CacheConfig>("invalidation = \"eventually\"").is_err());
         let zero = CacheConfig {
             ack_timeout_ms: 0,

@@ -354,10 +354,7 @@ pub(crate) fn start(
 /// One connection's life: subscribe to the invalidation channel and this process's
 /// acknowledgement channel, go live, apply and acknowledge what other processes publish,
 /// ping every beat. Returns when the connection fails or the subscriber stops.
-fn subscribe(
-    cx: &mut Context,
-    ready: &mut Option<std::sync::mpsc::Sender<()>>,
-) -> io::Result<()> {
+fn subscribe(cx: &mut Context, ready: &mut Option<std::sync::mpsc::Sender<()>>) -> io::Result<()> {
     let stream = connect(&cx.address, IO_TIMEOUT)?;
     stream.set_read_timeout(Some(cx.beat))?;
     {

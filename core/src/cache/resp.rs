@@ -173,7 +173,10 @@ impl Conn {
             Ok(Some(frame)) => Ok(frame),
             Ok(None) => {
                 self.conn = None;
-                Err(io::Error::new(io::ErrorKind::TimedOut, "Redis did not answer"))
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "Redis did not answer",
+                ))
             }
             Err(e) => {
                 self.conn = None;
@@ -225,5 +228,4 @@ mod tests {
         assert!(parse(b"?x\r\n").is_err());
         assert_eq!(command(&[b"PING"]), b"*1\r\n$4\r\nPING\r\n");
     }
-
 }

@@ -1,5 +1,6 @@
 //! What the entity cache buys: `Session::get` by key of a cached entity served from the cache,
 //! the same `get` with the cache turned off, and plain diesel's `table.find(id).first(conn)`.
+//! Then what it costs writers (`writes`): see `cache_writes.rs`.
 //!
 //! One unaudited entity (`#[entity(cache)]`) on a fresh table seeded with 1,000 rows. Two
 //! `Db` handles on the same database: one with the cache (every row read once before timing,
@@ -24,6 +25,7 @@ use diesel::prelude::*;
 
 mod common;
 use common::*;
+mod cache_writes;
 
 #[custodian::entity(
     table = "cache_bench_items",
@@ -31,7 +33,7 @@ use common::*;
     unaudited
 )]
 #[derive(Debug, Clone, PartialEq)]
-pub struct CachedItem {
+pub(crate) struct CachedItem {
     #[column(primary_key)]
     pub id: i64,
     pub code: String,
@@ -224,6 +226,7 @@ fn main() -> Res<()> {
         };
         if chosen {
             bench(target)?;
+            cache_writes::bench(target)?;
         }
     }
     Ok(())

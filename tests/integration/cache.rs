@@ -1,19 +1,17 @@
-//! The entity cache, attacked on every backend: write-then-read rounds that must never read a
-//! stale row (in one process, and across two processes through Redis, with the measured
-//! staleness bound printed), rolled-back and uncommitted writes, a REPEATABLE READ snapshot
+//! The entity cache in one process, attacked on every backend: write-then-read rounds that must
+//! never read a stale row, rolled-back and uncommitted writes, a REPEATABLE READ snapshot
 //! that must not reach the cache, tenant isolation and masks through the cache (property test
 //! against an uncached oracle), a 64-thread stampede on one cold key counted in statements on
 //! the wire, set-based writes, cascades and erasure, and writes made behind custodian's back
-//! (seen after the TTL, as documented).
+//! (seen after the TTL, as documented). Across processes: `cache_processes.rs`.
 
 use crate::common::{count_statements, TestDb};
 use crate::crypto::{with_keys, K1};
 use custodian::prelude::*;
 use custodian::{AccessControl, BackendKind, EntityRules, Error, Principal};
-use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A plain cached row.
 #[entity(table = "cache_items", cache, unaudited)]
@@ -572,181 +570,5 @@ mod stampede {
     #[test]
     fn sqlite() {
         super::stampede(custodian::BackendKind::Sqlite);
-    }
-}
-
-// --------------------------------------------------------------------- two processes
-
-/// Environment variable telling a child process to serve reads: `url|channel`.
-const CHILD: &str = "CUSTODIAN_CACHE_CHILD";
-const REDIS: &str = "redis://127.0.0.1:6379";
-/// Write-then-read rounds across the two processes, per backend.
-const CROSS_ROUNDS: i64 = 1_000;
-
-fn micros_now() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros()
-}
-
-/// The child: a second process with its own `Db` (and cache) on the same database, reading row
-/// 1 of `Item` on command. `get N`: reads until it sees `N` (at most 5 s) and answers `fresh`
-/// (the first read saw it), `stale <µs since epoch when it saw it>` or `never`. `probe`:
-/// answers the fewest statements one of three `get`s sent (0: served from the cache).
-fn child_main(spec: &str) {
-    let (url, channel) = spec.split_once('|').unwrap();
-    let mut cfg = custodian::DatabaseConfig::from_url(url).unwrap();
-    cfg.audit.key = Some(crate::common::AUDIT_KEY.into());
-    cfg.cache.redis = Some(REDIS.into());
-    cfg.cache.channel = channel.into();
-    let db = custodian::open(cfg).unwrap();
-    let mut s = db.session().unwrap();
-    let mut out = std::io::stdout();
-    writeln!(out, "CACHE-CHILD ready").unwrap();
-    for line in std::io::stdin().lock().lines() {
-        let line = line.unwrap();
-        let answer = if let Some(n) = line.strip_prefix("get ") {
-            let want: i64 = n.parse().unwrap();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            let mut first = true;
-            loop {
-                let seen = s.get::<Item>(&1).unwrap().value;
-                if seen == want {
-                    break if first {
-                        "fresh".to_string()
-                    } else {
-                        format!("stale {}", micros_now())
-                    };
-                }
-                if Instant::now() > deadline {
-                    break "never".to_string();
-                }
-                first = false;
-                std::thread::sleep(Duration::from_micros(50));
-            }
-        } else if line == "probe" {
-            // A late invalidation of the last round may evict the row the reader just cached
-            // (evicting too much is allowed): the row is cached again by the next read.
-            let mut n = usize::MAX;
-            for _ in 0..3 {
-                n = n.min(count_statements(&mut s, |s| s.get::<Item>(&1).map(|_| ())).1);
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            format!("probe {n}")
-        } else {
-            break;
-        };
-        writeln!(out, "CACHE-CHILD {answer}").unwrap();
-        out.flush().unwrap();
-    }
-}
-
-/// Writes in this process, reads in a child process, invalidation through Redis: every read
-/// after a commit sees the commit once the invalidation arrived; the rounds where the child's
-/// first read came before it, and how long after the commit the child saw it, are printed as
-/// the measured staleness bound. A child that never sees a write (no invalidation) fails.
-fn cross_process(kind: BackendKind) {
-    if let Ok(spec) = std::env::var(CHILD) {
-        child_main(&spec);
-        return;
-    }
-    let channel = format!("custodian-test-{}-{}", std::process::id(), kind);
-    let db = TestDb::with(kind, |c| {
-        c.cache.redis = Some(REDIS.into());
-        c.cache.channel = channel.clone();
-    });
-    db.create_table::<Item>().unwrap();
-    let mut w = db.session().unwrap();
-    w.insert(Item { id: 1, value: 0 }).unwrap();
-    let test = format!(
-        "cache::cross_process::{}",
-        match kind {
-            BackendKind::Postgres => "postgres",
-            BackendKind::Mysql => "mariadb",
-            _ => "sqlite",
-        }
-    );
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            test.as_str(),
-            "--exact",
-            "--test-threads=1",
-            "--nocapture",
-            "-q",
-        ])
-        .env(CHILD, format!("{}|{channel}", db.url))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn the reader process");
-    let mut to_child = child.stdin.take().unwrap();
-    let mut from_child = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut ask = |cmd: &str| -> String {
-        if !cmd.is_empty() {
-            writeln!(to_child, "{cmd}").unwrap();
-            to_child.flush().unwrap();
-        }
-        loop {
-            let mut line = String::new();
-            let n = from_child.read_line(&mut line).unwrap();
-            assert!(n > 0, "the reader process ended");
-            if let Some(answer) = line.trim_end().strip_prefix("CACHE-CHILD ") {
-                return answer.to_string();
-            }
-        }
-    };
-    assert_eq!(ask(""), "ready");
-    assert_eq!(ask("get 0"), "fresh");
-    assert_eq!(
-        ask("probe"),
-        "probe 0",
-        "the reader serves row 1 from its cache"
-    );
-    let (mut stale, mut bound) = (Vec::new(), Vec::new());
-    for i in 1..=CROSS_ROUNDS {
-        w.update(&mut Item { id: 1, value: i }).unwrap();
-        let committed = micros_now();
-        let answer = ask(&format!("get {i}"));
-        if let Some(at) = answer.strip_prefix("stale ") {
-            let at: u128 = at.parse().unwrap();
-            stale.push(i);
-            bound.push(at.saturating_sub(committed));
-        } else {
-            assert_eq!(answer, "fresh", "round {i}: the reader never saw the write");
-        }
-        if i % 100 == 0 {
-            assert_eq!(
-                ask("probe"),
-                "probe 0",
-                "round {i}: the reader stopped caching"
-            );
-        }
-    }
-    let _ = writeln!(to_child, "quit");
-    let _ = child.wait();
-    bound.sort_unstable();
-    println!(
-        "cache across processes ({kind}): {CROSS_ROUNDS} rounds, {} where the reader's first \
-         read came before the invalidation; staleness after commit: max {} µs, median {} µs",
-        stale.len(),
-        bound.last().copied().unwrap_or(0),
-        bound.get(bound.len() / 2).copied().unwrap_or(0),
-    );
-}
-
-mod cross_process {
-    #[test]
-    fn postgres() {
-        super::cross_process(custodian::BackendKind::Postgres);
-    }
-    #[test]
-    fn mariadb() {
-        super::cross_process(custodian::BackendKind::Mysql);
-    }
-    #[test]
-    fn sqlite() {
-        super::cross_process(custodian::BackendKind::Sqlite);
     }
 }

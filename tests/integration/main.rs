@@ -18,6 +18,7 @@ pub mod backup;
 mod backup_logical;
 mod build_features;
 mod cache;
+mod cache_processes;
 mod cascades;
 mod cli;
 mod cluster;

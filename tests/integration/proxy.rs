@@ -1,7 +1,8 @@
 //! A TCP proxy between custodian and a PostgreSQL or MariaDB server that can cut a connection
 //! around its `COMMIT`: after the server answered it (the answer is dropped), right after the
 //! `COMMIT` went out, or instead of sending it. It can also refuse new connections, as a server
-//! that cannot be reached. A cut connection's server side stays open (parked until the proxy is
+//! that cannot be reached, hold back every answer (a stalled network path), and cut every
+//! connection at once (a server that went away). A cut connection's server side stays open (parked until the proxy is
 //! dropped), as in a network partition: the server notices nothing.
 
 use std::io::{Read, Write};
@@ -25,6 +26,8 @@ pub enum Cut {
 struct State {
     armed: Mutex<Option<Cut>>,
     refuse: AtomicBool,
+    /// While set, nothing the server sends is passed on (it waits in the proxy).
+    hold: AtomicBool,
     stop: AtomicBool,
     /// Server sides of cut connections, kept open until the proxy goes.
     parked: Mutex<Vec<TcpStream>>,
@@ -83,6 +86,18 @@ impl Proxy {
     /// Refuses (accepts and closes at once) every new connection while `refuse` holds.
     pub fn refuse(&self, refuse: bool) {
         self.state.refuse.store(refuse, Ordering::SeqCst);
+    }
+
+    /// Holds back everything the server sends while `hold` holds (passed on when released).
+    pub fn hold(&self, hold: bool) {
+        self.state.hold.store(hold, Ordering::SeqCst);
+    }
+
+    /// Closes every connection made through the proxy, both sides.
+    pub fn cut_all(&self) {
+        for s in self.state.sockets.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
     }
 }
 
@@ -155,6 +170,7 @@ fn connect(state: &Arc<State>, client: TcpStream, server: TcpStream) {
         }
     });
     let (mut s_in, mut c_out) = (server, client);
+    let st = state.clone();
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -165,6 +181,9 @@ fn connect(state: &Arc<State>, client: TcpStream, server: TcpStream) {
             if drop_reply.load(Ordering::SeqCst) {
                 let _ = c_out.shutdown(Shutdown::Both);
                 break;
+            }
+            while st.hold.load(Ordering::SeqCst) && !st.stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
             }
             if c_out.write_all(&buf[..n]).is_err() {
                 break;

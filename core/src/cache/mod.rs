@@ -24,13 +24,27 @@
 //!   began; an eviction bumps the generation, so a load that raced with a commit is never
 //!   served afterwards.
 //! - **Across processes.** With `cache.redis`, commits publish what they evicted and a
-//!   subscriber thread per [`Db`](crate::Db) evicts the same in this process. While the
-//!   subscriber is not connected the cache is bypassed, and it is cleared when it connects.
+//!   subscriber thread per [`Db`](crate::Db) evicts the same in its process. In sync mode
+//!   (`invalidation = "sync"`, the default) the commit returns once every process subscribed
+//!   when it published has evicted and acknowledged, or after `ack_timeout_ms`; a read that
+//!   starts in any process after the commit returned does not see the old row. That holds
+//!   after a timeout too: each subscriber pings Redis every quarter of `ack_timeout_ms`, and
+//!   a process serves from its cache only while its last answered ping is younger than
+//!   `ack_timeout_ms` (Redis answers in order, so the answer proves that everything published
+//!   before the ping was applied). A process that did not apply the invalidation in time
+//!   (stopped, starved, cut off from Redis) has therefore stopped using its cache when the
+//!   writer gives up, until it catches up. While the subscriber is not connected the cache is
+//!   bypassed, and it is cleared when it connects. What sync mode cannot cover: a writer that
+//!   cannot reach Redis for `ack_timeout_ms` (counted, logged); processes that still reach it
+//!   keep the old row until its TTL. In async mode the commit returns once the message is
+//!   sent, and other processes see it when it arrives (milliseconds).
 //! - **Writes made outside custodian** (raw SQL, other applications) are not seen until the
 //!   entry's TTL runs out.
 
 #[cfg(feature = "cache")]
 mod redis;
+#[cfg(feature = "cache")]
+mod resp;
 #[cfg(feature = "cache")]
 mod store;
 
@@ -67,17 +81,20 @@ impl Caches {
             if !config.enabled {
                 return Ok(Caches { live: None });
             }
-            let store = std::sync::Arc::new(Store::new(config.redis.is_none()));
+            let ack_timeout = Duration::from_millis(config.ack_timeout_ms);
+            let lease = config.redis.as_ref().map(|_| ack_timeout);
+            let store = std::sync::Arc::new(Store::new(lease));
             let (publisher, subscriber) = match &config.redis {
                 Some(url) => {
                     let address =
                         redis_address(url).map_err(|why| Error::config("cache.redis", why))?;
-                    let (p, s) = redis::start(
+                    let settings = redis::Settings {
                         address,
-                        config.channel.clone(),
-                        store.clone(),
-                        Duration::from_secs(2),
-                    );
+                        channel: config.channel.clone(),
+                        sync: config.invalidation == Invalidation::Sync,
+                        ack_timeout,
+                    };
+                    let (p, s) = redis::start(settings, store.clone(), Duration::from_secs(2));
                     (Some(p), Some(s))
                 }
                 None => (None, None),
@@ -127,7 +144,9 @@ impl Caches {
         Some((live.store.table(&id, meta, spec), id))
     }
 
-    /// Evicts what a committed transaction wrote, here and (with Redis) in every process.
+    /// Evicts what a committed transaction wrote, here and (with Redis) in every process; in
+    /// sync mode, returns once every process applied it or the acknowledgement timeout
+    /// passed.
     pub(crate) fn evict(&self, touched: &[Touched]) {
         #[cfg(feature = "cache")]
         if let Some(live) = &self.live {
@@ -146,6 +165,8 @@ impl Caches {
 /// ```toml
 /// [databases.main.cache]
 /// redis = "redis://127.0.0.1:6379"   # evictions reach the other processes
+/// invalidation = "sync"              # a commit returns once they applied them (default)
+/// ack_timeout_ms = 1000
 /// [databases.main.cache.entities.Control]
 /// capacity = 50000
 /// ttl_secs = 30
@@ -159,6 +180,13 @@ pub struct CacheConfig {
     pub redis: Option<String>,
     /// The pub/sub channel every process of this database uses.
     pub channel: String,
+    /// With `redis`: whether a commit waits until the other processes applied its
+    /// invalidation ([`Invalidation::Sync`], the default) or only sends it.
+    pub invalidation: Invalidation,
+    /// With `redis`: how long a sync commit waits for acknowledgements, and how long a process
+    /// keeps using its cache without proof from Redis that it has applied every invalidation
+    /// (its lease, in both modes).
+    pub ack_timeout_ms: u64,
     /// Bounds per entity name, overriding the entity's own.
     pub entities: BTreeMap<String, EntityCacheConfig>,
 }
@@ -169,9 +197,26 @@ impl Default for CacheConfig {
             enabled: true,
             redis: None,
             channel: "custodian-cache".into(),
+            invalidation: Invalidation::Sync,
+            ack_timeout_ms: 1000,
             entities: BTreeMap::new(),
         }
     }
+}
+
+/// How a commit's invalidation reaches the other processes ([`CacheConfig::invalidation`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Invalidation {
+    /// The commit returns once every process subscribed when it was published has evicted
+    /// what it wrote, or after `ack_timeout_ms` (when a process that did not has stopped
+    /// serving from its cache): a read that starts in any process after the commit returned
+    /// does not see the old row. Costs one Redis round trip plus the other processes' work
+    /// per commit that wrote a cached entity.
+    Sync,
+    /// The commit returns once the invalidation is sent: another process may serve the old row
+    /// until the message arrives (milliseconds).
+    Async,
 }
 
 /// One entity's bounds in [`CacheConfig::entities`]; unset values keep the entity's own.
@@ -227,6 +272,12 @@ impl CacheConfig {
         }
         if let Some(url) = &self.redis {
             redis_address(url).map_err(|why| Error::config(format!("{at}.redis"), why))?;
+        }
+        if !(1..=60_000).contains(&self.ack_timeout_ms) {
+            return Err(Error::config(
+                format!("{at}.ack_timeout_ms"),
+                "must be between 1 and 60000 (milliseconds)",
+            ));
         }
         if self.channel.is_empty() || self.channel.contains(char::is_whitespace) {
             return Err(Error::config(
@@ -288,6 +339,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.redis.as_deref(), Some("redis://127.0.0.1:6379"));
+        assert_eq!(
+            (c.invalidation, c.ack_timeout_ms),
+            (Invalidation::Sync, 1000)
+        );
+        let a: CacheConfig =
+            toml::from_str("invalidation = \"async\"\nack_timeout_ms = 50\n").unwrap();
+        assert_eq!(
+            (a.invalidation, a.ack_timeout_ms),
+            (Invalidation::Async, 50)
+        );
+        assert!(toml::from_str::<CacheConfig>("invalidation = \"eventually\"").is_err());
+        let zero = CacheConfig {
+            ack_timeout_ms: 0,
+            ..CacheConfig::default()
+        };
+        let err = zero.validate("databases.main").unwrap_err().to_string();
+        assert!(err.contains("ack_timeout_ms"), "{err}");
         let spec = c.spec_for("Control", Some(CacheSpec::DEFAULT)).unwrap();
         assert_eq!((spec.capacity, spec.ttl), (5, Duration::from_secs(2)));
         assert_eq!(c.spec_for("Off", Some(CacheSpec::DEFAULT)), None);

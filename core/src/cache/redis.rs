@@ -1,225 +1,229 @@
 //! Invalidation across processes through Redis pub/sub: a publisher that sends what a commit
-//! evicted, and a subscriber thread per [`Db`](crate::Db) that evicts the same here.
+//! evicted (and, in sync mode, waits until every subscriber applied it), and a subscriber
+//! thread per [`Db`](crate::Db) that evicts the same here and acknowledges.
 //!
-//! Only `PUBLISH`, `SUBSCRIBE` and `PING` are needed, so this speaks RESP over a
-//! `std::net::TcpStream` itself instead of pulling in a client crate and its async runtime.
-//! A message is one line `from <origin>` then one line per eviction, `<table>\t<key image>`
-//! (`*` for the whole table); a process skips its own messages.
+//! The protocol, on the configured channel `C`:
+//! - An invalidation is one message on `C`: a line `from <origin>` (async) or
+//!   `from <origin> <id>` (sync), then one line per eviction, `<table>\t<key image>` (`*` for
+//!   the whole table). A process does not evict its own messages (it evicted before sending).
+//! - A subscriber that evicted a sync message publishes `<id> <its origin>` on
+//!   `C.ack.<sender's origin>`, to which the sender's subscriber is subscribed. The sender
+//!   waits until as many distinct processes acknowledged as `PUBLISH` said received the
+//!   message (its own subscriber counts itself), or `ack_timeout` passed.
+//! - Every subscriber sends `PING` every quarter of `ack_timeout`. Redis answers in order, so
+//!   the answer proves that every message published before the `PING` was sent has been
+//!   applied; the cache is used only while the last such proof is younger than `ack_timeout`
+//!   (the *lease*, see [`Store::is_live`]). A sender that gave up waiting after `ack_timeout`
+//!   therefore knows that a process that did not apply its message serves nothing from its
+//!   cache until it has.
 
+use super::resp::{command, connect, Conn, Frame, Reader, IO_TIMEOUT};
 use super::store::Store;
 use super::Touched;
-use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::{self, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// How long connecting, and each write, may take.
-const IO_TIMEOUT: Duration = Duration::from_secs(2);
-/// A subscriber with nothing to read for this long pings the server (a dead server is found
-/// within about twice this).
-const IDLE: Duration = Duration::from_secs(5);
+/// An unanswered `PING` this old means the connection is dead: the subscriber reconnects.
+const DEAD: Duration = Duration::from_secs(5);
 /// Pause before connecting again after the connection failed.
 const BACKOFF: Duration = Duration::from_millis(200);
 
-/// One RESP value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Frame {
-    Simple(String),
-    Error(String),
-    Integer(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Vec<Frame>),
+/// The channel on which the process `origin` receives acknowledgements.
+fn ack_channel(channel: &str, origin: &str) -> String {
+    format!("{channel}.ack.{origin}")
 }
 
-/// A command as a RESP array of bulk strings.
-fn command(parts: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", parts.len()).into_bytes();
-    for p in parts {
-        out.extend_from_slice(format!("${}\r\n", p.len()).as_bytes());
-        out.extend_from_slice(p);
-        out.extend_from_slice(b"\r\n");
+/// The acknowledgements sync publishers of one process wait for, fed by its subscriber.
+#[derive(Default)]
+struct Acks {
+    /// Message id -> the origins that applied it.
+    waiting: Mutex<HashMap<u64, HashSet<String>>>,
+    arrived: Condvar,
+}
+
+impl Acks {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, HashSet<String>>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
-    out
-}
 
-/// The first complete frame of `buf` and its length; `Ok(None)` while incomplete.
-fn parse(buf: &[u8]) -> io::Result<Option<(Frame, usize)>> {
-    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("RESP: {what}"));
-    let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else {
-        return Ok(None);
-    };
-    let Some((&kind, rest)) = buf[..end].split_first() else {
-        return Err(bad("empty line"));
-    };
-    let line = std::str::from_utf8(rest).map_err(|_| bad("line is not UTF-8"))?;
-    let number = || line.parse::<i64>().map_err(|_| bad("bad length"));
-    let after = end + 2;
-    Ok(match kind {
-        b'+' => Some((Frame::Simple(line.into()), after)),
-        b'-' => Some((Frame::Error(line.into()), after)),
-        b':' => Some((Frame::Integer(number()?), after)),
-        b'$' => {
-            let n = number()?;
-            if n < 0 {
-                return Ok(Some((Frame::Bulk(None), after)));
-            }
-            let n = usize::try_from(n).map_err(|_| bad("bad length"))?;
-            if buf.len() < after + n + 2 {
-                return Ok(None);
-            }
-            let data = buf[after..after + n].to_vec();
-            Some((Frame::Bulk(Some(data)), after + n + 2))
-        }
-        b'*' => {
-            let n = number()?;
-            let mut at = after;
-            let mut items = Vec::new();
-            for _ in 0..n.max(0) {
-                match parse(&buf[at..])? {
-                    Some((item, used)) => {
-                        items.push(item);
-                        at += used;
-                    }
-                    None => return Ok(None),
-                }
-            }
-            Some((Frame::Array(items), at))
-        }
-        _ => return Err(bad("unknown type")),
-    })
-}
+    /// Starts collecting acknowledgements of `id` (before it is published: they may arrive
+    /// before `PUBLISH` answers).
+    fn expect(&self, id: u64) {
+        self.lock().insert(id, HashSet::new());
+    }
 
-fn connect(address: &str) -> io::Result<TcpStream> {
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
-    for addr in address.to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, IO_TIMEOUT) {
-            Ok(s) => {
-                s.set_nodelay(true)?;
-                s.set_write_timeout(Some(IO_TIMEOUT))?;
-                return Ok(s);
-            }
-            Err(e) => last = e,
+    /// Records that the process `from` applied `id`.
+    fn ack(&self, id: u64, from: &str) {
+        if let Some(set) = self.lock().get_mut(&id) {
+            set.insert(from.to_string());
+            self.arrived.notify_all();
         }
     }
-    Err(last)
-}
 
-/// Reads frames off a stream, keeping partial ones across timeouts.
-struct Reader {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Reader {
-    /// The next frame; `Ok(None)` when nothing complete arrived within the read timeout.
-    fn next(&mut self) -> io::Result<Option<Frame>> {
+    /// Waits until `n` processes acknowledged `id` or `deadline` passed; stops collecting
+    /// and returns how many did.
+    fn wait(&self, id: u64, n: usize, deadline: Instant) -> usize {
+        let mut waiting = self.lock();
         loop {
-            if let Some((frame, used)) = parse(&self.buf)? {
-                self.buf.drain(..used);
-                return Ok(Some(frame));
+            let got = waiting.get(&id).map_or(0, HashSet::len);
+            let now = Instant::now();
+            if got >= n || now >= deadline {
+                waiting.remove(&id);
+                return got;
             }
-            let mut chunk = [0u8; 4096];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Ok(None)
-                }
-                Err(e) => return Err(e),
-            }
+            waiting = self
+                .arrived
+                .wait_timeout(waiting, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
+    }
+
+    /// Stops collecting acknowledgements of `id`.
+    fn forget(&self, id: u64) {
+        self.lock().remove(&id);
     }
 }
 
 /// Publishes evictions; one connection, opened again after a failure.
 pub(crate) struct Publisher {
-    address: String,
     channel: String,
     origin: String,
-    conn: Mutex<Option<Reader>>,
+    conn: Mutex<Conn>,
+    /// Sync mode: how long to wait for acknowledgements.
+    sync: Option<Duration>,
+    next_id: AtomicU64,
+    acks: Arc<Acks>,
 }
 
 impl Publisher {
-    fn send(&self, message: &[u8]) -> io::Result<()> {
-        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        // A connection that failed before is opened again; one retry on a fresh connection
-        // covers a server that closed an idle one.
-        for attempt in 0..2 {
-            if conn.is_none() {
-                let stream = connect(&self.address)?;
-                stream.set_read_timeout(Some(IO_TIMEOUT))?;
-                *conn = Some(Reader {
-                    stream,
-                    buf: Vec::new(),
-                });
-            }
-            let Some(reader) = conn.as_mut() else {
-                continue;
-            };
-            let sent = reader
-                .stream
-                .write_all(&command(&[b"PUBLISH", self.channel.as_bytes(), message]))
-                .and_then(|()| reader.next());
-            match sent {
-                Ok(Some(Frame::Integer(_))) => return Ok(()),
-                Ok(other) => {
-                    *conn = None;
-                    if attempt == 1 {
-                        return Err(io::Error::other(format!("PUBLISH answered {other:?}")));
-                    }
-                }
-                Err(e) => {
-                    *conn = None;
-                    if attempt == 1 {
-                        return Err(e);
-                    }
-                }
-            }
+    /// The message telling the other processes what was evicted; `id` asks for
+    /// acknowledgements.
+    fn message(&self, id: Option<u64>, touched: &[Touched]) -> String {
+        let mut message = format!("from {}", self.origin);
+        if let Some(id) = id {
+            message.push_str(&format!(" {id}"));
         }
-        Ok(())
-    }
-
-    /// Tells the other processes what was evicted. A failure is logged, not returned: the
-    /// transaction has committed; the other processes see the write within the TTL.
-    pub(crate) fn publish(&self, touched: &[Touched]) {
-        let mut message = format!("from {}\n", self.origin);
+        message.push('\n');
         for t in touched {
             message.push_str(&t.table);
             message.push('\t');
             message.push_str(t.key.as_deref().unwrap_or("*"));
             message.push('\n');
         }
-        if let Err(e) = self.send(message.as_bytes()) {
-            tracing::warn!(
-                target: "custodian::cache",
-                error = %e,
-                "cache invalidation could not be published; other processes see the write \
-                 when their entries expire"
-            );
+        message
+    }
+
+    /// `PUBLISH`es `message`; how many subscribers received it.
+    fn send(&self, message: &str, retrying: bool) -> io::Result<usize> {
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let parts: [&[u8]; 3] = [b"PUBLISH", self.channel.as_bytes(), message.as_bytes()];
+        let answer = if retrying {
+            conn.request_retrying(&parts)
+        } else {
+            conn.request(&parts)
+        };
+        match answer? {
+            Frame::Integer(n) => Ok(usize::try_from(n).unwrap_or(0)),
+            other => Err(io::Error::other(format!("PUBLISH answered {other:?}"))),
+        }
+    }
+
+    /// Tells the other processes what was evicted. In sync mode, returns once every process
+    /// that received the message applied it, or after the acknowledgement timeout (when the
+    /// lease of a process that did not apply it has run out). A failure is counted and
+    /// logged, not returned: the transaction has committed.
+    pub(crate) fn publish(&self, touched: &[Touched]) {
+        let Some(timeout) = self.sync else {
+            if let Err(e) = self.send(&self.message(None, touched), true) {
+                crate::observe::cache_invalidation_incomplete("publish");
+                warn_unpublished(&e);
+            }
+            return;
+        };
+        // Retried on fresh connections until the timeout; each attempt has its own id, so
+        // acknowledgements of an attempt whose answer was lost are not counted for another.
+        let give_up = Instant::now() + timeout;
+        loop {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            self.acks.expect(id);
+            match self.send(&self.message(Some(id), touched), false) {
+                Ok(receivers) => {
+                    // From the answer on: a process whose lease began before it has the
+                    // message, or its lease runs out by the deadline.
+                    let got = self.acks.wait(id, receivers, Instant::now() + timeout);
+                    if got < receivers {
+                        crate::observe::cache_invalidation_incomplete("ack");
+                        tracing::warn!(
+                            target: "custodian::cache",
+                            receivers,
+                            acknowledged = got,
+                            "cache invalidation not acknowledged by every process in time; \
+                             those that did not acknowledge bypass their cache until they \
+                             catch up"
+                        );
+                    }
+                    return;
+                }
+                Err(e) => {
+                    self.acks.forget(id);
+                    let now = Instant::now();
+                    if now >= give_up {
+                        crate::observe::cache_invalidation_incomplete("publish");
+                        warn_unpublished(&e);
+                        return;
+                    }
+                    std::thread::sleep((give_up - now).min(Duration::from_millis(20)));
+                }
+            }
         }
     }
 }
 
-/// The evictions a message carries, unless it came from `origin` (this process).
-fn evictions(payload: &str, origin: &str) -> Vec<Touched> {
-    let mut lines = payload.lines();
-    if lines.next().and_then(|l| l.strip_prefix("from ")) == Some(origin) {
-        return Vec::new();
-    }
-    lines
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(table, key)| Touched {
-            table: table.to_string(),
-            key: (key != "*").then(|| key.to_string()),
+fn warn_unpublished(e: &io::Error) {
+    tracing::warn!(
+        target: "custodian::cache",
+        error = %e,
+        "cache invalidation could not be published; processes still connected to Redis see \
+         the write when their entries expire"
+    );
+}
+
+/// A message on the invalidation channel.
+#[derive(Debug, PartialEq, Eq)]
+struct Message {
+    origin: String,
+    id: Option<u64>,
+    evictions: Vec<Touched>,
+}
+
+impl Message {
+    fn parse(payload: &str) -> Option<Message> {
+        let mut lines = payload.lines();
+        let mut head = lines.next()?.strip_prefix("from ")?.split(' ');
+        let origin = head.next()?.to_string();
+        let id = match head.next() {
+            Some(id) => Some(id.parse().ok()?),
+            None => None,
+        };
+        let evictions = lines
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(table, key)| Touched {
+                table: table.to_string(),
+                key: (key != "*").then(|| key.to_string()),
+            })
+            .collect();
+        Some(Message {
+            origin,
+            id,
+            evictions,
         })
-        .collect()
+    }
 }
 
 /// The subscriber thread of one `Db`: stopped and joined when dropped.
@@ -246,55 +250,100 @@ impl Drop for Subscriber {
     }
 }
 
-/// Starts invalidation through the Redis server at `address` on `channel`: the publisher,
-/// and the subscriber thread, once it is subscribed (or after `wait` if it cannot connect;
-/// the cache stays bypassed until it does).
-pub(crate) fn start(
+/// What the subscriber thread works with.
+struct Context {
     address: String,
     channel: String,
+    acks_on: String,
+    origin: String,
+    store: Arc<Store>,
+    acks: Arc<Acks>,
+    /// Publishes this process's acknowledgements.
+    acker: Conn,
+    /// Time between `PING`s.
+    beat: Duration,
+    stop: Arc<AtomicBool>,
+    current: Arc<Mutex<Option<TcpStream>>>,
+}
+
+/// How invalidation across processes runs.
+pub(crate) struct Settings {
+    /// `host:port` of the Redis server.
+    pub address: String,
+    /// The invalidation channel.
+    pub channel: String,
+    /// Whether commits wait for acknowledgements.
+    pub sync: bool,
+    /// The acknowledgement timeout, which is also the lease (see the module doc).
+    pub ack_timeout: Duration,
+}
+
+/// Starts invalidation across processes: the publisher, and the subscriber thread, once it
+/// is subscribed (or after `wait` if it cannot connect; the cache stays bypassed until it
+/// does).
+pub(crate) fn start(
+    settings: Settings,
     store: Arc<Store>,
     wait: Duration,
 ) -> (Publisher, Subscriber) {
-    let origin = uuid::Uuid::new_v4().to_string();
+    let origin = uuid::Uuid::new_v4().simple().to_string();
     let stop = Arc::new(AtomicBool::new(false));
     let current = Arc::new(Mutex::new(None));
+    let acks = Arc::new(Acks::default());
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let thread = {
-        let (address, channel, origin) = (address.clone(), channel.clone(), origin.clone());
-        let (stop, current) = (stop.clone(), current.clone());
-        std::thread::Builder::new()
-            .name("custodian-cache-subscriber".into())
-            .spawn(move || {
-                let mut ready = Some(ready_tx);
-                while !stop.load(Ordering::Acquire) {
-                    let outcome = subscribe(
-                        &address, &channel, &origin, &store, &stop, &current, &mut ready,
-                    );
-                    store.set_live(false);
-                    *current.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                    if let Err(e) = outcome {
-                        if !stop.load(Ordering::Acquire) {
-                            tracing::warn!(
-                                target: "custodian::cache",
-                                error = %e,
-                                "cache invalidation subscriber lost Redis; the cache is bypassed \
-                                 until it reconnects"
-                            );
-                        }
-                    }
-                    std::thread::sleep(BACKOFF);
-                }
-            })
-            .ok()
+    let mut context = Context {
+        address: settings.address.clone(),
+        channel: settings.channel.clone(),
+        acks_on: ack_channel(&settings.channel, &origin),
+        origin: origin.clone(),
+        store,
+        acks: acks.clone(),
+        acker: Conn::new(settings.address.clone(), IO_TIMEOUT),
+        beat: (settings.ack_timeout / 4).max(Duration::from_millis(1)),
+        stop: stop.clone(),
+        current: current.clone(),
     };
+    let thread = std::thread::Builder::new()
+        .name("custodian-cache-subscriber".into())
+        .spawn(move || {
+            let mut ready = Some(ready_tx);
+            while !context.stop.load(Ordering::Acquire) {
+                let outcome = subscribe(&mut context, &mut ready);
+                context.store.set_live(false);
+                *context.current.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                if let Err(e) = outcome {
+                    if !context.stop.load(Ordering::Acquire) {
+                        tracing::warn!(
+                            target: "custodian::cache",
+                            error = %e,
+                            "cache invalidation subscriber lost Redis; the cache is bypassed \
+                             until it reconnects"
+                        );
+                    }
+                }
+                std::thread::sleep(BACKOFF);
+            }
+        })
+        .ok();
     if thread.is_some() {
         let _ = ready_rx.recv_timeout(wait);
     }
+    // A sync commit's attempts to publish must fit its timeout, but an answer that takes a
+    // few milliseconds on a loaded machine must not count as a failure.
+    let step = if settings.sync {
+        settings
+            .ack_timeout
+            .clamp(Duration::from_millis(50), IO_TIMEOUT)
+    } else {
+        IO_TIMEOUT
+    };
     let publisher = Publisher {
-        address,
-        channel,
+        channel: settings.channel,
         origin,
-        conn: Mutex::new(None),
+        conn: Mutex::new(Conn::new(settings.address, step)),
+        sync: settings.sync.then_some(settings.ack_timeout),
+        next_id: AtomicU64::new(0),
+        acks,
     };
     (
         publisher,
@@ -306,66 +355,109 @@ pub(crate) fn start(
     )
 }
 
-/// One connection's life: subscribe, go live, evict what other processes publish, ping when
-/// idle. Returns when the connection fails or the subscriber stops.
-fn subscribe(
-    address: &str,
-    channel: &str,
-    origin: &str,
-    store: &Store,
-    stop: &AtomicBool,
-    current: &Mutex<Option<TcpStream>>,
-    ready: &mut Option<std::sync::mpsc::Sender<()>>,
-) -> io::Result<()> {
-    let stream = connect(address)?;
-    stream.set_read_timeout(Some(IDLE))?;
+/// One connection's life: subscribe to the invalidation channel and this process's
+/// acknowledgement channel, go live, apply and acknowledge what other processes publish,
+/// ping every beat. Returns when the connection fails or the subscriber stops.
+fn subscribe(cx: &mut Context, ready: &mut Option<std::sync::mpsc::Sender<()>>) -> io::Result<()> {
+    let stream = connect(&cx.address, IO_TIMEOUT)?;
+    stream.set_read_timeout(Some(cx.beat))?;
     {
-        let mut slot = current.lock().unwrap_or_else(|e| e.into_inner());
-        if stop.load(Ordering::Acquire) {
+        let mut slot = cx.current.lock().unwrap_or_else(|e| e.into_inner());
+        if cx.stop.load(Ordering::Acquire) {
             return Ok(());
         }
         *slot = Some(stream.try_clone()?);
     }
-    let mut reader = Reader {
-        stream,
-        buf: Vec::new(),
-    };
-    reader
-        .stream
-        .write_all(&command(&[b"SUBSCRIBE", channel.as_bytes()]))?;
-    let mut pinged = false;
+    let mut reader = Reader::new(stream);
+    let asked = Instant::now();
+    reader.stream.write_all(&command(&[
+        b"SUBSCRIBE",
+        cx.channel.as_bytes(),
+        cx.acks_on.as_bytes(),
+    ]))?;
+    let mut live = false;
+    // When each unanswered PING was sent, oldest first.
+    let mut pings: VecDeque<Instant> = VecDeque::new();
+    let mut last_ping = asked;
     loop {
-        let frame = match reader.next()? {
-            Some(frame) => frame,
-            None if pinged => return Err(io::Error::other("Redis did not answer a PING")),
-            None => {
-                reader.stream.write_all(&command(&[b"PING"]))?;
-                pinged = true;
-                continue;
-            }
-        };
-        pinged = false;
-        let Frame::Array(items) = frame else {
-            if let Frame::Error(e) = frame {
-                return Err(io::Error::other(format!("Redis: {e}")));
-            }
+        let now = Instant::now();
+        if live && pings.is_empty() && now.duration_since(last_ping) >= cx.beat {
+            reader.stream.write_all(&command(&[b"PING"]))?;
+            pings.push_back(now);
+            last_ping = now;
+        }
+        let waiting_since = if live { pings.front() } else { Some(&asked) };
+        if waiting_since.is_some_and(|t| now.duration_since(*t) > DEAD) {
+            return Err(io::Error::other("Redis did not answer in time"));
+        }
+        let Some(frame) = reader.next()? else {
             continue;
         };
-        match items.first() {
-            Some(Frame::Bulk(Some(kind))) if kind == b"subscribe" => {
-                store.set_live(true);
+        let items = match frame {
+            Frame::Array(items) => items,
+            Frame::Error(e) => return Err(io::Error::other(format!("Redis: {e}"))),
+            _ => continue,
+        };
+        let text = |i: usize| match items.get(i) {
+            Some(Frame::Bulk(Some(b))) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        };
+        match text(0).as_deref() {
+            // Subscribed to both channels: nothing published from now on is missed, and
+            // what was missed before is cleared.
+            Some("subscribe") if items.get(2) == Some(&Frame::Integer(2)) => {
+                live = true;
+                cx.store.synced(asked);
+                cx.store.set_live(true);
                 if let Some(tx) = ready.take() {
                     let _ = tx.send(());
                 }
             }
-            Some(Frame::Bulk(Some(kind))) if kind == b"message" => {
-                if let Some(Frame::Bulk(Some(payload))) = items.get(2) {
-                    let payload = String::from_utf8_lossy(payload);
-                    store.evict(&evictions(&payload, origin));
+            Some("pong") => {
+                if let Some(sent) = pings.pop_front() {
+                    cx.store.synced(sent);
+                }
+            }
+            Some("message") => {
+                let (Some(channel), Some(payload)) = (text(1), text(2)) else {
+                    continue;
+                };
+                if channel == cx.acks_on {
+                    let mut parts = payload.split(' ');
+                    if let (Some(Ok(id)), Some(from)) =
+                        (parts.next().map(str::parse::<u64>), parts.next())
+                    {
+                        cx.acks.ack(id, from);
+                    }
+                } else if let Some(message) = Message::parse(&payload) {
+                    apply(cx, message);
                 }
             }
             _ => {}
         }
+    }
+}
+
+/// Applies an invalidation: evicts (unless it is this process's own), then acknowledges.
+fn apply(cx: &mut Context, message: Message) {
+    if message.origin == cx.origin {
+        if let Some(id) = message.id {
+            cx.acks.ack(id, &cx.origin);
+        }
+        return;
+    }
+    cx.store.evict(&message.evictions);
+    let Some(id) = message.id else {
+        return;
+    };
+    let to = ack_channel(&cx.channel, &message.origin);
+    let ack = format!("{id} {}", cx.origin);
+    if let Err(e) = cx
+        .acker
+        .request_retrying(&[b"PUBLISH", to.as_bytes(), ack.as_bytes()])
+    {
+        // The sender waits out its timeout; this process has evicted.
+        tracing::debug!(target: "custodian::cache", error = %e, "cache invalidation not acknowledged");
     }
 }
 
@@ -374,50 +466,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn resp_frames_parse_whole_or_not_at_all() {
-        let msg = b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$5\r\nhello\r\n";
-        let (frame, used) = parse(msg).unwrap().unwrap();
-        assert_eq!(used, msg.len());
+    fn messages_name_tables_keys_and_an_id() {
+        let got = Message::parse("from other 7\nt1\t[1]\ns.t2\t*\n").unwrap();
         assert_eq!(
-            frame,
-            Frame::Array(vec![
-                Frame::Bulk(Some(b"message".to_vec())),
-                Frame::Bulk(Some(b"ch".to_vec())),
-                Frame::Bulk(Some(b"hello".to_vec())),
-            ])
+            got,
+            Message {
+                origin: "other".into(),
+                id: Some(7),
+                evictions: vec![
+                    Touched {
+                        table: "t1".into(),
+                        key: Some("[1]".into())
+                    },
+                    Touched {
+                        table: "s.t2".into(),
+                        key: None
+                    },
+                ]
+            }
         );
-        for cut in 0..msg.len() {
-            assert_eq!(parse(&msg[..cut]).unwrap(), None, "cut at {cut}");
-        }
-        assert_eq!(parse(b":3\r\n").unwrap(), Some((Frame::Integer(3), 4)));
-        assert_eq!(
-            parse(b"-ERR x\r\n").unwrap(),
-            Some((Frame::Error("ERR x".into()), 8))
-        );
-        assert_eq!(
-            parse(b"+OK\r\n").unwrap(),
-            Some((Frame::Simple("OK".into()), 5))
-        );
-        assert!(parse(b"?x\r\n").is_err());
-        assert_eq!(command(&[b"PING"]), b"*1\r\n$4\r\nPING\r\n");
+        let unacked = Message::parse("from me\nt1\t[1]\n").unwrap();
+        assert_eq!((unacked.origin.as_str(), unacked.id), ("me", None));
+        assert_eq!(Message::parse("nonsense\nt1\t[1]\n"), None);
+        assert_eq!(Message::parse("from me x\n"), None);
     }
 
     #[test]
-    fn messages_name_tables_and_keys_and_skip_our_own() {
-        let got = evictions("from other\nt1\t[1]\ns.t2\t*\n", "me");
-        assert_eq!(
-            got,
-            vec![
-                Touched {
-                    table: "t1".into(),
-                    key: Some("[1]".into())
-                },
-                Touched {
-                    table: "s.t2".into(),
-                    key: None
-                },
-            ]
-        );
-        assert!(evictions("from me\nt1\t[1]\n", "me").is_empty());
+    fn acks_count_distinct_processes_and_time_out() {
+        let acks = Acks::default();
+        acks.expect(1);
+        acks.ack(1, "a");
+        acks.ack(1, "a");
+        acks.ack(2, "b");
+        let soon = Instant::now() + Duration::from_millis(30);
+        assert_eq!(acks.wait(1, 2, soon), 1, "a repeated ack counts once");
+        assert!(Instant::now() >= soon);
+        acks.expect(3);
+        acks.ack(3, "a");
+        acks.ack(3, "b");
+        assert_eq!(acks.wait(3, 2, Instant::now() + Duration::from_secs(60)), 2);
+        assert!(acks.lock().is_empty(), "nothing left waiting");
     }
 }

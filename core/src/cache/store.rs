@@ -8,6 +8,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 /// Generation counters per table; a key's generation is its stripe's.
 const STRIPES: usize = 256;
@@ -144,20 +145,54 @@ pub(crate) struct Store {
     /// `false` while invalidations from other processes cannot arrive (Redis configured, its
     /// subscriber not connected): the cache is bypassed then.
     live: AtomicBool,
+    /// With Redis: the cache is used only while the subscriber's last proof of having
+    /// applied everything published (see [`Store::synced`]) is younger than this.
+    lease: Option<Duration>,
+    /// The origin of the times in `synced`.
+    base: Instant,
+    /// Nanoseconds after `base` up to which every invalidation published has been applied.
+    synced: AtomicU64,
 }
 
 impl Store {
-    /// An empty store; `live` unless it waits for a subscriber to connect.
-    pub(crate) fn new(live: bool) -> Self {
+    /// An empty store: live at once without Redis; with Redis (`lease`), once its subscriber
+    /// has subscribed, and while it keeps proving that it is up to date.
+    pub(crate) fn new(lease: Option<Duration>) -> Self {
         Store {
             tables: RwLock::new(HashMap::new()),
-            live: AtomicBool::new(live),
+            live: AtomicBool::new(lease.is_none()),
+            lease,
+            base: Instant::now(),
+            synced: AtomicU64::new(0),
         }
     }
 
-    /// Whether the cache may be used now.
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether the cache may be used now: without Redis always; with Redis while the
+    /// subscriber is connected and its lease runs. A process that stopped hearing from Redis
+    /// (stopped, starved, cut off) stops serving from its cache within the lease, before a
+    /// writer that waited for it gives up.
     pub(crate) fn is_live(&self) -> bool {
-        self.live.load(Ordering::Acquire)
+        if !self.live.load(Ordering::Acquire) {
+            return false;
+        }
+        match self.lease {
+            None => true,
+            Some(lease) => {
+                let since = self.nanos(Instant::now());
+                let synced = self.synced.load(Ordering::Acquire);
+                since.saturating_sub(synced) < u64::try_from(lease.as_nanos()).unwrap_or(u64::MAX)
+            }
+        }
+    }
+
+    /// Records that every invalidation published before `at` has been applied (`at`: when
+    /// the `PING` Redis just answered, or the `SUBSCRIBE`, was sent).
+    pub(crate) fn synced(&self, at: Instant) {
+        self.synced.fetch_max(self.nanos(at), Ordering::AcqRel);
     }
 
     /// Marks the subscriber connected (after clearing everything: evictions may have been

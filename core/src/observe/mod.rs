@@ -215,6 +215,16 @@ pub(crate) fn cache_eviction(entity: &'static str) {
     metrics::counter!("custodian_cache_evictions_total", "entity" => entity).increment(1);
 }
 
+/// Counts a commit whose invalidation did not reach every process in time: `reason` is
+/// `ack` (a process did not acknowledge within `ack_timeout_ms`; it bypasses its cache until
+/// it catches up) or `publish` (Redis could not be reached: processes still connected to it
+/// may serve the old row until it expires).
+#[cfg(feature = "cache")]
+pub(crate) fn cache_invalidation_incomplete(reason: &'static str) {
+    metrics::counter!("custodian_cache_invalidation_incomplete_total", "reason" => reason)
+        .increment(1);
+}
+
 /// Counts audit records appended to the trail.
 pub(crate) fn audit_records(count: usize) {
     metrics::counter!("custodian_audit_records_total").increment(count as u64);

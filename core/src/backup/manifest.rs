@@ -109,10 +109,9 @@ impl Manifest {
         let Ok(message) = Self::message(&self.body) else {
             return SignatureCheck::Invalid("the manifest cannot be encoded".into());
         };
-        let (check, key) =
-            check_hex_signature(&self.public_key, &self.signature, &message, trusted);
-        let Some(key) = key else {
-            return check;
+        let key = match check_hex_signature(&self.public_key, &self.signature, &message, trusted) {
+            Ok(key) => key,
+            Err(check) => return check,
         };
         match &self.body.checkpoint {
             Some(cp) => cp.check_signature(&[key]),

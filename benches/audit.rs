@@ -65,7 +65,7 @@ use diesel::sql_types::BigInt;
 mod chain;
 mod common;
 #[path = "audit/entities.rs"]
-mod entities;
+pub mod entities;
 #[path = "audit/tpcb.rs"]
 mod tpcb;
 

@@ -60,7 +60,7 @@ mod tables;
 
 use common::*;
 use passes::*;
-use tables::{model, plain};
+use tables::{model, plain, sample};
 
 use model::{AuditedItem, Item};
 use plain::{Changes, NewRow, Row};

@@ -1,8 +1,6 @@
 //! The bench's entities: the TPC-B tables (audited and unaudited sets) and the ledger of the
 //! verification part, and a reproducible random number generator.
 
-use super::*;
-
 /// One set of TPC-B tables as entities, and the transaction on them. `$flag` is empty (audited,
 /// custodian's default) or `unaudited`.
 macro_rules! tpcb_set {

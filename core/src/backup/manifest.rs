@@ -204,7 +204,10 @@ mod tests {
     /// refused even when the auditor trusts that key too.
     #[test]
     fn the_checkpoint_must_be_signed_by_the_manifests_key() {
-        let (key, other) = (SigningKey::from_bytes(&[5; 32]), SigningKey::from_bytes(&[6; 32]));
+        let (key, other) = (
+            SigningKey::from_bytes(&[5; 32]),
+            SigningKey::from_bytes(&[6; 32]),
+        );
         let both = [key.verifying_key(), other.verifying_key()];
         let mut b = body();
         b.checkpoint = Some(Checkpoint::sign(3, &"cd".repeat(32), &other));

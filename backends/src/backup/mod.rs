@@ -2,7 +2,7 @@
 //! the dump tool each engine ships (PostgreSQL `pg_dump` joining an exported snapshot, MariaDB
 //! `mariadb-dump` inside a read lock, SQLite `VACUUM INTO`), the catalog queries that list
 //! tables and columns, and the SQL that reads rows in the canonical text form manifests hash
-//! ([`RowSql`]: one shape, per-engine expressions).
+//! (`RowSql`: one shape, per-engine expressions).
 
 #[cfg(feature = "mysql")]
 pub mod mysql;

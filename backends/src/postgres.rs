@@ -20,7 +20,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Postgres;
 
-fn pg(conn: &mut AnyConnection) -> QueryResult<&mut diesel::PgConnection> {
+/// The connection as PostgreSQL's own (a diesel error when it is another engine's).
+pub(crate) fn pg(conn: &mut AnyConnection) -> QueryResult<&mut diesel::PgConnection> {
     match conn {
         AnyConnection::Postgresql(c) => Ok(c),
         #[allow(unreachable_patterns)]

@@ -20,7 +20,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Sqlite;
 
-fn lite(conn: &mut AnyConnection) -> QueryResult<&mut diesel::SqliteConnection> {
+/// The connection as SQLite's own (a diesel error when it is another engine's).
+pub(crate) fn lite(conn: &mut AnyConnection) -> QueryResult<&mut diesel::SqliteConnection> {
     match conn {
         AnyConnection::Sqlite(c) => Ok(c),
         #[allow(unreachable_patterns)]

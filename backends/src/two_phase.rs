@@ -5,6 +5,10 @@
 //! also tells it whether a transaction is open: savepoints inside a branch then nest as they do
 //! in any transaction, and after a prepare the connection is free for the next one.
 
+#[cfg(feature = "mysql")]
+use crate::mysql::my;
+#[cfg(feature = "postgres")]
+use crate::postgres::pg;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 use custodian_core::backend::{Resolution, TwoPhase, Xid};
 #[cfg(any(feature = "postgres", feature = "mysql"))]
@@ -61,15 +65,6 @@ fn checked(xid: &Xid) -> QueryResult<&str> {
 #[cfg(feature = "postgres")]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PgPrepared;
-
-#[cfg(feature = "postgres")]
-fn pg(conn: &mut AnyConnection) -> QueryResult<&mut diesel::PgConnection> {
-    match conn {
-        AnyConnection::Postgresql(c) => Ok(c),
-        #[allow(unreachable_patterns)]
-        other => Err(crate::wrong_backend("PostgreSQL", other)),
-    }
-}
 
 #[cfg(feature = "postgres")]
 fn gid(xid: &Xid) -> QueryResult<String> {
@@ -168,15 +163,6 @@ impl TwoPhase for PgPrepared {
 #[cfg(feature = "mysql")]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MariaXa;
-
-#[cfg(feature = "mysql")]
-fn my(conn: &mut AnyConnection) -> QueryResult<&mut diesel::MysqlConnection> {
-    match conn {
-        AnyConnection::Mysql(c) => Ok(c),
-        #[allow(unreachable_patterns)]
-        other => Err(crate::wrong_backend("MySQL", other)),
-    }
-}
 
 #[cfg(feature = "mysql")]
 fn xa_id(xid: &Xid) -> QueryResult<String> {

@@ -238,20 +238,7 @@ pub fn checkout(
     let started = Instant::now();
     let conn = pool.get().map_err(|_| match failures.since(started) {
         Some(failure) => unreachable(config, "no connection to", failure),
-        None => {
-            let state = pool.state();
-            let limit = config.pool.connection_timeout();
-            Error::timeout(
-                TimeoutKind::Checkout,
-                format!(
-                    "no pooled connection free within {} ms ({} of {} in use)",
-                    limit.as_millis(),
-                    state.connections.saturating_sub(state.idle_connections),
-                    state.connections
-                ),
-                Some(limit),
-            )
-        }
+        None => checkout_timeout(pool, config),
     })?;
     let state = pool.state();
     crate::observe::pool_connections(state.connections, state.idle_connections);
@@ -278,7 +265,7 @@ pub(crate) fn checkout_fail_fast(
             return Err(unreachable(config, "no connection to", failure));
         }
         if left.is_zero() {
-            return checkout_timeout(pool, config);
+            return Err(checkout_timeout(pool, config));
         }
         if let Ok(conn) = pool.get_timeout(left.min(FAIL_FAST_SLICE)) {
             return Ok(conn);
@@ -290,10 +277,10 @@ pub(crate) fn checkout_fail_fast(
 const FAIL_FAST_SLICE: Duration = Duration::from_millis(20);
 
 /// The error of a checkout that waited its whole limit without a connection failure.
-fn checkout_timeout<T>(pool: &Pool, config: &DatabaseConfig) -> Result<T> {
+fn checkout_timeout(pool: &Pool, config: &DatabaseConfig) -> Error {
     let state = pool.state();
     let limit = config.pool.connection_timeout();
-    Err(Error::timeout(
+    Error::timeout(
         TimeoutKind::Checkout,
         format!(
             "no pooled connection free within {} ms ({} of {} in use)",
@@ -302,7 +289,7 @@ fn checkout_timeout<T>(pool: &Pool, config: &DatabaseConfig) -> Result<T> {
             state.connections
         ),
         Some(limit),
-    ))
+    )
 }
 
 /// The r2d2 builder for `config`'s pool settings, with custodian's event handlers.

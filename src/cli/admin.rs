@@ -3,6 +3,7 @@
 use super::{fail, open, DbArgs, Failure};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Subcommand)]
 pub(crate) enum Migrate {
@@ -86,36 +87,35 @@ pub(crate) struct RotateArgs {
     batch: u32,
 }
 
-/// Re-wraps data keys under the active master key one batch (one transaction) at a time,
-/// printing a line per batch; stops when none is left under an older key.
+/// Re-wraps data keys under the active master key one batch (one transaction) at a time
+/// ([`crate::Crypto::rotate_with_progress`]), printing a line per batch; stops when none is
+/// left under an older key. The keys left after a batch are the total counted before the first
+/// batch less those re-wrapped so far.
 pub(crate) fn rotate_keys(args: &RotateArgs) -> Result<u8, Failure> {
     let actor = crate::Principal::try_new(args.actor.as_str()).map_err(fail)?;
     let db = open(&args.db)?.acting_as(actor);
     let crypto = db.crypto().map_err(fail)?;
     let mut s = db.session().map_err(fail)?;
-    let (mut rewrapped, mut batches) = (0, 0);
     let bar = super::progress::Bar::stderr();
-    let total = crypto.pending_rotation(&mut s).map_err(fail)?;
-    loop {
-        let n = crypto
-            .rotate_batch(&mut s, args.batch as usize)
-            .map_err(fail)?;
-        if n == 0 {
-            break;
-        }
-        rewrapped += n;
-        batches += 1;
-        let left = crypto.pending_rotation(&mut s).map_err(fail)?;
-        bar.show(crate::observe::Progress {
-            done: rewrapped as u64,
-            total: Some(u64::try_from(total).unwrap_or(0)),
-            phase: "rotate keys",
-        });
-        println!("batch {batches}: re-wrapped {n} data keys; {left} left");
-    }
+    // Keys re-wrapped before the current batch, and batches so far.
+    let (before, batches) = (AtomicU64::new(0), AtomicU64::new(0));
+    let show = |p: crate::observe::Progress| {
+        bar.show(p);
+        let n = p
+            .done
+            .saturating_sub(before.swap(p.done, Ordering::Relaxed));
+        let batch = batches.fetch_add(1, Ordering::Relaxed) + 1;
+        let left = p.total.unwrap_or(0).saturating_sub(p.done);
+        println!("batch {batch}: re-wrapped {n} data keys; {left} left");
+    };
+    let report = crypto
+        .rotate_with_progress(&mut s, args.batch as usize, Some(&show))
+        .map_err(fail)?;
     drop(bar);
     println!(
-        "rotation done: {rewrapped} data keys re-wrapped in {batches} batches under master key {}",
+        "rotation done: {} data keys re-wrapped in {} batches under master key {}",
+        report.rewrapped,
+        report.batches,
         crypto.key_ring().active_id()
     );
     Ok(0)

@@ -92,6 +92,28 @@ fn audited_writes_without_a_key_are_refused_and_write_nothing() {
     });
 }
 
+/// Without a key, an audited write is refused before its first statement: nothing reaches the
+/// database, not even a transaction that is then rolled back.
+#[test]
+fn audited_writes_without_a_key_send_no_sql() {
+    on_each_backend(without_key, |db| {
+        db.create_table::<Note>().unwrap();
+        let mut s = db.session().unwrap();
+        let (inserted, sent) = crate::common::count_statements(&mut s, |s| s.insert(note(1)));
+        assert!(inserted.is_err(), "{}", db.kind);
+        assert_eq!(sent, 0, "{}: statements sent by a refused insert", db.kind);
+        let (deleted, sent) = crate::common::count_statements(&mut s, |s| {
+            s.delete_where::<Note>(guarded_notes::id.eq(1))
+        });
+        assert!(deleted.is_err(), "{}", db.kind);
+        assert_eq!(
+            sent, 0,
+            "{}: statements sent by a refused delete_where",
+            db.kind
+        );
+    });
+}
+
 #[test]
 fn unkeyed_seals_chosen_explicitly_are_allowed() {
     on_each_backend(

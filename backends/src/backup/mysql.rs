@@ -3,8 +3,8 @@
 //! cannot join another connection's snapshot, so writers wait (readers do not) from the
 //! start of the backup until the dump and the manifest are both read; `mariadb` loads it back.
 
-use super::{quote_ident, run_tool, TableRow};
-use crate::wrong_backend;
+use super::{quote_ident, run_tool, RowSql, TableRow};
+use crate::mysql::my;
 use custodian_core::backend::{BackupDialect, Snapshot};
 use custodian_core::{AnyConnection, DatabaseUrl, Error, LiveColumn};
 use diesel::connection::SimpleConnection;
@@ -16,14 +16,6 @@ use std::process::{Command, Stdio};
 /// MariaDB's backup dialect.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MariaBackup;
-
-fn my(conn: &mut AnyConnection) -> QueryResult<&mut diesel::MysqlConnection> {
-    match conn {
-        AnyConnection::Mysql(c) => Ok(c),
-        #[allow(unreachable_patterns)]
-        other => Err(wrong_backend("MySQL", other)),
-    }
-}
 
 /// A client tool with the URL's host, port, user and password (in `MYSQL_PWD`, never on the
 /// command line), and the database name.
@@ -107,11 +99,24 @@ fn canonical(column: &str, data_type: &str) -> String {
 }
 
 /// A bound canonical text turned back into MariaDB type `data_type`.
-fn typed(data_type: &str) -> &'static str {
+fn typed(_param: usize, data_type: &str) -> String {
     match data_type.to_ascii_lowercase().as_str() {
         "binary" | "varbinary" | "blob" | "tinyblob" | "mediumblob" | "longblob" => "UNHEX(?)",
         _ => "?",
     }
+    .to_string()
+}
+
+/// MariaDB's rows as canonical text and back.
+const ROWS: RowSql = RowSql {
+    quote: '`',
+    canonical,
+    array,
+    typed,
+};
+
+fn array(values: &[String]) -> String {
+    format!("CAST(JSON_ARRAY({}) AS CHAR)", values.join(", "))
 }
 
 impl BackupDialect for MariaBackup {
@@ -145,33 +150,11 @@ impl BackupDialect for MariaBackup {
     }
 
     fn canonical_rows_sql(&self, table: &str, columns: &[LiveColumn]) -> String {
-        let values: Vec<String> = columns
-            .iter()
-            .map(|c| canonical(&c.name, &c.data_type))
-            .collect();
-        format!(
-            "SELECT CAST(JSON_ARRAY({}) AS CHAR) AS `row` FROM {}",
-            values.join(", "),
-            quote_ident(table, '`')
-        )
+        ROWS.select(table, columns)
     }
 
     fn import_sql(&self, table: &str, columns: &[LiveColumn], rows: usize) -> String {
-        let names: Vec<String> = columns.iter().map(|c| quote_ident(&c.name, '`')).collect();
-        let tuple = format!(
-            "({})",
-            columns
-                .iter()
-                .map(|c| typed(&c.data_type))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        format!(
-            "INSERT INTO {} ({}) VALUES {}",
-            quote_ident(table, '`'),
-            names.join(", "),
-            vec![tuple; rows].join(", ")
-        )
+        ROWS.insert(table, columns, rows)
     }
 
     fn begin_snapshot(&self, conn: &mut AnyConnection) -> QueryResult<Snapshot> {

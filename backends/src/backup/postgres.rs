@@ -2,8 +2,8 @@
 //! repeatable-read transaction, so dump and manifest see the same committed data while
 //! writers go on; `pg_restore` loads the dump in one transaction.
 
-use super::{quote_ident, run_tool, TableRow};
-use crate::wrong_backend;
+use super::{quote_ident, run_tool, RowSql, TableRow};
+use crate::postgres::pg;
 use custodian_core::backend::{BackupDialect, Snapshot};
 use custodian_core::{AnyConnection, DatabaseUrl, Error, LiveColumn};
 use diesel::connection::SimpleConnection;
@@ -15,14 +15,6 @@ use std::process::Command;
 /// PostgreSQL's backup dialect.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PgBackup;
-
-fn pg(conn: &mut AnyConnection) -> QueryResult<&mut diesel::PgConnection> {
-    match conn {
-        AnyConnection::Postgresql(c) => Ok(c),
-        #[allow(unreachable_patterns)]
-        other => Err(wrong_backend("PostgreSQL", other)),
-    }
-}
 
 /// The directory of the newest client tools installed (`/usr/lib/postgresql/<major>/bin`,
 /// Debian's layout; a newer `pg_dump` reads older servers), or `CUSTODIAN_PG_BIN`; `None`
@@ -76,6 +68,28 @@ fn typed(param: usize, data_type: &str) -> String {
     }
 }
 
+/// PostgreSQL's rows as canonical text and back.
+const ROWS: RowSql = RowSql {
+    quote: '"',
+    canonical,
+    array,
+    typed,
+};
+
+/// The JSON array of `values` as text. `json_build_array` takes at most 100 arguments: one
+/// array per 100 values, concatenated back into one.
+fn array(values: &[String]) -> String {
+    if values.len() <= 100 {
+        format!("(json_build_array({}))::text", values.join(", "))
+    } else {
+        let parts: Vec<String> = values
+            .chunks(100)
+            .map(|c| format!("jsonb_build_array({})", c.join(", ")))
+            .collect();
+        format!("(({}))::text", parts.join(" || "))
+    }
+}
+
 impl BackupDialect for PgBackup {
     fn tool(&self) -> &'static str {
         "pg_dump"
@@ -108,48 +122,11 @@ impl BackupDialect for PgBackup {
     }
 
     fn canonical_rows_sql(&self, table: &str, columns: &[LiveColumn]) -> String {
-        // json_build_array takes at most 100 arguments: nest one array per 100 columns and
-        // flatten them back into one.
-        let values: Vec<String> = columns
-            .iter()
-            .map(|c| canonical(&c.name, &c.data_type))
-            .collect();
-        let array = if values.len() <= 100 {
-            format!("json_build_array({})", values.join(", "))
-        } else {
-            let parts: Vec<String> = values
-                .chunks(100)
-                .map(|c| format!("jsonb_build_array({})", c.join(", ")))
-                .collect();
-            format!("({})", parts.join(" || "))
-        };
-        format!(
-            "SELECT ({array})::text AS row FROM {}",
-            quote_ident(table, '"')
-        )
+        ROWS.select(table, columns)
     }
 
     fn import_sql(&self, table: &str, columns: &[LiveColumn], rows: usize) -> String {
-        let names: Vec<String> = columns.iter().map(|c| quote_ident(&c.name, '"')).collect();
-        let mut param = 0;
-        let tuples: Vec<String> = (0..rows)
-            .map(|_| {
-                let values: Vec<String> = columns
-                    .iter()
-                    .map(|c| {
-                        param += 1;
-                        typed(param, &c.data_type)
-                    })
-                    .collect();
-                format!("({})", values.join(", "))
-            })
-            .collect();
-        format!(
-            "INSERT INTO {} ({}) VALUES {}",
-            quote_ident(table, '"'),
-            names.join(", "),
-            tuples.join(", ")
-        )
+        ROWS.insert(table, columns, rows)
     }
 
     fn after_import(&self, conn: &mut AnyConnection, table: &str) -> QueryResult<()> {

@@ -2,8 +2,8 @@
 //! transaction, and the manifest is read from that copy, so both see the same data by
 //! construction; restore copies the file into place.
 
-use super::{quote_ident, TableRow};
-use crate::wrong_backend;
+use super::{quote_ident, RowSql, TableRow};
+use crate::sqlite::lite;
 use custodian_core::backend::{BackupDialect, Snapshot};
 use custodian_core::{AnyConnection, DatabaseUrl, Error, LiveColumn};
 use diesel::connection::SimpleConnection;
@@ -14,14 +14,6 @@ use std::path::Path;
 /// SQLite's backup dialect.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SqliteBackup;
-
-fn lite(conn: &mut AnyConnection) -> QueryResult<&mut diesel::SqliteConnection> {
-    match conn {
-        AnyConnection::Sqlite(c) => Ok(c),
-        #[allow(unreachable_patterns)]
-        other => Err(wrong_backend("SQLite", other)),
-    }
-}
 
 fn io_error(what: &str, path: &Path, e: impl std::fmt::Display) -> Error {
     Error::config("backup", format!("cannot {what} {}: {e}", path.display()))
@@ -45,6 +37,34 @@ fn canonical(column: &str, data_type: &str) -> String {
          ELSE CAST({c} AS TEXT) END"
     )
 }
+
+/// A bound canonical text turned back into the storage class of a column declared as
+/// `data_type` (SQLite's type affinity rules: blobs from hex, integers, reals, else text).
+fn typed(_param: usize, data_type: &str) -> String {
+    let t = data_type.to_ascii_uppercase();
+    if t.contains("BLOB") || t.is_empty() {
+        "unhex(?)"
+    } else if t.contains("INT") || t.contains("BOOL") {
+        "CAST(? AS INTEGER)"
+    } else if t.contains("REAL") || t.contains("FLOA") || t.contains("DOUB") {
+        "CAST(? AS REAL)"
+    } else {
+        "?"
+    }
+    .to_string()
+}
+
+fn array(values: &[String]) -> String {
+    format!("json_array({})", values.join(", "))
+}
+
+/// SQLite's rows as canonical text and back.
+const ROWS: RowSql = RowSql {
+    quote: '"',
+    canonical,
+    array,
+    typed,
+};
 
 impl BackupDialect for SqliteBackup {
     fn tool(&self) -> &'static str {
@@ -76,44 +96,11 @@ impl BackupDialect for SqliteBackup {
     }
 
     fn canonical_rows_sql(&self, table: &str, columns: &[LiveColumn]) -> String {
-        let values: Vec<String> = columns
-            .iter()
-            .map(|c| canonical(&c.name, &c.data_type))
-            .collect();
-        format!(
-            "SELECT json_array({}) AS \"row\" FROM {}",
-            values.join(", "),
-            quote_ident(table, '"')
-        )
+        ROWS.select(table, columns)
     }
 
     fn import_sql(&self, table: &str, columns: &[LiveColumn], rows: usize) -> String {
-        let names: Vec<String> = columns.iter().map(|c| quote_ident(&c.name, '"')).collect();
-        let tuple = format!(
-            "({})",
-            columns
-                .iter()
-                .map(|c| {
-                    let t = c.data_type.to_ascii_uppercase();
-                    if t.contains("BLOB") || t.is_empty() {
-                        "unhex(?)"
-                    } else if t.contains("INT") || t.contains("BOOL") {
-                        "CAST(? AS INTEGER)"
-                    } else if t.contains("REAL") || t.contains("FLOA") || t.contains("DOUB") {
-                        "CAST(? AS REAL)"
-                    } else {
-                        "?"
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        format!(
-            "INSERT INTO {} ({}) VALUES {}",
-            quote_ident(table, '"'),
-            names.join(", "),
-            vec![tuple; rows].join(", ")
-        )
+        ROWS.insert(table, columns, rows)
     }
 
     fn begin_snapshot(&self, _conn: &mut AnyConnection) -> QueryResult<Snapshot> {

@@ -24,7 +24,8 @@ use dialect::MyDdl;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Mysql;
 
-fn my(conn: &mut AnyConnection) -> QueryResult<&mut diesel::MysqlConnection> {
+/// The connection as MariaDB's own (a diesel error when it is another engine's).
+pub(crate) fn my(conn: &mut AnyConnection) -> QueryResult<&mut diesel::MysqlConnection> {
     match conn {
         AnyConnection::Mysql(c) => Ok(c),
         #[allow(unreachable_patterns)]

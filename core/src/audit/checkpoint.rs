@@ -71,7 +71,7 @@ impl Checkpoint {
             &Self::message(self.seq, &self.hash, &self.at),
             trusted,
         )
-        .0
+        .map_or_else(|check| check, |_| SignatureCheck::Valid)
     }
 
     /// `Ok` when the checkpoint is signed, unchanged, by `trusted`; else [`Error::Integrity`].
@@ -115,36 +115,29 @@ impl Checkpoint {
 
 /// Checks an ed25519 signature kept as hex (`public_key`, `signature`) over `message`: the
 /// key must be one of `trusted` (a key carried with the signed thing is never trusted on its
-/// own, since a forger can put any key there). Returns the check and, when it is valid, the key.
+/// own, since a forger can put any key there). Returns the signer's key when the signature is
+/// valid, else why not ([`SignatureCheck::Untrusted`] or [`SignatureCheck::Invalid`]).
 pub(crate) fn check_hex_signature(
     public_key: &str,
     signature: &str,
     message: &[u8],
     trusted: &[VerifyingKey],
-) -> (SignatureCheck, Option<VerifyingKey>) {
-    let Some(key) = hex::decode(public_key)
+) -> std::result::Result<VerifyingKey, SignatureCheck> {
+    let key = hex::decode(public_key)
         .ok()
         .and_then(|b| <[u8; 32]>::try_from(b).ok())
         .and_then(|b| VerifyingKey::from_bytes(&b).ok())
-    else {
-        return (SignatureCheck::Invalid("malformed public key".into()), None);
-    };
+        .ok_or_else(|| SignatureCheck::Invalid("malformed public key".into()))?;
     if !trusted.contains(&key) {
-        return (SignatureCheck::Untrusted, None);
+        return Err(SignatureCheck::Untrusted);
     }
-    let Some(sig) = hex::decode(signature)
+    let sig = hex::decode(signature)
         .ok()
         .and_then(|b| <[u8; 64]>::try_from(b).ok())
-    else {
-        return (SignatureCheck::Invalid("malformed signature".into()), None);
-    };
-    match key.verify(message, &Signature::from_bytes(&sig)) {
-        Ok(()) => (SignatureCheck::Valid, Some(key)),
-        Err(_) => (
-            SignatureCheck::Invalid("the signature does not match its content".into()),
-            None,
-        ),
-    }
+        .ok_or_else(|| SignatureCheck::Invalid("malformed signature".into()))?;
+    key.verify(message, &Signature::from_bytes(&sig))
+        .map_err(|_| SignatureCheck::Invalid("the signature does not match its content".into()))?;
+    Ok(key)
 }
 
 #[cfg(test)]

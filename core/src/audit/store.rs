@@ -5,7 +5,7 @@ use super::record::{AuditKey, AuditRecord, GENESIS};
 use super::tables::{
     self, custodian_audit as a, custodian_audit_chain as c, custodian_audit_head as h,
 };
-use crate::conn::AnyConnection;
+use crate::conn::{AnyConnection, MultiBackend};
 use crate::context::Context;
 use crate::error::Result;
 use crate::sql_types::StoredDatetime;
@@ -380,21 +380,7 @@ pub fn records_of_entity_key(
     entity: &str,
     key_json: &str,
 ) -> Result<Vec<(Option<i64>, AuditRecord)>> {
-    s.flush_audit()?;
-    let (entity, key_json) = (entity.to_string(), key_json.to_string());
-    let rows: Vec<(Option<i64>, RecordRow)> = s.run(|conn| {
-        a::table
-            .left_join(c::table.on(c::record_id.eq(a::id)))
-            .filter(a::entity.eq(entity))
-            .filter(a::entity_key.eq(key_json))
-            .order(a::id.asc())
-            .select((c::seq.nullable(), record_columns!()))
-            .load(conn)
-    })?;
-    Ok(rows
-        .into_iter()
-        .map(|(seq, r)| (seq, record_of(r)))
-        .collect())
+    records_about(s, entity, Some(key_json))
 }
 
 /// Every record about one entity (table), oldest first, with its chain position if sealed.
@@ -402,15 +388,28 @@ pub fn records_of_entity(
     s: &mut impl Context,
     entity: &str,
 ) -> Result<Vec<(Option<i64>, AuditRecord)>> {
+    records_about(s, entity, None)
+}
+
+/// The records about `entity` (only its row `key_json` when given), oldest first, with their
+/// chain positions if sealed.
+fn records_about(
+    s: &mut impl Context,
+    entity: &str,
+    key_json: Option<&str>,
+) -> Result<Vec<(Option<i64>, AuditRecord)>> {
     s.flush_audit()?;
-    let entity = entity.to_string();
     let rows: Vec<(Option<i64>, RecordRow)> = s.run(|conn| {
-        a::table
+        let mut query = a::table
             .left_join(c::table.on(c::record_id.eq(a::id)))
             .filter(a::entity.eq(entity))
             .order(a::id.asc())
             .select((c::seq.nullable(), record_columns!()))
-            .load(conn)
+            .into_boxed::<MultiBackend>();
+        if let Some(key_json) = key_json {
+            query = query.filter(a::entity_key.eq(key_json));
+        }
+        query.load(conn)
     })?;
     Ok(rows
         .into_iter()

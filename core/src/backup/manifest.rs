@@ -109,10 +109,9 @@ impl Manifest {
         let Ok(message) = Self::message(&self.body) else {
             return SignatureCheck::Invalid("the manifest cannot be encoded".into());
         };
-        let (check, key) =
-            check_hex_signature(&self.public_key, &self.signature, &message, trusted);
-        let Some(key) = key else {
-            return check;
+        let key = match check_hex_signature(&self.public_key, &self.signature, &message, trusted) {
+            Ok(key) => key,
+            Err(check) => return check,
         };
         match &self.body.checkpoint {
             Some(cp) => cp.check_signature(&[key]),
@@ -199,5 +198,24 @@ mod tests {
             .to_json()
             .replacen("\"format\"", "\"extra\": 1, \"format\"", 1);
         assert!(Manifest::from_json(&text).is_err());
+    }
+
+    /// The checkpoint is judged under the manifest's own key: one signed by another key is
+    /// refused even when the auditor trusts that key too.
+    #[test]
+    fn the_checkpoint_must_be_signed_by_the_manifests_key() {
+        let (key, other) = (
+            SigningKey::from_bytes(&[5; 32]),
+            SigningKey::from_bytes(&[6; 32]),
+        );
+        let both = [key.verifying_key(), other.verifying_key()];
+        let mut b = body();
+        b.checkpoint = Some(Checkpoint::sign(3, &"cd".repeat(32), &other));
+        let m = Manifest::sign(b, &key).unwrap();
+        assert_eq!(m.check_signature(&both), SignatureCheck::Untrusted);
+        let mut b = body();
+        b.checkpoint = Some(Checkpoint::sign(3, &"cd".repeat(32), &key));
+        let m = Manifest::sign(b, &key).unwrap();
+        assert_eq!(m.check_signature(&both), SignatureCheck::Valid);
     }
 }

@@ -28,7 +28,7 @@ use crate::backend::{Resolution, TwoPhase, Xid};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::session::Session;
-use crate::tx::TxOptions;
+use crate::tx::{RetryPolicy, TxOptions};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -167,21 +167,7 @@ impl Coordinator {
             .retry
             .clone()
             .unwrap_or_else(|| self.log.config().retry.clone());
-        let started = Instant::now();
-        let mut attempt = 1;
-        loop {
-            match self.attempt(dbs, options, &mut f) {
-                Err(e) if e.is_retryable() || matches!(e, Error::Connection { .. }) => {
-                    let backoff = policy.delay(attempt);
-                    if !policy.allows_retry(attempt, started.elapsed(), backoff) {
-                        return Err(e);
-                    }
-                    std::thread::sleep(backoff);
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        retrying(&policy, || self.attempt(dbs, options, &mut f))
     }
 
     fn is_log(&self, db: &Db) -> bool {
@@ -361,26 +347,11 @@ impl Coordinator {
 
     /// The recorded decision, fencing out a late commit; retried briefly on lost connections.
     fn ask_log(&self, global: &str) -> Result<Decision> {
-        let policy = self.log.config().retry.clone();
-        let started = Instant::now();
-        let mut attempt = 1;
-        loop {
-            let asked = self
-                .log
+        retrying(&self.log.config().retry, || {
+            self.log
                 .session()
-                .and_then(|mut s| log::decide_abort_unless_committed(&mut s, global));
-            match asked {
-                Err(e) if e.is_retryable() || matches!(e, Error::Connection { .. }) => {
-                    let backoff = policy.delay(attempt);
-                    if !policy.allows_retry(attempt, started.elapsed(), backoff) {
-                        return Err(e);
-                    }
-                    std::thread::sleep(backoff);
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+                .and_then(|mut s| log::decide_abort_unless_committed(&mut s, global))
+        })
     }
 
     /// Rolls back every branch: prepared ones (before index `prepared_up_to`) by their xid, the
@@ -429,5 +400,26 @@ fn commit_prepared(s: &mut Session, db: &Db, tp: &dyn TwoPhase, xid: &Xid) -> Re
             message: "a prepared branch stayed attached to another connection".into(),
             source: None,
         }),
+    }
+}
+
+/// Runs `f` until it returns anything but a retryable error or a lost connection, or until
+/// `policy` allows no further attempt (then its last error), sleeping the policy's backoff
+/// between attempts.
+fn retrying<T>(policy: &RetryPolicy, mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    let started = Instant::now();
+    let mut attempt = 1;
+    loop {
+        match f() {
+            Err(e) if e.is_retryable() || matches!(e, Error::Connection { .. }) => {
+                let backoff = policy.delay(attempt);
+                if !policy.allows_retry(attempt, started.elapsed(), backoff) {
+                    return Err(e);
+                }
+                std::thread::sleep(backoff);
+                attempt += 1;
+            }
+            other => return other,
+        }
     }
 }

@@ -219,16 +219,21 @@ impl Crypto {
                 return Ok(key);
             }
         }
+        let key = self.unwrap_stored(row)?;
+        self.remember(row, &key);
+        Ok(key)
+    }
+
+    /// Unwraps the data key of `row` with its master key from the ring (never from the cache).
+    fn unwrap_stored(&self, row: &KeyRow) -> Result<KeyBytes> {
         let master = self.inner.ring.get(&row.master_key_id)?;
-        let key = keys::unwrap(
+        keys::unwrap(
             master,
             &row.master_key_id,
             &row.data_key_id,
             &row.subject,
             &row.wrapped,
-        )?;
-        self.remember(row, &key);
-        Ok(key)
+        )
     }
 
     /// The data key of `subject`, created (and wrapped under the active master key) if the
@@ -454,14 +459,7 @@ impl Crypto {
             let rows = tx.run(|c| store::not_under(c, active, limit))?;
             let mut n = 0;
             for row in &rows {
-                let master = ring.get(&row.master_key_id)?;
-                let key = keys::unwrap(
-                    master,
-                    &row.master_key_id,
-                    &row.data_key_id,
-                    &row.subject,
-                    &row.wrapped,
-                )?;
+                let key = self.unwrap_stored(row)?;
                 let wrapped = keys::wrap(
                     ring.active_key(),
                     active,

@@ -168,15 +168,7 @@ impl Session {
     /// principal's tenant scope; `None` when the principal may see no row at all.
     fn set_write_scope<E: Entity>(&mut self, action: Action) -> Result<Option<TenantScope>> {
         self.check_deadline()?;
-        if let Some(principal) = self.principal.as_deref() {
-            principal.check()?;
-        }
-        if E::AUDITED {
-            if self.principal.is_none() {
-                return Err(no_principal::<E>());
-            }
-            self.db.sealing_key()?;
-        }
+        self.check_writer::<E>()?;
         self.authorize::<E>(action, None)?;
         let access = self.access.clone();
         let scope = match access.as_deref().and_then(|ac| ac.tenant_column(&E::META)) {

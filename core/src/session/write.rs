@@ -122,13 +122,10 @@ impl Session {
         self.observed(Some(&E::META), name, caller, move |s| s.write_observed(op))
     }
 
-    /// [`Session::write`] inside its observed context.
-    fn write_observed<E: Entity>(&mut self, op: Op<'_, E>) -> Result<usize> {
-        self.check_deadline()?;
-        if let Op::Insert(rows) | Op::Update(rows) = &op {
-            validate_all(rows)?;
-            crate::validate::check_storable(rows)?;
-        }
+    /// The writer's checks before a write's first statement: the acting principal, if any,
+    /// passes [`crate::Principal::check`]; an audited entity needs one, and a seal key (refused before
+    /// any SQL: no row may be written that the trail cannot seal).
+    pub(super) fn check_writer<E: Entity>(&self) -> Result<()> {
         if let Some(principal) = self.principal.as_deref() {
             principal.check()?;
         }
@@ -136,9 +133,19 @@ impl Session {
             if self.principal.is_none() {
                 return Err(no_principal::<E>());
             }
-            // Refused before any SQL: no row may be written that the trail cannot seal.
             self.db.sealing_key()?;
         }
+        Ok(())
+    }
+
+    /// [`Session::write`] inside its observed context.
+    fn write_observed<E: Entity>(&mut self, op: Op<'_, E>) -> Result<usize> {
+        self.check_deadline()?;
+        if let Op::Insert(rows) | Op::Update(rows) = &op {
+            validate_all(rows)?;
+            crate::validate::check_storable(rows)?;
+        }
+        self.check_writer::<E>()?;
         let mut op = op;
         self.authorize_write(&mut op)?;
         // The keys to evict from the entity cache once the write commits (an insert evicts

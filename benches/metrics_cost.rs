@@ -108,7 +108,11 @@ fn only(target: &Target, which: &str) -> Res<()> {
         "diesel" => Runner::Diesel,
         "no-recorder" => Runner::NoRecorder,
         "recorder" => Runner::Recorder,
-        other => return Err(format!("METRICS_COST_ONLY={other}: diesel, no-recorder or recorder").into()),
+        other => {
+            return Err(
+                format!("METRICS_COST_ONLY={other}: diesel, no-recorder or recorder").into(),
+            )
+        }
     };
     let n: usize = std::env::var("METRICS_COST_OPS")
         .ok()
@@ -120,7 +124,10 @@ fn only(target: &Target, which: &str) -> Res<()> {
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
     pass(db, runner, n, &recorder)?;
     let rate = measured_pass(db, runner, n, &recorder)?;
-    println!("{} {which}: {n} get+update pairs, {rate:.0} ops/s", target.name);
+    println!(
+        "{} {which}: {n} get+update pairs, {rate:.0} ops/s",
+        target.name
+    );
     Ok(())
 }
 

@@ -37,25 +37,27 @@ fn shape(rendered: &str) -> String {
 
 fn counter() -> Option<Box<dyn Instrumentation>> {
     let mut started: Option<Instant> = None;
-    Some(Box::new(move |event: InstrumentationEvent<'_>| match event {
-        InstrumentationEvent::StartQuery { .. } => {
-            if ARMED.load(Ordering::Relaxed) {
-                STATEMENTS.fetch_add(1, Ordering::Relaxed);
-                started = Some(Instant::now());
+    Some(Box::new(
+        move |event: InstrumentationEvent<'_>| match event {
+            InstrumentationEvent::StartQuery { .. } => {
+                if ARMED.load(Ordering::Relaxed) {
+                    STATEMENTS.fetch_add(1, Ordering::Relaxed);
+                    started = Some(Instant::now());
+                }
             }
-        }
-        InstrumentationEvent::FinishQuery { query, .. } => {
-            if let Some(at) = started.take() {
-                let nanos = at.elapsed().as_nanos();
-                let key = shape(&query.to_string());
-                let mut shapes = SHAPES.lock().unwrap_or_else(|e| e.into_inner());
-                let slot = shapes.entry(key).or_default();
-                slot.0 += 1;
-                slot.1 += nanos;
+            InstrumentationEvent::FinishQuery { query, .. } => {
+                if let Some(at) = started.take() {
+                    let nanos = at.elapsed().as_nanos();
+                    let key = shape(&query.to_string());
+                    let mut shapes = SHAPES.lock().unwrap_or_else(|e| e.into_inner());
+                    let slot = shapes.entry(key).or_default();
+                    slot.0 += 1;
+                    slot.1 += nanos;
+                }
             }
-        }
-        _ => {}
-    }))
+            _ => {}
+        },
+    ))
 }
 
 pub fn install() -> crate::Res<()> {

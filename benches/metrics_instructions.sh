@@ -4,8 +4,9 @@
 # timings): the metrics_cost bench's runners (a read by key and an update by key, autocommit,
 # one session), one at a time, under callgrind, counting only the measured pass
 # (`measured_pass`). Columns: client instructions per operation; those executed in the
-# `metrics` facade's code (inlined into custodian or not; self cost, so the allocations it
-# makes are not in it); those in custodian's routing code (core/src/cluster/,
+# `metrics` facade's code (inlined into custodian or not) and, with a recorder, in the
+# recorder's implementations of the facade's traits (self cost: the allocations the facade
+# makes for label lists are in the allocator, not in it); those in custodian's routing code (core/src/cluster/,
 # core/src/session/route.rs).
 #
 # Usage: benches/metrics_instructions.sh [BACKEND ...]   (default: sqlite postgres mariadb)
@@ -38,10 +39,10 @@ for backend in "${backends[@]}"; do
     # Self instructions in the metrics crates' sources (inlined or not), and the inclusive
     # cost of the allocator calls made from them is not separable: self cost is what is
     # counted here, an undercount of the facade's share by its allocations.
-    callgrind_annotate --inclusive=no --threshold=100 "$f" >"$out/annotated" 2>/dev/null
+    callgrind_annotate --auto=no --inclusive=no --threshold=100 "$f" >"$out/annotated" 2>/dev/null
     sum() { awk -v re="$1" '$0 ~ re && $1 ~ /^[0-9,]+$/ {gsub(",","",$1); s+=$1} END {print s+0}' "$out/annotated"; }
     facade=$(sum '/metrics-[0-9][^/]*/src/| metrics::')
-    routing=$(sum 'core/src/cluster/|core/src/session/route\.rs')
+    routing=$(sum 'core/src/cluster/|core/src/session/route[.]rs')
     awk -v b="$backend" -v r="$runner" -v t="$total" -v m="$facade" -v q="$routing" -v n="$ops" \
       'BEGIN {printf "%-9s %-12s %12.0f %14.0f %9.2f%% %14.0f %9.2f%%\n", b, r, t/(2*n), m/(2*n), 100*m/t, q/(2*n), 100*q/t}'
   done

@@ -151,3 +151,50 @@ fn unaudited_insert_costs(db: &TestDb, expected: usize) {
     let found: PlainControl = s.get(&p.id).unwrap();
     assert_eq!(found.code, "p1", "{}", db.kind);
 }
+
+/// The floor holds for a session per write (a request handler's pattern), not only within one
+/// session: what a connection's first audited write asks once (its server session name) is
+/// kept with the pooled connection, so a later session on it asks nothing more. One pooled
+/// connection, so every session gets the same one; the statements are seen through the
+/// application's default instrumentation, which leaves custodian's probe in place.
+fn a_session_per_write_costs_the_floor(db: &TestDb) {
+    let floor = match db.kind {
+        BackendKind::Postgres => [4, 4, 4],
+        BackendKind::Mysql => [5, 5, 5],
+        _ => [4, 5, 4],
+    };
+    crate::instrumentation_chain::install();
+    let db = TestDb::with(db.kind, |c| c.pool.max_size = 1);
+    db.create_table::<Control>().unwrap();
+    {
+        let mut s = db.session().unwrap();
+        let warm = s.insert(Control::new("warm", 1)).unwrap();
+        s.delete(&warm).unwrap();
+    }
+    let mut s = db.session().unwrap();
+    let mut inserted = None;
+    let insert = crate::instrumentation_chain::seen_during(|| {
+        inserted = Some(s.insert(Control::new("c1", 1)).unwrap());
+    });
+    drop(s);
+    let mut c = inserted.unwrap();
+    c.risk = 5;
+    let mut s = db.session().unwrap();
+    let update = crate::instrumentation_chain::seen_during(|| s.update(&mut c).unwrap());
+    drop(s);
+    let mut s = db.session().unwrap();
+    let delete = crate::instrumentation_chain::seen_during(|| s.delete(&c).unwrap());
+    for ((op, sent), floor) in [("insert", insert), ("update", update), ("delete", delete)]
+        .into_iter()
+        .zip(floor)
+    {
+        assert_eq!(
+            sent.len(),
+            floor,
+            "{} {op} in a new session: {sent:#?}",
+            db.kind
+        );
+    }
+}
+
+on_all_backends!(a_session_per_write_costs_the_floor);

@@ -27,7 +27,7 @@ thread_local! {
 
 /// Installs, once per process, a default instrumentation that records the statements run on
 /// a thread that asked for it (other tests' threads are not recorded).
-fn install() {
+pub(crate) fn install() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         set_default_instrumentation(|| {
@@ -46,7 +46,7 @@ fn install() {
 }
 
 /// The statements `f` ran on this thread, as the application's instrumentation saw them.
-fn seen_during(f: impl FnOnce()) -> Vec<String> {
+pub(crate) fn seen_during(f: impl FnOnce()) -> Vec<String> {
     SEEN.with(|seen| *seen.borrow_mut() = Some(Vec::new()));
     f();
     SEEN.with(|seen| seen.borrow_mut().take().unwrap_or_default())

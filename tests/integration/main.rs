@@ -38,7 +38,7 @@ pub mod faults;
 mod fidelity;
 mod galera;
 mod health;
-mod instrumentation_chain;
+pub mod instrumentation_chain;
 mod lifecycle;
 mod migrate_diff;
 mod observe;

@@ -89,6 +89,10 @@ pub struct Probe {
     /// (`diesel::connection::set_default_instrumentation`), which custodian's probe replaces on
     /// the connection and therefore forwards every event to.
     chained: Chained,
+    /// The connection's server session name (see `Backend::server_session`), once asked:
+    /// it is fixed for the connection's life, and the probe is the state custodian keeps per
+    /// connection, so a session checked out later does not ask again.
+    server_session: Option<String>,
 }
 
 /// The instrumentation the probe forwards to, if the application set a default one.
@@ -147,7 +151,18 @@ impl Probe {
             plans: Vec::new(),
             explaining: false,
             chained: Chained(diesel::connection::get_default_instrumentation()),
+            server_session: None,
         }
+    }
+
+    /// The server session name of this probe's connection, if it was asked before.
+    pub(crate) fn server_session(&self) -> Option<&str> {
+        self.server_session.as_deref()
+    }
+
+    /// Keeps the server session name of this probe's connection.
+    pub(crate) fn remember_server_session(&mut self, name: &str) {
+        self.server_session = Some(name.to_string());
     }
 
     /// The probe of `conn`, if custodian installed one.

@@ -172,13 +172,28 @@ impl Session {
         Ok(())
     }
 
-    /// The server session of the current connection, asked once per connection.
+    /// The server session of the current connection, asked once per connection: kept on the
+    /// session and on the connection's probe, so later sessions on the same pooled connection
+    /// do not ask again (one round trip less per audited transaction of a session per request).
     fn server_session(&mut self) -> Result<Option<String>> {
         if let Some(known) = &self.server_session {
             return Ok(Some(known.clone()));
         }
-        let backend = self.db.backend;
-        let named = self.run(|c| backend.server_session(c))?;
+        let remembered = crate::observe::Probe::of(&mut self.conn)
+            .and_then(|p| p.server_session().map(str::to_string));
+        let named = match remembered {
+            Some(name) => Some(name),
+            None => {
+                let backend = self.db.backend;
+                let named = self.run(|c| backend.server_session(c))?;
+                if let (Some(name), Some(probe)) =
+                    (&named, crate::observe::Probe::of(&mut self.conn))
+                {
+                    probe.remember_server_session(name);
+                }
+                named
+            }
+        };
         self.server_session.clone_from(&named);
         Ok(named)
     }

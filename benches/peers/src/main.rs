@@ -548,7 +548,7 @@ fn run() -> Res<()> {
                 for (shape, per_op, micros) in &shapes[&(t.kind, work, side)] {
                     sum += per_op * micros;
                     println!(
-                        "| {} | `{}` | {per_op:.2} | {micros:.0} | {:.0} |",
+                        "| {} | `` {} `` | {per_op:.2} | {micros:.0} | {:.0} |",
                         side_name(side),
                         shape.replace('|', "\\|"),
                         per_op * micros

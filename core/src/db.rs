@@ -582,7 +582,11 @@ impl Db {
             let leading = s.run(|c| backend.index_leading_columns(c, meta.schema, meta.table))?;
             advice.extend(schema::unindexed_foreign_keys(meta, &leading));
         }
-        advice.extend(schema::unindexed_filters(&mut s, scans)?);
+        advice.extend(schema::unindexed_filters(scans, |table| {
+            let columns = s.run(|c| backend.backup().columns(c, table))?;
+            let leading = s.run(|c| backend.index_leading_columns(c, None, table))?;
+            Ok((columns, leading))
+        })?);
         Ok(advice)
     }
 

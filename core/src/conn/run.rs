@@ -11,8 +11,8 @@
 //! Each bound trait is an alias: with the backend's feature on, it requires diesel's trait for
 //! that backend's connection; with the feature off, every type has it.
 
+use super::Returning;
 use super::{AnyConnection, MultiBackend};
-use crate::before_image::Returning;
 use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::result::Error::NotFound;
 use diesel::QueryResult;

@@ -15,7 +15,6 @@
 use crate::entity::EntityMeta;
 use crate::error::Result;
 use crate::observe::ScanSeen;
-use crate::session::Session;
 use std::fmt;
 
 /// One piece of advice on the live schema (see [`Db::schema_advice`](crate::Db::schema_advice)).
@@ -93,18 +92,17 @@ pub(crate) fn unindexed_foreign_keys(meta: &EntityMeta, leading: &[String]) -> V
 
 /// The advice for the filtered full scans recorded from slow plans (`scans`, from
 /// [`ScanLog::snapshot`](crate::observe::ScanLog::snapshot)): for each, the names that are
-/// columns of the live table and lead none of its indexes. A table that no longer exists, or
-/// one the plan named by an alias, has no columns and gets none.
+/// columns of the live table and lead none of its indexes. `live` gives a table's live columns
+/// and the first column of each of its indexes. A table that no longer exists, or one the plan
+/// named by an alias, has no columns and gets none.
 pub(crate) fn unindexed_filters(
-    s: &mut Session,
     scans: Vec<(String, Vec<String>, ScanSeen)>,
+    mut live: impl FnMut(&str) -> Result<(Vec<crate::schema::LiveColumn>, Vec<String>)>,
 ) -> Result<Vec<Advice>> {
-    let backend = s.backend();
     let mut advice = Vec::new();
     for (table, names, seen) in scans {
-        let live = s.run(|c| backend.backup().columns(c, &table))?;
-        let leading = s.run(|c| backend.index_leading_columns(c, None, &table))?;
-        if let Some(a) = filter_advice(table, &names, seen, &live, &leading) {
+        let (columns, leading) = live(&table)?;
+        if let Some(a) = filter_advice(table, &names, seen, &columns, &leading) {
             advice.push(a);
         }
     }

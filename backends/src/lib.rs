@@ -15,6 +15,8 @@ pub mod classify;
 pub mod ddl;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod explain;
+#[cfg(feature = "postgres")]
+mod inline_literal;
 #[cfg(feature = "mysql")]
 pub mod mysql;
 #[cfg(feature = "postgres")]

@@ -163,6 +163,14 @@ impl Backend for Postgres {
         Ok(())
     }
 
+    fn inline_literal(
+        &self,
+        out: &mut String,
+        value: custodian_core::backend::Literal<'_>,
+    ) -> bool {
+        crate::inline_literal::pg_literal(out, value)
+    }
+
     fn last_insert_id(&self, conn: &mut AnyConnection) -> QueryResult<i64> {
         // A declared SQL function (not a literal), so diesel caches the prepared statement.
         diesel::define_sql_function! { fn lastval() -> diesel::sql_types::BigInt; }

@@ -25,6 +25,19 @@ pub enum HostRole {
     Replica,
 }
 
+/// A value written into a statement's text by [`Backend::inline_literal`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Literal<'a> {
+    /// Text.
+    Text(&'a str),
+    /// An integer.
+    Int(i64),
+    /// A timestamp without time zone (microseconds).
+    Timestamp(chrono::NaiveDateTime),
+    /// SQL `NULL`.
+    Null,
+}
+
 /// What differs per database. Implemented by `custodian-backends`; object-safe.
 pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// Which database this is.
@@ -286,6 +299,18 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     fn commit_noting_written(&self, conn: &mut AnyConnection) -> QueryResult<bool> {
         use diesel::connection::{Connection, TransactionManager};
         <AnyConnection as Connection>::TransactionManager::commit_transaction(conn).map(|()| false)
+    }
+
+    /// Writes `value` into `out` as a literal of this dialect that the server reads back as the
+    /// same value whatever its settings, for statements sent in the same round trip as a
+    /// transaction's `COMMIT` ([`commit_after`](crate::conn::commit_after)): the simple query
+    /// protocol that carries several statements takes no bind parameters. Returns `false`
+    /// (having written nothing usable: the statement is then not sent inlined) where one round
+    /// trip cannot carry both for less (the default: MariaDB would switch multi-statements on
+    /// and off around it, two round trips more; SQLite runs in process), or for a value it
+    /// cannot write.
+    fn inline_literal(&self, _out: &mut String, _value: Literal<'_>) -> bool {
+        false
     }
 
     /// After a `COMMIT` by [`Backend::commit_noting_written`], in one round trip: the written

@@ -38,6 +38,7 @@ pub mod faults;
 mod fidelity;
 mod galera;
 mod health;
+mod inlined_records;
 pub mod instrumentation_chain;
 mod lifecycle;
 mod migrate_diff;

@@ -24,7 +24,7 @@ pub mod witness;
 /// Appending, sealing and verifying, under one name.
 pub mod chain {
     pub use super::seal::{seal, seal_with_progress, SealReport};
-    pub(crate) use super::store::{append, recorded};
+    pub(crate) use super::store::{append, inline_insert, recorded};
     pub use super::store::{head, install, records_of_entity, records_of_entity_key};
     pub use super::verify::{read_links, verify, StoredLink};
 }

@@ -246,6 +246,67 @@ pub(crate) fn append(
     Ok(n)
 }
 
+/// The most records one inlined statement ([`inline_insert`]) carries; more go as bind
+/// parameters, in prepared multi-row statements the server parses once.
+const INLINE_MAX_RECORDS: usize = 64;
+
+/// The longest inlined statement, in bytes.
+const INLINE_MAX_BYTES: usize = 1 << 20;
+
+/// `records` as one `INSERT` with their values written in by `backend`
+/// ([`Backend::inline_literal`](crate::backend::Backend::inline_literal)), to be sent with
+/// `COMMIT`; `None` where the backend does not inline, for a value it cannot write, or past
+/// [`INLINE_MAX_RECORDS`] records or a megabyte.
+pub(crate) fn inline_insert(
+    backend: &dyn crate::backend::Backend,
+    records: &[AuditRecord],
+) -> Option<String> {
+    use crate::backend::Literal::{self, Int, Text, Timestamp};
+    const HEAD: &str = "INSERT INTO \"custodian_audit\" (\"tx_id\", \"ordinal\", \"at\", \
+        \"actor\", \"tenant\", \"entity\", \"entity_key\", \"op\", \"before_image\", \
+        \"after_image\", \"reason\", \"request_id\", \"mac\") VALUES ";
+    fn optional(v: &Option<String>) -> Literal<'_> {
+        v.as_deref().map_or(Literal::Null, Literal::Text)
+    }
+    if records.is_empty() || records.len() > INLINE_MAX_RECORDS {
+        return None;
+    }
+    let mut sql = String::with_capacity(HEAD.len() + 512 * records.len());
+    sql.push_str(HEAD);
+    for (i, r) in records.iter().enumerate() {
+        // In the order of HEAD's columns (and of `record_values!`).
+        let values: [Literal<'_>; 13] = [
+            Text(&r.tx_id),
+            Int(i64::from(r.ordinal)),
+            Timestamp(r.at),
+            Text(&r.actor),
+            optional(&r.tenant),
+            Text(&r.entity),
+            Text(&r.entity_key),
+            Text(&r.op),
+            optional(&r.before),
+            optional(&r.after),
+            optional(&r.reason),
+            optional(&r.request_id),
+            Text(&r.mac),
+        ];
+        sql.push_str(if i == 0 { "(" } else { ", (" });
+        for (j, value) in values.into_iter().enumerate() {
+            if j > 0 {
+                sql.push_str(", ");
+            }
+            if !backend.inline_literal(&mut sql, value) {
+                return None;
+            }
+        }
+        sql.push(')');
+        if sql.len() > INLINE_MAX_BYTES {
+            return None;
+        }
+    }
+    Some(sql)
+}
+
 /// A record as read back: decoded, or the id of a row whose columns do not decode (a value of
 /// the wrong type or encoding, written behind custodian's back).
 // Nearly every value is a record: boxing it would allocate once per record on verification's

@@ -7,9 +7,11 @@
 //! statement must be typed against one backend (multi-row `INSERT`, `RETURNING`), the runners of
 //! [`run`] pick the variant, so neither core's write path nor generated code names one.
 
+mod commit;
 mod returning;
 pub mod run;
 
+pub use self::commit::commit_after;
 pub use self::generated::{AnyConnection, MultiBackend};
 pub use self::returning::Returning;
 

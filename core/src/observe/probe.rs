@@ -97,6 +97,10 @@ pub struct Probe {
     /// macros build a key (and allocate its label list) on every call, recorder or not, which
     /// on SQLite cost about 4% of a read's instructions with no recorder installed.
     keys: HashMap<(&'static str, &'static str), StatementKeys>,
+    /// What the next statement shows as its SQL instead of its text ([`Probe::conceal_next`]).
+    concealed: Option<&'static str>,
+    /// The statement running now is concealed: shown as this text.
+    concealing: Option<&'static str>,
 }
 
 /// The keys of `custodian_statements_total` and `custodian_statement_seconds` for one
@@ -184,7 +188,16 @@ impl Probe {
             chained: Chained(diesel::connection::get_default_instrumentation()),
             server_session: None,
             keys: HashMap::new(),
+            concealed: None,
+            concealing: None,
         }
+    }
+
+    /// Makes the next statement show `shown` as its SQL in spans and logs, with no bind
+    /// values, no plan capture and no N+1 count: for a statement whose values are written into
+    /// its text (audit records sent with `COMMIT`), which the SQL field must never carry.
+    pub(crate) fn conceal_next(&mut self, shown: &'static str) {
+        self.concealed = Some(shown);
     }
 
     /// The server session name of this probe's connection, if it was asked before.
@@ -265,6 +278,7 @@ impl Probe {
     fn start(&mut self, query: &dyn DebugQuery) {
         self.statements += 1;
         self.last = None;
+        self.concealing = self.concealed.take();
         let (entity, op) = self.labels();
         let span = tracing::debug_span!(
             target: "custodian::statement",
@@ -278,8 +292,14 @@ impl Probe {
             binds = tracing::field::Empty,
         );
         if !span.is_disabled() {
-            span.record("sql", sql_text(query).as_str());
-            if self.config.log_bind_values && self.context.is_some_and(|c| c.binds) {
+            match self.concealing {
+                Some(shown) => span.record("sql", shown),
+                None => span.record("sql", sql_text(query).as_str()),
+            };
+            if self.concealing.is_none()
+                && self.config.log_bind_values
+                && self.context.is_some_and(|c| c.binds)
+            {
                 let text = query.to_string();
                 if let Some(i) = text.rfind(BINDS_MARKER) {
                     span.record("binds", &text[i + BINDS_MARKER.len()..]);
@@ -315,13 +335,15 @@ impl Probe {
             }
         }
         let slow = !self.explaining && self.config.slow_threshold().is_some_and(|t| elapsed >= t);
+        let concealed = self.concealing.take();
         let count_shape = self.config.n_plus_one != NPlusOneMode::Off
             && error.is_none()
-            && self.context.is_some();
+            && self.context.is_some()
+            && concealed.is_none();
         if !slow && !count_shape {
             return;
         }
-        let sql = sql_text(query);
+        let sql = concealed.map_or_else(|| sql_text(query), str::to_string);
         if slow {
             metrics::counter!("custodian_slow_statements_total", "entity" => entity, "op" => op)
                 .increment(1);
@@ -333,6 +355,9 @@ impl Probe {
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
                 "slow statement"
             );
+            if concealed.is_some() {
+                return;
+            }
             // The values are read back only for a slow statement, to plan it with them.
             let text = query.to_string();
             let binds = text.rfind(BINDS_MARKER).map_or(Some(Vec::new()), |i| {

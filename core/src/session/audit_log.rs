@@ -83,6 +83,19 @@ impl Session {
         Ok(())
     }
 
+    /// The open transaction's pending audit records as one statement with their values
+    /// inlined, to be sent with `COMMIT` ([`chain::inline_insert`]), and how many; taken from
+    /// the pending list. `None`, the records left pending, where the backend appends them
+    /// separately or the commit notes a Galera written mark instead.
+    pub(super) fn inline_audit(&mut self) -> Option<(String, usize)> {
+        if self.pending_audit.is_empty() || self.db.config.cluster.galera.is_some() {
+            return None;
+        }
+        let statement = chain::inline_insert(self.db.backend, &self.pending_audit)?;
+        let records = std::mem::take(&mut self.pending_audit).len();
+        Some((statement, records))
+    }
+
     /// [`Backend::max_statement_bytes`](crate::backend::Backend::max_statement_bytes), asked
     /// once per `Db`.
     pub(super) fn statement_bytes(&mut self) -> Result<Option<usize>> {

@@ -79,6 +79,11 @@ pub(super) enum Attempt<T> {
     },
 }
 
+/// What spans and logs show as the SQL of audit records sent with `COMMIT`: their values are
+/// written into the statement's text, and the SQL field never carries values.
+const INLINED_RECORDS: &str =
+    "INSERT INTO custodian_audit (the transaction's audit records, values not shown); COMMIT";
+
 /// How often the session list is read while the old session ends.
 const POLL: Duration = Duration::from_millis(10);
 
@@ -125,10 +130,25 @@ impl Session {
     /// Commits the open top-level transaction. On a Galera cluster, a read-write transaction
     /// known to have written (`written`: audit records or an outcome row) notes the
     /// connection's [written mark](crate::backend::Backend::commit_noting_written) in the same
-    /// round trip, for [`Session::confirm_written`]; returns whether it did.
-    pub(super) fn commit_top(&mut self, options: &TxOptions, written: bool) -> QueryResult<bool> {
+    /// round trip, for [`Session::confirm_written`]; returns whether it did. `inline`: the
+    /// transaction's audit records as one statement ([`Session::inline_audit`]) and how many,
+    /// sent in the same round trip as `COMMIT`.
+    pub(super) fn commit_top(
+        &mut self,
+        options: &TxOptions,
+        written: bool,
+        inline: Option<&(String, usize)>,
+    ) -> QueryResult<bool> {
         if written && !options.read_only && self.db.config.cluster.galera.is_some() {
             return self.db.backend.commit_noting_written(&mut self.conn);
+        }
+        if let Some((statement, records)) = inline {
+            if let Some(probe) = crate::observe::Probe::of(&mut self.conn) {
+                probe.conceal_next(INLINED_RECORDS);
+            }
+            crate::conn::commit_after(&mut self.conn, statement)?;
+            crate::observe::audit_records(*records);
+            return Ok(false);
         }
         <AnyConnection as Connection>::TransactionManager::commit_transaction(&mut *self.conn)
             .map(|()| false)

@@ -194,10 +194,18 @@ impl Session {
         let finished = match outcome {
             Ok(Ok(value)) => {
                 let audited = !self.pending_audit.is_empty();
+                let mut inline = None;
                 let ready = self
                     .check_doomed(1)
                     .and_then(|()| self.check_deadline())
-                    .and_then(|()| self.flush_audit())
+                    // The records go with COMMIT where the backend can send them so, else now.
+                    .and_then(|()| {
+                        inline = self.inline_audit();
+                        match inline {
+                            Some(_) => Ok(()),
+                            None => self.flush_audit(),
+                        }
+                    })
                     // A connection retired by a failure the closure did not pass on: no COMMIT
                     // is sent, the attempt fails as a lost connection (and is retried).
                     .and_then(|()| self.usable_connection())
@@ -205,7 +213,7 @@ impl Session {
                 match ready {
                     Ok(pending) => {
                         let committed = self
-                            .commit_top(options, pending.is_some())
+                            .commit_top(options, pending.is_some(), inline.as_ref())
                             .map_err(|e| self.failed(e))
                             .and_then(|noted| self.confirm_written(noted));
                         match committed {

@@ -27,7 +27,8 @@
 //! session read returned or a session write changed, recorded when the session has the
 //! result of a call that ran exactly one statement (diesel's instrumentation does not see
 //! rows); raw SQL through `Session::execute_sql` records its affected rows too. The SQL is
-//! the statement's text with placeholders; bind values reach a span (field `binds`) only
+//! the statement's text with placeholders (audit records sent with `COMMIT`, whose values are
+//! written into the text, show a fixed text instead); bind values reach a span (field `binds`) only
 //! with `log_bind_values` on, and never for a statement on an entity with encrypted or
 //! masked columns. Retries, denials, validation failures, integrity findings, slow
 //! statements and N+1 patterns are events.

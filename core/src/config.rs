@@ -494,6 +494,17 @@ mod tests {
     }
 
     #[test]
+    fn records_with_commit_is_off_unless_switched_on() {
+        let off = DatabaseConfig::from_url("postgres://postgres@127.0.0.1/test").unwrap();
+        assert!(!off.audit.records_with_commit);
+        let on = Config::from_toml_str(
+            "[databases.main]\nurl = \"postgres://postgres@127.0.0.1/test\"\naudit = { records_with_commit = true }\n",
+        )
+        .unwrap();
+        assert!(on.database("main").unwrap().audit.records_with_commit);
+    }
+
+    #[test]
     fn env_overrides_apply_to_main() {
         let env = |k: &str| match k {
             "DATABASE_URL" => Some("sqlite://ledger.db".to_string()),

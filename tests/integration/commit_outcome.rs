@@ -43,7 +43,7 @@ fn through(url: &str, addr: &str) -> (String, String) {
 }
 
 /// The test database, opened again through a proxy.
-fn via_proxy(db: &TestDb, budget_ms: u64) -> (Proxy, custodian::Db) {
+fn via_proxy(db: &TestDb, budget_ms: u64, records_with_commit: bool) -> (Proxy, custodian::Db) {
     let (upstream, _) = through(&db.url, "");
     let proxy = Proxy::start(&upstream);
     let (_, url) = through(&db.url, &proxy.addr());
@@ -52,6 +52,7 @@ fn via_proxy(db: &TestDb, budget_ms: u64) -> (Proxy, custodian::Db) {
     cfg.pool.min_idle = Some(1);
     cfg.pool.connection_timeout_ms = 2_000;
     cfg.audit.key = Some(AUDIT_KEY.into());
+    cfg.audit.records_with_commit = records_with_commit;
     cfg.retry = RetryPolicy {
         max_elapsed_ms: budget_ms,
         ..RetryPolicy::default()
@@ -114,7 +115,7 @@ fn cut_commit(kind: BackendKind, cut: Cut, audited: bool, unreachable: bool) -> 
     } else {
         TxOptions::new().record_outcome(true)
     };
-    cut_commit_with(kind, cut, audited, unreachable, options)
+    cut_commit_with(kind, cut, audited, unreachable, options, false)
 }
 
 /// [`cut_commit`] with the transaction's options given.
@@ -124,6 +125,7 @@ fn cut_commit_with(
     audited: bool,
     unreachable: bool,
     options: TxOptions,
+    records_with_commit: bool,
 ) -> Seen {
     let db = setup(kind);
     if kind == BackendKind::Postgres && cut == Cut::AfterSend {
@@ -136,7 +138,8 @@ fn cut_commit_with(
              DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit();",
         );
     }
-    let (proxy, proxied) = via_proxy(&db, if unreachable { 1_000 } else { 5_000 });
+    let budget = if unreachable { 1_000 } else { 5_000 };
+    let (proxy, proxied) = via_proxy(&db, budget, records_with_commit);
     let proxy = Arc::new(proxy);
     proxy.arm(cut);
     let runs = Arc::new(AtomicUsize::new(0));
@@ -232,7 +235,7 @@ fn unreachable_is_commit_unknown(kind: BackendKind, audited: bool) {
 /// is `Error::CommitUnknown`, not re-run (here it did commit).
 fn opted_out_is_commit_unknown(kind: BackendKind) {
     let options = TxOptions::new().record_outcome(false);
-    let seen = cut_commit_with(kind, Cut::AfterReply, true, false, options);
+    let seen = cut_commit_with(kind, Cut::AfterReply, true, false, options, false);
     let err = seen.result.as_ref().unwrap_err();
     assert!(err.is_commit_unknown(), "{err:?}");
     assert_eq!(seen.runs, 1);
@@ -430,5 +433,51 @@ mod outcome_rows {
     #[test]
     fn sqlite() {
         super::outcome_rows_are_written_and_pruned(Sqlite);
+    }
+}
+
+/// PostgreSQL with `audit.records_with_commit`: the audit records travel in the `COMMIT`'s
+/// batch, which the proxy cuts as it cuts a plain `COMMIT`; records and commit land or fail
+/// together, so the outcome is settled by the records as before.
+mod records_with_commit {
+    use super::{cut_commit_with, once, Cut, TxOptions};
+    use custodian::BackendKind::Postgres;
+
+    #[test]
+    fn committed_is_ok_without_rerun() {
+        let seen = cut_commit_with(
+            Postgres,
+            Cut::AfterReply,
+            true,
+            false,
+            TxOptions::new(),
+            true,
+        );
+        seen.result.as_ref().unwrap();
+        assert_eq!(seen.runs, 1, "not re-run");
+        once(&seen, true);
+    }
+
+    #[test]
+    fn not_committed_reruns() {
+        let seen = cut_commit_with(Postgres, Cut::Swallow, true, false, TxOptions::new(), true);
+        seen.result.as_ref().unwrap();
+        assert_eq!(seen.runs, 2, "re-run once");
+        once(&seen, true);
+    }
+
+    #[test]
+    fn in_flight_lands_once() {
+        let seen = cut_commit_with(
+            Postgres,
+            Cut::AfterSend,
+            true,
+            false,
+            TxOptions::new(),
+            true,
+        );
+        seen.result.as_ref().unwrap();
+        assert!((1..=2).contains(&seen.runs), "{} runs", seen.runs);
+        once(&seen, true);
     }
 }

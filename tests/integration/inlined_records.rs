@@ -1,5 +1,6 @@
 //! Audit records keep every value exactly, whatever it holds, on every backend. On PostgreSQL
-//! a transaction's records travel in the same round trip as its `COMMIT`, with their values
+//! with `audit.records_with_commit` a transaction's records travel in the same round trip as
+//! its `COMMIT`, with their values
 //! written into the statement's text: these tests attack that text the way a hostile value or
 //! a changed server setting would (quotes, backslashes, escape-string tricks, SQL of its own,
 //! every kind of character, `standard_conforming_strings` off, a NUL character), and check
@@ -60,7 +61,12 @@ fn field(image: &Option<String>, name: &str) -> String {
 /// insert and update, three values to a transaction: every record holds exactly the values
 /// written, the trail verifies, and no statement of a value ran.
 fn hostile_values_are_recorded_exactly(db: &TestDb) {
-    hostile_values_round_trip(db, false);
+    hostile_values_round_trip(&with_commit(db.kind), false);
+}
+
+/// A database of `kind` whose audit records go with `COMMIT` where the backend can.
+fn with_commit(kind: BackendKind) -> TestDb {
+    TestDb::with(kind, |c| c.audit.records_with_commit = true)
 }
 
 on_all_backends!(hostile_values_are_recorded_exactly);
@@ -70,7 +76,7 @@ on_all_backends!(hostile_values_are_recorded_exactly);
 /// default setting would end early.
 #[test]
 fn hostile_values_are_recorded_exactly_without_standard_conforming_strings() {
-    hostile_values_round_trip(&TestDb::new(BackendKind::Postgres), true);
+    hostile_values_round_trip(&with_commit(BackendKind::Postgres), true);
 }
 
 fn hostile_values_round_trip(db: &TestDb, no_standard_strings: bool) {
@@ -148,7 +154,8 @@ fn hostile_values_round_trip(db: &TestDb, no_standard_strings: bool) {
 
 /// A NUL character in a record's value: PostgreSQL's text type refuses it, so the transaction
 /// fails with nothing written; MariaDB and SQLite keep it exactly.
-fn a_nul_character_is_refused_or_kept_never_cut(db: &TestDb) {
+fn a_nul_character_is_refused_or_kept_never_cut(base: &TestDb) {
+    let db = &with_commit(base.kind);
     db.create_table::<Control>().unwrap();
     let mut s = db.session().unwrap();
     let reason = "before\0after'); DELETE FROM custodian_audit; --";

@@ -20,6 +20,9 @@ fn bind_values_only_opted_in_and_never_secret(base: &TestDb) {
         let db = TestDb::with(base.kind, |c| {
             crate::crypto::with_keys(c, &[("k1", crate::crypto::K1)], "k1");
             c.observe.log_bind_values = opt_in;
+            // Audit records written into the text of the COMMIT batch (PostgreSQL) must not
+            // show either.
+            c.audit.records_with_commit = opt_in;
         });
         db.create_tables(&[
             Vendor::META,

@@ -27,6 +27,7 @@
 //! cargo run --release -j2 -- pg                               # backends whose name contains a filter
 //! PEERS_ROUNDS=3 PEERS_SECONDS=0.2 cargo run --release -j2    # shorter
 //! PEERS_QUICK=1 cargo run --release -j2                       # smoke run, numbers meaningless
+//! PEERS_RECORDS_WITH_COMMIT=1 cargo run --release -j2 -- pg   # audit.records_with_commit on
 //! ```
 //!
 //! Servers: `CUSTODIAN_TEST_PG` (default `postgres://postgres@127.0.0.1:5432`) and

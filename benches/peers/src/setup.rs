@@ -131,6 +131,8 @@ pub fn target(kind: Kind) -> Res<Target> {
     config.pool.max_size = POOL;
     config.pool.min_idle = Some(POOL);
     config.audit.key = Some(AUDIT_KEY.into());
+    // PostgreSQL: the audit records go with COMMIT (`audit.records_with_commit`, off by default).
+    config.audit.records_with_commit = std::env::var_os("PEERS_RECORDS_WITH_COMMIT").is_some();
     let db = custodian::open(config)?.acting_as(custodian::Principal::new("bench"));
     db.create_tables(&[
         <model::Item as custodian::Entity>::META,

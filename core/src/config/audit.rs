@@ -46,6 +46,17 @@ pub struct AuditConfig {
     /// ([`DamageKind::Unsealed`](crate::audit::DamageKind::Unsealed)); `None` never. Default
     /// 3 600 s: run the sealer more often than that.
     pub max_unsealed_secs: Option<u64>,
+    /// PostgreSQL: send a transaction's audit records in the same round trip as its `COMMIT`
+    /// (one round trip less per audited transaction). That batch cannot carry bind parameters,
+    /// so the records' values are written into the statement's text, and the server shows that
+    /// text where it shows statements: `pg_stat_activity.query` (to the same role and to roles
+    /// with `pg_read_all_stats`, until the connection's next statement, so also while it idles
+    /// in the pool; monitoring agents sample it) and the `STATEMENT` line of the server log when
+    /// the commit fails. With bind parameters those show placeholders. Turn it on where the
+    /// server's logs and statistics are kept under the same controls as the audited data.
+    /// custodian's own spans and logs never show the values either way. Ignored on MariaDB and
+    /// SQLite. Default false.
+    pub records_with_commit: bool,
 }
 
 impl Default for AuditConfig {
@@ -59,6 +70,7 @@ impl Default for AuditConfig {
             checkpoint_every_links: 10_000,
             checkpoint_every_secs: 60,
             max_unsealed_secs: Some(3_600),
+            records_with_commit: false,
         }
     }
 }
@@ -75,6 +87,7 @@ impl fmt::Debug for AuditConfig {
             .field("checkpoint_every_links", &self.checkpoint_every_links)
             .field("checkpoint_every_secs", &self.checkpoint_every_secs)
             .field("max_unsealed_secs", &self.max_unsealed_secs)
+            .field("records_with_commit", &self.records_with_commit)
             .finish()
     }
 }

@@ -86,9 +86,13 @@ impl Session {
     /// The open transaction's pending audit records as one statement with their values
     /// inlined, to be sent with `COMMIT` ([`chain::inline_insert`]), and how many; taken from
     /// the pending list. `None`, the records left pending, where the backend appends them
-    /// separately or the commit notes a Galera written mark instead.
+    /// separately, [`records_with_commit`](crate::config::AuditConfig::records_with_commit) is
+    /// off, or the commit notes a Galera written mark instead.
     pub(super) fn inline_audit(&mut self) -> Option<(String, usize)> {
-        if self.pending_audit.is_empty() || self.db.config.cluster.galera.is_some() {
+        if self.pending_audit.is_empty()
+            || !self.db.config.audit.records_with_commit
+            || self.db.config.cluster.galera.is_some()
+        {
             return None;
         }
         let statement = chain::inline_insert(self.db.backend, &self.pending_audit)?;

@@ -53,17 +53,16 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Unsigned};
 
 mod common;
+mod items;
 #[path = "crud/passes.rs"]
 mod passes;
-#[path = "crud/tables.rs"]
-mod tables;
 
 use common::*;
+use items::{model, plain, sample};
 use passes::*;
-use tables::{model, plain, sample};
 
 use model::{AuditedItem, Item};
-use plain::{Changes, NewRow, Row};
+use plain::{NewRow, Row};
 
 // ------------------------------------------------------------------ driver
 

@@ -5,29 +5,10 @@ use custodian::prelude::*;
 use diesel::r2d2::{ConnectionManager, Pool};
 use std::time::Instant;
 
-#[entity(table = "probe_items", unaudited)]
-#[derive(Debug, Clone, PartialEq)]
-pub struct Item {
-    #[column(primary_key, auto_increment)]
-    pub id: i64,
-    pub code: String,
-    pub title: String,
-    pub owner: Option<String>,
-    pub risk: i32,
-    pub active: bool,
-}
+mod items;
 
-#[derive(Debug, Queryable, Selectable)]
-#[diesel(table_name = probe_items)]
-#[allow(dead_code)]
-struct Row {
-    id: i64,
-    code: String,
-    title: String,
-    owner: Option<String>,
-    risk: i32,
-    active: bool,
-}
+use items::model::Item;
+use items::plain::{bench_items, Row};
 
 const N: i64 = 20_000;
 
@@ -66,7 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for round in 0..7 {
         let t = Instant::now();
         for i in 0..N {
-            let r: Row = probe_items::table
+            let r: Row = bench_items::table
                 .find(i % 10_000 + 1)
                 .select(Row::as_select())
                 .get_result(&mut pool.get()?)?;

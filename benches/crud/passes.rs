@@ -234,7 +234,7 @@ pub(crate) fn run_pass(
             let conn = s.connection();
             for item in &changed {
                 let n = diesel::update(t::bench_items.find(item.id))
-                    .set(&Changes::from(item))
+                    .set(&NewRow::from(item))
                     .execute(conn)?;
                 expect_one("diesel update", n)?;
             }

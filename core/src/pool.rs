@@ -7,9 +7,10 @@
 //! pings the server first, so a connection the server killed is replaced transparently.
 //!
 //! r2d2 reports a checkout that timed out with, at most, the text of the last failure to open
-//! a connection. custodian keeps that failure typed instead ([`ConnectFailures`], fed by
-//! r2d2's error handler), so [`checkout`] tells a pool whose connections are all in use
-//! ([`TimeoutKind::Checkout`]) from a server it cannot reach ([`Error::Connection`]).
+//! a connection. custodian keeps the failures to open a connection and to check one at
+//! checkout typed instead ([`ConnectFailures`], fed by r2d2's error handler), so [`checkout`]
+//! tells a pool whose connections are all in use ([`TimeoutKind::Checkout`]) from a server it
+//! cannot reach or whose connections fail their check ([`Error::Connection`] naming why).
 
 use crate::backend::Backend;
 use crate::config::DatabaseConfig;
@@ -40,13 +41,30 @@ impl Manager {
     }
 }
 
-/// Error type of the manager: custodian's error (r2d2 needs `std::error::Error`).
+/// Error type of the manager: custodian's error (r2d2 needs `std::error::Error`), and what
+/// failed.
 #[derive(Debug)]
-pub struct ManagerError(pub Error);
+pub enum ManagerError {
+    /// Opening or preparing a connection failed.
+    Open(Error),
+    /// A pooled connection failed its check at checkout (`test_on_check_out`).
+    Check(Error),
+}
+
+impl ManagerError {
+    /// The error, whatever failed.
+    pub fn into_error(self) -> Error {
+        match self {
+            ManagerError::Open(e) | ManagerError::Check(e) => e,
+        }
+    }
+}
 
 impl std::fmt::Display for ManagerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
+        match self {
+            ManagerError::Open(e) | ManagerError::Check(e) => e.fmt(f),
+        }
     }
 }
 
@@ -57,13 +75,13 @@ impl ManageConnection for Manager {
     type Error = ManagerError;
 
     fn connect(&self) -> std::result::Result<AnyConnection, ManagerError> {
-        open_connection(self.backend, &self.config).map_err(ManagerError)
+        open_connection(self.backend, &self.config).map_err(ManagerError::Open)
     }
 
     fn is_valid(&self, conn: &mut AnyConnection) -> std::result::Result<(), ManagerError> {
         self.backend
             .ping(conn)
-            .map_err(|e| ManagerError(self.backend.classify(e)))
+            .map_err(|e| ManagerError::Check(self.backend.classify(e)))
     }
 
     fn has_broken(&self, conn: &mut AnyConnection) -> bool {
@@ -100,52 +118,86 @@ pub struct PoolCounters {
     wait_nanos_max: AtomicU64,
 }
 
-/// The last failure to open or check a connection, typed, with when it happened. A
-/// connection opened since clears it.
+/// The last failure to open a connection and the last failed check of one, typed, with when
+/// each happened.
 #[derive(Debug, Default)]
 pub struct ConnectFailures {
-    last: Mutex<Option<(Instant, Arc<Error>)>>,
+    last: Mutex<Failures>,
+}
+
+/// A failure and when it happened.
+type Dated = Option<(Instant, Arc<Error>)>;
+
+#[derive(Debug, Default)]
+struct Failures {
+    /// The last failure to open a connection; a connection opened since clears it.
+    open: Dated,
+    /// The last failed check at checkout; a checkout since (a connection that passed its check)
+    /// clears it. A connection that opens does not: a server may accept connections whose
+    /// every check then fails (a Galera node outside the primary component answers 1047), and
+    /// the replacement opened after each failed check must not hide why.
+    check: Dated,
 }
 
 impl ConnectFailures {
-    fn record(&self, error: Error) {
-        *self.last.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((Instant::now(), Arc::new(error)));
+    fn failures(&self) -> std::sync::MutexGuard<'_, Failures> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn clear(&self) {
-        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    }
-
-    /// The last failure, if it happened at or after `since` and no connection opened after it.
-    pub fn since(&self, since: Instant) -> Option<Arc<Error>> {
-        match &*self.last.lock().unwrap_or_else(|e| e.into_inner()) {
-            Some((at, error)) if *at >= since => Some(error.clone()),
-            _ => None,
+    fn record(&self, error: ManagerError) {
+        let mut last = self.failures();
+        let at = Instant::now();
+        match error {
+            ManagerError::Open(e) => last.open = Some((at, Arc::new(e))),
+            ManagerError::Check(e) => last.check = Some((at, Arc::new(e))),
         }
+    }
+
+    /// A connection opened: opening works again.
+    fn opened(&self) {
+        self.failures().open = None;
+    }
+
+    /// A checkout handed out a connection that passed its check (or needed none).
+    fn checked_out(&self) {
+        self.failures().check = None;
+    }
+
+    /// The later of the last failure to open a connection (unless one opened after it) and
+    /// the last failed check (unless a checkout succeeded after it), if it happened at or
+    /// after `since`.
+    pub fn since(&self, since: Instant) -> Option<Arc<Error>> {
+        let last = self.failures();
+        [&last.open, &last.check]
+            .into_iter()
+            .flatten()
+            .filter(|(at, _)| *at >= since)
+            .max_by_key(|(at, _)| *at)
+            .map(|(_, error)| error.clone())
     }
 }
 
-/// Records r2d2's connection failures (opening or pinging) in [`ConnectFailures`], typed.
+/// Records r2d2's connection failures (opening or checking) in [`ConnectFailures`], typed.
 /// Replaces r2d2's default handler, which logs them.
 #[derive(Debug, Clone)]
 pub struct FailureHandler(pub Arc<ConnectFailures>);
 
 impl r2d2::HandleError<ManagerError> for FailureHandler {
     fn handle_error(&self, error: ManagerError) {
-        self.0.record(error.0);
+        self.0.record(error);
     }
 }
 
-/// Feeds [`PoolCounters`] from r2d2's events, and clears [`ConnectFailures`] when a connection
-/// opens.
+/// Feeds [`PoolCounters`] from r2d2's events, and clears what [`ConnectFailures`] holds when
+/// it no longer holds: a failure to open when a connection opens, a failed check when a
+/// checkout succeeds.
 #[derive(Debug, Clone)]
 pub struct CountingHandler(pub Arc<PoolCounters>, pub Arc<ConnectFailures>);
 
 impl r2d2::HandleEvent for CountingHandler {
     fn handle_acquire(&self, _: r2d2::event::AcquireEvent) {
         self.0.connections_opened.fetch_add(1, Ordering::Relaxed);
-        self.1.clear();
+        self.1.opened();
     }
     fn handle_release(&self, _: r2d2::event::ReleaseEvent) {
         self.0.connections_closed.fetch_add(1, Ordering::Relaxed);
@@ -153,6 +205,7 @@ impl r2d2::HandleEvent for CountingHandler {
     fn handle_checkout(&self, event: r2d2::event::CheckoutEvent) {
         let nanos = u64::try_from(event.duration().as_nanos()).unwrap_or(u64::MAX);
         self.0.checkouts.fetch_add(1, Ordering::Relaxed);
+        self.1.checked_out();
         self.0.wait_nanos_total.fetch_add(nanos, Ordering::Relaxed);
         self.0.wait_nanos_max.fetch_max(nanos, Ordering::Relaxed);
         crate::observe::pool_acquire(event.duration());
@@ -226,10 +279,11 @@ fn unreachable(config: &DatabaseConfig, waited: &str, failure: Arc<Error>) -> Er
 
 /// Checks a connection out of `pool`, waiting at most the pool's `connection_timeout_ms`.
 ///
-/// A wait during which opening or checking a connection failed is [`Error::Connection`] with
-/// that failure as its source (the server is unreachable, refuses the credentials, ...); a wait
-/// without failures is [`Error::Timeout`] of kind [`TimeoutKind::Checkout`]: every connection
-/// was in use.
+/// A wait during which opening a connection failed (and none opened since), or checking one
+/// failed (and no checkout succeeded since), is [`Error::Connection`] naming the last such
+/// failure, with it as its source (the server is unreachable, refuses the credentials, fails
+/// every connection's check, ...); a wait without failures is [`Error::Timeout`] of kind
+/// [`TimeoutKind::Checkout`]: every connection was in use.
 pub fn checkout(
     pool: &Pool,
     failures: &ConnectFailures,
@@ -344,7 +398,7 @@ pub fn build(
     let builder = builder(config, counters, &failures);
     let manager = Manager::new(backend, config.clone());
     // Open one connection first so an unreachable server reports its own error, not a timeout.
-    let probe = manager.connect().map_err(|e| e.0)?;
+    let probe = manager.connect().map_err(ManagerError::into_error)?;
     drop(probe);
     let started = Instant::now();
     builder
@@ -356,4 +410,71 @@ pub fn build(
                 source: None,
             },
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(cause: &str) -> Error {
+        Error::Connection {
+            message: cause.into(),
+            source: None,
+        }
+    }
+
+    fn cause(failures: &ConnectFailures, since: Instant) -> Option<String> {
+        failures.since(since).map(|e| e.to_string())
+    }
+
+    /// A server that accepts connections and fails their every check: each failed check is
+    /// followed by a replacement that opens, and that opening must not hide the check's cause.
+    #[test]
+    fn a_connection_that_opens_does_not_hide_a_failed_check() {
+        let failures = ConnectFailures::default();
+        let started = Instant::now();
+        failures.record(ManagerError::Check(failure("1047")));
+        failures.opened();
+        assert_eq!(
+            cause(&failures, started).as_deref(),
+            Some("connection error: 1047")
+        );
+        // A connection that passed its check was handed out: the pool works.
+        failures.checked_out();
+        assert_eq!(cause(&failures, started), None);
+    }
+
+    #[test]
+    fn a_failure_to_open_lasts_until_a_connection_opens() {
+        let failures = ConnectFailures::default();
+        let started = Instant::now();
+        failures.record(ManagerError::Open(failure("refused")));
+        failures.checked_out();
+        assert_eq!(
+            cause(&failures, started).as_deref(),
+            Some("connection error: refused")
+        );
+        failures.opened();
+        assert_eq!(cause(&failures, started), None);
+    }
+
+    #[test]
+    fn the_later_failure_is_named_and_only_since_the_wait_began() {
+        let failures = ConnectFailures::default();
+        failures.record(ManagerError::Open(failure("refused")));
+        std::thread::sleep(Duration::from_millis(2));
+        let started = Instant::now();
+        assert_eq!(cause(&failures, started), None, "failed before the wait");
+        failures.record(ManagerError::Check(failure("1047")));
+        assert_eq!(
+            cause(&failures, started).as_deref(),
+            Some("connection error: 1047")
+        );
+        std::thread::sleep(Duration::from_millis(2));
+        failures.record(ManagerError::Open(failure("refused again")));
+        assert_eq!(
+            cause(&failures, started).as_deref(),
+            Some("connection error: refused again")
+        );
+    }
 }

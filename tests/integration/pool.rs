@@ -222,3 +222,68 @@ fn unreachable_server_is_a_connection_error_without_password() {
     let err = custodian::connect("sqlite:///nonexistent-dir/x/y.db").unwrap_err();
     assert!(matches!(err, Error::Connection { .. }), "{err:?}");
 }
+
+/// A pool whose connections open but then fail every check at checkout says why: the checkout
+/// waits out `connection_timeout_ms` and is [`Error::Connection`] naming the check's failure,
+/// not a bare [`Error::Timeout`] of kind `Checkout` (the replacement opened after each failed
+/// check does not hide it); once the cause is gone the pool serves again. The cause: a
+/// database whose sessions run SERIALIZABLE READ ONLY DEFERRABLE by default, while another
+/// serializable transaction is open, makes the check's `SELECT 1` wait for a safe snapshot
+/// until the statement timeout stops it, and opening a connection runs only `SET`s (as a
+/// Galera node outside the primary component accepts connections and refuses their reads).
+/// PostgreSQL only: MariaDB and SQLite have no per-database setting that fails a connection's
+/// check but not its opening.
+#[test]
+fn a_pool_whose_every_check_fails_says_why() {
+    use custodian::diesel::connection::SimpleConnection;
+    let db = TestDb::new(BackendKind::Postgres);
+    let mut blocker = custodian::diesel::PgConnection::establish(&db.url).unwrap();
+    blocker
+        .batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE READ WRITE; SELECT 1")
+        .unwrap();
+    // On one connection: each setting applies to the sessions that start after it.
+    db.raw_sql(
+        &[
+            "default_transaction_isolation = 'serializable'",
+            "default_transaction_read_only = on",
+            "default_transaction_deferrable = on",
+        ]
+        .map(|setting| format!("ALTER DATABASE {} SET {setting};", db.name))
+        .join(" "),
+    );
+    let mut cfg = custodian::DatabaseConfig::from_url(&db.url).unwrap();
+    // One connection: r2d2 looks at the time limit only while no connection is idle, and with
+    // a second slot a replacement is always idle again before the slow check fails, so the
+    // checkout would go on checking past `connection_timeout_ms`.
+    cfg.pool.max_size = 1;
+    cfg.pool.min_idle = Some(1);
+    cfg.pool.connection_timeout_ms = 1_500;
+    cfg.session.statement_timeout_ms = Some(200);
+    let checked = custodian::open(cfg).unwrap();
+
+    let err = checked.session().unwrap_err();
+    assert!(matches!(err, Error::Connection { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("statement timeout") && text.contains(&db.name),
+        "names the check's failure and the database: {text}"
+    );
+    assert_eq!(
+        err.db_error().and_then(|e| e.code.as_deref()),
+        Some("57014"),
+        "{err:?}"
+    );
+    assert_eq!(checked.pool_stats().timeouts, 1);
+
+    // Safe snapshots wait for serializable transactions on the whole server (other tests'
+    // too): the cause is removed by resetting the database's defaults, and a connection
+    // opened after that passes its check.
+    // (On the blocker's connection: it started before the read-only default.)
+    blocker
+        .batch_execute(&format!("COMMIT; ALTER DATABASE {} RESET ALL", db.name))
+        .unwrap();
+    let mut s = checked
+        .session()
+        .expect("a connection opened with the default settings passes its check");
+    assert!(connection_id(&mut s, BackendKind::Postgres) > 0);
+}

@@ -14,7 +14,7 @@ pub struct PoolConfig {
     pub min_idle: Option<u32>,
     /// Longest wait for a free connection before [`Error::Timeout`](crate::Error::Timeout) of kind
     /// [`TimeoutKind::Checkout`](crate::TimeoutKind::Checkout) (or [`Error::Connection`](crate::Error::Connection) when
-    /// opening connections failed meanwhile).
+    /// opening or checking connections failed meanwhile).
     /// Default 30 000 ms.
     pub connection_timeout_ms: u64,
     /// Close connections idle this long; `None` never. Default 600 000 ms (10 min).

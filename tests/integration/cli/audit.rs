@@ -3,19 +3,27 @@
 
 use super::*;
 
+/// `verify` of `db`'s trail against the checkpoint file `checkpoint`, trusting `public_key`.
+fn verify_against(db: &TestDb, checkpoint: &str, public_key: &str) -> (i32, String) {
+    cli(&[
+        "verify",
+        "--url",
+        &db.url,
+        "--checkpoint",
+        checkpoint,
+        "--public-key",
+        public_key,
+    ])
+}
+
+/// `history` of the note with key `key` (JSON as typed on the command line); `url` is the
+/// `--url=` argument.
+fn history(url: &str, key: &str) -> (i32, String) {
+    cli(&["history", url, "--entity", "cli_notes", "--key", key])
+}
+
 fn verify_seal_and_checkpoint_from_the_command_line(db: &TestDb) {
-    db.create_table::<Note>().unwrap();
-    let mut s = db.session().unwrap();
-    s.insert_many(
-        &mut (1..=20)
-            .map(|id| Note {
-                id,
-                text: format!("n{id}"),
-            })
-            .collect::<Vec<_>>(),
-    )
-    .unwrap();
-    drop(s);
+    write_notes(db, 20);
     let dir = std::env::temp_dir().join(format!("custodian-cli-{}", db.name));
     std::fs::create_dir_all(&dir).unwrap();
     let key_file = dir.join("signing.key");
@@ -40,15 +48,7 @@ fn verify_seal_and_checkpoint_from_the_command_line(db: &TestDb) {
     let public = Checkpoint::from_json(&std::fs::read_to_string(&cp_file).unwrap())
         .unwrap()
         .public_key;
-    let (code, out) = cli(&[
-        "verify",
-        "--url",
-        &db.url,
-        "--checkpoint",
-        f,
-        "--public-key",
-        &public,
-    ]);
+    let (code, out) = verify_against(db, f, &public);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("intact: 20 links"), "{out}");
     assert!(out.contains("sealed keyed"), "{out}");
@@ -101,29 +101,13 @@ fn verify_seal_and_checkpoint_from_the_command_line(db: &TestDb) {
     cp_text = cp_text.replacen("\"seq\": 20", "\"seq\": 19", 1);
     std::fs::write(&broken, cp_text).unwrap();
     let b = broken.to_str().unwrap();
-    let (code, out) = cli(&[
-        "verify",
-        "--url",
-        &db.url,
-        "--checkpoint",
-        b,
-        "--public-key",
-        &public,
-    ]);
+    let (code, out) = verify_against(db, b, &public);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("DAMAGED"), "{out}");
 
     // Damage made with SQL is reported with its position, and exit status 1.
     db.raw_sql("UPDATE custodian_audit SET actor = 'mallory' WHERE id = (SELECT record_id FROM custodian_audit_chain WHERE seq = 7)");
-    let (code, out) = cli(&[
-        "verify",
-        "--url",
-        &db.url,
-        "--checkpoint",
-        f,
-        "--public-key",
-        &public,
-    ]);
+    let (code, out) = verify_against(db, f, &public);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("DAMAGED at sequence 7: Modified"), "{out}");
 
@@ -147,14 +131,7 @@ on_all_backends!(verify_seal_and_checkpoint_from_the_command_line);
 /// The environment's audit key applies to the database the command opens, whatever its name in
 /// the configuration file (not only `main`).
 fn the_audit_key_comes_from_the_environment_for_any_named_database(db: &TestDb) {
-    db.create_table::<Note>().unwrap();
-    db.session()
-        .unwrap()
-        .insert(Note {
-            id: 1,
-            text: "sealed with the suite's key".into(),
-        })
-        .unwrap();
+    write_notes(db, 1);
     let file = std::env::temp_dir().join(format!("custodian-cli-{}.toml", db.name));
     std::fs::write(&file, format!("[databases.ledger]\nurl = \"{}\"\n", db.url)).unwrap();
     let config = file.to_str().unwrap();
@@ -189,7 +166,7 @@ fn history_prints_the_audit_records_of_one_row(db: &TestDb) {
     db.session().unwrap().delete(&note).unwrap();
 
     for key in ["[1]", "1", "[ 1 ]"] {
-        let (code, out) = cli(&["history", &url, "--entity", "cli_notes", "--key", key]);
+        let (code, out) = history(&url, key);
         assert_eq!(code, 0, "{key}: {out}");
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 3, "{key}: {out}");
@@ -216,10 +193,10 @@ fn history_prints_the_audit_records_of_one_row(db: &TestDb) {
         assert!(lines[2].ends_with("after=null"), "{out}");
         assert!(!out.contains("\"n2\""), "{out}");
     }
-    let (code, out) = cli(&["history", &url, "--entity", "cli_notes", "--key", "[9]"]);
+    let (code, out) = history(&url, "[9]");
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("no audit records"), "{out}");
-    let (code, out) = cli(&["history", &url, "--entity", "cli_notes", "--key", "[1"]);
+    let (code, out) = history(&url, "[1");
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("--key is not JSON"), "{out}");
 }

@@ -1,7 +1,9 @@
-//! The benchmark's table twice: custodian's entities on it, and plain diesel's schema and
-//! structs for it, as a diesel user would write them.
+//! The benchmarks' item table twice: custodian's entities on it, and plain diesel's schema and
+//! structs for it, as a diesel user would write them (the `crud` and `read_by_key` benches).
 
-use super::*;
+#![allow(dead_code)] // each bench uses its own subset
+
+use model::Item;
 
 /// The custodian side: one entity.
 pub(crate) mod model {
@@ -81,21 +83,15 @@ pub(crate) mod plain {
         pub active: bool,
     }
 
-    /// A row to insert (the key is generated).
-    #[derive(diesel::Insertable)]
-    #[diesel(table_name = bench_items, treat_none_as_default_value = false)]
+    /// A row to insert (the key is generated) and, with the key, to update: every non-key
+    /// column, as custodian's update sets them.
+    #[derive(diesel::Insertable, diesel::AsChangeset)]
+    #[diesel(
+        table_name = bench_items,
+        treat_none_as_default_value = false,
+        treat_none_as_null = true
+    )]
     pub struct NewRow<'a> {
-        pub code: &'a str,
-        pub title: &'a str,
-        pub owner: Option<&'a str>,
-        pub risk: i32,
-        pub active: bool,
-    }
-
-    /// Every non-key column, as custodian's update sets them.
-    #[derive(diesel::AsChangeset)]
-    #[diesel(table_name = bench_items, treat_none_as_null = true)]
-    pub struct Changes<'a> {
         pub code: &'a str,
         pub title: &'a str,
         pub owner: Option<&'a str>,
@@ -106,18 +102,6 @@ pub(crate) mod plain {
     impl<'a> From<&'a super::Item> for NewRow<'a> {
         fn from(i: &'a super::Item) -> Self {
             NewRow {
-                code: &i.code,
-                title: &i.title,
-                owner: i.owner.as_deref(),
-                risk: i.risk,
-                active: i.active,
-            }
-        }
-    }
-
-    impl<'a> From<&'a super::Item> for Changes<'a> {
-        fn from(i: &'a super::Item) -> Self {
-            Changes {
                 code: &i.code,
                 title: &i.title,
                 owner: i.owner.as_deref(),

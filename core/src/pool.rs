@@ -17,7 +17,7 @@ use crate::config::DatabaseConfig;
 use crate::conn::AnyConnection;
 use crate::error::{Error, Result, TimeoutKind};
 use diesel::r2d2::{self, ManageConnection, R2D2Connection};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -123,6 +123,8 @@ pub struct PoolCounters {
 #[derive(Debug, Default)]
 pub struct ConnectFailures {
     last: Mutex<Failures>,
+    /// A failed check is recorded: lets a checkout skip the lock when there is none to clear.
+    check_failed: AtomicBool,
 }
 
 /// A failure and when it happened.
@@ -149,7 +151,10 @@ impl ConnectFailures {
         let at = Instant::now();
         match error {
             ManagerError::Open(e) => last.open = Some((at, Arc::new(e))),
-            ManagerError::Check(e) => last.check = Some((at, Arc::new(e))),
+            ManagerError::Check(e) => {
+                last.check = Some((at, Arc::new(e)));
+                self.check_failed.store(true, Ordering::Release);
+            }
         }
     }
 
@@ -160,7 +165,10 @@ impl ConnectFailures {
 
     /// A checkout handed out a connection that passed its check (or needed none).
     fn checked_out(&self) {
-        self.failures().check = None;
+        // Every checkout comes here: no lock unless a failed check waits to be cleared.
+        if self.check_failed.swap(false, Ordering::AcqRel) {
+            self.failures().check = None;
+        }
     }
 
     /// The later of the last failure to open a connection (unless one opened after it) and

@@ -27,7 +27,6 @@
 //! cargo run --release -j2 -- pg                               # backends whose name contains a filter
 //! PEERS_ROUNDS=3 PEERS_SECONDS=0.2 cargo run --release -j2    # shorter
 //! PEERS_QUICK=1 cargo run --release -j2                       # smoke run, numbers meaningless
-//! PEERS_RECORDS_WITH_COMMIT=1 cargo run --release -j2 -- pg   # audit.records_with_commit on
 //! ```
 //!
 //! Servers: `CUSTODIAN_TEST_PG` (default `postgres://postgres@127.0.0.1:5432`) and
@@ -96,11 +95,19 @@ enum Side {
     Diesel,
     Custodian,
     Audited,
+    /// Audited with `audit.records_with_commit` (PostgreSQL only).
+    Batched,
     SeaOrm,
 }
 
 impl Side {
-    const ALL: [Side; 4] = [Side::Diesel, Side::Custodian, Side::Audited, Side::SeaOrm];
+    const ALL: [Side; 5] = [
+        Side::Diesel,
+        Side::Custodian,
+        Side::Audited,
+        Side::Batched,
+        Side::SeaOrm,
+    ];
 }
 
 /// pgbench's scale, reduced to 10,000 accounts.
@@ -218,6 +225,8 @@ struct Target {
     version: String,
     diesel: plain::Pools,
     custodian: custodian::Db,
+    /// PostgreSQL: a pool of the same database with `audit.records_with_commit` on.
+    batched: Option<custodian::Db>,
     /// SeaORM's pool and the runtime its tasks run on (4 worker threads; the 1-thread cells
     /// run one task).
     sea: Option<(tokio::runtime::Runtime, sea_orm::DatabaseConnection)>,
@@ -230,6 +239,7 @@ impl Target {
         Side::ALL
             .into_iter()
             .filter(|s| *s != Side::SeaOrm || self.sea.is_some())
+            .filter(|s| *s != Side::Batched || self.batched.is_some())
             .collect()
     }
 
@@ -249,6 +259,17 @@ impl Target {
             (Side::Audited, Work::Crud) => cust::crud::<model::AuditedItem>(db, crud_tag, i),
             (Side::Audited, Work::PkRead) => cust::get::<model::AuditedItem>(db, key),
             (Side::Audited, Work::Tpcb) => cust::tpcb_audited(db, rng, &SCALE),
+            (Side::Batched, work) => {
+                let db = self
+                    .batched
+                    .as_ref()
+                    .ok_or("records with COMMIT: PostgreSQL only")?;
+                match work {
+                    Work::Crud => cust::crud::<model::AuditedItem>(db, crud_tag, i),
+                    Work::PkRead => cust::get::<model::AuditedItem>(db, key),
+                    Work::Tpcb => cust::tpcb_audited(db, rng, &SCALE),
+                }
+            }
             (Side::SeaOrm, _) => Err("SeaORM runs asynchronously".into()),
         }
     }
@@ -438,7 +459,7 @@ fn run() -> Res<()> {
     let mut shapes: BTreeMap<(Kind, Work, Side), Vec<(String, f64, f64)>> = BTreeMap::new();
     for t in &targets {
         for work in Work::ALL {
-            for side in [Side::Diesel, Side::Custodian, Side::Audited] {
+            for side in t.sides().into_iter().filter(|s| *s != Side::SeaOrm) {
                 let (per_op, by_shape) = t.statements(work, side, shape_ops)?;
                 statements.insert((t.kind, work, side), per_op);
                 shapes.insert((t.kind, work, side), by_shape);
@@ -544,7 +565,7 @@ fn run() -> Res<()> {
         for work in [Work::Crud, Work::Tpcb] {
             println!("#### {} {}\n", t.kind.name(), work.label());
             println!("| side | statement | per op | mean µs | µs per op |\n|:--|:--|--:|--:|--:|");
-            for side in [Side::Diesel, Side::Custodian, Side::Audited] {
+            for side in t.sides().into_iter().filter(|s| *s != Side::SeaOrm) {
                 let mut sum = 0.0;
                 for (shape, per_op, micros) in &shapes[&(t.kind, work, side)] {
                     sum += per_op * micros;
@@ -573,6 +594,7 @@ fn side_name(s: Side) -> &'static str {
         Side::Diesel => "diesel",
         Side::Custodian => "custodian",
         Side::Audited => "custodian audited",
+        Side::Batched => "audited, records with COMMIT",
         Side::SeaOrm => "SeaORM",
     }
 }

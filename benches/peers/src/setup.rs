@@ -131,8 +131,16 @@ pub fn target(kind: Kind) -> Res<Target> {
     config.pool.max_size = POOL;
     config.pool.min_idle = Some(POOL);
     config.audit.key = Some(AUDIT_KEY.into());
-    // PostgreSQL: the audit records go with COMMIT (`audit.records_with_commit`, off by default).
-    config.audit.records_with_commit = std::env::var_os("PEERS_RECORDS_WITH_COMMIT").is_some();
+    // PostgreSQL: a second pool whose audit records go with COMMIT
+    // (`audit.records_with_commit`, off by default), for the side that measures it.
+    let batched = match kind {
+        Kind::Pg => {
+            let mut batched = config.clone();
+            batched.audit.records_with_commit = true;
+            Some(custodian::open(batched)?.acting_as(custodian::Principal::new("bench")))
+        }
+        _ => None,
+    };
     let db = custodian::open(config)?.acting_as(custodian::Principal::new("bench"));
     db.create_tables(&[
         <model::Item as custodian::Entity>::META,
@@ -176,6 +184,7 @@ pub fn target(kind: Kind) -> Res<Target> {
         version,
         diesel,
         custodian: db,
+        batched,
         sea,
         _fresh: fresh,
     })

@@ -47,7 +47,9 @@ pub struct AuditConfig {
     /// 3 600 s: run the sealer more often than that.
     pub max_unsealed_secs: Option<u64>,
     /// PostgreSQL: send a transaction's audit records in the same round trip as its `COMMIT`
-    /// (one round trip less per audited transaction). That batch cannot carry bind parameters,
+    /// (one round trip less per audited transaction; the statement is parsed at every commit
+    /// instead of prepared once, so it pays only where a round trip costs more than that, a
+    /// network hop rather than localhost). That batch cannot carry bind parameters,
     /// so the records' values are written into the statement's text, and the server shows that
     /// text where it shows statements: `pg_stat_activity.query` (to the same role and to roles
     /// with `pg_read_all_stats`, until the connection's next statement, so also while it idles

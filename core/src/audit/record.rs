@@ -74,32 +74,52 @@ impl fmt::Display for AuditOp {
 
 /// The secret that seals audit records (HMAC-SHA-256). Keep it outside the database: whoever
 /// can write the database but lacks the key cannot forge or alter a record undetected.
-#[derive(Clone, PartialEq, Eq)]
-pub struct AuditKey([u8; 32]);
+#[derive(Clone)]
+pub struct AuditKey {
+    bytes: [u8; 32],
+    /// HMAC-SHA-256 under `bytes` with its key schedule done once, cloned for each seal.
+    mac: Hmac<Sha256>,
+}
 
 impl AuditKey {
     /// A key from 32 bytes.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        AuditKey(bytes)
+        AuditKey {
+            bytes,
+            mac: <Hmac<Sha256> as Mac>::new_from_slice(&bytes).expect("HMAC takes any key length"),
+        }
     }
 
     /// A key from 64 hex digits.
     pub fn from_hex(hex: &str) -> Option<Self> {
-        crate::config::key_bytes(hex).map(AuditKey)
+        crate::config::key_bytes(hex).map(AuditKey::from_bytes)
     }
 
     /// A fresh random key from the operating system.
     pub fn generate() -> Result<Self, getrandom::Error> {
         let mut bytes = [0u8; 32];
         getrandom::getrandom(&mut bytes)?;
-        Ok(AuditKey(bytes))
+        Ok(AuditKey::from_bytes(bytes))
     }
 
     /// The key as 64 hex digits (to store in a secret manager).
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        hex::encode(self.bytes)
+    }
+
+    /// HMAC-SHA-256 under this key, ready for a message.
+    pub(crate) fn mac(&self) -> Hmac<Sha256> {
+        self.mac.clone()
     }
 }
+
+impl PartialEq for AuditKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for AuditKey {}
 
 impl fmt::Debug for AuditKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -145,20 +165,39 @@ pub struct AuditRecord {
 /// The first bytes of every canonical encoding (the format's version).
 pub const CANONICAL_TAG: &[u8] = b"custodian-audit-v2\n";
 
-fn push_field(out: &mut Vec<u8>, value: Option<&str>) {
-    match value {
-        Some(v) => {
-            let len = u32::try_from(v.len()).unwrap_or(u32::MAX - 1);
-            out.extend_from_slice(&len.to_be_bytes());
-            out.extend_from_slice(&v.as_bytes()[..len as usize]);
-        }
-        None => out.extend_from_slice(&u32::MAX.to_be_bytes()),
+/// Formats a timestamp the way the canonical encoding and JSON images do.
+pub fn format_at(at: &chrono::NaiveDateTime) -> String {
+    match at_digits(at) {
+        // The digits are ASCII.
+        Some(text) => text.iter().map(|&b| char::from(b)).collect(),
+        None => at.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
     }
 }
 
-/// Formats a timestamp the way the canonical encoding and JSON images do.
-pub fn format_at(at: &chrono::NaiveDateTime) -> String {
-    at.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+/// `at` as `YYYY-MM-DD HH:MM:SS.ffffff`, written by hand (chrono's formatter parses its format
+/// string on every call); `None` for what chrono writes otherwise: years outside 1000 to 9999
+/// and leap seconds.
+fn at_digits(at: &chrono::NaiveDateTime) -> Option<[u8; 26]> {
+    use chrono::{Datelike, Timelike};
+    let (year, nanos) = (at.year(), at.nanosecond());
+    if !(1000..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        return None;
+    }
+    let mut out = *b"0000-00-00 00:00:00.000000";
+    let mut put = |from: usize, width: usize, mut v: u32| {
+        for i in (from..from + width).rev() {
+            out[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, year.unsigned_abs());
+    put(5, 2, at.month());
+    put(8, 2, at.day());
+    put(11, 2, at.hour());
+    put(14, 2, at.minute());
+    put(17, 2, at.second());
+    put(20, 6, nanos / 1_000);
+    Some(out)
 }
 
 impl AuditRecord {
@@ -166,42 +205,66 @@ impl AuditRecord {
     /// `mac`).
     pub fn canonical(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
-        out.extend_from_slice(CANONICAL_TAG);
-        out.extend_from_slice(&self.ordinal.to_be_bytes());
-        let at = format_at(&self.at);
-        for v in [
-            Some(self.tx_id.as_str()),
-            Some(at.as_str()),
-            Some(self.actor.as_str()),
-            self.tenant.as_deref(),
-            Some(self.entity.as_str()),
-            Some(self.entity_key.as_str()),
-            Some(self.op.as_str()),
-            self.before.as_deref(),
-            self.after.as_deref(),
-            self.reason.as_deref(),
-            self.request_id.as_deref(),
-        ] {
-            push_field(&mut out, v);
-        }
+        self.write_canonical(&mut |bytes| out.extend_from_slice(bytes));
         out
+    }
+
+    /// Passes the canonical encoding to `put`, piece by piece (to a digest without a buffer).
+    pub(crate) fn write_canonical(&self, put: &mut impl FnMut(&[u8])) {
+        put(CANONICAL_TAG);
+        put(&self.ordinal.to_be_bytes());
+        let digits = at_digits(&self.at);
+        let slow;
+        let at: &[u8] = match &digits {
+            Some(d) => d,
+            None => {
+                slow = format_at(&self.at);
+                slow.as_bytes()
+            }
+        };
+        for v in [
+            Some(self.tx_id.as_bytes()),
+            Some(at),
+            Some(self.actor.as_bytes()),
+            self.tenant.as_deref().map(str::as_bytes),
+            Some(self.entity.as_bytes()),
+            Some(self.entity_key.as_bytes()),
+            Some(self.op.as_bytes()),
+            self.before.as_deref().map(str::as_bytes),
+            self.after.as_deref().map(str::as_bytes),
+            self.reason.as_deref().map(str::as_bytes),
+            self.request_id.as_deref().map(str::as_bytes),
+        ] {
+            match v {
+                Some(v) => {
+                    let len = u32::try_from(v.len()).unwrap_or(u32::MAX - 1);
+                    put(&len.to_be_bytes());
+                    put(&v[..len as usize]);
+                }
+                None => put(&u32::MAX.to_be_bytes()),
+            }
+        }
+    }
+
+    /// The seal's digest: HMAC-SHA-256 of the canonical encoding under `key`, SHA-256 without.
+    pub(crate) fn seal_digest(&self, key: Option<&AuditKey>) -> [u8; 32] {
+        match key {
+            Some(k) => {
+                let mut mac = k.mac();
+                self.write_canonical(&mut |bytes| mac.update(bytes));
+                mac.finalize().into_bytes().into()
+            }
+            None => {
+                let mut sha = Sha256::new();
+                self.write_canonical(&mut |bytes| sha.update(bytes));
+                sha.finalize().into()
+            }
+        }
     }
 
     /// Computes the seal of this record's content under `key`.
     pub fn compute_mac(&self, key: Option<&AuditKey>) -> String {
-        let bytes = self.canonical();
-        let digest: Vec<u8> = match key {
-            Some(k) => match <Hmac<Sha256> as Mac>::new_from_slice(&k.0) {
-                Ok(mut mac) => {
-                    mac.update(&bytes);
-                    mac.finalize().into_bytes().to_vec()
-                }
-                // HMAC accepts keys of any length; 32 bytes cannot fail.
-                Err(_) => Sha256::digest(&bytes).to_vec(),
-            },
-            None => Sha256::digest(&bytes).to_vec(),
-        };
-        hex::encode(&digest)
+        hex::encode(self.seal_digest(key))
     }
 
     /// Sets `mac` from the content.
@@ -240,7 +303,7 @@ impl ChainKey {
     /// The chain key of `key` (`None`: an unkeyed trail).
     pub fn new(key: Option<&AuditKey>) -> ChainKey {
         ChainKey(key.map(|k| {
-            let derived = keyed(&k.0, b"custodian-chain-key-v2");
+            let derived = keyed(&k.bytes, b"custodian-chain-key-v2");
             // HMAC accepts keys of any length.
             <Hmac<Sha256> as Mac>::new_from_slice(&derived).expect("HMAC takes any key length")
         }))
@@ -312,7 +375,7 @@ impl AuditKey {
     /// A value that tells whether a verifier holds the key the trail was sealed with, without
     /// revealing the key: hex HMAC of a fixed label.
     pub fn check_value(&self) -> String {
-        hex::encode(keyed(&self.0, b"custodian-key-check-v2"))
+        hex::encode(keyed(&self.bytes, b"custodian-key-check-v2"))
     }
 }
 
@@ -411,6 +474,68 @@ mod tests {
             AuditKey::from_bytes([8; 32]).check_value()
         );
         assert_eq!(AuditOp::from_name("purge"), Some(AuditOp::Purge));
+    }
+
+    #[test]
+    fn timestamps_are_formatted_as_chrono_formats_them() {
+        let times = [
+            (2026, 3, 1, 9, 30, 0, 120_000),
+            (1000, 1, 1, 0, 0, 0, 0),
+            (9999, 12, 31, 23, 59, 59, 999_999_999),
+            (999, 12, 31, 23, 59, 59, 0),
+            (10_000, 1, 1, 0, 0, 0, 1_000),
+            (2016, 12, 31, 23, 59, 59, 1_500_000_000),
+            (-44, 3, 15, 12, 0, 0, 7),
+        ];
+        for (y, mo, d, h, mi, s, nano) in times {
+            let t = chrono::NaiveDate::from_ymd_opt(y, mo, d)
+                .unwrap()
+                .and_hms_nano_opt(h, mi, s, nano)
+                .unwrap();
+            assert_eq!(
+                format_at(&t),
+                t.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
+                "{t:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn seals_are_pinned() {
+        // Trails already sealed must keep verifying: the v2 seals of this record, keyed and
+        // unkeyed, at three timestamps (microseconds, whole seconds, a year before 1000).
+        let key = AuditKey::from_bytes([7; 32]);
+        let pinned = [
+            (
+                (2026, 3, 1, 9, 30, 0, 120),
+                "bbfb5c6196c2a4f91dedc963711b889bb3275056188132bf64319977fcb4025a",
+                "104cc304c2931a7ad4c019bc2d1760ddd62adaf43ed62a27a03c0dd8fb8e23cd",
+            ),
+            (
+                (1999, 12, 31, 23, 59, 59, 0),
+                "13236410899550abb6be4157e0b137288471011147069b56ad8503a2ddedb4bb",
+                "c85445bb34fd40d3f67ff51b289774a1a7882adaf9ef4df32c54483cb275fa3d",
+            ),
+            (
+                (812, 1, 2, 3, 4, 5, 999_999),
+                "fce22955f9284bc250293a3a3eb123157bf9ee3c0ad35797f485adf9bc5445d2",
+                "26a26718a43bb42033ecd2966c23537d3eec45c9e00a31747415ea032142190e",
+            ),
+        ];
+        for ((y, mo, d, h, mi, s, us), keyed, plain) in pinned {
+            let mut r = record();
+            r.at = chrono::NaiveDate::from_ymd_opt(y, mo, d)
+                .unwrap()
+                .and_hms_micro_opt(h, mi, s, us)
+                .unwrap();
+            assert_eq!(r.compute_mac(Some(&key)), keyed, "{}", r.at);
+            assert_eq!(r.compute_mac(None), plain, "{}", r.at);
+            assert_eq!(
+                hex::encode(Sha256::digest(r.canonical())),
+                plain,
+                "the unkeyed seal is the digest of the canonical bytes"
+            );
+        }
     }
 
     #[test]

@@ -52,14 +52,18 @@ pub(super) fn set_write_fns(g: &Gen<'_>) -> TokenStream {
     }
 }
 
-/// The rows of a set-based write, by key: one `IN` for a single-column key; one key per
-/// statement for a composite key.
+/// The rows of a set-based write, by key: for a single-column key `=` for one key (a
+/// statement diesel keeps prepared; an `IN` list is prepared again on every run) and one `IN`
+/// for several; one key per statement for a composite key.
 fn keys_filter_body(g: &Gen<'_>) -> TokenStream {
     let (d, tp) = (&g.d, &g.tp);
     if let [k] = g.keys.as_slice() {
         let f = &k.ident;
         let key_storage = key_storage(g);
         return quote! {
+            if let [key] = keys {
+                return ::core::option::Option::Some(::std::boxed::Box::new(#tp::#f.eq(#key_storage)));
+            }
             let keys: ::std::vec::Vec<_> = keys.iter().map(|key| #key_storage).collect();
             ::core::option::Option::Some(::std::boxed::Box::new(#tp::#f.eq_any(keys)))
         };

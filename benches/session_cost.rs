@@ -311,7 +311,10 @@ fn run(file: &str) -> Res<()> {
             v.iter().cloned().fold(f64::MAX, f64::min),
             v.iter().cloned().fold(0.0, f64::max),
         );
-        println!("{name}: median {:.3} (rounds {lo:.3} .. {hi:.3})", median(v));
+        println!(
+            "{name}: median {:.3} (rounds {lo:.3} .. {hi:.3})",
+            median(v)
+        );
     }
     Ok(())
 }

@@ -261,6 +261,7 @@ mod write;
 mod write_steps;
 
 impl Session {
+    #[inline(always)]
     pub(crate) fn new(
         conn: PooledConnection,
         db: Arc<Shared>,

@@ -12,6 +12,7 @@ impl Session {
     }
 
     /// Makes this a session of a replica, advancing `causal` on commits.
+    #[inline]
     pub(crate) fn routed(
         mut self,
         replica: Option<crate::cluster::Lease>,

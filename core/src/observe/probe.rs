@@ -277,17 +277,11 @@ impl Probe {
 
     /// The N+1 finding of the last statements, in [`NPlusOneMode::Error`].
     pub fn take_finding(&mut self) -> Option<NPlusOneFinding> {
-        if self.finding.is_none() {
-            return None;
-        }
         self.finding.take()
     }
 
     /// The slow statement whose plan is still to be captured, if the rate limit allows one.
     pub fn take_slow(&mut self) -> Option<SlowStatement> {
-        if self.slow.is_none() {
-            return None;
-        }
         let slow = self.slow.take()?;
         let now = Instant::now();
         self.plans

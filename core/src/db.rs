@@ -11,11 +11,13 @@ use crate::error::{BackendKind, Error, Result};
 use crate::migrate;
 use crate::pool::{self, ConnectFailures, PoolCounters, PoolStats};
 use crate::principal::Principal;
-use crate::schema::{self, Drift, SchemaReport};
+use crate::schema;
 use crate::session::{Session, Shared};
 use crate::tx::TxOptions;
 use std::path::Path;
 use std::sync::Arc;
+
+mod schema_checks;
 
 /// A pooled handle to one database. Cheap to clone; share it between threads.
 ///
@@ -112,17 +114,18 @@ impl Db {
     /// when every connection stayed in use, or [`Error::Connection`] when opening a connection
     /// failed meanwhile (server unreachable, credentials refused), with that failure as source.
     pub fn session(&self) -> Result<Session> {
-        let conn = self.inner.primary_connection()?;
-        let session = Session::new(
-            conn,
+        // One expression, so that the session is built where it is returned (a session is
+        // large: each move of it was a copy worth about 2% of a read by key on SQLite).
+        Ok(Session::new(
+            self.inner.primary_connection()?,
             self.inner.clone(),
             self.principal.clone(),
             self.access.clone(),
-        );
-        Ok(match &self.inner.cluster {
-            Some(_) => session.routed(None, Some(self.causal.clone())),
-            None => session,
-        })
+        )
+        .routed(
+            None,
+            self.inner.cluster.as_ref().map(|_| self.causal.clone()),
+        ))
     }
 
     /// A session for reads that may run on a replica (see [`crate::cluster`]): one that is
@@ -541,61 +544,5 @@ impl Db {
     /// The names of the migrations [`Db::run_migrations`] would apply.
     pub fn pending_migrations(&self, dir: impl AsRef<Path>) -> Result<Vec<String>> {
         migrate::pending(&mut self.session()?, dir.as_ref())
-    }
-
-    /// Every difference between `entities` and the live schema: missing tables and columns,
-    /// incompatible column types, nullability mismatches. Extra live columns are not drift.
-    pub fn schema_drift(&self, entities: &[EntityMeta]) -> Result<Vec<Drift>> {
-        self.inner.know(entities);
-        let backend = self.inner.backend;
-        let mut s = self.session()?;
-        let mut drifts = Vec::new();
-        for meta in entities {
-            let live = s.run(|c| backend.live_columns(c, meta))?;
-            drifts.extend(schema::compare(meta, live.as_deref(), |k, t| {
-                backend.type_compatible(k, t)
-            }));
-        }
-        Ok(drifts)
-    }
-
-    /// Advice on the live schema that is not drift (see [`Advice`]): a foreign key column of
-    /// one of `entities` that leads no index of its table, and columns that the plans of this
-    /// handle's slow statements show a full scan filtering on, none of which leads an index
-    /// (any table, registered or not; only statements that were slow and whose plan was
-    /// captured are seen).
-    ///
-    /// [`Advice`]: crate::schema::Advice
-    pub fn schema_advice(&self, entities: &[EntityMeta]) -> Result<Vec<schema::Advice>> {
-        let backend = self.inner.backend;
-        let scans = self.inner.slow_scans.snapshot();
-        let keyed: Vec<&EntityMeta> = entities
-            .iter()
-            .filter(|m| m.columns.iter().any(|c| c.references.is_some()))
-            .collect();
-        if keyed.is_empty() && scans.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut s = self.session()?;
-        let mut advice = Vec::new();
-        for meta in keyed {
-            let leading = s.run(|c| backend.index_leading_columns(c, meta.schema, meta.table))?;
-            advice.extend(schema::unindexed_foreign_keys(meta, &leading));
-        }
-        advice.extend(schema::unindexed_filters(scans, |table| {
-            let columns = s.run(|c| backend.backup().columns(c, table))?;
-            let leading = s.run(|c| backend.index_leading_columns(c, None, table))?;
-            Ok((columns, leading))
-        })?);
-        Ok(advice)
-    }
-
-    /// Checks that the live schema matches `entities`; otherwise [`Error::Integrity`] with a
-    /// report listing every problem (see [`Db::schema_drift`]).
-    pub fn check_schema(&self, entities: &[EntityMeta]) -> Result<()> {
-        SchemaReport {
-            drifts: self.schema_drift(entities)?,
-        }
-        .into_result()
     }
 }

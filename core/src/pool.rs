@@ -79,9 +79,15 @@ impl ManageConnection for Manager {
     }
 
     fn is_valid(&self, conn: &mut AnyConnection) -> std::result::Result<(), ManagerError> {
-        self.backend
-            .ping(conn)
-            .map_err(|e| ManagerError::Check(self.backend.classify(e)))
+        // The test is pool upkeep, not an application statement (see `Probe::upkeep`).
+        if let Some(probe) = crate::observe::Probe::of(conn) {
+            probe.upkeep(true);
+        }
+        let tested = self.backend.ping(conn);
+        if let Some(probe) = crate::observe::Probe::of(conn) {
+            probe.upkeep(false);
+        }
+        tested.map_err(|e| ManagerError::Check(self.backend.classify(e)))
     }
 
     fn has_broken(&self, conn: &mut AnyConnection) -> bool {

@@ -7,26 +7,26 @@
 //! `COMMIT`, in one round trip. Any statement above that floor turns this red.
 
 use crate::common::TestDb;
-use custodian::diesel::connection::{Instrumentation, InstrumentationEvent};
-use std::sync::{Arc, Mutex};
+use custodian::DatabaseConfig;
 
-/// Runs `f` and returns the SQL of every statement it sent on the session's connection.
+/// Runs `f` and returns the SQL of every statement it sent, as the application's default
+/// instrumentation sees them: custodian's probe stays on the connection (with what it keeps per
+/// connection) and forwards them. The session must be of a [`fresh`] database.
 fn statements<R>(s: &mut Session, f: impl FnOnce(&mut Session) -> R) -> (R, Vec<String>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let sink = seen.clone();
-    s.connection()
-        .set_instrumentation(move |event: InstrumentationEvent<'_>| {
-            if let InstrumentationEvent::StartQuery { query, .. } = event {
-                let sql = query.to_string();
-                let sql = sql.split(" -- binds").next().unwrap_or("").to_string();
-                sink.lock().unwrap().push(sql);
-            }
-        });
-    let out = f(s);
-    s.connection()
-        .set_instrumentation(None::<Box<dyn Instrumentation>>);
-    let seen = seen.lock().unwrap().clone();
-    (out, seen)
+    let mut out = None;
+    let seen = crate::instrumentation_chain::seen_during(|| out = Some(f(s)));
+    let seen = seen
+        .iter()
+        .map(|sql| sql.split(" -- binds").next().unwrap_or("").to_string())
+        .collect();
+    (out.expect("`f` ran"), seen)
+}
+
+/// A database of `kind` whose connections carry the default instrumentation [`statements`]
+/// reads (connections opened after it was installed do).
+fn fresh(kind: BackendKind, tweak: impl FnOnce(&mut DatabaseConfig)) -> TestDb {
+    crate::instrumentation_chain::install();
+    TestDb::with(kind, tweak)
 }
 use crate::entities::Control;
 use custodian::prelude::*;
@@ -49,7 +49,7 @@ fn an_audited_write_costs_its_floor(db: &TestDb) {
         BackendKind::Mysql => [5, 5, 5],
         _ => [4, 5, 4],
     };
-    audited_writes_cost(db, floor);
+    audited_writes_cost(&fresh(db.kind, |_| {}), floor);
 }
 
 on_all_backends!(an_audited_write_costs_its_floor);
@@ -68,7 +68,7 @@ fn postgres_with_records_with_commit_saves_a_round_trip_per_transaction() {
 /// key and the delete the removed row (`RETURNING`); an update has no `RETURNING` there.
 #[test]
 fn mariadb_with_returning_saves_a_statement_per_insert_and_delete() {
-    let db = TestDb::with(BackendKind::Mysql, |c| c.session.mariadb_returning = true);
+    let db = fresh(BackendKind::Mysql, |c| c.session.mariadb_returning = true);
     audited_writes_cost(&db, [4, 5, 4]);
 }
 
@@ -137,7 +137,7 @@ fn an_unaudited_insert_learns_its_key(db: &TestDb) {
         BackendKind::Mysql => 2,
         _ => 1,
     };
-    unaudited_insert_costs(db, expected);
+    unaudited_insert_costs(&fresh(db.kind, |_| {}), expected);
 }
 
 on_all_backends!(an_unaudited_insert_learns_its_key);
@@ -145,7 +145,7 @@ on_all_backends!(an_unaudited_insert_learns_its_key);
 /// [`an_unaudited_insert_learns_its_key`] with MariaDB's `RETURNING` switched on: one.
 #[test]
 fn mariadb_with_returning_inserts_unaudited_in_one_statement() {
-    let db = TestDb::with(BackendKind::Mysql, |c| c.session.mariadb_returning = true);
+    let db = fresh(BackendKind::Mysql, |c| c.session.mariadb_returning = true);
     unaudited_insert_costs(&db, 1);
 }
 

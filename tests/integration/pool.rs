@@ -200,7 +200,56 @@ fn a_panicking_user_keeps_no_connection(db: &TestDb) {
     next_borrower_is_clean(&db, "AFTER-3", 2);
 }
 
+/// The pool's test of a connection on checkout is pool upkeep, not a statement of the
+/// application's: sessions that run nothing count no statement in the metrics, one raw
+/// statement counts one. The application's own default instrumentation still sees every
+/// test, as it would on a plain diesel pool.
+fn a_checkout_test_is_not_a_statement(db: &TestDb) {
+    crate::instrumentation_chain::install();
+    // Opened after the default instrumentation was set, so its connection carries it.
+    let db = TestDb::with(db.kind, |c| {
+        c.pool.max_size = 1;
+        c.pool.min_idle = Some(1);
+        c.pool.test_on_check_out = true;
+    });
+    let counts = crate::observe_capture::Counts::default();
+    let seen = crate::instrumentation_chain::seen_during(|| {
+        metrics::with_local_recorder(&counts, || {
+            for _ in 0..3 {
+                drop(db.session().unwrap());
+            }
+            db.session().unwrap().execute_sql("SELECT 2").unwrap();
+        })
+    });
+    assert_eq!(
+        counts.get("custodian_statements_total{entity=,op=sql}"),
+        1,
+        "{}: {:?}",
+        db.kind,
+        counts.keys()
+    );
+    assert_eq!(
+        counts.get("custodian_statement_seconds{entity=,op=sql}"),
+        1,
+        "{}: {:?}",
+        db.kind,
+        counts.keys()
+    );
+    let tests = seen.iter().filter(|sql| sql.contains("SELECT 1")).count();
+    assert_eq!(
+        tests, 4,
+        "{}: four checkouts, each tested: {seen:#?}",
+        db.kind
+    );
+    assert!(
+        seen.iter().any(|sql| sql.contains("SELECT 2")),
+        "{}: {seen:#?}",
+        db.kind
+    );
+}
+
 on_all_backends!(
+    a_checkout_test_is_not_a_statement,
     a_panicking_user_keeps_no_connection,
     killed_connection_is_replaced,
     connection_left_in_transaction_is_discarded,

@@ -421,6 +421,8 @@ where
 }
 
 /// [`load_built`] for a query that matches at most one row (a primary key): the row, or `None`.
+/// The row is read straight off the statement, as diesel's `get_result` does (no vector is
+/// collected for it).
 pub fn find_built<'q, Q, R, E>(
     conn: &mut AnyConnection,
     query: Q,
@@ -429,5 +431,23 @@ pub fn find_built<'q, Q, R, E>(
 where
     Q: LoadsOnAny<'q, R>,
 {
-    first_built(load_rows(conn, query)?, build)
+    first_row(conn, query)?
+        .map(|r| build(r).map_err(diesel::result::Error::DeserializationError))
+        .transpose()
+}
+
+/// The first row of `query`, loaded on the connection's own backend, or `None` when it has none.
+fn first_row<'q, Q, R>(conn: &mut AnyConnection, query: Q) -> QueryResult<Option<R>>
+where
+    Q: LoadsOnAny<'q, R>,
+{
+    use diesel::OptionalExtension;
+    match conn {
+        #[cfg(feature = "postgres")]
+        AnyConnection::Postgresql(c) => diesel::RunQueryDsl::get_result(query, c).optional(),
+        #[cfg(feature = "mysql")]
+        AnyConnection::Mysql(c) => diesel::RunQueryDsl::get_result(query, c).optional(),
+        #[cfg(feature = "sqlite")]
+        AnyConnection::Sqlite(c) => diesel::RunQueryDsl::get_result(query, c).optional(),
+    }
 }

@@ -194,8 +194,15 @@ impl EntityMeta {
 
     /// Whether inserting leaves columns for the database to fill, so the stored row may differ
     /// from the inserted value.
-    pub fn has_generated(&self) -> bool {
-        self.columns.iter().any(|c| c.generated)
+    pub const fn has_generated(&self) -> bool {
+        let mut i = 0;
+        while i < self.columns.len() {
+            if self.columns[i].generated {
+                return true;
+            }
+            i += 1;
+        }
+        false
     }
 
     /// The column playing `role`, if any.
@@ -204,13 +211,27 @@ impl EntityMeta {
     }
 
     /// Whether deleting hides rows instead of removing them (a `deleted_at` column exists).
-    pub fn soft_delete(&self) -> bool {
-        self.role(ColumnRole::DeletedAt).is_some()
+    pub const fn soft_delete(&self) -> bool {
+        let mut i = 0;
+        while i < self.columns.len() {
+            if matches!(self.columns[i].role, ColumnRole::DeletedAt) {
+                return true;
+            }
+            i += 1;
+        }
+        false
     }
 
     /// Whether some column is `#[column(encrypted)]`.
-    pub fn has_encrypted(&self) -> bool {
-        self.columns.iter().any(|c| c.encrypted)
+    pub const fn has_encrypted(&self) -> bool {
+        let mut i = 0;
+        while i < self.columns.len() {
+            if self.columns[i].encrypted {
+                return true;
+            }
+            i += 1;
+        }
+        false
     }
 
     /// The column naming the row's data subject (`#[entity(subject = "field")]`), if any.

@@ -23,7 +23,9 @@
 //!
 //! Tracing: a `custodian.transaction` span per transaction attempt (fields `id`, `attempt`,
 //! `isolation`, `read_only`, `outcome`) and a `custodian.statement` span per statement
-//! (`entity`, `op`, `sql`, `duration_ms`, `error`, `rows`). `rows` is the number of rows a
+//! (`entity`, `op`, `sql`, `duration_ms`, `error`, `rows`). The pool's test of a connection on
+//! checkout (`test_on_check_out`) is pool upkeep, not a statement: it has no span and is not
+//! in the statement metrics. `rows` is the number of rows a
 //! session read returned or a session write changed, recorded when the session has the
 //! result of a call that ran exactly one statement (diesel's instrumentation does not see
 //! rows); raw SQL through `Session::execute_sql` records its affected rows too. The SQL is

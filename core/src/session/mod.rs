@@ -79,9 +79,6 @@ pub struct Session {
     /// The commit position of the handle that opened the session, in a cluster: commits
     /// advance it (read-your-writes).
     causal: Option<Arc<crate::cluster::Causal>>,
-    /// The server session of the current connection, once asked (see `outcome`); cleared
-    /// when the connection is replaced.
-    server_session: Option<String>,
     /// What the open transaction (or the write just made outside one) wrote, to evict from
     /// the entity cache when it commits (see [`crate::cache`]).
     touched: Vec<crate::cache::Touched>,
@@ -264,6 +261,7 @@ mod write;
 mod write_steps;
 
 impl Session {
+    #[inline(always)]
     pub(crate) fn new(
         conn: PooledConnection,
         db: Arc<Shared>,
@@ -287,7 +285,6 @@ impl Session {
             doomed: None,
             replica: None,
             causal: None,
-            server_session: None,
             touched: Vec::new(),
         };
         // A pooled connection's probe still counts the last session's statement shapes.
@@ -402,7 +399,6 @@ impl Session {
                 source: None,
             });
         }
-        self.server_session = None;
         if self.replica.is_some() {
             return self.reroute();
         }

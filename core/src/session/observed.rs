@@ -23,7 +23,9 @@ impl Session {
             entity: meta.map_or("", |m| m.name),
             op,
             caller,
-            binds: meta.is_some_and(|m| self.binds_loggable(m)),
+            // Only read with `log_bind_values` on (the probe's setting is the database's).
+            binds: self.db.config.observe.log_bind_values
+                && meta.is_some_and(|m| self.binds_loggable(m)),
         };
         let outer = match Probe::of(&mut self.conn) {
             Some(probe) => {
@@ -111,8 +113,12 @@ impl Session {
                 .is_none_or(|ac| ac.masked_columns(meta, None).is_empty())
     }
 
-    /// Forgets the statement shapes counted for N+1 detection (a transaction ended).
+    /// Forgets the statement shapes counted for N+1 detection (a transaction or session
+    /// ended). With detection off the probe counts none (its settings are the database's).
     pub(super) fn reset_shapes(&mut self) {
+        if self.db.config.observe.n_plus_one == crate::observe::NPlusOneMode::Off {
+            return;
+        }
         if let Some(probe) = Probe::of(&mut self.conn) {
             probe.reset_shapes();
         }

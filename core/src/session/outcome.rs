@@ -193,28 +193,21 @@ impl Session {
     }
 
     /// The server session of the current connection, asked once per connection: kept on the
-    /// session and on the connection's probe, so later sessions on the same pooled connection
-    /// do not ask again (one round trip less per audited transaction of a session per request).
+    /// connection's probe (the state custodian keeps per connection), so later sessions on the
+    /// same pooled connection do not ask again (one round trip less per audited transaction of
+    /// a session per request), and a replaced connection, with a probe of its own, is asked
+    /// afresh.
     fn server_session(&mut self) -> Result<Option<String>> {
-        if let Some(known) = &self.server_session {
-            return Ok(Some(known.clone()));
+        if let Some(known) =
+            crate::observe::Probe::of(&mut self.conn).and_then(|p| p.server_session())
+        {
+            return Ok(Some(known.to_string()));
         }
-        let remembered = crate::observe::Probe::of(&mut self.conn)
-            .and_then(|p| p.server_session().map(str::to_string));
-        let named = match remembered {
-            Some(name) => Some(name),
-            None => {
-                let backend = self.db.backend;
-                let named = self.run(|c| backend.server_session(c))?;
-                if let (Some(name), Some(probe)) =
-                    (&named, crate::observe::Probe::of(&mut self.conn))
-                {
-                    probe.remember_server_session(name);
-                }
-                named
-            }
-        };
-        self.server_session.clone_from(&named);
+        let backend = self.db.backend;
+        let named = self.run(|c| backend.server_session(c))?;
+        if let (Some(name), Some(probe)) = (&named, crate::observe::Probe::of(&mut self.conn)) {
+            probe.remember_server_session(name);
+        }
         Ok(named)
     }
 

@@ -157,7 +157,7 @@ impl Session {
         let Some(e) = entity else {
             return Ok(Some(None));
         };
-        let encrypted = E::META.has_encrypted();
+        let encrypted = const { E::META.has_encrypted() };
         let access = self.access.clone();
         if access.is_none() && !encrypted {
             return Ok(Some(Some(e)));
@@ -187,7 +187,7 @@ impl Session {
 
     /// [`Session::visible`] over many entities.
     pub(crate) fn visible_all<E: Entity>(&mut self, rows: Vec<E>) -> Result<Vec<E>> {
-        if self.access.is_none() && !E::META.has_encrypted() {
+        if self.access.is_none() && !const { E::META.has_encrypted() } {
             return Ok(rows);
         }
         let mut out = Vec::with_capacity(rows.len());

@@ -83,13 +83,18 @@ impl Session {
     pub fn find<E: Entity>(&mut self, key: &E::Key) -> Result<Option<E>> {
         let caller = std::panic::Location::caller();
         self.observed(Some(&E::META), "find", caller, |this| {
-            this.authorize::<E>(Action::Read, Some(key))?;
-            let found = this.find_stored::<E>(key)?;
-            if let Some(row) = &found {
-                this.remember(row);
-            }
-            Ok(this.visible(found)?.flatten())
+            this.find_observed(key)
         })
+    }
+
+    /// [`Session::find`] inside its observed context (a `get`'s, or its own).
+    fn find_observed<E: Entity>(&mut self, key: &E::Key) -> Result<Option<E>> {
+        self.authorize::<E>(Action::Read, Some(key))?;
+        let found = self.find_stored::<E>(key)?;
+        if let Some(row) = &found {
+            self.remember(row);
+        }
+        Ok(self.visible(found)?.flatten())
     }
 
     /// Whether this transaction keeps rows read of `E` for guarded updates: audited entities
@@ -100,7 +105,7 @@ impl Session {
     pub(super) fn guards_updates<E: Entity>(&self) -> bool {
         self.depth > 0
             && E::AUDITED
-            && !E::META.has_encrypted()
+            && !const { E::META.has_encrypted() }
             && self.db.backend.keeps_rows_for_guarded_updates()
     }
 
@@ -186,7 +191,8 @@ impl Session {
     pub fn get<E: Entity>(&mut self, key: &E::Key) -> Result<E> {
         let caller = std::panic::Location::caller();
         self.observed(Some(&E::META), "get", caller, |this| {
-            this.find::<E>(key)?.ok_or_else(|| not_found::<E>(key))
+            this.find_observed::<E>(key)?
+                .ok_or_else(|| not_found::<E>(key))
         })
     }
 

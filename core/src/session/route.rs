@@ -12,6 +12,7 @@ impl Session {
     }
 
     /// Makes this a session of a replica, advancing `causal` on commits.
+    #[inline]
     pub(crate) fn routed(
         mut self,
         replica: Option<crate::cluster::Lease>,
@@ -47,7 +48,6 @@ impl Session {
     /// Swaps the replica connection for one of the primary.
     fn move_to_primary(&mut self) -> Result<()> {
         self.conn = self.db.primary_connection()?;
-        self.server_session = None;
         self.replica = None;
         self.discard = false;
         self.discarded_raw_transaction = false;
@@ -70,7 +70,6 @@ impl Session {
         match other {
             Some((conn, next)) => {
                 self.conn = conn;
-                self.server_session = None;
                 self.replica = Some(next);
                 self.discard = false;
                 self.discarded_raw_transaction = false;

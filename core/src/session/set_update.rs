@@ -160,7 +160,7 @@ impl Session {
         if E::HOOKS {
             for row in updated {
                 // Hooks see the plaintext, the trail the ciphertext.
-                let row = match E::META.has_encrypted() {
+                let row = match const { E::META.has_encrypted() } {
                     true => self.opened(row)?,
                     false => row,
                 };
@@ -177,7 +177,7 @@ impl Session {
     fn before_set_update<E: Entity>(&mut self, rows: &[(E::Key, Image, E)]) -> Result<()> {
         for (key, image, _) in rows {
             let mut row = E::raw_from_image(image).map_err(image_error::<E>)?;
-            if E::META.has_encrypted() {
+            if const { E::META.has_encrypted() } {
                 row = self.opened(row)?;
             }
             let was = row.raw_image().map_err(image_error::<E>)?;

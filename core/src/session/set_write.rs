@@ -293,10 +293,10 @@ impl Session {
         if rows.is_empty() {
             return Ok(0);
         }
-        let soft = E::META.soft_delete();
+        let soft = const { E::META.soft_delete() };
         if E::HOOKS {
             for (_, image, row) in rows.iter_mut() {
-                if E::META.has_encrypted() {
+                if const { E::META.has_encrypted() } {
                     // Hooks see the plaintext, the trail the ciphertext.
                     *row = self.opened(E::raw_from_image(image).map_err(image_error::<E>)?)?;
                 }
@@ -407,5 +407,5 @@ pub(super) fn maintained<E: Entity>(c: &ColumnMeta) -> bool {
         || matches!(c.role, ColumnRole::CreatedAt | ColumnRole::DeletedAt)
         || c.encrypted
         || c.blind_index_of.is_some()
-        || (E::META.has_encrypted() && c.subject)
+        || (const { E::META.has_encrypted() } && c.subject)
 }

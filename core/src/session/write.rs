@@ -13,7 +13,7 @@ impl Session {
         let mut rows = [entity];
         self.write(Op::Insert(&mut rows))?;
         let [entity] = rows;
-        if E::META.has_generated() {
+        if const { E::META.has_generated() } {
             return self.get(&entity.key());
         }
         Ok(entity)
@@ -164,15 +164,16 @@ impl Session {
             Op::Update(rows) => rows.len(),
             Op::Delete(keys, _) => keys.len(),
         };
-        let result = if E::HOOKS || E::AUDITED || E::META.has_encrypted() || statements > 1 {
-            self.in_transaction(|s| s.write_rows(op))
-        } else {
-            let written = self.write_rows(op);
-            if written.is_ok() {
-                self.note_autocommit();
-            }
-            written
-        };
+        let result =
+            if E::HOOKS || E::AUDITED || const { E::META.has_encrypted() } || statements > 1 {
+                self.in_transaction(|s| s.write_rows(op))
+            } else {
+                let written = self.write_rows(op);
+                if written.is_ok() {
+                    self.note_autocommit();
+                }
+                written
+            };
         // Recorded after the statements ran, so that outside a transaction the eviction
         // follows the commit.
         self.touch_keys::<E>(&written);
@@ -197,7 +198,7 @@ impl Session {
                 }
                 // Hooks may have changed the rows: what gets written must be storable too.
                 crate::validate::check_storable(rows)?;
-                let n = if E::META.has_encrypted() {
+                let n = if const { E::META.has_encrypted() } {
                     // Encrypted fields are written sealed; the caller's rows keep the plaintext.
                     let plain = rows
                         .iter()
@@ -222,7 +223,7 @@ impl Session {
             }
             Op::Update(rows) => {
                 let mut n = 0;
-                let encrypted = E::META.has_encrypted();
+                let encrypted = const { E::META.has_encrypted() };
                 if rows.len() > 1 {
                     self.prefetch_before_images(rows)?;
                 }
@@ -284,7 +285,7 @@ impl Session {
             }
             Op::Delete(keys, mode) => {
                 let mut n = 0;
-                let soft = E::META.soft_delete();
+                let soft = const { E::META.soft_delete() };
                 for key in keys {
                     let hard = mode == DeleteMode::Purge || (mode == DeleteMode::Default && !soft);
                     if hard {
@@ -321,7 +322,7 @@ impl Session {
                         if E::AUDITED {
                             before = Some(e.raw_image().map_err(image_error::<E>)?);
                         }
-                        if E::HOOKS && E::META.has_encrypted() {
+                        if E::HOOKS && const { E::META.has_encrypted() } {
                             // Hooks see the plaintext, the trail the ciphertext.
                             e = self.opened(e)?;
                         }

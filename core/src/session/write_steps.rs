@@ -182,7 +182,7 @@ impl Session {
         row: &E,
         key: &E::Key,
     ) -> Result<Option<Image>> {
-        if E::META.has_generated() {
+        if const { E::META.has_generated() } {
             return self.reread_image::<E>(key);
         }
         row.raw_image().map(Some).map_err(image_error::<E>)

@@ -303,7 +303,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
 
     /// Writes `value` into `out` as a literal of this dialect that the server reads back as the
     /// same value whatever its settings, for statements sent in the same round trip as a
-    /// transaction's `COMMIT` ([`commit_after`](crate::conn::commit_after)): the simple query
+    /// transaction's `COMMIT` (core's `conn::commit_after`): the simple query
     /// protocol that carries several statements takes no bind parameters. Returns `false`
     /// (having written nothing usable: the statement is then not sent inlined) where one round
     /// trip cannot carry both for less (the default: MariaDB would switch multi-statements on

@@ -54,7 +54,7 @@ impl Db {
         Ok(advice)
     }
 
-    /// Checks that the live schema matches `entities`; otherwise [`Error::Integrity`] with a
+    /// Checks that the live schema matches `entities`; otherwise [`Error::Integrity`](crate::Error::Integrity) with a
     /// report listing every problem (see [`Db::schema_drift`]).
     pub fn check_schema(&self, entities: &[EntityMeta]) -> Result<()> {
         SchemaReport {

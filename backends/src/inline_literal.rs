@@ -1,6 +1,7 @@
-//! PostgreSQL literals for statements sent in the same round trip as `COMMIT` (a transaction's
-//! audit records: PostgreSQL's simple query protocol takes several statements at once, but no
-//! bind parameters).
+//! PostgreSQL literals, for statements that cannot take bind parameters: those sent in the same
+//! round trip as `COMMIT` (a transaction's audit records: PostgreSQL's simple query protocol
+//! takes several statements at once, but no bind parameters) and the `SET`s that prepare a
+//! connection.
 //!
 //! What is written is printable ASCII whatever the value holds, so no client encoding can read
 //! a byte of a value as the end of its literal:
@@ -34,6 +35,12 @@ pub fn pg_literal(sql: &mut String, value: Literal<'_>) -> bool {
         Literal::Null => sql.push_str("NULL"),
     }
     true
+}
+
+/// `value` as an escape-string literal of printable ASCII; `None` for a NUL character.
+pub fn pg_text(value: &str) -> Option<String> {
+    let mut sql = String::new();
+    push_text(&mut sql, value).then_some(sql)
 }
 
 /// `value` as an escape-string literal of printable ASCII; `false` for a NUL character.

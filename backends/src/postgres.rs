@@ -29,11 +29,6 @@ pub(crate) fn pg(conn: &mut AnyConnection) -> QueryResult<&mut diesel::PgConnect
     }
 }
 
-/// Quotes a string literal for SQL by doubling single quotes.
-pub(crate) fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
 impl Backend for Postgres {
     fn backup(&self) -> &'static dyn custodian_core::backend::BackupDialect {
         &crate::backup::postgres::PgBackup
@@ -107,9 +102,13 @@ impl Backend for Postgres {
     }
 
     fn prepare(&self, conn: &mut AnyConnection, s: &SessionConfig) -> QueryResult<()> {
+        let name = crate::inline_literal::pg_text(&s.application_name).ok_or_else(|| {
+            diesel::result::Error::QueryBuilderError(
+                "session.application_name holds a NUL character".into(),
+            )
+        })?;
         let sql = format!(
-            "SET TIME ZONE 'UTC'; SET application_name = {}; SET statement_timeout = {}",
-            literal(&s.application_name),
+            "SET TIME ZONE 'UTC'; SET application_name = {name}; SET statement_timeout = {}",
             s.statement_timeout_ms.unwrap_or(0)
         );
         pg(conn)?.batch_execute(&sql)

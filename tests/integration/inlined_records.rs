@@ -181,3 +181,36 @@ fn a_nul_character_is_refused_or_kept_never_cut(base: &TestDb) {
 }
 
 on_all_backends!(a_nul_character_is_refused_or_kept_never_cut);
+
+/// The application name is written into the `SET` that prepares each PostgreSQL connection (a
+/// `SET` takes no bind parameter). With `standard_conforming_strings` off for the database, a
+/// backslash in a plain literal escapes the quote after it: the name must still arrive exactly,
+/// and SQL in it must not run.
+#[test]
+fn an_application_name_arrives_exactly_without_standard_conforming_strings() {
+    let base = TestDb::new(BackendKind::Postgres);
+    base.raw_sql(&format!(
+        "ALTER DATABASE {} SET standard_conforming_strings = off",
+        base.name
+    ));
+    // PostgreSQL keeps printable ASCII only in application_name (others become `?`).
+    let name = "it\\'s'; SET statement_timeout = 1; --";
+    let mut cfg = custodian::DatabaseConfig::from_url(&base.url).unwrap();
+    cfg.audit.key = Some(crate::common::AUDIT_KEY.into());
+    cfg.session.application_name = name.into();
+    let db = custodian::open(cfg).unwrap();
+    let mut s = db.session().unwrap();
+    let seen: Vec<(String, String, String)> = s
+        .load(custodian::diesel::dsl::sql::<(
+            custodian::diesel::sql_types::Text,
+            custodian::diesel::sql_types::Text,
+            custodian::diesel::sql_types::Text,
+        )>(
+            "SELECT current_setting('application_name'), \
+             current_setting('standard_conforming_strings'), current_setting('statement_timeout')",
+        ))
+        .unwrap();
+    assert_eq!(seen[0].0, name, "the name arrived exactly");
+    assert_eq!(seen[0].1, "off", "the setting held");
+    assert_ne!(seen[0].2, "1ms", "no SQL of the name ran");
+}
